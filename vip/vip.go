@@ -1,0 +1,103 @@
+// Package vip owns the per-VIP state machine of a vipd node: the three facets
+// of a VIP (Programmed, Advertised, Bound), drain mode and local service
+// health, driven by one event loop through the small interfaces below.
+//
+// This file is the contract between the state machine and the packages that
+// implement its side effects (routing/bgp, routing/bird, vip/netlink,
+// dataplane). Implementations must be idempotent: calling a setter again with
+// the same value does nothing and succeeds.
+package vip
+
+import (
+	"context"
+	"net/netip"
+)
+
+// Route is one VIP route the node asks its routers to send it traffic for.
+type Route struct {
+	// Prefix is the VIP as a host prefix (/32 or /128).
+	Prefix netip.Prefix
+	// Draining asks the advertiser to announce the route with its drain
+	// attributes (worse MED, AS-path prepend, a community, a higher OSPF
+	// metric) instead of the normal ones. It is only used when the drain
+	// policy is "deprefer"; with "withdraw" a draining VIP is not announced.
+	Draining bool
+}
+
+// Advertiser announces VIP routes to the routers (routing/bgp, routing/bird).
+type Advertiser interface {
+	// SetRoutes makes the announced routes exactly routes, in one go. It
+	// returns the routes that are announced when it returns. On error the
+	// returned slice is the advertiser's best knowledge, and a route whose
+	// state is uncertain must be included (the controller then assumes it
+	// still attracts traffic). SetRoutes must not block on a peer that is
+	// down; it may block for the time a local daemon takes to reconfigure.
+	SetRoutes(ctx context.Context, routes []Route) ([]Route, error)
+}
+
+// Binder puts VIP addresses on the node's loopback so decapsulated traffic
+// for them is accepted by the local stack (vip/netlink).
+type Binder interface {
+	// Bind adds addr to lo. Already present is success.
+	Bind(ctx context.Context, addr netip.Addr) error
+	// Unbind removes addr from lo. Not present is success.
+	Unbind(ctx context.Context, addr netip.Addr) error
+	// Bound lists the VIP addresses bound now (used to adopt state on
+	// restart).
+	Bound(ctx context.Context) ([]netip.Addr, error)
+}
+
+// Service is one (protocol, port) of a VIP. Port 0 means any port.
+type Service struct {
+	Proto uint8 // 6 = TCP, 17 = UDP
+	Port  uint16
+}
+
+// BackendRole says how a backend may appear in a VIP's forwarding table.
+type BackendRole uint8
+
+const (
+	// RolePrimary backends take new flows (first hop) and may be second hop.
+	RolePrimary BackendRole = iota
+	// RoleSecondary backends only appear as second hop: they are draining
+	// (or failed but still reachable) and keep their established flows
+	// through second chance.
+	RoleSecondary
+)
+
+// Backend is one node that serves a VIP, as seen by a director.
+type Backend struct {
+	// Name is the cluster member name; it seeds rendezvous hashing, so the
+	// same name gives the same rows on every director.
+	Name string
+	// Addr is the node's underlay address in the VIP's family: the outer
+	// GUE destination.
+	Addr netip.Addr
+	Role BackendRole
+	// Local is true for this node itself (deliver without encapsulation).
+	Local bool
+}
+
+// Program is the desired dataplane state of one VIP on a director.
+type Program struct {
+	Addr     netip.Addr
+	Services []Service
+	// Backends build the forwarding table. It must hold at least one
+	// RolePrimary backend for the VIP to be announced (invariant 1).
+	Backends []Backend
+}
+
+// Dataplane drives the XDP program's maps (dataplane package).
+type Dataplane interface {
+	// Program installs or replaces the VIP and its forwarding table,
+	// atomically: no packet sees half a table.
+	Program(ctx context.Context, p Program) error
+	// Unprogram removes the VIP from the director maps. Absent is success.
+	Unprogram(ctx context.Context, addr netip.Addr) error
+	// SetBound makes the dataplane's bound set (the VIPs this node accepts
+	// decapsulated traffic for) exactly addrs.
+	SetBound(ctx context.Context, addrs []netip.Addr) error
+	// Programmed lists the VIPs programmed now (used to adopt pinned state
+	// on restart).
+	Programmed(ctx context.Context) ([]netip.Addr, error)
+}
