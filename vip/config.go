@@ -1,0 +1,123 @@
+package vip
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vipd/vipd/internal/fielderr"
+)
+
+// Drain policies: what a draining VIP does with its route.
+const (
+	// PolicyWithdraw withdraws the route of a draining VIP (the default).
+	PolicyWithdraw = "withdraw"
+	// PolicyDeprefer keeps announcing a draining VIP with Route.Draining set,
+	// so routers prefer other nodes but may still use this one.
+	PolicyDeprefer = "deprefer"
+)
+
+// VIPConfig is one VIP this node serves.
+type VIPConfig struct {
+	Addr     netip.Addr
+	Services []Service
+}
+
+// Member is one node of the cluster, this node included.
+type Member struct {
+	Name string
+	// Addr4 and Addr6 are the member's underlay addresses (GUE
+	// destinations) for IPv4 and IPv6 VIPs; either may be invalid (absent),
+	// and the member then serves no VIP of that family.
+	Addr4, Addr6 netip.Addr
+}
+
+// Config is what the controller is told to do. It is immutable once given to
+// New or Reload.
+type Config struct {
+	Node          string // this node's member name
+	VIPs          []VIPConfig
+	Members       []Member      // includes this node
+	WithdrawGrace time.Duration // routers converge after a withdraw
+	TableGrace    time.Duration // peers stop sending after we publish inactive
+	DrainTimeout  time.Duration // max wait for idle while draining
+	DrainPolicy   string        // PolicyWithdraw (default, "") or PolicyDeprefer
+}
+
+// Validate reports every problem of c, each as a *fielderr.Error naming the
+// item ("vips[2].addr").
+func (c Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, fielderr.New(path, format, args...)) }
+	if c.Node == "" {
+		add("node", "must not be empty")
+	}
+	names := map[string]bool{}
+	for i, m := range c.Members {
+		p := "members[" + strconv.Itoa(i) + "]"
+		switch {
+		case m.Name == "":
+			add(p+".name", "must not be empty")
+		case names[m.Name]:
+			add(p+".name", "duplicate member %q", m.Name)
+		}
+		names[m.Name] = true
+		if m.Addr4.IsValid() && !m.Addr4.Is4() {
+			add(p+".addr4", "%s is not an IPv4 address", m.Addr4)
+		}
+		if m.Addr6.IsValid() && (!m.Addr6.Is6() || m.Addr6.Is4In6()) {
+			add(p+".addr6", "%s is not an IPv6 address", m.Addr6)
+		}
+		if !m.Addr4.IsValid() && !m.Addr6.IsValid() {
+			add(p, "needs an IPv4 or IPv6 underlay address")
+		}
+	}
+	if c.Node != "" && !names[c.Node] {
+		add("node", "%q is not listed in members", c.Node)
+	}
+	seen := map[netip.Addr]bool{}
+	for i, v := range c.VIPs {
+		p := "vips[" + strconv.Itoa(i) + "]"
+		switch {
+		case !v.Addr.IsValid() || v.Addr.IsUnspecified():
+			add(p+".addr", "must be a unicast address")
+		case v.Addr.Is4In6() || v.Addr.Zone() != "":
+			add(p+".addr", "%s: use a plain IPv4 or IPv6 address", v.Addr)
+		case seen[v.Addr]:
+			add(p+".addr", "duplicate VIP %s", v.Addr)
+		}
+		seen[v.Addr] = true
+		for j, s := range v.Services {
+			if s.Proto != 6 && s.Proto != 17 {
+				add(p+".services["+strconv.Itoa(j)+"].proto", "%d is neither TCP (6) nor UDP (17)", s.Proto)
+			}
+		}
+	}
+	for path, d := range map[string]time.Duration{
+		"withdraw_grace": c.WithdrawGrace, "table_grace": c.TableGrace, "drain_timeout": c.DrainTimeout,
+	} {
+		if d < 0 {
+			add(path, "must not be negative")
+		}
+	}
+	if c.DrainPolicy != "" && c.DrainPolicy != PolicyWithdraw && c.DrainPolicy != PolicyDeprefer {
+		add("drain_policy", "%q is neither %q nor %q", c.DrainPolicy, PolicyWithdraw, PolicyDeprefer)
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// vip returns the configuration of addr, or nil.
+func (c Config) vip(addr netip.Addr) *VIPConfig {
+	for i := range c.VIPs {
+		if c.VIPs[i].Addr == addr {
+			return &c.VIPs[i]
+		}
+	}
+	return nil
+}
+
+func (c Config) deprefer() bool { return c.DrainPolicy == PolicyDeprefer }

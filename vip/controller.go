@@ -1,0 +1,324 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// IdleChecker tells how many flows a VIP still serves, so a node drain can
+// publish inactive as soon as it is idle instead of waiting the drain timeout.
+type IdleChecker interface {
+	ActiveFlows(ctx context.Context, addr netip.Addr) (int, error)
+}
+
+// Deps are the controller's side effects and helpers.
+type Deps struct {
+	Advertiser Advertiser
+	Binder     Binder
+	Dataplane  Dataplane
+	Clock      Clock        // nil: RealClock
+	Logger     hclog.Logger // nil: no logging
+	Idle       IdleChecker  // nil: a drain waits the whole DrainTimeout
+}
+
+// Errors returned by the controller.
+var (
+	// ErrUnknownVIP: the VIP is not in the configuration.
+	ErrUnknownVIP = errors.New("unknown vip")
+	// ErrNotRunning: Run has returned (or never started).
+	ErrNotRunning = errors.New("controller not running")
+)
+
+// Controller runs the state machine of every VIP of this node. Its methods
+// are safe for concurrent use: they queue an event for the loop (Run) or read
+// the snapshot the loop publishes after every pass.
+type Controller struct {
+	m *machine // owned by the Run goroutine
+
+	mu       sync.Mutex
+	cfg      Config // the latest accepted config (for validating requests)
+	queue    []func(*machine)
+	status   Status
+	doc      NodeState
+	running  bool
+	stopped  chan struct{} // closed when a Shutdown drain completed
+	stopOnce sync.Once
+	wake     chan struct{}
+}
+
+// New validates cfg and returns a controller that does nothing until Run.
+func New(cfg Config, d Deps) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("validating vip config: %w", err)
+	}
+	if d.Advertiser == nil || d.Binder == nil || d.Dataplane == nil {
+		return nil, errors.New("creating vip controller: advertiser, binder and dataplane are required")
+	}
+	if d.Clock == nil {
+		d.Clock = RealClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = hclog.NewNullLogger()
+	}
+	c := &Controller{
+		m:       newMachine(cfg, d),
+		cfg:     cfg,
+		stopped: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+	c.status = c.m.status()
+	return c, nil
+}
+
+// Run is the event loop. It first adopts what is bound and programmed (a
+// previous vipd's state is taken over, never flushed), then reconciles after
+// every event and timer. When ctx ends it returns without undoing anything,
+// so an upgrade restart keeps routes, bindings and the dataplane in place.
+func (c *Controller) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.running {
+		c.mu.Unlock()
+		return errors.New("running vip controller: already running")
+	}
+	c.running = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.running = false
+		c.mu.Unlock()
+	}()
+	m := c.m
+	if err := c.adopt(ctx); err != nil {
+		return nil // ctx ended while adopting
+	}
+	for {
+		c.drainQueue()
+		m.reconcile(ctx)
+		c.publish()
+		var timer Timer
+		var timerC <-chan time.Time
+		if next := m.nextWake(); !next.IsZero() {
+			timer = m.clock.NewTimer(next.Sub(m.now()))
+			timerC = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.wake:
+		case <-timerC:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// adopt reads the live state, retrying with backoff until it succeeds or ctx
+// ends: acting without knowing what is bound could unbind a VIP peers use.
+func (c *Controller) adopt(ctx context.Context) error {
+	m := c.m
+	backoff := minBackoff
+	for {
+		bound, err := m.deps.Binder.Bound(ctx)
+		var programmed []netip.Addr
+		if err == nil {
+			programmed, err = m.deps.Dataplane.Programmed(ctx)
+		}
+		if err == nil {
+			m.adopt(bound, programmed)
+			return nil
+		}
+		m.log.Warn("reading live state to adopt", "error", err)
+		t := m.clock.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C():
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (c *Controller) drainQueue() {
+	c.mu.Lock()
+	q := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for _, f := range q {
+		f(c.m)
+	}
+}
+
+func (c *Controller) publish() {
+	st, doc := c.m.status(), c.m.nodeState()
+	c.mu.Lock()
+	c.status, c.doc = st, doc
+	c.mu.Unlock()
+	if c.m.stopping && c.m.stopped() {
+		c.stopOnce.Do(func() { close(c.stopped) })
+	}
+}
+
+// send queues an event for the loop.
+func (c *Controller) send(f func(*machine)) {
+	c.mu.Lock()
+	c.queue = append(c.queue, f)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Reload applies a new config. VIPs it removes go down in order: withdraw,
+// withdraw grace, unprogram, publish inactive, table grace, unbind.
+func (c *Controller) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("validating vip config: %w", err)
+	}
+	c.mu.Lock()
+	c.cfg = cfg
+	c.mu.Unlock()
+	c.send(func(m *machine) { m.applyConfig(cfg) })
+	return nil
+}
+
+// Drain drains the whole node (vip nil) or withdraws one VIP's route while
+// still serving it.
+func (c *Controller) Drain(vip *netip.Addr) error { return c.setDrain(vip, true) }
+
+// Undrain reverses Drain.
+func (c *Controller) Undrain(vip *netip.Addr) error { return c.setDrain(vip, false) }
+
+func (c *Controller) setDrain(vip *netip.Addr, drain bool) error {
+	if vip == nil {
+		c.send(func(m *machine) { m.nodeDrain = drain })
+		return nil
+	}
+	addr := *vip
+	c.mu.Lock()
+	known := c.cfg.vip(addr) != nil
+	c.mu.Unlock()
+	if !known {
+		return fmt.Errorf("draining %s: %w", addr, ErrUnknownVIP)
+	}
+	c.send(func(m *machine) {
+		if v, ok := m.vips[addr]; ok {
+			v.drained = drain
+		}
+	})
+	return nil
+}
+
+// SetHealth reports the local service check result for a VIP.
+func (c *Controller) SetHealth(addr netip.Addr, healthy bool, reason string) {
+	c.send(func(m *machine) { m.setHealth(addr, healthy, reason) })
+}
+
+// SetPeer records the latest state polled from a member; nil means the member
+// failed (after its checks' fall count).
+func (c *Controller) SetPeer(node string, st *NodeState) {
+	if st != nil {
+		cp := *st
+		cp.VIPs = make(map[netip.Addr]NodeVIPState, len(st.VIPs))
+		for a, s := range st.VIPs {
+			cp.VIPs[a] = s
+		}
+		st = &cp
+	}
+	c.send(func(m *machine) { m.setPeer(node, st) })
+}
+
+// Hold vetoes announcing addr (for example: no IPv6 route back to clients)
+// until Release.
+func (c *Controller) Hold(addr netip.Addr, reason string) {
+	if reason == "" {
+		reason = "no reason given"
+	}
+	c.send(func(m *machine) { m.holds[addr] = reason })
+}
+
+// Release lifts a Hold.
+func (c *Controller) Release(addr netip.Addr) {
+	c.send(func(m *machine) { delete(m.holds, addr) })
+}
+
+// Status returns the latest snapshot.
+func (c *Controller) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status.clone()
+}
+
+// NodeState returns the document this node publishes to its peers.
+func (c *Controller) NodeState() NodeState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	doc := c.doc
+	doc.VIPs = make(map[netip.Addr]NodeVIPState, len(c.doc.VIPs))
+	for a, s := range c.doc.VIPs {
+		doc.VIPs[a] = s
+	}
+	return doc
+}
+
+// Shutdown runs the node drain for SIGTERM (every route withdrawn whatever
+// the drain policy, then draining, inactive, unbind) and returns when it is
+// done or ctx ends. Run must be running; cancel its context afterwards.
+func (c *Controller) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	running := c.running
+	c.mu.Unlock()
+	if !running {
+		return fmt.Errorf("shutting down: %w", ErrNotRunning)
+	}
+	c.send(func(m *machine) { m.stopping, m.nodeDrain = true, true })
+	select {
+	case <-c.stopped:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shutting down: %w", ctx.Err())
+	}
+}
+
+func (m *machine) setHealth(addr netip.Addr, healthy bool, reason string) {
+	if reason == "" {
+		reason = map[bool]string{true: "service healthy", false: "service unhealthy"}[healthy]
+	}
+	m.health[addr] = healthReport{healthy, reason}
+	if v, ok := m.vips[addr]; ok && (v.healthy != healthy || v.healthReason != reason) {
+		if v.healthy != healthy {
+			m.transition(v, "healthy", v.healthy, healthy, reason)
+		}
+		v.healthy, v.healthReason = healthy, reason
+	}
+}
+
+func (m *machine) setPeer(node string, st *NodeState) {
+	if node == m.cfg.Node {
+		return
+	}
+	if st == nil {
+		if _, heard := m.peers[node]; !heard {
+			return // never heard of: nothing to keep
+		}
+	}
+	m.peers[node] = st
+}
+
+// stopped: a Shutdown drain has nothing left to withdraw, publish or unbind.
+func (m *machine) stopped() bool {
+	for _, v := range m.vips {
+		if v.adv != advNone || v.onLo || v.maybeDP || v.serve != StateInactive {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,186 @@
+package vip
+
+import (
+	"time"
+)
+
+// The decisions of the state machine. Each returns the wanted value and the
+// reason for it; reconcile applies them in the order the invariants need.
+
+// wantServing: should this node offer itself as a backend for the VIP?
+func (m *machine) wantServing(v *vipState) (bool, string) {
+	switch {
+	case v.spec == nil:
+		return false, "removed from config"
+	case m.stopping:
+		return false, "shutting down"
+	case m.nodeDrain:
+		return false, "node draining"
+	}
+	return true, "serving"
+}
+
+// nextServe is the state to publish next. Bring-up: bound first, then active.
+// Going down: withdraw, withdraw grace, draining, idle or drain timeout,
+// inactive; a removed VIP goes inactive right after the withdraw grace.
+func (m *machine) nextServe(v *vipState) (ServeState, string) {
+	now := m.now()
+	want, why := m.wantServing(v)
+	if want {
+		if v.serve != StateActive && !v.inDP {
+			return v.serve, "binding before publishing active"
+		}
+		return StateActive, why
+	}
+	switch v.serve {
+	case StateActive:
+		if v.adv == advNormal {
+			return StateActive, "waiting for withdraw"
+		}
+		if now.Before(v.normalOff.Add(m.cfg.WithdrawGrace)) {
+			return StateActive, "withdraw grace"
+		}
+		if v.spec == nil {
+			return StateInactive, why
+		}
+		return StateDraining, why
+	case StateDraining:
+		switch {
+		case v.spec == nil:
+			return StateInactive, why
+		case v.idle:
+			return StateInactive, "idle"
+		case !now.Before(v.servedAt.Add(m.cfg.DrainTimeout)):
+			return StateInactive, "drain timeout"
+		}
+		return StateDraining, "waiting for idle"
+	}
+	return StateInactive, why
+}
+
+// canUnbind: may the VIP leave lo and the bound set? Only once this node has
+// been out of every table for the table grace (invariant 2).
+func (m *machine) canUnbind(v *vipState) (bool, string) {
+	if want, _ := m.wantServing(v); want {
+		return false, "serving"
+	}
+	switch {
+	case v.serve != StateInactive:
+		return false, "published " + string(v.serve)
+	case m.now().Before(v.servedAt.Add(m.cfg.TableGrace)):
+		return false, "table grace"
+	case v.programmed && hasLocal(v.table):
+		return false, "still in own table"
+	}
+	if v.spec == nil {
+		return true, "removed from config"
+	}
+	return true, "node drained"
+}
+
+// desiredTable is the table the VIP should be programmed with now.
+func (m *machine) desiredTable(v *vipState) []Backend {
+	return tableFor(v.addr, m.cfg, m.published(v), m.peers, v.inTable)
+}
+
+// published is this node's entry for the VIP in its NodeState.
+func (m *machine) published(v *vipState) NodeVIPState {
+	s := NodeVIPState{State: v.serve, Healthy: v.healthy}
+	switch {
+	case v.serve != StateActive:
+		s.Reason = v.reasons.Serve
+	case !v.healthy:
+		s.Reason = v.healthReason
+	}
+	return s
+}
+
+// wantAdvertise is how the VIP's route should be announced, given the table
+// it will be programmed with.
+func (m *machine) wantAdvertise(v *vipState, table []Backend) (advState, string) {
+	draining := m.nodeDrain || v.drained
+	switch {
+	case v.spec == nil:
+		return advNone, "removed from config"
+	case m.stopping:
+		return advNone, "shutting down"
+	case m.holds[v.addr] != "":
+		return advNone, "held: " + m.holds[v.addr]
+	case !hasPrimary(table):
+		return advNone, "no usable backend"
+	case draining && m.cfg.deprefer():
+		return advDeprefer, "draining (deprefer)"
+	case draining:
+		return advNone, "draining"
+	}
+	return advNormal, "serving"
+}
+
+// canAnnounce: may the route be announced with what is programmed now
+// (invariant 1)?
+func canAnnounce(v *vipState) (bool, string) {
+	switch {
+	case !v.programmed:
+		return false, "not programmed"
+	case !hasPrimary(v.table):
+		return false, "no usable backend programmed"
+	}
+	return true, ""
+}
+
+// wantProgrammed: should the VIP be in the director maps? A removed VIP is
+// unprogrammed only after its route has been withdrawn for the withdraw grace
+// (invariant 4).
+func (m *machine) wantProgrammed(v *vipState) (bool, string) {
+	if v.spec != nil {
+		return true, "configured"
+	}
+	if v.adv != advNone {
+		return true, "still announced"
+	}
+	if m.now().Before(v.advOff.Add(m.cfg.WithdrawGrace)) {
+		return true, "withdraw grace"
+	}
+	return false, "removed from config"
+}
+
+// canProgram: may table replace the programmed one? Not while announced with
+// a table that has no primary (withdraw first: invariant 1).
+func canProgram(v *vipState, table []Backend) (bool, string) {
+	if v.adv != advNone && !hasPrimary(table) {
+		return false, "announced: withdraw before dropping the last primary"
+	}
+	return true, ""
+}
+
+// wantBound: should the VIP be on lo and in the bound set?
+func (m *machine) wantBound(v *vipState) (bool, string) {
+	ok, why := m.canUnbind(v)
+	return !ok, why
+}
+
+// deadlines lists the future times at which a decision about v may change
+// by time alone.
+func (m *machine) deadlines(v *vipState) []time.Time {
+	var out []time.Time
+	want, _ := m.wantServing(v)
+	if !want {
+		switch v.serve {
+		case StateActive:
+			out = append(out, v.normalOff.Add(m.cfg.WithdrawGrace))
+		case StateDraining:
+			out = append(out, v.servedAt.Add(m.cfg.DrainTimeout))
+			if m.deps.Idle != nil {
+				out = append(out, m.now().Add(idlePoll))
+			}
+		case StateInactive:
+			if v.onLo {
+				out = append(out, v.servedAt.Add(m.cfg.TableGrace))
+			}
+		}
+	}
+	if v.spec == nil && v.programmed {
+		out = append(out, v.advOff.Add(m.cfg.WithdrawGrace))
+	}
+	return out
+}

@@ -1,0 +1,298 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// fakeClock is a Clock the test moves by hand.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c       chan time.Time
+	at      time.Time
+	stopped bool
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+func (t *fakeTimer) Stop() bool {
+	was := !t.stopped
+	t.stopped = true
+	return was
+}
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newFakeClock() *fakeClock { return &fakeClock{now: epoch} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: make(chan time.Time, 1), at: c.now.Add(d)}
+	if d <= 0 {
+		t.c <- c.now
+		t.stopped = true
+		return t
+	}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+// Set moves the clock to t (never backwards) and fires due timers.
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.now) {
+		c.now = t
+	}
+	keep := c.timers[:0]
+	for _, tm := range c.timers {
+		switch {
+		case tm.stopped:
+		case !tm.at.After(c.now):
+			tm.stopped = true
+			tm.c <- c.now
+		default:
+			keep = append(keep, tm)
+		}
+	}
+	c.timers = keep
+}
+
+func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+var errInjected = errors.New("injected failure")
+
+// world is what the fakes hold: the addresses on lo, the dataplane's
+// programs and bound set, the announced routes. It implements Advertiser,
+// Binder, Dataplane and IdleChecker, records every call, can be told to fail,
+// and checks the invariants from its own view after every operation.
+type world struct {
+	mu            sync.Mutex
+	clock         *fakeClock
+	withdrawGrace time.Duration
+
+	lo          map[netip.Addr]bool
+	dp          map[netip.Addr]bool
+	programs    map[netip.Addr]Program
+	routes      map[netip.Addr]Route
+	withdrawnAt map[netip.Addr]time.Time
+	flows       map[netip.Addr]int
+
+	calls      []string
+	violations []string
+
+	failNext map[string]int // op -> number of next calls that fail
+	failRate float64        // probability of any call failing
+	rng      *rand.Rand
+}
+
+func newWorld(clock *fakeClock, withdrawGrace time.Duration) *world {
+	return &world{
+		clock: clock, withdrawGrace: withdrawGrace,
+		lo: map[netip.Addr]bool{}, dp: map[netip.Addr]bool{},
+		programs: map[netip.Addr]Program{}, routes: map[netip.Addr]Route{},
+		withdrawnAt: map[netip.Addr]time.Time{}, flows: map[netip.Addr]int{},
+		failNext: map[string]int{},
+	}
+}
+
+// failing reports whether this call of op fails; caller holds mu.
+func (w *world) failing(op string) bool {
+	if w.failNext[op] > 0 {
+		w.failNext[op]--
+		return true
+	}
+	return w.rng != nil && w.failRate > 0 && w.rng.Float64() < w.failRate
+}
+
+func (w *world) record(format string, args ...any) {
+	w.calls = append(w.calls, fmt.Sprintf(format, args...))
+}
+
+// check asserts invariants 1, 2 (own table), 3 and records violations;
+// caller holds mu.
+func (w *world) check(after string) {
+	bad := func(format string, args ...any) {
+		w.violations = append(w.violations, fmt.Sprintf("after %s at %s: ", after, w.clock.Now().Format("15:04:05.000"))+fmt.Sprintf(format, args...))
+	}
+	for a := range w.routes {
+		p, ok := w.programs[a]
+		if !ok || !hasPrimary(p.Backends) {
+			bad("invariant 1: %s announced, programmed=%v table %s", a, ok, describe(p.Backends))
+		}
+	}
+	for a := range w.dp {
+		if !w.lo[a] {
+			bad("invariant 3: %s in the dataplane bound set but not on lo", a)
+		}
+	}
+	for a, p := range w.programs {
+		if hasLocal(p.Backends) && !(w.lo[a] && w.dp[a]) {
+			bad("invariant 2: this node is in %s's table but lo=%v bound=%v", a, w.lo[a], w.dp[a])
+		}
+	}
+}
+
+func (w *world) SetRoutes(_ context.Context, routes []Route) ([]Route, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("SetRoutes %v", routes)
+	want := map[netip.Addr]Route{}
+	for _, r := range routes {
+		want[r.Prefix.Addr()] = r
+	}
+	fail := w.failing("SetRoutes")
+	now := w.clock.Now()
+	// A failing call applies a random part of the change.
+	for a := range w.routes {
+		if _, ok := want[a]; !ok && (!fail || w.rng != nil && w.rng.IntN(2) == 0) {
+			delete(w.routes, a)
+			w.withdrawnAt[a] = now
+		}
+	}
+	for a, r := range want {
+		if !fail || w.rng != nil && w.rng.IntN(2) == 0 {
+			w.routes[a] = r
+		}
+	}
+	w.check("SetRoutes")
+	var out []Route
+	for _, r := range w.routes {
+		out = append(out, r)
+	}
+	if fail {
+		return out, fmt.Errorf("announcing: %w", errInjected)
+	}
+	return out, nil
+}
+
+func (w *world) Bind(_ context.Context, a netip.Addr) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("Bind %s", a)
+	if w.failing("Bind") {
+		return errInjected
+	}
+	w.lo[a] = true
+	w.check("Bind")
+	return nil
+}
+
+func (w *world) Unbind(_ context.Context, a netip.Addr) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("Unbind %s", a)
+	if w.failing("Unbind") {
+		return errInjected
+	}
+	delete(w.lo, a)
+	w.check("Unbind " + a.String())
+	return nil
+}
+
+func (w *world) Bound(context.Context) ([]netip.Addr, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return sortedKeys(w.lo), nil
+}
+
+func (w *world) Program(_ context.Context, p Program) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("Program %s %s", p.Addr, describe(p.Backends))
+	if w.failing("Program") {
+		return errInjected
+	}
+	w.programs[p.Addr] = p
+	w.check("Program " + p.Addr.String())
+	return nil
+}
+
+func (w *world) Unprogram(_ context.Context, a netip.Addr) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("Unprogram %s", a)
+	if w.failing("Unprogram") {
+		return errInjected
+	}
+	if _, ok := w.routes[a]; ok {
+		w.violations = append(w.violations, fmt.Sprintf("invariant 4: unprogramming %s while announced", a))
+	} else if at, ok := w.withdrawnAt[a]; ok && w.clock.Now().Before(at.Add(w.withdrawGrace)) {
+		w.violations = append(w.violations, fmt.Sprintf("invariant 4: unprogramming %s %s after its withdraw", a, w.clock.Now().Sub(at)))
+	}
+	delete(w.programs, a)
+	w.check("Unprogram")
+	return nil
+}
+
+func (w *world) SetBound(_ context.Context, addrs []netip.Addr) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("SetBound %v", addrs)
+	if w.failing("SetBound") {
+		// Whether the new set got in is unknown to the caller.
+		if w.rng != nil && w.rng.IntN(2) == 0 {
+			w.setBound(addrs)
+		}
+		return errInjected
+	}
+	w.setBound(addrs)
+	return nil
+}
+
+func (w *world) setBound(addrs []netip.Addr) {
+	w.dp = map[netip.Addr]bool{}
+	for _, a := range addrs {
+		w.dp[a] = true
+	}
+	w.check("SetBound")
+}
+
+func (w *world) Programmed(context.Context) ([]netip.Addr, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return sortedKeys(w.programs), nil
+}
+
+func (w *world) ActiveFlows(_ context.Context, a netip.Addr) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flows[a], nil
+}
+
+func (w *world) takeCalls() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.calls
+	w.calls = nil
+	return c
+}
+
+func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for a := range m {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
+	return out
+}
+
+var _ = slices.Sort[[]int]

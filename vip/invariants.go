@@ -1,0 +1,37 @@
+package vip
+
+import "fmt"
+
+// checkInvariants checks DESIGN.md's invariants 1-5 on the machine's own view
+// of what it reached. Tests call it after every step; Run logs what it finds
+// (the guards in reconcile refuse the steps that would cause it).
+func (m *machine) checkInvariants() []error {
+	var errs []error
+	bad := func(v *vipState, n int, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("invariant %d, vip %s: %s", n, v.addr, fmt.Sprintf(format, args...)))
+	}
+	now := m.now()
+	for _, v := range m.sorted() {
+		if v.adv != advNone && (!v.programmed || !hasPrimary(v.table)) {
+			bad(v, 1, "announced (%s) but programmed=%v with table %s", v.adv, v.programmed, describe(v.table))
+		}
+		// Peers may hold this node in their tables while it publishes
+		// active or draining, and for the table grace after inactive.
+		inTables := v.serve == StateActive || v.serve == StateDraining ||
+			!v.servedAt.IsZero() && now.Before(v.servedAt.Add(m.cfg.TableGrace))
+		if inTables && !(v.onLo && v.inDP) {
+			bad(v, 2, "published %s (since %s) but lo=%v bound set=%v", v.serve, v.servedAt.Format("15:04:05.000"), v.onLo, v.inDP)
+		}
+		if v.programmed && hasLocal(v.table) && !(v.onLo && v.inDP) {
+			bad(v, 2, "this node is in its own table but lo=%v bound set=%v", v.onLo, v.inDP)
+		}
+		if (v.inDP || v.maybeDP) && !v.onLo {
+			bad(v, 3, "in the bound set but not on lo")
+		}
+		r := v.reasons
+		if r.Programmed == "" || r.Advertised == "" || r.Bound == "" || r.Serve == "" {
+			bad(v, 5, "a facet has no reason: %+v", r)
+		}
+	}
+	return errs
+}

@@ -1,0 +1,221 @@
+package vip
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// advState is what the advertiser reports for a VIP's route.
+type advState uint8
+
+const (
+	advNone     advState = iota // not announced
+	advNormal                   // announced with normal attributes
+	advDeprefer                 // announced with drain attributes (Route.Draining)
+)
+
+func (a advState) String() string {
+	return [...]string{"withdrawn", "announced", "announced (deprefer)"}[a]
+}
+
+// vipState is the machine's view of one VIP: the inputs about it and the
+// facets really reached in the world (never the hoped-for ones).
+type vipState struct {
+	addr netip.Addr
+	spec *VIPConfig // nil: removed from the config, on its way out
+
+	// Live facets.
+	onLo       bool            // address on lo
+	inDP       bool            // certainly in the dataplane's bound set
+	maybeDP    bool            // possibly in it (after a failed SetBound); unbind waits
+	programmed bool            // in the director maps
+	table      []Backend       // the programmed table
+	services   []Service       // the programmed services
+	adv        advState        // what the advertiser reported
+	advOff     time.Time       // when adv last became advNone
+	normalOff  time.Time       // when adv last stopped being advNormal
+	serve      ServeState      // what we publish to peers
+	servedAt   time.Time       // when serve last changed
+	inTable    map[string]bool // members in the last desired table
+
+	// Inputs.
+	healthy      bool
+	healthReason string
+	drained      bool // per-VIP drain
+	idle         bool // the IdleChecker's last answer while draining
+
+	// Explanations, for Status.
+	reasons  FacetReasons
+	reason   string
+	since    time.Time
+	lastErr  string
+	transits uint64
+	errs     uint64
+}
+
+// FacetReasons explains each facet's current value, or why it does not
+// change yet.
+type FacetReasons struct {
+	Programmed, Advertised, Bound, Serve string
+}
+
+// machine is the state the event loop owns. Nothing in it is safe for
+// concurrent use; the Controller's loop goroutine is its only user.
+type machine struct {
+	cfg    Config
+	deps   Deps
+	clock  Clock
+	log    hclog.Logger
+	vips   map[netip.Addr]*vipState
+	peers  map[string]*NodeState // present: heard of; nil: failed
+	holds  map[netip.Addr]string
+	health map[netip.Addr]healthReport
+
+	nodeDrain bool
+	stopping  bool
+
+	announced  []Route // the advertiser's last report
+	advUnknown bool    // no report yet: call SetRoutes on the next pass
+	dpUnknown  bool    // the dataplane's bound set is unknown: set it
+
+	backoff time.Duration
+	retryAt time.Time
+
+	gen     uint64
+	doc     map[netip.Addr]NodeVIPState
+	started time.Time
+
+	// onTransition, if set, sees every transition (tests check reasons).
+	onTransition func(Transition)
+	// violations counts invariant violations found by checkInvariants in
+	// production passes (logged, never silently applied).
+	violations uint64
+}
+
+type healthReport struct {
+	healthy bool
+	reason  string
+}
+
+// Transition is one facet change of a VIP, with the reason for it.
+type Transition struct {
+	At       time.Time
+	VIP      netip.Addr
+	Facet    string
+	From, To string
+	Reason   string
+}
+
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+	idlePoll   = time.Second
+)
+
+func newMachine(cfg Config, d Deps) *machine {
+	m := &machine{
+		cfg:        cfg,
+		deps:       d,
+		clock:      d.Clock,
+		log:        d.Logger,
+		vips:       map[netip.Addr]*vipState{},
+		peers:      map[string]*NodeState{},
+		holds:      map[netip.Addr]string{},
+		health:     map[netip.Addr]healthReport{},
+		advUnknown: true,
+		dpUnknown:  true,
+	}
+	m.applyConfig(cfg)
+	return m
+}
+
+func (m *machine) now() time.Time { return m.clock.Now() }
+
+// state returns the VIP's state, creating it (inactive, unbound) if new.
+func (m *machine) state(addr netip.Addr) *vipState {
+	v, ok := m.vips[addr]
+	if !ok {
+		h, ok := m.health[addr]
+		if !ok {
+			h = healthReport{true, "no health report yet"}
+		}
+		v = &vipState{addr: addr, serve: StateInactive, healthy: h.healthy, healthReason: h.reason, inTable: map[string]bool{}}
+		m.vips[addr] = v
+	}
+	return v
+}
+
+// applyConfig takes a new config: new VIPs appear, removed ones lose their
+// spec and go down in order.
+func (m *machine) applyConfig(cfg Config) {
+	m.cfg = cfg
+	for _, v := range m.vips {
+		v.spec = nil
+	}
+	for i := range cfg.VIPs {
+		spec := cfg.VIPs[i]
+		spec.Services = slices.Clone(spec.Services)
+		m.state(spec.Addr).spec = &spec
+	}
+}
+
+// adopt takes over what a previous vipd left: bound and programmed VIPs stay
+// as they are; nothing is flushed. Peers may still send to a bound VIP, so it
+// counts as published inactive just now (table grace before any unbind), and
+// a programmed VIP may still be announced, so it counts as withdrawn just now
+// (withdraw grace before any unprogram).
+func (m *machine) adopt(bound, programmed []netip.Addr) {
+	now := m.now()
+	m.started = now
+	for _, a := range bound {
+		v := m.state(a)
+		// The bound set is pinned with the program and the Dataplane
+		// cannot list it: assume it matches lo (the first pass sets it).
+		v.onLo, v.inDP, v.maybeDP = true, true, true
+		v.servedAt = now
+		m.log.Info("adopting bound vip", "vip", a)
+	}
+	for _, a := range programmed {
+		v := m.state(a)
+		v.programmed = true
+		v.table = nil // unknown: reprogrammed on the first pass
+		v.advOff, v.normalOff = now, now
+		m.log.Info("adopting programmed vip", "vip", a)
+	}
+}
+
+// transition records a facet change with its reason (invariant 5).
+func (m *machine) transition(v *vipState, facet string, from, to any, reason string) {
+	if reason == "" {
+		reason = "unexplained"
+		m.log.Error("transition without a reason", "vip", v.addr, "facet", facet)
+	}
+	now := m.now()
+	v.reason, v.since = facet+": "+reason, now
+	v.transits++
+	m.log.Info("vip "+facet, "vip", v.addr, "state", to, "from", from, "reason", reason)
+	if m.onTransition != nil {
+		m.onTransition(Transition{At: now, VIP: v.addr, Facet: facet, From: fmt.Sprint(from), To: fmt.Sprint(to), Reason: reason})
+	}
+}
+
+func (m *machine) fail(v *vipState, what string, err error) {
+	v.lastErr = what + ": " + err.Error()
+	v.errs++
+	m.log.Warn("side effect failed", "vip", v.addr, "op", what, "error", err)
+}
+
+// sorted returns the VIP states in address order, so passes are
+// deterministic.
+func (m *machine) sorted() []*vipState {
+	out := make([]*vipState, 0, len(m.vips))
+	for _, v := range m.vips {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b *vipState) int { return a.addr.Compare(b.addr) })
+	return out
+}

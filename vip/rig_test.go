@@ -1,0 +1,210 @@
+package vip
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+var (
+	vip4 = netip.MustParseAddr("192.0.2.10")
+	vip6 = netip.MustParseAddr("2001:db8::10")
+)
+
+// testConfig is a three-node cluster (a, b, c) seen from a.
+func testConfig() Config {
+	return Config{
+		Node: "a",
+		VIPs: []VIPConfig{
+			{Addr: vip4, Services: []Service{{Proto: 6, Port: 80}}},
+			{Addr: vip6, Services: []Service{{Proto: 6, Port: 443}}},
+		},
+		Members: []Member{
+			{Name: "a", Addr4: netip.MustParseAddr("10.0.0.1"), Addr6: netip.MustParseAddr("fd00::1")},
+			{Name: "b", Addr4: netip.MustParseAddr("10.0.0.2"), Addr6: netip.MustParseAddr("fd00::2")},
+			{Name: "c", Addr4: netip.MustParseAddr("10.0.0.3"), Addr6: netip.MustParseAddr("fd00::3")},
+		},
+		WithdrawGrace: 10 * time.Second,
+		TableGrace:    30 * time.Second,
+		DrainTimeout:  60 * time.Second,
+	}
+}
+
+// rig drives a machine synchronously over a world with a fake clock and
+// checks every invariant, from the machine's and the world's view, after
+// every step.
+type rig struct {
+	t     testing.TB
+	clock *fakeClock
+	w     *world
+	m     *machine
+	trans []Transition
+	idle  bool // give the machine the world as IdleChecker
+	// firstInactive: when the world first saw each VIP published as not
+	// active/draining (absent counts), for invariant 2.
+	lastDoc       map[netip.Addr]NodeVIPState
+	firstInactive map[netip.Addr]time.Time
+	steps         int
+	quiet         bool // keep transitions out of r.trans (property test)
+}
+
+func newRig(t testing.TB, cfg Config) *rig {
+	clock := newFakeClock()
+	r := &rig{t: t, clock: clock, w: newWorld(clock, cfg.WithdrawGrace), firstInactive: map[netip.Addr]time.Time{}}
+	r.start(cfg)
+	return r
+}
+
+// start makes a new machine over the world (first start or restart) and
+// adopts the world's state, as Run does.
+func (r *rig) start(cfg Config) {
+	d := Deps{Advertiser: r.w, Binder: r.w, Dataplane: r.w, Clock: r.clock, Logger: hclog.NewNullLogger()}
+	if r.idle {
+		d.Idle = r.w
+	}
+	r.m = newMachine(cfg, d)
+	r.m.onTransition = func(tr Transition) {
+		if tr.Reason == "" {
+			r.t.Errorf("transition without reason: %+v", tr)
+		}
+		if !r.quiet {
+			r.trans = append(r.trans, tr)
+		}
+	}
+	bound, _ := r.w.Bound(context.Background())
+	programmed, _ := r.w.Programmed(context.Background())
+	r.m.adopt(bound, programmed)
+}
+
+// step runs one reconcile pass and checks everything.
+func (r *rig) step() {
+	r.t.Helper()
+	r.steps++
+	r.m.reconcile(context.Background())
+	r.check()
+}
+
+func (r *rig) check() {
+	r.t.Helper()
+	for _, err := range r.m.checkInvariants() {
+		r.t.Fatalf("step %d at %s: machine: %v", r.steps, r.at(), err)
+	}
+	r.w.mu.Lock()
+	v := r.w.violations
+	r.w.violations = nil
+	r.w.mu.Unlock()
+	for _, s := range v {
+		r.t.Fatalf("step %d: world: %s", r.steps, s)
+	}
+	if r.m.violations > 0 {
+		r.t.Fatalf("step %d: the machine refused %d steps that would break an invariant", r.steps, r.m.violations)
+	}
+	// Invariant 2 from the peers' view: while the published document says
+	// active/draining, and for the table grace after, the VIP is bound.
+	now := r.clock.Now()
+	doc := r.m.nodeState().VIPs
+	for a := range unionKeys(doc, r.lastDoc) {
+		s, ok := doc[a]
+		if ok && (s.State == StateActive || s.State == StateDraining) {
+			delete(r.firstInactive, a)
+		} else if _, seen := r.firstInactive[a]; !seen {
+			if old, was := r.lastDoc[a]; was && old.State != StateInactive {
+				r.firstInactive[a] = now
+			}
+		}
+	}
+	r.lastDoc = doc
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	for a, s := range doc {
+		if (s.State == StateActive || s.State == StateDraining) && !(r.w.lo[a] && r.w.dp[a]) {
+			r.t.Fatalf("step %d: invariant 2: %s published %s but lo=%v bound=%v", r.steps, a, s.State, r.w.lo[a], r.w.dp[a])
+		}
+	}
+	for a, t := range r.firstInactive {
+		if now.Before(t.Add(r.m.cfg.TableGrace)) && !(r.w.lo[a] && r.w.dp[a]) {
+			r.t.Fatalf("step %d: invariant 2: %s inactive since %s, within table grace, but lo=%v bound=%v", r.steps, a, now.Sub(t), r.w.lo[a], r.w.dp[a])
+		}
+	}
+}
+
+// runUntil steps at every deadline the machine asks for up to target, and
+// then at target.
+func (r *rig) runUntil(target time.Time) {
+	r.t.Helper()
+	for i := 0; ; i++ {
+		r.step()
+		next := r.m.nextWake()
+		if next.IsZero() || next.After(target) {
+			break
+		}
+		if i > 100000 {
+			r.t.Fatalf("no progress towards %s: wakes at %s", target, next)
+		}
+		r.clock.Set(next)
+	}
+	if r.clock.Now().Before(target) {
+		r.clock.Set(target)
+		r.step()
+	}
+}
+
+func (r *rig) run(d time.Duration) { r.runUntil(r.clock.Now().Add(d)) }
+
+// settle steps until nothing is scheduled.
+func (r *rig) settle() {
+	r.t.Helper()
+	for i := 0; ; i++ {
+		r.step()
+		next := r.m.nextWake()
+		if next.IsZero() {
+			return
+		}
+		if i > 100000 {
+			r.t.Fatalf("does not settle: wakes at %s", next)
+		}
+		r.clock.Set(next)
+	}
+}
+
+func (r *rig) at() string { return r.clock.Now().Sub(epoch).String() }
+
+// since is the offset of t from the start of the test.
+func since(t time.Time) time.Duration { return t.Sub(epoch) }
+
+// transitions returns "facet from->to (reason) @offset" for VIP a.
+func (r *rig) transitions(a netip.Addr) []string {
+	var out []string
+	for _, tr := range r.trans {
+		if tr.VIP == a {
+			out = append(out, fmt.Sprintf("%s %s->%s (%s) @%s", tr.Facet, tr.From, tr.To, tr.Reason, since(tr.At)))
+		}
+	}
+	return out
+}
+
+func (r *rig) vip(a netip.Addr) *vipState { return r.m.vips[a] }
+
+func unionKeys[V any](a, b map[netip.Addr]V) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}
+
+// peerState is a member's document with every VIP in state s.
+func peerState(name string, s ServeState, healthy bool, vips ...netip.Addr) *NodeState {
+	st := &NodeState{Node: name, Generation: 1, VIPs: map[netip.Addr]NodeVIPState{}}
+	for _, a := range vips {
+		st.VIPs[a] = NodeVIPState{State: s, Healthy: healthy}
+	}
+	return st
+}

@@ -1,0 +1,108 @@
+package vip
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Node drain phases, as Status reports them.
+const (
+	PhaseActive      = "active"      // not draining
+	PhaseWithdrawing = "withdrawing" // routes going away, withdraw grace
+	PhaseDraining    = "draining"    // published draining, waiting for idle
+	PhaseInactive    = "inactive"    // published inactive, table grace
+	PhaseDrained     = "drained"     // nothing left bound
+)
+
+// Status is a snapshot of the controller for vipctl status and metrics.
+type Status struct {
+	Node     string
+	Phase    string // node drain phase (Phase* constants)
+	Stopping bool   // a Shutdown is in progress
+	// Generation of the published NodeState.
+	Generation uint64
+	VIPs       []VIPStatus
+}
+
+// VIPStatus is one VIP in a Status.
+type VIPStatus struct {
+	Addr       netip.Addr
+	Configured bool // false: removed, on its way out
+	Programmed bool
+	Advertised bool
+	// Deprefered: announced with drain attributes.
+	Deprefered bool
+	// Bound: on lo and in the dataplane's bound set.
+	Bound    bool
+	Healthy  bool
+	Draining bool // per-VIP drain or node drain
+	Held     string
+	Serve    ServeState // what this node publishes for it
+	// Reason of the last change or refusal; Reasons explains each facet.
+	Reason    string
+	Reasons   FacetReasons
+	Since     time.Time // time of the last change
+	LastError string
+	Backends  []Backend // the programmed table
+	// Transitions and Errors count facet changes and failed calls.
+	Transitions, Errors uint64
+}
+
+func (m *machine) status() Status {
+	s := Status{Node: m.cfg.Node, Phase: m.phase(), Stopping: m.stopping, Generation: m.gen}
+	for _, v := range m.sorted() {
+		s.VIPs = append(s.VIPs, VIPStatus{
+			Addr:        v.addr,
+			Configured:  v.spec != nil,
+			Programmed:  v.programmed,
+			Advertised:  v.adv != advNone,
+			Deprefered:  v.adv == advDeprefer,
+			Bound:       v.onLo && v.inDP,
+			Healthy:     v.healthy,
+			Draining:    m.nodeDrain || v.drained,
+			Held:        m.holds[v.addr],
+			Serve:       v.serve,
+			Reason:      v.reason,
+			Reasons:     v.reasons,
+			Since:       v.since,
+			LastError:   v.lastErr,
+			Backends:    slices.Clone(v.table),
+			Transitions: v.transits,
+			Errors:      v.errs,
+		})
+	}
+	return s
+}
+
+// phase summarises the node drain: the least advanced VIP decides.
+func (m *machine) phase() string {
+	if !m.nodeDrain {
+		return PhaseActive
+	}
+	p := PhaseDrained
+	rank := map[string]int{PhaseWithdrawing: 3, PhaseDraining: 2, PhaseInactive: 1, PhaseDrained: 0}
+	for _, v := range m.vips {
+		q := PhaseDrained
+		switch {
+		case v.serve == StateActive || v.adv == advNormal:
+			q = PhaseWithdrawing
+		case v.serve == StateDraining:
+			q = PhaseDraining
+		case v.onLo || v.maybeDP:
+			q = PhaseInactive
+		}
+		if rank[q] > rank[p] {
+			p = q
+		}
+	}
+	return p
+}
+
+func (s Status) clone() Status {
+	s.VIPs = slices.Clone(s.VIPs)
+	for i := range s.VIPs {
+		s.VIPs[i].Backends = slices.Clone(s.VIPs[i].Backends)
+	}
+	return s
+}
