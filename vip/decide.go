@@ -69,7 +69,7 @@ func (m *machine) canUnbind(v *vipState) (bool, string) {
 		return false, "published " + string(v.serve)
 	case m.now().Before(v.servedAt.Add(m.cfg.TableGrace)):
 		return false, "table grace"
-	case v.programmed && hasLocal(v.table):
+	case v.programmed && (hasLocal(v.table) || v.tableUnknown):
 		return false, "still in own table"
 	}
 	if v.spec == nil {
@@ -78,9 +78,17 @@ func (m *machine) canUnbind(v *vipState) (bool, string) {
 	return true, "node drained"
 }
 
-// desiredTable is the table the VIP should be programmed with now.
+// desiredTable is the table the VIP should be programmed with now. It is
+// computed once per pass, after publish (the last input that changes it).
 func (m *machine) desiredTable(v *vipState) []Backend {
-	return tableFor(v.addr, m.cfg, m.published(v), m.peers, v.inTable)
+	if t, ok := m.tables[v.addr]; ok {
+		return t
+	}
+	t := tableFor(v.addr, m.cfg.Node, m.members, m.published(v), m.peers, v.inTable)
+	if m.tables != nil {
+		m.tables[v.addr] = t
+	}
+	return t
 }
 
 // published is this node's entry for the VIP in its NodeState.
@@ -138,6 +146,9 @@ func (m *machine) wantProgrammed(v *vipState) (bool, string) {
 	if v.adv != advNone {
 		return true, "still announced"
 	}
+	if m.advUnknown {
+		return true, "advertiser state unknown"
+	}
 	if m.now().Before(v.advOff.Add(m.cfg.WithdrawGrace)) {
 		return true, "withdraw grace"
 	}
@@ -146,8 +157,10 @@ func (m *machine) wantProgrammed(v *vipState) (bool, string) {
 
 // canProgram: may table replace the programmed one? Not while announced with
 // a table that has no primary (withdraw first: invariant 1).
-func canProgram(v *vipState, table []Backend) (bool, string) {
-	if v.adv != advNone && !hasPrimary(table) {
+// While the advertiser's state is unknown (a restart), any route may be
+// announced.
+func canProgram(v *vipState, table []Backend, advUnknown bool) (bool, string) {
+	if (v.adv != advNone || advUnknown && v.programmed) && !hasPrimary(table) {
 		return false, "announced: withdraw before dropping the last primary"
 	}
 	return true, ""

@@ -97,6 +97,7 @@ type world struct {
 	flows       map[netip.Addr]int
 
 	calls      []string
+	noRecord   bool // the property test keeps no call log
 	violations []string
 
 	failNext map[string]int // op -> number of next calls that fail
@@ -124,6 +125,9 @@ func (w *world) failing(op string) bool {
 }
 
 func (w *world) record(format string, args ...any) {
+	if w.noRecord {
+		return
+	}
 	w.calls = append(w.calls, fmt.Sprintf(format, args...))
 }
 
@@ -162,21 +166,21 @@ func (w *world) SetRoutes(_ context.Context, routes []Route) ([]Route, error) {
 	fail := w.failing("SetRoutes")
 	now := w.clock.Now()
 	// A failing call applies a random part of the change.
-	for a := range w.routes {
+	for _, a := range sortedKeys(w.routes) { // sorted: a seed replays exactly
 		if _, ok := want[a]; !ok && (!fail || w.rng != nil && w.rng.IntN(2) == 0) {
 			delete(w.routes, a)
 			w.withdrawnAt[a] = now
 		}
 	}
-	for a, r := range want {
+	for _, a := range sortedKeys(want) {
 		if !fail || w.rng != nil && w.rng.IntN(2) == 0 {
-			w.routes[a] = r
+			w.routes[a] = want[a]
 		}
 	}
 	w.check("SetRoutes")
 	var out []Route
-	for _, r := range w.routes {
-		out = append(out, r)
+	for _, a := range sortedKeys(w.routes) {
+		out = append(out, w.routes[a])
 	}
 	if fail {
 		return out, fmt.Errorf("announcing: %w", errInjected)

@@ -12,14 +12,17 @@ func (m *machine) checkInvariants() []error {
 	}
 	now := m.now()
 	for _, v := range m.sorted() {
-		if v.adv != advNone && (!v.programmed || !hasPrimary(v.table)) {
+		// An adopted table is unknown: the world's view checks it.
+		if v.adv != advNone && !v.tableUnknown && (!v.programmed || !hasPrimary(v.table)) {
 			bad(v, 1, "announced (%s) but programmed=%v with table %s", v.adv, v.programmed, describe(v.table))
 		}
 		// Peers may hold this node in their tables while it publishes
 		// active or draining, and for the table grace after inactive.
-		inTables := v.serve == StateActive || v.serve == StateDraining ||
-			!v.servedAt.IsZero() && now.Before(v.servedAt.Add(m.cfg.TableGrace))
-		if inTables && !(v.onLo && v.inDP) {
+		// After a restart, the bound set left by the previous vipd is
+		// unknown but untouched (maybeDP) until it is set.
+		inTables := v.serve == StateActive || v.serve == StateDraining
+		inGrace := !v.servedAt.IsZero() && now.Before(v.servedAt.Add(m.cfg.TableGrace))
+		if inTables && !(v.onLo && v.inDP) || inGrace && !(v.onLo && (v.inDP || v.maybeDP)) {
 			bad(v, 2, "published %s (since %s) but lo=%v bound set=%v", v.serve, v.servedAt.Format("15:04:05.000"), v.onLo, v.inDP)
 		}
 		if v.programmed && hasLocal(v.table) && !(v.onLo && v.inDP) {

@@ -29,18 +29,19 @@ type vipState struct {
 	spec *VIPConfig // nil: removed from the config, on its way out
 
 	// Live facets.
-	onLo       bool            // address on lo
-	inDP       bool            // certainly in the dataplane's bound set
-	maybeDP    bool            // possibly in it (after a failed SetBound); unbind waits
-	programmed bool            // in the director maps
-	table      []Backend       // the programmed table
-	services   []Service       // the programmed services
-	adv        advState        // what the advertiser reported
-	advOff     time.Time       // when adv last became advNone
-	normalOff  time.Time       // when adv last stopped being advNormal
-	serve      ServeState      // what we publish to peers
-	servedAt   time.Time       // when serve last changed
-	inTable    map[string]bool // members in the last desired table
+	onLo         bool            // address on lo
+	inDP         bool            // certainly in the dataplane's bound set
+	maybeDP      bool            // possibly in it (after a failed SetBound); unbind waits
+	programmed   bool            // in the director maps
+	table        []Backend       // the programmed table
+	tableUnknown bool            // adopted: programmed by a previous vipd
+	services     []Service       // the programmed services
+	adv          advState        // what the advertiser reported
+	advOff       time.Time       // when adv last became advNone
+	normalOff    time.Time       // when adv last stopped being advNormal
+	serve        ServeState      // what we publish to peers
+	servedAt     time.Time       // when serve last changed
+	inTable      map[string]bool // members in the last desired table
 
 	// Inputs.
 	healthy      bool
@@ -66,7 +67,12 @@ type FacetReasons struct {
 // machine is the state the event loop owns. Nothing in it is safe for
 // concurrent use; the Controller's loop goroutine is its only user.
 type machine struct {
-	cfg    Config
+	cfg     Config
+	members []Member // cfg.Members in name order
+	// Per-pass caches (reset by reconcile): VIPs in address order, and
+	// desired tables once published states are settled.
+	order  []*vipState
+	tables map[netip.Addr][]Backend
 	deps   Deps
 	clock  Clock
 	log    hclog.Logger
@@ -79,8 +85,15 @@ type machine struct {
 	stopping  bool
 
 	announced  []Route // the advertiser's last report
-	advUnknown bool    // no report yet: call SetRoutes on the next pass
+	advUnknown bool    // no report yet (restart): any route may be announced
+	advRetry   bool    // the last SetRoutes failed: call again
 	dpUnknown  bool    // the dataplane's bound set is unknown: set it
+
+	// changes counts transitions; a pass that made any is followed by
+	// another right away, since a change may enable the next step (a grace
+	// of zero, a withdraw that lets draining be published).
+	changes uint64
+	again   bool
 
 	backoff time.Duration
 	retryAt time.Time
@@ -145,6 +158,7 @@ func (m *machine) state(addr netip.Addr) *vipState {
 		}
 		v = &vipState{addr: addr, serve: StateInactive, healthy: h.healthy, healthReason: h.reason, inTable: map[string]bool{}}
 		m.vips[addr] = v
+		m.order = nil
 	}
 	return v
 }
@@ -153,6 +167,8 @@ func (m *machine) state(addr netip.Addr) *vipState {
 // spec and go down in order.
 func (m *machine) applyConfig(cfg Config) {
 	m.cfg = cfg
+	m.members = sortedMembers(cfg.Members)
+	m.order = nil
 	for _, v := range m.vips {
 		v.spec = nil
 	}
@@ -174,15 +190,17 @@ func (m *machine) adopt(bound, programmed []netip.Addr) {
 	for _, a := range bound {
 		v := m.state(a)
 		// The bound set is pinned with the program and the Dataplane
-		// cannot list it: assume it matches lo (the first pass sets it).
-		v.onLo, v.inDP, v.maybeDP = true, true, true
+		// cannot list it: it may hold the VIP (so no unbind before it is
+		// set), but nothing is published active before it is.
+		v.onLo, v.maybeDP = true, true
 		v.servedAt = now
 		m.log.Info("adopting bound vip", "vip", a)
 	}
 	for _, a := range programmed {
 		v := m.state(a)
 		v.programmed = true
-		v.table = nil // unknown: reprogrammed on the first pass
+		// Its table is unknown (it may hold this node) until reprogrammed.
+		v.table, v.tableUnknown = nil, true
 		v.advOff, v.normalOff = now, now
 		m.log.Info("adopting programmed vip", "vip", a)
 	}
@@ -197,6 +215,7 @@ func (m *machine) transition(v *vipState, facet string, from, to any, reason str
 	now := m.now()
 	v.reason, v.since = facet+": "+reason, now
 	v.transits++
+	m.changes++
 	m.log.Info("vip "+facet, "vip", v.addr, "state", to, "from", from, "reason", reason)
 	if m.onTransition != nil {
 		m.onTransition(Transition{At: now, VIP: v.addr, Facet: facet, From: fmt.Sprint(from), To: fmt.Sprint(to), Reason: reason})
@@ -212,10 +231,14 @@ func (m *machine) fail(v *vipState, what string, err error) {
 // sorted returns the VIP states in address order, so passes are
 // deterministic.
 func (m *machine) sorted() []*vipState {
+	if m.order != nil {
+		return m.order
+	}
 	out := make([]*vipState, 0, len(m.vips))
 	for _, v := range m.vips {
 		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b *vipState) int { return a.addr.Compare(b.addr) })
+	m.order = out
 	return out
 }

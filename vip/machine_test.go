@@ -257,6 +257,7 @@ func TestAdvertiserErrorRetry(t *testing.T) {
 	if !st.Advertised || st.Errors != 3 || !strings.Contains(st.LastError, "injected") {
 		t.Errorf("status = %+v", st)
 	}
+	r.step() // the pass after a change
 	if !r.m.nextWake().IsZero() {
 		t.Errorf("still scheduled after success: %s", r.m.nextWake())
 	}
@@ -368,6 +369,7 @@ func TestRestartAdoption(t *testing.T) {
 	r.run(time.Minute)
 	off := func(d time.Duration) string { return (since(t0) + d).String() }
 	want := []string{
+		"bound false->true (table grace) @" + off(0), // the bound set, set again
 		"programmed true->false (removed from config) @" + off(10*time.Second),
 		"bound true->false (removed from config) @" + off(30*time.Second),
 		"lo true->false (removed from config) @" + off(30*time.Second),

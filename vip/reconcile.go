@@ -16,17 +16,23 @@ import (
 // where it is and schedules a retry with backoff.
 func (m *machine) reconcile(ctx context.Context) {
 	failed := 0
+	before := m.changes
+	m.order, m.tables = nil, nil
 	m.pollIdle(ctx)
 	failed += m.bindLo(ctx)
 	failed += m.syncBoundSet(ctx)
 	m.publish()
+	m.tables = map[netip.Addr][]Backend{}
 	failed += m.advertise(ctx, true) // withdraw before tables lose primaries
 	failed += m.program(ctx)
 	failed += m.advertise(ctx, false) // announce what the tables allow
 	failed += m.syncBoundSet(ctx)
 	failed += m.unbindLo(ctx)
 	m.forget()
+	m.order, m.tables = nil, nil
 	m.publishDoc()
+	// After a failure the backoff decides when to try again.
+	m.again = m.changes != before && failed == 0
 	now := m.now()
 	if failed == 0 {
 		m.backoff, m.retryAt = 0, time.Time{}
@@ -39,6 +45,9 @@ func (m *machine) reconcile(ctx context.Context) {
 // nextWake is when reconcile must run again if no event comes; zero: never.
 func (m *machine) nextWake() time.Time {
 	now := m.now()
+	if m.again {
+		return now
+	}
 	var next time.Time
 	consider := func(t time.Time) {
 		if t.After(now) && (next.IsZero() || t.Before(next)) {
@@ -111,6 +120,7 @@ func (m *machine) syncBoundSet(ctx context.Context) int {
 		}
 	}
 	err := m.deps.Dataplane.SetBound(ctx, target)
+	m.changes++
 	for _, v := range m.sorted() {
 		in := slices.Contains(target, v.addr)
 		was := v.inDP
@@ -205,11 +215,13 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 			target = append(target, Route{Prefix: netip.PrefixFrom(v.addr, v.addr.BitLen()), Draining: w == advDeprefer})
 		}
 	}
-	if !m.advUnknown && slices.Equal(target, m.announced) {
+	retry := m.advRetry && !withdrawOnly // one retry per pass
+	if !m.advUnknown && !retry && slices.Equal(target, m.announced) {
 		return 0
 	}
 	got, err := m.deps.Advertiser.SetRoutes(ctx, target)
-	m.advUnknown = false
+	m.advUnknown, m.advRetry = false, err != nil
+	m.changes++ // what was learnt may unblock another step
 	got = slices.Clone(got)
 	slices.SortFunc(got, func(a, b Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
 	m.announced = got
@@ -247,7 +259,6 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 		v.adv = s
 	}
 	if err != nil {
-		m.advUnknown = true
 		return 1
 	}
 	return 0
@@ -265,7 +276,7 @@ func (m *machine) program(ctx context.Context) int {
 			if !v.programmed {
 				continue
 			}
-			if v.adv != advNone || now.Before(v.advOff.Add(m.cfg.WithdrawGrace)) {
+			if v.adv != advNone || m.advUnknown || now.Before(v.advOff.Add(m.cfg.WithdrawGrace)) {
 				m.refuse(v, "unprogramming", "route not withdrawn for the withdraw grace")
 				continue
 			}
@@ -274,7 +285,7 @@ func (m *machine) program(ctx context.Context) int {
 				failed++
 				continue
 			}
-			v.programmed, v.table, v.services = false, nil, nil
+			v.programmed, v.table, v.services, v.tableUnknown = false, nil, nil, false
 			m.transition(v, "programmed", true, false, why)
 			continue
 		}
@@ -283,10 +294,10 @@ func (m *machine) program(ctx context.Context) int {
 		}
 		table := m.desiredTable(v)
 		v.inTable = namesOf(table)
-		if v.programmed && slices.Equal(table, v.table) && slices.Equal(v.spec.Services, v.services) {
+		if v.programmed && !v.tableUnknown && slices.Equal(table, v.table) && slices.Equal(v.spec.Services, v.services) {
 			continue
 		}
-		if ok, whyNot := canProgram(v, table); !ok {
+		if ok, whyNot := canProgram(v, table, m.advUnknown); !ok {
 			v.reasons.Programmed = whyNot
 			continue
 		}
@@ -301,7 +312,7 @@ func (m *machine) program(ctx context.Context) int {
 		} else {
 			m.transition(v, "table", describe(v.table), describe(table), "backends changed")
 		}
-		v.programmed, v.table, v.services = true, table, p.Services
+		v.programmed, v.table, v.services, v.tableUnknown = true, table, p.Services, false
 	}
 	return failed
 }
@@ -312,6 +323,7 @@ func (m *machine) forget() {
 		if v.spec == nil && !v.onLo && !v.maybeDP && !v.programmed && v.adv == advNone && v.serve == StateInactive {
 			if ok, _ := m.canUnbind(v); ok {
 				delete(m.vips, a)
+				m.order = nil
 			}
 		}
 	}

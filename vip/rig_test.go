@@ -38,7 +38,7 @@ func testConfig() Config {
 // checks every invariant, from the machine's and the world's view, after
 // every step.
 type rig struct {
-	t     testing.TB
+	t     tb
 	clock *fakeClock
 	w     *world
 	m     *machine
@@ -52,7 +52,7 @@ type rig struct {
 	quiet         bool // keep transitions out of r.trans (property test)
 }
 
-func newRig(t testing.TB, cfg Config) *rig {
+func newRig(t *testing.T, cfg Config) *rig {
 	clock := newFakeClock()
 	r := &rig{t: t, clock: clock, w: newWorld(clock, cfg.WithdrawGrace), firstInactive: map[netip.Addr]time.Time{}}
 	r.start(cfg)
@@ -207,4 +207,12 @@ func peerState(name string, s ServeState, healthy bool, vips ...netip.Addr) *Nod
 		st.VIPs[a] = NodeVIPState{State: s, Healthy: healthy}
 	}
 	return st
+}
+
+// tb is what the rig needs of a test: the property test wraps it to show
+// the recent events on failure.
+type tb interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
 }

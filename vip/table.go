@@ -8,12 +8,10 @@ import (
 
 // tableFor builds the forwarding table of a VIP from what every member
 // publishes: the same inputs give the same table on every director (members
-// are taken in name order). self is the state this node publishes for the VIP;
+// must be in name order: sortedMembers). self is the state this node publishes for the VIP;
 // inTable holds the members of the VIP's previous table, so that a failed peer
 // is kept as secondary while it was there.
-func tableFor(addr netip.Addr, cfg Config, self NodeVIPState, peers map[string]*NodeState, inTable map[string]bool) []Backend {
-	members := slices.Clone(cfg.Members)
-	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+func tableFor(addr netip.Addr, node string, members []Member, self NodeVIPState, peers map[string]*NodeState, inTable map[string]bool) []Backend {
 	var out []Backend
 	for _, m := range members {
 		under := m.Addr4
@@ -25,13 +23,13 @@ func tableFor(addr netip.Addr, cfg Config, self NodeVIPState, peers map[string]*
 		}
 		var role BackendRole
 		var ok bool
-		if m.Name == cfg.Node {
+		if m.Name == node {
 			role, ok = roleOf(self)
 		} else {
 			role, ok = peerRole(addr, peers, m.Name, inTable[m.Name])
 		}
 		if ok {
-			out = append(out, Backend{Name: m.Name, Addr: under, Role: role, Local: m.Name == cfg.Node})
+			out = append(out, Backend{Name: m.Name, Addr: under, Role: role, Local: m.Name == node})
 		}
 	}
 	return out
@@ -84,4 +82,11 @@ func namesOf(t []Backend) map[string]bool {
 		m[b.Name] = true
 	}
 	return m
+}
+
+// sortedMembers returns the members in name order.
+func sortedMembers(ms []Member) []Member {
+	ms = slices.Clone(ms)
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return ms
 }

@@ -1,0 +1,378 @@
+package vip
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var (
+	propSteps = flag.Int("vip.steps", 120_000, "minimum reconcile steps of TestProperty over all seeds")
+	propSeeds = flag.Int("vip.seeds", 48, "seeds of TestProperty (run in parallel)")
+	propSeed  = flag.Uint64("vip.seed", 0, "run only this seed of TestProperty (0: all)")
+)
+
+var propPool = []netip.Addr{
+	netip.MustParseAddr("192.0.2.1"),
+	netip.MustParseAddr("192.0.2.2"),
+	netip.MustParseAddr("192.0.2.3"),
+	netip.MustParseAddr("2001:db8::1"),
+	netip.MustParseAddr("2001:db8::2"),
+}
+
+var propPeers = []string{"b", "c", "d"}
+
+func propMembers() []Member {
+	return []Member{
+		{Name: "a", Addr4: netip.MustParseAddr("10.0.0.1"), Addr6: netip.MustParseAddr("fd00::1")},
+		{Name: "b", Addr4: netip.MustParseAddr("10.0.0.2"), Addr6: netip.MustParseAddr("fd00::2")},
+		{Name: "c", Addr4: netip.MustParseAddr("10.0.0.3")}, // IPv4 only
+		{Name: "d", Addr4: netip.MustParseAddr("10.0.0.4"), Addr6: netip.MustParseAddr("fd00::4")},
+	}
+}
+
+// TestProperty drives the machine with random events (config reloads, node
+// and VIP drains, health flaps, peer changes, holds, failing calls, restarts
+// adopting the world, clock jumps), checks every invariant after every step
+// from the machine's and the world's view, and after each episode stops the
+// events, heals the fakes, lets the clock run and checks that the world is
+// exactly the desired state.
+func TestProperty(t *testing.T) {
+	seeds := *propSeeds
+	perSeed := (*propSteps + seeds - 1) / seeds
+	var steps, events, episodes atomic.Int64
+	start := time.Now()
+	t.Run("seeds", func(t *testing.T) {
+		for s := 1; s <= seeds; s++ {
+			seed := uint64(s)
+			if *propSeed != 0 && seed != *propSeed {
+				continue
+			}
+			t.Run(fmt.Sprint(seed), func(t *testing.T) {
+				t.Parallel()
+				p := newProp(t, seed)
+				for p.r.steps < perSeed {
+					p.episode()
+				}
+				steps.Add(int64(p.r.steps))
+				events.Add(int64(p.events))
+				episodes.Add(int64(p.episodes))
+			})
+		}
+	})
+	msg := fmt.Sprintf("vip property test: %d steps (%d random events, %d converged episodes) over %d seeds in %s",
+		steps.Load(), events.Load(), episodes.Load(), seeds, time.Since(start).Round(time.Millisecond))
+	t.Log(msg)
+	if testing.Verbose() {
+		fmt.Println(msg)
+	}
+	if *propSeed == 0 && steps.Load() < int64(*propSteps) {
+		t.Errorf("ran %d steps, want at least %d", steps.Load(), *propSteps)
+	}
+}
+
+type prop struct {
+	t        *testing.T
+	rng      *rand.Rand
+	r        *rig
+	cfg      Config
+	events   int
+	episodes int
+	log      []string // the last events, shown on failure
+}
+
+var propLogMu sync.Mutex
+
+func newProp(t *testing.T, seed uint64) *prop {
+	rng := rand.New(rand.NewPCG(seed, seed*7919))
+	graces := []time.Duration{0, time.Second, 10 * time.Second, 30 * time.Second}
+	cfg := Config{
+		Node:          "a",
+		Members:       propMembers(),
+		WithdrawGrace: graces[rng.IntN(len(graces))],
+		TableGrace:    graces[rng.IntN(len(graces))],
+		DrainTimeout:  graces[rng.IntN(len(graces))] * 2,
+	}
+	if rng.IntN(3) == 0 {
+		cfg.DrainPolicy = PolicyDeprefer
+	}
+	cfg.VIPs = randomVIPs(rng)
+	p := &prop{t: t, rng: rng, cfg: cfg}
+	clock := newFakeClock()
+	p.r = &rig{t: p, clock: clock, w: newWorld(clock, cfg.WithdrawGrace), firstInactive: map[netip.Addr]time.Time{}, quiet: true, idle: rng.IntN(2) == 0}
+	p.r.w.rng = rand.New(rand.NewPCG(seed, 1))
+	p.r.w.noRecord = true
+	p.r.start(cfg)
+	return p
+}
+
+func randomVIPs(rng *rand.Rand) []VIPConfig {
+	var out []VIPConfig
+	for _, a := range propPool {
+		if rng.IntN(3) > 0 {
+			out = append(out, VIPConfig{Addr: a, Services: []Service{{Proto: 6, Port: uint16(80 + rng.IntN(2))}}})
+		}
+	}
+	return out
+}
+
+// Fatalf shows the recent events with the failure (the rig calls it).
+func (p *prop) Fatalf(format string, args ...any) {
+	p.t.Helper()
+	p.t.Fatalf("%s\nrecent events:\n  %s", fmt.Sprintf(format, args...), joinLast(p.log, 25))
+}
+func (p *prop) Errorf(format string, args ...any) {
+	p.t.Helper()
+	p.t.Errorf(format, args...)
+}
+func (p *prop) Helper() {}
+
+func joinLast(s []string, n int) string {
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += "\n  "
+		}
+		out += x
+	}
+	return out
+}
+
+func (p *prop) note(format string, args ...any) {
+	p.log = append(p.log, fmt.Sprintf("[%s] ", p.r.at())+fmt.Sprintf(format, args...))
+	if len(p.log) > 200 {
+		p.log = p.log[100:]
+	}
+}
+
+// episode: random events, then quiet until settled, then the convergence
+// check.
+func (p *prop) episode() {
+	p.episodes++
+	n := 20 + p.rng.IntN(300)
+	for range n {
+		p.event()
+		p.events++
+	}
+	p.note("quiet: healing the fakes and settling")
+	p.r.w.mu.Lock()
+	p.r.w.failRate = 0
+	clear(p.r.w.failNext)
+	p.r.w.mu.Unlock()
+	p.r.settle()
+	p.checkConverged()
+}
+
+func (p *prop) pick() netip.Addr { return propPool[p.rng.IntN(len(propPool))] }
+
+func (p *prop) event() {
+	r, m, rng := p.r, p.r.m, p.rng
+	switch k := rng.IntN(100); {
+	case k < 8:
+		p.cfg.VIPs = randomVIPs(rng)
+		p.note("reload %v", addrsOf(p.cfg.VIPs))
+		m.applyConfig(p.cfg)
+	case k < 14:
+		m.nodeDrain = !m.nodeDrain
+		p.note("node drain = %v", m.nodeDrain)
+	case k < 22:
+		a := p.pick()
+		if v, ok := m.vips[a]; ok && v.spec != nil {
+			v.drained = !v.drained
+			p.note("vip drain %s = %v", a, v.drained)
+		}
+	case k < 34:
+		a, h := p.pick(), rng.IntN(3) > 0
+		p.note("health %s = %v", a, h)
+		m.setHealth(a, h, "")
+	case k < 52:
+		name := propPeers[rng.IntN(len(propPeers))]
+		if rng.IntN(5) == 0 {
+			p.note("peer %s failed", name)
+			m.setPeer(name, nil)
+			break
+		}
+		st := &NodeState{Node: name, VIPs: map[netip.Addr]NodeVIPState{}}
+		for _, a := range propPool {
+			if rng.IntN(4) > 0 {
+				s := []ServeState{StateActive, StateActive, StateDraining, StateInactive}[rng.IntN(4)]
+				st.VIPs[a] = NodeVIPState{State: s, Healthy: rng.IntN(4) > 0}
+			}
+		}
+		p.note("peer %s = %v", name, st.VIPs)
+		m.setPeer(name, st)
+	case k < 57:
+		a := p.pick()
+		if _, held := m.holds[a]; held {
+			p.note("release %s", a)
+			delete(m.holds, a)
+		} else {
+			p.note("hold %s", a)
+			m.holds[a] = "test hold"
+		}
+	case k < 66:
+		r.w.mu.Lock()
+		if rng.IntN(2) == 0 {
+			r.w.failRate = []float64{0, 0.05, 0.2, 0.5}[rng.IntN(4)]
+			p.note("fail rate %.2f", r.w.failRate)
+		} else {
+			op := []string{"SetRoutes", "Bind", "Unbind", "Program", "Unprogram", "SetBound"}[rng.IntN(6)]
+			r.w.failNext[op] += 1 + rng.IntN(3)
+			p.note("fail next %s", op)
+		}
+		r.w.mu.Unlock()
+	case k < 69:
+		p.note("restart")
+		// The old process goes away: an embedded BGP speaker's routes
+		// go with it, sometimes.
+		if rng.IntN(2) == 0 {
+			r.w.mu.Lock()
+			for a := range r.w.routes {
+				delete(r.w.routes, a)
+				r.w.withdrawnAt[a] = r.clock.Now()
+			}
+			r.w.mu.Unlock()
+		}
+		r.start(p.cfg)
+	case k < 73:
+		a := p.pick()
+		r.w.mu.Lock()
+		r.w.flows[a] = rng.IntN(2)
+		r.w.mu.Unlock()
+	case k < 88:
+		d := time.Duration(rng.IntN(int(40 * time.Second)))
+		p.note("run %s", d)
+		r.run(d)
+		return
+	default:
+		// A jump over deadlines without stepping at each.
+		d := time.Duration(rng.IntN(int(2 * time.Minute)))
+		p.note("jump %s", d)
+		r.clock.Advance(d)
+	}
+	r.step()
+}
+
+// checkConverged: once events stop and the fakes heal, the world is the
+// desired state, computed here from the inputs alone.
+func (p *prop) checkConverged() {
+	r, m := p.r, p.r.m
+	if next := m.nextWake(); !next.IsZero() {
+		p.Fatalf("settled but still scheduled at %s", next)
+	}
+	doc := m.nodeState().VIPs
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	for _, a := range propPool {
+		spec := m.cfg.vip(a)
+		if spec == nil {
+			if r.w.lo[a] || r.w.dp[a] {
+				p.Fatalf("converged: removed %s still bound (lo=%v bound set=%v); machine: %+v", a, r.w.lo[a], r.w.dp[a], m.vips[a])
+			}
+			if _, ok := r.w.programs[a]; ok {
+				p.Fatalf("converged: removed %s still programmed", a)
+			}
+			if _, ok := r.w.routes[a]; ok {
+				p.Fatalf("converged: removed %s still announced", a)
+			}
+			if _, ok := doc[a]; ok {
+				p.Fatalf("converged: removed %s still published", a)
+			}
+			continue
+		}
+		v := m.vips[a]
+		serving := !m.nodeDrain
+		wantState := StateInactive
+		if serving {
+			wantState = StateActive
+		}
+		if got := doc[a]; got.State != wantState || got.Healthy != v.healthy {
+			p.Fatalf("converged: %s published %+v, want %s healthy=%v", a, got, wantState, v.healthy)
+		}
+		if r.w.lo[a] != serving || r.w.dp[a] != serving {
+			p.Fatalf("converged: %s lo=%v bound set=%v, want %v", a, r.w.lo[a], r.w.dp[a], serving)
+		}
+		prog, ok := r.w.programs[a]
+		if !ok {
+			p.Fatalf("converged: %s not programmed", a)
+		}
+		want := expectedTable(a, m.cfg, wantState, v.healthy, m.peers, v.inTable)
+		if !slices.Equal(prog.Backends, want) || !slices.Equal(prog.Services, spec.Services) {
+			p.Fatalf("converged: %s programmed %s %v, want %s %v", a, describe(prog.Backends), prog.Services, describe(want), spec.Services)
+		}
+		route, announced := r.w.routes[a]
+		draining := m.nodeDrain || v.drained
+		wantAnnounced := m.holds[a] == "" && hasPrimary(want) && (!draining || m.cfg.deprefer())
+		if announced != wantAnnounced || announced && route.Draining != draining {
+			p.Fatalf("converged: %s announced=%v %+v, want %v (held=%q draining=%v table %s)", a, announced, route, wantAnnounced, m.holds[a], draining, describe(want))
+		}
+	}
+	for a := range r.w.routes {
+		if !slices.Contains(propPool, a) {
+			p.Fatalf("converged: unknown route %s", a)
+		}
+	}
+}
+
+// expectedTable is the table a VIP should have, written from the rules in
+// the brief rather than from tableFor: local by published state and health,
+// peers by their document, failed peers secondary if they were there.
+func expectedTable(a netip.Addr, cfg Config, self ServeState, healthy bool, peers map[string]*NodeState, was map[string]bool) []Backend {
+	var out []Backend
+	for _, mem := range propMembers() { // already in name order
+		under := mem.Addr4
+		if a.Is6() {
+			under = mem.Addr6
+		}
+		if !under.IsValid() {
+			continue
+		}
+		b := Backend{Name: mem.Name, Addr: under, Local: mem.Name == cfg.Node}
+		state, h := self, healthy
+		if !b.Local {
+			st, heard := peers[mem.Name]
+			switch {
+			case !heard:
+				continue
+			case st == nil:
+				if was[mem.Name] {
+					b.Role = RoleSecondary
+					out = append(out, b)
+				}
+				continue
+			}
+			s, ok := st.VIPs[a]
+			if !ok {
+				continue
+			}
+			state, h = s.State, s.Healthy
+		}
+		switch {
+		case state == StateActive && h:
+			b.Role = RolePrimary
+		case state == StateActive || state == StateDraining:
+			b.Role = RoleSecondary
+		default:
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func addrsOf(v []VIPConfig) []netip.Addr {
+	var out []netip.Addr
+	for _, c := range v {
+		out = append(out, c.Addr)
+	}
+	return out
+}
