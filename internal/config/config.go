@@ -90,8 +90,8 @@ type VIP struct {
 	Addr netip.Addr
 	// Services are the (protocol, port) pairs forwarded; port 0 is any.
 	Services []vip.Service
-	// Check decides whether this node offers itself as a backend. A VIP
-	// without [vip.check] has Type "none" (always healthy).
+	// Check decides whether this node offers itself as a backend. It is
+	// required; type "none" means always healthy.
 	Check health.CheckConfig
 	// BGP and OSPF are the route attributes for the active routing mode.
 	BGP  bgp.RouteAttrs

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/fielderr"
-	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/routing/bird"
 	"github.com/vipd/vipd/vip"
@@ -170,6 +169,7 @@ func (p *parser) nodeMember(cfg *Config) {
 	for i, m := range cfg.Cluster.Members {
 		if m.Name == n.Name {
 			idx = i
+			break
 		}
 	}
 	if idx < 0 {
@@ -243,12 +243,12 @@ func (p *parser) vip(i int, prim *tomlPrim) (VIP, bool) {
 		}
 	}
 
-	v.Check.Type = "none"
-	if r.Check != nil {
-		v.Check = health.CheckConfig{}
-		if p.decode(r.Check, path+".check", &v.Check) {
-			p.add(fielderr.Prefix(path+".check", v.Check.Validate()))
-		}
+	// A forgotten check must not make a silently healthy backend: serving
+	// without one is said explicitly with type = "none".
+	if r.Check == nil {
+		p.errorf(path+".check", "missing section [vip.check] (type = \"none\" serves without a check)")
+	} else if p.decode(r.Check, path+".check", &v.Check) {
+		p.add(fielderr.Prefix(path+".check", v.Check.Validate()))
 	}
 	if r.BGP != nil {
 		p.decode(r.BGP, path+".bgp", &v.BGP)
