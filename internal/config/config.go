@@ -1,0 +1,194 @@
+// Package config owns vipd.toml: it parses one node's configuration,
+// validates all of it at once and returns a typed Config whose addresses,
+// durations and modes are already parsed (no raw strings past this
+// package). Every error names the file, the line and the item
+// ("vipd.toml:42: vip[2].address: ...").
+//
+// The routing sections decode into the routing packages' own Config types
+// (routing/bgp, routing/bird) and the service checks into health.CheckConfig;
+// their Validate methods are called here and their errors mapped to lines.
+// examples/vipd.reference.toml documents every key.
+package config
+
+import (
+	"net/netip"
+	"net/url"
+	"time"
+
+	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/routing/bgp"
+	"github.com/vipd/vipd/routing/bird"
+	"github.com/vipd/vipd/vip"
+)
+
+// Config is one node's validated configuration.
+type Config struct {
+	// File is the path the configuration was read from.
+	File      string
+	Node      Node
+	Cluster   Cluster
+	VIPs      []VIP
+	Routing   Routing
+	Dataplane Dataplane
+	Timers    Timers
+	API       API
+}
+
+// Node is this node's identity ([node]).
+type Node struct {
+	// Name is this node's cluster member name; it must be listed in
+	// [[cluster.member]].
+	Name string
+	// RouterID is the BGP/OSPF router id (IPv4). Default: UnderlayV4.
+	RouterID netip.Addr
+	// UnderlayV4 and UnderlayV6 are this node's GUE addresses. Default: the
+	// addresses of its [[cluster.member]] entry.
+	UnderlayV4 netip.Addr
+	UnderlayV6 netip.Addr
+	// AllowIPForward acknowledges running a backend with ip_forward on
+	// (FIELD-NOTES 3); the host check fails otherwise.
+	AllowIPForward bool
+	// ClientPrefixes are where clients live: before an IPv6 VIP is
+	// advertised there must be a route back to them (FIELD-NOTES 4).
+	ClientPrefixes []netip.Prefix
+}
+
+// Cluster is the cluster membership and peer polling ([cluster]).
+type Cluster struct {
+	// Seed seeds rendezvous hashing; it must be the same on every node.
+	Seed         uint64
+	PollInterval time.Duration
+	PollTimeout  time.Duration
+	// Rise/Fall: consecutive successful/failed polls before a peer counts
+	// as up/failed.
+	Rise, Fall int
+	Members    []Member
+}
+
+// Member is one node of the cluster ([[cluster.member]]).
+type Member struct {
+	Name       string
+	UnderlayV4 netip.Addr
+	UnderlayV6 netip.Addr
+	// StateURL is where the member serves its node state (http or https).
+	StateURL url.URL
+}
+
+// Underlay returns the member's underlay address in the family of a (the
+// GUE destination for a VIP of that family), or the zero Addr.
+func (m Member) Underlay(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return m.UnderlayV4
+	}
+	return m.UnderlayV6
+}
+
+// VIP is one virtual IP served by the cluster ([[vip]]).
+type VIP struct {
+	// Name is an optional label for logs and vipctl.
+	Name string
+	Addr netip.Addr
+	// Services are the (protocol, port) pairs forwarded; port 0 is any.
+	Services []vip.Service
+	// Check decides whether this node offers itself as a backend. It is
+	// required; type "none" means always healthy.
+	Check health.CheckConfig
+	// BGP and OSPF are the route attributes for the active routing mode.
+	BGP  bgp.RouteAttrs
+	OSPF bird.RouteAttrs
+}
+
+// Prefix is the VIP as a host prefix (/32 or /128).
+func (v VIP) Prefix() netip.Prefix {
+	return netip.PrefixFrom(v.Addr, v.Addr.BitLen())
+}
+
+// RoutingMode says how VIP routes are announced.
+type RoutingMode string
+
+// Routing modes.
+const (
+	ModeBGP      RoutingMode = "bgp"       // embedded GoBGP (routing/bgp)
+	ModeBirdOSPF RoutingMode = "bird-ospf" // generated BIRD config (routing/bird)
+)
+
+// Routing is the [routing] section: the mode and exactly the matching
+// section (the other pointer is nil). The section's VIPs are filled from
+// the [[vip]] sections, and its router id and next hops default from [node].
+type Routing struct {
+	Mode RoutingMode
+	BGP  *bgp.Config
+	Bird *bird.Config
+}
+
+// AttachMode is how the XDP program is attached.
+type AttachMode string
+
+// Attach modes (FIELD-NOTES 1).
+const (
+	AttachNative  AttachMode = "native"
+	AttachGeneric AttachMode = "generic"
+	// AttachAuto picks generic where the host check says native is unsafe.
+	AttachAuto AttachMode = "auto"
+)
+
+// Dataplane is the XDP dataplane section ([dataplane]).
+type Dataplane struct {
+	// Interface is the uplink the XDP program is attached to.
+	Interface string
+	Attach    AttachMode
+	// GUEPort is the UDP destination port of GUE packets (default 19523).
+	GUEPort uint16
+	// PinPath is the bpffs directory for state that outlives vipd.
+	PinPath string
+	// SwitchMTU, if set, is the switch port's MTU, compared with the
+	// interface MTU by the host check (FIELD-NOTES 5).
+	SwitchMTU int
+}
+
+// Timers are the grace periods of the state machine ([timers]).
+type Timers struct {
+	// WithdrawGrace: time between withdrawing a route and unprogramming the
+	// VIP (routers converge meanwhile; invariant 4).
+	WithdrawGrace time.Duration
+	// TableGrace: time out of every peer's table before unbinding
+	// (invariant 2).
+	TableGrace time.Duration
+	// DrainTimeout: longest a drain waits for established flows.
+	DrainTimeout time.Duration
+}
+
+// API is where vipd listens ([api]).
+type API struct {
+	// Socket is the vipctl unix socket (absolute path, mode 0600).
+	Socket string
+	// StateListen is where the node state is served to peers. Default: the
+	// host and port of this node's member state_url.
+	StateListen netip.AddrPort
+	// MetricsListen is the Prometheus listener; the zero value means off.
+	MetricsListen netip.AddrPort
+}
+
+// Defaults for optional keys.
+const (
+	DefaultGUEPort       = 19523
+	DefaultPinPath       = "/sys/fs/bpf/vipd"
+	DefaultSocket        = "/run/vipd/vipd.sock"
+	DefaultPollInterval  = time.Second
+	DefaultPollTimeout   = 500 * time.Millisecond
+	DefaultRise          = 2
+	DefaultFall          = 3
+	DefaultWithdrawGrace = 3 * time.Second
+	DefaultTableGrace    = 10 * time.Second
+	DefaultDrainTimeout  = 60 * time.Second
+)
+
+// Member returns the member named name.
+func (c *Config) Member(name string) (Member, bool) {
+	for _, m := range c.Cluster.Members {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Member{}, false
+}

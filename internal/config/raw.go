@@ -1,0 +1,81 @@
+package config
+
+import "github.com/BurntSushi/toml"
+
+// The raw schema: what vipd.toml may contain, as TOML decodes it. Values
+// that need parsing (addresses, durations, URLs) are strings here so that
+// the validator can name the item and keep going; sections are Primitives
+// decoded one at a time, so one section's type error does not hide the
+// others' mistakes. A nil *toml.Primitive is an absent section.
+
+type rawFile struct {
+	Node      *toml.Primitive  `toml:"node"`
+	Cluster   *toml.Primitive  `toml:"cluster"`
+	VIPs      []toml.Primitive `toml:"vip"`
+	Routing   *toml.Primitive  `toml:"routing"`
+	Dataplane *toml.Primitive  `toml:"dataplane"`
+	Timers    *toml.Primitive  `toml:"timers"`
+	API       *toml.Primitive  `toml:"api"`
+}
+
+type rawNode struct {
+	Name           string    `toml:"name"`
+	RouterID       string    `toml:"router_id"`
+	UnderlayV4     string    `toml:"underlay_v4"`
+	UnderlayV6     string    `toml:"underlay_v6"`
+	AllowIPForward bool      `toml:"allow_ip_forward"`
+	ClientPrefixes *[]string `toml:"client_prefixes"`
+}
+
+type rawCluster struct {
+	Seed         *int64           `toml:"seed"`
+	PollInterval string           `toml:"poll_interval"`
+	PollTimeout  string           `toml:"poll_timeout"`
+	Rise         *int64           `toml:"rise"`
+	Fall         *int64           `toml:"fall"`
+	Members      []toml.Primitive `toml:"member"`
+}
+
+type rawMember struct {
+	Name       string `toml:"name"`
+	UnderlayV4 string `toml:"underlay_v4"`
+	UnderlayV6 string `toml:"underlay_v6"`
+	StateURL   string `toml:"state_url"`
+}
+
+type rawVIP struct {
+	Name     string          `toml:"name"`
+	Address  string          `toml:"address"`
+	Services []string        `toml:"services"`
+	Check    *toml.Primitive `toml:"check"`
+	BGP      *toml.Primitive `toml:"bgp"`
+	OSPF     *toml.Primitive `toml:"ospf"`
+}
+
+type rawRouting struct {
+	Mode string          `toml:"mode"`
+	BGP  *toml.Primitive `toml:"bgp"`
+	Bird *toml.Primitive `toml:"bird"`
+}
+
+type rawDataplane struct {
+	Interface string `toml:"interface"`
+	Attach    string `toml:"attach"`
+	GUEPort   *int64 `toml:"gue_port"`
+	PinPath   string `toml:"pin_path"`
+	SwitchMTU int64  `toml:"switch_mtu"`
+}
+
+type rawTimers struct {
+	WithdrawGrace string `toml:"withdraw_grace"`
+	TableGrace    string `toml:"table_grace"`
+	DrainTimeout  string `toml:"drain_timeout"`
+}
+
+type rawAPI struct {
+	Socket        string `toml:"socket"`
+	StateListen   string `toml:"state_listen"`
+	MetricsListen string `toml:"metrics_listen"`
+}
+
+type tomlPrim = toml.Primitive

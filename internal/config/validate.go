@@ -1,0 +1,618 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vipd/vipd/internal/fielderr"
+	"github.com/vipd/vipd/routing/bgp"
+	"github.com/vipd/vipd/routing/bird"
+	"github.com/vipd/vipd/vip"
+)
+
+// build turns the raw file into a Config, recording every mistake.
+func (p *parser) build(raw *rawFile) *Config {
+	cfg := &Config{File: p.file}
+	p.node(raw.Node, &cfg.Node)
+	p.cluster(raw.Cluster, &cfg.Cluster)
+	p.nodeMember(cfg)
+	for i := range raw.VIPs {
+		if v, ok := p.vip(i, &raw.VIPs[i]); ok {
+			cfg.VIPs = append(cfg.VIPs, v)
+			p.vipIdx = append(p.vipIdx, i)
+		}
+	}
+	p.vipsAcross(cfg)
+	p.dataplane(raw.Dataplane, &cfg.Dataplane)
+	p.timers(raw.Timers, cfg)
+	p.api(raw.API, cfg)
+	p.routing(raw.Routing, cfg)
+	return cfg
+}
+
+func (p *parser) node(prim *tomlPrim, n *Node) {
+	if prim == nil {
+		p.errorf("node", "missing section [node]")
+		return
+	}
+	var r rawNode
+	if !p.decode(prim, "node", &r) {
+		return
+	}
+	n.Name = r.Name
+	if r.Name == "" {
+		p.missing("node.name")
+	}
+	n.RouterID = p.addrFamily("node.router_id", r.RouterID, 32, false)
+	n.UnderlayV4 = p.addrFamily("node.underlay_v4", r.UnderlayV4, 32, false)
+	n.UnderlayV6 = p.addrFamily("node.underlay_v6", r.UnderlayV6, 128, false)
+	n.AllowIPForward = r.AllowIPForward
+	n.ClientPrefixes = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	if r.ClientPrefixes != nil {
+		n.ClientPrefixes = nil
+		for i, s := range *r.ClientPrefixes {
+			path := fmt.Sprintf("node.client_prefixes[%d]", i)
+			pfx, err := netip.ParsePrefix(s)
+			switch {
+			case err != nil:
+				p.errorf(path, "%q is not a prefix (like \"192.0.2.0/24\")", s)
+			case pfx != pfx.Masked():
+				p.errorf(path, "%q has host bits set (did you mean %s?)", s, pfx.Masked())
+			default:
+				n.ClientPrefixes = append(n.ClientPrefixes, pfx)
+			}
+		}
+	}
+}
+
+func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
+	c.PollInterval, c.PollTimeout = DefaultPollInterval, DefaultPollTimeout
+	c.Rise, c.Fall = DefaultRise, DefaultFall
+	if prim == nil {
+		p.errorf("cluster", "missing section [cluster]")
+		return
+	}
+	var r rawCluster
+	if !p.decode(prim, "cluster", &r) {
+		return
+	}
+	if r.Seed != nil {
+		if *r.Seed < 0 {
+			p.errorf("cluster.seed", "%d must not be negative", *r.Seed)
+		} else {
+			c.Seed = uint64(*r.Seed)
+		}
+	}
+	c.PollInterval = p.duration("cluster.poll_interval", r.PollInterval, DefaultPollInterval)
+	c.PollTimeout = p.duration("cluster.poll_timeout", r.PollTimeout, DefaultPollTimeout)
+	if c.PollTimeout >= c.PollInterval {
+		p.errorf("cluster.poll_timeout", "%s must be shorter than poll_interval %s", c.PollTimeout, c.PollInterval)
+	}
+	c.Rise = p.count("cluster.rise", r.Rise, DefaultRise)
+	c.Fall = p.count("cluster.fall", r.Fall, DefaultFall)
+
+	if len(r.Members) == 0 {
+		p.errorf("cluster.member", "no [[cluster.member]]: list every node, this one included")
+	}
+	names := map[string]int{}
+	addrs := map[netip.Addr]int{}
+	for i := range r.Members {
+		path := fmt.Sprintf("cluster.member[%d]", i)
+		var rm rawMember
+		if !p.decode(&r.Members[i], path, &rm) {
+			continue
+		}
+		m := Member{Name: rm.Name}
+		if rm.Name == "" {
+			p.missing(path + ".name")
+		} else if j, dup := names[rm.Name]; dup {
+			p.errorf(path+".name", "%q duplicates cluster.member[%d]", rm.Name, j)
+		} else {
+			names[rm.Name] = i
+		}
+		m.UnderlayV4 = p.addrFamily(path+".underlay_v4", rm.UnderlayV4, 32, false)
+		m.UnderlayV6 = p.addrFamily(path+".underlay_v6", rm.UnderlayV6, 128, false)
+		if rm.UnderlayV4 == "" && rm.UnderlayV6 == "" {
+			p.errorf(path, "needs underlay_v4 or underlay_v6 (the GUE destination)")
+		}
+		for _, f := range []struct {
+			key string
+			a   netip.Addr
+		}{{"underlay_v4", m.UnderlayV4}, {"underlay_v6", m.UnderlayV6}} {
+			if !f.a.IsValid() {
+				continue
+			}
+			if j, dup := addrs[f.a]; dup {
+				p.errorf(path+"."+f.key, "%s is also the underlay address of cluster.member[%d]", f.a, j)
+			} else {
+				addrs[f.a] = i
+			}
+		}
+		if rm.StateURL == "" {
+			p.missing(path + ".state_url")
+		} else if u, err := url.Parse(rm.StateURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+			p.errorf(path+".state_url", "%q is not an http(s) URL", rm.StateURL)
+		} else {
+			m.StateURL = *u
+		}
+		c.Members = append(c.Members, m)
+	}
+}
+
+// count parses a rise/fall counter (1..1000), def when unset.
+func (p *parser) count(path string, v *int64, def int) int {
+	if v == nil {
+		return def
+	}
+	if *v < 1 || *v > 1000 {
+		p.errorf(path, "%d is out of range 1-1000", *v)
+		return def
+	}
+	return int(*v)
+}
+
+// nodeMember checks [node] against its own [[cluster.member]] entry and
+// fills the node's defaults from it.
+func (p *parser) nodeMember(cfg *Config) {
+	n := &cfg.Node
+	if n.Name == "" {
+		return
+	}
+	idx := -1
+	for i, m := range cfg.Cluster.Members {
+		if m.Name == n.Name {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		if len(cfg.Cluster.Members) > 0 {
+			p.errorf("node.name", "%q is not a [[cluster.member]]", n.Name)
+		}
+		return
+	}
+	m := cfg.Cluster.Members[idx]
+	for _, f := range []struct {
+		key        string
+		node, memb *netip.Addr
+	}{{"underlay_v4", &n.UnderlayV4, &m.UnderlayV4}, {"underlay_v6", &n.UnderlayV6, &m.UnderlayV6}} {
+		switch {
+		case !f.node.IsValid():
+			*f.node = *f.memb
+		case *f.node != *f.memb:
+			p.errorf("node."+f.key, "%s differs from cluster.member[%d].%s (%s), this node's entry", *f.node, idx, f.key, orNone(*f.memb))
+		}
+	}
+	if !n.RouterID.IsValid() {
+		if n.UnderlayV4.IsValid() {
+			n.RouterID = n.UnderlayV4
+		} else {
+			p.errorf("node.router_id", "required when the node has no underlay_v4")
+		}
+	}
+}
+
+func orNone(a netip.Addr) string {
+	if !a.IsValid() {
+		return "none"
+	}
+	return a.String()
+}
+
+func (p *parser) vip(i int, prim *tomlPrim) (VIP, bool) {
+	path := fmt.Sprintf("vip[%d]", i)
+	var r rawVIP
+	if !p.decode(prim, path, &r) {
+		return VIP{}, false
+	}
+	v := VIP{Name: r.Name}
+	v.Addr = p.vipAddr(path+".address", r.Address)
+
+	if len(r.Services) == 0 {
+		p.errorf(path+".services", "at least one service (like \"tcp/80\" or \"udp/*\") is required")
+	}
+	seen := map[vip.Service]int{}
+	for j, s := range r.Services {
+		spath := fmt.Sprintf("%s.services[%d]", path, j)
+		svc, err := parseService(s)
+		if err != nil {
+			p.add(&fielderr.Error{Path: spath, Err: err})
+			continue
+		}
+		if k, dup := seen[svc]; dup {
+			p.errorf(spath, "%q duplicates services[%d]", s, k)
+			continue
+		}
+		seen[svc] = j
+		v.Services = append(v.Services, svc)
+	}
+	for j, s := range r.Services {
+		svc, err := parseService(s)
+		if err != nil || svc.Port == 0 || seen[svc] != j {
+			continue
+		}
+		if k, ok := seen[vip.Service{Proto: svc.Proto}]; ok {
+			p.errorf(fmt.Sprintf("%s.services[%d]", path, j), "%q is already covered by %q", s, r.Services[k])
+		}
+	}
+
+	// A forgotten check must not make a silently healthy backend: serving
+	// without one is said explicitly with type = "none".
+	if r.Check == nil {
+		p.errorf(path+".check", "missing section [vip.check] (type = \"none\" serves without a check)")
+	} else if p.decode(r.Check, path+".check", &v.Check) {
+		p.add(fielderr.Prefix(path+".check", v.Check.Validate()))
+	}
+	if r.BGP != nil {
+		p.decode(r.BGP, path+".bgp", &v.BGP)
+	}
+	if r.OSPF != nil {
+		p.decode(r.OSPF, path+".ospf", &v.OSPF)
+	}
+	return v, v.Addr.IsValid()
+}
+
+// vipAddr parses a VIP: a host address, written bare or as a /32 or /128.
+func (p *parser) vipAddr(path, s string) netip.Addr {
+	if s == "" {
+		p.missing(path)
+		return netip.Addr{}
+	}
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		if !pfx.IsSingleIP() {
+			p.errorf(path, "%q is a prefix, not a host address (/32 or /128)", s)
+			return netip.Addr{}
+		}
+		s = pfx.Addr().String()
+	}
+	a := p.addr(path, s, true)
+	if !a.IsValid() {
+		return a
+	}
+	var why string
+	switch {
+	case a.IsUnspecified():
+		why = "unspecified"
+	case a.IsLoopback():
+		why = "loopback"
+	case a.IsMulticast():
+		why = "multicast"
+	case a.IsLinkLocalUnicast():
+		why = "link-local"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		why = "broadcast"
+	}
+	if why != "" {
+		p.errorf(path, "%s is a %s address, it cannot be a VIP", a, why)
+		return netip.Addr{}
+	}
+	return a
+}
+
+// parseService parses "tcp/80", "udp/*".
+func parseService(s string) (vip.Service, error) {
+	proto, port, ok := strings.Cut(s, "/")
+	if !ok {
+		return vip.Service{}, fmt.Errorf("%q is not protocol/port (like \"tcp/80\" or \"udp/*\")", s)
+	}
+	var svc vip.Service
+	switch proto {
+	case "tcp":
+		svc.Proto = 6
+	case "udp":
+		svc.Proto = 17
+	default:
+		return vip.Service{}, fmt.Errorf("%q: protocol %q is not tcp or udp", s, proto)
+	}
+	if port == "*" {
+		return svc, nil
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return vip.Service{}, fmt.Errorf("%q: port %q is not a number or *", s, port)
+	}
+	if n < 1 || n > 65535 {
+		return vip.Service{}, fmt.Errorf("%q: port %d is out of range 1-65535", s, n)
+	}
+	svc.Port = uint16(n)
+	return svc, nil
+}
+
+// vipsAcross checks the VIPs against each other and the cluster.
+func (p *parser) vipsAcross(cfg *Config) {
+	byAddr := map[netip.Addr]int{}
+	byName := map[string]int{}
+	needFamily := map[int]int{} // bits -> first VIP index of that family
+	for i, v := range cfg.VIPs {
+		path := fmt.Sprintf("vip[%d]", p.vipIdx[i])
+		if j, dup := byAddr[v.Addr]; dup {
+			p.errorf(path+".address", "%s duplicates vip[%d]", v.Addr, j)
+		} else {
+			byAddr[v.Addr] = p.vipIdx[i]
+		}
+		if v.Name != "" {
+			if j, dup := byName[v.Name]; dup {
+				p.errorf(path+".name", "%q duplicates vip[%d]", v.Name, j)
+			} else {
+				byName[v.Name] = p.vipIdx[i]
+			}
+		}
+		if _, ok := needFamily[v.Addr.BitLen()]; !ok {
+			needFamily[v.Addr.BitLen()] = p.vipIdx[i]
+		}
+		for j, m := range cfg.Cluster.Members {
+			if v.Addr == m.UnderlayV4 || v.Addr == m.UnderlayV6 {
+				p.errorf(path+".address", "%s is the underlay address of cluster.member[%d] (%s)", v.Addr, j, m.Name)
+			}
+		}
+		if v.Addr == cfg.Node.RouterID {
+			p.errorf(path+".address", "%s is the node's router_id", v.Addr)
+		}
+	}
+	for _, bits := range []int{32, 128} {
+		i, ok := needFamily[bits]
+		if !ok {
+			continue
+		}
+		fam, key := "IPv4", "underlay_v4"
+		if bits == 128 {
+			fam, key = "IPv6", "underlay_v6"
+		}
+		path := fmt.Sprintf("vip[%d].address", i)
+		if cfg.Node.Name != "" && !underlay(cfg.Node.UnderlayV4, cfg.Node.UnderlayV6, bits).IsValid() {
+			p.errorf(path, "%s VIP, but this node has no %s", fam, key)
+		}
+		for j, m := range cfg.Cluster.Members {
+			if m.Name != cfg.Node.Name && !underlay(m.UnderlayV4, m.UnderlayV6, bits).IsValid() {
+				p.errorf(path, "%s VIP, but cluster.member[%d] (%s) has no %s", fam, j, m.Name, key)
+			}
+		}
+	}
+}
+
+// underlay picks the v4 or v6 address by address length.
+func underlay(v4, v6 netip.Addr, bits int) netip.Addr {
+	if bits == 32 {
+		return v4
+	}
+	return v6
+}
+
+func (p *parser) dataplane(prim *tomlPrim, d *Dataplane) {
+	d.Attach, d.GUEPort, d.PinPath = AttachAuto, DefaultGUEPort, DefaultPinPath
+	if prim == nil {
+		p.errorf("dataplane", "missing section [dataplane]")
+		return
+	}
+	var r rawDataplane
+	if !p.decode(prim, "dataplane", &r) {
+		return
+	}
+	switch {
+	case r.Interface == "":
+		p.missing("dataplane.interface")
+	case len(r.Interface) > 15 || strings.ContainsAny(r.Interface, "/: \t\n") || r.Interface == "." || r.Interface == "..":
+		p.errorf("dataplane.interface", "%q is not an interface name", r.Interface)
+	default:
+		d.Interface = r.Interface
+	}
+	switch AttachMode(r.Attach) {
+	case "":
+	case AttachNative, AttachGeneric, AttachAuto:
+		d.Attach = AttachMode(r.Attach)
+	default:
+		p.errorf("dataplane.attach", "%q is not one of native, generic, auto", r.Attach)
+	}
+	if r.GUEPort != nil {
+		if *r.GUEPort < 1 || *r.GUEPort > 65535 {
+			p.errorf("dataplane.gue_port", "%d is out of range 1-65535", *r.GUEPort)
+		} else {
+			d.GUEPort = uint16(*r.GUEPort)
+		}
+	}
+	if r.PinPath != "" {
+		if !filepath.IsAbs(r.PinPath) {
+			p.errorf("dataplane.pin_path", "%q is not an absolute path", r.PinPath)
+		} else {
+			d.PinPath = filepath.Clean(r.PinPath)
+		}
+	}
+	if r.SwitchMTU != 0 && (r.SwitchMTU < 68 || r.SwitchMTU > 65535) {
+		p.errorf("dataplane.switch_mtu", "%d is out of range 68-65535", r.SwitchMTU)
+	} else {
+		d.SwitchMTU = int(r.SwitchMTU)
+	}
+}
+
+func (p *parser) timers(prim *tomlPrim, cfg *Config) {
+	t := &cfg.Timers
+	t.WithdrawGrace, t.TableGrace, t.DrainTimeout = DefaultWithdrawGrace, DefaultTableGrace, DefaultDrainTimeout
+	var r rawTimers
+	if prim != nil && !p.decode(prim, "timers", &r) {
+		return
+	}
+	t.WithdrawGrace = p.duration("timers.withdraw_grace", r.WithdrawGrace, DefaultWithdrawGrace)
+	t.TableGrace = p.duration("timers.table_grace", r.TableGrace, DefaultTableGrace)
+	t.DrainTimeout = p.duration("timers.drain_timeout", r.DrainTimeout, DefaultDrainTimeout)
+	// Peers need fall polls to drop this node from their tables; unbinding
+	// sooner would blackhole (or loop, FIELD-NOTES 3) what they still send.
+	c := cfg.Cluster
+	if peersNotice := c.PollInterval*time.Duration(c.Fall) + c.PollTimeout; t.TableGrace < peersNotice {
+		p.errorf("timers.table_grace", "%s is shorter than the %s peers take to notice a node leave (poll_interval x fall + poll_timeout)", t.TableGrace, peersNotice)
+	}
+}
+
+func (p *parser) api(prim *tomlPrim, cfg *Config) {
+	a := &cfg.API
+	a.Socket = DefaultSocket
+	var r rawAPI
+	if prim != nil && !p.decode(prim, "api", &r) {
+		return
+	}
+	if r.Socket != "" {
+		if !filepath.IsAbs(r.Socket) {
+			p.errorf("api.socket", "%q is not an absolute path", r.Socket)
+		} else {
+			a.Socket = filepath.Clean(r.Socket)
+		}
+	}
+	if r.StateListen != "" {
+		a.StateListen = p.addrPort("api.state_listen", r.StateListen)
+	} else if m, ok := cfg.Member(cfg.Node.Name); ok && m.StateURL.Host != "" {
+		ap, err := urlAddrPort(m.StateURL)
+		if err != nil {
+			p.errorf("api.state_listen", "required: cannot default it from this node's state_url: %v", err)
+		} else {
+			a.StateListen = ap
+		}
+	}
+	if r.MetricsListen != "" {
+		a.MetricsListen = p.addrPort("api.metrics_listen", r.MetricsListen)
+	}
+}
+
+// urlAddrPort turns the host and port of an http(s) URL into an AddrPort.
+func urlAddrPort(u url.URL) (netip.AddrPort, error) {
+	host, port := u.Hostname(), u.Port()
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("host %q is not an IP address", host)
+	}
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return netip.AddrPort{}, fmt.Errorf("port %q is not a port", port)
+	}
+	return netip.AddrPortFrom(a, uint16(n)), nil
+}
+
+func (p *parser) routing(prim *tomlPrim, cfg *Config) {
+	if prim == nil {
+		p.errorf("routing", "missing section [routing]")
+		return
+	}
+	var r rawRouting
+	if !p.decode(prim, "routing", &r) {
+		return
+	}
+	rt := &cfg.Routing
+	var bc *bgp.Config
+	var bd *bird.Config
+	// Decode both sections whatever the mode, so that their keys are
+	// checked too.
+	if r.BGP != nil {
+		bc = &bgp.Config{}
+		if !p.decode(r.BGP, "routing.bgp", bc) {
+			bc = nil
+		}
+	}
+	if r.Bird != nil {
+		bd = &bird.Config{}
+		if !p.decode(r.Bird, "routing.bird", bd) {
+			bd = nil
+		}
+	}
+	switch RoutingMode(r.Mode) {
+	case "":
+		p.missing("routing.mode")
+		return
+	case ModeBGP:
+		rt.Mode = ModeBGP
+		p.modeSections(cfg, "bgp", r.BGP != nil, "bird", r.Bird != nil)
+		if bc != nil {
+			p.bgp(cfg, bc)
+		}
+	case ModeBirdOSPF:
+		rt.Mode = ModeBirdOSPF
+		p.modeSections(cfg, "bird", r.Bird != nil, "bgp", r.BGP != nil)
+		if bd != nil {
+			p.bird(cfg, bd)
+		}
+	default:
+		p.errorf("routing.mode", "%q is not one of bgp, bird-ospf", r.Mode)
+	}
+}
+
+// modeSections checks that the mode's section is there and the other
+// mode's (and its per-VIP attributes) are not.
+func (p *parser) modeSections(cfg *Config, want string, have bool, other string, haveOther bool) {
+	mode := cfg.Routing.Mode
+	if !have {
+		p.errorf("routing."+want, "missing section [routing.%s] (routing.mode is %q)", want, mode)
+	}
+	if haveOther {
+		p.errorf("routing."+other, "set, but routing.mode is %q", mode)
+	}
+	attr := map[string]string{"bgp": "bgp", "bird": "ospf"}[other]
+	for i := range cfg.VIPs {
+		path := fmt.Sprintf("vip[%d].%s", p.vipIdx[i], attr)
+		if _, ok := p.idx.lines[path]; ok {
+			p.errorf(path, "set, but routing.mode is %q", mode)
+		}
+	}
+}
+
+func (p *parser) bgp(cfg *Config, c *bgp.Config) {
+	if !c.RouterID.IsValid() {
+		c.RouterID = cfg.Node.RouterID
+	}
+	if !c.NextHop4.IsValid() {
+		c.NextHop4 = cfg.Node.UnderlayV4
+	}
+	if !c.NextHop6.IsValid() {
+		c.NextHop6 = cfg.Node.UnderlayV6
+	}
+	for _, v := range cfg.VIPs {
+		c.VIPs = append(c.VIPs, bgp.VIPRoute{Prefix: v.Prefix(), Attrs: v.BGP})
+	}
+	p.add(p.vipPaths(cfg, "bgp", fielderr.Prefix("routing.bgp", c.Validate())))
+	cfg.Routing.BGP = c
+}
+
+func (p *parser) bird(cfg *Config, c *bird.Config) {
+	if !c.RouterID.IsValid() {
+		c.RouterID = cfg.Node.RouterID
+	}
+	for _, v := range cfg.VIPs {
+		c.VIPs = append(c.VIPs, bird.VIPRoute{Prefix: v.Prefix(), Attrs: v.OSPF})
+	}
+	p.add(p.vipPaths(cfg, "ospf", fielderr.Prefix("routing.bird", c.Validate())))
+	cfg.Routing.Bird = c
+}
+
+// vipRouteRE matches the paths routing packages give per-VIP errors, such
+// as "routing.bgp.vip(198.51.100.10/32).med".
+var vipRouteRE = regexp.MustCompile(`^routing\.(?:bgp|bird)\.vip\(([^)]*)\)(.*)$`)
+
+// vipPaths rewrites per-VIP error paths of a routing section to the [[vip]]
+// they come from ("vip[1].bgp.med"), so they get that line.
+func (p *parser) vipPaths(cfg *Config, attr string, err error) error {
+	var out []error
+	for _, e := range fielderr.All(err) {
+		var fe *fielderr.Error
+		if errors.As(e, &fe) {
+			if m := vipRouteRE.FindStringSubmatch(fe.Path); m != nil {
+				for i, v := range cfg.VIPs {
+					if v.Prefix().String() == m[1] {
+						e = &fielderr.Error{Path: fmt.Sprintf("vip[%d].%s%s", p.vipIdx[i], attr, m[2]), Err: fe.Err}
+						break
+					}
+				}
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
