@@ -178,7 +178,9 @@ func TestPollerLifecycle(t *testing.T) {
 
 	// Same generation, other content (a restarted peer counting from 1
 	// again could do this): still reported.
-	f.set("ok", func(st *vip.NodeState) { st.VIPs[netip.MustParseAddr("192.0.2.11")] = vip.NodeVIPState{State: vip.StateActive} })
+	f.set("ok", func(st *vip.NodeState) {
+		st.VIPs[netip.MustParseAddr("192.0.2.11")] = vip.NodeVIPState{State: vip.StateActive}
+	})
 	want = clone(&f.st)
 	if diff := cmp.Diff(peerReport{"n2", want}, nextPeerReport(t, reports)); diff != "" {
 		t.Fatalf("report after a content change (-want +got):\n%s", diff)
@@ -278,7 +280,9 @@ func TestPollerPeersIndependentAndOrdered(t *testing.T) {
 }
 
 func TestPeerStateNext(t *testing.T) {
-	doc := func(gen uint64) *vip.NodeState { return &vip.NodeState{Node: "n2", Generation: gen, VIPs: map[netip.Addr]vip.NodeVIPState{}} }
+	doc := func(gen uint64) *vip.NodeState {
+		return &vip.NodeState{Node: "n2", Generation: gen, VIPs: map[netip.Addr]vip.NodeVIPState{}}
+	}
 	type out struct {
 		Report bool
 		Gen    int64 // -1 = nil (failed)

@@ -22,7 +22,7 @@ func testState() vip.NodeState {
 		Node:       "n1",
 		Generation: 7,
 		VIPs: map[netip.Addr]vip.NodeVIPState{
-			netip.MustParseAddr("192.0.2.10"):  {State: vip.StateActive, Healthy: true},
+			netip.MustParseAddr("192.0.2.10"):   {State: vip.StateActive, Healthy: true},
 			netip.MustParseAddr("2001:db8::10"): {State: vip.StateDraining, Healthy: false, Reason: "service unhealthy"},
 		},
 	}
