@@ -1,0 +1,158 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ReportFunc receives a local service check's result for a VIP. Checkers call
+// it from their own goroutine, so it should hand the result to the controller's
+// event loop and return quickly.
+type ReportFunc func(vip netip.Addr, healthy bool, reason string)
+
+// Checker runs one VIP's local service check with rise/fall hysteresis.
+//
+// A Checker starts unhealthy ("checking (0/2)") and becomes healthy after
+// rise consecutive successes; a healthy Checker becomes unhealthy after fall
+// consecutive failures. It reports the start state once when Run begins and
+// then only changes of healthy. Status is safe for concurrent use.
+type Checker struct {
+	log    hclog.Logger
+	vip    netip.Addr
+	cfg    CheckConfig
+	report ReportFunc
+
+	mu      sync.Mutex
+	h       hysteresis // guarded by mu
+	reason  string     // guarded by mu
+	everUp  bool       // guarded by mu
+	lastErr string     // guarded by mu: description of the last failure
+}
+
+// NewChecker returns a Checker for vip. cfg should have passed Validate; an
+// invalid cfg makes Run report unhealthy with the validation error. Zero
+// timing fields take their defaults.
+func NewChecker(log hclog.Logger, vip netip.Addr, cfg CheckConfig, report ReportFunc) *Checker {
+	cfg = cfg.WithDefaults()
+	c := &Checker{
+		log:    log.Named("check").With("vip", vip),
+		vip:    vip,
+		cfg:    cfg,
+		report: report,
+		h:      hysteresis{rise: cfg.Rise, fall: cfg.Fall, level: levelDown},
+	}
+	c.reason = c.reasonLocked()
+	return c
+}
+
+// Status returns the current health and its reason, including progress
+// ("checking (1/2)") that is not reported as a change.
+func (c *Checker) Status() (healthy bool, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.h.level == levelUp, c.reason
+}
+
+// Run checks every interval until ctx is done. The first check runs at once.
+func (c *Checker) Run(ctx context.Context) {
+	if err := c.cfg.Validate(); err != nil {
+		c.setReason(fmt.Sprintf("invalid check: %v", err))
+		_, reason := c.Status()
+		c.log.Error("not checking", "reason", reason)
+		c.report(c.vip, false, reason)
+		return
+	}
+	p, desc, cleanup, err := newProbe(c.cfg)
+	if err != nil { // unreachable after Validate, kept for safety
+		c.report(c.vip, false, err.Error())
+		return
+	}
+	defer cleanup()
+
+	if c.cfg.Type == TypeNone {
+		c.mu.Lock()
+		c.h.level, c.everUp, c.reason = levelUp, true, desc
+		c.mu.Unlock()
+		c.report(c.vip, true, desc)
+		<-ctx.Done()
+		return
+	}
+
+	_, reason := c.Status()
+	c.report(c.vip, false, reason)
+
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		err := p(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return // the check was cut short by shutdown: not a result
+		}
+		if healthy, reason, changed := c.observe(desc, err); changed {
+			c.log.Info("service health changed", "state", stateWord(healthy), "reason", reason)
+			c.report(c.vip, healthy, reason)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Checker) setReason(r string) {
+	c.mu.Lock()
+	c.reason = r
+	c.mu.Unlock()
+}
+
+// observe records one probe result and returns the new health, its reason
+// and whether health changed.
+func (c *Checker) observe(desc string, err error) (healthy bool, reason string, changed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.lastErr = desc + ": " + describe(err, c.cfg.Timeout)
+	}
+	changed = c.h.observe(err == nil)
+	if c.h.level == levelUp {
+		c.everUp = true
+	}
+	if changed && c.h.level == levelUp {
+		c.reason = fmt.Sprintf("%s: ok (%d/%d successes)", desc, c.h.oks, c.cfg.Rise)
+	} else {
+		c.reason = c.reasonLocked()
+	}
+	return c.h.level == levelUp, c.reason, changed
+}
+
+// reasonLocked explains the current state. Caller must hold mu.
+func (c *Checker) reasonLocked() string {
+	h := &c.h
+	switch {
+	case h.level == levelUp && h.fails == 0:
+		return c.reason // the "ok" reason set when it came up
+	case h.level == levelUp:
+		return fmt.Sprintf("healthy, but %s (%d/%d failures)", c.lastErr, h.fails, h.fall)
+	case h.fails > 0 && c.everUp:
+		return fmt.Sprintf("%s (%d/%d failures)", c.lastErr, h.fails, h.fall)
+	case h.fails > 0:
+		return fmt.Sprintf("checking (0/%d): %s", h.rise, c.lastErr)
+	default:
+		return fmt.Sprintf("checking (%d/%d)", h.oks, h.rise)
+	}
+}
+
+func stateWord(healthy bool) string {
+	if healthy {
+		return "healthy"
+	}
+	return "unhealthy"
+}

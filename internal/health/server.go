@@ -1,0 +1,116 @@
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/vipd/vipd/vip"
+)
+
+// Paths served by the state handler.
+const (
+	StatePath   = "/state"
+	HealthzPath = "/healthz"
+)
+
+// shutdownTimeout bounds how long ServeState waits for in-flight requests.
+const shutdownTimeout = 5 * time.Second
+
+// NewStateHandler returns the read-only HTTP handler peers poll: GET (or
+// HEAD) /state answers the JSON document returned by get, /healthz answers
+// 200 "ok"; any other method is 405 and any other path 404. get is called
+// once per request, from the server's goroutines, so it must be safe for
+// concurrent use (typically it returns a copy held by the controller).
+func NewStateHandler(get func() vip.NodeState) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(StatePath, func(w http.ResponseWriter, r *http.Request) {
+		if !readOnly(w, r) {
+			return
+		}
+		body, err := json.Marshal(get())
+		if err != nil {
+			http.Error(w, "encoding node state: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		body = append(body, '\n')
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		if r.Method == http.MethodHead {
+			return
+		}
+		_, _ = w.Write(body)
+	})
+	mux.HandleFunc(HealthzPath, func(w http.ResponseWriter, r *http.Request) {
+		if !readOnly(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if r.Method == http.MethodHead {
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// readOnly sets the headers every answer carries and rejects methods other
+// than GET and HEAD. It reports whether the request may go on.
+func readOnly(w http.ResponseWriter, r *http.Request) bool {
+	// A cached state is a wrong state: peers must always see the live one.
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "read-only: use GET", http.StatusMethodNotAllowed)
+		return false
+	}
+	return true
+}
+
+// ServeState listens on the TCP address addr ("host:port") and serves h until
+// ctx is done, then shuts down gracefully (in-flight requests get a few
+// seconds). It returns nil after a clean shutdown.
+func ServeState(ctx context.Context, addr string, h http.Handler) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for node state on %s: %w", addr, err)
+	}
+	return Serve(ctx, ln, h)
+}
+
+// Serve is ServeState on a listener the caller opened (tests use port 0). It
+// closes ln.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc: // Serve failed on its own (listener closed under it)
+		return fmt.Errorf("serving node state on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("shutting down node state server on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
