@@ -98,7 +98,7 @@ func checkIxgbe(_ context.Context, h Host, s Spec) Result {
 	}
 	di, err := h.DriverInfo(s.Interface)
 	if err != nil {
-		r.Status, r.Finding = Warn, fmt.Sprintf("reading driver of %s: %v", s.Interface, err)
+		r.Status, r.Finding = driverInfoErr(s.Interface, err)
 		return r
 	}
 	if di.Driver != "ixgbe" {
@@ -137,12 +137,13 @@ func checkIxgbe(_ context.Context, h Host, s Spec) Result {
 	r.Status = Fail
 	safe := ixgbeMaxTxQueues - ncpu
 	if safe >= 1 {
-		r.Finding = fmt.Sprintf("%s: ixgbe on kernel %s: %d combined + %d CPUs = %d > %d (MAX_TX_QUEUES): XDP Tx hang; safe combined = %d - %d = %d",
+		r.Finding = fmt.Sprintf("%s: ixgbe on kernel %s: %d combined + %d CPUs = %d > %d (MAX_TX_QUEUES): XDP Tx hang; "+
+			"safe combined = %d - %d = %d (or generic XDP, or kernel >= 4.20)",
 			s.Interface, rel, ch.Combined, ncpu, sum, ixgbeMaxTxQueues, ixgbeMaxTxQueues, ncpu, safe)
-		r.Fix = fmt.Sprintf("ethtool -L %s combined %d  (or attach_mode = \"generic\", or a kernel >= 4.20)", s.Interface, safe)
+		r.Fix = fmt.Sprintf("ethtool -L %s combined %d", s.Interface, safe)
 		return r
 	}
-	r.Finding = fmt.Sprintf("%s: ixgbe on kernel %s: %d CPUs alone exceed %d (MAX_TX_QUEUES) - 1: native XDP is unsafe at any channel count",
+	r.Finding = fmt.Sprintf("%s: ixgbe on kernel %s: %d CPUs leave no combined channel under %d (MAX_TX_QUEUES): native XDP is unsafe at any channel count",
 		s.Interface, rel, ncpu, ixgbeMaxTxQueues)
 	r.Fix = `set attach_mode = "generic" (or "auto"), or upgrade to a kernel >= 4.20`
 	return r
@@ -200,7 +201,7 @@ func checkI40eXDP(_ context.Context, h Host, s Spec) Result {
 	}
 	di, err := h.DriverInfo(s.Interface)
 	if err != nil {
-		r.Status, r.Finding = Warn, fmt.Sprintf("reading driver of %s: %v", s.Interface, err)
+		r.Status, r.Finding = driverInfoErr(s.Interface, err)
 		return r
 	}
 	if di.Driver != "i40e" {
@@ -279,4 +280,13 @@ func checkI40eDepmod(_ context.Context, h Host, s Spec) Result {
 	r.Finding = fmt.Sprintf("out-of-tree %s but no `override i40e` in /etc/depmod.d: after a kernel upgrade the in-tree i40e loads until a second reboot", mods[0])
 	r.Fix = "echo 'override i40e * weak-updates/i40e' > /etc/depmod.d/i40e.conf && depmod -a"
 	return r
+}
+
+// driverInfoErr turns a failed ETHTOOL_GDRVINFO into a result: a device
+// without driver info (lo, some virtual devices) is not an Intel NIC.
+func driverInfoErr(iface string, err error) (Status, string) {
+	if errors.Is(err, ErrUnsupported) {
+		return Skip, fmt.Sprintf("%s: no ethtool driver info (%v)", iface, err)
+	}
+	return Warn, fmt.Sprintf("reading driver of %s: %v", iface, err)
 }
