@@ -40,7 +40,7 @@ func checkBTF(_ context.Context, h Host, _ Spec) Result {
 	const vmlinux = "/sys/kernel/btf/vmlinux"
 	fi, err := h.Stat(vmlinux)
 	if err != nil {
-		r.Status, r.Finding = Warn, fmt.Sprintf("%s: %v: kernel built without CONFIG_DEBUG_INFO_BTF", vmlinux, err)
+		r.Status, r.Finding = Warn, fmt.Sprintf("%v: kernel built without CONFIG_DEBUG_INFO_BTF", err)
 		r.Fix = "boot a kernel with CONFIG_DEBUG_INFO_BTF=y"
 		return r
 	}
