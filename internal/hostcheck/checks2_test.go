@@ -176,7 +176,9 @@ func TestI40eDepmod(t *testing.T) {
 			Fix:     "echo 'override i40e * weak-updates/i40e' > /etc/depmod.d/i40e.conf && depmod -a"},
 	}, {
 		name: "fixed: override present", fixture: "i40e",
-		mutate: func(f *fixture) { f.set("/etc/depmod.d/i40e.conf", "# Intel i40e\noverride i40e * weak-updates/i40e\n") },
+		mutate: func(f *fixture) {
+			f.set("/etc/depmod.d/i40e.conf", "# Intel i40e\noverride i40e * weak-updates/i40e\n")
+		},
 		want: Result{ID: "i40e-depmod", Name: name, Status: Pass,
 			Finding: "out-of-tree " + mod + "; /etc/depmod.d/i40e.conf: override i40e * weak-updates/i40e"},
 	}, {
