@@ -70,8 +70,15 @@ func TestMTU(t *testing.T) {
 		name: "bgp mode mismatch is a warning", fixture: "virtio",
 		spec: Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: "bgp", AttachMode: "native"},
 		want: Result{ID: "mtu", Name: name, Status: Warn,
-			Finding: "eth0: mtu 1500; native XDP limit of virtio_net about 3506; switch mtu 9000; frames above the local MTU from the switch are dropped",
+			Finding: "eth0: mtu 1500; native XDP limit of virtio_net about 3506; switch mtu 9000; frames above 1500 from the switch are dropped here",
 			Fix:     "lower the switch port MTU to 1500"},
+	}, {
+		name: "local MTU above the switch's", fixture: "veth",
+		spec:   Spec{Interface: "veth0", SwitchMTU: 1500, RoutingMode: "bgp", AttachMode: "generic"},
+		mutate: func(f *fixture) { f.set("/sys/class/net/veth0/mtu", "9000\n") },
+		want: Result{ID: "mtu", Name: name, Status: Warn,
+			Finding: "veth0: mtu 9000; native XDP limit of veth about 3506; switch mtu 1500; frames above 1500 sent to the switch are dropped there",
+			Fix:     "ip link set veth0 mtu 1500"},
 	}, {
 		name: "matching MTU", fixture: "veth", spec: Spec{Interface: "veth0", SwitchMTU: 1500, RoutingMode: "bird-ospf"},
 		want: Result{ID: "mtu", Name: name, Status: Pass,

@@ -101,7 +101,11 @@ func checkMTU(ctx context.Context, h Host, s Spec) Result {
 			}
 		} else {
 			worse(Warn)
-			parts = append(parts, "frames above the local MTU from the switch are dropped")
+			if mtu < s.SwitchMTU {
+				parts = append(parts, fmt.Sprintf("frames above %d from the switch are dropped here", mtu))
+			} else {
+				parts = append(parts, fmt.Sprintf("frames above %d sent to the switch are dropped there", s.SwitchMTU))
+			}
 			if canRaise {
 				fixes = append(fixes, raise)
 			} else {
