@@ -35,6 +35,22 @@ func TestMTU(t *testing.T) {
 		want: Result{ID: "mtu", Name: name, Status: Pass,
 			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 9000; OSPF mismatch ignored (ignore_mtu, installed BIRD supports ignoremtu)"},
 	}, {
+		name: "BIRD 2.0.6 only warns", fixture: "ixgbe",
+		spec: Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: "bird-ospf", AttachMode: "native",
+			BirdSocket: fakeBird(t, "0001 BIRD 2.0.6 ready.\n"), ProbeIgnoreMTU: birdProbe(false, nil)},
+		want: Result{ID: "mtu", Name: name, Status: Warn,
+			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 9000; running BIRD 2.0.6 only warns on OSPF MTU mismatch " +
+				"(an error since 2.0.7, the adjacency breaks on upgrade); installed BIRD does not support ignoremtu (stock BIRD; a patched one is required)",
+			Fix: "set ignore_mtu = true in [[routing.bird.ospf]] with a patched BIRD"},
+	}, {
+		name: "BIRD 2.0.12 refuses", fixture: "ixgbe",
+		spec: Spec{Interface: "eth0", SwitchMTU: 2000, RoutingMode: "bird-ospf", AttachMode: "native",
+			BirdSocket: fakeBird(t, "0001 BIRD 2.0.12 ready.\n"), ProbeIgnoreMTU: birdProbe(false, nil)},
+		want: Result{ID: "mtu", Name: name, Status: Fail,
+			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 2000; OSPF will refuse adjacency (MTU mismatch, remote 2000, local 1500); " +
+				"installed BIRD does not support ignoremtu (stock BIRD; a patched one is required)",
+			Fix: "ip link set eth0 mtu 2000"},
+	}, {
 		name: "ignore_mtu with a stock BIRD", fixture: "ixgbe", spec: ospf(true, false),
 		want: Result{ID: "mtu", Name: name, Status: Fail,
 			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 9000; ignore_mtu is set but installed BIRD does not support ignoremtu (stock BIRD; a patched one is required)",

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -83,6 +84,10 @@ func checkMTU(ctx context.Context, h Host, s Spec) Result {
 			case !supported:
 				birdSays = "installed BIRD does not support ignoremtu (stock BIRD; a patched one is required)"
 			}
+			old := ""
+			if !s.IgnoreMTU {
+				old = oldBird(ctx, h, s)
+			}
 			switch {
 			case s.IgnoreMTU && supported:
 				parts = append(parts, "OSPF mismatch ignored (ignore_mtu, "+birdSays+")")
@@ -90,6 +95,17 @@ func checkMTU(ctx context.Context, h Host, s Spec) Result {
 				worse(Fail)
 				parts = append(parts, "ignore_mtu is set but "+birdSays)
 				fixes = append(fixes, "install the patched BIRD (routing/bird/patch) and set routing.bird.bird to it")
+			case old != "":
+				// Before 2.0.7 BIRD only logs the mismatch; the adjacency
+				// forms, and breaks on the next BIRD upgrade.
+				worse(Warn)
+				parts = append(parts, fmt.Sprintf("running BIRD %s only warns on OSPF MTU mismatch (an error since 2.0.7, the adjacency breaks on upgrade); %s",
+					old, birdSays))
+				if canRaise {
+					fixes = append(fixes, raise)
+				} else {
+					fixes = append(fixes, "set ignore_mtu = true in [[routing.bird.ospf]] with a patched BIRD")
+				}
 			default:
 				worse(Fail)
 				parts = append(parts, fmt.Sprintf("OSPF will refuse adjacency (MTU mismatch, remote %d, local %d); %s", s.SwitchMTU, mtu, birdSays))
@@ -164,4 +180,29 @@ func DefaultProbeIgnoreMTU(ctx context.Context, birdBinary string) (bool, error)
 	default:
 		return false, fmt.Errorf("probing ignoremtu with %s -p: %w: %s", birdBinary, err, strings.TrimSpace(stderr.String()))
 	}
+}
+
+// oldBird returns the version of the running BIRD (from its control socket)
+// when it is older than 2.0.7, the release that made an OSPF MTU mismatch an
+// error; "" when it is newer or unknown (then the mismatch counts as fatal).
+func oldBird(ctx context.Context, h Host, s Spec) string {
+	sock := s.BirdSocket
+	if sock == "" {
+		sock = defaultBirdSocket
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	v, err := birdVersion(ctx, h, sock)
+	if err != nil {
+		return ""
+	}
+	var n [3]int
+	for i, f := range strings.SplitN(v, ".", 3) {
+		d, _ := strconv.Atoi(strings.TrimFunc(f, func(r rune) bool { return r < '0' || r > '9' }))
+		n[i] = d
+	}
+	if n[0] < 2 || (n[0] == 2 && n[1] == 0 && n[2] < 7) {
+		return v
+	}
+	return ""
 }

@@ -13,6 +13,10 @@ import (
 // dialTimeout bounds each network probe of the routing checks.
 const dialTimeout = 2 * time.Second
 
+// defaultBirdSocket is BIRD's control socket when none is configured
+// (Debian's bird2 package).
+const defaultBirdSocket = "/run/bird/bird.ctl"
+
 // checkBird verifies, in bird-ospf mode, that BIRD's control socket answers
 // and reports its version from the greeting ("0001 BIRD 2.0.12 ready.").
 func checkBird(ctx context.Context, h Host, s Spec) Result {
@@ -23,7 +27,7 @@ func checkBird(ctx context.Context, h Host, s Spec) Result {
 	}
 	sock := s.BirdSocket
 	if sock == "" {
-		sock = "/run/bird/bird.ctl"
+		sock = defaultBirdSocket
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
