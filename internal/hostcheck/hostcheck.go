@@ -1,0 +1,229 @@
+// Package hostcheck is the doctor: it turns every incident in the field notes
+// (FIELD-NOTES.md) into a check of the host vipd runs on, each ending in
+// PASS, WARN, FAIL or SKIP with a one-line finding that shows the observed
+// values and the exact command that fixes it.
+//
+// Checks read the host only through the Host interface (files under /proc
+// and /sys, ethtool, netlink, BPF probes, sockets), so tests point them at
+// fixture trees in testdata/ or at a network namespace. `vipctl doctor`
+// renders the Report as a table or JSON; vipd runs the same checks at start
+// and uses StartError, SafeAttachMode and HoldIPv6 to act on them.
+package hostcheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Status is the outcome of one check.
+type Status int
+
+// Statuses, from best to worst. SKIP means the check does not apply to this
+// node's configuration; it counts as a pass.
+const (
+	Pass Status = iota
+	Skip
+	Warn
+	Fail
+)
+
+var statusNames = [...]string{Pass: "PASS", Skip: "SKIP", Warn: "WARN", Fail: "FAIL"}
+
+// String returns PASS, SKIP, WARN or FAIL.
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// MarshalText encodes the status as its name, for JSON.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a status name.
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, n := range statusNames {
+		if n == string(b) {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("parsing status %q: unknown", b)
+}
+
+// Spec is what the checks need to know about this node's configuration. The
+// caller fills it from the parsed vipd config; zero fields mean "not
+// configured" and the checks that need them SKIP.
+type Spec struct {
+	// Interface is the uplink the XDP program attaches to.
+	Interface string
+	// Backend: this node decapsulates and serves VIP traffic.
+	Backend bool
+	// AllowIPForward is the operator's acknowledgement that forwarding is on
+	// on a backend (the dataplane's loop guard still drops decapsulated
+	// traffic for unbound VIPs).
+	AllowIPForward bool
+	// LocalGUE: a GUE packet may be delivered to this node from itself.
+	LocalGUE bool
+	// SwitchMTU is the MTU of the switch port facing Interface.
+	SwitchMTU int
+	// AttachMode is "native", "generic" or "auto".
+	AttachMode string
+	// VIPs are all the configured VIPs.
+	VIPs []netip.Addr
+	// ClientPrefixes are where clients live; when set, a route to each one
+	// is enough for IPv6 VIPs even without a default route.
+	ClientPrefixes []netip.Prefix
+	// RoutingMode is "bgp" or "bird-ospf".
+	RoutingMode string
+	// BirdSocket is BIRD's control socket (bird-ospf mode).
+	BirdSocket string
+	// BirdBinary is the bird executable, for the ignoremtu probe.
+	BirdBinary string
+	// IgnoreMTU: the OSPF config asks BIRD to ignore MTU mismatches.
+	IgnoreMTU bool
+	// BGPListen is the embedded BGP speaker's listen address, host:port
+	// (bgp mode).
+	BGPListen string
+	// PeerStateURLs are the other nodes' state URLs.
+	PeerStateURLs []string
+	// ProbeIgnoreMTU reports whether birdBinary accepts the OSPF option
+	// `ignoremtu`. Wire routing/bird's ProbeIgnoreMTU here; nil uses a
+	// built-in probe that runs `bird -p` on a tiny config.
+	ProbeIgnoreMTU func(ctx context.Context, birdBinary string) (bool, error)
+}
+
+// Result is the outcome of one check.
+type Result struct {
+	// ID is stable, for machines: "forwarding", "ixgbe-tx-queues", ...
+	ID string `json:"id"`
+	// Name is a short human title.
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	// Finding is one line with the observed values.
+	Finding string `json:"finding"`
+	// Fix is the exact command (or config change) that fixes a WARN or
+	// FAIL; empty when there is nothing to do.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Report is the outcome of all checks, in a fixed order.
+type Report struct {
+	Checks []Result `json:"checks"`
+}
+
+// Check IDs that callers act on.
+const (
+	IDForwarding = "forwarding"
+	IDIPv6Route  = "ipv6-route"
+	IDIxgbe      = "ixgbe-tx-queues"
+	IDI40eXDP    = "i40e-x722"
+	IDMTU        = "mtu"
+)
+
+// Worst returns the worst status in the report (Pass for an empty one).
+func (r Report) Worst() Status {
+	w := Pass
+	for _, c := range r.Checks {
+		if c.Status > w {
+			w = c.Status
+		}
+	}
+	return w
+}
+
+// ExitCode is the doctor's exit code: 0 when every check passed or was
+// skipped, 1 when any warned, 2 when any failed.
+func (r Report) ExitCode() int {
+	switch r.Worst() {
+	case Fail:
+		return 2
+	case Warn:
+		return 1
+	}
+	return 0
+}
+
+// Get returns the result with the given ID.
+func (r Report) Get(id string) (Result, bool) {
+	for _, c := range r.Checks {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Result{}, false
+}
+
+// ErrForwarding is returned by StartError when forwarding is on on a backend
+// and the operator has not acknowledged it.
+var ErrForwarding = errors.New("ip forwarding is on on a backend node (set allow_ip_forward to acknowledge)")
+
+// StartError is the error vipd refuses to start with, or nil. Only the
+// forwarding check blocks start (FIELD-NOTES 3): other failures are logged
+// and acted on (SafeAttachMode, HoldIPv6) instead.
+func StartError(r Report) error {
+	if c, ok := r.Get(IDForwarding); ok && c.Status == Fail {
+		return fmt.Errorf("%w: %s; fix: %s", ErrForwarding, c.Finding, c.Fix)
+	}
+	return nil
+}
+
+// SafeAttachMode tells attach mode "auto" whether native XDP is unsafe on
+// this host (ixgbe Tx hang, FIELD-NOTES 1; i40e X722 crash on XDP load,
+// FIELD-NOTES 2) and generic XDP must be used, with the reason.
+func SafeAttachMode(r Report) (generic bool, reason string) {
+	var reasons []string
+	for _, id := range []string{IDIxgbe, IDI40eXDP} {
+		if c, ok := r.Get(id); ok && c.Status == Fail {
+			reasons = append(reasons, c.Finding)
+		}
+	}
+	if len(reasons) == 0 {
+		return false, "native XDP is safe on this host"
+	}
+	return true, "native XDP unsafe: " + strings.Join(reasons, "; ")
+}
+
+// ReasonNoIPv6Route is the reason IPv6 VIPs are not announced when the node
+// has no IPv6 route back to clients (FIELD-NOTES 4).
+const ReasonNoIPv6Route = "no IPv6 route back to clients"
+
+// HoldIPv6 reports whether IPv6 VIPs must be withheld from announcement, with
+// ReasonNoIPv6Route as the reason.
+func HoldIPv6(r Report) (hold bool, reason string) {
+	if c, ok := r.Get(IDIPv6Route); ok && c.Status == Fail {
+		return true, ReasonNoIPv6Route
+	}
+	return false, ""
+}
+
+// Run runs every check against host for spec. It never fails as a whole: a
+// check that cannot read what it needs reports WARN with the error.
+func Run(ctx context.Context, host Host, spec Spec) Report {
+	checks := []func(context.Context, Host, Spec) Result{
+		checkForwarding,
+		checkAcceptLocal,
+		checkRPFilter,
+		checkRxVLAN,
+		checkMTU,
+		checkIPv6Route,
+		checkIxgbe,
+		checkI40eXDP,
+		checkI40eDepmod,
+		checkBPFFS,
+		checkBTF,
+		checkBPFPrivileges,
+		checkBPFFeatures,
+		checkBird,
+		checkBGPListen,
+		checkPeers,
+	}
+	var r Report
+	for _, c := range checks {
+		r.Checks = append(r.Checks, c(ctx, host, spec))
+	}
+	return r
+}

@@ -1,0 +1,92 @@
+package hostcheck
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		statuses []Status
+		want     int
+	}{
+		{"empty", nil, 0},
+		{"all pass", []Status{Pass, Pass}, 0},
+		{"skip counts as pass", []Status{Pass, Skip}, 0},
+		{"a warning", []Status{Pass, Warn, Skip}, 1},
+		{"a failure", []Status{Fail, Warn, Pass}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r Report
+			for _, s := range tc.statuses {
+				r.Checks = append(r.Checks, Result{ID: "x", Status: s})
+			}
+			if got := r.ExitCode(); got != tc.want {
+				t.Errorf("ExitCode() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+var sample = Report{Checks: []Result{
+	{ID: "forwarding", Name: "IP forwarding on a backend", Status: Pass, Finding: "net.ipv4.ip_forward=0, net.ipv6.conf.all.forwarding=0"},
+	{ID: "rx-vlan", Name: "rx-vlan-offload on the XDP interface", Status: Warn,
+		Finding: "eth0: rx-vlan-offload: on: the NIC strips 802.1Q tags before XDP sees them", Fix: "ethtool -K eth0 rxvlan off"},
+	{ID: "bird", Name: "BIRD control socket", Status: Skip, Finding: `routing mode "bgp", not bird-ospf`},
+	{ID: "ixgbe-tx-queues", Name: "ixgbe XDP Tx queues (kernel < 4.20)", Status: Fail,
+		Finding: "eth0: 28 combined + 56 CPUs = 84 > 64", Fix: "ethtool -L eth0 combined 8"},
+}}
+
+func TestWriteTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := sample.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := `STATUS  CHECK            FINDING
+PASS    forwarding       net.ipv4.ip_forward=0, net.ipv6.conf.all.forwarding=0
+WARN    rx-vlan          eth0: rx-vlan-offload: on: the NIC strips 802.1Q tags before XDP sees them
+                         fix: ethtool -K eth0 rxvlan off
+SKIP    bird             routing mode "bgp", not bird-ospf
+FAIL    ixgbe-tx-queues  eth0: 28 combined + 56 CPUs = 84 > 64
+                         fix: ethtool -L eth0 combined 8
+1 pass, 1 skip, 1 warn, 1 fail
+`
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("table (-want +got):\n%s", diff)
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	var b bytes.Buffer
+	if err := sample.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Checks   []Result `json:"checks"`
+		ExitCode int      `json:"exit_code"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("parsing %s: %v", b.String(), err)
+	}
+	if diff := cmp.Diff(sample.Checks, got.Checks); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	if got.ExitCode != 2 {
+		t.Errorf("exit_code = %d, want 2", got.ExitCode)
+	}
+	if !bytes.Contains(b.Bytes(), []byte(`"status": "WARN"`)) {
+		t.Errorf("statuses are not names:\n%s", b.String())
+	}
+}
+
+// Example shows the whole of `vipctl doctor` once the caller has a Spec.
+func Example() {
+	r := sample // r := hostcheck.Run(ctx, hostcheck.System(), spec)
+	r.WriteTable(os.Stdout)
+	os.Exit(r.ExitCode())
+}

@@ -1,0 +1,132 @@
+package hostcheck
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// dialTimeout bounds each network probe of the routing checks.
+const dialTimeout = 2 * time.Second
+
+// defaultBirdSocket is BIRD's control socket when none is configured
+// (Debian's bird2 package).
+const defaultBirdSocket = "/run/bird/bird.ctl"
+
+// checkBird verifies, in bird-ospf mode, that BIRD's control socket answers
+// and reports its version from the greeting ("0001 BIRD 2.0.12 ready.").
+func checkBird(ctx context.Context, h Host, s Spec) Result {
+	r := Result{ID: "bird", Name: "BIRD control socket"}
+	if s.RoutingMode != "bird-ospf" {
+		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not bird-ospf", s.RoutingMode)
+		return r
+	}
+	sock := s.BirdSocket
+	if sock == "" {
+		sock = defaultBirdSocket
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	version, err := birdVersion(ctx, h, sock)
+	if err != nil {
+		r.Status, r.Finding = Fail, fmt.Sprintf("%s: %v", sock, err)
+		r.Fix = fmt.Sprintf("bird -c /etc/bird/bird.conf -s %s", sock)
+		return r
+	}
+	r.Status, r.Finding = Pass, fmt.Sprintf("%s: BIRD %s", sock, version)
+	return r
+}
+
+func birdVersion(ctx context.Context, h Host, sock string) (string, error) {
+	c, err := h.Dial(ctx, "unix", sock)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("reading greeting: %w", err)
+	}
+	// "0001 BIRD 2.0.12 ready."
+	f := strings.Fields(line)
+	if len(f) < 3 || f[0] != "0001" || f[1] != "BIRD" {
+		return "", fmt.Errorf("unexpected greeting %q", strings.TrimSpace(line))
+	}
+	return f[2], nil
+}
+
+// checkBGPListen verifies, in bgp mode, that the embedded BGP speaker's
+// listen address is free. It is busy when vipd already runs (doctor next to
+// a live vipd) or another BGP daemon (bird, gobgpd, frr) holds it.
+func checkBGPListen(ctx context.Context, h Host, s Spec) Result {
+	r := Result{ID: "bgp-listen", Name: "BGP listen port free"}
+	if s.RoutingMode != "bgp" {
+		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not bgp", s.RoutingMode)
+		return r
+	}
+	if s.BGPListen == "" {
+		r.Status, r.Finding = Skip, "embedded BGP speaker does not listen"
+		return r
+	}
+	l, err := h.Listen(ctx, "tcp", s.BGPListen)
+	if err != nil {
+		_, port, _ := net.SplitHostPort(s.BGPListen)
+		r.Status = Warn
+		r.Finding = fmt.Sprintf("%s: %v (vipd itself if it is running, else another BGP daemon)", s.BGPListen, err)
+		r.Fix = fmt.Sprintf("ss -ltnp 'sport = :%s'", port)
+		return r
+	}
+	l.Close()
+	r.Status, r.Finding = Pass, s.BGPListen+" is free"
+	return r
+}
+
+// checkPeers fetches every peer's state URL (in parallel). A peer that does
+// not answer is a WARN: this host may be fine and the peer down.
+func checkPeers(ctx context.Context, h Host, s Spec) Result {
+	r := Result{ID: "peers", Name: "peer state URLs"}
+	if len(s.PeerStateURLs) == 0 {
+		r.Status, r.Finding = Skip, "no peers configured"
+		return r
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	errs := make([]string, len(s.PeerStateURLs))
+	var wg sync.WaitGroup
+	for i, u := range s.PeerStateURLs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, err := h.HTTPGet(ctx, u)
+			switch {
+			case err != nil:
+				errs[i] = fmt.Sprintf("%s: %v", u, err)
+			case code/100 != 2:
+				errs[i] = fmt.Sprintf("%s: HTTP %d", u, code)
+			}
+		}()
+	}
+	wg.Wait()
+	var bad, fixes []string
+	for i, e := range errs {
+		if e != "" {
+			bad = append(bad, e)
+			fixes = append(fixes, "curl -sS "+s.PeerStateURLs[i])
+		}
+	}
+	if len(bad) > 0 {
+		r.Status = Warn
+		r.Finding = fmt.Sprintf("%d of %d unreachable: %s", len(bad), len(s.PeerStateURLs), strings.Join(bad, "; "))
+		r.Fix = strings.Join(fixes, "; ")
+		return r
+	}
+	r.Status, r.Finding = Pass, fmt.Sprintf("all %d reachable", len(s.PeerStateURLs))
+	return r
+}
