@@ -31,6 +31,10 @@ var (
 // routes for two minutes.
 const connectRetry = 5 * time.Second
 
+// deferralTime bounds how long a restarting speaker waits for its peers'
+// End-of-RIB before it sends its own routes.
+const deferralTime = 30 * time.Second
+
 // Speaker is the embedded BGP speaker of a vipd node. It implements
 // vip.Advertiser. It is safe for concurrent use; route changes are
 // serialized by mu.
@@ -97,13 +101,27 @@ func New(cfg Config, log hclog.Logger) (*Speaker, error) {
 // should withdraw a draining VIP or pass it with Route.Draining set.
 func (s *Speaker) DrainPolicy() string { return s.cfg.DrainPolicy() }
 
+// StartOptions say how Start brings the speaker up.
+type StartOptions struct {
+	// Routes are announced before any neighbor is configured. After an
+	// upgrade restart they are the routes the old vipd announced (adopted
+	// state): GoBGP sends End-of-RIB right after the routes it holds when a
+	// session comes up, and a graceful-restart helper then drops whatever
+	// stale route was not re-announced.
+	Routes []vip.Route
+	// Restarting marks an upgrade restart (RFC 4724 restarting speaker):
+	// the OPEN carries the Restart State and Forwarding State bits, so GR
+	// helpers keep the stale routes through the new session until our
+	// End-of-RIB instead of flushing them at once, and GoBGP defers its
+	// updates until the peers' End-of-RIB (or the deferral time). Needs
+	// GracefulRestart.Enabled.
+	Restarting bool
+}
+
 // Start starts the BGP server, installs the import and export policies,
-// announces initial and only then configures the neighbors. Announcing
-// before the sessions come up matters after an upgrade restart: GoBGP sends
-// the End-of-RIB marker right after the routes it holds when a session is
-// established, and a graceful-restart helper drops the stale routes that
-// are not in the RIB by then. Start does not wait for any session.
-func (s *Speaker) Start(ctx context.Context, initial []vip.Route) error {
+// announces opts.Routes and only then configures the neighbors. It does not
+// wait for any session.
+func (s *Speaker) Start(ctx context.Context, opts StartOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started || s.stopped {
@@ -126,12 +144,12 @@ func (s *Speaker) Start(ctx context.Context, initial []vip.Route) error {
 		s.stopLocked(ctx)
 		return err
 	}
-	if _, err := s.setRoutesLocked(ctx, initial); err != nil {
+	if _, err := s.setRoutesLocked(ctx, opts.Routes); err != nil {
 		s.stopLocked(ctx)
 		return fmt.Errorf("announcing initial routes: %w", err)
 	}
 	for i, n := range s.cfg.Neighbors {
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConf(n)}); err != nil {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConf(n, opts.Restarting)}); err != nil {
 			s.stopLocked(ctx)
 			return fmt.Errorf("adding neighbor[%d] %s: %w", i, n.Address, err)
 		}
@@ -210,7 +228,7 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 }
 
 // peerConf translates a Neighbor into GoBGP's peer configuration.
-func (s *Speaker) peerConf(n Neighbor) *api.Peer {
+func (s *Speaker) peerConf(n Neighbor, restarting bool) *api.Peer {
 	port := uint32(n.Port)
 	if port == 0 {
 		port = defaultPort
@@ -248,7 +266,12 @@ func (s *Speaker) peerConf(n Neighbor) *api.Peer {
 		if rt == 0 {
 			rt = defaultRestartTime
 		}
-		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(rt / time.Second)}
+		p.GracefulRestart = &api.GracefulRestart{
+			Enabled:         true,
+			RestartTime:     uint32(rt / time.Second),
+			LocalRestarting: restarting,
+			DeferralTime:    uint32(deferralTime / time.Second),
+		}
 	}
 	for _, fam := range []*api.Family{familyV4, familyV6} {
 		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}}
@@ -424,18 +447,18 @@ func (s *Speaker) Close(ctx context.Context) error {
 	return err
 }
 
-// waitWithdrawnLocked polls until no established peer has a route in its
-// adj-rib-out or a message queued.
+// waitWithdrawnLocked polls until no established peer has a message queued.
+// GoBGP keeps no adj-rib-out: it computes it from the RIB, which holds no
+// VIP once setRoutesLocked(nil) returned, and DeletePath queued the
+// withdrawals on every established session before returning. An empty
+// output queue means the session goroutine has taken them for sending.
 func (s *Speaker) waitWithdrawnLocked(ctx context.Context) error {
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	for {
 		var pending []string
-		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
-			if p.State == nil || p.State.SessionState != api.PeerState_ESTABLISHED {
-				return
-			}
-			if advertised(p) > 0 || p.State.OutQ > 0 {
+		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.State != nil && p.State.SessionState == api.PeerState_ESTABLISHED && p.State.OutQ > 0 {
 				pending = append(pending, p.State.NeighborAddress)
 			}
 		})
@@ -474,12 +497,3 @@ func (s *Speaker) Abandon() {
 	s.log.Info("bgp speaker abandoned for restart; sessions close without Cease", "routes", len(s.announced))
 }
 
-func advertised(p *api.Peer) uint64 {
-	var n uint64
-	for _, af := range p.AfiSafis {
-		if af.State != nil {
-			n += af.State.Advertised
-		}
-	}
-	return n
-}

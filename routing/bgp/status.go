@@ -40,7 +40,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		return nil, ErrNotRunning
 	}
 	var out []PeerStatus
-	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		if p.Conf == nil || p.State == nil {
 			return
 		}
@@ -49,7 +49,6 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			Address:    addr,
 			ASN:        p.Conf.PeerAsn,
 			State:      strings.ToLower(strings.TrimPrefix(p.State.SessionState.String(), "PeerState_")),
-			Advertised: advertised(p),
 		}
 		if p.State.SessionState == api.PeerState_ESTABLISHED && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
 			st.Uptime = time.Since(p.Timers.State.Uptime.AsTime()).Truncate(time.Second)
@@ -61,6 +60,16 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing peers: %w", err)
+	}
+	for i := range out {
+		if out[i].State != "established" {
+			continue
+		}
+		n, err := s.advertised(ctx, out[i].Address)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Advertised = n
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
 	return out, nil
@@ -114,4 +123,19 @@ func (s *Speaker) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPeerUptime, prometheus.GaugeValue, p.Uptime.Seconds(), a)
 		ch <- prometheus.MustNewConstMetric(descPeerAdvertised, prometheus.GaugeValue, float64(p.Advertised), a)
 	}
+}
+
+// advertised counts the routes in peer's adj-rib-out. GoBGP computes it from
+// the RIB and the export policy; ListPeer's own "advertised" counter also
+// counts End-of-RIB markers when graceful restart is negotiated.
+func (s *Speaker) advertised(ctx context.Context, peer netip.Addr) (uint64, error) {
+	var n uint64
+	for _, fam := range []*api.Family{familyV4, familyV6} {
+		err := s.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: peer.String(), Family: fam},
+			func(*api.Destination) { n++ })
+		if err != nil {
+			return 0, fmt.Errorf("listing routes advertised to %s: %w", peer, err)
+		}
+	}
+	return n, nil
 }
