@@ -496,4 +496,3 @@ func (s *Speaker) Abandon() {
 	s.stopped = true
 	s.log.Info("bgp speaker abandoned for restart; sessions close without Cease", "routes", len(s.announced))
 }
-

@@ -46,9 +46,9 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		}
 		addr, _ := netip.ParseAddr(p.Conf.NeighborAddress)
 		st := PeerStatus{
-			Address:    addr,
-			ASN:        p.Conf.PeerAsn,
-			State:      strings.ToLower(strings.TrimPrefix(p.State.SessionState.String(), "PeerState_")),
+			Address: addr,
+			ASN:     p.Conf.PeerAsn,
+			State:   strings.ToLower(strings.TrimPrefix(p.State.SessionState.String(), "PeerState_")),
 		}
 		if p.State.SessionState == api.PeerState_ESTABLISHED && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
 			st.Uptime = time.Since(p.Timers.State.Uptime.AsTime()).Truncate(time.Second)
