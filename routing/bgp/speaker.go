@@ -1,0 +1,498 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/vipd/vipd/vip"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotVIP: the prefix is not a configured VIP; the speaker never
+	// announces it.
+	ErrNotVIP = errors.New("not a configured VIP")
+	// ErrNotRunning: the speaker is not started, or was closed or abandoned.
+	ErrNotRunning = errors.New("bgp speaker not running")
+)
+
+// connectRetry is how often an active session to a down peer is retried.
+// GoBGP's default (120 s) would leave a router that rebooted without our
+// routes for two minutes.
+const connectRetry = 5 * time.Second
+
+// deferralTime bounds how long a restarting speaker waits for its peers'
+// End-of-RIB before it sends its own routes.
+const deferralTime = 30 * time.Second
+
+// Speaker is the embedded BGP speaker of a vipd node. It implements
+// vip.Advertiser. It is safe for concurrent use; route changes are
+// serialized by mu.
+type Speaker struct {
+	cfg  Config
+	log  hclog.Logger
+	spec pathSpec
+	vips map[netip.Prefix]RouteAttrs
+	srv  *server.BgpServer
+
+	mu        sync.Mutex // guards the fields below
+	started   bool
+	stopped   bool // closed or abandoned
+	announced map[netip.Prefix]announcedRoute
+
+	errMu   sync.Mutex
+	lastErr map[netip.Addr]string
+}
+
+var _ vip.Advertiser = (*Speaker)(nil)
+
+// announcedRoute is what the speaker announced for one prefix.
+type announcedRoute struct {
+	attrs    RouteAttrs
+	draining bool
+}
+
+// New validates cfg and returns a Speaker that is not started yet. Router id
+// and the next hop of every family that has a VIP must be set (the config
+// loader fills them from the node section).
+func New(cfg Config, log hclog.Logger) (*Speaker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("validating bgp config: %w", err)
+	}
+	if !cfg.RouterID.IsValid() {
+		return nil, errors.New("validating bgp config: router_id is not set")
+	}
+	vips := make(map[netip.Prefix]RouteAttrs, len(cfg.VIPs))
+	for _, v := range cfg.VIPs {
+		if v.Prefix.Addr().Is4() && !cfg.NextHop4.IsValid() {
+			return nil, fmt.Errorf("validating bgp config: IPv4 VIP %s needs next_hop_v4", v.Prefix)
+		}
+		if v.Prefix.Addr().Is6() && !cfg.NextHop6.IsValid() {
+			return nil, fmt.Errorf("validating bgp config: IPv6 VIP %s needs next_hop_v6", v.Prefix)
+		}
+		vips[v.Prefix] = v.Attrs
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s := &Speaker{
+		cfg:       cfg,
+		log:       log,
+		spec:      pathSpec{asn: cfg.ASN, nextHop4: cfg.NextHop4, nextHop6: cfg.NextHop6},
+		vips:      vips,
+		announced: map[netip.Prefix]announcedRoute{},
+		lastErr:   map[netip.Addr]string{},
+	}
+	s.srv = server.NewBgpServer(server.LoggerOption(&logAdapter{log: log.Named("gobgp"), peerErr: s.setPeerErr}))
+	return s, nil
+}
+
+// DrainPolicy returns DrainWithdraw or DrainDeprefer: whether the controller
+// should withdraw a draining VIP or pass it with Route.Draining set.
+func (s *Speaker) DrainPolicy() string { return s.cfg.DrainPolicy() }
+
+// StartOptions say how Start brings the speaker up.
+type StartOptions struct {
+	// Routes are announced before any neighbor is configured. After an
+	// upgrade restart they are the routes the old vipd announced (adopted
+	// state): GoBGP sends End-of-RIB right after the routes it holds when a
+	// session comes up, and a graceful-restart helper then drops whatever
+	// stale route was not re-announced.
+	Routes []vip.Route
+	// Restarting marks an upgrade restart (RFC 4724 restarting speaker):
+	// the OPEN carries the Restart State and Forwarding State bits, so GR
+	// helpers keep the stale routes through the new session until our
+	// End-of-RIB instead of flushing them at once, and GoBGP defers its
+	// updates until the peers' End-of-RIB (or the deferral time). Needs
+	// GracefulRestart.Enabled.
+	Restarting bool
+}
+
+// Start starts the BGP server, installs the import and export policies,
+// announces opts.Routes and only then configures the neighbors. It does not
+// wait for any session.
+func (s *Speaker) Start(ctx context.Context, opts StartOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopped {
+		return errors.New("starting bgp speaker: already started")
+	}
+	go s.srv.Serve()
+	g := &api.Global{
+		Asn:        s.cfg.ASN,
+		RouterId:   s.cfg.RouterID.String(),
+		ListenPort: s.cfg.ListenPort,
+	}
+	for _, a := range s.cfg.ListenAddresses {
+		g.ListenAddresses = append(g.ListenAddresses, a.String())
+	}
+	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: g}); err != nil {
+		return fmt.Errorf("starting bgp: %w", err)
+	}
+	s.started = true
+	if err := s.setPolicies(ctx); err != nil {
+		s.stopLocked(ctx)
+		return err
+	}
+	if _, err := s.setRoutesLocked(ctx, opts.Routes); err != nil {
+		s.stopLocked(ctx)
+		return fmt.Errorf("announcing initial routes: %w", err)
+	}
+	for i, n := range s.cfg.Neighbors {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConf(n, opts.Restarting)}); err != nil {
+			s.stopLocked(ctx)
+			return fmt.Errorf("adding neighbor[%d] %s: %w", i, n.Address, err)
+		}
+	}
+	s.log.Info("bgp speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "neighbors", len(s.cfg.Neighbors), "routes", len(s.announced))
+	return nil
+}
+
+// Policy and defined-set names installed by setPolicies.
+const (
+	policyImport = "vipd-import-local-only"
+	policyExport = "vipd-export-vips-only"
+	setVIPs4     = "vipd-vips-v4"
+	setVIPs6     = "vipd-vips-v6"
+)
+
+// setPolicies makes the global RIB accept only local paths (nothing learned
+// from a peer is ever imported, so nothing learned can be re-exported or
+// make the RIB grow) and lets out only local paths for configured VIPs.
+func (s *Speaker) setPolicies(ctx context.Context) error {
+	local := &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL}
+	accept := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
+	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{
+		Name:       policyImport,
+		Statements: []*api.Statement{{Name: policyImport + "-local", Conditions: local, Actions: accept}},
+	}}); err != nil {
+		return fmt.Errorf("adding import policy: %w", err)
+	}
+	var sets [2][]*api.Prefix
+	for p := range s.vips {
+		i, bits := 0, uint32(32)
+		if p.Addr().Is6() {
+			i, bits = 1, 128
+		}
+		sets[i] = append(sets[i], &api.Prefix{IpPrefix: p.String(), MaskLengthMin: bits, MaskLengthMax: bits})
+	}
+	var stmts []*api.Statement
+	for i, name := range []string{setVIPs4, setVIPs6} {
+		if len(sets[i]) == 0 {
+			continue
+		}
+		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
+			DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: sets[i],
+		}}); err != nil {
+			return fmt.Errorf("adding prefix set %s: %w", name, err)
+		}
+		stmts = append(stmts, &api.Statement{
+			Name: policyExport + "-" + name,
+			Conditions: &api.Conditions{
+				RouteType: api.Conditions_ROUTE_TYPE_LOCAL,
+				PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: name},
+			},
+			Actions: accept,
+		})
+	}
+	if len(stmts) > 0 {
+		if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: policyExport, Statements: stmts}}); err != nil {
+			return fmt.Errorf("adding export policy: %w", err)
+		}
+	}
+	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_IMPORT,
+		Policies:      []*api.Policy{{Name: policyImport}},
+		DefaultAction: api.RouteAction_REJECT,
+	}}); err != nil {
+		return fmt.Errorf("assigning import policy: %w", err)
+	}
+	exp := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT}
+	if len(stmts) > 0 {
+		exp.Policies = []*api.Policy{{Name: policyExport}}
+	}
+	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: exp}); err != nil {
+		return fmt.Errorf("assigning export policy: %w", err)
+	}
+	return nil
+}
+
+// peerConf translates a Neighbor into GoBGP's peer configuration.
+func (s *Speaker) peerConf(n Neighbor, restarting bool) *api.Peer {
+	port := uint32(n.Port)
+	if port == 0 {
+		port = defaultPort
+	}
+	hold := n.HoldTime
+	if hold == 0 {
+		hold = defaultHoldTime
+	}
+	ka := n.Keepalive
+	if ka == 0 {
+		ka = hold / 3
+	}
+	p := &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: n.Address.String(),
+			PeerAsn:         n.ASN,
+			AuthPassword:    n.Password,
+		},
+		Transport: &api.Transport{RemotePort: port, PassiveMode: n.Passive},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime:          uint64(hold / time.Second),
+			KeepaliveInterval: uint64(ka / time.Second),
+			ConnectRetry:      uint64(connectRetry / time.Second),
+		}},
+	}
+	if n.LocalAddress.IsValid() {
+		p.Transport.LocalAddress = n.LocalAddress.String()
+	}
+	if n.MultihopTTL > 0 {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.MultihopTTL)}
+	}
+	gr := s.cfg.GracefulRestart
+	if gr.Enabled {
+		rt := gr.RestartTime
+		if rt == 0 {
+			rt = defaultRestartTime
+		}
+		p.GracefulRestart = &api.GracefulRestart{
+			Enabled:         true,
+			RestartTime:     uint32(rt / time.Second),
+			LocalRestarting: restarting,
+			DeferralTime:    uint32(deferralTime / time.Second),
+		}
+	}
+	for _, fam := range []*api.Family{familyV4, familyV6} {
+		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}}
+		if gr.Enabled {
+			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		p.AfiSafis = append(p.AfiSafis, af)
+	}
+	return p
+}
+
+// SetRoutes makes the announced routes exactly routes: it announces new and
+// changed routes first, then withdraws the rest. A prefix that is not a
+// configured VIP is refused (the error names it); the other routes are
+// still applied. With the "withdraw" drain policy a draining route is
+// withdrawn; with "deprefer" it is announced with the drain attributes.
+// Peers that are down do not slow it down. It returns the routes announced
+// when it returns.
+func (s *Speaker) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.stopped {
+		return s.routesLocked(), ErrNotRunning
+	}
+	return s.setRoutesLocked(ctx, routes)
+}
+
+func (s *Speaker) setRoutesLocked(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+	type want struct {
+		attrs    RouteAttrs
+		draining bool
+	}
+	wanted := make(map[netip.Prefix]want, len(routes))
+	var errs []error
+	for _, r := range routes {
+		base, ok := s.vips[r.Prefix]
+		if !ok {
+			errs = append(errs, fmt.Errorf("refusing to announce %s: %w", r.Prefix, ErrNotVIP))
+			continue
+		}
+		if r.Draining {
+			if s.cfg.DrainPolicy() == DrainWithdraw {
+				continue
+			}
+			base = withDrain(base, s.cfg.DrainAttrs)
+		}
+		wanted[r.Prefix] = want{base, r.Draining}
+	}
+	adds := make([]netip.Prefix, 0, len(wanted))
+	for p := range wanted {
+		adds = append(adds, p)
+	}
+	slices.SortFunc(adds, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	for _, p := range adds {
+		w := wanted[p]
+		if err := s.announceLocked(ctx, p, w.attrs, w.draining); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var dels []netip.Prefix
+	for p := range s.announced {
+		if _, ok := wanted[p]; !ok {
+			dels = append(dels, p)
+		}
+	}
+	slices.SortFunc(dels, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	for _, p := range dels {
+		if err := s.withdrawLocked(ctx, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return s.routesLocked(), errors.Join(errs...)
+}
+
+// routesLocked lists the announced routes, sorted. Caller holds mu.
+func (s *Speaker) routesLocked() []vip.Route {
+	out := make([]vip.Route, 0, len(s.announced))
+	for p, a := range s.announced {
+		out = append(out, vip.Route{Prefix: p, Draining: a.draining})
+	}
+	slices.SortFunc(out, func(a, b vip.Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	return out
+}
+
+// Announce announces prefix, a configured VIP, with attrs (not merged with
+// the VIP's configured attributes: SetRoutes does that). Announcing the
+// same prefix with the same attributes again does nothing; with other
+// attributes it replaces the path (an implicit withdraw at the peers).
+func (s *Speaker) Announce(ctx context.Context, prefix netip.Prefix, attrs RouteAttrs) error {
+	if _, ok := s.vips[prefix]; !ok {
+		return fmt.Errorf("refusing to announce %s: %w", prefix, ErrNotVIP)
+	}
+	if err := errors.Join(attrs.validate("attrs")...); err != nil {
+		return fmt.Errorf("announcing %s: %w", prefix, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.stopped {
+		return ErrNotRunning
+	}
+	return s.announceLocked(ctx, prefix, attrs, false)
+}
+
+// Withdraw withdraws prefix. Withdrawing a prefix that is not announced
+// does nothing.
+func (s *Speaker) Withdraw(ctx context.Context, prefix netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.stopped {
+		return ErrNotRunning
+	}
+	return s.withdrawLocked(ctx, prefix)
+}
+
+func (s *Speaker) announceLocked(ctx context.Context, p netip.Prefix, attrs RouteAttrs, draining bool) error {
+	if cur, ok := s.announced[p]; ok && equalAttrs(cur.attrs, attrs) {
+		if cur.draining != draining {
+			s.announced[p] = announcedRoute{attrs, draining}
+		}
+		return nil
+	}
+	path, err := s.spec.announce(p, attrs)
+	if err != nil {
+		return fmt.Errorf("announcing %s: %w", p, err)
+	}
+	if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
+		return fmt.Errorf("announcing %s: %w", p, err)
+	}
+	s.announced[p] = announcedRoute{attrs, draining}
+	s.log.Debug("announced", "vip", p, "draining", draining)
+	return nil
+}
+
+func (s *Speaker) withdrawLocked(ctx context.Context, p netip.Prefix) error {
+	if _, ok := s.announced[p]; !ok {
+		return nil
+	}
+	path, err := s.spec.withdraw(p)
+	if err != nil {
+		return fmt.Errorf("withdrawing %s: %w", p, err)
+	}
+	// Delete by path, not by UUID: GoBGP looks a UUID up by scanning every
+	// path of the RIB, which is quadratic over thousands of VIPs.
+	if err := s.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path}); err != nil {
+		return fmt.Errorf("withdrawing %s: %w", p, err)
+	}
+	delete(s.announced, p)
+	s.log.Debug("withdrawn", "vip", p)
+	return nil
+}
+
+// Close withdraws every route, waits until every established peer has been
+// sent the withdrawals (its adj-rib-out is empty and its output queue
+// drained, so the session is still up when they leave), bounded by ctx, and
+// then stops the server, which closes the sessions with a Cease. Use it for
+// a shutdown or a drain; for an upgrade restart use Abandon.
+func (s *Speaker) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.stopped {
+		s.stopped = true
+		return nil
+	}
+	_, err := s.setRoutesLocked(ctx, nil)
+	if err != nil {
+		err = fmt.Errorf("withdrawing routes: %w", err)
+	}
+	if werr := s.waitWithdrawnLocked(ctx); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	s.stopLocked(context.WithoutCancel(ctx))
+	s.log.Info("bgp speaker stopped")
+	return err
+}
+
+// waitWithdrawnLocked polls until no established peer has a message queued.
+// GoBGP keeps no adj-rib-out: it computes it from the RIB, which holds no
+// VIP once setRoutesLocked(nil) returned, and DeletePath queued the
+// withdrawals on every established session before returning. An empty
+// output queue means the session goroutine has taken them for sending.
+func (s *Speaker) waitWithdrawnLocked(ctx context.Context) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var pending []string
+		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.State != nil && p.State.SessionState == api.PeerState_ESTABLISHED && p.State.OutQ > 0 {
+				pending = append(pending, p.State.NeighborAddress)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("listing peers: %w", err)
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for withdrawals to reach %s: %w", strings.Join(pending, ", "), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// stopLocked stops the server: Cease to every peer.
+func (s *Speaker) stopLocked(ctx context.Context) {
+	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
+		s.log.Warn("stopping bgp", "reason", err)
+	}
+	s.stopped = true
+}
+
+// Abandon stops using the speaker WITHOUT stopping GoBGP, for an upgrade
+// restart: the process is about to exit, the kernel closes the TCP sessions
+// without a BGP Cease, and graceful-restart helpers keep our routes (marked
+// stale) until the next vipd announces them again. StopBgp must not be
+// called on this path: it sends Cease and peers drop the routes at once.
+// After Abandon every method returns ErrNotRunning.
+func (s *Speaker) Abandon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	s.log.Info("bgp speaker abandoned for restart; sessions close without Cease", "routes", len(s.announced))
+}
