@@ -247,7 +247,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("VIP %s: not a valid masked prefix", v.Prefix))
 			continue
 		}
-		if err := v.Attrs.Validate(); err != nil {
+		for _, err := range fielderr.All(v.Attrs.Validate()) {
 			errs = append(errs, fmt.Errorf("VIP %s: %w", v.Prefix, err))
 		}
 	}
