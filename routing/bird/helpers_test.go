@@ -73,3 +73,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func asConfigError(err error, target **ConfigError) bool {
 	return errors.As(err, target)
 }
+
+func osexec(argv ...string) ([]byte, error) {
+	return exec.Command(argv[0], argv[1:]...).CombinedOutput()
+}
