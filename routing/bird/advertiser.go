@@ -24,6 +24,7 @@ type Advertiser struct {
 	cfg  Config
 	log  hclog.Logger
 	vips map[netip.Prefix]bool
+	r    *renderer
 
 	reqs chan request
 	stop chan struct{}
@@ -91,6 +92,11 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Advertiser, error)
 	if cfg.Mode == ModeFull {
 		a.fileArg = cfg.ConfigFile
 	}
+	r, err := newRenderer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.r = r
 	for _, v := range cfg.VIPs {
 		a.vips[v.Prefix] = true
 	}
@@ -187,7 +193,7 @@ func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	data, err := Render(a.cfg, want)
+	data, err := a.r.render(want)
 	if err != nil {
 		return result{routes: slices.Clone(a.live), err: err}
 	}

@@ -125,8 +125,7 @@ var (
 )
 
 // WithDefaults returns a copy of c with defaults filled in: mode full,
-// socket, binaries, debounce, timeout, drain policy, OSPF instance names and
-// VIP route attributes.
+// socket, binaries, debounce, timeout, drain policy and OSPF instance names.
 func (c Config) WithDefaults() Config {
 	if c.Mode == "" {
 		c.Mode = ModeFull
@@ -155,10 +154,7 @@ func (c Config) WithDefaults() Config {
 			c.OSPF[i].Name = fmt.Sprintf("ospf_v%d", c.OSPF[i].Version)
 		}
 	}
-	c.VIPs = append([]VIPRoute(nil), c.VIPs...)
-	for i := range c.VIPs {
-		c.VIPs[i].Attrs = c.VIPs[i].Attrs.withDefaults()
-	}
+	// VIP route attributes get their defaults when rendered (withDefaults).
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"text/template"
 
 	"github.com/vipd/vipd/vip"
@@ -36,35 +37,61 @@ type renderData struct {
 type staticData struct {
 	Name    string
 	Channel string
-	Routes  []routeLine
+	Marker  string // printed by the template where the route lines go
 }
 
-type routeLine struct {
-	Prefix     netip.Prefix
-	MetricAttr string
-	Metric     uint32
-	Tag        uint32
-	Draining   bool
+// Markers the templates print where Render splices in the route lines:
+// with 10,000 VIPs a template range (or fmt) costs more than BIRD's own
+// parse of the file, so the lines are appended straight to the output.
+var (
+	staticV4 = staticData{Name: StaticV4, Channel: "ipv4", Marker: "\x00vipd-routes-v4\x00"}
+	staticV6 = staticData{Name: StaticV6, Channel: "ipv6", Marker: "\x00vipd-routes-v6\x00"}
+)
+
+// appendRoute appends the line of one VIP route:
+//
+//	route 192.0.2.10/32 blackhole { ospf_metric2 = 20; ospf_tag = 7; }; # draining
+//
+// routesInFile parses it back.
+func appendRoute(b []byte, p netip.Prefix, a RouteAttrs, metric uint32, draining bool) []byte {
+	b = append(b, "\troute "...)
+	b = p.AppendTo(b)
+	if a.Type == 1 {
+		b = append(b, " blackhole { ospf_metric1 = "...)
+	} else {
+		b = append(b, " blackhole { ospf_metric2 = "...)
+	}
+	b = strconv.AppendUint(b, uint64(metric), 10)
+	b = append(b, ';')
+	if a.Tag != 0 {
+		b = append(b, " ospf_tag = "...)
+		b = strconv.AppendUint(b, uint64(a.Tag), 10)
+		b = append(b, ';')
+	}
+	b = append(b, " };"...)
+	if draining {
+		b = append(b, " # draining"...)
+	}
+	return append(b, '\n')
 }
 
-// Render returns the BIRD configuration (mode full) or include file (mode
-// include) announcing routes. Every route must be one of cfg.VIPs. A
-// draining route is left out with drain = "withdraw" and announced with
-// DrainMetric with drain = "deprefer". Render does not validate cfg; call
-// Validate first.
-func Render(cfg Config, routes []vip.Route) ([]byte, error) {
+// renderer renders one configuration for varying routes. The skeleton (all
+// but the route lines) and the VIP attributes are computed once, so an
+// apply costs one pass over the routes.
+type renderer struct {
+	cfg   Config // with defaults
+	attrs map[netip.Prefix]RouteAttrs
+	// skel is the template output split at the two markers.
+	skel [3][]byte
+}
+
+func newRenderer(cfg Config) (*renderer, error) {
 	cfg = cfg.WithDefaults()
-	attrs := make(map[netip.Prefix]RouteAttrs, len(cfg.VIPs))
+	r := &renderer{cfg: cfg, attrs: make(map[netip.Prefix]RouteAttrs, len(cfg.VIPs))}
 	for _, v := range cfg.VIPs {
-		attrs[v.Prefix] = v.Attrs
+		r.attrs[v.Prefix] = v.Attrs
 	}
-	d := renderData{
-		Mode:    cfg.Mode,
-		LogFile: cfg.LogFile,
-		OSPF:    cfg.OSPF,
-		V4:      staticData{Name: StaticV4, Channel: "ipv4"},
-		V6:      staticData{Name: StaticV6, Channel: "ipv6"},
-	}
+	d := renderData{Mode: cfg.Mode, LogFile: cfg.LogFile, OSPF: cfg.OSPF, V4: staticV4, V6: staticV6}
 	if cfg.RouterID.IsValid() {
 		d.RouterID = cfg.RouterID.String()
 	}
@@ -75,30 +102,61 @@ func Render(cfg Config, routes []vip.Route) ([]byte, error) {
 			}
 		}
 	}
-	for _, r := range announced(cfg, routes) {
-		a, ok := attrs[r.Prefix]
-		if !ok {
-			return nil, fmt.Errorf("rendering route %s: %w", r.Prefix, ErrUnknownVIP)
-		}
-		l := routeLine{Prefix: r.Prefix, MetricAttr: "ospf_metric2", Metric: a.Metric, Tag: a.Tag, Draining: r.Draining}
-		if a.Type == 1 {
-			l.MetricAttr = "ospf_metric1"
-		}
-		if r.Draining {
-			l.Metric = cfg.DrainMetric
-		}
-		if r.Prefix.Addr().Is4() {
-			d.V4.Routes = append(d.V4.Routes, l)
-		} else {
-			d.V6.Routes = append(d.V6.Routes, l)
-		}
-	}
 	var buf bytes.Buffer
-	buf.Grow(256 + 64*len(routes))
 	if err := templates.ExecuteTemplate(&buf, cfg.Mode, d); err != nil {
 		return nil, fmt.Errorf("rendering bird config: %w", err)
 	}
-	return buf.Bytes(), nil
+	rest := buf.Bytes()
+	for i, s := range []staticData{staticV4, staticV6} {
+		before, after, ok := bytes.Cut(rest, []byte(s.Marker))
+		if !ok {
+			return nil, fmt.Errorf("rendering bird config: template lost the %s routes", s.Name)
+		}
+		r.skel[i], rest = before, after
+	}
+	r.skel[2] = rest
+	return r, nil
+}
+
+// render returns the file announcing ann (from announced).
+func (r *renderer) render(ann []vip.Route) ([]byte, error) {
+	out := make([]byte, 0, len(r.skel[0])+len(r.skel[1])+len(r.skel[2])+80*len(ann))
+	out = append(out, r.skel[0]...)
+	v6 := false
+	for _, rt := range ann {
+		a, ok := r.attrs[rt.Prefix]
+		if !ok {
+			return nil, fmt.Errorf("rendering route %s: %w", rt.Prefix, ErrUnknownVIP)
+		}
+		a = a.withDefaults()
+		if !v6 && rt.Prefix.Addr().Is6() {
+			// announced sorts IPv4 before IPv6.
+			out = append(out, r.skel[1]...)
+			v6 = true
+		}
+		metric := a.Metric
+		if rt.Draining {
+			metric = r.cfg.DrainMetric
+		}
+		out = appendRoute(out, rt.Prefix, a, metric, rt.Draining)
+	}
+	if !v6 {
+		out = append(out, r.skel[1]...)
+	}
+	return append(out, r.skel[2]...), nil
+}
+
+// Render returns the BIRD configuration (mode full) or include file (mode
+// include) announcing routes. Every route must be one of cfg.VIPs. A
+// draining route is left out with drain = "withdraw" and announced with
+// DrainMetric with drain = "deprefer". Render does not validate cfg; call
+// Validate first.
+func Render(cfg Config, routes []vip.Route) ([]byte, error) {
+	r, err := newRenderer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return r.render(announced(r.cfg, routes))
 }
 
 // RenderAll renders the configuration announcing every configured VIP, as
