@@ -1,11 +1,24 @@
 // Package bird implements vip.Advertiser by generating a BIRD 2 OSPF
 // configuration that lists the announced VIP routes explicitly and reloading
 // BIRD through birdc.
+//
+// VIP routes are a generated `protocol static` list exported into OSPF (v2
+// for IPv4, v3 for IPv6); they never come from addresses bound on lo, so
+// binding and advertising stay independent. The generated file is either a
+// complete bird.conf (mode "full") or an include file with only the VIP
+// routes (mode "include") for an operator's own bird.conf.
 package bird
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/vipd/vipd/internal/fielderr"
 )
 
 // Config is the [routing.bird] section of vipd.toml. The TOML tags are the
@@ -26,7 +39,12 @@ type Config struct {
 	Drain       string        `toml:"drain"` // "withdraw" (default) | "deprefer"
 	DrainMetric uint32        `toml:"drain_metric"`
 	Debounce    time.Duration `toml:"debounce"` // default 50ms, at most 200ms
-	OSPF        []OSPF        `toml:"ospf"`
+	// Timeout bounds one `birdc configure` (default 10s).
+	Timeout time.Duration `toml:"timeout"`
+	// LogFile, in full mode, makes BIRD log everything there, so that the
+	// doctor can find "MTU mismatch" lines (ScanMTUMismatches).
+	LogFile string `toml:"log_file"`
+	OSPF    []OSPF `toml:"ospf"`
 
 	VIPs []VIPRoute `toml:"-"`
 }
@@ -34,7 +52,7 @@ type Config struct {
 // OSPF is one OSPF instance ([[routing.bird.ospf]]): version 2 carries the
 // IPv4 VIPs, version 3 the IPv6 ones.
 type OSPF struct {
-	Name      string `toml:"name"`
+	Name      string `toml:"name"`    // BIRD protocol name (default "ospf_v2"/"ospf_v3")
 	Version   int    `toml:"version"` // 2 or 3
 	ECMP      bool   `toml:"ecmp"`
 	IgnoreMTU bool   `toml:"ignore_mtu"` // needs a BIRD with the ignoremtu patch
@@ -43,14 +61,14 @@ type OSPF struct {
 
 // Area is one OSPF area.
 type Area struct {
-	ID         string      `toml:"id"` // "0" or dotted quad
+	ID         string      `toml:"id"` // "0", a number or a dotted quad
 	Interfaces []Interface `toml:"interface"`
 }
 
 // Interface is one OSPF interface pattern.
 type Interface struct {
 	Name       string `toml:"name"` // interface name or BIRD pattern ("eth*")
-	Type       string `toml:"type"` // "ptp" | "broadcast"
+	Type       string `toml:"type"` // "ptp" | "broadcast" (default: BIRD's choice)
 	Cost       uint32 `toml:"cost"`
 	Hello      uint32 `toml:"hello"`          // seconds
 	Dead       uint32 `toml:"dead"`           // seconds
@@ -74,8 +92,287 @@ type VIPRoute struct {
 	Attrs  RouteAttrs
 }
 
+// Modes, drain policies and defaults.
+const (
+	ModeFull    = "full"
+	ModeInclude = "include"
+
+	DrainWithdraw = "withdraw"
+	DrainDeprefer = "deprefer"
+
+	DefaultSocket   = "/run/bird/bird.ctl"
+	DefaultDebounce = 50 * time.Millisecond
+	MaxDebounce     = 200 * time.Millisecond
+	DefaultTimeout  = 10 * time.Second
+	DefaultMetric   = 20
+
+	// maxMetric is the largest OSPF external metric (24 bits).
+	maxMetric = 1<<24 - 1
+)
+
+// Names of the generated static protocols holding the VIP routes. In include
+// mode the operator's OSPF export filters select them by name, e.g.
+// `export where proto = "vipd_vip4";`.
+const (
+	StaticV4 = "vipd_vip4"
+	StaticV6 = "vipd_vip6"
+)
+
+var (
+	birdName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// quotable is what may appear between double quotes in bird.conf.
+	quotable = regexp.MustCompile(`^[^"\\\n\r\x00]+$`)
+)
+
+// WithDefaults returns a copy of c with defaults filled in: mode full,
+// socket, binaries, debounce, timeout, drain policy and OSPF instance names.
+func (c Config) WithDefaults() Config {
+	if c.Mode == "" {
+		c.Mode = ModeFull
+	}
+	if c.Socket == "" {
+		c.Socket = DefaultSocket
+	}
+	if c.Bird == "" {
+		c.Bird = "bird"
+	}
+	if c.Birdc == "" {
+		c.Birdc = "birdc"
+	}
+	if c.Drain == "" {
+		c.Drain = DrainWithdraw
+	}
+	if c.Debounce == 0 {
+		c.Debounce = DefaultDebounce
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	c.OSPF = append([]OSPF(nil), c.OSPF...)
+	for i := range c.OSPF {
+		if c.OSPF[i].Name == "" {
+			c.OSPF[i].Name = fmt.Sprintf("ospf_v%d", c.OSPF[i].Version)
+		}
+	}
+	// VIP route attributes get their defaults when rendered (withDefaults).
+	return c
+}
+
+func (a RouteAttrs) withDefaults() RouteAttrs {
+	if a.Metric == 0 {
+		a.Metric = DefaultMetric
+	}
+	if a.Type == 0 {
+		a.Type = 2
+	}
+	return a
+}
+
 // Validate checks the section. Errors are fielderr errors with key paths
-// relative to the section ("ospf[0].area[0].interface[1].type").
+// relative to the section ("ospf[0].area[0].interface[1].type"), joined with
+// errors.Join. Whether the installed BIRD supports ignore_mtu is a runtime
+// question answered by New (ProbeIgnoreMTU), not here.
 func (c *Config) Validate() error {
-	return nil // filled in by the routing/bird work
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fielderr.New(path, format, args...))
+	}
+	switch c.Mode {
+	case "", ModeFull, ModeInclude:
+	default:
+		add("mode", "must be %q or %q, not %q", ModeFull, ModeInclude, c.Mode)
+	}
+	if c.ConfigFile == "" {
+		add("config_file", "is required: the file vipd writes for BIRD")
+	} else if !quotable.MatchString(c.ConfigFile) {
+		add("config_file", "must not contain quotes, backslashes or newlines")
+	}
+	full := c.Mode != ModeInclude
+	if full && c.RouterID.IsValid() && !c.RouterID.Is4() {
+		add("router_id", "must be an IPv4 address (BIRD router ids are 32-bit), not %s", c.RouterID)
+	}
+	if c.LogFile != "" && !quotable.MatchString(c.LogFile) {
+		add("log_file", "must not contain quotes, backslashes or newlines")
+	}
+	switch c.Drain {
+	case "", DrainWithdraw:
+	case DrainDeprefer:
+		if c.DrainMetric == 0 {
+			add("drain_metric", "is required with drain = %q", DrainDeprefer)
+		}
+	default:
+		add("drain", "must be %q or %q, not %q", DrainWithdraw, DrainDeprefer, c.Drain)
+	}
+	if c.DrainMetric > maxMetric {
+		add("drain_metric", "must be at most %d (24-bit OSPF metric)", maxMetric)
+	}
+	if c.Debounce < 0 || c.Debounce > MaxDebounce {
+		add("debounce", "must be between 0 and %s, not %s", MaxDebounce, c.Debounce)
+	}
+	if c.Timeout < 0 {
+		add("timeout", "must not be negative")
+	}
+	if full && len(c.OSPF) == 0 {
+		add("ospf", "at least one OSPF instance is required in mode %q", ModeFull)
+	}
+	if !full && len(c.OSPF) > 0 {
+		add("ospf", "OSPF instances are configured in your own bird.conf in mode %q; remove them here", ModeInclude)
+	}
+	names := map[string]int{}
+	versions := map[int]bool{}
+	for i, o := range c.OSPF {
+		errs = append(errs, o.validate(fmt.Sprintf("ospf[%d]", i), names, i)...)
+		versions[o.Version] = true
+	}
+	if full {
+		for _, v := range c.VIPs {
+			if v.Prefix.Addr().Is4() && !versions[2] {
+				add("ospf", "IPv4 VIP %s needs an OSPF version 2 instance", v.Prefix)
+				break
+			}
+		}
+		for _, v := range c.VIPs {
+			if v.Prefix.Addr().Is6() && !versions[3] {
+				add("ospf", "IPv6 VIP %s needs an OSPF version 3 instance", v.Prefix)
+				break
+			}
+		}
+	}
+	for _, v := range c.VIPs {
+		if !v.Prefix.IsValid() || v.Prefix != v.Prefix.Masked() {
+			errs = append(errs, fmt.Errorf("VIP %s: not a valid masked prefix", v.Prefix))
+			continue
+		}
+		for _, err := range fielderr.All(v.Attrs.Validate()) {
+			errs = append(errs, fmt.Errorf("VIP %s: %w", v.Prefix, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks one VIP's [vip.ospf] table; paths are relative to it.
+func (a RouteAttrs) Validate() error {
+	var errs []error
+	if a.Metric > maxMetric {
+		errs = append(errs, fielderr.New("metric", "must be at most %d (24-bit OSPF metric)", maxMetric))
+	}
+	if a.Type != 0 && a.Type != 1 && a.Type != 2 {
+		errs = append(errs, fielderr.New("type", "must be 1 or 2, not %d", a.Type))
+	}
+	return errors.Join(errs...)
+}
+
+func (o OSPF) validate(path string, names map[string]int, idx int) []error {
+	var errs []error
+	add := func(p, format string, args ...any) {
+		errs = append(errs, fielderr.New(path+p, format, args...))
+	}
+	if o.Version != 2 && o.Version != 3 {
+		add(".version", "must be 2 (IPv4) or 3 (IPv6), not %d", o.Version)
+	}
+	name := o.Name
+	if name == "" {
+		name = fmt.Sprintf("ospf_v%d", o.Version)
+	}
+	switch {
+	case !birdName.MatchString(name):
+		add(".name", "%q is not a BIRD protocol name (letters, digits, underscore)", name)
+	case strings.HasPrefix(name, "vipd_"):
+		add(".name", "names starting with vipd_ are reserved for generated protocols")
+	}
+	if prev, ok := names[name]; ok {
+		add(".name", "%q is already used by ospf[%d]", name, prev)
+	} else {
+		names[name] = idx
+	}
+	if len(o.Areas) == 0 {
+		add(".area", "at least one area is required")
+	}
+	areas := map[uint32]bool{}
+	for i, a := range o.Areas {
+		ap := fmt.Sprintf("%s.area[%d]", path, i)
+		id, err := parseAreaID(a.ID)
+		if err != nil {
+			errs = append(errs, fielderr.New(ap+".id", "%v", err))
+		} else if areas[id] {
+			errs = append(errs, fielderr.New(ap+".id", "area %s is listed twice", a.ID))
+		}
+		areas[id] = true
+		if len(a.Interfaces) == 0 {
+			errs = append(errs, fielderr.New(ap+".interface", "at least one interface is required"))
+		}
+		for j, ifc := range a.Interfaces {
+			errs = append(errs, ifc.validate(fmt.Sprintf("%s.interface[%d]", ap, j), o.Version)...)
+		}
+	}
+	return errs
+}
+
+func (ifc Interface) validate(path string, version int) []error {
+	var errs []error
+	add := func(p, format string, args ...any) {
+		errs = append(errs, fielderr.New(path+p, format, args...))
+	}
+	if !quotable.MatchString(ifc.Name) {
+		add(".name", "is required and must not contain quotes, backslashes or newlines")
+	}
+	switch ifc.Type {
+	case "", "ptp", "broadcast":
+	default:
+		add(".type", "must be \"ptp\" or \"broadcast\", not %q", ifc.Type)
+	}
+	if ifc.Cost > 65535 {
+		add(".cost", "must be at most 65535")
+	}
+	if ifc.Hello > 65535 {
+		add(".hello", "must be between 1 and 65535 seconds")
+	}
+	if ifc.Dead == 1 {
+		add(".dead", "must be greater than one second")
+	}
+	if ifc.Dead != 0 && ifc.Hello != 0 && ifc.Dead <= ifc.Hello {
+		add(".dead", "must be greater than hello (%d)", ifc.Hello)
+	}
+	if ifc.Retransmit == 1 {
+		add(".retransmit", "must be greater than one second")
+	}
+	switch ifc.AuthType {
+	case "", "none":
+		if ifc.Password != "" {
+			add(".password", "is set but authentication is %q", "none")
+		}
+	case "simple":
+		if version == 3 {
+			add(".authentication", "OSPFv3 has no simple authentication; use \"cryptographic\"")
+		}
+		if ifc.Password == "" || len(ifc.Password) > 8 {
+			add(".password", "simple authentication needs a password of 1 to 8 characters")
+		}
+	case "cryptographic":
+		if ifc.Password == "" {
+			add(".password", "cryptographic authentication needs a password")
+		}
+	default:
+		add(".authentication", "must be \"none\", \"simple\" or \"cryptographic\", not %q", ifc.AuthType)
+	}
+	if ifc.Password != "" && !quotable.MatchString(ifc.Password) {
+		add(".password", "must not contain quotes, backslashes or newlines")
+	}
+	return errs
+}
+
+// parseAreaID accepts "0", a decimal number or a dotted quad.
+func parseAreaID(s string) (uint32, error) {
+	if s == "" {
+		return 0, errors.New("is required (\"0\" for the backbone)")
+	}
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return 0, fmt.Errorf("%q is neither a number nor a dotted quad", s)
+	}
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), nil
 }

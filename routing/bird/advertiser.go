@@ -1,0 +1,338 @@
+package bird
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/vip"
+)
+
+// Advertiser implements vip.Advertiser with a generated BIRD configuration.
+// It is safe for concurrent use: SetRoutes calls are handed to one goroutine
+// (run) that owns the file, BIRD and the applied state.
+type Advertiser struct {
+	cfg  Config
+	log  hclog.Logger
+	vips map[netip.Prefix]bool
+	r    *renderer
+
+	reqs chan request
+	stop chan struct{}
+	done chan struct{}
+
+	// Owned by the run goroutine.
+	live      []vip.Route // routes in effect at BIRD (best knowledge)
+	liveSure  bool        // live was set by a successful apply
+	lastGood  []byte      // contents of the last file BIRD accepted
+	haveGood  bool
+	fileArg   string // file passed to `birdc configure` ("" = BIRD's own)
+	lastApply ApplyStats
+}
+
+// ApplyStats times the steps of the last apply (for benchmarks and logs).
+type ApplyStats struct {
+	Render, Check, Configure time.Duration
+}
+
+type request struct {
+	routes []vip.Route
+	reply  chan result
+}
+
+type result struct {
+	routes []vip.Route
+	err    error
+}
+
+var _ vip.Advertiser = (*Advertiser)(nil)
+
+// New validates cfg, checks that the installed BIRD supports every option
+// used (ignore_mtu needs a patched BIRD: ErrIgnoreMTUUnsupported), adopts
+// the routes of an existing generated file, and starts the apply loop. It
+// does not touch BIRD until the first SetRoutes. Call Close to stop.
+func New(ctx context.Context, cfg Config, log hclog.Logger) (*Advertiser, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("validating routing.bird: %w", err)
+	}
+	cfg = cfg.WithDefaults()
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	for _, o := range cfg.OSPF {
+		if !o.IgnoreMTU {
+			continue
+		}
+		ok, err := ProbeIgnoreMTU(ctx, cfg.Bird)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("checking %s for ospf %s: %w", cfg.Bird, o.Name, ErrIgnoreMTUUnsupported)
+		}
+		break
+	}
+	a := &Advertiser{
+		cfg:  cfg,
+		log:  log.Named("bird"),
+		vips: make(map[netip.Prefix]bool, len(cfg.VIPs)),
+		reqs: make(chan request),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if cfg.Mode == ModeFull {
+		a.fileArg = cfg.ConfigFile
+	}
+	r, err := newRenderer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.r = r
+	for _, v := range cfg.VIPs {
+		a.vips[v.Prefix] = true
+	}
+	if data, err := os.ReadFile(cfg.ConfigFile); err == nil {
+		a.lastGood, a.haveGood = data, true
+		a.live = routesInFile(data)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", cfg.ConfigFile, err)
+	}
+	go a.run()
+	return a, nil
+}
+
+// Close stops the apply loop; pending SetRoutes calls return ErrClosed. It
+// leaves BIRD and the file as they are (routes stay announced).
+func (a *Advertiser) Close() error {
+	select {
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
+	<-a.done
+	return nil
+}
+
+// SetRoutes makes BIRD announce exactly routes (see vip.Advertiser).
+// Calls arriving within the debounce window coalesce into one apply (the
+// latest call's routes win, every caller gets that apply's result); the
+// first call of a burst reaches BIRD after at most Debounce (<= 200 ms) plus
+// an apply already running. On a failed apply the running configuration
+// stays, and the routes it announces are returned with the error.
+func (a *Advertiser) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+	for _, r := range routes {
+		if !a.vips[r.Prefix] {
+			return nil, fmt.Errorf("setting route %s: %w", r.Prefix, ErrUnknownVIP)
+		}
+	}
+	req := request{routes: slices.Clone(routes), reply: make(chan result, 1)}
+	select {
+	case a.reqs <- req:
+	case <-a.stop:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, fmt.Errorf("setting bird routes: %w", ctx.Err())
+	}
+	select {
+	case res := <-req.reply:
+		return res.routes, res.err
+	case <-ctx.Done():
+		// The apply goes on; its outcome is unknown to this caller.
+		return nil, fmt.Errorf("setting bird routes: %w", ctx.Err())
+	}
+}
+
+func (a *Advertiser) run() {
+	defer close(a.done)
+	var batch []request
+	var timer *time.Timer
+	var fire <-chan time.Time
+	for {
+		select {
+		case r := <-a.reqs:
+			batch = append(batch, r)
+			if fire == nil {
+				timer = time.NewTimer(a.cfg.Debounce)
+				fire = timer.C
+			}
+		case <-fire:
+			fire = nil
+			routes := batch[len(batch)-1].routes
+			res := a.apply(routes, len(batch))
+			for _, r := range batch {
+				r.reply <- res
+			}
+			batch = nil
+		case <-a.stop:
+			if timer != nil {
+				timer.Stop()
+			}
+			for _, r := range batch {
+				r.reply <- result{err: ErrClosed}
+			}
+			return
+		}
+	}
+}
+
+// apply renders routes, validates, installs and reloads. Only run calls it.
+func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
+	want := announced(a.cfg, routes)
+	if a.liveSure && slices.Equal(want, a.live) {
+		return result{routes: slices.Clone(want)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	data, err := a.r.render(want)
+	if err != nil {
+		return result{routes: slices.Clone(a.live), err: err}
+	}
+	a.lastApply.Render = time.Since(start)
+	res, err := a.install(ctx, data)
+	if err != nil {
+		a.log.Error("bird rejected the generated config, keeping the running one",
+			"reason", err.Error(), "file", a.cfg.ConfigFile)
+		return result{routes: a.uncertain(want, err), err: err}
+	}
+	a.live, a.liveSure = want, true
+	a.lastGood, a.haveGood = data, true
+	a.log.Debug("bird reconfigured", "state", string(res), "routes", len(want),
+		"coalesced", coalesced, "took", time.Since(start))
+	return result{routes: slices.Clone(want)}
+}
+
+// uncertain is what apply returns on error: the live routes, plus the
+// wanted ones when BIRD may have taken the new file (timeout), since a
+// route whose state is unknown must be reported as announced.
+func (a *Advertiser) uncertain(want []vip.Route, err error) []vip.Route {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return slices.Clone(a.live)
+	}
+	a.liveSure = false
+	out := slices.Clone(a.live)
+	for _, r := range want {
+		if !slices.ContainsFunc(out, func(o vip.Route) bool { return o.Prefix == r.Prefix }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// install writes data next to the config file, has `bird -p` check it,
+// renames it into place and reloads BIRD; when BIRD refuses, the last good
+// file is put back so a restart of BIRD runs what is running now.
+func (a *Advertiser) install(ctx context.Context, data []byte) (ConfigureResult, error) {
+	file := a.cfg.ConfigFile
+	tmp, err := writeTemp(file, data)
+	if err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	if err := Check(ctx, a.cfg.Bird, tmp); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("checking generated config: %w", err)
+	}
+	a.lastApply.Check = time.Since(t0)
+	if err := replace(tmp, file); err != nil {
+		return "", err
+	}
+	t0 = time.Now()
+	res, cerr := Configure(ctx, a.cfg.Birdc, a.cfg.Socket, a.fileArg)
+	a.lastApply.Configure = time.Since(t0)
+	if cerr == nil {
+		return res, nil
+	}
+	if rerr := a.restore(); rerr != nil {
+		return "", errors.Join(cerr, rerr)
+	}
+	return "", cerr
+}
+
+func (a *Advertiser) restore() error {
+	file := a.cfg.ConfigFile
+	if !a.haveGood {
+		if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing rejected %s: %w", file, err)
+		}
+		return nil
+	}
+	tmp, err := writeTemp(file, a.lastGood)
+	if err != nil {
+		return fmt.Errorf("restoring last good %s: %w", file, err)
+	}
+	if err := replace(tmp, file); err != nil {
+		return fmt.Errorf("restoring last good %s: %w", file, err)
+	}
+	return nil
+}
+
+// LastApply returns the step timings of the most recent apply. Call it only
+// after SetRoutes has returned (it is not synchronised with a running apply).
+func (a *Advertiser) LastApply() ApplyStats { return a.lastApply }
+
+// writeTemp writes data to a fsynced temporary file in file's directory
+// (so the rename is atomic) and returns its name.
+func writeTemp(file string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".vipd-*")
+	if err != nil {
+		return "", fmt.Errorf("creating temp file for %s: %w", file, err)
+	}
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Chmod(0o640)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("writing temp file for %s: %w", file, werr)
+	}
+	return f.Name(), nil
+}
+
+// replace renames tmp over file and fsyncs the directory.
+func replace(tmp, file string) error {
+	if err := os.Rename(tmp, file); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("renaming %s into place: %w", file, err)
+	}
+	d, err := os.Open(filepath.Dir(file))
+	if err != nil {
+		return fmt.Errorf("syncing directory of %s: %w", file, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory of %s: %w", file, err)
+	}
+	return nil
+}
+
+var routeInFile = regexp.MustCompile(`(?m)^\s*route (\S+) blackhole .*?(# draining)?$`)
+
+// routesInFile returns the VIP routes a generated file announces, so a
+// restarted vipd knows what BIRD is announcing before its first apply.
+func routesInFile(data []byte) []vip.Route {
+	var out []vip.Route
+	for _, m := range routeInFile.FindAllSubmatch(data, -1) {
+		p, err := netip.ParsePrefix(string(m[1]))
+		if err != nil {
+			continue
+		}
+		out = append(out, vip.Route{Prefix: p, Draining: bytes.Equal(m[2], []byte("# draining"))})
+	}
+	return out
+}

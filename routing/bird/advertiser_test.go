@@ -1,0 +1,170 @@
+package bird
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vipd/vipd/vip"
+)
+
+// fakeBirdc writes a birdc stand-in that records each call in a file and
+// answers reply.
+func fakeBirdc(t *testing.T, reply string) (birdc, calls string) {
+	t.Helper()
+	dir := t.TempDir()
+	birdc, calls = filepath.Join(dir, "birdc"), filepath.Join(dir, "calls")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nprintf 'BIRD 2.0.12 ready.\\n%s\\n'\n", calls, reply)
+	if err := os.WriteFile(birdc, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return birdc, calls
+}
+
+func countLines(t *testing.T, file string) int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// TestSetRoutesCoalesces: a burst of SetRoutes calls within the debounce
+// window becomes one reconfigure, and every caller gets its result.
+func TestSetRoutesCoalesces(t *testing.T) {
+	requireBird(t)
+	birdc, calls := fakeBirdc(t, "Reconfigured")
+	cfg := v4Config()
+	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
+	cfg.Birdc = birdc
+	cfg.Debounce = 150 * time.Millisecond
+	for i := 0; i < 20; i++ {
+		cfg.VIPs = append(cfg.VIPs, VIPRoute{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 32)})
+	}
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+
+	const callers = 20
+	results := make([][]vip.Route, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = a.SetRoutes(context.Background(), []vip.Route{{Prefix: cfg.VIPs[2+i].Prefix}})
+		}()
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	t.Logf("%d callers answered in %s", callers, time.Since(t0))
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	// Coalesced: far fewer applies than callers (goroutine start-up may
+	// split the burst once).
+	if n := countLines(t, calls); n < 1 || n > 2 {
+		t.Errorf("birdc configure ran %d times for %d calls within the debounce window, want 1 or 2", n, callers)
+	}
+	// The file announces exactly what the last apply returned.
+	data, err := os.ReadFile(cfg.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := routesInFile(data)
+	seen := 0
+	for _, r := range results {
+		if cmp.Diff(last, r, routeOpts) == "" {
+			seen++
+		}
+	}
+	if seen == 0 {
+		t.Errorf("no caller got the routes in effect (%v)", last)
+	}
+
+	// A later call is applied on its own.
+	got, err := a.SetRoutes(context.Background(), nil)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("SetRoutes(nil) = %v, %v", got, err)
+	}
+	if n := countLines(t, calls); n > 3 {
+		t.Errorf("birdc configure ran %d times, want at most 3", n)
+	}
+}
+
+// TestSetRoutesFailedConfigure: when configure fails the last good file is
+// restored and SetRoutes returns the routes still in effect.
+func TestSetRoutesFailedConfigure(t *testing.T) {
+	requireBird(t)
+	okc, _ := fakeBirdc(t, "Reconfigured")
+	badc, _ := fakeBirdc(t, "/x/bird.conf:3:1 syntax error, unexpected END")
+	cfg := v4Config()
+	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
+	cfg.Birdc = okc
+	cfg.Debounce = time.Millisecond
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := []vip.Route{{Prefix: vipA}}
+	if _, err := a.SetRoutes(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	good, _ := os.ReadFile(cfg.ConfigFile)
+
+	cfg.Birdc = badc
+	b, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got, err := b.SetRoutes(context.Background(), []vip.Route{{Prefix: vipA}, {Prefix: vipB}})
+	if err == nil || !strings.Contains(err.Error(), "/x/bird.conf:3:1: syntax error") {
+		t.Fatalf("SetRoutes: err = %v, want the file:line:col of the rejection", err)
+	}
+	if diff := cmp.Diff(first, got, routeOpts); diff != "" {
+		t.Errorf("SetRoutes returned (-want +got):\n%s", diff)
+	}
+	now, _ := os.ReadFile(cfg.ConfigFile)
+	if string(now) != string(good) {
+		t.Errorf("the rejected file was not replaced by the last good one:\n%s", now)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(cfg.ConfigFile))
+	if len(entries) != 1 {
+		t.Errorf("temp files left behind: %v", entries)
+	}
+}
+
+func TestSetRoutesAfterClose(t *testing.T) {
+	cfg := v4Config()
+	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if _, err := a.SetRoutes(context.Background(), nil); err != ErrClosed {
+		t.Fatalf("SetRoutes after Close: %v, want ErrClosed", err)
+	}
+}

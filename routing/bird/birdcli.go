@@ -1,0 +1,248 @@
+package bird
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// ConfigError is an error BIRD reported about a configuration file.
+type ConfigError struct {
+	File      string
+	Line, Col int
+	Msg       string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+}
+
+// birdErrLine matches `bird: FILE:LINE:COL msg` (bird -p) and
+// `FILE:LINE:COL msg` (birdc configure).
+var birdErrLine = regexp.MustCompile(`^(?:bird: )?(\S.*?):(\d+):(\d+) (.+)$`)
+
+func parseConfigError(line string) (*ConfigError, bool) {
+	m := birdErrLine.FindStringSubmatch(strings.TrimSpace(line))
+	if m == nil {
+		return nil, false
+	}
+	l, _ := strconv.Atoi(m[2])
+	c, _ := strconv.Atoi(m[3])
+	return &ConfigError{File: m[1], Line: l, Col: c, Msg: m[4]}, true
+}
+
+// Check validates file with `bird -p -c file` (parses the configuration and
+// exits; starts nothing). A rejected file gives a *ConfigError
+// ("file:line:col: msg").
+func Check(ctx context.Context, birdBinary, file string) error {
+	if birdBinary == "" {
+		birdBinary = "bird"
+	}
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, birdBinary, "-p", "-c", file)
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("running %s -p: %w", birdBinary, err)
+	}
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if ce, ok := parseConfigError(line); ok {
+			return ce
+		}
+	}
+	return fmt.Errorf("checking %s with %s -p: %w: %s", file, birdBinary, err, strings.TrimSpace(stderr.String()))
+}
+
+// probeIgnoreMTUConf is the smallest config using the keyword.
+const probeIgnoreMTUConf = `router id 192.0.2.1;
+protocol device {
+}
+protocol ospf v2 vipd_probe {
+	ipv4 { import none; export none; };
+	ignoremtu yes;
+	area 0 { interface "vipd-probe0" { }; };
+}
+`
+
+// ProbeIgnoreMTU reports whether birdBinary accepts the `ignoremtu` OSPF
+// option (a BIRD built with routing/bird/patch). It parses a tiny config
+// with `bird -p`; a syntax error at the keyword means stock BIRD.
+func ProbeIgnoreMTU(ctx context.Context, birdBinary string) (bool, error) {
+	dir, err := os.MkdirTemp("", "vipd-bird-probe")
+	if err != nil {
+		return false, fmt.Errorf("probing ignoremtu: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "probe.conf")
+	if err := os.WriteFile(file, []byte(probeIgnoreMTUConf), 0o600); err != nil {
+		return false, fmt.Errorf("probing ignoremtu: %w", err)
+	}
+	err = Check(ctx, birdBinary, file)
+	var ce *ConfigError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ce) && ce.Line == 6:
+		return false, nil
+	default:
+		return false, fmt.Errorf("probing ignoremtu with %s: %w", birdBinary, err)
+	}
+}
+
+// ConfigureResult is how BIRD answered `birdc configure`.
+type ConfigureResult string
+
+// Replies to `configure` that mean the new configuration was accepted.
+const (
+	Reconfigured       ConfigureResult = "Reconfigured"
+	ReconfigInProgress ConfigureResult = "Reconfiguration in progress"
+	ReconfigQueued     ConfigureResult = "Reconfiguration already in progress, queueing"
+)
+
+// parseConfigureReply reads birdc's answer to `configure`. It returns the
+// accepted result, or an error: a *ConfigError for a rejected file, or the
+// reply itself.
+func parseConfigureReply(out string) (ConfigureResult, error) {
+	var other []string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "BIRD ") && strings.HasSuffix(line, " ready."),
+			strings.HasPrefix(line, "Reading configuration from "):
+			continue
+		case line == string(Reconfigured), line == string(ReconfigInProgress), line == string(ReconfigQueued):
+			return ConfigureResult(line), nil
+		}
+		if ce, ok := parseConfigError(line); ok {
+			return "", ce
+		}
+		other = append(other, line)
+	}
+	if len(other) == 0 {
+		return "", errors.New("empty reply from birdc configure")
+	}
+	return "", errors.New(strings.Join(other, "; "))
+}
+
+// Configure asks the BIRD on socket to reload its configuration (from file
+// when file is not empty, else from the file it was started with) and
+// parses the reply. ctx bounds the call.
+func Configure(ctx context.Context, birdc, socket, file string) (ConfigureResult, error) {
+	args := []string{"-s", socket, "configure"}
+	if file != "" {
+		args = append(args, strconv.Quote(file))
+	}
+	out, err := exec.CommandContext(ctx, birdc, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		return "", fmt.Errorf("running birdc configure: %w", ctx.Err())
+	}
+	res, perr := parseConfigureReply(string(out))
+	if perr == nil {
+		return res, nil
+	}
+	var ce *ConfigError
+	if err != nil && !errors.As(perr, &ce) {
+		return "", fmt.Errorf("running birdc configure: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return "", fmt.Errorf("reconfiguring bird: %w", perr)
+}
+
+// Neighbor is one line of `show ospf neighbors`.
+type Neighbor struct {
+	Protocol  string // OSPF protocol name
+	RouterID  string
+	Priority  int
+	State     string // "Full/PtP", "ExStart/DR", ...
+	Interface string
+	Address   string
+}
+
+// Stuck reports whether the adjacency is stuck in database exchange setup,
+// which is what an MTU mismatch looks like from outside.
+func (n Neighbor) Stuck() bool {
+	return strings.HasPrefix(n.State, "ExStart")
+}
+
+// Neighbors lists the OSPF neighbours of the BIRD on socket
+// (`birdc -s SOCKET show ospf neighbors`). A neighbour whose Stuck is true
+// points at an MTU mismatch (see ScanMTUMismatches).
+func Neighbors(ctx context.Context, birdc, socket string) ([]Neighbor, error) {
+	if birdc == "" {
+		birdc = "birdc"
+	}
+	out, err := exec.CommandContext(ctx, birdc, "-s", socket, "show", "ospf", "neighbors").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("running birdc show ospf neighbors: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return parseNeighbors(string(out)), nil
+}
+
+func parseNeighbors(out string) []Neighbor {
+	var ns []Neighbor
+	proto := ""
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 1 && strings.HasSuffix(f[0], ":"):
+			proto = strings.TrimSuffix(f[0], ":")
+		case len(f) >= 6 && f[0] != "Router":
+			pri, err := strconv.Atoi(f[1])
+			if err != nil {
+				continue
+			}
+			ns = append(ns, Neighbor{Protocol: proto, RouterID: f[0], Priority: pri, State: f[2],
+				Interface: f[4], Address: f[5]})
+		}
+	}
+	return ns
+}
+
+// MTUMismatch is one BIRD log line about a neighbour with another MTU.
+type MTUMismatch struct {
+	Protocol      string
+	Neighbor      string
+	Interface     string
+	Remote, Local int
+}
+
+var mtuLine = regexp.MustCompile(`(\S+): MTU mismatch with nbr (\S+) on (\S+) \(remote (\d+), local (\d+)\)`)
+
+// ScanMTUMismatches reads a BIRD log and returns the distinct MTU mismatches
+// it reports (the adjacency then stays in ExStart; FIELD-NOTES 5).
+func ScanMTUMismatches(r io.Reader) ([]MTUMismatch, error) {
+	seen := map[MTUMismatch]bool{}
+	var out []MTUMismatch
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		m := mtuLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		remote, _ := strconv.Atoi(m[4])
+		local, _ := strconv.Atoi(m[5])
+		mm := MTUMismatch{Protocol: m[1], Neighbor: m[2], Interface: m[3], Remote: remote, Local: local}
+		if !seen[mm] {
+			seen[mm] = true
+			out = append(out, mm)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("scanning bird log: %w", err)
+	}
+	return out, nil
+}

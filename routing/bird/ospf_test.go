@@ -1,0 +1,213 @@
+package bird
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/vipd/vipd/vip"
+)
+
+var (
+	vipA = netip.MustParsePrefix("192.0.2.10/32")
+	vipB = netip.MustParsePrefix("192.0.2.11/32")
+)
+
+var routeOpts = cmpopts.EquateComparable(netip.Prefix{})
+
+// TestOSPFDrainUndrain runs the generated config in a director BIRD peering
+// with a router BIRD: the VIP routes reach the router's kernel, a drain
+// withdraws one, an undrain restores it, and the adjacency stays Full.
+func TestOSPFDrainUndrain(t *testing.T) {
+	t.Parallel()
+	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB}})
+	ctx := context.Background()
+	waitFor(t, 15*time.Second, "adjacency Full", func() bool { return l.full(t) })
+	stayFull := func(cond func() bool) func() bool {
+		return func() bool {
+			if !l.full(t) {
+				t.Fatalf("adjacency left Full: %+v", l.neighbors(t))
+			}
+			return cond()
+		}
+	}
+
+	steps := []struct {
+		name   string
+		routes []vip.Route
+		want   map[netip.Prefix]bool // at the router
+	}{
+		{name: "announce", routes: []vip.Route{{Prefix: vipA}, {Prefix: vipB}},
+			want: map[netip.Prefix]bool{vipA: true, vipB: true}},
+		{name: "drain A", routes: []vip.Route{{Prefix: vipA, Draining: true}, {Prefix: vipB}},
+			want: map[netip.Prefix]bool{vipA: false, vipB: true}},
+		{name: "undrain A", routes: []vip.Route{{Prefix: vipA}, {Prefix: vipB}},
+			want: map[netip.Prefix]bool{vipA: true, vipB: true}},
+	}
+	for _, s := range steps {
+		got, err := l.adv.SetRoutes(ctx, s.routes)
+		if err != nil {
+			t.Fatalf("%s: SetRoutes: %v", s.name, err)
+		}
+		wantRoutes := announced(l.cfg.WithDefaults(), s.routes)
+		if diff := cmp.Diff(wantRoutes, got, routeOpts); diff != "" {
+			t.Errorf("%s: SetRoutes returned (-want +got):\n%s", s.name, diff)
+		}
+		took := waitFor(t, 20*time.Second, s.name+" at the router", stayFull(func() bool {
+			for p, want := range s.want {
+				if l.routerHas(t, p) != want {
+					return false
+				}
+			}
+			return true
+		}))
+		t.Logf("%s: router converged in %s", s.name, took)
+	}
+	// Idempotent: the same set again does not touch BIRD.
+	before, _ := os.ReadFile(l.cfg.ConfigFile)
+	if _, err := l.adv.SetRoutes(ctx, steps[2].routes); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(l.cfg.ConfigFile)
+	if !bytes.Equal(before, after) {
+		t.Error("SetRoutes with the same routes rewrote the file")
+	}
+	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32")}}); !errors.Is(err, ErrUnknownVIP) {
+		t.Errorf("SetRoutes with an unconfigured prefix: got %v, want ErrUnknownVIP", err)
+	}
+}
+
+// TestRejectedConfigKeepsRunning: a generated config that BIRD rejects, at
+// `bird -p` or at `birdc configure`, never replaces the running one, and
+// SetRoutes reports the routes still in effect.
+func TestRejectedConfigKeepsRunning(t *testing.T) {
+	t.Parallel()
+	patched := patchedBird(t)
+	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB}, initial: []vip.Route{{Prefix: vipA}}})
+	ctx := context.Background()
+	good, err := os.ReadFile(l.cfg.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runningRoutes := func() string {
+		out, err := runCmd(l.cfg.Birdc, "-s", l.cfg.Socket, "show", "route", "protocol", StaticV4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	wantRunning := runningRoutes()
+	if !strings.Contains(wantRunning, vipA.String()) {
+		t.Fatalf("director does not run the initial routes: %s", wantRunning)
+	}
+
+	tests := []struct {
+		name   string
+		modify func(*Config)
+	}{
+		// "ospf" is a keyword: bird -p rejects the file.
+		{name: "bird -p rejects", modify: func(c *Config) { c.OSPF[0].Name = "ospf" }},
+		// bird -p of the patched BIRD accepts ignoremtu, the running
+		// stock BIRD does not: configure fails after the rename.
+		{name: "configure rejects", modify: func(c *Config) { c.Bird = patched; c.OSPF[0].IgnoreMTU = true }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := l.cfg
+			cfg.OSPF = append([]OSPF(nil), cfg.OSPF...)
+			tc.modify(&cfg)
+			adv, err := New(ctx, cfg, nil)
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			defer adv.Close()
+			got, err := adv.SetRoutes(ctx, []vip.Route{{Prefix: vipA}, {Prefix: vipB}})
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("SetRoutes: got %v, want a *ConfigError (file:line:col)", err)
+			}
+			t.Logf("rejected as wanted: %v", err)
+			if diff := cmp.Diff([]vip.Route{{Prefix: vipA}}, got, routeOpts); diff != "" {
+				t.Errorf("SetRoutes returned (-want +got):\n%s", diff)
+			}
+			now, _ := os.ReadFile(cfg.ConfigFile)
+			if diff := cmp.Diff(string(good), string(now)); diff != "" {
+				t.Errorf("config file changed (-last good +now):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantRunning, runningRoutes()); diff != "" {
+				t.Errorf("running routes changed (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// The good advertiser still works after the rejections.
+	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
+		t.Fatalf("SetRoutes after rejections: %v", err)
+	}
+	if r := runningRoutes(); !strings.Contains(r, vipB.String()) {
+		t.Errorf("director does not announce %s after a good apply: %s", vipB, r)
+	}
+}
+
+// TestMTUMismatch: MTU 1500 on the director, 9000 on the router. Stock BIRD
+// stays in ExStart and says why (Neighbors, ScanMTUMismatches); the patched
+// BIRD with ignoremtu on both ends reaches Full and the VIP route arrives.
+func TestMTUMismatch(t *testing.T) {
+	t.Parallel()
+	t.Run("stock", func(t *testing.T) {
+		t.Parallel()
+		l := newOSPFLab(t, labOptions{directorMTU: 1500, routerMTU: 9000,
+			vips: []netip.Prefix{vipA}, initial: []vip.Route{{Prefix: vipA}}})
+		var mm []MTUMismatch
+		waitFor(t, 15*time.Second, "an MTU mismatch in the director's log", func() bool {
+			f, err := os.Open(l.cfg.LogFile)
+			if err != nil {
+				return false
+			}
+			defer f.Close()
+			mm, _ = ScanMTUMismatches(f)
+			return len(mm) > 0
+		})
+		want := []MTUMismatch{{Protocol: "ospf_v2", Neighbor: "10.99.0.2", Interface: l.dIf, Remote: 9000, Local: 1500}}
+		if diff := cmp.Diff(want, mm); diff != "" {
+			t.Errorf("ScanMTUMismatches (-want +got):\n%s", diff)
+		}
+		// Give it the time a good adjacency needs, several times over.
+		deadline := time.Now().Add(4 * time.Second)
+		for time.Now().Before(deadline) {
+			ns := l.neighbors(t)
+			if len(ns) != 1 || !ns[0].Stuck() {
+				t.Fatalf("neighbours = %+v, want one stuck in ExStart", ns)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if l.routerHas(t, vipA) {
+			t.Error("the VIP route reached the router without an adjacency")
+		}
+	})
+	t.Run("patched ignoremtu", func(t *testing.T) {
+		t.Parallel()
+		l := newOSPFLab(t, labOptions{directorMTU: 1500, routerMTU: 9000, bird: patchedBird(t), ignoreMTU: true,
+			vips: []netip.Prefix{vipA}, initial: []vip.Route{{Prefix: vipA}}})
+		took := waitFor(t, 15*time.Second, "adjacency Full despite the MTU mismatch", func() bool { return l.full(t) })
+		t.Logf("Full after %s", took)
+		took = waitFor(t, 20*time.Second, "the VIP route at the router", func() bool { return l.routerHas(t, vipA) })
+		t.Logf("route at the router after %s more", took)
+		out, err := runCmd(l.cfg.Birdc, "-s", l.cfg.Socket, "show", "ospf")
+		if err != nil || !strings.Contains(out, "Ignore MTU: Yes") {
+			t.Errorf("show ospf does not report ignoremtu: %v: %s", err, out)
+		}
+	})
+}
+
+func runCmd(argv ...string) (string, error) {
+	out, err := osexec(argv...)
+	return string(out), err
+}

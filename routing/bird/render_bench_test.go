@@ -1,0 +1,30 @@
+package bird
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/vipd/vipd/vip"
+)
+
+func config10k() (Config, []vip.Route) {
+	cfg := v4Config()
+	cfg.VIPs = nil
+	var all []vip.Route
+	for i := 0; i < 10000; i++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 128 + byte(i>>16), byte(i >> 8), byte(i)}), 32)
+		cfg.VIPs = append(cfg.VIPs, VIPRoute{Prefix: p, Attrs: RouteAttrs{Tag: uint32(i)}})
+		all = append(all, vip.Route{Prefix: p})
+	}
+	return cfg, all
+}
+
+// BenchmarkRender10k is the generator alone (no BIRD needed).
+func BenchmarkRender10k(b *testing.B) {
+	cfg, all := config10k()
+	for i := 0; i < b.N; i++ {
+		if _, err := Render(cfg, all); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
