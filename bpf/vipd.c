@@ -833,10 +833,25 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 				tuple.ipv6.dport = *(__be16 *)(tcp + 2);
 			}
 			sk = bpf_skc_lookup_tcp(ctx, &tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
-			if (sk) {
-				bpf_sk_release(sk);
-			} else {
+			if (!sk)
 				return -1; /* the caller forwards */
+			if (sk->state == BPF_TCP_LISTEN) {
+				/* Every backend listens on the VIP: a listener
+				 * owns an ACK only if it completes a SYN cookie. */
+				void *iph = data + inner_off;
+				long rc;
+
+				if (iph + sizeof(struct ip6_hdr) > data_end || (void *)(tcp + 20) > data_end) {
+					bpf_sk_release(sk);
+					return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+				}
+				rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
+							     (void *)tcp, 20);
+				bpf_sk_release(sk);
+				if (rc != 0)
+					return -1;
+			} else {
+				bpf_sk_release(sk);
 			}
 		}
 	}
