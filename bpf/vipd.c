@@ -596,8 +596,8 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	/* l2_len <= 22 and elen <= 84: both checked by the verifier below. */
-	if (l2_len > 22 || elen > 84)
+	/* l2_len <= 22 and elen <= 88 (IPv6, two hops): tell the verifier. */
+	if (l2_len > 22 || elen > 88)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (data + elen + 22 > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
@@ -698,9 +698,8 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	if (!maybe_vip(cfg, f))
 		return count(f->frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
 	vip_key_of(&key, f);
-	vi = NULL;
-	if (f->frag != FRAG_LATER)
-		vi = bpf_map_lookup_elem(&vips, &key);
+	/* Later fragments have vip_port 0: they match port-0 VIPs only. */
+	vi = bpf_map_lookup_elem(&vips, &key);
 	if (!vi && key.port) {
 		key.port = 0;
 		vi = bpf_map_lookup_elem(&vips, &key);
