@@ -21,9 +21,9 @@ import (
 var (
 	node4   = netip.MustParseAddr("10.0.0.1")
 	node6   = netip.MustParseAddr("2001:db8::1")
-	be4a    = netip.MustParseAddr("10.0.0.2") // slot 1
-	be4b    = netip.MustParseAddr("10.0.0.3") // slot 2
-	be4nn   = netip.MustParseAddr("10.0.0.4") // slot 4: no neighbour
+	be4a    = netip.MustParseAddr("10.0.0.2")    // slot 1
+	be4b    = netip.MustParseAddr("10.0.0.3")    // slot 2
+	be4nn   = netip.MustParseAddr("10.0.0.4")    // slot 4: no neighbour
 	be6a    = netip.MustParseAddr("2001:db8::2") // slot 5
 	be6b    = netip.MustParseAddr("2001:db8::3") // slot 6
 	macA    = net.HardwareAddr{0x02, 0xbe, 0, 0, 0, 0x02}
@@ -34,14 +34,14 @@ var (
 	router6 = netip.MustParseAddr("2001:db8:9::1")
 	dir4    = netip.MustParseAddr("10.0.0.9") // a director sending us GUE
 
-	vipTCP   = netip.MustParseAddr("192.0.2.10")      // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); bound
+	vipTCP   = netip.MustParseAddr("192.0.2.10")       // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); bound
 	vip6TCP  = netip.MustParseAddr("2001:db8:100::10") // tcp/443 -> table 2 (A, B); bound
-	vipLocal = netip.MustParseAddr("192.0.2.20")      // tcp/80 -> table 3 (local, A); bound
-	vipNB    = netip.MustParseAddr("192.0.2.21")      // tcp/80 -> table 4 (local, A); NOT bound
-	vipNN    = netip.MustParseAddr("192.0.2.22")      // tcp/80 -> table 5 (no-neigh, A)
+	vipLocal = netip.MustParseAddr("192.0.2.20")       // tcp/80 -> table 3 (local, A); bound
+	vipNB    = netip.MustParseAddr("192.0.2.21")       // tcp/80 -> table 4 (local, A); NOT bound
+	vipNN    = netip.MustParseAddr("192.0.2.22")       // tcp/80 -> table 5 (no-neigh, A)
 	vip6U    = netip.MustParseAddr("2001:db8:100::20") // tcp/80 -> table 6 (v6 A, v6 B): IPv6 underlay
-	vipSplit = netip.MustParseAddr("192.0.2.30")      // tcp/80 -> table 7: even rows A, odd rows B
-	vipNone  = netip.MustParseAddr("192.0.2.99")      // not a VIP, not bound
+	vipSplit = netip.MustParseAddr("192.0.2.30")       // tcp/80 -> table 7: even rows A, odd rows B
+	vipNone  = netip.MustParseAddr("192.0.2.99")       // not a VIP, not bound
 )
 
 type rig struct {
