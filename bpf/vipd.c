@@ -743,9 +743,12 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 
 /*
  * Backend role: a GUE packet for this node. gue_off is the offset of the GUE
- * header, l3 the outer IP header.
+ * header, udp_len the outer UDP length field (read by the caller: computing
+ * the UDP header back from gue_off gives a negative packet offset the
+ * verifier rejects).
  */
-static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, __u32 gue_off)
+static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, __u32 gue_off,
+				   __u32 udp_len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -756,8 +759,25 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 	__u32 tuple_size = 0, l4 = 0;
 	int is_tcp = 0;
 
-	if (gue_off > 256)
+	if (gue_off > 256 || l2_len > 22)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	{
+		/* A truncated packet must not be forwarded or passed up. */
+		__u32 len = (__u32)(data_end - data) - l2_len, ip_len;
+		void *l3 = data + l2_len;
+
+		if (l3 + sizeof(struct ip6_hdr) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ofam == 4)
+			ip_len = bpf_ntohs(((struct ip4_hdr *)l3)->tot_len);
+		else
+			ip_len = bpf_ntohs(((struct ip6_hdr *)l3)->payload_len) + sizeof(struct ip6_hdr);
+		if (ip_len > len || ip_len < gue_off - l2_len + sizeof(*gue))
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		/* UDP length: the rest of the IP packet. */
+		if (udp_len != ip_len - (gue_off - sizeof(struct udp_hdr) - l2_len))
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	}
 	gue = data + gue_off;
 	if ((void *)(gue + 1) > data_end)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
@@ -905,9 +925,13 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 
 		if ((void *)(ip + 1) > data_end)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ip->ttl <= 1)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 		rc = fib_outer(ctx, &fib, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
 		if (rc >= 0)
 			return rc;
+		/* A hop like a router's: TTL down, destination rewritten. */
+		ip->ttl--;
 		__builtin_memcpy(ip->daddr, hop, 4);
 		ip->check = ip4_csum(ip);
 	} else {
@@ -915,9 +939,12 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 
 		if ((void *)(ip6 + 1) > data_end)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ip6->hop_limit <= 1)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 		rc = fib_outer(ctx, &fib, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
 		if (rc >= 0)
 			return rc;
+		ip6->hop_limit--;
 		__builtin_memcpy(ip6->daddr, hop, 16);
 	}
 	gue->next_hop = nh;
@@ -1008,7 +1035,7 @@ int vipd_xdp(struct xdp_md *ctx)
 		else
 			ours = addr16_eq(f.dst, cfg->addr6);
 		if (ours && udp->dport == bpf_htons(gue_port)) {
-			int rc = backend(ctx, l2_len, f.family, l4 + sizeof(*udp));
+			int rc = backend(ctx, l2_len, f.family, l4 + sizeof(*udp), bpf_ntohs(udp->len));
 
 			if (rc >= 0)
 				return rc;

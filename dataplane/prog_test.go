@@ -465,7 +465,9 @@ func TestProgBackend(t *testing.T) {
 	fwd := gueFrame(dir4, be4a, 1, hops, ackIn)
 	copy(fwd[0:], macA)
 	copy(fwd[6:], nodeMAC)
-	binary.BigEndian.PutUint16(fwd[14+20+6:], 0) // UDP checksum stays 0
+	fwd[14+8]-- // TTL
+	binary.BigEndian.PutUint16(fwd[14+10:], 0)
+	binary.BigEndian.PutUint16(fwd[14+10:], ipChecksum(fwd[14:14+20]))
 
 	for _, c := range []progCase{
 		{name: "syn: decapsulated", in: gSyn, wantCode: xdpPass, wantOut: decapOf(gSyn, synIn),
@@ -495,7 +497,7 @@ func TestProgBackend(t *testing.T) {
 			out := r.check(t, c)
 			switch c.wantCode {
 			case xdpTX:
-				dst, nh, _, inner := checkGUE(t, out, dir4)
+				dst, nh, _, inner := checkGUEFrame(t, out, dir4, false)
 				if dst != be4a || nh != 1 || !bytes.Equal(inner, ackIn[14:]) {
 					t.Errorf("forwarded to %v next_hop %d", dst, nh)
 				}
