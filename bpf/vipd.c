@@ -1,0 +1,1067 @@
+//go:build ignore
+
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * vipd.c: the node's XDP program, director and backend in one.
+ *
+ * Director: Ethernet, up to two VLAN tags, IPv4 (options honoured) or IPv6
+ * (extension headers skipped up to MAX_EXT_HDRS), TCP/UDP, ICMP errors by
+ * their inner tuple -> VIP lookup (port, then port 0) -> flow hash -> row of
+ * the VIP's table -> GUE encapsulation towards the primary -> XDP_TX.
+ *
+ * Backend: UDP to this node's GUE port -> the inner destination must be a
+ * bound VIP (else drop: the loop guard) -> TCP non-SYN without a local socket
+ * and a hop left -> second chance to the next hop; otherwise decapsulate and
+ * XDP_PASS.
+ *
+ * Everything else is XDP_PASS untouched.
+ *
+ * Rules worth knowing (also in the Go package documentation):
+ *
+ * Fragments: every fragment of a fragmented packet (IPv4 MF or offset != 0,
+ * IPv6 fragment header) is hashed on (src, dst, proto) with ports 0, so all
+ * fragments of a datagram land on the same row. A first fragment matches the
+ * VIP by its port, then port 0; non-first fragments carry no port and match
+ * only port-0 ("any port") VIPs; unmatched they are passed untouched and
+ * counted (STAT_PASS_FRAGMENT).
+ *
+ * ICMP errors (IPv4 type 3 and 11, ICMPv6 types 1, 2, 3) addressed to a VIP
+ * are steered by the embedded packet (VIP -> client): its tuple is swapped
+ * back to client -> VIP before hashing, so the error reaches the backend that
+ * owns the flow. The embedded source must equal the outer destination.
+ *
+ * Outer UDP checksum: 0 on IPv4 (as GLB) and on IPv6 too (RFC 6935/6936
+ * zero-checksum tunnel mode; the receiving end is this program, which never
+ * hands the outer header to the stack).
+ *
+ * Unresolved neighbour (BPF_FIB_LKUP_RET_NO_NEIGH): the encapsulated frame is
+ * XDP_PASSed (counted) so the kernel can resolve the neighbour; the original
+ * VIP packet is never handed to the stack. bpf_fib_lookup needs forwarding
+ * enabled on the ingress interface; otherwise packets are dropped and
+ * counted (STAT_DROP_FIB_FWD_DISABLED).
+ */
+
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "vipd.h"
+
+#define ETH_ALEN 6
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define AF_INET 2
+#define AF_INET6 10
+
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ICMP 1
+#define IPPROTO_IPIP 4
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_IPV6 41
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
+#define IPPROTO_ICMPV6 58
+#define IPPROTO_DSTOPTS 60
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1FFF
+#define IP_DF 0x4000
+#define TCP_SYN 0x02
+
+#define MAX_EXT_HDRS 4  /* IPv6 extension headers skipped before giving up */
+#define MAX_HOPS_RX 4   /* hops accepted in a received GUE header */
+#define OUTER_TTL 64
+
+struct eth_hdr {
+	__u8 dst[ETH_ALEN];
+	__u8 src[ETH_ALEN];
+	__be16 proto;
+};
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct ip4_hdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 proto;
+	__u16 check;
+	__u8 saddr[4];
+	__u8 daddr[4];
+};
+
+struct ip6_hdr {
+	__be32 ver_tc_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct ext_hdr {
+	__u8 nexthdr;
+	__u8 len;
+	__be16 frag_off; /* fragment header only */
+};
+
+struct udp_hdr {
+	__be16 sport;
+	__be16 dport;
+	__be16 len;
+	__u16 check;
+};
+
+struct icmp_hdr {
+	__u8 type;
+	__u8 code;
+	__u16 check;
+	__u32 rest;
+};
+
+/* GUE base header plus GLB's private data, hops follow. */
+struct gue_hdr {
+	__u8 ver_c_hlen; /* version (2 bits) | C (1) | hlen (5, 32-bit words) */
+	__u8 proto;      /* 4 = IPv4 inner, 41 = IPv6 inner */
+	__be16 flags;
+	__be16 priv_type; /* 0 */
+	__u8 next_hop;
+	__u8 hop_count;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_VIPS * 8);
+	__type(key, struct vip_key);
+	__type(value, struct vip_info);
+} vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MAX_VIPS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(max_entries, TABLE_ROWS);
+		__type(key, __u32);
+		__type(value, struct row);
+	});
+} tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct backend);
+} backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_VIPS * 8);
+	__type(key, struct addr_key);
+	__type(value, __u8);
+} bound SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dp_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIP_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} vip_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Full BTF for the types bpf2go exports to Go (-type). */
+const struct row *unused_row __attribute__((unused));
+const struct vip_key *unused_vip_key __attribute__((unused));
+const struct addr_key *unused_addr_key __attribute__((unused));
+const enum stat *unused_stat __attribute__((unused));
+
+/* What the director needs of a packet; addresses as loaded (network order). */
+struct flow {
+	__u32 src[4];
+	__u32 dst[4];
+	__u32 ports;    /* sport | dport << 16 as loaded; 0 for fragments */
+	__u16 vip_port; /* host order: the port the VIP is looked up with */
+	__u8 proto;
+	__u8 family;   /* 4 or 6 */
+	__u8 frag;     /* 0, FRAG_FIRST or FRAG_LATER */
+	__u8 icmp;     /* steered by the inner tuple of an ICMP error */
+	__u8 tcp_flags;
+	__u8 pad;
+};
+
+#define FRAG_FIRST 1
+#define FRAG_LATER 2
+
+static __always_inline int count(__u32 id, int verdict)
+{
+	__u64 *c = bpf_map_lookup_elem(&stats, &id);
+
+	if (c)
+		*c += 1;
+	return verdict;
+}
+
+static __always_inline __u32 rotl32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 hash_word(__u32 h, __u32 w)
+{
+	w *= 0xcc9e2d51;
+	w = rotl32(w, 15);
+	w *= 0x1b873593;
+	h ^= w;
+	h = rotl32(h, 13);
+	return h * 5 + 0xe6546b64;
+}
+
+/*
+ * flow_hash: murmur3-style over the words src..., dst..., ports, proto.
+ * dataplane/packet_test.go reimplements it to predict rows and ports.
+ */
+static __always_inline __u32 flow_hash(const struct flow *f, __u32 seed)
+{
+	__u32 h = seed;
+
+	h = hash_word(h, f->src[0]);
+	if (f->family == 6) {
+		h = hash_word(h, f->src[1]);
+		h = hash_word(h, f->src[2]);
+		h = hash_word(h, f->src[3]);
+	}
+	h = hash_word(h, f->dst[0]);
+	if (f->family == 6) {
+		h = hash_word(h, f->dst[1]);
+		h = hash_word(h, f->dst[2]);
+		h = hash_word(h, f->dst[3]);
+	}
+	h = hash_word(h, f->ports);
+	h = hash_word(h, f->proto);
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+static __always_inline __u16 ip4_csum(struct ip4_hdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u32 sum = 0;
+
+	ip->check = 0;
+#pragma clang loop unroll(full)
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	return csum_fold(sum);
+}
+
+/* l3 of a frame: skips up to two VLAN tags. Returns 0 if not IP. */
+static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *l2_len)
+{
+	struct eth_hdr *eth = data;
+	struct vlan_hdr *vlan;
+	__u16 proto;
+	__u32 off = sizeof(*eth);
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	proto = eth->proto;
+#pragma clang loop unroll(full)
+	for (int i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		vlan = data + off;
+		if ((void *)(vlan + 1) > data_end)
+			return 0;
+		proto = vlan->proto;
+		off += sizeof(*vlan);
+	}
+	*l2_len = off;
+	return proto;
+}
+
+/*
+ * IPv6: skips extension headers; returns the L4 offset, sets *proto and
+ * *frag. Returns 0 on a truncated or too long chain.
+ */
+static __always_inline __u32 skip_ip6_ext(void *data, void *data_end, __u32 off,
+					  __u8 *proto, __u8 *frag)
+{
+	__u8 nh = *proto;
+
+#pragma clang loop unroll(full)
+	for (int i = 0; i < MAX_EXT_HDRS; i++) {
+		struct ext_hdr *ext;
+
+		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS &&
+		    nh != IPPROTO_FRAGMENT && nh != IPPROTO_AH)
+			break;
+		if (off > 512)
+			return 0;
+		ext = data + off;
+		if ((void *)(ext + 1) > data_end)
+			return 0;
+		if (nh == IPPROTO_FRAGMENT) {
+			__u16 fo = bpf_ntohs(ext->frag_off);
+
+			*frag = (fo & 0xfff8) ? FRAG_LATER : FRAG_FIRST;
+			off += 8;
+		} else if (nh == IPPROTO_AH) {
+			off += ((__u32)ext->len + 2) * 4;
+		} else {
+			off += ((__u32)ext->len + 1) * 8;
+		}
+		nh = ext->nexthdr;
+	}
+	if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+	    nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH)
+		return 0;
+	*proto = nh;
+	return off;
+}
+
+/* addr16_eq: memcmp is not available in BPF. */
+static __always_inline int addr16_eq(const void *a, const void *b)
+{
+	const __u32 *x = a, *y = b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* Reads the ports (and TCP flags) at off unless the packet is a later fragment. */
+static __always_inline int read_ports(void *data, void *data_end, __u32 off, struct flow *f)
+{
+	__u32 *p;
+
+	if (f->frag)
+		f->ports = 0;
+	if (f->frag == FRAG_LATER)
+		return 0;
+	if (off > 1024)
+		return -1;
+	p = data + off;
+	if ((void *)(p + 1) > data_end)
+		return -1;
+	f->vip_port = bpf_ntohs(((__be16 *)p)[1]);
+	if (!f->frag)
+		f->ports = *p;
+	if (f->proto == IPPROTO_TCP) {
+		__u8 *fl = data + off + 13;
+
+		if ((void *)(fl + 1) > data_end)
+			return -1;
+		f->tcp_flags = *fl;
+	}
+	return 0;
+}
+
+/*
+ * ICMP error: the embedded packet went VIP -> client. Fill f with the flow
+ * client -> VIP so it hashes like the flow it belongs to. off is the offset
+ * of the embedded IP header. Returns 0 if f now describes a steerable flow.
+ */
+static __always_inline int parse_icmp_inner(void *data, void *data_end, __u32 off,
+					    struct flow *f)
+{
+	__u16 *ports;
+
+	if (off > 1024)
+		return -1;
+	if (f->family == 4) {
+		struct ip4_hdr *ip = data + off;
+		__u32 ihl;
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		ihl = (ip->ver_ihl & 0x0f) * 4;
+		if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
+			return -1;
+		if (*(__u32 *)ip->saddr != f->dst[0])
+			return -1;
+		if (ip->frag_off & bpf_htons(IP_OFFSET))
+			return -1;
+		f->proto = ip->proto;
+		f->src[0] = *(__u32 *)ip->daddr;
+		off += ihl;
+	} else {
+		struct ip6_hdr *ip6 = data + off;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		if (!addr16_eq(ip6->saddr, f->dst))
+			return -1;
+		f->proto = ip6->nexthdr;
+		__builtin_memcpy(f->src, ip6->daddr, 16);
+		off += sizeof(*ip6);
+	}
+	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
+		return -1;
+	if (off > 1024)
+		return -1;
+	ports = data + off;
+	if ((void *)(ports + 2) > data_end)
+		return -1;
+	/* Embedded: sport = VIP port, dport = client port. */
+	f->vip_port = bpf_ntohs(ports[0]);
+	f->ports = (__u32)ports[1] | ((__u32)ports[0] << 16);
+	f->icmp = 1;
+	return 0;
+}
+
+static __always_inline int is_icmp_error(__u8 family, __u8 type)
+{
+	if (family == 4)
+		return type == 3 || type == 11;
+	return type == 1 || type == 2 || type == 3;
+}
+
+static __always_inline void vip_key_of(struct vip_key *k, const struct flow *f)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	if (f->family == 4) {
+		*(__u32 *)k->addr = f->dst[0];
+	} else {
+		__builtin_memcpy(k->addr, f->dst, 16);
+	}
+	k->proto = f->proto;
+	k->family = f->family;
+	k->port = f->vip_port;
+}
+
+static __always_inline int maybe_vip(const struct dp_config *cfg, const struct flow *f)
+{
+	__u32 fold, idx;
+	__u64 *w;
+
+	if (!(cfg->flags & DP_F_VIP_FILTER))
+		return 1;
+	fold = f->dst[0];
+	if (f->family == 6)
+		fold ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
+	idx = (fold ^ (fold >> 16)) & 0xffff;
+	fold = idx >> 6;
+	w = bpf_map_lookup_elem(&vip_filter, &fold);
+	if (!w)
+		return 1;
+	return (*w >> (idx & 63)) & 1;
+}
+
+/* Outer headers the director pushes for an underlay family and hop count. */
+static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
+{
+	if (family == 4)
+		return sizeof(struct ip4_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 4 * nhops;
+	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nhops;
+}
+
+/*
+ * fib: next hop for an outer packet. Returns the verdict on failure (drop or
+ * pass-to-resolve), -1 on success with MACs and ifindex in *fib, -2 on
+ * no-neighbour (the caller builds the frame and passes it).
+ */
+static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u8 family,
+				     const __u8 *src, const __u8 *dst, __u16 tot_len)
+{
+	long rc;
+
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->l4_protocol = IPPROTO_UDP;
+	fib->tot_len = tot_len;
+	fib->ifindex = ctx->ingress_ifindex;
+	if (family == 4) {
+		fib->family = AF_INET;
+		fib->ipv4_src = *(__u32 *)src;
+		fib->ipv4_dst = *(__u32 *)dst;
+	} else {
+		fib->family = AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, src, 16);
+		__builtin_memcpy(fib->ipv6_dst, dst, 16);
+	}
+	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return -2;
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return count(STAT_DROP_FIB_FWD_DISABLED, XDP_DROP);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return count(STAT_DROP_TOO_BIG, XDP_DROP);
+	return count(STAT_DROP_FIB, XDP_DROP);
+}
+
+/* Copies an L2 header of l2_len (14, 18 or 22) bytes from src to dst. */
+static __always_inline void copy_l2(void *dst, const void *src, __u32 l2_len)
+{
+	__builtin_memcpy(dst, src, 14);
+	if (l2_len >= 18)
+		__builtin_memcpy(dst + 14, src + 14, 4);
+	if (l2_len >= 22)
+		__builtin_memcpy(dst + 18, src + 18, 4);
+}
+
+static __always_inline void set_ethertype(void *data, __u32 l2_len, __be16 proto)
+{
+	if (l2_len == 14)
+		((struct eth_hdr *)data)->proto = proto;
+	else if (l2_len == 18)
+		((struct vlan_hdr *)(data + 14))->proto = proto;
+	else
+		((struct vlan_hdr *)(data + 18))->proto = proto;
+}
+
+static __always_inline void set_macs(void *data, const struct bpf_fib_lookup *fib)
+{
+	struct eth_hdr *eth = data;
+
+	__builtin_memcpy(eth->dst, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->src, fib->smac, ETH_ALEN);
+}
+
+static __always_inline int tx_verdict(struct xdp_md *ctx, const struct bpf_fib_lookup *fib,
+				      __u32 stat_tx, __u32 stat_redirect)
+{
+	if (fib->ifindex == ctx->ingress_ifindex)
+		return count(stat_tx, XDP_TX);
+	count(stat_redirect, 0);
+	return bpf_redirect(fib->ifindex, 0);
+}
+
+/*
+ * Encapsulates the frame (l2_len bytes of L2 header, then the inner IP packet
+ * of family inner_family) towards b0, listing hops [b0, b1] (b1 may be NULL).
+ */
+static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_family,
+				 const struct backend *b0, const struct backend *b1,
+				 const struct dp_config *cfg, __u32 hash)
+{
+	struct bpf_fib_lookup fib;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u8 fam = b0->family;
+	__u32 nhops = 1, hlen, elen, inner_len;
+	__u16 gue_port = cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
+	__be16 sport = bpf_htons(0xC000 | ((hash >> 16) & 0x3FFF));
+	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
+	int no_neigh = 0, rc;
+
+	if (b1 && b1->family == fam && b1 != b0)
+		nhops = 2;
+	elen = encap_len(fam, nhops);
+	inner_len = (__u32)(data_end - data) - l2_len;
+	if (inner_len > 0xFFFF - 128)
+		return count(STAT_DROP_TOO_BIG, XDP_DROP);
+
+	rc = fib_outer(ctx, &fib, fam, src, b0->addr, inner_len + elen);
+	if (rc == -2)
+		no_neigh = 1;
+	else if (rc != -1)
+		return rc;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)elen))
+		return count(STAT_DROP_ENCAP, XDP_DROP);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	/* l2_len <= 22 and elen <= 88 (IPv6, two hops): tell the verifier. */
+	if (l2_len > 22 || elen > 88)
+		return count(STAT_DROP_ENCAP, XDP_DROP);
+	if (data + elen + 22 > data_end)
+		return count(STAT_DROP_ENCAP, XDP_DROP);
+	copy_l2(data, data + elen, l2_len);
+	if (!no_neigh)
+		set_macs(data, &fib);
+
+	void *l3 = data + l2_len;
+	struct udp_hdr *udp;
+	struct gue_hdr *gue;
+
+	if (l3 + elen > data_end)
+		return count(STAT_DROP_ENCAP, XDP_DROP);
+	if (fam == 4) {
+		struct ip4_hdr *ip = l3;
+
+		set_ethertype(data, l2_len, bpf_htons(ETH_P_IP));
+		ip->ver_ihl = 0x45;
+		ip->tos = 0;
+		ip->tot_len = bpf_htons(inner_len + elen);
+		ip->id = 0;
+		ip->frag_off = bpf_htons(IP_DF);
+		ip->ttl = OUTER_TTL;
+		ip->proto = IPPROTO_UDP;
+		__builtin_memcpy(ip->saddr, cfg->addr4, 4);
+		__builtin_memcpy(ip->daddr, b0->addr, 4);
+		ip->check = ip4_csum(ip);
+		udp = l3 + sizeof(*ip);
+	} else {
+		struct ip6_hdr *ip6 = l3;
+
+		set_ethertype(data, l2_len, bpf_htons(ETH_P_IPV6));
+		ip6->ver_tc_flow = bpf_htonl(0x60000000 | (hash & 0xFFFFF));
+		ip6->payload_len = bpf_htons(inner_len + elen - sizeof(*ip6));
+		ip6->nexthdr = IPPROTO_UDP;
+		ip6->hop_limit = OUTER_TTL;
+		__builtin_memcpy(ip6->saddr, cfg->addr6, 16);
+		__builtin_memcpy(ip6->daddr, b0->addr, 16);
+		udp = l3 + sizeof(*ip6);
+	}
+	udp->sport = sport;
+	udp->dport = bpf_htons(gue_port);
+	udp->len = bpf_htons(inner_len + elen - (fam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr)));
+	udp->check = 0;
+	gue = (void *)(udp + 1);
+	hlen = (elen - (fam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr)) - sizeof(*udp) - 4) / 4;
+	gue->ver_c_hlen = hlen & 0x1f;
+	gue->proto = inner_family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+	gue->flags = 0;
+	gue->priv_type = 0;
+	gue->next_hop = 0;
+	gue->hop_count = nhops;
+	if (fam == 4) {
+		__u8 *hops = (void *)(gue + 1);
+
+		if ((void *)(hops + 8) > data_end)
+			return count(STAT_DROP_ENCAP, XDP_DROP);
+		__builtin_memcpy(hops, b0->addr, 4);
+		if (nhops == 2)
+			__builtin_memcpy(hops + 4, b1->addr, 4);
+	} else {
+		__u8 *hops = (void *)(gue + 1);
+
+		if ((void *)(hops + 32) > data_end)
+			return count(STAT_DROP_ENCAP, XDP_DROP);
+		__builtin_memcpy(hops, b0->addr, 16);
+		if (nhops == 2)
+			__builtin_memcpy(hops + 16, b1->addr, 16);
+	}
+	if (no_neigh)
+		return count(STAT_DIRECTOR_NO_NEIGH, XDP_PASS);
+	return tx_verdict(ctx, &fib, STAT_DIRECTOR_TX, STAT_DIRECTOR_REDIRECT);
+}
+
+static __always_inline int is_bound(const __u8 *addr, __u8 family)
+{
+	struct addr_key k = {};
+
+	if (family == 4)
+		__builtin_memcpy(k.addr, addr, 4);
+	else
+		__builtin_memcpy(k.addr, addr, 16);
+	k.family = family;
+	return bpf_map_lookup_elem(&bound, &k) != NULL;
+}
+
+static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2_len,
+				    const struct dp_config *cfg)
+{
+	struct vip_key key;
+	struct vip_info *vi;
+	struct backend *b0, *b1;
+	struct row *r;
+	void *table;
+	__u32 hash, idx;
+	__u8 inner_family = f->family;
+
+	if (!maybe_vip(cfg, f))
+		return count(f->frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
+	vip_key_of(&key, f);
+	/* Later fragments have vip_port 0: they match port-0 VIPs only. */
+	vi = bpf_map_lookup_elem(&vips, &key);
+	if (!vi && key.port) {
+		key.port = 0;
+		vi = bpf_map_lookup_elem(&vips, &key);
+	}
+	if (!vi)
+		return count(f->frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
+
+	table = bpf_map_lookup_elem(&tables, &vi->id);
+	if (!table)
+		return count(STAT_DROP_NO_TABLE, XDP_DROP);
+	hash = flow_hash(f, cfg->hash_seed);
+	idx = hash & (TABLE_ROWS - 1);
+	r = bpf_map_lookup_elem(table, &idx);
+	if (!r)
+		return count(STAT_DROP_NO_TABLE, XDP_DROP);
+	idx = r->primary;
+	b0 = bpf_map_lookup_elem(&backends, &idx);
+	idx = r->secondary;
+	b1 = bpf_map_lookup_elem(&backends, &idx);
+	if (!b0 || !b0->family)
+		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
+	if (b1 && !b1->family)
+		b1 = NULL;
+
+	if (b0->flags & BACKEND_LOCAL) {
+		if (is_bound((__u8 *)f->dst, f->family))
+			return count(STAT_DIRECTOR_LOCAL_PASS, XDP_PASS);
+		/* Never hand a VIP packet to a stack that does not own it. */
+		if (!b1 || (b1->flags & BACKEND_LOCAL))
+			return count(STAT_DROP_LOCAL_NOT_BOUND, XDP_DROP);
+		b0 = b1;
+		b1 = NULL;
+	} else if (b1 && (b1->flags & BACKEND_LOCAL) && !is_bound((__u8 *)f->dst, f->family)) {
+		/* The second hop must accept what it gets (invariant 2). */
+		b1 = NULL;
+	}
+	if (f->icmp)
+		count(STAT_DIRECTOR_ICMP, 0);
+	return encap(ctx, l2_len, inner_family, b0, b1, cfg, hash);
+}
+
+/*
+ * Backend role: a GUE packet for this node. gue_off is the offset of the GUE
+ * header, udp_len the outer UDP length field (read by the caller: computing
+ * the UDP header back from gue_off gives a negative packet offset the
+ * verifier rejects).
+ */
+static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, __u32 gue_off,
+				   __u32 udp_len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct gue_hdr *gue;
+	__u32 hop_size = ofam == 4 ? 4 : 16, inner_off, hlen, outer_len;
+	__u8 ifam, inner_daddr[16], tcp_flags = 0, iproto;
+	struct bpf_sock_tuple tuple = {};
+	__u32 tuple_size = 0, l4 = 0;
+	int is_tcp = 0;
+
+	if (gue_off > 256 || l2_len > 22)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	{
+		/* A truncated packet must not be forwarded or passed up. */
+		__u32 len = (__u32)(data_end - data) - l2_len, ip_len;
+		void *l3 = data + l2_len;
+
+		if (l3 + sizeof(struct ip6_hdr) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ofam == 4)
+			ip_len = bpf_ntohs(((struct ip4_hdr *)l3)->tot_len);
+		else
+			ip_len = bpf_ntohs(((struct ip6_hdr *)l3)->payload_len) + sizeof(struct ip6_hdr);
+		if (ip_len > len || ip_len < gue_off - l2_len + sizeof(*gue))
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		/* UDP length: the rest of the IP packet. */
+		if (udp_len != ip_len - (gue_off - sizeof(struct udp_hdr) - l2_len))
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	}
+	gue = data + gue_off;
+	if ((void *)(gue + 1) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	if (gue->ver_c_hlen & 0xe0 || gue->priv_type != 0)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	hlen = gue->ver_c_hlen & 0x1f;
+	if (gue->hop_count > MAX_HOPS_RX || gue->next_hop >= gue->hop_count ||
+	    hlen * 4 != 4 + hop_size * gue->hop_count)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	if (gue->proto == IPPROTO_IPIP)
+		ifam = 4;
+	else if (gue->proto == IPPROTO_IPV6)
+		ifam = 6;
+	else
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	inner_off = gue_off + 4 + hlen * 4;
+	if (inner_off > 512)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+
+	__builtin_memset(inner_daddr, 0, sizeof(inner_daddr));
+	if (ifam == 4) {
+		struct ip4_hdr *ip = data + inner_off;
+		__u32 ihl;
+
+		if ((void *)(ip + 1) > data_end || (ip->ver_ihl >> 4) != 4)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		ihl = (ip->ver_ihl & 0x0f) * 4;
+		if (ihl < sizeof(*ip))
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		__builtin_memcpy(inner_daddr, ip->daddr, 4);
+		iproto = ip->proto;
+		if (iproto == IPPROTO_TCP && !(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))) {
+			is_tcp = 1;
+			l4 = inner_off + ihl;
+			tuple.ipv4.saddr = *(__u32 *)ip->saddr;
+			tuple.ipv4.daddr = *(__u32 *)ip->daddr;
+			tuple_size = sizeof(tuple.ipv4);
+		}
+	} else {
+		struct ip6_hdr *ip6 = data + inner_off;
+
+		if ((void *)(ip6 + 1) > data_end || (bpf_ntohl(ip6->ver_tc_flow) >> 28) != 6)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		__builtin_memcpy(inner_daddr, ip6->daddr, 16);
+		iproto = ip6->nexthdr;
+		if (iproto == IPPROTO_TCP) {
+			is_tcp = 1;
+			l4 = inner_off + sizeof(*ip6);
+			__builtin_memcpy(tuple.ipv6.saddr, ip6->saddr, 16);
+			__builtin_memcpy(tuple.ipv6.daddr, ip6->daddr, 16);
+			tuple_size = sizeof(tuple.ipv6);
+		}
+	}
+	if (!is_bound(inner_daddr, ifam))
+		return count(STAT_DROP_LOOP_GUARD, XDP_DROP);
+
+	/* Second chance: an established flow this node has no socket for. */
+	if (is_tcp && gue->next_hop + 1 < gue->hop_count && l4 < 1024) {
+		__u8 *tcp = data + l4;
+
+		if ((void *)(tcp + 14) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		tcp_flags = tcp[13];
+		if (!(tcp_flags & TCP_SYN)) {
+			struct bpf_sock *sk;
+
+			if (ifam == 4) {
+				tuple.ipv4.sport = *(__be16 *)tcp;
+				tuple.ipv4.dport = *(__be16 *)(tcp + 2);
+			} else {
+				tuple.ipv6.sport = *(__be16 *)tcp;
+				tuple.ipv6.dport = *(__be16 *)(tcp + 2);
+			}
+			sk = bpf_skc_lookup_tcp(ctx, &tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
+			if (!sk)
+				return -1; /* the caller forwards */
+			if (sk->state == BPF_TCP_LISTEN) {
+				/* Every backend listens on the VIP: a listener
+				 * owns an ACK only if it completes a SYN cookie. */
+				void *iph = data + inner_off;
+				long rc;
+
+				if (iph + sizeof(struct ip6_hdr) > data_end || (void *)(tcp + 20) > data_end) {
+					bpf_sk_release(sk);
+					return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+				}
+				rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
+							     (void *)tcp, 20);
+				bpf_sk_release(sk);
+				if (rc != 0)
+					return -1;
+			} else {
+				bpf_sk_release(sk);
+			}
+		}
+	}
+
+	/* Decapsulate: move the L2 header up to the inner packet. */
+	outer_len = inner_off - l2_len;
+	if (l2_len > 22 || outer_len > 512 || outer_len < 28)
+		return count(STAT_DROP_ENCAP, XDP_DROP);
+	if (data + l2_len + outer_len > data_end || data + 22 > data_end)
+		return count(STAT_DROP_ENCAP, XDP_DROP);
+	{
+		void *dst = data + outer_len;
+
+		if (dst + 22 > data_end)
+			return count(STAT_DROP_ENCAP, XDP_DROP);
+		copy_l2(dst, data, l2_len);
+		set_ethertype(dst, l2_len, bpf_htons(ifam == 4 ? ETH_P_IP : ETH_P_IPV6));
+	}
+	if (bpf_xdp_adjust_head(ctx, (int)outer_len))
+		return count(STAT_DROP_ENCAP, XDP_DROP);
+	return count(STAT_BACKEND_DECAP, XDP_PASS);
+}
+
+/* Second chance: send the GUE packet on to hops[next_hop + 1]. */
+static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, __u32 gue_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib;
+	struct gue_hdr *gue;
+	__u8 nh, *hop, *l3;
+	__u32 hop_off;
+	int rc;
+
+	if (gue_off > 256 || l2_len > 22)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	gue = data + gue_off;
+	if ((void *)(gue + 1) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	nh = gue->next_hop + 1;
+	if (nh >= MAX_HOPS_RX)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	hop_off = gue_off + sizeof(*gue) + (ofam == 4 ? 4 : 16) * (__u32)nh;
+	if (hop_off > 512)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	hop = data + hop_off;
+	if ((void *)(hop + 16) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	l3 = data + l2_len;
+	if (ofam == 4) {
+		struct ip4_hdr *ip = (void *)l3;
+
+		if ((void *)(ip + 1) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ip->ttl <= 1)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		rc = fib_outer(ctx, &fib, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
+		if (rc >= 0)
+			return rc;
+		/* A hop like a router's: TTL down, destination rewritten. */
+		ip->ttl--;
+		__builtin_memcpy(ip->daddr, hop, 4);
+		ip->check = ip4_csum(ip);
+	} else {
+		struct ip6_hdr *ip6 = (void *)l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ip6->hop_limit <= 1)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		rc = fib_outer(ctx, &fib, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
+		if (rc >= 0)
+			return rc;
+		ip6->hop_limit--;
+		__builtin_memcpy(ip6->daddr, hop, 16);
+	}
+	gue->next_hop = nh;
+	/* The UDP checksum is not updated: forwarded packets carry 0. */
+	{
+		/* A store helper: the compiler turns pointer arithmetic back
+		 * from gue into a negative packet offset the verifier rejects. */
+		__u16 zero16 = 0;
+
+		if (bpf_xdp_store_bytes(ctx, gue_off - 2, &zero16, sizeof(zero16)))
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(struct eth_hdr) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	if (rc == -2)
+		return count(STAT_BACKEND_FORWARD_NO_NEIGH, XDP_PASS);
+	set_macs(data, &fib);
+	return tx_verdict(ctx, &fib, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
+}
+
+SEC("xdp")
+int vipd_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct dp_config *cfg;
+	struct flow f;
+	__u32 zero = 0, l2_len = 0, l4;
+	__u16 proto;
+
+	proto = parse_l2(data, data_end, &l2_len);
+	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+		return count(STAT_PASS_NON_VIP, XDP_PASS);
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return count(STAT_PASS_NON_VIP, XDP_PASS);
+	if (l2_len > 22)
+		return count(STAT_PASS_NON_VIP, XDP_PASS);
+
+	__builtin_memset(&f, 0, sizeof(f));
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct ip4_hdr *ip = data + l2_len;
+		__u32 ihl;
+
+		if ((void *)(ip + 1) > data_end)
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		ihl = (ip->ver_ihl & 0x0f) * 4;
+		if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		f.family = 4;
+		f.proto = ip->proto;
+		f.src[0] = *(__u32 *)ip->saddr;
+		f.dst[0] = *(__u32 *)ip->daddr;
+		if (ip->frag_off & bpf_htons(IP_OFFSET))
+			f.frag = FRAG_LATER;
+		else if (ip->frag_off & bpf_htons(IP_MF))
+			f.frag = FRAG_FIRST;
+		l4 = l2_len + ihl;
+	} else {
+		struct ip6_hdr *ip6 = data + l2_len;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		if ((bpf_ntohl(ip6->ver_tc_flow) >> 28) != 6)
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		f.family = 6;
+		f.proto = ip6->nexthdr;
+		__builtin_memcpy(f.src, ip6->saddr, 16);
+		__builtin_memcpy(f.dst, ip6->daddr, 16);
+		l4 = skip_ip6_ext(data, data_end, l2_len + sizeof(*ip6), &f.proto, &f.frag);
+		if (!l4)
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+	}
+
+	if (f.proto == IPPROTO_UDP && !f.frag) {
+		struct udp_hdr *udp = data + l4;
+		__u16 gue_port = cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
+		int ours;
+
+		if (l4 > 512)
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		if ((void *)(udp + 1) > data_end)
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		if (f.family == 4)
+			ours = f.dst[0] == *(__u32 *)cfg->addr4;
+		else
+			ours = addr16_eq(f.dst, cfg->addr6);
+		if (ours && udp->dport == bpf_htons(gue_port)) {
+			int rc = backend(ctx, l2_len, f.family, l4 + sizeof(*udp), bpf_ntohs(udp->len));
+
+			if (rc >= 0)
+				return rc;
+			return forward(ctx, l2_len, f.family, l4 + sizeof(*udp));
+		}
+	}
+
+	if (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP) {
+		if (read_ports(data, data_end, l4, &f))
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+	} else if ((f.proto == IPPROTO_ICMP && f.family == 4) ||
+		   (f.proto == IPPROTO_ICMPV6 && f.family == 6)) {
+		struct icmp_hdr *icmp = data + l4;
+
+		if (f.frag || l4 > 512)
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		if ((void *)(icmp + 1) > data_end)
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		if (!is_icmp_error(f.family, icmp->type))
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		if (parse_icmp_inner(data, data_end, l4 + sizeof(*icmp), &f))
+			return count(STAT_PASS_NON_VIP, XDP_PASS);
+	} else {
+		return count(STAT_PASS_NON_VIP, XDP_PASS);
+	}
+	return director(ctx, &f, l2_len, cfg);
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,308 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// pinnedMaps are the maps that outlive vipd: an upgrade restart adopts them
+// (and the link that keeps the program attached) instead of flushing them.
+var pinnedMaps = []string{"vips", "tables", "backends", "bound", "config", "vip_filter", "stats"}
+
+// linkPin is the name of the pinned XDP link inside Options.PinPath.
+const linkPin = "link"
+
+// Dataplane is the node's XDP program and its maps. It implements
+// vip.Dataplane. All methods are safe for concurrent use.
+type Dataplane struct {
+	log  hclog.Logger
+	opts Options
+
+	mu        sync.Mutex // guards everything below
+	closed    bool
+	objs      vipdObjects
+	link      link.Link
+	innerSpec *ebpf.MapSpec
+	statNames []string // index = enum stat value
+	vips      map[netip.Addr]*vipState
+	ids       []bool // VIP ids (indexes of tables) in use
+	slots     backendSlots
+	filter    [vipFilterWords]uint64
+	rowKeys   []uint32  // 0..TableRows-1, reused by every table fill
+	rowVals   []vipdRow // reused by every table fill
+}
+
+// Open loads the XDP program, opens (or adopts) the pinned maps under
+// opts.PinPath and attaches the program to opts.Interface, or, if a pinned
+// link from a previous vipd exists, atomically replaces the program on that
+// link: forwarding never stops and no map is flushed. Open must run in the
+// network namespace of the interface.
+func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("validating dataplane options: %w", err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("removing memlock rlimit: %w", err)
+	}
+	iface, err := net.InterfaceByName(opts.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("finding interface %s: %w", opts.Interface, err)
+	}
+	spec, err := loadVipd()
+	if err != nil {
+		return nil, fmt.Errorf("reading bpf object: %w", err)
+	}
+	for _, name := range pinnedMaps {
+		ms, ok := spec.Maps[name]
+		if !ok {
+			return nil, fmt.Errorf("bpf object has no map %q", name)
+		}
+		ms.Pinning = ebpf.PinByName
+	}
+	names, err := statNames(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.PinPath, 0o700); err != nil {
+		return nil, fmt.Errorf("creating pin path: %w", err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(opts.PinPath, &fs); err != nil {
+		return nil, fmt.Errorf("checking pin path: %w", err)
+	}
+	if fs.Type != unix.BPF_FS_MAGIC {
+		return nil, fmt.Errorf("pin path %s: %w", opts.PinPath, ErrNotBPFFS)
+	}
+	d := &Dataplane{
+		log:       log.With("iface", opts.Interface),
+		opts:      opts,
+		innerSpec: spec.Maps["tables"].InnerMap.Copy(),
+		statNames: names,
+		vips:      map[netip.Addr]*vipState{},
+		ids:       make([]bool, spec.Maps["tables"].MaxEntries),
+		slots:     newBackendSlots(int(spec.Maps["backends"].MaxEntries)),
+		rowKeys:   make([]uint32, TableRows),
+		rowVals:   make([]vipdRow, TableRows),
+	}
+	for i := range d.rowKeys {
+		d.rowKeys[i] = uint32(i)
+	}
+	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
+		Maps: ebpf.MapOptions{PinPath: opts.PinPath},
+	})
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		return nil, fmt.Errorf("loading bpf objects: pinned maps in %s are from an incompatible version (uninstall first): %w", opts.PinPath, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading bpf objects: %w", err)
+	}
+	if err := d.adoptLocked(); err != nil {
+		d.objs.Close()
+		return nil, fmt.Errorf("adopting pinned state: %w", err)
+	}
+	if err := d.writeConfigLocked(); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	if err := d.attach(iface); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// attach replaces the program on the pinned link if there is one (an
+// upgrade restart), else attaches and pins a new link.
+func (d *Dataplane) attach(iface *net.Interface) error {
+	path := filepath.Join(d.opts.PinPath, linkPin)
+	l, err := link.LoadPinnedLink(path, nil)
+	switch {
+	case err == nil:
+		info, ierr := l.Info()
+		if ierr == nil && info.XDP() != nil && int(info.XDP().Ifindex) == iface.Index {
+			if err := l.Update(d.objs.VipdXdp); err != nil {
+				l.Close()
+				return fmt.Errorf("replacing program on pinned link: %w", err)
+			}
+			d.link = l
+			d.log.Info("adopted pinned xdp link", "state", "adopted")
+			return nil
+		}
+		// Attached elsewhere (interface renamed, recreated, or config
+		// changed): the old link is of no use.
+		d.log.Warn("pinned xdp link is not on the interface, replacing it", "reason", "interface changed")
+		if err := l.Unpin(); err != nil {
+			l.Close()
+			return fmt.Errorf("unpinning stale link: %w", err)
+		}
+		l.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("loading pinned link: %w", err)
+	}
+
+	mode := d.opts.Attach.effective(d.opts.AutoGeneric)
+	l, err = attachXDP(d.objs.VipdXdp, iface.Index, mode)
+	if err != nil && d.opts.Attach == AttachAuto && mode == AttachNative {
+		d.log.Warn("native xdp attach failed, using generic", "reason", err.Error())
+		mode = AttachGeneric
+		l, err = attachXDP(d.objs.VipdXdp, iface.Index, mode)
+	}
+	if err != nil {
+		return fmt.Errorf("attaching xdp to %s (%s): %w", iface.Name, mode, err)
+	}
+	if err := l.Pin(path); err != nil {
+		l.Close()
+		return fmt.Errorf("pinning xdp link: %w", err)
+	}
+	d.link = l
+	d.log.Info("attached xdp program", "mode", string(mode), "state", "attached")
+	return nil
+}
+
+func attachXDP(prog *ebpf.Program, ifindex int, mode AttachMode) (link.Link, error) {
+	flags := link.XDPDriverMode
+	if mode == AttachGeneric {
+		flags = link.XDPGenericMode
+	}
+	return link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
+}
+
+// writeConfigLocked writes this node's addresses, GUE port and hash seed,
+// with the VIP filter flag: adoptLocked has rebuilt the filter already.
+func (d *Dataplane) writeConfigLocked() error {
+	var c vipdDpConfig
+	if d.opts.Local4.IsValid() {
+		c.Addr4 = d.opts.Local4.As4()
+	}
+	if d.opts.Local6.IsValid() {
+		c.Addr6 = d.opts.Local6.As16()
+	}
+	c.GuePort = d.opts.GUEPort
+	c.Flags = dpFlagVIPFilter
+	// Every director must hash a flow to the same row: the seed is
+	// cluster-wide, folded to the program's 32 bits.
+	c.HashSeed = uint32(d.opts.Seed ^ d.opts.Seed>>32)
+	if err := d.objs.Config.Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("writing dataplane config: %w", err)
+	}
+	return nil
+}
+
+// statNames reads the counter names from the C enum stat (BTF), so a
+// counter added to vipd.h shows up without a Go change: STAT_DROP_LOOP_GUARD
+// is "drop_loop_guard".
+func statNames(spec *ebpf.CollectionSpec) ([]string, error) {
+	var e *btf.Enum
+	if err := spec.Types.TypeByName("stat", &e); err != nil {
+		return nil, fmt.Errorf("finding enum stat in bpf object: %w", err)
+	}
+	n := -1
+	for _, v := range e.Values {
+		if v.Name == "STAT_MAX" {
+			n = int(v.Value)
+		}
+	}
+	if n < 0 {
+		return nil, errors.New("enum stat has no STAT_MAX")
+	}
+	names := make([]string, n)
+	for _, v := range e.Values {
+		if int(v.Value) < n {
+			names[v.Value] = strings.ToLower(strings.TrimPrefix(v.Name, "STAT_"))
+		}
+	}
+	return names, nil
+}
+
+// Stats sums the per-CPU counters; keys are the enum stat names without
+// the STAT_ prefix, lower case ("director_tx", "drop_loop_guard").
+func (d *Dataplane) Stats() (map[string]uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, ErrClosed
+	}
+	out := make(map[string]uint64, len(d.statNames))
+	var perCPU []uint64
+	for i, name := range d.statNames {
+		if err := d.objs.Stats.Lookup(uint32(i), &perCPU); err != nil {
+			return nil, fmt.Errorf("reading counter %s: %w", name, err)
+		}
+		var sum uint64
+		for _, v := range perCPU {
+			sum += v
+		}
+		out[name] = sum
+	}
+	return out, nil
+}
+
+// Close releases every file descriptor and leaves the pinned maps and link
+// in place: the program keeps forwarding until the next vipd adopts it (the
+// upgrade path).
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closeLocked()
+}
+
+func (d *Dataplane) closeLocked() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	if d.link != nil {
+		errs = append(errs, d.link.Close())
+	}
+	errs = append(errs, d.objs.Close())
+	return errors.Join(errs...)
+}
+
+// Uninstall detaches the program and removes every pin: the node stops
+// forwarding VIP traffic. The Dataplane is closed afterwards.
+func (d *Dataplane) Uninstall() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	if d.link != nil && !d.closed {
+		// Detach explicitly: an fd held elsewhere (bpftool) must not keep
+		// the program attached.
+		if err := d.link.Unpin(); err != nil {
+			errs = append(errs, fmt.Errorf("unpinning link: %w", err))
+		}
+		if err := d.link.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
+			errs = append(errs, fmt.Errorf("detaching xdp: %w", err))
+		}
+	}
+	errs = append(errs, d.closeLocked())
+	errs = append(errs, RemovePinned(d.opts.PinPath))
+	return errors.Join(errs...)
+}
+
+// RemovePinned removes a pin directory left by a vipd that is not running:
+// removing the link pin detaches the program once no fd holds it.
+func RemovePinned(pinPath string) error {
+	if err := os.RemoveAll(pinPath); err != nil {
+		return fmt.Errorf("removing pins in %s: %w", pinPath, err)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+)
+
+// seedFrames are valid frames of every kind the program handles, the
+// starting points for mutation.
+func seedFrames(t testing.TB) [][]byte {
+	hops := []netip.Addr{node4, be4a}
+	syn4 := tcpFrame(t, 0, client4, 40000, vipTCP, 80, syn)
+	ack4 := tcpFrame(t, 0, client4, 40001, vipTCP, 80, ack)
+	f1, f2 := ipv4Fragments(t)
+	return [][]byte{
+		syn4, ack4,
+		tcpFrame(t, 1, client4, 40002, vipTCP, 80, syn),
+		tcpFrame(t, 2, client4, 40003, vipTCP, 80, ack),
+		tcpFrame(t, 0, client6, 40004, vip6TCP, 443, syn),
+		tcpFrame(t, 0, client6, 40005, vip6U, 80, syn),
+		tcpFrame(t, 0, client4, 40006, vipLocal, 80, syn),
+		tcpFrame(t, 0, client4, 40007, vipNB, 80, syn),
+		tcpFrame(t, 0, client4, 40008, vipNN, 80, syn),
+		tcpFrame(t, 0, client4, 40009, vipSplit, 80, ack),
+		tcpFrame(t, 0, client4, 40010, vipNone, 80, syn),
+		udpFrame(t, client4, 5353, vipTCP, 53, []byte("query")),
+		ipOptionsFrame(t), ipv6ExtFrame(t), f1, f2, ipv6Fragment(t), ipv4LaterFragmentTCP(t),
+		icmpErrorFrame(t, client4, 50000, vipSplit, 80),
+		icmpErrorFrame(t, client6, 50001, vip6TCP, 443),
+		arpFrame(t),
+		gueFrame(dir4, node4, 0, hops, syn4),
+		gueFrame(dir4, node4, 0, hops, ack4),
+		gueFrame(dir4, node4, 1, []netip.Addr{be4a, node4}, ack4),
+		gueFrame(dir4, node4, 0, hops, tcpFrame(t, 0, client6, 40011, vip6TCP, 443, ack)),
+		gueFrame(be6b, node6, 0, []netip.Addr{node6, be6a}, ack4),
+		gueFrame(dir4, node4, 0, hops, tcpFrame(t, 0, client4, 40012, vipNone, 80, syn)),
+	}
+}
+
+var txDestinations = map[netip.Addr]bool{be4a: true, be4b: true, be6a: true, be6b: true}
+
+// checkInvariants: the kernel accepted the run, the verdict is PASS, DROP
+// or TX, a TX frame is well-formed GUE to a configured backend (or, for a
+// second chance, to a hop its GUE header named), and a PASS either leaves
+// the frame alone or is a decapsulation of GUE sent to us or a well-formed
+// GUE frame for an unresolved neighbour.
+func checkInvariants(t *testing.T, in []byte, code uint32, out []byte) {
+	t.Helper()
+	switch code {
+	case xdpDrop:
+	case xdpTX:
+		// A second chance goes to a hop the GUE header names; a
+		// director's encapsulation only to a configured backend.
+		dst, _, _, _ := checkGUEFrame(t, out, netip.Addr{}, !isGUEToNode(in))
+		if !txDestinations[dst] && !isGUEToNode(in) {
+			t.Errorf("TX to %v, not a configured backend", dst)
+		}
+	case xdpPass:
+		if bytes.Equal(in, out) {
+			return
+		}
+		if l := l2Len(out); l < len(out) && bytes.HasSuffix(in, out[l:]) && isGUEToNode(in) {
+			return // decapsulated
+		}
+		if dst, _, _, _ := checkGUEFrame(t, out, netip.Addr{}, !isGUEToNode(in)); dst != be4nn && !isGUEToNode(in) {
+			t.Errorf("passed a rewritten frame that is neither a decapsulation nor an encapsulation to the unresolved neighbour:\n in % x\nout % x", in, out)
+		}
+	default:
+		t.Errorf("verdict %d (%s), want PASS, DROP or TX", code, verdictNames[code])
+	}
+	if t.Failed() {
+		t.Logf("input % x", in)
+	}
+}
+
+func isGUEToNode(f []byte) bool {
+	l := l2Len(f)
+	if len(f) < l+48 {
+		return false
+	}
+	switch f[l] >> 4 {
+	case 4:
+		ihl := int(f[l]&0x0f) * 4
+		return len(f) >= l+ihl+8 && f[l+9] == 17 && netip.AddrFrom4([4]byte(f[l+16:l+20])) == node4 &&
+			binary.BigEndian.Uint16(f[l+ihl+2:]) == testGUEPort
+	case 6:
+		return f[l+6] == 17 && netip.AddrFrom16([16]byte(f[l+24:l+40])) == node6 &&
+			binary.BigEndian.Uint16(f[l+42:]) == testGUEPort
+	}
+	return false
+}
+
+// runChecked runs one frame; frames the kernel's test runner itself refuses
+// (shorter than Ethernet, longer than a page) are skipped.
+func (r *rig) runChecked(t *testing.T, prog *ebpf.Program, in []byte) {
+	t.Helper()
+	if len(in) < 14 || len(in) > 1500 {
+		return
+	}
+	code, out := r.run(t, prog, in)
+	checkInvariants(t, in, code, out)
+}
+
+func FuzzXDP(f *testing.F) {
+	r := newRig(f)
+	for _, s := range seedFrames(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		r.runChecked(t, r.objs.VipdXdp, frame)
+	})
+}
+
+// TestXDPRandomFrames runs 20000 deterministic random and mutated frames
+// through the program (the fuzzer's invariants, in every go test run).
+func TestXDPRandomFrames(t *testing.T) {
+	r := newRig(t)
+	seeds := seedFrames(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	for i := range n {
+		var in []byte
+		switch i % 4 {
+		case 0: // random bytes behind a plausible Ethernet header
+			in = make([]byte, 14+rng.IntN(200))
+			for j := range in {
+				in[j] = byte(rng.Uint32())
+			}
+			ets := []uint16{0x0800, 0x86dd, 0x8100, 0x88a8, 0x0806}
+			binary.BigEndian.PutUint16(in[12:], ets[rng.IntN(len(ets))])
+		default: // a seed with a few bytes changed and maybe truncated
+			s := seeds[rng.IntN(len(seeds))]
+			in = append([]byte(nil), s...)
+			for range 1 + rng.IntN(4) {
+				in[rng.IntN(len(in))] = byte(rng.Uint32())
+			}
+			if rng.IntN(4) == 0 {
+				in = in[:14+rng.IntN(len(in)-13)]
+			}
+		}
+		r.runChecked(t, r.objs.VipdXdp, in)
+		if t.Failed() {
+			t.Fatalf("frame %d broke an invariant", i)
+		}
+	}
+}

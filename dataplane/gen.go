@@ -1,0 +1,8 @@
+package dataplane
+
+// The XDP program (bpf/vipd.c) and the two programs the benchmarks need
+// (bpf/baseline.c, bpf/bench.c: test-only output) are compiled by bpf2go,
+// pinned in go.mod's tool block. The generated files are committed; `make
+// generate` must reproduce them byte for byte.
+
+//go:generate go tool bpf2go -tags linux -target bpfel -cc clang -type vip_key -type vip_info -type row -type backend -type addr_key -type dp_config -type stat vipd ../bpf/vipd.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../bpf

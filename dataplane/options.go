@@ -1,0 +1,104 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// AttachMode says how the XDP program is attached to the uplink.
+type AttachMode string
+
+// Attach modes.
+const (
+	// AttachAuto is native unless the host check found native XDP unsafe
+	// on this NIC (Options.AutoGeneric, FIELD-NOTES 1), then generic.
+	AttachAuto AttachMode = "auto"
+	// AttachNative runs the program in the driver (XDP_FLAGS_DRV_MODE).
+	AttachNative AttachMode = "native"
+	// AttachGeneric runs the program on the skb path (XDP_FLAGS_SKB_MODE):
+	// slower, but works with every driver.
+	AttachGeneric AttachMode = "generic"
+)
+
+// ParseAttachMode parses "native", "generic" or "auto" ("" is auto).
+func ParseAttachMode(s string) (AttachMode, error) {
+	switch m := AttachMode(s); m {
+	case "":
+		return AttachAuto, nil
+	case AttachAuto, AttachNative, AttachGeneric:
+		return m, nil
+	}
+	return "", fmt.Errorf("attach mode %q: want native, generic or auto", s)
+}
+
+// effective resolves auto.
+func (m AttachMode) effective(autoGeneric bool) AttachMode {
+	if m == AttachAuto || m == "" {
+		if autoGeneric {
+			return AttachGeneric
+		}
+		return AttachNative
+	}
+	return m
+}
+
+// Options configure Open.
+type Options struct {
+	// Interface is the uplink the program is attached to.
+	Interface string
+	// Attach is the attach mode (default auto).
+	Attach AttachMode
+	// AutoGeneric is set by the host check when native XDP is unsafe on
+	// Interface; it turns auto into generic.
+	AutoGeneric bool
+	// GUEPort is the UDP port of GUE (0 = 19523).
+	GUEPort uint16
+	// PinPath is the bpffs directory holding the pinned maps and link,
+	// e.g. /sys/fs/bpf/vipd-<node>. It is created if missing.
+	PinPath string
+	// Local4 and Local6 are this node's underlay addresses (GUE
+	// endpoints); either may be invalid (unset).
+	Local4, Local6 netip.Addr
+	// Seed is the cluster-wide hash seed: forwarding tables and the flow
+	// hash of the XDP program both use it, so every director maps a flow
+	// to the same backend.
+	Seed uint64
+}
+
+// Errors of the dataplane.
+var (
+	// ErrNotSupported is returned by Open where XDP does not exist.
+	ErrNotSupported = errors.New("xdp dataplane not supported on this platform")
+	// ErrNoService: a VIP needs at least one (protocol, port) to be
+	// programmed.
+	ErrNoService = errors.New("vip has no service")
+	// ErrTooManyVIPs: every slot of the tables map is taken.
+	ErrTooManyVIPs = errors.New("too many vips")
+	// ErrTooManyBackends: every slot of the backends map is taken.
+	ErrTooManyBackends = errors.New("too many backends")
+	// ErrNotBPFFS: Options.PinPath is not on a bpffs mount (mount one with
+	// `mount -t bpf bpf /sys/fs/bpf`), so nothing could outlive vipd.
+	ErrNotBPFFS = errors.New("not on a bpf filesystem")
+	// ErrClosed: the Dataplane was closed.
+	ErrClosed = errors.New("dataplane closed")
+)
+
+func (o Options) validate() error {
+	if o.Interface == "" {
+		return errors.New("no interface")
+	}
+	if o.PinPath == "" {
+		return errors.New("no pin path")
+	}
+	if o.Local4.IsValid() && !o.Local4.Is4() {
+		return fmt.Errorf("local4 %s is not IPv4", o.Local4)
+	}
+	if o.Local6.IsValid() && (!o.Local6.Is6() || o.Local6.Is4In6()) {
+		return fmt.Errorf("local6 %s is not IPv6", o.Local6)
+	}
+	if _, err := ParseAttachMode(string(o.Attach)); err != nil {
+		return err
+	}
+	return nil
+}

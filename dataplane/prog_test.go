@@ -1,0 +1,604 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/vipd/vipd/internal/netnstest"
+)
+
+// The rig: a private namespace whose veth (MAC nodeMAC) holds this node's
+// underlay addresses, with permanent neighbours for some backends and none
+// for one, so bpf_fib_lookup gives exact, known MACs. Backend slots:
+var (
+	node4   = netip.MustParseAddr("10.0.0.1")
+	node6   = netip.MustParseAddr("2001:db8::1")
+	be4a    = netip.MustParseAddr("10.0.0.2")    // slot 1
+	be4b    = netip.MustParseAddr("10.0.0.3")    // slot 2
+	be4nn   = netip.MustParseAddr("10.0.0.4")    // slot 4: no neighbour
+	be6a    = netip.MustParseAddr("2001:db8::2") // slot 5
+	be6b    = netip.MustParseAddr("2001:db8::3") // slot 6
+	macA    = net.HardwareAddr{0x02, 0xbe, 0, 0, 0, 0x02}
+	macB    = net.HardwareAddr{0x02, 0xbe, 0, 0, 0, 0x03}
+	client4 = netip.MustParseAddr("198.18.0.7")
+	client6 = netip.MustParseAddr("2001:db8:c::7")
+	router4 = netip.MustParseAddr("198.18.9.1")
+	router6 = netip.MustParseAddr("2001:db8:9::1")
+	dir4    = netip.MustParseAddr("10.0.0.9") // a director sending us GUE
+
+	vipTCP   = netip.MustParseAddr("192.0.2.10")       // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); bound
+	vip6TCP  = netip.MustParseAddr("2001:db8:100::10") // tcp/443 -> table 2 (A, B); bound
+	vipLocal = netip.MustParseAddr("192.0.2.20")       // tcp/80 -> table 3 (local, A); bound
+	vipNB    = netip.MustParseAddr("192.0.2.21")       // tcp/80 -> table 4 (local, A); NOT bound
+	vipNN    = netip.MustParseAddr("192.0.2.22")       // tcp/80 -> table 5 (no-neigh, A)
+	vip6U    = netip.MustParseAddr("2001:db8:100::20") // tcp/80 -> table 6 (v6 A, v6 B): IPv6 underlay
+	vipSplit = netip.MustParseAddr("192.0.2.30")       // tcp/80 -> table 7: even rows A, odd rows B
+	vipNone  = netip.MustParseAddr("192.0.2.99")       // not a VIP, not bound
+)
+
+type rig struct {
+	ns      *netnstest.NS
+	ifindex int
+	objs    vipdObjects
+}
+
+// newRig loads the program, fills its maps and builds the namespace.
+func newRig(t testing.TB) *rig {
+	t.Helper()
+	netnstest.RequireRoot(t)
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatalf("removing memlock rlimit: %v", err)
+	}
+	ns := netnstest.New(t, "xdp")
+	peer := netnstest.New(t, "xdpp")
+	dev, _ := netnstest.Veth(t, ns, peer)
+	for _, argv := range [][]string{
+		{"ip", "link", "set", dev, "address", nodeMAC.String()},
+		{"ip", "addr", "add", "10.0.0.1/24", "dev", dev},
+		{"ip", "addr", "add", "2001:db8::1/64", "dev", dev, "nodad"},
+		{"ip", "neigh", "replace", be4a.String(), "lladdr", macA.String(), "dev", dev, "nud", "permanent"},
+		{"ip", "neigh", "replace", be4b.String(), "lladdr", macB.String(), "dev", dev, "nud", "permanent"},
+		{"ip", "neigh", "replace", be6a.String(), "lladdr", macA.String(), "dev", dev, "nud", "permanent"},
+		{"ip", "neigh", "replace", be6b.String(), "lladdr", macB.String(), "dev", dev, "nud", "permanent"},
+		{"ip", "addr", "add", vipTCP.String() + "/32", "dev", "lo"},
+		{"sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"},
+		{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
+		{"sysctl", "-qw", "net.ipv4.tcp_syncookies=1"},
+	} {
+		ns.MustRun(t, argv...)
+	}
+	r := &rig{ns: ns}
+	if err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		r.ifindex = ifi.Index
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := loadVipdObjects(&r.objs, nil); err != nil {
+		t.Fatalf("loading vipd: %v", err)
+	}
+	t.Cleanup(func() { r.objs.Close() })
+	r.fill(t)
+	return r
+}
+
+func addr16(a netip.Addr) (b [16]byte, fam uint8) {
+	if a.Is4() {
+		a4 := a.As4()
+		copy(b[:], a4[:])
+		return b, 4
+	}
+	return a.As16(), 6
+}
+
+func (r *rig) fill(t testing.TB) {
+	t.Helper()
+	cfg := vipdDpConfig{GuePort: testGUEPort, HashSeed: testHashSeed, Flags: 1}
+	cfg.Addr4 = node4.As4()
+	cfg.Addr6 = node6.As16()
+	must(t, r.objs.Config.Put(uint32(0), cfg))
+
+	slots := map[uint32]netip.Addr{1: be4a, 2: be4b, 3: node4, 4: be4nn, 5: be6a, 6: be6b}
+	for slot, a := range slots {
+		b, fam := addr16(a)
+		be := vipdBackend{Addr: b, Family: fam}
+		if slot == 3 {
+			be.Flags = 1
+		}
+		must(t, r.objs.Backends.Put(slot, be))
+	}
+	type vipEntry struct {
+		addr  netip.Addr
+		port  uint16
+		proto uint8
+		id    uint32
+		row   func(i uint32) vipdRow
+	}
+	same := func(p, s uint32) func(uint32) vipdRow {
+		return func(uint32) vipdRow { return vipdRow{Primary: p, Secondary: s} }
+	}
+	for _, v := range []vipEntry{
+		{vipTCP, 80, 6, 0, same(1, 2)},
+		{vipTCP, 0, 17, 1, same(1, 2)},
+		{vip6TCP, 443, 6, 2, same(1, 2)},
+		{vipLocal, 80, 6, 3, same(3, 1)},
+		{vipNB, 80, 6, 4, same(3, 1)},
+		{vipNN, 80, 6, 5, same(4, 1)},
+		{vip6U, 80, 6, 6, same(5, 6)},
+		{vipSplit, 80, 6, 7, func(i uint32) vipdRow {
+			if i%2 == 0 {
+				return vipdRow{Primary: 1, Secondary: 2}
+			}
+			return vipdRow{Primary: 2, Secondary: 1}
+		}},
+	} {
+		r.addVIP(t, v.addr, v.port, v.proto, v.id, v.row)
+	}
+	for _, a := range []netip.Addr{vipTCP, vip6TCP, vipLocal} {
+		b, fam := addr16(a)
+		must(t, r.objs.Bound.Put(vipdAddrKey{Addr: b, Family: fam}, uint8(1)))
+	}
+}
+
+// addVIP installs a VIP with a table built by row, and sets its filter bit.
+func (r *rig) addVIP(t testing.TB, a netip.Addr, port uint16, proto uint8, id uint32, row func(uint32) vipdRow) {
+	t.Helper()
+	inner, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: TableRows})
+	must(t, err)
+	defer inner.Close()
+	keys := make([]uint32, TableRows)
+	vals := make([]vipdRow, TableRows)
+	for i := range keys {
+		keys[i] = uint32(i)
+		vals[i] = row(uint32(i))
+	}
+	_, err = inner.BatchUpdate(keys, vals, nil)
+	must(t, err)
+	must(t, r.objs.Tables.Put(id, inner))
+	word, bit := vipFilterBit(a)
+	var w uint64
+	must(t, r.objs.VipFilter.Lookup(word, &w))
+	must(t, r.objs.VipFilter.Put(word, w|1<<bit))
+	b, fam := addr16(a)
+	must(t, r.objs.Vips.Put(vipdVipKey{Addr: b, Port: port, Proto: proto, Family: fam}, vipdVipInfo{Id: id}))
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// xdpMd is struct xdp_md, the context BPF_PROG_TEST_RUN takes for XDP.
+type xdpMd struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// run runs the program once on frame inside the rig's namespace, ingress
+// on the rig's veth.
+func (r *rig) run(t testing.TB, prog *ebpf.Program, frame []byte) (uint32, []byte) {
+	t.Helper()
+	out := make([]byte, len(frame)+256)
+	var ret uint32
+	err := r.ns.Do(func() error {
+		var err error
+		opts := &ebpf.RunOptions{
+			Data:    frame,
+			DataOut: out,
+			Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(r.ifindex)},
+		}
+		ret, err = prog.Run(opts)
+		out = opts.DataOut
+		return err
+	})
+	if err != nil {
+		t.Fatalf("running program: %v", err)
+	}
+	return ret, out
+}
+
+func (r *rig) stats(t testing.TB) map[vipdStat]uint64 {
+	t.Helper()
+	out := map[vipdStat]uint64{}
+	ncpu, err := ebpf.PossibleCPU()
+	must(t, err)
+	vals := make([]uint64, ncpu)
+	for s := vipdStat(0); s < vipdStatSTAT_MAX; s++ {
+		must(t, r.objs.Stats.Lookup(uint32(s), &vals))
+		var sum uint64
+		for _, v := range vals {
+			sum += v
+		}
+		if sum != 0 {
+			out[s] = sum
+		}
+	}
+	return out
+}
+
+func statDelta(before, after map[vipdStat]uint64) map[vipdStat]uint64 {
+	d := map[vipdStat]uint64{}
+	for k, v := range after {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
+
+var verdictNames = map[uint32]string{0: "ABORTED", 1: "DROP", 2: "PASS", 3: "TX", 4: "REDIRECT"}
+
+const (
+	xdpDrop = 1
+	xdpPass = 2
+	xdpTX   = 3
+)
+
+type progCase struct {
+	name      string
+	in        []byte
+	wantCode  uint32
+	wantOut   []byte // nil: the input unchanged
+	wantStats map[vipdStat]uint64
+}
+
+func (r *rig) check(t *testing.T, c progCase) []byte {
+	t.Helper()
+	before := r.stats(t)
+	code, out := r.run(t, r.objs.VipdXdp, c.in)
+	if code != c.wantCode {
+		t.Errorf("verdict %s, want %s", verdictNames[code], verdictNames[c.wantCode])
+	}
+	want := c.wantOut
+	if want == nil {
+		want = c.in
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("output frame differs:\n got % x\nwant % x", out, want)
+	}
+	if diff := cmp.Diff(c.wantStats, statDelta(before, r.stats(t))); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+	return out
+}
+
+func TestProgDirector(t *testing.T) {
+	r := newRig(t)
+	h := func(src netip.Addr, sport uint16, dst netip.Addr, dport uint16, proto uint8) uint32 {
+		return flowHash(testHashSeed, src, dst, sport, dport, proto)
+	}
+	tx := map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_TX: 1}
+
+	synV4 := tcpFrame(t, 0, client4, 40000, vipTCP, 80, syn)
+	ackV4 := tcpFrame(t, 0, client4, 40000, vipTCP, 80, ack)
+	vlan1 := tcpFrame(t, 1, client4, 40001, vipTCP, 80, syn)
+	vlan2 := tcpFrame(t, 2, client4, 40002, vipTCP, 80, ack)
+	syn6 := tcpFrame(t, 0, client6, 40003, vip6TCP, 443, syn)
+	udp4 := udpFrame(t, client4, 5353, vipTCP, 53, []byte("query"))
+	opts := ipOptionsFrame(t)
+	ext6 := ipv6ExtFrame(t)
+	frag1, frag2 := ipv4Fragments(t)
+	frag6 := ipv6Fragment(t)
+	laterTCP := ipv4LaterFragmentTCP(t)
+	synU6 := tcpFrame(t, 0, client6, 40004, vip6U, 80, syn)
+	hU6 := h(client6, 40004, vip6U, 80, 6)
+
+	for _, c := range []progCase{
+		{name: "ipv4 tcp syn", in: synV4, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(synV4, macA, nodeMAC, node4, h(client4, 40000, vipTCP, 80, 6), be4a, be4b)},
+		{name: "ipv4 tcp ack", in: ackV4, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(ackV4, macA, nodeMAC, node4, h(client4, 40000, vipTCP, 80, 6), be4a, be4b)},
+		{name: "802.1Q tag kept", in: vlan1, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(vlan1, macA, nodeMAC, node4, h(client4, 40001, vipTCP, 80, 6), be4a, be4b)},
+		{name: "802.1ad+802.1Q tags kept", in: vlan2, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(vlan2, macA, nodeMAC, node4, h(client4, 40002, vipTCP, 80, 6), be4a, be4b)},
+		{name: "ipv6 inner over ipv4", in: syn6, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(syn6, macA, nodeMAC, node4, h(client6, 40003, vip6TCP, 443, 6), be4a, be4b)},
+		{name: "udp any-port vip", in: udp4, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(udp4, macA, nodeMAC, node4, h(client4, 5353, vipTCP, 53, 17), be4a, be4b)},
+		{name: "ipv4 options honoured", in: opts, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(opts, macA, nodeMAC, node4, h(client4, 40005, vipTCP, 80, 6), be4a, be4b)},
+		{name: "ipv6 extension headers skipped", in: ext6, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(ext6, macA, nodeMAC, node4, h(client6, 40006, vip6TCP, 443, 6), be4a, be4b)},
+		{name: "ipv4 first fragment hashes addresses only", in: frag1, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(frag1, macA, nodeMAC, node4, h(client4, 0, vipTCP, 0, 17), be4a, be4b)},
+		{name: "ipv4 later fragment, same hash", in: frag2, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(frag2, macA, nodeMAC, node4, h(client4, 0, vipTCP, 0, 17), be4a, be4b)},
+		{name: "ipv6 fragment header", in: frag6, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(frag6, macA, nodeMAC, node4, h(client6, 0, vip6TCP, 0, 6), be4a, be4b)},
+		{name: "later fragment of a port-specific vip passes", in: laterTCP, wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_FRAGMENT: 1}},
+		{name: "ipv6 underlay", in: synU6, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(synU6, macA, nodeMAC, node6, hU6, be6a, be6b)},
+		{name: "local primary, vip bound: passed as is", in: tcpFrame(t, 0, client4, 40007, vipLocal, 80, syn),
+			wantCode: xdpPass, wantStats: map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_LOCAL_PASS: 1}},
+		{name: "local primary, vip not bound: secondary, one hop", in: tcpFrame(t, 0, client4, 40008, vipNB, 80, syn),
+			wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(tcpFrame(t, 0, client4, 40008, vipNB, 80, syn), macA, nodeMAC, node4, h(client4, 40008, vipNB, 80, 6), be4a)},
+		{name: "unresolved neighbour: encapsulated frame passed", in: tcpFrame(t, 0, client4, 40009, vipNN, 80, syn),
+			wantCode: xdpPass, wantStats: map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_NO_NEIGH: 1},
+			wantOut: encapOf(tcpFrame(t, 0, client4, 40009, vipNN, 80, syn), nodeMAC, clientMAC, node4, h(client4, 40009, vipNN, 80, 6), be4nn, be4a)},
+		{name: "non-vip tcp", in: tcpFrame(t, 0, client4, 40010, vipNone, 80, syn), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
+		{name: "vip address, other port", in: tcpFrame(t, 0, client4, 40011, vipTCP, 22, syn), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
+		{name: "arp", in: arpFrame(t), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
+		{name: "udp to our address, not the gue port", in: udpFrame(t, client4, 1000, node4, 53, []byte("x")), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
+		{name: "truncated ipv4", in: tcpFrame(t, 0, client4, 40012, vipTCP, 80, syn)[:30], wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := r.check(t, c)
+			if c.wantCode == xdpTX {
+				dst, _, _, inner := checkGUE(t, out, map[bool]netip.Addr{true: node4, false: node6}[out[l2Len(out)]>>4 == 4])
+				if !bytes.Equal(inner, c.in[l2Len(c.in):]) {
+					t.Errorf("inner packet changed")
+				}
+				_ = dst
+			}
+		})
+	}
+}
+
+// TestProgICMPSteering: ICMP errors about a flow reach the backend that owns
+// the flow, on a table whose rows alternate between two backends.
+func TestProgICMPSteering(t *testing.T) {
+	r := newRig(t)
+	for _, c := range []struct {
+		name   string
+		client netip.Addr
+		vip    netip.Addr
+		cport  uint16
+	}{
+		{"icmp frag-needed", client4, vipSplit, 50000},
+		{"icmp frag-needed other row", client4, vipSplit, 50001},
+		{"icmpv6 packet-too-big", client6, vip6TCP, 50002},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			vport := uint16(80)
+			if c.vip == vip6TCP {
+				vport = 443
+			}
+			flow := tcpFrame(t, 0, c.client, c.cport, c.vip, vport, syn)
+			icmp := icmpErrorFrame(t, c.client, c.cport, c.vip, vport)
+			hash := flowHash(testHashSeed, c.client, c.vip, c.cport, vport, 6)
+			wantBE, wantMAC, other := be4a, macA, be4b
+			if c.vip == vipSplit && hash%2 == 1 {
+				wantBE, wantMAC, other = be4b, macB, be4a
+			}
+			flowOut := r.check(t, progCase{in: flow, wantCode: xdpTX,
+				wantOut:   encapOf(flow, wantMAC, nodeMAC, node4, hash, wantBE, other),
+				wantStats: map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_TX: 1}})
+			icmpOut := r.check(t, progCase{in: icmp, wantCode: xdpTX,
+				wantOut:   encapOf(icmp, wantMAC, nodeMAC, node4, hash, wantBE, other),
+				wantStats: map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_TX: 1, vipdStatSTAT_DIRECTOR_ICMP: 1}})
+			fd, _, _, _ := checkGUE(t, flowOut, node4)
+			id, _, _, _ := checkGUE(t, icmpOut, node4)
+			if fd != id {
+				t.Errorf("flow went to %v, its ICMP error to %v", fd, id)
+			}
+		})
+	}
+	// Both backends of the split table are reached by some flow.
+	seen := map[uint32]bool{}
+	for p := uint16(50000); p < 50016; p++ {
+		seen[flowHash(testHashSeed, client4, vipSplit, p, 80, 6)%2] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("16 flows all hash to the same parity: test does not prove row choice")
+	}
+}
+
+func TestProgBackend(t *testing.T) {
+	r := newRig(t)
+	// A listener on the VIP and one established connection to it.
+	var estPort uint16
+	var conns []net.Conn
+	must(t, r.ns.Do(func() error {
+		ln, err := net.Listen("tcp4", vipTCP.String()+":80")
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				t.Cleanup(func() { c.Close() })
+			}
+		}()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: vipTCP.AsSlice()}}
+		c, err := d.Dial("tcp4", vipTCP.String()+":80")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+		estPort = uint16(c.LocalAddr().(*net.TCPAddr).Port)
+		return nil
+	}))
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+
+	hops := []netip.Addr{node4, be4a}
+	synIn := tcpFrame(t, 0, client4, 41000, vipTCP, 80, syn)
+	ackIn := tcpFrame(t, 0, client4, 41001, vipTCP, 80, ack)
+	estIn := tcpFrame(t, 0, vipTCP, estPort, vipTCP, 80, ack)
+	udpIn := udpFrame(t, client4, 41002, vipTCP, 9000, []byte("q"))
+	v6In := tcpFrame(t, 0, client6, 41003, vip6TCP, 443, syn)
+	loopIn := tcpFrame(t, 0, client4, 41004, vipNone, 80, syn)
+	nbIn := tcpFrame(t, 0, client4, 41005, vipNB, 80, ack)
+
+	gSyn := gueFrame(dir4, node4, 0, hops, synIn)
+	gAck := gueFrame(dir4, node4, 0, hops, ackIn)
+	gAckLast := gueFrame(dir4, node4, 1, []netip.Addr{be4a, node4}, ackIn)
+	gEst := gueFrame(dir4, node4, 0, hops, estIn)
+	gUDP := gueFrame(dir4, node4, 0, hops, udpIn)
+	gV6 := gueFrame(dir4, node4, 0, hops, v6In)
+	gV6U := gueFrame(be6b, node6, 0, []netip.Addr{node6, be6a}, synIn)
+	gLoop := gueFrame(dir4, node4, 0, hops, loopIn)
+	gNB := gueFrame(dir4, node4, 0, hops, nbIn)
+	gBad := append([]byte(nil), gSyn...)
+	gBad[14+20+8] |= 0x40 // GUE version 1
+
+	// Second chance: outer destination rewritten, next_hop 1, fresh
+	// checksum, MACs of the next hop.
+	fwd := gueFrame(dir4, be4a, 1, hops, ackIn)
+	copy(fwd[0:], macA)
+	copy(fwd[6:], nodeMAC)
+	fwd[14+8]-- // TTL
+	binary.BigEndian.PutUint16(fwd[14+10:], 0)
+	binary.BigEndian.PutUint16(fwd[14+10:], ipChecksum(fwd[14:14+20]))
+
+	for _, c := range []progCase{
+		{name: "syn: decapsulated", in: gSyn, wantCode: xdpPass, wantOut: decapOf(gSyn, synIn),
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
+		{name: "ack, no socket, hop left: second chance", in: gAck, wantCode: xdpTX, wantOut: fwd,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_FORWARD_TX: 1}},
+		{name: "ack, no socket, last hop: decapsulated", in: gAckLast, wantCode: xdpPass, wantOut: decapOf(gAckLast, ackIn),
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
+		{name: "ack of an established socket: decapsulated", in: gEst, wantCode: xdpPass, wantOut: decapOf(gEst, estIn),
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
+		{name: "udp: decapsulated", in: gUDP, wantCode: xdpPass, wantOut: decapOf(gUDP, udpIn),
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
+		{name: "ipv6 inner: decapsulated", in: gV6, wantCode: xdpPass, wantOut: decapOf(gV6, v6In),
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
+		{name: "ipv6 underlay: decapsulated", in: gV6U, wantCode: xdpPass, wantOut: decapOf(gV6U, synIn),
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
+		{name: "loop guard: vip not bound", in: gLoop, wantCode: xdpDrop,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_DROP_LOOP_GUARD: 1}},
+		{name: "loop guard: programmed but unbound vip", in: gNB, wantCode: xdpDrop,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_DROP_LOOP_GUARD: 1}},
+		{name: "malformed gue", in: gBad, wantCode: xdpDrop,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_DROP_GUE_MALFORMED: 1}},
+		{name: "gue to another node: not ours, passed", in: gueFrame(dir4, be4b, 0, hops, synIn), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := r.check(t, c)
+			switch c.wantCode {
+			case xdpTX:
+				dst, nh, _, inner := checkGUEFrame(t, out, dir4, false)
+				if dst != be4a || nh != 1 || !bytes.Equal(inner, ackIn[14:]) {
+					t.Errorf("forwarded to %v next_hop %d", dst, nh)
+				}
+			case xdpPass:
+				if c.wantOut != nil {
+					p := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+					if p.ErrorLayer() != nil {
+						t.Errorf("decapsulated frame does not decode: %v", p.ErrorLayer().Error())
+					}
+					if p.Layer(layers.LayerTypeTCP) == nil && p.Layer(layers.LayerTypeUDP) == nil {
+						t.Errorf("decapsulated frame has no transport layer: %v", p)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestProgForwardingDisabled: bpf_fib_lookup refuses to route when
+// forwarding is off on the ingress interface; the packet is dropped and
+// counted, never passed.
+func TestProgForwardingDisabled(t *testing.T) {
+	r := newRig(t)
+	r.ns.MustRun(t, "sysctl", "-qw", "net.ipv4.conf.all.forwarding=0")
+	syn := tcpFrame(t, 0, client4, 42000, vipTCP, 80, syn)
+	r.check(t, progCase{in: syn, wantCode: xdpDrop,
+		wantStats: map[vipdStat]uint64{vipdStatSTAT_DROP_FIB_FWD_DISABLED: 1}})
+}
+
+func arpFrame(t testing.TB) []byte {
+	return serialize(t, &layers.Ethernet{SrcMAC: clientMAC, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP},
+		&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+			Operation: layers.ARPRequest, SourceHwAddress: clientMAC, SourceProtAddress: client4.AsSlice(),
+			DstHwAddress: make([]byte, 6), DstProtAddress: vipTCP.AsSlice()})
+}
+
+func ipOptionsFrame(t testing.TB) []byte {
+	ip := ipLayer(client4, vipTCP, layers.IPProtocolTCP).(*layers.IPv4)
+	ip.Options = []layers.IPv4Option{{OptionType: 7, OptionLength: 11, OptionData: make([]byte, 9)}} // record route
+	tcp := &layers.TCP{SrcPort: 40005, DstPort: 80, SYN: true, Window: 1024}
+	must(t, tcp.SetNetworkLayerForChecksum(ip))
+	f := serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), ip, tcp)...)
+	if f[14]&0x0f != 8 {
+		t.Fatalf("ihl %d, want 8", f[14]&0x0f)
+	}
+	return f
+}
+
+// ipv6ExtFrame: hop-by-hop and destination options before TCP.
+func ipv6ExtFrame(t testing.TB) []byte {
+	ip := ipLayer(client6, vip6TCP, layers.IPProtocolTCP).(*layers.IPv6)
+	tcp := &layers.TCP{SrcPort: 40006, DstPort: 443, SYN: true, Window: 1024}
+	must(t, tcp.SetNetworkLayerForChecksum(ip))
+	seg := serialize(t, tcp)
+	ext := []byte{60, 0, 1, 4, 0, 0, 0, 0, 6, 0, 1, 4, 0, 0, 0, 0}
+	ip.NextHeader = layers.IPProtocolIPv6HopByHop
+	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv6), ip, gopacket.Payload(append(ext, seg...)))...)
+}
+
+// ipv4Fragments: a UDP datagram to the any-port VIP in two fragments.
+func ipv4Fragments(t testing.TB) ([]byte, []byte) {
+	first := ipLayer(client4, vipTCP, layers.IPProtocolUDP).(*layers.IPv4)
+	first.Flags = layers.IPv4MoreFragments
+	udp := []byte{0x13, 0x88, 0, 53, 0, 40, 0, 0}
+	f1 := serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), first, gopacket.Payload(append(udp, make([]byte, 16)...)))...)
+	later := ipLayer(client4, vipTCP, layers.IPProtocolUDP).(*layers.IPv4)
+	later.FragOffset = 3
+	f2 := serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), later, gopacket.Payload(make([]byte, 16)))...)
+	return f1, f2
+}
+
+func ipv4LaterFragmentTCP(t testing.TB) []byte {
+	later := ipLayer(client4, vipTCP, layers.IPProtocolTCP).(*layers.IPv4)
+	later.FragOffset = 100
+	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), later, gopacket.Payload(make([]byte, 24)))...)
+}
+
+// ipv6Fragment: first fragment of a TCP segment to the IPv6 VIP.
+func ipv6Fragment(t testing.TB) []byte {
+	ip := ipLayer(client6, vip6TCP, layers.IPProtocolTCP).(*layers.IPv6)
+	ip.NextHeader = layers.IPProtocolIPv6Fragment
+	frag := []byte{6, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef} // offset 0, M=1
+	tcp := []byte{0x9c, 0x46, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x04, 0, 0, 0, 0, 0}
+	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv6), ip, gopacket.Payload(append(frag, tcp...)))...)
+}
+
+// icmpErrorFrame: a router's "fragmentation needed" / "packet too big" about
+// a segment the VIP sent to the client.
+func icmpErrorFrame(t testing.TB, client netip.Addr, cport uint16, vip netip.Addr, vport uint16) []byte {
+	t.Helper()
+	emb := tcpFrame(t, 0, vip, vport, client, cport, ack)[14:]
+	if client.Is4() {
+		emb = emb[:20+8]
+		ip := ipLayer(router4, vip, layers.IPProtocolICMPv4)
+		icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 4), Seq: 1400}
+		return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), ip.(gopacket.SerializableLayer), icmp, gopacket.Payload(emb))...)
+	}
+	emb = emb[:40+8]
+	ip := ipLayer(router6, vip, layers.IPProtocolICMPv6)
+	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(2, 0)}
+	must(t, icmp.SetNetworkLayerForChecksum(ip))
+	mtu := []byte{0, 0, 0x05, 0x00}
+	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv6), ip.(gopacket.SerializableLayer), icmp, gopacket.Payload(append(mtu, emb...)))...)
+}
