@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/hostcheck"
+	"github.com/vipd/vipd/routing/bird"
+)
+
+// DefaultConfig is where vipd and vipctl look for the node's config.
+const defaultConfig = "/etc/vipd/vipd.toml"
+
+func configCmd() *cobra.Command {
+	c := &cobra.Command{Use: "config", Short: "Work with vipd configuration files"}
+	c.AddCommand(&cobra.Command{
+		Use:   "check FILE...",
+		Short: "Validate config files; every mistake is printed as FILE:LINE: ITEM: message",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			bad := 0
+			for _, f := range files {
+				cfg, err := config.Load(f)
+				if err != nil {
+					bad++
+					for _, e := range unjoin(err) {
+						fmt.Fprintln(cmd.ErrOrStderr(), e)
+					}
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (node %s, %d VIPs, routing %s)\n", f, cfg.Node.Name, len(cfg.VIPs), cfg.Routing.Mode)
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d of %d config files have errors", bad, len(files))
+			}
+			return nil
+		},
+	})
+	return c
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func birdConfigCmd() *cobra.Command {
+	var cfgPath, out string
+	var check bool
+	c := &cobra.Command{
+		Use:   "bird-config",
+		Short: "Generate the BIRD config for a bird-ospf node, offline (announcing every configured VIP)",
+		Long: `bird-config renders the BIRD 2 configuration vipd would write for the node
+(full config or include file, as [routing.bird] mode says), announcing every
+configured VIP. With --check it is validated by the installed 'bird -p'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			if cfg.Routing.Bird == nil {
+				return fmt.Errorf("%s: routing.mode is %q, not bird-ospf: there is no BIRD config to generate", cfgPath, cfg.Routing.Mode)
+			}
+			data, err := bird.RenderAll(*cfg.Routing.Bird)
+			if err != nil {
+				return fmt.Errorf("rendering BIRD config: %w", err)
+			}
+			target := out
+			if target == "" && check {
+				dir, err := os.MkdirTemp("", "vipctl-bird")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				target = filepath.Join(dir, "bird.conf")
+			}
+			if target != "" {
+				if err := writeFileAtomic(target, data); err != nil {
+					return err
+				}
+			} else {
+				cmd.OutOrStdout().Write(data)
+			}
+			if check {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				birdBin := cfg.Routing.Bird.Bird
+				if birdBin == "" {
+					birdBin = "bird"
+				}
+				if err := bird.Check(ctx, birdBin, target); err != nil {
+					return fmt.Errorf("bird -p rejects the generated config: %w", err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "bird -p: %s is valid\n", target)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&cfgPath, "config", "c", defaultConfig, "vipd config file")
+	c.Flags().StringVarP(&out, "output", "o", "", "write to FILE (atomically) instead of stdout")
+	c.Flags().BoolVar(&check, "check", false, "validate the result with the installed bird -p")
+	return c
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vipctl-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func doctorCmd() *cobra.Command {
+	var cfgPath string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check this host for every known production incident (exit 0 pass, 1 warn, 2 fail)",
+		Long: `doctor runs the host checks vipd runs at start: ip_forward on a backend,
+accept_local and rp_filter, rx-vlan-offload, MTU against the switch and the
+native-XDP limit, IPv6 route back to clients, the ixgbe Tx hang and i40e X722
+crash conditions, bpffs/BTF/memlock/BPF helpers, and the routing daemon and
+peers. Each check prints what it saw and the exact fix.
+
+Without a config file (the default one missing) the checks that need one are
+skipped. Exit code: 0 all pass, 1 any WARN, 2 any FAIL.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var spec hostcheck.Spec
+			cfg, err := config.Load(cfgPath)
+			switch {
+			case err == nil:
+				spec = hostcheck.SpecFor(cfg)
+				if cfg.Routing.Bird != nil {
+					spec.ProbeIgnoreMTU = bird.ProbeIgnoreMTU
+				}
+			case errors.Is(err, os.ErrNotExist) && !cmd.Flags().Changed("config"):
+				fmt.Fprintf(cmd.ErrOrStderr(), "doctor: no config at %s: checking the host only\n", cfgPath)
+			default:
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			r := hostcheck.Run(ctx, hostcheck.System(), spec)
+			if asJSON {
+				err = r.WriteJSON(cmd.OutOrStdout())
+			} else {
+				err = r.WriteTable(cmd.OutOrStdout())
+			}
+			if err != nil {
+				return err
+			}
+			if code := r.ExitCode(); code != 0 {
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&cfgPath, "config", "c", defaultConfig, "vipd config file")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

@@ -1,0 +1,49 @@
+package hostcheck
+
+import (
+	"net"
+	"strconv"
+
+	"github.com/vipd/vipd/internal/config"
+)
+
+// SpecFor fills a Spec from a node's validated configuration, so vipd at
+// start-up and `vipctl doctor -c FILE` check the same things.
+func SpecFor(c *config.Config) Spec {
+	s := Spec{
+		Interface:      c.Dataplane.Interface,
+		Backend:        true, // symmetric cluster: every node is a backend
+		AllowIPForward: c.Node.AllowIPForward,
+		SwitchMTU:      c.Dataplane.SwitchMTU,
+		AttachMode:     string(c.Dataplane.Attach),
+		ClientPrefixes: c.Node.ClientPrefixes,
+		RoutingMode:    string(c.Routing.Mode),
+	}
+	for _, v := range c.VIPs {
+		s.VIPs = append(s.VIPs, v.Addr)
+	}
+	for _, m := range c.Cluster.Members {
+		if m.Name != c.Node.Name {
+			s.PeerStateURLs = append(s.PeerStateURLs, m.StateURL.String())
+		}
+	}
+	if b := c.Routing.BGP; b != nil && b.ListenPort >= 0 {
+		port := int(b.ListenPort)
+		if port == 0 {
+			port = 179
+		}
+		host := "0.0.0.0"
+		if len(b.ListenAddresses) > 0 {
+			host = b.ListenAddresses[0].String()
+		}
+		s.BGPListen = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	if b := c.Routing.Bird; b != nil {
+		s.BirdSocket = b.Socket
+		s.BirdBinary = b.Bird
+		for _, o := range b.OSPF {
+			s.IgnoreMTU = s.IgnoreMTU || o.IgnoreMTU
+		}
+	}
+	return s
+}

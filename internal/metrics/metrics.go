@@ -1,0 +1,130 @@
+// Package metrics exposes vipd's state to Prometheus. It reads a status
+// snapshot at scrape time, so the numbers are never staler than the scrape
+// and nothing in the controller has to remember to update a gauge.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vipd/vipd/internal/api"
+)
+
+var (
+	vipFacet = prometheus.NewDesc("vipd_vip_facet",
+		"1 if the VIP's facet (programmed, advertised, bound, healthy, draining) holds on this node.",
+		[]string{"vip", "facet"}, nil)
+	vipTransitions = prometheus.NewDesc("vipd_vip_transitions_total",
+		"Facet changes of the VIP since vipd started.", []string{"vip"}, nil)
+	vipErrors = prometheus.NewDesc("vipd_vip_errors_total",
+		"Failed advertiser, binder or dataplane calls for the VIP since vipd started.", []string{"vip"}, nil)
+	nodeDraining = prometheus.NewDesc("vipd_node_draining",
+		"1 while the node is draining (any phase other than active).", nil, nil)
+	peerUp = prometheus.NewDesc("vipd_routing_peer_up",
+		"1 if the routing session is established.", []string{"peer"}, nil)
+	peerRoutes = prometheus.NewDesc("vipd_routing_peer_routes_advertised",
+		"Routes advertised to the peer.", []string{"peer"}, nil)
+	memberUp = prometheus.NewDesc("vipd_cluster_member_up",
+		"1 if the member's state URL answers (after rise/fall).", []string{"member"}, nil)
+	dpPackets = prometheus.NewDesc("vipd_dataplane_packets_total",
+		"XDP program verdicts and drop reasons, summed over CPUs.", []string{"counter"}, nil)
+	scrapeErr = prometheus.NewDesc("vipd_scrape_error",
+		"1 if reading vipd's status for this scrape failed.", nil, nil)
+)
+
+// Collector turns a status snapshot into metrics.
+type Collector struct {
+	status func(context.Context) (api.Status, error)
+}
+
+// NewCollector returns a collector reading status at every scrape.
+func NewCollector(status func(context.Context) (api.Status, error)) *Collector {
+	return &Collector{status: status}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{vipFacet, vipTransitions, vipErrors, nodeDraining, peerUp, peerRoutes, memberUp, dpPackets, scrapeErr} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.status(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, 1)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, 0)
+	ch <- prometheus.MustNewConstMetric(nodeDraining, prometheus.GaugeValue, b2f(st.Phase != "" && st.Phase != "active"))
+	for _, v := range st.VIPs {
+		a := v.Addr.String()
+		for facet, on := range map[string]bool{
+			"programmed": v.Programmed, "advertised": v.Advertised, "bound": v.Bound,
+			"healthy": v.Healthy, "draining": v.Draining,
+		} {
+			ch <- prometheus.MustNewConstMetric(vipFacet, prometheus.GaugeValue, b2f(on), a, facet)
+		}
+		ch <- prometheus.MustNewConstMetric(vipTransitions, prometheus.CounterValue, float64(v.Transitions), a)
+		ch <- prometheus.MustNewConstMetric(vipErrors, prometheus.CounterValue, float64(v.Errors), a)
+	}
+	for _, p := range st.Peers {
+		ch <- prometheus.MustNewConstMetric(peerUp, prometheus.GaugeValue, b2f(p.State == "established" || p.State == "Established" || p.State == "Full"), p.Name)
+		ch <- prometheus.MustNewConstMetric(peerRoutes, prometheus.GaugeValue, float64(p.Routes), p.Name)
+	}
+	for _, m := range st.Members {
+		ch <- prometheus.MustNewConstMetric(memberUp, prometheus.GaugeValue, b2f(m.Up), m.Name)
+	}
+	if st.Dataplane != nil {
+		for name, n := range st.Dataplane.Counters {
+			ch <- prometheus.MustNewConstMetric(dpPackets, prometheus.CounterValue, float64(n), name)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Handler returns the /metrics handler for a registry holding c and the Go
+// runtime and process collectors.
+func Handler(c *Collector) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// Serve serves /metrics on addr until ctx ends.
+func Serve(ctx context.Context, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
