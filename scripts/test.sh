@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test with the race detector. Under CI=true a skipped test fails
+# the run: CI is root, so a privileged test that skips there hides a broken rig.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .cache
+log=.cache/test-output.txt
+echo "test: go test -race ./... (full log in $log)"
+go test -race -count=1 -timeout 20m -v ./... >"$log" 2>&1
+rc=$?
+# Package results and failures, not the whole verbose log.
+grep -E '^(ok|FAIL|\?|panic:|--- FAIL|--- SKIP)|^\s+--- (FAIL|SKIP)|step count|steps:' "$log" || true
+if [ $rc -ne 0 ]; then
+	echo "test: failures; the end of the log:"
+	grep -B2 -A30 -E -- '--- FAIL|^panic:' "$log" | head -200
+fi
+passed=$(grep -cE -- '--- PASS' "$log")
+failed=$(grep -cE -- '--- FAIL' "$log")
+skipped=$(grep -cE -- '--- SKIP' "$log")
+if [ "${CI:-}" = "true" ] && [ "$skipped" -gt 0 ]; then
+	echo "test: $skipped test(s) skipped under CI=true: CI is root, privileged tests must run"
+	grep -E -- '--- SKIP' -A2 "$log" | head -40
+	rc=1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit $rc
