@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vipd/vipd/internal/fielderr"
 	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/vip"
@@ -365,6 +366,21 @@ func TestParseErrors(t *testing.T) {
 			want:  []string{`vipd.toml:3: node.underlay_v4: 192.0.2.99 differs from cluster.member[0].underlay_v4 (192.0.2.11), this node's entry`},
 		},
 		{
+			name:  "a table written as an array of tables",
+			edits: []string{"[node]", "[[node]]"},
+			want:  []string{`vipd.toml:1: node: must be a table ([...]), not an array of tables ([[...]])`},
+		},
+		{
+			name:  "type error in the first of two array elements names the first",
+			edits: []string{`address = "192.0.2.1"`, "address = \"192.0.2.300\"\nasn = 65000\n[[routing.bgp.neighbor]]\naddress = \"192.0.2.2\""},
+			want:  []string{`vipd.toml:38: routing.bgp.neighbor[0].address: ParseAddr("192.0.2.300"): IPv4 field has value >255`},
+		},
+		{
+			name:  "type error in a per-vip routing table",
+			edits: []string{"[vip.bgp]", "[vip.bgp]\nmed = -1"},
+			want:  []string{`vipd.toml:25: vip[0].bgp.med: -1 is out of range for uint32`},
+		},
+		{
 			name: "several mistakes are reported at once, in file order",
 			edits: []string{
 				`address = "198.51.100.20"`, `address = "10.0.0.300"`,
@@ -431,5 +447,25 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("/nonexistent/vipd.toml")
 	if err == nil || !strings.HasPrefix(err.Error(), "reading config: ") {
 		t.Errorf("Load(missing) = %v, want a reading config error", err)
+	}
+}
+
+// TestVIPPathsFromRouting checks that per-VIP errors of a routing section
+// ("routing.bgp.vip(PREFIX).med") are moved to the [[vip]] they belong to.
+func TestVIPPathsFromRouting(t *testing.T) {
+	p := &parser{vipIdx: []int{0, 2}}
+	cfg := &Config{VIPs: []VIP{{Addr: netip.MustParseAddr("198.51.100.10")}, {Addr: netip.MustParseAddr("2001:db8::10")}}}
+	err := p.vipPaths(cfg, "bgp", fielderr.Prefix("routing.bgp", errors.Join(
+		fielderr.New("vip(2001:db8::10/128).med", "too big"),
+		fielderr.New("vip(2001:db8::99/128)", "unknown"),
+		fielderr.New("asn", "bad"),
+	)))
+	var got []string
+	for _, e := range fielderr.All(err) {
+		got = append(got, e.Error())
+	}
+	want := []string{"vip[2].bgp.med: too big", "routing.bgp.vip(2001:db8::99/128): unknown", "routing.bgp.asn: bad"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("vipPaths (-want +got):\n%s", diff)
 	}
 }

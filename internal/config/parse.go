@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -85,11 +86,21 @@ func (p *parser) decode(prim *toml.Primitive, path string, v any) bool {
 	}
 	p.failed = append(p.failed, path)
 	line, key, msg := tomlError(err)
+	msg = tomlMessage(msg)
 	item := path
-	// key has no array indices; re-root it under path, which has them.
-	unindexed := stripIndices(path)
-	if rest, ok := strings.CutPrefix(key, unindexed); ok && (rest == "" || rest[0] == '.') {
-		item = path + rest
+	// key has no array indices; re-root it under the innermost table that
+	// fails on its own, whose path has them.
+	var data any
+	if p.md.PrimitiveDecode(*prim, &data) == nil {
+		at := locate(data, reflect.TypeOf(v), path)
+		if rest, ok := strings.CutPrefix(key, stripIndices(at)); ok && (rest == "" || rest[0] == '.') {
+			item = at + rest
+		}
+	}
+	if item == path {
+		if rest, ok := strings.CutPrefix(key, stripIndices(path)); ok && (rest == "" || rest[0] == '.') {
+			item = path + rest
+		}
 	}
 	if l, ok := p.idx.lines[item]; ok {
 		line = l
