@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -450,22 +451,33 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
-// TestVIPPathsFromRouting checks that per-VIP errors of a routing section
-// ("routing.bgp.vip(PREFIX).med") are moved to the [[vip]] they belong to.
-func TestVIPPathsFromRouting(t *testing.T) {
+// TestRoutingErrs checks that errors of a routing section's Validate get
+// absolute paths, and per-VIP ones (by path "vip(PREFIX)" or by message
+// "VIP PREFIX: ...") move to the [[vip]] they belong to.
+func TestRoutingErrs(t *testing.T) {
 	p := &parser{vipIdx: []int{0, 2}}
 	cfg := &Config{VIPs: []VIP{{Addr: netip.MustParseAddr("198.51.100.10")}, {Addr: netip.MustParseAddr("2001:db8::10")}}}
-	err := p.vipPaths(cfg, "bgp", fielderr.Prefix("routing.bgp", errors.Join(
+	err := p.routingErrs(cfg, "routing.bgp", "bgp", errors.Join(
 		fielderr.New("vip(2001:db8::10/128).med", "too big"),
 		fielderr.New("vip(2001:db8::99/128)", "unknown"),
 		fielderr.New("asn", "bad"),
-	)))
+		fmt.Errorf("VIP 198.51.100.10/32: %w", fielderr.New("metric", "must be at most 16777215")),
+		fmt.Errorf("VIP 198.51.100.10/32: not a valid masked prefix"),
+		fmt.Errorf("wrapping %w", fielderr.New("x", "inner")),
+	))
 	var got []string
 	for _, e := range fielderr.All(err) {
 		got = append(got, e.Error())
 	}
-	want := []string{"vip[2].bgp.med: too big", "routing.bgp.vip(2001:db8::99/128): unknown", "routing.bgp.asn: bad"}
+	want := []string{
+		"vip[2].bgp.med: too big",
+		"routing.bgp.vip(2001:db8::99/128): unknown",
+		"routing.bgp.asn: bad",
+		"vip[0].bgp.metric: must be at most 16777215",
+		"vip[0].bgp: not a valid masked prefix",
+		"routing.bgp: wrapping x: inner",
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("vipPaths (-want +got):\n%s", diff)
+		t.Errorf("routingErrs (-want +got):\n%s", diff)
 	}
 }
