@@ -337,6 +337,11 @@ func TestParseErrors(t *testing.T) {
 			want:  []string{`vipd.toml:16: cluster.member[1].state_url: "ftp://192.0.2.12/state" is not an http(s) URL`},
 		},
 		{
+			name:  "duplicate state url",
+			edits: []string{`"http://192.0.2.12:9180/state"`, `"http://192.0.2.11:9180/state"`},
+			want:  []string{`vipd.toml:16: cluster.member[1].state_url: "http://192.0.2.11:9180/state" is also the state_url of cluster.member[0]`},
+		},
+		{
 			name:  "socket not absolute",
 			edits: []string{`socket = "/run/vipd/vipd.sock"`, `socket = "vipd.sock"`},
 			want:  []string{`vipd.toml:48: api.socket: "vipd.sock" is not an absolute path`},

@@ -103,6 +103,7 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 	}
 	names := map[string]int{}
 	addrs := map[netip.Addr]int{}
+	urls := map[string]int{}
 	for i := range r.Members {
 		path := fmt.Sprintf("cluster.member[%d]", i)
 		var rm rawMember
@@ -139,7 +140,10 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 			p.missing(path + ".state_url")
 		} else if u, err := url.Parse(rm.StateURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
 			p.errorf(path+".state_url", "%q is not an http(s) URL", rm.StateURL)
+		} else if j, dup := urls[u.String()]; dup {
+			p.errorf(path+".state_url", "%q is also the state_url of cluster.member[%d]", rm.StateURL, j)
 		} else {
+			urls[u.String()] = i
 			m.StateURL = *u
 		}
 		c.Members = append(c.Members, m)
