@@ -176,17 +176,17 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:  "unknown top-level table",
 			edits: []string{"[timers]", "[timer]"},
-			want:  []string{`vipd.toml:44: timer: unknown key`},
+			want:  []string{`vipd.toml:44: timer: unknown key (did you mean "timers"?)`},
 		},
 		{
 			name:  "unknown key in a vip",
 			edits: []string{`name = "two"`, `nmae = "two"`},
-			want:  []string{`vipd.toml:28: vip[1].nmae: unknown key`},
+			want:  []string{`vipd.toml:28: vip[1].nmae: unknown key (did you mean "name"?)`},
 		},
 		{
 			name:  "unknown key in an inline check table",
 			edits: []string{`{ type = "none" }`, `{ type = "none", tpye = "tcp" }`},
-			want:  []string{`vipd.toml:31: vip[1].check.tpye: unknown key`},
+			want:  []string{`vipd.toml:31: vip[1].check.tpye: unknown key (did you mean "type"?)`},
 		},
 		{
 			name:  "unknown key in a routing section",
@@ -196,7 +196,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:  "unknown table in a vip",
 			edits: []string{"[vip.bgp]", "[vip.bgpp]"},
-			want:  []string{`vipd.toml:24: vip[0].bgpp: unknown key`},
+			want:  []string{`vipd.toml:24: vip[0].bgpp: unknown key (did you mean "bgp"?)`},
 		},
 		{
 			name:  "missing node name",

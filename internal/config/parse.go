@@ -157,14 +157,14 @@ func (p *parser) unknownKeys() {
 			continue
 		}
 		seen[e.path] = true
-		p.errs = append(p.errs, &Error{File: p.file, Line: e.line, Item: e.path, Err: ErrUnknownKey})
+		p.errs = append(p.errs, &Error{File: p.file, Line: e.line, Item: e.path, Err: unknownKey(e.key)})
 	}
 	// Keys the index could not place (it reads valid TOML only loosely)
 	// are still reported, without a line.
 	for _, k := range p.md.Undecoded() {
 		if !matched[k.String()] && topmost(k) && !p.isFailed(k.String()) && !seen[k.String()] {
 			seen[k.String()] = true
-			p.errs = append(p.errs, &Error{File: p.file, Item: k.String(), Err: ErrUnknownKey})
+			p.errs = append(p.errs, &Error{File: p.file, Item: k.String(), Err: unknownKey(k)})
 		}
 	}
 }
@@ -227,4 +227,12 @@ func (p *parser) addrPort(path, s string) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return ap
+}
+
+// unknownKey is ErrUnknownKey, with the closest known key if one is near.
+func unknownKey(k toml.Key) error {
+	if s := suggest(k); s != "" {
+		return fmt.Errorf("%w (did you mean %q?)", ErrUnknownKey, s)
+	}
+	return ErrUnknownKey
 }
