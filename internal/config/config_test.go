@@ -194,6 +194,11 @@ func TestParseErrors(t *testing.T) {
 			want:  []string{`vipd.toml:40: routing.bgp.neighbor[0].multihop: unknown key`},
 		},
 		{
+			name:  "unknown key deep in a routing section gets a suggestion",
+			edits: []string{"asn = 65000", "asn = 65000\nhold_tme = \"9s\""},
+			want:  []string{`vipd.toml:40: routing.bgp.neighbor[0].hold_tme: unknown key (did you mean "hold_time"?)`},
+		},
+		{
 			name:  "unknown table in a vip",
 			edits: []string{"[vip.bgp]", "[vip.bgpp]"},
 			want:  []string{`vipd.toml:24: vip[0].bgpp: unknown key (did you mean "bgp"?)`},
