@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vipd/vipd/internal/fielderr"
 	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/vip"
@@ -174,17 +176,17 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:  "unknown top-level table",
 			edits: []string{"[timers]", "[timer]"},
-			want:  []string{`vipd.toml:44: timer: unknown key`},
+			want:  []string{`vipd.toml:44: timer: unknown key (did you mean "timers"?)`},
 		},
 		{
 			name:  "unknown key in a vip",
 			edits: []string{`name = "two"`, `nmae = "two"`},
-			want:  []string{`vipd.toml:28: vip[1].nmae: unknown key`},
+			want:  []string{`vipd.toml:28: vip[1].nmae: unknown key (did you mean "name"?)`},
 		},
 		{
 			name:  "unknown key in an inline check table",
 			edits: []string{`{ type = "none" }`, `{ type = "none", tpye = "tcp" }`},
-			want:  []string{`vipd.toml:31: vip[1].check.tpye: unknown key`},
+			want:  []string{`vipd.toml:31: vip[1].check.tpye: unknown key (did you mean "type"?)`},
 		},
 		{
 			name:  "unknown key in a routing section",
@@ -192,9 +194,14 @@ func TestParseErrors(t *testing.T) {
 			want:  []string{`vipd.toml:40: routing.bgp.neighbor[0].multihop: unknown key`},
 		},
 		{
+			name:  "unknown key deep in a routing section gets a suggestion",
+			edits: []string{"asn = 65000", "asn = 65000\nhold_tme = \"9s\""},
+			want:  []string{`vipd.toml:40: routing.bgp.neighbor[0].hold_tme: unknown key (did you mean "hold_time"?)`},
+		},
+		{
 			name:  "unknown table in a vip",
 			edits: []string{"[vip.bgp]", "[vip.bgpp]"},
-			want:  []string{`vipd.toml:24: vip[0].bgpp: unknown key`},
+			want:  []string{`vipd.toml:24: vip[0].bgpp: unknown key (did you mean "bgp"?)`},
 		},
 		{
 			name:  "missing node name",
@@ -335,6 +342,11 @@ func TestParseErrors(t *testing.T) {
 			want:  []string{`vipd.toml:16: cluster.member[1].state_url: "ftp://192.0.2.12/state" is not an http(s) URL`},
 		},
 		{
+			name:  "duplicate state url",
+			edits: []string{`"http://192.0.2.12:9180/state"`, `"http://192.0.2.11:9180/state"`},
+			want:  []string{`vipd.toml:16: cluster.member[1].state_url: "http://192.0.2.11:9180/state" is also the state_url of cluster.member[0]`},
+		},
+		{
 			name:  "socket not absolute",
 			edits: []string{`socket = "/run/vipd/vipd.sock"`, `socket = "vipd.sock"`},
 			want:  []string{`vipd.toml:48: api.socket: "vipd.sock" is not an absolute path`},
@@ -363,6 +375,21 @@ func TestParseErrors(t *testing.T) {
 			name:  "node underlay differs from its member entry",
 			edits: []string{`underlay_v4 = "192.0.2.11"` + "\n\n", `underlay_v4 = "192.0.2.99"` + "\n\n"},
 			want:  []string{`vipd.toml:3: node.underlay_v4: 192.0.2.99 differs from cluster.member[0].underlay_v4 (192.0.2.11), this node's entry`},
+		},
+		{
+			name:  "a table written as an array of tables",
+			edits: []string{"[node]", "[[node]]"},
+			want:  []string{`vipd.toml:1: node: must be a table ([...]), not an array of tables ([[...]])`},
+		},
+		{
+			name:  "type error in the first of two array elements names the first",
+			edits: []string{`address = "192.0.2.1"`, "address = \"192.0.2.300\"\nasn = 65000\n[[routing.bgp.neighbor]]\naddress = \"192.0.2.2\""},
+			want:  []string{`vipd.toml:38: routing.bgp.neighbor[0].address: ParseAddr("192.0.2.300"): IPv4 field has value >255`},
+		},
+		{
+			name:  "type error in a per-vip routing table",
+			edits: []string{"[vip.bgp]", "[vip.bgp]\nmed = -1"},
+			want:  []string{`vipd.toml:25: vip[0].bgp.med: -1 is out of range for uint32`},
 		},
 		{
 			name: "several mistakes are reported at once, in file order",
@@ -431,5 +458,36 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("/nonexistent/vipd.toml")
 	if err == nil || !strings.HasPrefix(err.Error(), "reading config: ") {
 		t.Errorf("Load(missing) = %v, want a reading config error", err)
+	}
+}
+
+// TestRoutingErrs checks that errors of a routing section's Validate get
+// absolute paths, and per-VIP ones (by path "vip(PREFIX)" or by message
+// "VIP PREFIX: ...") move to the [[vip]] they belong to.
+func TestRoutingErrs(t *testing.T) {
+	p := &parser{vipIdx: []int{0, 2}}
+	cfg := &Config{VIPs: []VIP{{Addr: netip.MustParseAddr("198.51.100.10")}, {Addr: netip.MustParseAddr("2001:db8::10")}}}
+	err := p.routingErrs(cfg, "routing.bgp", "bgp", errors.Join(
+		fielderr.New("vip(2001:db8::10/128).med", "too big"),
+		fielderr.New("vip(2001:db8::99/128)", "unknown"),
+		fielderr.New("asn", "bad"),
+		fmt.Errorf("VIP 198.51.100.10/32: %w", fielderr.New("metric", "must be at most 16777215")),
+		fmt.Errorf("VIP 198.51.100.10/32: not a valid masked prefix"),
+		fmt.Errorf("wrapping %w", fielderr.New("x", "inner")),
+	))
+	var got []string
+	for _, e := range fielderr.All(err) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		"vip[2].bgp.med: too big",
+		"routing.bgp.vip(2001:db8::99/128): unknown",
+		"routing.bgp.asn: bad",
+		"vip[0].bgp.metric: must be at most 16777215",
+		"vip[0].bgp: not a valid masked prefix",
+		"routing.bgp: wrapping x: inner",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("routingErrs (-want +got):\n%s", diff)
 	}
 }

@@ -43,6 +43,8 @@ func (e *Error) Error() string {
 	return s + ": " + e.Err.Error()
 }
 
+// Unwrap returns the underlying error, so errors.Is(err, ErrUnknownKey)
+// works.
 func (e *Error) Unwrap() error { return e.Err }
 
 // joinSorted returns the errors in file order (unlocated ones last) as one

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -85,11 +86,21 @@ func (p *parser) decode(prim *toml.Primitive, path string, v any) bool {
 	}
 	p.failed = append(p.failed, path)
 	line, key, msg := tomlError(err)
+	msg = tomlMessage(msg)
 	item := path
-	// key has no array indices; re-root it under path, which has them.
-	unindexed := stripIndices(path)
-	if rest, ok := strings.CutPrefix(key, unindexed); ok && (rest == "" || rest[0] == '.') {
-		item = path + rest
+	// key has no array indices; re-root it under the innermost table that
+	// fails on its own, whose path has them.
+	var data any
+	if p.md.PrimitiveDecode(*prim, &data) == nil {
+		at := locate(data, reflect.TypeOf(v), path)
+		if rest, ok := strings.CutPrefix(key, stripIndices(at)); ok && (rest == "" || rest[0] == '.') {
+			item = at + rest
+		}
+	}
+	if item == path {
+		if rest, ok := strings.CutPrefix(key, stripIndices(path)); ok && (rest == "" || rest[0] == '.') {
+			item = path + rest
+		}
 	}
 	if l, ok := p.idx.lines[item]; ok {
 		line = l
@@ -146,14 +157,14 @@ func (p *parser) unknownKeys() {
 			continue
 		}
 		seen[e.path] = true
-		p.errs = append(p.errs, &Error{File: p.file, Line: e.line, Item: e.path, Err: ErrUnknownKey})
+		p.errs = append(p.errs, &Error{File: p.file, Line: e.line, Item: e.path, Err: unknownKey(e.key)})
 	}
 	// Keys the index could not place (it reads valid TOML only loosely)
 	// are still reported, without a line.
 	for _, k := range p.md.Undecoded() {
 		if !matched[k.String()] && topmost(k) && !p.isFailed(k.String()) && !seen[k.String()] {
 			seen[k.String()] = true
-			p.errs = append(p.errs, &Error{File: p.file, Item: k.String(), Err: ErrUnknownKey})
+			p.errs = append(p.errs, &Error{File: p.file, Item: k.String(), Err: unknownKey(k)})
 		}
 	}
 }
@@ -216,4 +227,12 @@ func (p *parser) addrPort(path, s string) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return ap
+}
+
+// unknownKey is ErrUnknownKey, with the closest known key if one is near.
+func unknownKey(k toml.Key) error {
+	if s := suggest(k); s != "" {
+		return fmt.Errorf("%w (did you mean %q?)", ErrUnknownKey, s)
+	}
+	return ErrUnknownKey
 }

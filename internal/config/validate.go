@@ -103,6 +103,7 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 	}
 	names := map[string]int{}
 	addrs := map[netip.Addr]int{}
+	urls := map[string]int{}
 	for i := range r.Members {
 		path := fmt.Sprintf("cluster.member[%d]", i)
 		var rm rawMember
@@ -139,7 +140,10 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 			p.missing(path + ".state_url")
 		} else if u, err := url.Parse(rm.StateURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
 			p.errorf(path+".state_url", "%q is not an http(s) URL", rm.StateURL)
+		} else if j, dup := urls[u.String()]; dup {
+			p.errorf(path+".state_url", "%q is also the state_url of cluster.member[%d]", rm.StateURL, j)
 		} else {
+			urls[u.String()] = i
 			m.StateURL = *u
 		}
 		c.Members = append(c.Members, m)
@@ -577,7 +581,7 @@ func (p *parser) bgp(cfg *Config, c *bgp.Config) {
 	for _, v := range cfg.VIPs {
 		c.VIPs = append(c.VIPs, bgp.VIPRoute{Prefix: v.Prefix(), Attrs: v.BGP})
 	}
-	p.add(p.vipPaths(cfg, "bgp", fielderr.Prefix("routing.bgp", c.Validate())))
+	p.add(p.routingErrs(cfg, "routing.bgp", "bgp", c.Validate()))
 	cfg.Routing.BGP = c
 }
 
@@ -588,31 +592,68 @@ func (p *parser) bird(cfg *Config, c *bird.Config) {
 	for _, v := range cfg.VIPs {
 		c.VIPs = append(c.VIPs, bird.VIPRoute{Prefix: v.Prefix(), Attrs: v.OSPF})
 	}
-	p.add(p.vipPaths(cfg, "ospf", fielderr.Prefix("routing.bird", c.Validate())))
+	p.add(p.routingErrs(cfg, "routing.bird", "ospf", c.Validate()))
 	cfg.Routing.Bird = c
 }
 
-// vipRouteRE matches the paths routing packages give per-VIP errors, such
-// as "routing.bgp.vip(198.51.100.10/32).med".
-var vipRouteRE = regexp.MustCompile(`^routing\.(?:bgp|bird)\.vip\(([^)]*)\)(.*)$`)
+// vipRouteRE and vipMsgRE match the two ways routing packages name the
+// VIP an error is about: a path "routing.bgp.vip(198.51.100.10/32).med", or
+// a message "VIP 198.51.100.10/32: ...".
+var (
+	vipRouteRE = regexp.MustCompile(`^routing\.(?:bgp|bird)\.vip\(([^)]*)\)(.*)$`)
+	vipMsgRE   = regexp.MustCompile(`(?s)^VIP (\S+): (.*)$`)
+)
 
-// vipPaths rewrites per-VIP error paths of a routing section to the [[vip]]
-// they come from ("vip[1].bgp.med"), so they get that line.
-func (p *parser) vipPaths(cfg *Config, attr string, err error) error {
+// routingErrs makes the errors of a routing section's Validate absolute
+// and moves per-VIP ones to the [[vip]] they come from ("vip[1].bgp.med"),
+// so they get that line.
+func (p *parser) routingErrs(cfg *Config, section, attr string, err error) error {
 	var out []error
 	for _, e := range fielderr.All(err) {
 		var fe *fielderr.Error
-		if errors.As(e, &fe) {
-			if m := vipRouteRE.FindStringSubmatch(fe.Path); m != nil {
-				for i, v := range cfg.VIPs {
-					if v.Prefix().String() == m[1] {
-						e = &fielderr.Error{Path: fmt.Sprintf("vip[%d].%s%s", p.vipIdx[i], attr, m[2]), Err: fe.Err}
-						break
-					}
-				}
+		if m := vipRouteRE.FindStringSubmatch(section + "." + pathOf(e)); m != nil && errors.As(e, &fe) {
+			if i := p.vipByPrefix(cfg, m[1]); i >= 0 {
+				out = append(out, &fielderr.Error{Path: fmt.Sprintf("vip[%d].%s%s", i, attr, m[2]), Err: fe.Err})
+				continue
 			}
 		}
-		out = append(out, e)
+		if _, ok := e.(*fielderr.Error); !ok {
+			// A plain (possibly wrapping) error: fielderr.Prefix would
+			// dig out a wrapped path and drop the text around it.
+			if m := vipMsgRE.FindStringSubmatch(e.Error()); m != nil {
+				if i := p.vipByPrefix(cfg, m[1]); i >= 0 {
+					path := fmt.Sprintf("vip[%d].%s", i, attr)
+					if errors.As(e, &fe) {
+						out = append(out, fielderr.Prefix(path, fe))
+					} else {
+						out = append(out, &fielderr.Error{Path: path, Err: errors.New(m[2])})
+					}
+					continue
+				}
+			}
+			out = append(out, &fielderr.Error{Path: section, Err: e})
+			continue
+		}
+		out = append(out, fielderr.Prefix(section, e))
 	}
 	return errors.Join(out...)
+}
+
+// pathOf is the path of a top-level *fielderr.Error, or "".
+func pathOf(e error) string {
+	if fe, ok := e.(*fielderr.Error); ok {
+		return fe.Path
+	}
+	return ""
+}
+
+// vipByPrefix returns the [[vip]] index of the VIP written as s (a host
+// prefix or an address), or -1.
+func (p *parser) vipByPrefix(cfg *Config, s string) int {
+	for i, v := range cfg.VIPs {
+		if v.Prefix().String() == s || v.Addr.String() == s {
+			return p.vipIdx[i]
+		}
+	}
+	return -1
 }

@@ -1,0 +1,123 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"slices"
+)
+
+// Changes is what a reload changes: the controller applies the VIP and
+// live changes, and keeps running on the old configuration (reporting
+// Restart) when something only takes effect after a restart.
+type Changes struct {
+	// Added, Removed and Changed VIPs (services, check, name or route
+	// attributes), by address, sorted.
+	Added, Removed, Changed []netip.Addr
+	// Live lists the other items that differ and can be applied in place
+	// ("cluster.member", "timers", "routing.bgp", ...), in file order.
+	Live []string
+	// Restart lists the items that differ and need vipd to restart (node
+	// identity, dataplane attachment, listeners, routing mode).
+	Restart []string
+}
+
+// Empty reports whether nothing changed.
+func (ch *Changes) Empty() bool {
+	return len(ch.Added)+len(ch.Removed)+len(ch.Changed)+len(ch.Live)+len(ch.Restart) == 0
+}
+
+// Diff returns what changes from old to c. A nil old is an empty
+// configuration: every VIP is added and every item has changed.
+func (c *Config) Diff(old *Config) *Changes {
+	if old == nil {
+		old = &Config{}
+	}
+	ch := &Changes{}
+	was := map[netip.Addr]VIP{}
+	for _, v := range old.VIPs {
+		was[v.Addr] = v
+	}
+	now := map[netip.Addr]bool{}
+	for _, v := range c.VIPs {
+		now[v.Addr] = true
+		o, ok := was[v.Addr]
+		switch {
+		case !ok:
+			ch.Added = append(ch.Added, v.Addr)
+		case !reflect.DeepEqual(o, v):
+			ch.Changed = append(ch.Changed, v.Addr)
+		}
+	}
+	for _, v := range old.VIPs {
+		if !now[v.Addr] {
+			ch.Removed = append(ch.Removed, v.Addr)
+		}
+	}
+	for _, s := range [][]netip.Addr{ch.Added, ch.Removed, ch.Changed} {
+		slices.SortFunc(s, netip.Addr.Compare)
+	}
+
+	items := []struct {
+		name     string
+		old, new any
+		restart  bool
+	}{
+		{"node.name", old.Node.Name, c.Node.Name, true},
+		{"node.router_id", old.Node.RouterID, c.Node.RouterID, true},
+		{"node.underlay_v4", old.Node.UnderlayV4, c.Node.UnderlayV4, true},
+		{"node.underlay_v6", old.Node.UnderlayV6, c.Node.UnderlayV6, true},
+		{"node.allow_ip_forward", old.Node.AllowIPForward, c.Node.AllowIPForward, false},
+		{"node.client_prefixes", old.Node.ClientPrefixes, c.Node.ClientPrefixes, false},
+		{"cluster.seed", old.Cluster.Seed, c.Cluster.Seed, false},
+		{"cluster.polling", pollOf(old.Cluster), pollOf(c.Cluster), false},
+		{"cluster.member", old.Cluster.Members, c.Cluster.Members, false},
+		{"routing.mode", old.Routing.Mode, c.Routing.Mode, true},
+		{"routing.bgp", routeBGP(old), routeBGP(c), false},
+		{"routing.bird", routeBird(old), routeBird(c), false},
+		{"dataplane.interface", old.Dataplane.Interface, c.Dataplane.Interface, true},
+		{"dataplane.attach", old.Dataplane.Attach, c.Dataplane.Attach, true},
+		{"dataplane.gue_port", old.Dataplane.GUEPort, c.Dataplane.GUEPort, true},
+		{"dataplane.pin_path", old.Dataplane.PinPath, c.Dataplane.PinPath, true},
+		{"dataplane.switch_mtu", old.Dataplane.SwitchMTU, c.Dataplane.SwitchMTU, false},
+		{"timers", old.Timers, c.Timers, false},
+		{"api.socket", old.API.Socket, c.API.Socket, true},
+		{"api.state_listen", old.API.StateListen, c.API.StateListen, true},
+		{"api.metrics_listen", old.API.MetricsListen, c.API.MetricsListen, true},
+	}
+	for _, it := range items {
+		if reflect.DeepEqual(it.old, it.new) {
+			continue
+		}
+		if it.restart {
+			ch.Restart = append(ch.Restart, it.name)
+		} else {
+			ch.Live = append(ch.Live, it.name)
+		}
+	}
+	return ch
+}
+
+func pollOf(c Cluster) Cluster {
+	c.Seed, c.Members = 0, nil
+	return c
+}
+
+// routeBGP is the BGP section without its VIP list (VIP changes are
+// reported per VIP).
+func routeBGP(c *Config) any {
+	if c.Routing.BGP == nil {
+		return nil
+	}
+	b := *c.Routing.BGP
+	b.VIPs = nil
+	return b
+}
+
+func routeBird(c *Config) any {
+	if c.Routing.Bird == nil {
+		return nil
+	}
+	b := *c.Routing.Bird
+	b.VIPs = nil
+	return b
+}
