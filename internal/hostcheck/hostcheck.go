@@ -200,30 +200,50 @@ func HoldIPv6(r Report) (hold bool, reason string) {
 	return false, ""
 }
 
-// Run runs every check against host for spec. It never fails as a whole: a
-// check that cannot read what it needs reports WARN with the error.
+// checkFunc is one check.
+type checkFunc func(context.Context, Host, Spec) Result
+
+// checks lists every check by ID, in report order.
+var checks = []struct {
+	id string
+	fn checkFunc
+}{
+	{IDForwarding, checkForwarding},
+	{"accept-local", checkAcceptLocal},
+	{"rp-filter", checkRPFilter},
+	{"rx-vlan", checkRxVLAN},
+	{IDMTU, checkMTU},
+	{IDIPv6Route, checkIPv6Route},
+	{IDIxgbe, checkIxgbe},
+	{IDI40eXDP, checkI40eXDP},
+	{"i40e-depmod", checkI40eDepmod},
+	{"bpffs", checkBPFFS},
+	{"btf", checkBTF},
+	{"bpf-privileges", checkBPFPrivileges},
+	{"bpf-features", checkBPFFeatures},
+	{"bird", checkBird},
+	{"bgp-listen", checkBGPListen},
+	{"peers", checkPeers},
+}
+
+// Run runs every check against host for spec, in a fixed order. It never
+// fails as a whole: a check that cannot read what it needs reports WARN with
+// the error. Network state is read in the calling thread's namespace.
 func Run(ctx context.Context, host Host, spec Spec) Report {
-	checks := []func(context.Context, Host, Spec) Result{
-		checkForwarding,
-		checkAcceptLocal,
-		checkRPFilter,
-		checkRxVLAN,
-		checkMTU,
-		checkIPv6Route,
-		checkIxgbe,
-		checkI40eXDP,
-		checkI40eDepmod,
-		checkBPFFS,
-		checkBTF,
-		checkBPFPrivileges,
-		checkBPFFeatures,
-		checkBird,
-		checkBGPListen,
-		checkPeers,
-	}
 	var r Report
 	for _, c := range checks {
-		r.Checks = append(r.Checks, c(ctx, host, spec))
+		r.Checks = append(r.Checks, c.fn(ctx, host, spec))
 	}
 	return r
+}
+
+// RunOne runs the check with the given ID, e.g. IDIPv6Route again when
+// routes change, so IPv6 VIPs are released once a route back exists.
+func RunOne(ctx context.Context, host Host, spec Spec, id string) (Result, error) {
+	for _, c := range checks {
+		if c.id == id {
+			return c.fn(ctx, host, spec), nil
+		}
+	}
+	return Result{}, fmt.Errorf("running host check %q: no such check", id)
 }
