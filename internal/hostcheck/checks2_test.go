@@ -198,6 +198,12 @@ func TestI40eDepmod(t *testing.T) {
 			Finding: "out-of-tree " + mod + " but no `override i40e` in /etc/depmod.d: after a kernel upgrade the in-tree i40e loads until a second reboot",
 			Fix:     "echo 'override i40e * weak-updates/i40e' > /etc/depmod.d/i40e.conf && depmod -a"},
 	}, {
+		name: "in-tree driver loaded despite the out-of-tree one", fixture: "i40e", spec: Spec{Interface: "eth0"},
+		want: Result{ID: "i40e-depmod", Name: name, Status: Warn,
+			Finding: "out-of-tree " + mod + " but no `override i40e` in /etc/depmod.d: after a kernel upgrade the in-tree i40e loads until a second reboot" +
+				" (eth0 runs the in-tree i40e 2.3.2-k now)",
+			Fix: "echo 'override i40e * weak-updates/i40e' > /etc/depmod.d/i40e.conf && depmod -a"},
+	}, {
 		name: "fixed: override present", fixture: "i40e",
 		mutate: func(f *fixture) {
 			f.set("/etc/depmod.d/i40e.conf", "# Intel i40e\noverride i40e * weak-updates/i40e\n")

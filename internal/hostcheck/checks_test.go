@@ -114,8 +114,9 @@ func TestRPFilter(t *testing.T) {
 	fix := "sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.eth0.rp_filter=2"
 	runCases(t, checkRPFilter, []checkCase{{
 		name: "strict with local GUE", fixture: "ixgbe", spec: Spec{Interface: "eth0", LocalGUE: true},
-		want: Result{ID: "rp-filter", Name: name, Status: Fail,
-			Finding: "net.ipv4.conf.all.rp_filter=1, net.ipv4.conf.eth0.rp_filter=1 (effective 1): strict mode drops local GUE packets (their source routes via lo)",
+		want: Result{ID: "rp-filter", Name: name, Status: Warn,
+			Finding: "net.ipv4.conf.all.rp_filter=1, net.ipv4.conf.eth0.rp_filter=1 (effective 1): strict mode drops decapsulated packets from clients routed via another interface, " +
+				"and local GUE packets whose source address is not on eth0",
 			Fix:     fix},
 	}, {
 		name: "strict via all only", fixture: "ixgbe", spec: Spec{Interface: "eth0"},

@@ -278,6 +278,10 @@ func checkI40eDepmod(_ context.Context, h Host, s Spec) Result {
 	}
 	r.Status = Warn
 	r.Finding = fmt.Sprintf("out-of-tree %s but no `override i40e` in /etc/depmod.d: after a kernel upgrade the in-tree i40e loads until a second reboot", mods[0])
+	if di, err := h.DriverInfo(s.Interface); s.Interface != "" && err == nil && di.Driver == "i40e" && strings.HasSuffix(di.Version, "-k") {
+		// In-tree versions end in "-k": the reboot already happened once.
+		r.Finding += fmt.Sprintf(" (%s runs the in-tree i40e %s now)", s.Interface, di.Version)
+	}
 	r.Fix = "echo 'override i40e * weak-updates/i40e' > /etc/depmod.d/i40e.conf && depmod -a"
 	return r
 }
