@@ -117,7 +117,7 @@ func TestRPFilter(t *testing.T) {
 		want: Result{ID: "rp-filter", Name: name, Status: Warn,
 			Finding: "net.ipv4.conf.all.rp_filter=1, net.ipv4.conf.eth0.rp_filter=1 (effective 1): strict mode drops decapsulated packets from clients routed via another interface, " +
 				"and local GUE packets whose source address is not on eth0",
-			Fix:     fix},
+			Fix: fix},
 	}, {
 		name: "strict via all only", fixture: "ixgbe", spec: Spec{Interface: "eth0"},
 		mutate: func(f *fixture) { f.set("/proc/sys/net/ipv4/conf/eth0/rp_filter", "0\n") },
