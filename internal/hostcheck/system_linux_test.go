@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -144,6 +147,26 @@ func TestNamespace(t *testing.T) {
 		ns.MustRun(t, argv...)
 	}
 	r = run()
+
+	// The ethtool ioctls see what the ethtool CLI set.
+	queues := min(2, runtime.NumCPU())
+	ns.MustRun(t, "ethtool", "-L", dev, "rx", strconv.Itoa(queues), "tx", strconv.Itoa(queues))
+	var di DriverInfo
+	var ch Channels
+	var vlan bool
+	if err := ns.Do(func() error {
+		var err1, err2, err3 error
+		di, err1 = System().DriverInfo(dev)
+		ch, err2 = System().Channels(dev)
+		vlan, err3 = System().RxVLANOffload(dev)
+		return errors.Join(err1, err2, err3)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if di.Driver != "veth" || di.Version != "1.0" || ch.RX != queues || ch.TX != queues || !vlan {
+		t.Errorf("ethtool on %s: %+v %+v rxvlan %t; want veth 1.0, %d rx/tx queues, rxvlan on", dev, di, ch, vlan, queues)
+	}
+
 	expect(r, IDForwarding, Pass, "net.ipv4.ip_forward=0")
 	expect(r, "rp-filter", Pass, "(effective 2)")
 	expect(r, "rx-vlan", Warn, dev+": rx-vlan-offload: on")
