@@ -122,6 +122,7 @@ const (
 	IDIxgbe      = "ixgbe-tx-queues"
 	IDI40eXDP    = "i40e-x722"
 	IDMTU        = "mtu"
+	IDXDPMTU     = "xdp-mtu"
 )
 
 // Worst returns the worst status in the report (Pass for an empty one).
@@ -171,12 +172,13 @@ func StartError(r Report) error {
 	return nil
 }
 
-// SafeAttachMode tells attach mode "auto" whether native XDP is unsafe on
-// this host (ixgbe Tx hang, FIELD-NOTES 1; i40e X722 crash on XDP load,
-// FIELD-NOTES 2) and generic XDP must be used, with the reason.
+// SafeAttachMode tells attach mode "auto" whether native XDP is unsafe or
+// impossible on this host (ixgbe Tx hang, FIELD-NOTES 1; i40e X722 crash on
+// XDP load, FIELD-NOTES 2; MTU above the driver's native limit,
+// FIELD-NOTES 5) and generic XDP must be used, with the reason.
 func SafeAttachMode(r Report) (generic bool, reason string) {
 	var reasons []string
-	for _, id := range []string{IDIxgbe, IDI40eXDP} {
+	for _, id := range []string{IDIxgbe, IDI40eXDP, IDXDPMTU} {
 		if c, ok := r.Get(id); ok && c.Status == Fail {
 			reasons = append(reasons, c.Finding)
 		}
@@ -213,6 +215,7 @@ var checks = []struct {
 	{"rp-filter", checkRPFilter},
 	{"rx-vlan", checkRxVLAN},
 	{IDMTU, checkMTU},
+	{IDXDPMTU, checkXDPMTU},
 	{IDIPv6Route, checkIPv6Route},
 	{IDIxgbe, checkIxgbe},
 	{IDI40eXDP, checkI40eXDP},
