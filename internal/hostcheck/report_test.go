@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
@@ -123,11 +122,4 @@ func TestWriteJSON(t *testing.T) {
 	if !bytes.Contains(b.Bytes(), []byte(`"status": "WARN"`)) {
 		t.Errorf("statuses are not names:\n%s", b.String())
 	}
-}
-
-// Example shows the whole of `vipctl doctor` once the caller has a Spec.
-func Example() {
-	r := sample // r := hostcheck.Run(ctx, hostcheck.System(), spec)
-	r.WriteTable(os.Stdout)
-	os.Exit(r.ExitCode())
 }
