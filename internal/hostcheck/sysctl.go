@@ -96,7 +96,7 @@ func checkAcceptLocal(_ context.Context, h Host, s Spec) Result {
 // own local source address against its route, which passes only when that
 // address sits on the uplink. Loose mode (2) keeps both. This is a WARN,
 // not a FAIL: single-uplink nodes with the underlay address on the uplink
-// work in strict mode.
+// work in strict mode. TestLocalSourceDelivery shows this kernel behaviour.
 func checkRPFilter(_ context.Context, h Host, s Spec) Result {
 	r := Result{ID: "rp-filter", Name: "rp_filter on the uplink"}
 	if s.Interface == "" {
