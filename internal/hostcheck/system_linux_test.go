@@ -17,7 +17,7 @@ import (
 )
 
 // uplink is the interface of the host's IPv4 default route, or lo.
-func uplink(t *testing.T) string {
+func uplink(t testing.TB) string {
 	t.Helper()
 	rs, err := netlink.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
