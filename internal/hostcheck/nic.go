@@ -167,7 +167,8 @@ func cpuCount(h Host) (int, error) {
 }
 
 // x722DeviceIDs are the PCI device ids of the Intel X722 (I40E_DEV_ID_*_X722
-// in drivers/net/ethernet/intel/i40e/i40e_devids.h).
+// in drivers/net/ethernet/intel/i40e/i40e_devids.h; QSFP_I_X722 from Intel's
+// shared i40e base code).
 var x722DeviceIDs = map[string]string{
 	"0x37ce": "KX_X722",
 	"0x37cf": "QSFP_X722",
@@ -175,6 +176,7 @@ var x722DeviceIDs = map[string]string{
 	"0x37d1": "1G_BASE_T_X722",
 	"0x37d2": "10G_BASE_T_X722",
 	"0x37d3": "SFP_I_X722",
+	"0x37d4": "QSFP_I_X722",
 	"0x0dda": "SFP_X722_A",
 }
 
