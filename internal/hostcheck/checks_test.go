@@ -114,9 +114,10 @@ func TestRPFilter(t *testing.T) {
 	fix := "sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.eth0.rp_filter=2"
 	runCases(t, checkRPFilter, []checkCase{{
 		name: "strict with local GUE", fixture: "ixgbe", spec: Spec{Interface: "eth0", LocalGUE: true},
-		want: Result{ID: "rp-filter", Name: name, Status: Fail,
-			Finding: "net.ipv4.conf.all.rp_filter=1, net.ipv4.conf.eth0.rp_filter=1 (effective 1): strict mode drops local GUE packets (their source routes via lo)",
-			Fix:     fix},
+		want: Result{ID: "rp-filter", Name: name, Status: Warn,
+			Finding: "net.ipv4.conf.all.rp_filter=1, net.ipv4.conf.eth0.rp_filter=1 (effective 1): strict mode drops decapsulated packets from clients routed via another interface, " +
+				"and local GUE packets whose source address is not on eth0",
+			Fix: fix},
 	}, {
 		name: "strict via all only", fixture: "ixgbe", spec: Spec{Interface: "eth0"},
 		mutate: func(f *fixture) { f.set("/proc/sys/net/ipv4/conf/eth0/rp_filter", "0\n") },
@@ -229,18 +230,20 @@ func TestIxgbe(t *testing.T) {
 
 func TestSafeAttachMode(t *testing.T) {
 	for _, tc := range []struct {
-		name, fixture, release string
-		wantGeneric            bool
+		name, fixture, release, mtu string
+		wantGeneric                 bool
 	}{
-		{"ixgbe on 4.19 with 28 combined", "ixgbe", el7, true},
-		{"ixgbe on 5.10", "ixgbe", "5.10.0-23-amd64", false},
-		{"i40e 2.3.2-k on X722", "i40e", el7, true},
-		{"virtio", "virtio", "6.1.0-27-cloud-amd64", false},
+		{"ixgbe on 4.19 with 28 combined", "ixgbe", el7, "1500", true},
+		{"ixgbe on 5.10", "ixgbe", "5.10.0-23-amd64", "1500", false},
+		{"i40e 2.3.2-k on X722", "i40e", el7, "1500", true},
+		{"virtio", "virtio", "6.1.0-27-cloud-amd64", "1500", false},
+		{"virtio at mtu 9000", "virtio", "6.1.0-27-cloud-amd64", "9000", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := loadFixture(t, tc.fixture)
 			f.release = tc.release
-			r := Run(context.Background(), f, Spec{Interface: "eth0"})
+			f.set("/sys/class/net/eth0/mtu", tc.mtu+"\n")
+			r := Run(context.Background(), f, Spec{Interface: "eth0", AttachMode: "auto"})
 			generic, reason := SafeAttachMode(r)
 			if generic != tc.wantGeneric {
 				t.Errorf("SafeAttachMode = %t (%s), want %t", generic, reason, tc.wantGeneric)

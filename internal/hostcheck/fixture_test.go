@@ -36,7 +36,7 @@ type fixtureEth struct {
 	RxVLAN   *bool    `json:"rxvlan"` // null: driver does not support it
 }
 
-func loadFixture(t *testing.T, name string) *fixture {
+func loadFixture(t testing.TB, name string) *fixture {
 	t.Helper()
 	f := &fixture{
 		root:    filepath.Join("testdata", name),

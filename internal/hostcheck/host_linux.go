@@ -25,9 +25,17 @@ import (
 // namespace of the calling thread, so a caller inside a namespace's Do sees
 // that namespace; /sys/class/net follows the namespace sysfs was mounted in,
 // which is why MTUs come from netlink.
-func System() Host { return systemHost{} }
+func System() Host {
+	return systemHost{http: &http.Client{
+		// Peers are reached directly, never through an HTTP_PROXY from
+		// the environment; no idle connections are kept.
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+	}}
+}
 
-type systemHost struct{}
+type systemHost struct {
+	http *http.Client
+}
 
 func (systemHost) ReadFile(name string) ([]byte, error)  { return os.ReadFile(name) }
 func (systemHost) Stat(name string) (fs.FileInfo, error) { return os.Stat(name) }
@@ -195,12 +203,12 @@ func (systemHost) Listen(ctx context.Context, network, address string) (net.List
 	return lc.Listen(ctx, network, address)
 }
 
-func (systemHost) HTTPGet(ctx context.Context, url string) (int, error) {
+func (s systemHost) HTTPGet(ctx context.Context, url string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, fmt.Errorf("building request: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -122,6 +122,7 @@ const (
 	IDIxgbe      = "ixgbe-tx-queues"
 	IDI40eXDP    = "i40e-x722"
 	IDMTU        = "mtu"
+	IDXDPMTU     = "xdp-mtu"
 )
 
 // Worst returns the worst status in the report (Pass for an empty one).
@@ -171,12 +172,13 @@ func StartError(r Report) error {
 	return nil
 }
 
-// SafeAttachMode tells attach mode "auto" whether native XDP is unsafe on
-// this host (ixgbe Tx hang, FIELD-NOTES 1; i40e X722 crash on XDP load,
-// FIELD-NOTES 2) and generic XDP must be used, with the reason.
+// SafeAttachMode tells attach mode "auto" whether native XDP is unsafe or
+// impossible on this host (ixgbe Tx hang, FIELD-NOTES 1; i40e X722 crash on
+// XDP load, FIELD-NOTES 2; MTU above the driver's native limit,
+// FIELD-NOTES 5) and generic XDP must be used, with the reason.
 func SafeAttachMode(r Report) (generic bool, reason string) {
 	var reasons []string
-	for _, id := range []string{IDIxgbe, IDI40eXDP} {
+	for _, id := range []string{IDIxgbe, IDI40eXDP, IDXDPMTU} {
 		if c, ok := r.Get(id); ok && c.Status == Fail {
 			reasons = append(reasons, c.Finding)
 		}
@@ -200,30 +202,51 @@ func HoldIPv6(r Report) (hold bool, reason string) {
 	return false, ""
 }
 
-// Run runs every check against host for spec. It never fails as a whole: a
-// check that cannot read what it needs reports WARN with the error.
+// checkFunc is one check.
+type checkFunc func(context.Context, Host, Spec) Result
+
+// checks lists every check by ID, in report order.
+var checks = []struct {
+	id string
+	fn checkFunc
+}{
+	{IDForwarding, checkForwarding},
+	{"accept-local", checkAcceptLocal},
+	{"rp-filter", checkRPFilter},
+	{"rx-vlan", checkRxVLAN},
+	{IDMTU, checkMTU},
+	{IDXDPMTU, checkXDPMTU},
+	{IDIPv6Route, checkIPv6Route},
+	{IDIxgbe, checkIxgbe},
+	{IDI40eXDP, checkI40eXDP},
+	{"i40e-depmod", checkI40eDepmod},
+	{"bpffs", checkBPFFS},
+	{"btf", checkBTF},
+	{"bpf-privileges", checkBPFPrivileges},
+	{"bpf-features", checkBPFFeatures},
+	{"bird", checkBird},
+	{"bgp-listen", checkBGPListen},
+	{"peers", checkPeers},
+}
+
+// Run runs every check against host for spec, in a fixed order. It never
+// fails as a whole: a check that cannot read what it needs reports WARN with
+// the error. Network state is read in the calling thread's namespace.
 func Run(ctx context.Context, host Host, spec Spec) Report {
-	checks := []func(context.Context, Host, Spec) Result{
-		checkForwarding,
-		checkAcceptLocal,
-		checkRPFilter,
-		checkRxVLAN,
-		checkMTU,
-		checkIPv6Route,
-		checkIxgbe,
-		checkI40eXDP,
-		checkI40eDepmod,
-		checkBPFFS,
-		checkBTF,
-		checkBPFPrivileges,
-		checkBPFFeatures,
-		checkBird,
-		checkBGPListen,
-		checkPeers,
-	}
 	var r Report
 	for _, c := range checks {
-		r.Checks = append(r.Checks, c(ctx, host, spec))
+		r.Checks = append(r.Checks, c.fn(ctx, host, spec))
 	}
 	return r
+}
+
+// RunOne runs the check with the given ID, e.g. IDIPv6Route again when
+// routes change, so IPv6 VIPs are released once a route back exists.
+func RunOne(ctx context.Context, host Host, spec Spec, id string) (Result, error) {
+	for _, c := range checks {
+		if c.id == id {
+			return c.fn(ctx, host, spec), nil
+		}
+	}
+	return Result{}, fmt.Errorf("running host check %q: no such check", id)
 }

@@ -167,7 +167,8 @@ func cpuCount(h Host) (int, error) {
 }
 
 // x722DeviceIDs are the PCI device ids of the Intel X722 (I40E_DEV_ID_*_X722
-// in drivers/net/ethernet/intel/i40e/i40e_devids.h).
+// in drivers/net/ethernet/intel/i40e/i40e_devids.h; QSFP_I_X722 from Intel's
+// shared i40e base code).
 var x722DeviceIDs = map[string]string{
 	"0x37ce": "KX_X722",
 	"0x37cf": "QSFP_X722",
@@ -175,6 +176,7 @@ var x722DeviceIDs = map[string]string{
 	"0x37d1": "1G_BASE_T_X722",
 	"0x37d2": "10G_BASE_T_X722",
 	"0x37d3": "SFP_I_X722",
+	"0x37d4": "QSFP_I_X722",
 	"0x0dda": "SFP_X722_A",
 }
 
@@ -278,6 +280,10 @@ func checkI40eDepmod(_ context.Context, h Host, s Spec) Result {
 	}
 	r.Status = Warn
 	r.Finding = fmt.Sprintf("out-of-tree %s but no `override i40e` in /etc/depmod.d: after a kernel upgrade the in-tree i40e loads until a second reboot", mods[0])
+	if di, err := h.DriverInfo(s.Interface); s.Interface != "" && err == nil && di.Driver == "i40e" && strings.HasSuffix(di.Version, "-k") {
+		// In-tree versions end in "-k": the reboot already happened once.
+		r.Finding += fmt.Sprintf(" (%s runs the in-tree i40e %s now)", s.Interface, di.Version)
+	}
 	r.Fix = "echo 'override i40e * weak-updates/i40e' > /etc/depmod.d/i40e.conf && depmod -a"
 	return r
 }

@@ -2,12 +2,52 @@ package hostcheck
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/go-hclog"
 )
+
+// TestCheckIDs keeps the table's IDs and the results' IDs in step.
+func TestCheckIDs(t *testing.T) {
+	f := loadFixture(t, "virtio")
+	r := Run(context.Background(), f, Spec{Interface: "eth0"})
+	if len(r.Checks) != len(checks) {
+		t.Fatalf("%d results for %d checks", len(r.Checks), len(checks))
+	}
+	for i, c := range checks {
+		if r.Checks[i].ID != c.id {
+			t.Errorf("check %d: table ID %q, result ID %q", i, c.id, r.Checks[i].ID)
+		}
+		one, err := RunOne(context.Background(), f, Spec{Interface: "eth0"}, c.id)
+		if err != nil || one.ID != c.id {
+			t.Errorf("RunOne(%q) = %+v, %v", c.id, one, err)
+		}
+	}
+	if _, err := RunOne(context.Background(), f, Spec{}, "nosuch"); err == nil {
+		t.Error("RunOne(nosuch) succeeded")
+	}
+}
+
+func TestLog(t *testing.T) {
+	var b bytes.Buffer
+	sample.Log(hclog.New(&hclog.LoggerOptions{Output: &b, Level: hclog.Debug}))
+	out := b.String()
+	for _, want := range []string{
+		`[WARN]  host check warning: check=rx-vlan reason="eth0: rx-vlan-offload: on`,
+		`[ERROR] host check failed: check=ixgbe-tx-queues reason="eth0: 28 combined + 56 CPUs = 84 > 64" fix="ethtool -L eth0 combined 8"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "forwarding") || strings.Contains(out, "bird") {
+		t.Errorf("log has PASS/SKIP checks:\n%s", out)
+	}
+}
 
 func TestExitCode(t *testing.T) {
 	for _, tc := range []struct {
@@ -82,11 +122,4 @@ func TestWriteJSON(t *testing.T) {
 	if !bytes.Contains(b.Bytes(), []byte(`"status": "WARN"`)) {
 		t.Errorf("statuses are not names:\n%s", b.String())
 	}
-}
-
-// Example shows the whole of `vipctl doctor` once the caller has a Spec.
-func Example() {
-	r := sample // r := hostcheck.Run(ctx, hostcheck.System(), spec)
-	r.WriteTable(os.Stdout)
-	os.Exit(r.ExitCode())
 }
