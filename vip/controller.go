@@ -100,6 +100,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	for {
 		c.drainQueue()
 		m.reconcile(ctx)
+		for _, err := range m.checkInvariants() {
+			// The guards refused the step; this says what is wrong.
+			m.violations++
+			m.log.Error("invariant violated", "error", err)
+		}
 		c.publish()
 		var timer Timer
 		var timerC <-chan time.Time
