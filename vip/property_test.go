@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,8 +85,6 @@ type prop struct {
 	episodes int
 	log      []string // the last events, shown on failure
 }
-
-var propLogMu sync.Mutex
 
 func newProp(t *testing.T, seed uint64) *prop {
 	rng := rand.New(rand.NewPCG(seed, seed*7919))

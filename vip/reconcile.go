@@ -220,10 +220,14 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 		return 0
 	}
 	got, err := m.deps.Advertiser.SetRoutes(ctx, target)
-	m.advUnknown, m.advRetry = false, err != nil
-	m.changes++ // what was learnt may unblock another step
 	got = slices.Clone(got)
 	slices.SortFunc(got, func(a, b Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	if m.advUnknown || !slices.Equal(got, m.announced) {
+		// What was learnt may unblock another step. (An advertiser that
+		// keeps answering the same does not make the loop spin.)
+		m.changes++
+	}
+	m.advUnknown, m.advRetry = false, err != nil
 	m.announced = got
 	reported := map[netip.Addr]advState{}
 	for _, r := range got {
@@ -310,7 +314,7 @@ func (m *machine) program(ctx context.Context) int {
 		if !v.programmed {
 			m.transition(v, "programmed", false, true, why)
 		} else {
-			m.transition(v, "table", describe(v.table), describe(table), "backends changed")
+			m.transition(v, "table", tableString(v.table), tableString(table), "backends changed")
 		}
 		v.programmed, v.table, v.services, v.tableUnknown = true, table, p.Services, false
 	}
@@ -363,6 +367,11 @@ func (m *machine) refuse(v *vipState, op, why string) {
 	v.reason = "refused " + op + ": " + why
 	m.log.Error("refusing a step that would break an invariant", "vip", v.addr, "op", op, "reason", why)
 }
+
+// tableString prints a table as [name/role,...] when logged.
+type tableString []Backend
+
+func (t tableString) String() string { return describe(t) }
 
 func describe(t []Backend) string {
 	s := ""
