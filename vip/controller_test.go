@@ -151,11 +151,10 @@ func TestControllerRestartKeepsState(t *testing.T) {
 func TestShutdownNotRunning(t *testing.T) {
 	clock := newFakeClock()
 	w := newWorld(clock, 0)
-	c, err := New(testConfig(), Deps{Advertiser: w, Binder: w, Dataplane: w, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, cancel, done := runController(t, testConfig(), w, clock)
+	cancel()
+	<-done
 	if err := c.Shutdown(context.Background()); !errors.Is(err, ErrNotRunning) {
-		t.Errorf("Shutdown without Run = %v", err)
+		t.Errorf("Shutdown after Run returned = %v", err)
 	}
 }
