@@ -47,7 +47,7 @@ type Controller struct {
 	status   Status
 	doc      NodeState
 	running  bool
-	exited   bool // Run has returned
+	exited   bool          // Run has returned
 	stopped  chan struct{} // closed when a Shutdown drain completed
 	stopOnce sync.Once
 	wake     chan struct{}
