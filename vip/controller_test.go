@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,5 +157,59 @@ func TestShutdownNotRunning(t *testing.T) {
 	<-done
 	if err := c.Shutdown(context.Background()); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("Shutdown after Run returned = %v", err)
+	}
+}
+
+// Public methods from many goroutines while the loop runs (run with -race):
+// the world never sees an invariant broken.
+func TestControllerConcurrent(t *testing.T) {
+	clock := newFakeClock()
+	cfg := testConfig()
+	cfg.WithdrawGrace, cfg.TableGrace, cfg.DrainTimeout = time.Second, time.Second, time.Second
+	w := newWorld(clock, cfg.WithdrawGrace)
+	c, _, _ := runController(t, cfg, w, clock)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				a := []netip.Addr{vip4, vip6}[i%2]
+				switch (g + i) % 6 {
+				case 0:
+					c.SetHealth(a, i%3 != 0, "")
+				case 1:
+					c.SetPeer("b", peerState("b", []ServeState{StateActive, StateDraining, StateInactive}[i%3], true, a))
+				case 2:
+					_ = c.Drain(&a)
+				case 3:
+					_ = c.Undrain(&a)
+				case 4:
+					if i%50 == 0 {
+						_ = c.Drain(nil)
+					} else {
+						_ = c.Undrain(nil)
+					}
+				case 5:
+					_ = c.Status()
+					_ = c.NodeState()
+					clock.Advance(300 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	_ = c.Undrain(nil)
+	eventually(t, clock, time.Second, "serving again", func() bool {
+		s := c.Status()
+		return s.Phase == PhaseActive && vipStatus(c, vip4).Bound && vipStatus(c, vip4).Serve == StateActive
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.violations) > 0 {
+		t.Errorf("world: %v", w.violations)
+	}
+	if n := c.Status().Refusals; n != 0 {
+		t.Errorf("%d refusals", n)
 	}
 }
