@@ -31,7 +31,7 @@ type Deps struct {
 var (
 	// ErrUnknownVIP: the VIP is not in the configuration.
 	ErrUnknownVIP = errors.New("unknown vip")
-	// ErrNotRunning: Run has returned (or never started).
+	// ErrNotRunning: Run has returned.
 	ErrNotRunning = errors.New("controller not running")
 )
 
@@ -47,6 +47,7 @@ type Controller struct {
 	status   Status
 	doc      NodeState
 	running  bool
+	exited   bool          // Run has returned
 	stopped  chan struct{} // closed when a Shutdown drain completed
 	stopOnce sync.Once
 	wake     chan struct{}
@@ -90,7 +91,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		c.running = false
+		c.running, c.exited = false, true
 		c.mu.Unlock()
 	}()
 	m := c.m
@@ -100,6 +101,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	for {
 		c.drainQueue()
 		m.reconcile(ctx)
+		for _, err := range m.checkInvariants() {
+			// The guards refused the step; this says what is wrong.
+			m.violations++
+			m.log.Error("invariant violated", "error", err)
+		}
 		c.publish()
 		var timer Timer
 		var timerC <-chan time.Time
@@ -271,12 +277,13 @@ func (c *Controller) NodeState() NodeState {
 
 // Shutdown runs the node drain for SIGTERM (every route withdrawn whatever
 // the drain policy, then draining, inactive, unbind) and returns when it is
-// done or ctx ends. Run must be running; cancel its context afterwards.
+// done or ctx ends. It is final: Undrain does not bring the node back. Run
+// must be running (or about to); cancel its context afterwards.
 func (c *Controller) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
-	running := c.running
+	exited := c.exited && !c.running
 	c.mu.Unlock()
-	if !running {
+	if exited {
 		return fmt.Errorf("shutting down: %w", ErrNotRunning)
 	}
 	c.send(func(m *machine) { m.stopping, m.nodeDrain = true, true })

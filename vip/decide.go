@@ -1,9 +1,5 @@
 package vip
 
-import (
-	"time"
-)
-
 // The decisions of the state machine. Each returns the wanted value and the
 // reason for it; reconcile applies them in the order the invariants need.
 
@@ -18,64 +14,6 @@ func (m *machine) wantServing(v *vipState) (bool, string) {
 		return false, "node draining"
 	}
 	return true, "serving"
-}
-
-// nextServe is the state to publish next. Bring-up: bound first, then active.
-// Going down: withdraw, withdraw grace, draining, idle or drain timeout,
-// inactive; a removed VIP goes inactive right after the withdraw grace.
-func (m *machine) nextServe(v *vipState) (ServeState, string) {
-	now := m.now()
-	want, why := m.wantServing(v)
-	if want {
-		if v.serve != StateActive && !v.inDP {
-			return v.serve, "binding before publishing active"
-		}
-		return StateActive, why
-	}
-	switch v.serve {
-	case StateActive:
-		if v.adv == advNormal {
-			return StateActive, "waiting for withdraw"
-		}
-		if now.Before(v.normalOff.Add(m.cfg.WithdrawGrace)) {
-			return StateActive, "withdraw grace"
-		}
-		if v.spec == nil {
-			return StateInactive, why
-		}
-		return StateDraining, why
-	case StateDraining:
-		switch {
-		case v.spec == nil:
-			return StateInactive, why
-		case v.idle:
-			return StateInactive, "idle"
-		case !now.Before(v.servedAt.Add(m.cfg.DrainTimeout)):
-			return StateInactive, "drain timeout"
-		}
-		return StateDraining, "waiting for idle"
-	}
-	return StateInactive, why
-}
-
-// canUnbind: may the VIP leave lo and the bound set? Only once this node has
-// been out of every table for the table grace (invariant 2).
-func (m *machine) canUnbind(v *vipState) (bool, string) {
-	if want, _ := m.wantServing(v); want {
-		return false, "serving"
-	}
-	switch {
-	case v.serve != StateInactive:
-		return false, "published " + string(v.serve)
-	case m.now().Before(v.servedAt.Add(m.cfg.TableGrace)):
-		return false, "table grace"
-	case v.programmed && (hasLocal(v.table) || v.tableUnknown):
-		return false, "still in own table"
-	}
-	if v.spec == nil {
-		return true, "removed from config"
-	}
-	return true, "node drained"
 }
 
 // desiredTable is the table the VIP should be programmed with now. It is
@@ -170,30 +108,4 @@ func canProgram(v *vipState, table []Backend, advUnknown bool) (bool, string) {
 func (m *machine) wantBound(v *vipState) (bool, string) {
 	ok, why := m.canUnbind(v)
 	return !ok, why
-}
-
-// deadlines lists the future times at which a decision about v may change
-// by time alone.
-func (m *machine) deadlines(v *vipState) []time.Time {
-	var out []time.Time
-	want, _ := m.wantServing(v)
-	if !want {
-		switch v.serve {
-		case StateActive:
-			out = append(out, v.normalOff.Add(m.cfg.WithdrawGrace))
-		case StateDraining:
-			out = append(out, v.servedAt.Add(m.cfg.DrainTimeout))
-			if m.deps.Idle != nil {
-				out = append(out, m.now().Add(idlePoll))
-			}
-		case StateInactive:
-			if v.onLo {
-				out = append(out, v.servedAt.Add(m.cfg.TableGrace))
-			}
-		}
-	}
-	if v.spec == nil && v.programmed {
-		out = append(out, v.advOff.Add(m.cfg.WithdrawGrace))
-	}
-	return out
 }

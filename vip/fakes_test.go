@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -298,5 +297,3 @@ func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
 	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
 	return out
 }
-
-var _ = slices.Sort[[]int]

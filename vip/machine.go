@@ -210,6 +210,7 @@ func (m *machine) adopt(bound, programmed []netip.Addr) {
 func (m *machine) transition(v *vipState, facet string, from, to any, reason string) {
 	if reason == "" {
 		reason = "unexplained"
+		m.violations++ // invariant 5
 		m.log.Error("transition without a reason", "vip", v.addr, "facet", facet)
 	}
 	now := m.now()

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,8 +85,6 @@ type prop struct {
 	episodes int
 	log      []string // the last events, shown on failure
 }
-
-var propLogMu sync.Mutex
 
 func newProp(t *testing.T, seed uint64) *prop {
 	rng := rand.New(rand.NewPCG(seed, seed*7919))
@@ -243,6 +240,9 @@ func (p *prop) event() {
 			r.w.mu.Unlock()
 		}
 		r.start(p.cfg)
+	case k < 70:
+		p.note("shutdown")
+		m.stopping, m.nodeDrain = true, true
 	case k < 73:
 		a := p.pick()
 		r.w.mu.Lock()
@@ -290,7 +290,7 @@ func (p *prop) checkConverged() {
 			continue
 		}
 		v := m.vips[a]
-		serving := !m.nodeDrain
+		serving := !m.nodeDrain && !m.stopping
 		wantState := StateInactive
 		if serving {
 			wantState = StateActive
@@ -311,7 +311,7 @@ func (p *prop) checkConverged() {
 		}
 		route, announced := r.w.routes[a]
 		draining := m.nodeDrain || v.drained
-		wantAnnounced := m.holds[a] == "" && hasPrimary(want) && (!draining || m.cfg.deprefer())
+		wantAnnounced := !m.stopping && m.holds[a] == "" && hasPrimary(want) && (!draining || m.cfg.deprefer())
 		if announced != wantAnnounced || announced && route.Draining != draining {
 			p.Fatalf("converged: %s announced=%v %+v, want %v (held=%q draining=%v table %s)", a, announced, route, wantAnnounced, m.holds[a], draining, describe(want))
 		}

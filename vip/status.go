@@ -22,7 +22,11 @@ type Status struct {
 	Stopping bool   // a Shutdown is in progress
 	// Generation of the published NodeState.
 	Generation uint64
-	VIPs       []VIPStatus
+	// Refusals counts steps refused because they would break an invariant,
+	// and invariant violations found after a pass; anything but 0 is a bug
+	// worth a report (the log has the details).
+	Refusals uint64
+	VIPs     []VIPStatus
 }
 
 // VIPStatus is one VIP in a Status.
@@ -50,7 +54,7 @@ type VIPStatus struct {
 }
 
 func (m *machine) status() Status {
-	s := Status{Node: m.cfg.Node, Phase: m.phase(), Stopping: m.stopping, Generation: m.gen}
+	s := Status{Node: m.cfg.Node, Phase: m.phase(), Stopping: m.stopping, Generation: m.gen, Refusals: m.violations}
 	for _, v := range m.sorted() {
 		s.VIPs = append(s.VIPs, VIPStatus{
 			Addr:        v.addr,

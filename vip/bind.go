@@ -1,0 +1,103 @@
+package vip
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+)
+
+// bindLo adds to lo every VIP that must be bound (the first step of
+// bring-up).
+func (m *machine) bindLo(ctx context.Context) int {
+	failed := 0
+	for _, v := range m.sorted() {
+		want, why := m.wantBound(v)
+		v.reasons.Bound = why
+		if !want || v.onLo {
+			continue
+		}
+		if err := m.deps.Binder.Bind(ctx, v.addr); err != nil {
+			m.fail(v, "binding", err)
+			failed++
+			continue
+		}
+		v.onLo = true
+		m.transition(v, "lo", false, true, why)
+	}
+	return failed
+}
+
+// syncBoundSet makes the dataplane's bound set the VIPs that are on lo and
+// must stay bound. It is always a subset of lo (invariant 3).
+func (m *machine) syncBoundSet(ctx context.Context) int {
+	var target, cur []netip.Addr
+	for _, v := range m.sorted() {
+		if want, _ := m.wantBound(v); want && v.onLo {
+			target = append(target, v.addr)
+		}
+		if v.inDP {
+			cur = append(cur, v.addr)
+		}
+	}
+	uncertain := slices.ContainsFunc(m.sorted(), func(v *vipState) bool { return v.maybeDP != v.inDP })
+	if !m.dpUnknown && !uncertain && slices.Equal(target, cur) {
+		return 0
+	}
+	for _, a := range target {
+		if !m.vips[a].onLo {
+			m.refuse(m.vips[a], "setting bound set", "not on lo")
+			return 1
+		}
+	}
+	err := m.deps.Dataplane.SetBound(ctx, target)
+	m.changes++
+	for _, v := range m.sorted() {
+		in := slices.Contains(target, v.addr)
+		was := v.inDP
+		if err != nil {
+			// Either set may be in place now: claim only what both
+			// have, and keep unbind waiting for what either has.
+			v.inDP = v.inDP && in
+			v.maybeDP = v.maybeDP || in
+			if was != in {
+				m.fail(v, "setting bound set", err)
+			}
+		} else {
+			v.inDP, v.maybeDP = in, in
+		}
+		if v.inDP != was {
+			_, why := m.wantBound(v)
+			m.transition(v, "bound", was, v.inDP, why)
+		}
+	}
+	if err != nil {
+		m.dpUnknown = true
+		return 1
+	}
+	m.dpUnknown = false
+	return 0
+}
+
+// unbindLo removes from lo the VIPs that may leave it and are surely out of
+// the bound set (invariant 3: the bound set stays a subset of lo).
+func (m *machine) unbindLo(ctx context.Context) int {
+	failed := 0
+	for _, v := range m.sorted() {
+		want, why := m.wantBound(v)
+		if want || !v.onLo {
+			continue
+		}
+		if v.maybeDP {
+			v.reasons.Bound = "waiting to leave the bound set"
+			continue
+		}
+		if err := m.deps.Binder.Unbind(ctx, v.addr); err != nil {
+			m.fail(v, "unbinding", err)
+			failed++
+			continue
+		}
+		v.onLo = false
+		m.transition(v, "lo", true, false, why)
+	}
+	return failed
+}
