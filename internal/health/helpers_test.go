@@ -3,7 +3,6 @@ package health
 import (
 	"net"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 )
@@ -44,12 +43,4 @@ func checkNoGoroutineLeak(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
-}
-
-// wantPrefix fails unless s starts with prefix.
-func wantPrefix(t *testing.T, what, s, prefix string) {
-	t.Helper()
-	if !strings.HasPrefix(s, prefix) {
-		t.Errorf("%s = %q, want prefix %q", what, s, prefix)
-	}
 }

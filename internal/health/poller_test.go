@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,7 +21,7 @@ import (
 // fakePeer serves a scripted state document.
 type fakePeer struct {
 	mu    sync.Mutex
-	mode  string // ok | 500 | badjson | wrongnode | hang | redirect | flap | bump
+	mode  string // ok | 500 | badjson | wrongnode | hang | redirect | huge | flap | bump
 	st    vip.NodeState
 	polls int
 }
@@ -75,6 +76,10 @@ func (f *fakePeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	case "redirect":
 		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	case "huge": // valid JSON, but over the size limit
+		w.Write([]byte(`{"node":"` + st.Node + `","pad":"`))
+		w.Write(bytes.Repeat([]byte("x"), maxStateBody))
+		w.Write([]byte(`"}`))
 	default:
 		json.NewEncoder(w).Encode(st)
 	}
@@ -206,7 +211,7 @@ func TestPollerLifecycle(t *testing.T) {
 // Every way a poll can miss counts as a miss: the peer is reported failed
 // (once), never up.
 func TestPollerMisses(t *testing.T) {
-	for _, mode := range []string{"500", "badjson", "wrongnode", "hang", "redirect", "refused"} {
+	for _, mode := range []string{"500", "badjson", "wrongnode", "hang", "redirect", "huge", "refused"} {
 		t.Run(mode, func(t *testing.T) {
 			checkNoGoroutineLeak(t)
 			f, srv := newFakePeer(t, "n2")
