@@ -240,7 +240,7 @@ func (a *Advertiser) install(ctx context.Context, data []byte) (ConfigureResult,
 	t0 := time.Now()
 	if err := Check(ctx, a.cfg.Bird, tmp); err != nil {
 		os.Remove(tmp)
-		return "", fmt.Errorf("checking generated config: %w", err)
+		return "", fmt.Errorf("checking generated config: %w", renameInError(err, tmp, file))
 	}
 	a.lastApply.Check = time.Since(t0)
 	if err := replace(tmp, file); err != nil {
@@ -251,6 +251,11 @@ func (a *Advertiser) install(ctx context.Context, data []byte) (ConfigureResult,
 	a.lastApply.Configure = time.Since(t0)
 	if cerr == nil {
 		return res, nil
+	}
+	var ce *ConfigError
+	if errors.As(cerr, &ce) {
+		cerr = fmt.Errorf("reconfiguring bird: %w", &ConfigError{File: ce.File, Line: ce.Line, Col: ce.Col,
+			Msg: ce.Msg + " (in the new version; the last good file is restored)"})
 	}
 	if rerr := a.restore(); rerr != nil {
 		return "", errors.Join(cerr, rerr)

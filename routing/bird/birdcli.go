@@ -67,6 +67,35 @@ func Check(ctx context.Context, birdBinary, file string) error {
 	return fmt.Errorf("checking %s with %s -p: %w: %s", file, birdBinary, err, strings.TrimSpace(stderr.String()))
 }
 
+// CheckData validates data as a BIRD configuration with `bird -p`, through
+// a temporary file; errors name the file as name ("name:line:col: msg").
+// `vipctl bird-config --check` uses it for what it writes to stdout.
+func CheckData(ctx context.Context, birdBinary, name string, data []byte) error {
+	f, err := os.CreateTemp("", "vipd-bird-*.conf")
+	if err != nil {
+		return fmt.Errorf("checking bird config: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("checking bird config: %w", err)
+	}
+	return renameInError(Check(ctx, birdBinary, f.Name()), f.Name(), name)
+}
+
+// renameInError makes a *ConfigError about the temporary file from name
+// the file the operator knows.
+func renameInError(err error, from, to string) error {
+	var ce *ConfigError
+	if errors.As(err, &ce) && ce.File == from {
+		return &ConfigError{File: to, Line: ce.Line, Col: ce.Col, Msg: ce.Msg + " (in the new version, not installed)"}
+	}
+	return err
+}
+
 // probeIgnoreMTUConf is the smallest config using the keyword.
 const probeIgnoreMTUConf = `router id 192.0.2.1;
 protocol device {

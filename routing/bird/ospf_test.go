@@ -191,6 +191,15 @@ func TestMTUMismatch(t *testing.T) {
 		if l.routerHas(t, vipA) {
 			t.Error("the VIP route reached the router without an adjacency")
 		}
+		probs, err := Diagnose(context.Background(), l.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(probs) != 1 || !strings.Contains(probs[0].Reason, "MTU mismatch (remote 9000, local 1500)") {
+			t.Errorf("Diagnose = %v, want the MTU mismatch", probs)
+		} else {
+			t.Logf("doctor: %s", probs[0])
+		}
 	})
 	t.Run("patched ignoremtu", func(t *testing.T) {
 		t.Parallel()
@@ -200,6 +209,9 @@ func TestMTUMismatch(t *testing.T) {
 		t.Logf("Full after %s", took)
 		took = waitFor(t, 20*time.Second, "the VIP route at the router", func() bool { return l.routerHas(t, vipA) })
 		t.Logf("route at the router after %s more", took)
+		if probs, err := Diagnose(context.Background(), l.cfg); err != nil || len(probs) != 0 {
+			t.Errorf("Diagnose = %v, %v; want no problem", probs, err)
+		}
 		out, err := runCmd(l.cfg.Birdc, "-s", l.cfg.Socket, "show", "ospf")
 		if err != nil || !strings.Contains(out, "Ignore MTU: Yes") {
 			t.Errorf("show ospf does not report ignoremtu: %v: %s", err, out)
