@@ -2,6 +2,7 @@ package bird
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -149,6 +150,15 @@ func TestSetRoutesFailedConfigure(t *testing.T) {
 	now, _ := os.ReadFile(cfg.ConfigFile)
 	if string(now) != string(good) {
 		t.Errorf("the rejected file was not replaced by the last good one:\n%s", now)
+	}
+	// An unconfigured prefix is refused without touching BIRD, and the
+	// answer still tells what is announced.
+	got, err = b.SetRoutes(context.Background(), []vip.Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32")}})
+	if !errors.Is(err, ErrUnknownVIP) {
+		t.Errorf("SetRoutes with an unconfigured prefix: err = %v, want ErrUnknownVIP", err)
+	}
+	if diff := cmp.Diff(first, got, routeOpts); diff != "" {
+		t.Errorf("SetRoutes with an unconfigured prefix returned (-want +got):\n%s", diff)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(cfg.ConfigFile))
 	if len(entries) != 1 {

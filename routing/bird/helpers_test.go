@@ -58,11 +58,6 @@ func patchedBird(t testing.TB) string {
 	return patchedPath
 }
 
-// patchedBirdc is the birdc built next to the patched bird.
-func patchedBirdc(t testing.TB) string {
-	return filepath.Join(filepath.Dir(patchedBird(t)), "birdc")
-}
-
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
