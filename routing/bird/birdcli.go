@@ -275,3 +275,25 @@ func ScanMTUMismatches(r io.Reader) ([]MTUMismatch, error) {
 	}
 	return out, nil
 }
+
+// CheckGenerated validates a configuration rendered from cfg (as `vipctl
+// bird-config --check` does) with cfg.Bird: when an OSPF instance sets
+// ignore_mtu and that BIRD lacks the patch, the error is
+// ErrIgnoreMTUUnsupported rather than BIRD's syntax error.
+func CheckGenerated(ctx context.Context, cfg Config, name string, data []byte) error {
+	cfg = cfg.WithDefaults()
+	for _, o := range cfg.OSPF {
+		if !o.IgnoreMTU {
+			continue
+		}
+		ok, err := ProbeIgnoreMTU(ctx, cfg.Bird)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("checking %s for ospf %s: %w", cfg.Bird, o.Name, ErrIgnoreMTUUnsupported)
+		}
+		break
+	}
+	return CheckData(ctx, cfg.Bird, name, data)
+}

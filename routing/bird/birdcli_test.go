@@ -122,6 +122,20 @@ func TestCheckData(t *testing.T) {
 	}
 }
 
+func TestCheckGeneratedIgnoreMTU(t *testing.T) {
+	requireBird(t)
+	cfg := v4Config()
+	cfg.OSPF[0].IgnoreMTU = true
+	data := mustRender(t, cfg, nil)
+	if err := CheckGenerated(context.Background(), cfg, "out.conf", data); !errors.Is(err, ErrIgnoreMTUUnsupported) {
+		t.Errorf("CheckGenerated with stock bird: got %v, want ErrIgnoreMTUUnsupported", err)
+	}
+	cfg.Bird = patchedBird(t)
+	if err := CheckGenerated(context.Background(), cfg, "out.conf", data); err != nil {
+		t.Errorf("CheckGenerated with the patched bird: %v", err)
+	}
+}
+
 func TestProbeIgnoreMTU(t *testing.T) {
 	requireBird(t)
 	tests := []struct {
