@@ -2,6 +2,7 @@ package bird
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,8 @@ func patchedBird(t testing.TB) string {
 		}
 		t.Logf("building (or reusing) the patched BIRD with %s; a cold build takes 1-2 min", script)
 		cmd := exec.Command(script)
-		cmd.Stderr = testWriter{t}
+		// Progress goes to the terminal too: a cold build takes minutes.
+		cmd.Stderr = io.MultiWriter(os.Stderr, testWriter{t})
 		out, err := cmd.Output()
 		if err != nil {
 			patchedErr = err
