@@ -99,6 +99,7 @@ type ospfLab struct {
 	directorBird     *birdDaemon
 	cfg              Config
 	adv              *Advertiser
+	instances        int // OSPF instances on the director
 }
 
 type labOptions struct {
@@ -108,6 +109,9 @@ type labOptions struct {
 	vips                   []netip.Prefix
 	initial                []vip.Route // routes in the director's file before BIRD starts
 	v6                     bool        // also OSPFv3 (IPv6 VIPs)
+	// include: the director runs an operator's bird.conf that includes
+	// vipd's file (mode "include") instead of vipd's full config.
+	include bool
 }
 
 func newOSPFLab(t testing.TB, o labOptions) *ospfLab {
@@ -185,8 +189,27 @@ protocol ospf v2 core {
 	for _, p := range o.vips {
 		l.cfg.VIPs = append(l.cfg.VIPs, VIPRoute{Prefix: p})
 	}
+	l.instances = len(l.cfg.OSPF)
+	mainConf := l.cfg.ConfigFile
+	if o.include {
+		l.cfg.Mode, l.cfg.OSPF = ModeInclude, nil
+		l.cfg.ConfigFile = filepath.Join(l.dir, "vipd.conf")
+		writeFile(t, mainConf, fmt.Sprintf(`# The operator's own config.
+router id 10.99.0.1;
+log "%s" all;
+include "%s";
+protocol device {
+}
+protocol ospf v2 ops {
+	ipv4 { import all; export where proto = "%s"; };
+	area 0 {
+		interface "%s" { type ptp; hello 1; dead 3; };
+	};
+}
+`, l.cfg.LogFile, l.cfg.ConfigFile, StaticV4, l.dIf))
+	}
 	writeFile(t, l.cfg.ConfigFile, string(mustRender(t, l.cfg, o.initial)))
-	l.directorBird = startBird(t, l.director, o.bird, l.cfg.ConfigFile)
+	l.directorBird = startBird(t, l.director, o.bird, mainConf)
 	adv, err := New(context.Background(), l.cfg, hclog.New(&hclog.LoggerOptions{
 		Name: t.Name(), Level: hclog.Info, Output: testWriter{t}}))
 	if err != nil {
@@ -232,7 +255,7 @@ func (l *ospfLab) neighbors(t testing.TB) []Neighbor {
 // instance.
 func (l *ospfLab) full(t testing.TB) bool {
 	ns := l.neighbors(t)
-	if len(ns) != len(l.cfg.OSPF) {
+	if len(ns) != l.instances {
 		return false
 	}
 	for _, n := range ns {

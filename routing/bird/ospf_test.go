@@ -115,6 +115,26 @@ func TestOSPFDrainUndrain(t *testing.T) {
 	t.Logf("deprefer: drain metric at the router in %s", took)
 }
 
+// TestIncludeMode: vipd writes only the VIP routes; the operator's own
+// bird.conf includes them and exports them into its OSPF.
+func TestIncludeMode(t *testing.T) {
+	t.Parallel()
+	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB}, include: true})
+	ctx := context.Background()
+	waitFor(t, 15*time.Second, "adjacency Full", func() bool { return l.full(t) })
+	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "both VIPs at the router", func() bool { return l.routerHas(t, vipA) && l.routerHas(t, vipB) })
+	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: vipB}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "A withdrawn at the router", func() bool { return !l.routerHas(t, vipA) && l.routerHas(t, vipB) })
+	if !l.full(t) {
+		t.Errorf("adjacency left Full: %+v", l.neighbors(t))
+	}
+}
+
 // TestRejectedConfigKeepsRunning: a generated config that BIRD rejects, at
 // `bird -p` or at `birdc configure`, never replaces the running one, and
 // SetRoutes reports the routes still in effect.
