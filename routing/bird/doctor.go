@@ -62,3 +62,9 @@ func Diagnose(ctx context.Context, cfg Config) ([]Problem, error) {
 	}
 	return out, nil
 }
+
+// Diagnose reports the problems of the BIRD this advertiser drives (see the
+// package function Diagnose); vipd can log them or show them in status.
+func (a *Advertiser) Diagnose(ctx context.Context) ([]Problem, error) {
+	return Diagnose(ctx, a.cfg)
+}

@@ -241,7 +241,7 @@ func TestMTUMismatch(t *testing.T) {
 		if l.routerHas(t, vipA) {
 			t.Error("the VIP route reached the router without an adjacency")
 		}
-		probs, err := Diagnose(context.Background(), l.cfg)
+		probs, err := l.adv.Diagnose(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
