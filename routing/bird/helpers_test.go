@@ -55,6 +55,10 @@ func patchedBird(t testing.TB) string {
 		patchedPath = lines[len(lines)-1]
 	})
 	if patchedErr != nil {
+		if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
+			// Without root the script cannot install its build deps.
+			t.Skipf("no patched BIRD (build it with `make bird-ignoremtu` as root): %v", patchedErr)
+		}
 		t.Fatalf("building the patched BIRD: %v", patchedErr)
 	}
 	return patchedPath
