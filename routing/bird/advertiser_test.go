@@ -166,6 +166,45 @@ func TestSetRoutesFailedConfigure(t *testing.T) {
 	}
 }
 
+// TestSetRoutesConfigureTimeout: when birdc does not answer in time, the
+// outcome is unknown, so both the old and the new routes are reported.
+func TestSetRoutesConfigureTimeout(t *testing.T) {
+	requireBird(t)
+	okc, _ := fakeBirdc(t, "Reconfigured")
+	dir := t.TempDir()
+	slow := filepath.Join(dir, "birdc")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 5\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := v4Config()
+	cfg.ConfigFile = filepath.Join(dir, "bird.conf")
+	cfg.Birdc = okc
+	cfg.Debounce = time.Millisecond
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetRoutes(context.Background(), []vip.Route{{Prefix: vipA}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	cfg.Birdc, cfg.Timeout = slow, 300*time.Millisecond
+	b, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got, err := b.SetRoutes(context.Background(), []vip.Route{{Prefix: vipB}})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SetRoutes with a stuck birdc: err = %v, want a deadline error", err)
+	}
+	want := []vip.Route{{Prefix: vipA}, {Prefix: vipB}}
+	if diff := cmp.Diff(want, got, routeOpts); diff != "" {
+		t.Errorf("SetRoutes returned (-want +got):\n%s", diff)
+	}
+}
+
 func TestSetRoutesAfterClose(t *testing.T) {
 	cfg := v4Config()
 	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ConfigError is an error BIRD reported about a configuration file.
@@ -49,6 +50,7 @@ func Check(ctx context.Context, birdBinary, file string) error {
 	}
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, birdBinary, "-p", "-c", file)
+	cmd.WaitDelay = time.Second
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
 	err := cmd.Run()
@@ -175,7 +177,9 @@ func Configure(ctx context.Context, birdc, socket, file string) (ConfigureResult
 	if file != "" {
 		args = append(args, strconv.Quote(file))
 	}
-	out, err := exec.CommandContext(ctx, birdc, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, birdc, args...)
+	cmd.WaitDelay = time.Second // a stuck child must not outlive ctx by much
+	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		return "", fmt.Errorf("running birdc configure: %w", ctx.Err())
 	}
