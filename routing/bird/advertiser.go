@@ -371,3 +371,14 @@ func routesInFile(data []byte) []vip.Route {
 	}
 	return out
 }
+
+// WriteAtomic writes data to file the way an apply does: a temporary file
+// in the same directory, fsync, rename, fsync of the directory. Readers see
+// the old or the new file, never half of one (`vipctl bird-config -o`).
+func WriteAtomic(file string, data []byte) error {
+	tmp, err := writeTemp(file, data)
+	if err != nil {
+		return err
+	}
+	return replace(tmp, file)
+}
