@@ -200,7 +200,8 @@ func (a *Advertiser) run() {
 			routes := batch[len(batch)-1].routes
 			res := a.apply(routes, len(batch))
 			for _, r := range batch {
-				r.reply <- res
+				// Each caller owns its slice.
+				r.reply <- result{routes: slices.Clone(res.routes), err: res.err}
 			}
 			batch = nil
 		case <-a.stop:
