@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,10 +31,13 @@ type Advertiser struct {
 	stop chan struct{}
 	done chan struct{}
 
+	// mu guards live and liveSure: run writes them, Routes reads them.
+	mu       sync.Mutex
+	live     []vip.Route // routes in effect at BIRD (best knowledge)
+	liveSure bool        // live was set by a successful apply
+
 	// Owned by the run goroutine.
-	live      []vip.Route // routes in effect at BIRD (best knowledge)
-	liveSure  bool        // live was set by a successful apply
-	lastGood  []byte      // contents of the last file BIRD accepted
+	lastGood  []byte // contents of the last file BIRD accepted
 	haveGood  bool
 	fileArg   string // file passed to `birdc configure` ("" = BIRD's own)
 	lastApply ApplyStats
@@ -102,7 +106,7 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Advertiser, error)
 	}
 	if data, err := os.ReadFile(cfg.ConfigFile); err == nil {
 		a.lastGood, a.haveGood = data, true
-		a.live = routesInFile(data)
+		a.setLive(routesInFile(data), false)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", cfg.ConfigFile, err)
 	}
@@ -131,24 +135,51 @@ func (a *Advertiser) Close() error {
 func (a *Advertiser) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
 	for _, r := range routes {
 		if !a.vips[r.Prefix] {
-			return nil, fmt.Errorf("setting route %s: %w", r.Prefix, ErrUnknownVIP)
+			return a.Routes(), fmt.Errorf("setting route %s: %w", r.Prefix, ErrUnknownVIP)
 		}
 	}
 	req := request{routes: slices.Clone(routes), reply: make(chan result, 1)}
 	select {
 	case a.reqs <- req:
 	case <-a.stop:
-		return nil, ErrClosed
+		return a.Routes(), ErrClosed
 	case <-ctx.Done():
-		return nil, fmt.Errorf("setting bird routes: %w", ctx.Err())
+		return a.Routes(), fmt.Errorf("setting bird routes: %w", ctx.Err())
 	}
 	select {
 	case res := <-req.reply:
 		return res.routes, res.err
 	case <-ctx.Done():
-		// The apply goes on; its outcome is unknown to this caller.
-		return nil, fmt.Errorf("setting bird routes: %w", ctx.Err())
+		// The apply goes on and its outcome is unknown: report the routes
+		// of both sides as possibly announced.
+		return union(a.Routes(), announced(a.cfg, routes)), fmt.Errorf("setting bird routes: %w", ctx.Err())
 	}
+}
+
+// Routes returns the routes BIRD announces as far as the advertiser knows:
+// those of the last successful apply, or of the generated file found at
+// start.
+func (a *Advertiser) Routes() []vip.Route {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.live)
+}
+
+func (a *Advertiser) setLive(routes []vip.Route, sure bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.live, a.liveSure = routes, sure
+}
+
+// union returns a plus the routes of b whose prefix is not in a.
+func union(a, b []vip.Route) []vip.Route {
+	out := slices.Clone(a)
+	for _, r := range b {
+		if !slices.ContainsFunc(out, func(o vip.Route) bool { return o.Prefix == r.Prefix }) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (a *Advertiser) run() {
@@ -169,7 +200,8 @@ func (a *Advertiser) run() {
 			routes := batch[len(batch)-1].routes
 			res := a.apply(routes, len(batch))
 			for _, r := range batch {
-				r.reply <- res
+				// Each caller owns its slice.
+				r.reply <- result{routes: slices.Clone(res.routes), err: res.err}
 			}
 			batch = nil
 		case <-a.stop:
@@ -187,7 +219,10 @@ func (a *Advertiser) run() {
 // apply renders routes, validates, installs and reloads. Only run calls it.
 func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
 	want := announced(a.cfg, routes)
-	if a.liveSure && slices.Equal(want, a.live) {
+	a.mu.Lock()
+	same := a.liveSure && slices.Equal(want, a.live)
+	a.mu.Unlock()
+	if same {
 		return result{routes: slices.Clone(want)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
@@ -195,7 +230,7 @@ func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
 	start := time.Now()
 	data, err := a.r.render(want)
 	if err != nil {
-		return result{routes: slices.Clone(a.live), err: err}
+		return result{routes: a.Routes(), err: err}
 	}
 	a.lastApply.Render = time.Since(start)
 	res, err := a.install(ctx, data)
@@ -204,7 +239,7 @@ func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
 			"reason", err.Error(), "file", a.cfg.ConfigFile)
 		return result{routes: a.uncertain(want, err), err: err}
 	}
-	a.live, a.liveSure = want, true
+	a.setLive(want, true)
 	a.lastGood, a.haveGood = data, true
 	a.log.Debug("bird reconfigured", "state", string(res), "routes", len(want),
 		"coalesced", coalesced, "took", time.Since(start))
@@ -215,17 +250,13 @@ func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
 // wanted ones when BIRD may have taken the new file (timeout), since a
 // route whose state is unknown must be reported as announced.
 func (a *Advertiser) uncertain(want []vip.Route, err error) []vip.Route {
+	live := a.Routes()
 	if !errors.Is(err, context.DeadlineExceeded) {
-		return slices.Clone(a.live)
+		return live
 	}
-	a.liveSure = false
-	out := slices.Clone(a.live)
-	for _, r := range want {
-		if !slices.ContainsFunc(out, func(o vip.Route) bool { return o.Prefix == r.Prefix }) {
-			out = append(out, r)
-		}
-	}
-	return out
+	out := union(live, want)
+	a.setLive(out, false)
+	return slices.Clone(out)
 }
 
 // install writes data next to the config file, has `bird -p` check it,
@@ -240,7 +271,7 @@ func (a *Advertiser) install(ctx context.Context, data []byte) (ConfigureResult,
 	t0 := time.Now()
 	if err := Check(ctx, a.cfg.Bird, tmp); err != nil {
 		os.Remove(tmp)
-		return "", fmt.Errorf("checking generated config: %w", err)
+		return "", fmt.Errorf("checking generated config: %w", renameInError(err, tmp, file))
 	}
 	a.lastApply.Check = time.Since(t0)
 	if err := replace(tmp, file); err != nil {
@@ -251,6 +282,11 @@ func (a *Advertiser) install(ctx context.Context, data []byte) (ConfigureResult,
 	a.lastApply.Configure = time.Since(t0)
 	if cerr == nil {
 		return res, nil
+	}
+	var ce *ConfigError
+	if errors.As(cerr, &ce) {
+		cerr = fmt.Errorf("reconfiguring bird: %w", &ConfigError{File: ce.File, Line: ce.Line, Col: ce.Col,
+			Msg: ce.Msg + " (in the new version; the last good file is restored)"})
 	}
 	if rerr := a.restore(); rerr != nil {
 		return "", errors.Join(cerr, rerr)
@@ -335,4 +371,15 @@ func routesInFile(data []byte) []vip.Route {
 		out = append(out, vip.Route{Prefix: p, Draining: bytes.Equal(m[2], []byte("# draining"))})
 	}
 	return out
+}
+
+// WriteAtomic writes data to file the way an apply does: a temporary file
+// in the same directory, fsync, rename, fsync of the directory. Readers see
+// the old or the new file, never half of one (`vipctl bird-config -o`).
+func WriteAtomic(file string, data []byte) error {
+	tmp, err := writeTemp(file, data)
+	if err != nil {
+		return err
+	}
+	return replace(tmp, file)
 }

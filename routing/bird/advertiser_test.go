@@ -2,6 +2,7 @@ package bird
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -150,9 +151,57 @@ func TestSetRoutesFailedConfigure(t *testing.T) {
 	if string(now) != string(good) {
 		t.Errorf("the rejected file was not replaced by the last good one:\n%s", now)
 	}
+	// An unconfigured prefix is refused without touching BIRD, and the
+	// answer still tells what is announced.
+	got, err = b.SetRoutes(context.Background(), []vip.Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32")}})
+	if !errors.Is(err, ErrUnknownVIP) {
+		t.Errorf("SetRoutes with an unconfigured prefix: err = %v, want ErrUnknownVIP", err)
+	}
+	if diff := cmp.Diff(first, got, routeOpts); diff != "" {
+		t.Errorf("SetRoutes with an unconfigured prefix returned (-want +got):\n%s", diff)
+	}
 	entries, _ := os.ReadDir(filepath.Dir(cfg.ConfigFile))
 	if len(entries) != 1 {
 		t.Errorf("temp files left behind: %v", entries)
+	}
+}
+
+// TestSetRoutesConfigureTimeout: when birdc does not answer in time, the
+// outcome is unknown, so both the old and the new routes are reported.
+func TestSetRoutesConfigureTimeout(t *testing.T) {
+	requireBird(t)
+	okc, _ := fakeBirdc(t, "Reconfigured")
+	dir := t.TempDir()
+	slow := filepath.Join(dir, "birdc")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 5\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := v4Config()
+	cfg.ConfigFile = filepath.Join(dir, "bird.conf")
+	cfg.Birdc = okc
+	cfg.Debounce = time.Millisecond
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetRoutes(context.Background(), []vip.Route{{Prefix: vipA}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	cfg.Birdc, cfg.Timeout = slow, 300*time.Millisecond
+	b, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got, err := b.SetRoutes(context.Background(), []vip.Route{{Prefix: vipB}})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SetRoutes with a stuck birdc: err = %v, want a deadline error", err)
+	}
+	want := []vip.Route{{Prefix: vipA}, {Prefix: vipB}}
+	if diff := cmp.Diff(want, got, routeOpts); diff != "" {
+		t.Errorf("SetRoutes returned (-want +got):\n%s", diff)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ConfigError is an error BIRD reported about a configuration file.
@@ -49,6 +50,7 @@ func Check(ctx context.Context, birdBinary, file string) error {
 	}
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, birdBinary, "-p", "-c", file)
+	cmd.WaitDelay = time.Second
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
 	err := cmd.Run()
@@ -65,6 +67,35 @@ func Check(ctx context.Context, birdBinary, file string) error {
 		}
 	}
 	return fmt.Errorf("checking %s with %s -p: %w: %s", file, birdBinary, err, strings.TrimSpace(stderr.String()))
+}
+
+// CheckData validates data as a BIRD configuration with `bird -p`, through
+// a temporary file; errors name the file as name ("name:line:col: msg").
+// `vipctl bird-config --check` uses it for what it writes to stdout.
+func CheckData(ctx context.Context, birdBinary, name string, data []byte) error {
+	f, err := os.CreateTemp("", "vipd-bird-*.conf")
+	if err != nil {
+		return fmt.Errorf("checking bird config: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("checking bird config: %w", err)
+	}
+	return renameInError(Check(ctx, birdBinary, f.Name()), f.Name(), name)
+}
+
+// renameInError makes a *ConfigError about the temporary file from name
+// the file the operator knows.
+func renameInError(err error, from, to string) error {
+	var ce *ConfigError
+	if errors.As(err, &ce) && ce.File == from {
+		return &ConfigError{File: to, Line: ce.Line, Col: ce.Col, Msg: ce.Msg + " (in the new version, not installed)"}
+	}
+	return err
 }
 
 // probeIgnoreMTUConf is the smallest config using the keyword.
@@ -146,7 +177,9 @@ func Configure(ctx context.Context, birdc, socket, file string) (ConfigureResult
 	if file != "" {
 		args = append(args, strconv.Quote(file))
 	}
-	out, err := exec.CommandContext(ctx, birdc, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, birdc, args...)
+	cmd.WaitDelay = time.Second // a stuck child must not outlive ctx by much
+	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		return "", fmt.Errorf("running birdc configure: %w", ctx.Err())
 	}
@@ -245,4 +278,26 @@ func ScanMTUMismatches(r io.Reader) ([]MTUMismatch, error) {
 		return out, fmt.Errorf("scanning bird log: %w", err)
 	}
 	return out, nil
+}
+
+// CheckGenerated validates a configuration rendered from cfg (as `vipctl
+// bird-config --check` does) with cfg.Bird: when an OSPF instance sets
+// ignore_mtu and that BIRD lacks the patch, the error is
+// ErrIgnoreMTUUnsupported rather than BIRD's syntax error.
+func CheckGenerated(ctx context.Context, cfg Config, name string, data []byte) error {
+	cfg = cfg.WithDefaults()
+	for _, o := range cfg.OSPF {
+		if !o.IgnoreMTU {
+			continue
+		}
+		ok, err := ProbeIgnoreMTU(ctx, cfg.Bird)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("checking %s for ospf %s: %w", cfg.Bird, o.Name, ErrIgnoreMTUUnsupported)
+		}
+		break
+	}
+	return CheckData(ctx, cfg.Bird, name, data)
 }

@@ -110,6 +110,32 @@ func TestCheckReportsFileLine(t *testing.T) {
 	}
 }
 
+func TestCheckData(t *testing.T) {
+	requireBird(t)
+	if err := CheckData(context.Background(), "bird", "out.conf", mustRender(t, v4Config(), nil)); err != nil {
+		t.Errorf("CheckData of a generated config: %v", err)
+	}
+	err := CheckData(context.Background(), "bird", "out.conf", []byte("router id 10.0.0.1;\nprotocol nope {}\n"))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.File != "out.conf" || ce.Line != 2 {
+		t.Errorf("CheckData of a bad config: got %v, want out.conf:2:...", err)
+	}
+}
+
+func TestCheckGeneratedIgnoreMTU(t *testing.T) {
+	requireBird(t)
+	cfg := v4Config()
+	cfg.OSPF[0].IgnoreMTU = true
+	data := mustRender(t, cfg, nil)
+	if err := CheckGenerated(context.Background(), cfg, "out.conf", data); !errors.Is(err, ErrIgnoreMTUUnsupported) {
+		t.Errorf("CheckGenerated with stock bird: got %v, want ErrIgnoreMTUUnsupported", err)
+	}
+	cfg.Bird = patchedBird(t)
+	if err := CheckGenerated(context.Background(), cfg, "out.conf", data); err != nil {
+		t.Errorf("CheckGenerated with the patched bird: %v", err)
+	}
+}
+
 func TestProbeIgnoreMTU(t *testing.T) {
 	requireBird(t)
 	tests := []struct {

@@ -2,11 +2,24 @@
 // configuration that lists the announced VIP routes explicitly and reloading
 // BIRD through birdc.
 //
-// VIP routes are a generated `protocol static` list exported into OSPF (v2
-// for IPv4, v3 for IPv6); they never come from addresses bound on lo, so
-// binding and advertising stay independent. The generated file is either a
-// complete bird.conf (mode "full") or an include file with only the VIP
-// routes (mode "include") for an operator's own bird.conf.
+// VIP routes are a generated `protocol static` list (vipd_vip4, vipd_vip6)
+// exported into OSPF (v2 for IPv4, v3 for IPv6); they never come from
+// addresses bound on lo, so binding and advertising stay independent. The
+// generated file is either a complete bird.conf (mode "full") or an include
+// file with only the VIP routes (mode "include") for an operator's own
+// bird.conf, whose OSPF export filters select them by protocol name.
+//
+// An apply renders the file, has `bird -p` check it, writes it atomically
+// (temp file, fsync, rename), runs `birdc configure` with a timeout and, if
+// BIRD refuses, puts the last good file back: a rejected config never
+// replaces the running one. SetRoutes calls coalesce within a bounded
+// debounce window (<= 200 ms).
+//
+// The OSPF option ignore_mtu emits `ignoremtu yes;`, which only a BIRD built
+// with patch/bird-2.0-ignoremtu.patch accepts (scripts/bird-ignoremtu.sh
+// builds one); New probes the installed BIRD and refuses with
+// ErrIgnoreMTUUnsupported otherwise. Diagnose finds adjacencies stuck in
+// ExStart and the MTU mismatches behind them, for the doctor.
 package bird
 
 import (

@@ -99,6 +99,7 @@ type ospfLab struct {
 	directorBird     *birdDaemon
 	cfg              Config
 	adv              *Advertiser
+	instances        int // OSPF instances on the director
 }
 
 type labOptions struct {
@@ -107,6 +108,10 @@ type labOptions struct {
 	ignoreMTU              bool
 	vips                   []netip.Prefix
 	initial                []vip.Route // routes in the director's file before BIRD starts
+	v6                     bool        // also OSPFv3 (IPv6 VIPs)
+	// include: the director runs an operator's bird.conf that includes
+	// vipd's file (mode "include") instead of vipd's full config.
+	include bool
 }
 
 func newOSPFLab(t testing.TB, o labOptions) *ospfLab {
@@ -136,8 +141,22 @@ func newOSPFLab(t testing.TB, o labOptions) *ospfLab {
 	if o.ignoreMTU {
 		ignore = "\tignoremtu yes;\n"
 	}
+	v3 := ""
+	if o.v6 {
+		// OSPFv3 runs over the veth's link-local addresses.
+		v3 = fmt.Sprintf(`protocol kernel {
+	ipv6 { export all; };
+}
+protocol ospf v3 core6 {
+	ipv6 { import all; };
+%s	area 0 {
+		interface "%s" { type ptp; hello 1; dead 3; };
+	};
+}
+`, ignore, l.rIf)
+	}
 	routerConf := filepath.Join(l.dir, "router.conf")
-	writeFile(t, routerConf, fmt.Sprintf(`router id 10.99.0.2;
+	writeFile(t, routerConf, v3+fmt.Sprintf(`router id 10.99.0.2;
 log "%s" all;
 protocol device {
 }
@@ -163,11 +182,34 @@ protocol ospf v2 core {
 		OSPF: []OSPF{{Version: 2, ECMP: true, IgnoreMTU: o.ignoreMTU, Areas: []Area{{ID: "0",
 			Interfaces: []Interface{{Name: l.dIf, Type: "ptp", Hello: 1, Dead: 3}}}}}},
 	}
+	if o.v6 {
+		l.cfg.OSPF = append(l.cfg.OSPF, OSPF{Version: 3, ECMP: true, IgnoreMTU: o.ignoreMTU, Areas: []Area{{ID: "0",
+			Interfaces: []Interface{{Name: l.dIf, Type: "ptp", Hello: 1, Dead: 3}}}}})
+	}
 	for _, p := range o.vips {
 		l.cfg.VIPs = append(l.cfg.VIPs, VIPRoute{Prefix: p})
 	}
+	l.instances = len(l.cfg.OSPF)
+	mainConf := l.cfg.ConfigFile
+	if o.include {
+		l.cfg.Mode, l.cfg.OSPF = ModeInclude, nil
+		l.cfg.ConfigFile = filepath.Join(l.dir, "vipd.conf")
+		writeFile(t, mainConf, fmt.Sprintf(`# The operator's own config.
+router id 10.99.0.1;
+log "%s" all;
+include "%s";
+protocol device {
+}
+protocol ospf v2 ops {
+	ipv4 { import all; export where proto = "%s"; };
+	area 0 {
+		interface "%s" { type ptp; hello 1; dead 3; };
+	};
+}
+`, l.cfg.LogFile, l.cfg.ConfigFile, StaticV4, l.dIf))
+	}
 	writeFile(t, l.cfg.ConfigFile, string(mustRender(t, l.cfg, o.initial)))
-	l.directorBird = startBird(t, l.director, o.bird, l.cfg.ConfigFile)
+	l.directorBird = startBird(t, l.director, o.bird, mainConf)
 	adv, err := New(context.Background(), l.cfg, hclog.New(&hclog.LoggerOptions{
 		Name: t.Name(), Level: hclog.Info, Output: testWriter{t}}))
 	if err != nil {
@@ -188,7 +230,11 @@ func writeFile(t testing.TB, name, data string) {
 // routerHas reports whether the router's kernel has a route for p.
 func (l *ospfLab) routerHas(t testing.TB, p netip.Prefix) bool {
 	t.Helper()
-	out, err := l.router.Run("ip", "-4", "route", "show", "exact", p.String())
+	family := "-4"
+	if p.Addr().Is6() {
+		family = "-6"
+	}
+	out, err := l.router.Run("ip", family, "route", "show", "exact", p.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +251,17 @@ func (l *ospfLab) neighbors(t testing.TB) []Neighbor {
 	return ns
 }
 
+// full reports whether the director has one Full adjacency per OSPF
+// instance.
 func (l *ospfLab) full(t testing.TB) bool {
 	ns := l.neighbors(t)
-	return len(ns) == 1 && strings.HasPrefix(ns[0].State, "Full")
+	if len(ns) != l.instances {
+		return false
+	}
+	for _, n := range ns {
+		if !strings.HasPrefix(n.State, "Full") {
+			return false
+		}
+	}
+	return true
 }

@@ -17,18 +17,20 @@ import (
 )
 
 var (
-	vipA = netip.MustParsePrefix("192.0.2.10/32")
-	vipB = netip.MustParsePrefix("192.0.2.11/32")
+	vipA  = netip.MustParsePrefix("192.0.2.10/32")
+	vipB  = netip.MustParsePrefix("192.0.2.11/32")
+	vipA6 = netip.MustParsePrefix("2001:db8::10/128")
 )
 
 var routeOpts = cmpopts.EquateComparable(netip.Prefix{})
 
-// TestOSPFDrainUndrain runs the generated config in a director BIRD peering
-// with a router BIRD: the VIP routes reach the router's kernel, a drain
-// withdraws one, an undrain restores it, and the adjacency stays Full.
+// TestOSPFDrainUndrain runs the generated config (OSPFv2 and v3) in a
+// director BIRD peering with a router BIRD: the VIP routes reach the
+// router's kernel, a drain withdraws them, an undrain restores them, and
+// the adjacencies stay Full.
 func TestOSPFDrainUndrain(t *testing.T) {
 	t.Parallel()
-	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB}})
+	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB, vipA6}, v6: true})
 	ctx := context.Background()
 	waitFor(t, 15*time.Second, "adjacency Full", func() bool { return l.full(t) })
 	stayFull := func(cond func() bool) func() bool {
@@ -45,13 +47,23 @@ func TestOSPFDrainUndrain(t *testing.T) {
 		routes []vip.Route
 		want   map[netip.Prefix]bool // at the router
 	}{
-		{name: "announce", routes: []vip.Route{{Prefix: vipA}, {Prefix: vipB}},
-			want: map[netip.Prefix]bool{vipA: true, vipB: true}},
-		{name: "drain A", routes: []vip.Route{{Prefix: vipA, Draining: true}, {Prefix: vipB}},
-			want: map[netip.Prefix]bool{vipA: false, vipB: true}},
-		{name: "undrain A", routes: []vip.Route{{Prefix: vipA}, {Prefix: vipB}},
-			want: map[netip.Prefix]bool{vipA: true, vipB: true}},
+		{name: "announce", routes: []vip.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}},
+			want: map[netip.Prefix]bool{vipA: true, vipB: true, vipA6: true}},
+		{name: "drain A", routes: []vip.Route{{Prefix: vipA, Draining: true}, {Prefix: vipB}, {Prefix: vipA6, Draining: true}},
+			want: map[netip.Prefix]bool{vipA: false, vipB: true, vipA6: false}},
+		{name: "undrain A", routes: []vip.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}},
+			want: map[netip.Prefix]bool{vipA: true, vipB: true, vipA6: true}},
 	}
+	// On failure, show what each side had.
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := l.router.Run("ip", "-6", "route")
+			out2, _ := runCmd(l.routerBird.birdc, "-s", l.routerBird.sock, "show", "route", "all")
+			out3, _ := runCmd(l.cfg.Birdc, "-s", l.cfg.Socket, "show", "route", "all")
+			out4, _ := runCmd(l.cfg.Birdc, "-s", l.cfg.Socket, "show", "ospf", "neighbors")
+			t.Logf("state at failure: router kernel v6:\n%s\nrouter bird:\n%s\ndirector bird:\n%s\n%s", out, out2, out3, out4)
+		}
+	})
 	for _, s := range steps {
 		got, err := l.adv.SetRoutes(ctx, s.routes)
 		if err != nil {
@@ -82,6 +94,44 @@ func TestOSPFDrainUndrain(t *testing.T) {
 	}
 	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32")}}); !errors.Is(err, ErrUnknownVIP) {
 		t.Errorf("SetRoutes with an unconfigured prefix: got %v, want ErrUnknownVIP", err)
+	}
+
+	// drain = "deprefer": the draining VIP stays announced with the drain
+	// metric.
+	cfg := l.cfg
+	cfg.Drain, cfg.DrainMetric = DrainDeprefer, 1000
+	dep, err := New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dep.Close()
+	if _, err := dep.SetRoutes(ctx, []vip.Route{{Prefix: vipA, Draining: true}, {Prefix: vipB}, {Prefix: vipA6}}); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 20*time.Second, "the drain metric at the router", stayFull(func() bool {
+		out, err := runCmd(l.routerBird.birdc, "-s", l.routerBird.sock, "show", "route", vipA.String(), "all")
+		return err == nil && strings.Contains(out, "OSPF.metric2: 1000") && l.routerHas(t, vipA)
+	}))
+	t.Logf("deprefer: drain metric at the router in %s", took)
+}
+
+// TestIncludeMode: vipd writes only the VIP routes; the operator's own
+// bird.conf includes them and exports them into its OSPF.
+func TestIncludeMode(t *testing.T) {
+	t.Parallel()
+	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB}, include: true})
+	ctx := context.Background()
+	waitFor(t, 15*time.Second, "adjacency Full", func() bool { return l.full(t) })
+	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "both VIPs at the router", func() bool { return l.routerHas(t, vipA) && l.routerHas(t, vipB) })
+	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: vipB}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "A withdrawn at the router", func() bool { return !l.routerHas(t, vipA) && l.routerHas(t, vipB) })
+	if !l.full(t) {
+		t.Errorf("adjacency left Full: %+v", l.neighbors(t))
 	}
 }
 
@@ -191,6 +241,15 @@ func TestMTUMismatch(t *testing.T) {
 		if l.routerHas(t, vipA) {
 			t.Error("the VIP route reached the router without an adjacency")
 		}
+		probs, err := l.adv.Diagnose(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(probs) != 1 || !strings.Contains(probs[0].Reason, "MTU mismatch (remote 9000, local 1500)") {
+			t.Errorf("Diagnose = %v, want the MTU mismatch", probs)
+		} else {
+			t.Logf("doctor: %s", probs[0])
+		}
 	})
 	t.Run("patched ignoremtu", func(t *testing.T) {
 		t.Parallel()
@@ -200,6 +259,9 @@ func TestMTUMismatch(t *testing.T) {
 		t.Logf("Full after %s", took)
 		took = waitFor(t, 20*time.Second, "the VIP route at the router", func() bool { return l.routerHas(t, vipA) })
 		t.Logf("route at the router after %s more", took)
+		if probs, err := Diagnose(context.Background(), l.cfg); err != nil || len(probs) != 0 {
+			t.Errorf("Diagnose = %v, %v; want no problem", probs, err)
+		}
 		out, err := runCmd(l.cfg.Birdc, "-s", l.cfg.Socket, "show", "ospf")
 		if err != nil || !strings.Contains(out, "Ignore MTU: Yes") {
 			t.Errorf("show ospf does not report ignoremtu: %v: %s", err, out)

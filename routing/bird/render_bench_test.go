@@ -28,3 +28,28 @@ func BenchmarkRender10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidate10k is Config.Validate with 10,000 VIPs.
+func BenchmarkValidate10k(b *testing.B) {
+	cfg, _ := config10k()
+	for i := 0; i < b.N; i++ {
+		if err := cfg.Validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRenderApply10k is what one apply renders: the advertiser keeps
+// its renderer, so only the route lines are formatted.
+func BenchmarkRenderApply10k(b *testing.B) {
+	cfg, all := config10k()
+	r, err := newRenderer(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		if _, err := r.render(announced(r.cfg, all)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

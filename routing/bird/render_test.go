@@ -137,6 +137,22 @@ func TestStockBirdRejectsIgnoreMTU(t *testing.T) {
 	t.Logf("stock bird: %v", ce)
 }
 
+func TestWriteAtomic(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bird.conf")
+	for _, data := range []string{"first\n", "second\n"} {
+		if err := WriteAtomic(file, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(file)
+		if err != nil || string(got) != data {
+			t.Fatalf("after WriteAtomic(%q): %q, %v", data, got, err)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(file)); len(entries) != 1 {
+		t.Errorf("temp files left behind: %v", entries)
+	}
+}
+
 func TestRenderUnknownVIP(t *testing.T) {
 	_, err := Render(v4Config(), []vip.Route{{Prefix: mustPrefix("198.51.100.1/32")}})
 	if err == nil {
