@@ -209,7 +209,11 @@ func startFRR(t testing.TB, pr pair, extra string, v4net []netip.Prefix) *frrPee
 	for _, p := range v4net {
 		fmt.Fprintf(&nets, "  network %s\n", p)
 	}
-	conf := fmt.Sprintf(`router bgp %d
+	conf := fmt.Sprintf(`log file %s/frr.log debugging
+debug bgp updates
+debug bgp neighbor-events
+debug bgp graceful-restart
+router bgp %d
  bgp router-id 10.255.0.3
  no bgp ebgp-requires-policy
  no bgp network import-check
@@ -222,7 +226,7 @@ func startFRR(t testing.TB, pr pair, extra string, v4net []netip.Prefix) *frrPee
  address-family ipv6 unicast
   neighbor %s activate
  exit-address-family
-`, peerASN, extra, pr.speaker, speakerASN, pr.speaker, pr.speaker, nets.String(), pr.speaker)
+`, dir, peerASN, extra, pr.speaker, speakerASN, pr.speaker, pr.speaker, nets.String(), pr.speaker)
 	cf := filepath.Join(dir, "bgpd.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -396,3 +400,26 @@ func waitEstablished(t testing.TB, s *Speaker) {
 }
 
 func netnsRequired(t testing.TB) { netnstest.RequireRoot(t) }
+
+// logLines returns the lines of FRR's debug log that contain must and any of
+// anyOf.
+func (f *frrPeer) logLines(t testing.TB, must string, anyOf ...string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.vtyDir, "frr.log"))
+	if err != nil {
+		t.Fatalf("reading FRR's log: %v", err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, must) {
+			continue
+		}
+		for _, a := range anyOf {
+			if strings.Contains(l, a) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
+}
