@@ -379,3 +379,29 @@ func TestLeak(t *testing.T) {
 		t.Errorf("routes FRR learned from the speaker (-want +got):\n%s", d)
 	}
 }
+
+// TestCloseWithdrawsBeforeCease: a plain shutdown withdraws every VIP while
+// the session is still up, then closes it. FRR's update log must show the
+// withdraw before the Cease notification (a Cease alone would also remove
+// the route, but a GR helper or a slow router would not see it as a
+// withdraw).
+func TestCloseWithdrawsBeforeCease(t *testing.T) {
+	pr := newPair(t)
+	f := startFRR(t, pr, "", nil)
+	s := startSpeaker(t, testConfig(pr, f.port, VIPRoute{vip4, RouteAttrs{}}), StartOptions{Routes: []vip.Route{{Prefix: vip4}}})
+	waitEstablished(t, s)
+	eventually(t, 5*time.Second, "VIP at FRR", func() bool { return len(f.route(t, vip4)) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	var lines []string
+	eventually(t, 5*time.Second, "Cease logged by FRR", func() bool {
+		lines = f.logLines(t, "", vip4.String()+" IPv4 unicast -- withdrawn", "NOTIFICATION: received")
+		return len(lines) > 0 && strings.Contains(lines[len(lines)-1], "NOTIFICATION")
+	})
+	if len(lines) != 2 || !strings.Contains(lines[0], "withdrawn") {
+		t.Errorf("FRR's log, want the withdraw then the Cease:\n%s", strings.Join(lines, "\n"))
+	}
+}
