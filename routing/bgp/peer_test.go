@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vipd/vipd/vip"
 )
@@ -177,6 +178,28 @@ func TestGoBGPPeer(t *testing.T) {
 		want := PeerStatus{Address: pr.peer, ASN: peerASN, State: "established", Advertised: 1}
 		if d := cmp.Diff(want, ps[0], cmpNet); d != "" {
 			t.Errorf("Peers() (-want +got):\n%s", d)
+		}
+
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(s)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				metrics[mf.GetName()] = m.GetGauge().GetValue()
+			}
+		}
+		wantMetrics := map[string]float64{
+			"vipd_bgp_peer_established":       1,
+			"vipd_bgp_peer_routes_advertised": 1,
+			"vipd_bgp_peer_uptime_seconds":    metrics["vipd_bgp_peer_uptime_seconds"],
+			"vipd_bgp_routes_announced":       1,
+		}
+		if d := cmp.Diff(wantMetrics, metrics); d != "" {
+			t.Errorf("metrics (-want +got):\n%s", d)
 		}
 	})
 }
@@ -403,5 +426,35 @@ func TestCloseWithdrawsBeforeCease(t *testing.T) {
 	})
 	if len(lines) != 2 || !strings.Contains(lines[0], "withdrawn") {
 		t.Errorf("FRR's log, want the withdraw then the Cease:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestMD5: the TCP MD5 password reaches the kernel: with the right password
+// the session comes up and routes flow, with a wrong one it never does.
+func TestMD5(t *testing.T) {
+	for _, tc := range []struct {
+		name, password string
+		wantUp         bool
+	}{
+		{"right password", "vipd-md5-secret", true},
+		{"wrong password", "not-the-secret", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr := newPair(t)
+			g := startGoBGP(t, pr, "vipd-md5-secret")
+			cfg := testConfig(pr, g.port, VIPRoute{vip4, RouteAttrs{}})
+			cfg.Neighbors[0].Password = tc.password
+			s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: vip4}}})
+			if tc.wantUp {
+				waitEstablished(t, s)
+				eventually(t, 5*time.Second, "VIP at the peer", func() bool { return len(g.table(t)) == 1 })
+				return
+			}
+			time.Sleep(3 * time.Second) // sessions come up in 1-2 s on loopback
+			ps, err := s.Peers(context.Background())
+			if err != nil || len(ps) != 1 || ps[0].State == "established" {
+				t.Errorf("Peers() = %+v, %v; want one peer, not established", ps, err)
+			}
+		})
 	}
 }

@@ -106,7 +106,9 @@ type gobgpPeer struct {
 	apiPort uint16
 }
 
-func startGoBGP(t testing.TB, pr pair) *gobgpPeer {
+// startGoBGP starts gobgpd peering passively with the speaker; password, if
+// set, is the TCP MD5 password of the session.
+func startGoBGP(t testing.TB, pr pair, password ...string) *gobgpPeer {
 	t.Helper()
 	requireBinary(t, "gobgpd")
 	dir := t.TempDir()
@@ -120,6 +122,7 @@ func startGoBGP(t testing.TB, pr pair) *gobgpPeer {
   [neighbors.config]
     neighbor-address = "%s"
     peer-as = %d
+    auth-password = "%s"
   [neighbors.transport.config]
     passive-mode = true
     local-address = "%s"
@@ -129,7 +132,7 @@ func startGoBGP(t testing.TB, pr pair) *gobgpPeer {
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
       afi-safi-name = "ipv6-unicast"
-`, peerASN, g.port, pr.peer, pr.speaker, speakerASN, pr.peer)
+`, peerASN, g.port, pr.peer, pr.speaker, speakerASN, strings.Join(password, ""), pr.peer)
 	f := filepath.Join(dir, "gobgpd.toml")
 	if err := os.WriteFile(f, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -174,17 +177,6 @@ func (g *gobgpPeer) rib(t testing.TB, family string) map[string][]gobgpRoute {
 		t.Fatalf("parsing gobgp rib: %v: %s", err, out)
 	}
 	return m
-}
-
-// prefixes lists the prefixes in the peer's RIB, both families.
-func (g *gobgpPeer) prefixes(t testing.TB) map[string]bool {
-	out := map[string]bool{}
-	for _, f := range []string{"ipv4", "ipv6"} {
-		for p := range g.rib(t, f) {
-			out[p] = true
-		}
-	}
-	return out
 }
 
 // frrPeer is an FRR bgpd started for one test, queried through its vty
