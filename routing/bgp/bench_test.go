@@ -29,6 +29,7 @@ type peerWatch struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	last   map[string]event // prefix -> last event
+	events int              // paths received, announcements and withdrawals
 }
 
 type event struct {
@@ -70,6 +71,7 @@ func watchPeer(b testing.TB, g *gobgpPeer) *peerWatch {
 					continue
 				}
 				w.last[n.String()] = event{withdraw: p.IsWithdraw, at: now}
+				w.events++
 			}
 			w.cond.Broadcast()
 			w.mu.Unlock()
@@ -95,6 +97,14 @@ func (w *peerWatch) wait(b testing.TB, prefix string, withdraw bool) time.Time {
 		}
 		w.cond.Wait()
 	}
+}
+
+// received returns how many paths (announcements and withdrawals) reached
+// the peer so far.
+func (w *peerWatch) received() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.events
 }
 
 // count returns the number of prefixes in the peer's global RIB.

@@ -108,6 +108,7 @@ func mustSet(t *testing.T, s *Speaker, routes ...vip.Route) {
 func TestGoBGPPeer(t *testing.T) {
 	pr := newPair(t)
 	g := startGoBGP(t, pr)
+	w := watchPeer(t, g)
 	cfg := testConfig(pr, g.port, VIPRoute{vip4, attrsFull}, VIPRoute{vip4b, RouteAttrs{}}, VIPRoute{vip6, attrsFull})
 	s := startSpeaker(t, cfg, StartOptions{})
 	waitEstablished(t, s)
@@ -120,17 +121,19 @@ func TestGoBGPPeer(t *testing.T) {
 		name   string
 		routes []vip.Route
 		want   map[string]seen
+		noop   bool // no UPDATE may reach the peer
 	}{
 		{"announce v4 and v6", []vip.Route{{Prefix: vip4}, {Prefix: vip6}, {Prefix: vip4b}},
-			map[string]seen{vip4.String(): want4, vip6.String(): want6, vip4b.String(): want4b}},
+			map[string]seen{vip4.String(): want4, vip6.String(): want6, vip4b.String(): want4b}, false},
 		{"same again is a no-op", []vip.Route{{Prefix: vip6}, {Prefix: vip4}, {Prefix: vip4b}},
-			map[string]seen{vip4.String(): want4, vip6.String(): want6, vip4b.String(): want4b}},
+			map[string]seen{vip4.String(): want4, vip6.String(): want6, vip4b.String(): want4b}, true},
 		{"withdraw v4", []vip.Route{{Prefix: vip6}, {Prefix: vip4b}},
-			map[string]seen{vip6.String(): want6, vip4b.String(): want4b}},
-		{"withdraw all", nil, map[string]seen{}},
+			map[string]seen{vip6.String(): want6, vip4b.String(): want4b}, false},
+		{"withdraw all", nil, map[string]seen{}, false},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
+			before := w.received()
 			got, err := s.SetRoutes(context.Background(), st.routes)
 			if err != nil {
 				t.Fatalf("SetRoutes: %v", err)
@@ -145,6 +148,14 @@ func TestGoBGPPeer(t *testing.T) {
 			})
 			if d := cmp.Diff(st.want, last); d != "" {
 				t.Errorf("peer RIB (-want +got):\n%s", d)
+			}
+			if st.noop {
+				time.Sleep(200 * time.Millisecond)
+				if n := w.received() - before; n != 0 {
+					t.Errorf("%d paths reached the peer for a repeated SetRoutes, want none", n)
+				}
+			} else if w.received() == before {
+				t.Error("the peer watch saw no path for a change: the no-op check would prove nothing")
 			}
 		})
 	}
