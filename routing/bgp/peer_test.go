@@ -106,6 +106,7 @@ func mustSet(t *testing.T, s *Speaker, routes ...vip.Route) {
 // those attributes, that repeating SetRoutes changes nothing, that a
 // non-VIP prefix is refused, and that withdrawals reach the peer.
 func TestGoBGPPeer(t *testing.T) {
+	t.Parallel()
 	pr := newPair(t)
 	g := startGoBGP(t, pr)
 	w := watchPeer(t, g)
@@ -217,6 +218,7 @@ func TestGoBGPPeer(t *testing.T) {
 
 // TestFRRPeer does the same against FRR bgpd 8.4.
 func TestFRRPeer(t *testing.T) {
+	t.Parallel()
 	pr := newPair(t)
 	f := startFRR(t, pr, "", nil)
 	cfg := testConfig(pr, f.port, VIPRoute{vip4, attrsFull}, VIPRoute{vip6, attrsFull})
@@ -297,8 +299,7 @@ func setRoutesFunc(s *Speaker) func(context.Context, []vip.Route) error {
 // TestDrainReachesPeer drains a VIP under both drain policies and checks
 // what gobgpd sees: withdrawn, or announced with the drain attributes on top.
 func TestDrainReachesPeer(t *testing.T) {
-	pr := newPair(t)
-	g := startGoBGP(t, pr)
+	t.Parallel()
 	for _, tc := range []struct {
 		policy string
 		want   map[string]seen
@@ -313,6 +314,9 @@ func TestDrainReachesPeer(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
+			t.Parallel()
+			pr := newPair(t)
+			g := startGoBGP(t, pr)
 			cfg := testConfig(pr, g.port, VIPRoute{vip4, attrsFull}, VIPRoute{vip4b, RouteAttrs{}})
 			cfg.Drain, cfg.DrainAttrs = tc.policy, drainAttrs
 			s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: vip4}, {Prefix: vip4b}}})
@@ -348,11 +352,12 @@ func TestDrainReachesPeer(t *testing.T) {
 // TestPeerDownDoesNotBlock: with a neighbor that never answers, SetRoutes,
 // Peers and Close return at once and the peer's state says why.
 func TestPeerDownDoesNotBlock(t *testing.T) {
+	t.Parallel()
 	netnsRequired(t)
 	pr := newPair(t)
 	cfg := testConfig(pr, freePort(t, pr.peer), VIPRoute{vip4, RouteAttrs{}})
 	s := startSpeaker(t, cfg, StartOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
 	got, err := s.SetRoutes(ctx, []vip.Route{{Prefix: vip4}})
@@ -369,7 +374,9 @@ func TestPeerDownDoesNotBlock(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Errorf("Close with the peer down: %v", err)
 	}
-	if el := time.Since(start); el > 900*time.Millisecond {
+	// Not a performance bound: blocking on the peer would take at least
+	// one connect retry (5 s).
+	if el := time.Since(start); el > 4*time.Second {
 		t.Errorf("SetRoutes+Peers+Close took %s with the peer down", el)
 	}
 	if _, err := s.SetRoutes(ctx, nil); !errors.Is(err, ErrNotRunning) {
@@ -380,6 +387,7 @@ func TestPeerDownDoesNotBlock(t *testing.T) {
 // TestLeak: FRR announces 1,000 prefixes to the speaker. None may enter the
 // speaker's RIB, and FRR must receive nothing but the speaker's VIPs.
 func TestLeak(t *testing.T) {
+	t.Parallel()
 	pr := newPair(t)
 	var nets []netip.Prefix
 	for i := range 1000 {
@@ -420,6 +428,7 @@ func TestLeak(t *testing.T) {
 // the route, but a GR helper or a slow router would not see it as a
 // withdraw).
 func TestCloseWithdrawsBeforeCease(t *testing.T) {
+	t.Parallel()
 	pr := newPair(t)
 	f := startFRR(t, pr, "", nil)
 	s := startSpeaker(t, testConfig(pr, f.port, VIPRoute{vip4, RouteAttrs{}}), StartOptions{Routes: []vip.Route{{Prefix: vip4}}})
@@ -443,6 +452,7 @@ func TestCloseWithdrawsBeforeCease(t *testing.T) {
 // TestMD5: the TCP MD5 password reaches the kernel: with the right password
 // the session comes up and routes flow, with a wrong one it never does.
 func TestMD5(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, password string
 		wantUp         bool
@@ -451,6 +461,7 @@ func TestMD5(t *testing.T) {
 		{"wrong password", "not-the-secret", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			pr := newPair(t)
 			g := startGoBGP(t, pr, "vipd-md5-secret")
 			cfg := testConfig(pr, g.port, VIPRoute{vip4, RouteAttrs{}})
