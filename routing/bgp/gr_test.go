@@ -114,7 +114,6 @@ func startHelper(t *testing.T, cfg Config, restarting bool) *exec.Cmd {
 // missing at FRR: a poller samples FRR's view throughout, and FRR's update
 // log must show no withdraw or flap of the VIP.
 func TestGracefulRestartFRR(t *testing.T) {
-	t.Parallel()
 	pr := newPair(t)
 	f := startFRR(t, pr, " bgp graceful-restart", nil)
 	cfg := testConfig(pr, f.port, VIPRoute{vip4, attrsFull}, VIPRoute{vip6, attrsFull})

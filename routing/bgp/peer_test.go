@@ -106,7 +106,6 @@ func mustSet(t *testing.T, s *Speaker, routes ...vip.Route) {
 // those attributes, that repeating SetRoutes changes nothing, that a
 // non-VIP prefix is refused, and that withdrawals reach the peer.
 func TestGoBGPPeer(t *testing.T) {
-	t.Parallel()
 	pr := newPair(t)
 	g := startGoBGP(t, pr)
 	w := watchPeer(t, g)
@@ -218,7 +217,6 @@ func TestGoBGPPeer(t *testing.T) {
 
 // TestFRRPeer does the same against FRR bgpd 8.4.
 func TestFRRPeer(t *testing.T) {
-	t.Parallel()
 	pr := newPair(t)
 	f := startFRR(t, pr, "", nil)
 	cfg := testConfig(pr, f.port, VIPRoute{vip4, attrsFull}, VIPRoute{vip6, attrsFull})
@@ -299,7 +297,6 @@ func setRoutesFunc(s *Speaker) func(context.Context, []vip.Route) error {
 // TestDrainReachesPeer drains a VIP under both drain policies and checks
 // what gobgpd sees: withdrawn, or announced with the drain attributes on top.
 func TestDrainReachesPeer(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		policy string
 		want   map[string]seen
@@ -314,7 +311,6 @@ func TestDrainReachesPeer(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
-			t.Parallel()
 			pr := newPair(t)
 			g := startGoBGP(t, pr)
 			cfg := testConfig(pr, g.port, VIPRoute{vip4, attrsFull}, VIPRoute{vip4b, RouteAttrs{}})
@@ -352,7 +348,6 @@ func TestDrainReachesPeer(t *testing.T) {
 // TestPeerDownDoesNotBlock: with a neighbor that never answers, SetRoutes,
 // Peers and Close return at once and the peer's state says why.
 func TestPeerDownDoesNotBlock(t *testing.T) {
-	t.Parallel()
 	netnsRequired(t)
 	pr := newPair(t)
 	cfg := testConfig(pr, freePort(t, pr.peer), VIPRoute{vip4, RouteAttrs{}})
@@ -387,7 +382,6 @@ func TestPeerDownDoesNotBlock(t *testing.T) {
 // TestLeak: FRR announces 1,000 prefixes to the speaker. None may enter the
 // speaker's RIB, and FRR must receive nothing but the speaker's VIPs.
 func TestLeak(t *testing.T) {
-	t.Parallel()
 	pr := newPair(t)
 	var nets []netip.Prefix
 	for i := range 1000 {
@@ -428,7 +422,6 @@ func TestLeak(t *testing.T) {
 // the route, but a GR helper or a slow router would not see it as a
 // withdraw).
 func TestCloseWithdrawsBeforeCease(t *testing.T) {
-	t.Parallel()
 	pr := newPair(t)
 	f := startFRR(t, pr, "", nil)
 	s := startSpeaker(t, testConfig(pr, f.port, VIPRoute{vip4, RouteAttrs{}}), StartOptions{Routes: []vip.Route{{Prefix: vip4}}})
@@ -452,7 +445,6 @@ func TestCloseWithdrawsBeforeCease(t *testing.T) {
 // TestMD5: the TCP MD5 password reaches the kernel: with the right password
 // the session comes up and routes flow, with a wrong one it never does.
 func TestMD5(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		name, password string
 		wantUp         bool
@@ -461,7 +453,6 @@ func TestMD5(t *testing.T) {
 		{"wrong password", "not-the-secret", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			pr := newPair(t)
 			g := startGoBGP(t, pr, "vipd-md5-secret")
 			cfg := testConfig(pr, g.port, VIPRoute{vip4, RouteAttrs{}})

@@ -24,7 +24,9 @@ import (
 // Test rig: real gobgpd and FRR bgpd peers on loopback. Every test gets its
 // own 127.x.y.0/24 pair of addresses and free ports, so tests and packages
 // running in parallel never collide. The speaker connects actively; the
-// peers are passive.
+// peers are passive. Tests that start a Speaker do not run in parallel with
+// each other: GoBGP servers in one process share package variables (see
+// Speaker).
 
 const (
 	speakerASN = 65000

@@ -38,6 +38,11 @@ const deferralTime = 30 * time.Second
 // Speaker is the embedded BGP speaker of a vipd node. It implements
 // vip.Advertiser. It is safe for concurrent use; route changes are
 // serialized by mu.
+//
+// Run one Speaker per process at a time: GoBGP's StartBgp writes package
+// variables of its table package (route selection options) that every
+// running BgpServer reads, so two servers in one process race (the race
+// detector reports it). Close one before starting the next.
 type Speaker struct {
 	cfg  Config
 	log  hclog.Logger
