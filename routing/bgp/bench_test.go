@@ -222,10 +222,12 @@ func BenchmarkWithdrawLatency(b *testing.B) {
 
 // BenchmarkAnnounce10k: 10,000 VIPs announced through SetRoutes until
 // gobgpd holds all of them, against raw GoBGP AddPath of the same 10,000 in
-// the same run. Goals: at most 1.2x raw GoBGP; RSS under 150 MB.
+// the same run. The phases alternate (vipd, raw, vipd, raw), each against a
+// fresh gobgpd, and the best of each counts: this VM flips between speed
+// states, so a single pair could compare two different machines. Goals: at
+// most 1.2x raw GoBGP; RSS under 150 MB.
 func BenchmarkAnnounce10k(b *testing.B) {
 	const n = 10000
-	ctx := context.Background()
 	var vips []VIPRoute
 	var routes []vip.Route
 	for i := range n {
@@ -233,57 +235,91 @@ func BenchmarkAnnounce10k(b *testing.B) {
 		vips = append(vips, VIPRoute{Prefix: p, Attrs: RouteAttrs{Communities: []string{"65000:100"}}})
 		routes = append(routes, vip.Route{Prefix: p})
 	}
-	waitAll := func(w *peerWatch) {
-		for w.count(b, familyV4) < n {
-			time.Sleep(5 * time.Millisecond)
+	var vipdBest, rawBest time.Duration
+	var rss float64
+	for round := range 2 {
+		d, r := announce10kVipd(b, vips, routes)
+		if round == 0 {
+			rss = r // before any baseline ran in this process
+		}
+		if vipdBest == 0 || d < vipdBest {
+			vipdBest = d
+		}
+		if d := announce10kRaw(b, vips); rawBest == 0 || d < rawBest {
+			rawBest = d
 		}
 	}
+	ratio := float64(vipdBest) / float64(rawBest)
+	b.ReportMetric(vipdBest.Seconds(), "vipd-s")
+	b.ReportMetric(rawBest.Seconds(), "raw-s")
+	b.ReportMetric(ratio, "ratio-vs-raw")
+	b.ReportMetric(rss, "rss-MB")
+	b.Logf("10k VIPs until the peer holds all, best of 2: vipd %s, raw GoBGP %s; ratio %.2fx (goal <= 1.2x); process RSS after the first vipd phase %.0f MB (goal < 150 MB)",
+		vipdBest.Round(time.Millisecond), rawBest.Round(time.Millisecond), ratio, rss)
+}
 
-	// vipd first, so that the RSS reading is not inflated by the baseline.
+func waitCount(b testing.TB, w *peerWatch, n uint64) {
+	for w.count(b, familyV4) < n {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// announce10kVipd times SetRoutes of routes until the peer holds them all,
+// and reads the process RSS then.
+func announce10kVipd(b *testing.B, vips []VIPRoute, routes []vip.Route) (time.Duration, float64) {
 	pr := newPair(b)
 	g := startGoBGP(b, pr)
 	w := watchPeer(b, g)
-	cfg := testConfig(pr, g.port, vips...)
 	startAt := time.Now()
-	s := startSpeaker(b, cfg, StartOptions{})
+	s, err := New(testConfig(pr, g.port, vips...), testLogger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(context.Background(), StartOptions{}); err != nil {
+		b.Fatal(err)
+	}
 	startDur := time.Since(startAt)
 	waitEstablished(b, s)
 	t0 := time.Now()
-	if _, err := s.SetRoutes(ctx, routes); err != nil {
+	if _, err := s.SetRoutes(context.Background(), routes); err != nil {
 		b.Fatal(err)
 	}
 	setDur := time.Since(t0)
-	waitAll(w)
-	vipdDur := time.Since(t0)
+	waitCount(b, w, uint64(len(routes)))
+	d := time.Since(t0)
 	rss := rssMB(b)
+	b.Logf("vipd: %s until the peer held all (SetRoutes returned after %s; Start with a %d-prefix export policy took %s)",
+		d.Round(time.Millisecond), setDur.Round(time.Millisecond), len(routes), startDur.Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.Close(ctx)
+	return d, rss
+}
 
-	// Baseline: raw GoBGP AddPath of the same paths, built beforehand.
-	prRaw := newPair(b)
-	gRaw := startGoBGP(b, prRaw)
-	wRaw := watchPeer(b, gRaw)
-	raw := rawServer(b, prRaw, gRaw.port)
+// announce10kRaw times AddPath of the same paths on a bare GoBGP server
+// (building each path, as any GoBGP user must) until the peer holds them.
+func announce10kRaw(b *testing.B, vips []VIPRoute) time.Duration {
+	pr := newPair(b)
+	g := startGoBGP(b, pr)
+	w := watchPeer(b, g)
+	raw := rawServer(b, pr, g.port)
 	spec := pathSpec{asn: speakerASN, nextHop4: netip.MustParseAddr("192.0.2.1")}
-	paths := make([]*api.Path, n)
-	for i, v := range vips {
-		paths[i], _ = spec.announce(v.Prefix, v.Attrs)
-	}
-	t1 := time.Now()
-	for _, p := range paths {
-		if _, err := raw.AddPath(ctx, &api.AddPathRequest{Path: p}); err != nil {
+	t0 := time.Now()
+	for _, v := range vips {
+		p, err := spec.announce(v.Prefix, v.Attrs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := raw.AddPath(context.Background(), &api.AddPathRequest{Path: p}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	rawDur := time.Since(t1)
-	waitAll(wRaw)
-	rawTotal := time.Since(t1)
-
-	b.ReportMetric(vipdDur.Seconds(), "vipd-s")
-	b.ReportMetric(rawTotal.Seconds(), "raw-s")
-	b.ReportMetric(float64(vipdDur)/float64(rawTotal), "ratio-vs-raw")
-	b.ReportMetric(rss, "rss-MB")
-	b.Logf("10k VIPs until the peer holds all: vipd %s (SetRoutes returned after %s; Start with a 10k-prefix export policy %s), raw GoBGP %s (AddPath loop %s); ratio %.2fx (goal <= 1.2x); process RSS after the vipd phase %.0f MB (goal < 150 MB)",
-		vipdDur.Round(time.Millisecond), setDur.Round(time.Millisecond), startDur.Round(time.Millisecond),
-		rawTotal.Round(time.Millisecond), rawDur.Round(time.Millisecond), float64(vipdDur)/float64(rawTotal), rss)
+	loop := time.Since(t0)
+	waitCount(b, w, uint64(len(vips)))
+	d := time.Since(t0)
+	b.Logf("raw GoBGP: %s until the peer held all (AddPath loop %s)", d.Round(time.Millisecond), loop.Round(time.Millisecond))
+	_ = raw.StopBgp(context.Background(), &api.StopBgpRequest{})
+	return d
 }
 
 // rssMB reads this process' resident set size.
