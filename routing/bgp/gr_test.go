@@ -208,3 +208,18 @@ func TestGracefulRestartFRR(t *testing.T) {
 		t.Errorf("after the restart FRR's IPv6 VIP paths = %+v, want one, not stale", paths)
 	}
 }
+
+// TestRestartingWithNonGRPeer: a speaker started as restarting must not hold
+// its routes back from a peer that does not do graceful restart (gobgpd
+// here, GR not configured): GoBGP waits for End-of-RIB only from peers that
+// announced the capability, so the VIP arrives as fast as on a fresh start,
+// not after the deferral time.
+func TestRestartingWithNonGRPeer(t *testing.T) {
+	pr := newPair(t)
+	g := startGoBGP(t, pr)
+	cfg := testConfig(pr, g.port, VIPRoute{vip4, RouteAttrs{}})
+	cfg.GracefulRestart = GracefulRestart{Enabled: true}
+	s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: vip4}}, Restarting: true})
+	waitEstablished(t, s)
+	eventually(t, deferralTime/2, "VIP at the non-GR peer", func() bool { return len(g.table(t)) == 1 })
+}
