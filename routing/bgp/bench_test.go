@@ -290,9 +290,13 @@ func announce10kVipd(b *testing.B, vips []VIPRoute, routes []vip.Route) (time.Du
 	rss := rssMB(b)
 	b.Logf("vipd: %s until the peer held all (SetRoutes returned after %s; Start with a %d-prefix export policy took %s)",
 		d.Round(time.Millisecond), setDur.Round(time.Millisecond), len(routes), startDur.Round(time.Millisecond))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = s.Close(ctx)
+	t1 := time.Now()
+	if err := s.Close(ctx); err != nil {
+		b.Errorf("Close with %d routes: %v", len(routes), err)
+	}
+	b.Logf("vipd: Close withdrew %d routes and saw them written in %s", len(routes), time.Since(t1).Round(time.Millisecond))
 	return d, rss
 }
 
