@@ -351,7 +351,8 @@ func TestPeerDownDoesNotBlock(t *testing.T) {
 	netnsRequired(t)
 	pr := newPair(t)
 	cfg := testConfig(pr, freePort(t, pr.peer), VIPRoute{vip4, RouteAttrs{}})
-	s := startSpeaker(t, cfg, StartOptions{})
+	// An adopted route that is no VIP any more is refused, not fatal.
+	s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: notAVIP}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()

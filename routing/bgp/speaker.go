@@ -14,6 +14,7 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
 
+	"github.com/vipd/vipd/internal/fielderr"
 	"github.com/vipd/vipd/vip"
 )
 
@@ -150,8 +151,15 @@ func (s *Speaker) Start(ctx context.Context, opts StartOptions) error {
 		return err
 	}
 	if _, err := s.setRoutesLocked(ctx, opts.Routes); err != nil {
-		s.stopLocked(ctx)
-		return fmt.Errorf("announcing initial routes: %w", err)
+		// An adopted route whose VIP left the config is refused and
+		// stays withdrawn; anything else is fatal to the start.
+		for _, e := range fielderr.All(err) {
+			if !errors.Is(e, ErrNotVIP) {
+				s.stopLocked(ctx)
+				return fmt.Errorf("announcing initial routes: %w", err)
+			}
+		}
+		s.log.Warn("not announcing adopted routes", "reason", err)
 	}
 	for i, n := range s.cfg.Neighbors {
 		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConf(n, opts.Restarting)}); err != nil {
