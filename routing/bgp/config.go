@@ -5,6 +5,14 @@
 // only the VIP routes the state machine asked for (the export policy accepts
 // only local paths whose prefix is a configured VIP), and refuses to announce
 // a prefix that is not a configured VIP.
+//
+// Lifecycle:
+//
+//	s, err := bgp.New(cfg, log.Named("bgp"))      // validates, starts nothing
+//	err = s.Start(ctx, bgp.StartOptions{Routes: adopted, Restarting: upgrade})
+//	routes, err := s.SetRoutes(ctx, wanted)      // as often as the state changes
+//	err = s.Close(ctx)  // shutdown/drain: withdraw, wait for the peers, Cease
+//	s.Abandon()         // upgrade restart instead: no Cease, GR keeps routes
 package bgp
 
 import (

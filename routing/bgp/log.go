@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 
@@ -80,8 +81,12 @@ func (l *logAdapter) Warn(msg string, fields gobgplog.Fields) {
 	l.log.Warn(msg, l.args(fields)...)
 }
 
-// Info logs at info level.
+// Info logs at info level. A session going down is logged at info level by
+// GoBGP; its reason becomes the peer's last error.
 func (l *logAdapter) Info(msg string, fields gobgplog.Fields) {
+	if msg == "Peer Down" {
+		l.record(fmt.Sprintf("session down: %v", fields["Reason"]), fields)
+	}
 	l.log.Info(msg, l.args(fields)...)
 }
 

@@ -24,7 +24,9 @@ import (
 // Test rig: real gobgpd and FRR bgpd peers on loopback. Every test gets its
 // own 127.x.y.0/24 pair of addresses and free ports, so tests and packages
 // running in parallel never collide. The speaker connects actively; the
-// peers are passive.
+// peers are passive. Tests that start a Speaker do not run in parallel with
+// each other: GoBGP servers in one process share package variables (see
+// Speaker).
 
 const (
 	speakerASN = 65000
@@ -106,7 +108,9 @@ type gobgpPeer struct {
 	apiPort uint16
 }
 
-func startGoBGP(t testing.TB, pr pair) *gobgpPeer {
+// startGoBGP starts gobgpd peering passively with the speaker; password, if
+// set, is the TCP MD5 password of the session.
+func startGoBGP(t testing.TB, pr pair, password ...string) *gobgpPeer {
 	t.Helper()
 	requireBinary(t, "gobgpd")
 	dir := t.TempDir()
@@ -120,6 +124,7 @@ func startGoBGP(t testing.TB, pr pair) *gobgpPeer {
   [neighbors.config]
     neighbor-address = "%s"
     peer-as = %d
+    auth-password = "%s"
   [neighbors.transport.config]
     passive-mode = true
     local-address = "%s"
@@ -129,7 +134,7 @@ func startGoBGP(t testing.TB, pr pair) *gobgpPeer {
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
       afi-safi-name = "ipv6-unicast"
-`, peerASN, g.port, pr.peer, pr.speaker, speakerASN, pr.peer)
+`, peerASN, g.port, pr.peer, pr.speaker, speakerASN, strings.Join(password, ""), pr.peer)
 	f := filepath.Join(dir, "gobgpd.toml")
 	if err := os.WriteFile(f, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -176,17 +181,6 @@ func (g *gobgpPeer) rib(t testing.TB, family string) map[string][]gobgpRoute {
 	return m
 }
 
-// prefixes lists the prefixes in the peer's RIB, both families.
-func (g *gobgpPeer) prefixes(t testing.TB) map[string]bool {
-	out := map[string]bool{}
-	for _, f := range []string{"ipv4", "ipv6"} {
-		for p := range g.rib(t, f) {
-			out[p] = true
-		}
-	}
-	return out
-}
-
 // frrPeer is an FRR bgpd started for one test, queried through its vty
 // socket with vtysh.
 type frrPeer struct {
@@ -209,7 +203,11 @@ func startFRR(t testing.TB, pr pair, extra string, v4net []netip.Prefix) *frrPee
 	for _, p := range v4net {
 		fmt.Fprintf(&nets, "  network %s\n", p)
 	}
-	conf := fmt.Sprintf(`router bgp %d
+	conf := fmt.Sprintf(`log file %s/frr.log debugging
+debug bgp updates
+debug bgp neighbor-events
+debug bgp graceful-restart
+router bgp %d
  bgp router-id 10.255.0.3
  no bgp ebgp-requires-policy
  no bgp network import-check
@@ -222,7 +220,7 @@ func startFRR(t testing.TB, pr pair, extra string, v4net []netip.Prefix) *frrPee
  address-family ipv6 unicast
   neighbor %s activate
  exit-address-family
-`, peerASN, extra, pr.speaker, speakerASN, pr.speaker, pr.speaker, nets.String(), pr.speaker)
+`, dir, peerASN, extra, pr.speaker, speakerASN, pr.speaker, pr.speaker, nets.String(), pr.speaker)
 	cf := filepath.Join(dir, "bgpd.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -396,3 +394,26 @@ func waitEstablished(t testing.TB, s *Speaker) {
 }
 
 func netnsRequired(t testing.TB) { netnstest.RequireRoot(t) }
+
+// logLines returns the lines of FRR's debug log that contain must and any of
+// anyOf.
+func (f *frrPeer) logLines(t testing.TB, must string, anyOf ...string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.vtyDir, "frr.log"))
+	if err != nil {
+		t.Fatalf("reading FRR's log: %v", err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, must) {
+			continue
+		}
+		for _, a := range anyOf {
+			if strings.Contains(l, a) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
+}

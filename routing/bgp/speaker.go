@@ -14,6 +14,7 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
 
+	"github.com/vipd/vipd/internal/fielderr"
 	"github.com/vipd/vipd/vip"
 )
 
@@ -38,6 +39,11 @@ const deferralTime = 30 * time.Second
 // Speaker is the embedded BGP speaker of a vipd node. It implements
 // vip.Advertiser. It is safe for concurrent use; route changes are
 // serialized by mu.
+//
+// Run one Speaker per process at a time: GoBGP's StartBgp writes package
+// variables of its table package (route selection options) that every
+// running BgpServer reads, so two servers in one process race (the race
+// detector reports it). Close one before starting the next.
 type Speaker struct {
 	cfg  Config
 	log  hclog.Logger
@@ -145,8 +151,15 @@ func (s *Speaker) Start(ctx context.Context, opts StartOptions) error {
 		return err
 	}
 	if _, err := s.setRoutesLocked(ctx, opts.Routes); err != nil {
-		s.stopLocked(ctx)
-		return fmt.Errorf("announcing initial routes: %w", err)
+		// An adopted route whose VIP left the config is refused and
+		// stays withdrawn; anything else is fatal to the start.
+		for _, e := range fielderr.All(err) {
+			if !errors.Is(e, ErrNotVIP) {
+				s.stopLocked(ctx)
+				return fmt.Errorf("announcing initial routes: %w", err)
+			}
+		}
+		s.log.Warn("not announcing adopted routes", "reason", err)
 	}
 	for i, n := range s.cfg.Neighbors {
 		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConf(n, opts.Restarting)}); err != nil {
@@ -424,9 +437,9 @@ func (s *Speaker) withdrawLocked(ctx context.Context, p netip.Prefix) error {
 }
 
 // Close withdraws every route, waits until every established peer has been
-// sent the withdrawals (its adj-rib-out is empty and its output queue
-// drained, so the session is still up when they leave), bounded by ctx, and
-// then stops the server, which closes the sessions with a Cease. Use it for
+// sent the withdrawals (written to the session while it is still up),
+// bounded by ctx, and then stops the server, which closes the sessions with
+// a Cease. Use it for
 // a shutdown or a drain; for an upgrade restart use Abandon.
 func (s *Speaker) Close(ctx context.Context) error {
 	s.mu.Lock()
@@ -435,11 +448,14 @@ func (s *Speaker) Close(ctx context.Context) error {
 		s.stopped = true
 		return nil
 	}
-	_, err := s.setRoutesLocked(ctx, nil)
+	before, err := s.sentLocked(ctx)
 	if err != nil {
-		err = fmt.Errorf("withdrawing routes: %w", err)
+		err = fmt.Errorf("reading peer counters: %w", err)
 	}
-	if werr := s.waitWithdrawnLocked(ctx); werr != nil {
+	if _, werr := s.setRoutesLocked(ctx, nil); werr != nil {
+		err = errors.Join(err, fmt.Errorf("withdrawing routes: %w", werr))
+	}
+	if werr := s.waitWithdrawnLocked(ctx, before); werr != nil {
 		err = errors.Join(err, werr)
 	}
 	s.stopLocked(context.WithoutCancel(ctx))
@@ -447,20 +463,86 @@ func (s *Speaker) Close(ctx context.Context) error {
 	return err
 }
 
-// waitWithdrawnLocked polls until no established peer has a message queued.
-// GoBGP keeps no adj-rib-out: it computes it from the RIB, which holds no
-// VIP once setRoutesLocked(nil) returned, and DeletePath queued the
-// withdrawals on every established session before returning. An empty
-// output queue means the session goroutine has taken them for sending.
-func (s *Speaker) waitWithdrawnLocked(ctx context.Context) error {
+// peerSent is what an established peer had been sent before Close.
+type peerSent struct {
+	updates uint64 // UPDATE messages written to the socket
+	routes  uint64 // routes in its adj-rib-out: withdrawals Close must send
+}
+
+// sentLocked reads, for every established peer, its sent-UPDATE counter and
+// how many routes it was advertised.
+func (s *Speaker) sentLocked(ctx context.Context) (map[string]peerSent, error) {
+	out := map[string]peerSent{}
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.State != nil && p.State.SessionState == api.PeerState_ESTABLISHED {
+			out[p.State.NeighborAddress] = peerSent{updates: sentUpdates(p)}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for addr, ps := range out {
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			continue
+		}
+		if ps.routes, err = s.advertised(ctx, a); err != nil {
+			return nil, err
+		}
+		out[addr] = ps
+	}
+	return out, nil
+}
+
+func sentUpdates(p *api.Peer) uint64 {
+	if p.State == nil || p.State.Messages == nil || p.State.Messages.Sent == nil {
+		return 0
+	}
+	return p.State.Messages.Sent.Update
+}
+
+// waitWithdrawnLocked waits until every peer that was established and had
+// routes before the withdrawals has been sent them, bounded by ctx.
+//
+// GoBGP's StopBgp cancels each session's send loop and writes the Cease
+// directly: whatever UPDATE is still queued is dropped, and an empty output
+// queue is not enough either (the send loop may hold a message it has not
+// written). What counts is the peer's sent-UPDATE counter, which GoBGP
+// bumps after the write: each withdrawal of one prefix is one UPDATE, so the
+// counter must grow by the number of routes the peer had. If it grows by
+// less and then stays still with the queue empty (a route of a family the
+// session did not negotiate is counted but never sent), a few quiet polls
+// end the wait too.
+func (s *Speaker) waitWithdrawnLocked(ctx context.Context, before map[string]peerSent) error {
+	const quietPolls = 5
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
+	last := map[string]uint64{}
+	quiet := map[string]int{}
 	for {
 		var pending []string
 		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-			if p.State != nil && p.State.SessionState == api.PeerState_ESTABLISHED && p.State.OutQ > 0 {
-				pending = append(pending, p.State.NeighborAddress)
+			if p.State == nil || p.State.SessionState != api.PeerState_ESTABLISHED {
+				return // the session is gone: nothing more will reach it
 			}
+			addr := p.State.NeighborAddress
+			b, ok := before[addr]
+			if !ok || b.routes == 0 {
+				return
+			}
+			sent := sentUpdates(p) - b.updates
+			if sent >= b.routes && p.State.OutQ == 0 {
+				return
+			}
+			if sent > 0 && p.State.OutQ == 0 && sent == last[addr] {
+				if quiet[addr]++; quiet[addr] >= quietPolls {
+					return
+				}
+			} else {
+				quiet[addr] = 0
+			}
+			last[addr] = sent
+			pending = append(pending, addr)
 		})
 		if err != nil {
 			return fmt.Errorf("listing peers: %w", err)
