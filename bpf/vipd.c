@@ -194,6 +194,34 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/*
+ * Next-hop cache, private to the program: bpf_fib_lookup costs about as much
+ * as the rest of the director path, so a director reuses a backend's MACs,
+ * egress and MTU for NH_CACHE_NS. Per CPU, so entries are never torn. Only
+ * successful lookups are cached: an unresolved neighbour is looked up again
+ * on the next packet.
+ */
+struct nh_entry {
+	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
+	__u8 addr[16]; /* the backend address the entry is for */
+	__u32 in_ifindex;
+	__u32 out_ifindex;
+	__u16 mtu;
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	__u8 family;
+	__u8 pad;
+};
+
+#define NH_CACHE_NS 1000000000ULL
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct nh_entry);
+} nh_cache SEC(".maps");
+
 /* Full BTF for the types bpf2go exports to Go (-type). */
 const struct row *unused_row __attribute__((unused));
 const struct vip_key *unused_vip_key __attribute__((unused));
@@ -544,21 +572,72 @@ static __always_inline void set_ethertype(void *data, __u32 l2_len, __be16 proto
 		((struct vlan_hdr *)(data + 18))->proto = proto;
 }
 
-static __always_inline void set_macs(void *data, const struct bpf_fib_lookup *fib)
+static __always_inline void set_macs(void *data, const __u8 *dmac, const __u8 *smac)
 {
 	struct eth_hdr *eth = data;
 
-	__builtin_memcpy(eth->dst, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->src, fib->smac, ETH_ALEN);
+	__builtin_memcpy(eth->dst, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->src, smac, ETH_ALEN);
 }
 
-static __always_inline int tx_verdict(struct xdp_md *ctx, const struct bpf_fib_lookup *fib,
-				      __u32 stat_tx, __u32 stat_redirect)
+static __always_inline int tx_verdict(struct xdp_md *ctx, __u32 out_ifindex, __u32 stat_tx,
+				      __u32 stat_redirect)
 {
-	if (fib->ifindex == ctx->ingress_ifindex)
+	if (out_ifindex == ctx->ingress_ifindex)
 		return count(stat_tx, XDP_TX);
 	count(stat_redirect, 0);
-	return bpf_redirect(fib->ifindex, 0);
+	return bpf_redirect(out_ifindex, 0);
+}
+
+/*
+ * next_hop fills *e for backend slot idx (address b) from the cache or
+ * bpf_fib_lookup. Returns -1 when *e is usable, -2 on an unresolved
+ * neighbour, else the verdict (drop, counted).
+ */
+static __always_inline int next_hop(struct xdp_md *ctx, __u32 idx, const struct backend *b,
+				    const __u8 *src, __u32 tot_len, struct nh_entry *e)
+{
+	struct bpf_fib_lookup fib;
+	struct nh_entry *c = bpf_map_lookup_elem(&nh_cache, &idx);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	int rc;
+
+	if (c && c->expires > now && c->in_ifindex == ctx->ingress_ifindex &&
+	    c->family == b->family && addr16_eq(c->addr, b->addr)) {
+		if (tot_len > c->mtu)
+			return count(STAT_DROP_TOO_BIG, XDP_DROP);
+		__builtin_memcpy(e, c, sizeof(*e));
+		return -1;
+	}
+	rc = fib_outer(ctx, &fib, b->family, src, b->addr, tot_len);
+	if (rc != -1)
+		return rc;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->expires = now + NH_CACHE_NS;
+	__builtin_memcpy(e->addr, b->addr, 16);
+	e->in_ifindex = ctx->ingress_ifindex;
+	e->out_ifindex = fib.ifindex;
+	e->family = b->family;
+	__builtin_memcpy(e->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(e->smac, fib.smac, ETH_ALEN);
+	/* Learn the path MTU: an oversized probe reports it. */
+	e->mtu = 0xFFFF;
+	fib.tot_len = 0xFFFF;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (b->family == 4) {
+		fib.family = AF_INET;
+		fib.ipv4_src = *(__u32 *)src;
+		fib.ipv4_dst = *(__u32 *)b->addr;
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, src, 16);
+		__builtin_memcpy(fib.ipv6_dst, b->addr, 16);
+	}
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED && fib.mtu_result)
+		e->mtu = fib.mtu_result;
+	if (c)
+		__builtin_memcpy(c, e, sizeof(*e));
+	return -1;
 }
 
 /*
@@ -566,10 +645,10 @@ static __always_inline int tx_verdict(struct xdp_md *ctx, const struct bpf_fib_l
  * of family inner_family) towards b0, listing hops [b0, b1] (b1 may be NULL).
  */
 static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_family,
-				 const struct backend *b0, const struct backend *b1,
+				 __u32 b0_idx, const struct backend *b0, const struct backend *b1,
 				 const struct dp_config *cfg, __u32 hash)
 {
-	struct bpf_fib_lookup fib;
+	struct nh_entry nh;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 fam = b0->family;
@@ -586,7 +665,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	if (inner_len > 0xFFFF - 128)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
-	rc = fib_outer(ctx, &fib, fam, src, b0->addr, inner_len + elen);
+	rc = next_hop(ctx, b0_idx, b0, src, inner_len + elen, &nh);
 	if (rc == -2)
 		no_neigh = 1;
 	else if (rc != -1)
@@ -603,7 +682,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	copy_l2(data, data + elen, l2_len);
 	if (!no_neigh)
-		set_macs(data, &fib);
+		set_macs(data, nh.dmac, nh.smac);
 
 	void *l3 = data + l2_len;
 	struct udp_hdr *udp;
@@ -669,7 +748,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	}
 	if (no_neigh)
 		return count(STAT_DIRECTOR_NO_NEIGH, XDP_PASS);
-	return tx_verdict(ctx, &fib, STAT_DIRECTOR_TX, STAT_DIRECTOR_REDIRECT);
+	return tx_verdict(ctx, nh.out_ifindex, STAT_DIRECTOR_TX, STAT_DIRECTOR_REDIRECT);
 }
 
 static __always_inline int is_bound(const __u8 *addr, __u8 family)
@@ -692,7 +771,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	struct backend *b0, *b1;
 	struct row *r;
 	void *table;
-	__u32 hash, idx;
+	__u32 hash, idx, p_idx, s_idx;
 	__u8 inner_family = f->family;
 
 	if (!maybe_vip(cfg, f))
@@ -715,10 +794,10 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	r = bpf_map_lookup_elem(table, &idx);
 	if (!r)
 		return count(STAT_DROP_NO_TABLE, XDP_DROP);
-	idx = r->primary;
-	b0 = bpf_map_lookup_elem(&backends, &idx);
-	idx = r->secondary;
-	b1 = bpf_map_lookup_elem(&backends, &idx);
+	p_idx = r->primary;
+	s_idx = r->secondary;
+	b0 = bpf_map_lookup_elem(&backends, &p_idx);
+	b1 = bpf_map_lookup_elem(&backends, &s_idx);
 	if (!b0 || !b0->family)
 		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
 	if (b1 && !b1->family)
@@ -731,6 +810,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 		if (!b1 || (b1->flags & BACKEND_LOCAL))
 			return count(STAT_DROP_LOCAL_NOT_BOUND, XDP_DROP);
 		b0 = b1;
+		p_idx = s_idx;
 		b1 = NULL;
 	} else if (b1 && (b1->flags & BACKEND_LOCAL) && !is_bound((__u8 *)f->dst, f->family)) {
 		/* The second hop must accept what it gets (invariant 2). */
@@ -738,7 +818,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	}
 	if (f->icmp)
 		count(STAT_DIRECTOR_ICMP, 0);
-	return encap(ctx, l2_len, inner_family, b0, b1, cfg, hash);
+	return encap(ctx, l2_len, inner_family, p_idx, b0, b1, cfg, hash);
 }
 
 /*
@@ -963,8 +1043,8 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	if (rc == -2)
 		return count(STAT_BACKEND_FORWARD_NO_NEIGH, XDP_PASS);
-	set_macs(data, &fib);
-	return tx_verdict(ctx, &fib, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
+	set_macs(data, fib.dmac, fib.smac);
+	return tx_verdict(ctx, fib.ifindex, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
 }
 
 SEC("xdp")
