@@ -44,7 +44,8 @@ type Dataplane struct {
 	slots     backendSlots
 	filter    [vipFilterWords]uint64
 	rowKeys   []uint32  // 0..TableRows-1, reused by every table fill
-	rowVals   []vipdRow // reused by every table fill
+	rowVals   []vipdRow // reused by adoption's table reads
+	rowBuf    []byte    // TableRows*rowSize, reused by every table fill
 }
 
 // Open loads the XDP program, opens (or adopts) the pinned maps under
@@ -77,6 +78,10 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 		}
 		ms.Pinning = ebpf.PinByName
 	}
+	// Tables are filled through mmap (swapTableLocked). The flag is set on
+	// the inner template here, so the outer map only accepts mmapable
+	// tables; the program's lookups are the same either way.
+	spec.Maps["tables"].InnerMap.Flags |= unix.BPF_F_MMAPABLE
 	names, err := statNames(spec)
 	if err != nil {
 		return nil, err
@@ -101,10 +106,15 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 		slots:     newBackendSlots(int(spec.Maps["backends"].MaxEntries)),
 		rowKeys:   make([]uint32, TableRows),
 		rowVals:   make([]vipdRow, TableRows),
+		rowBuf:    make([]byte, TableRows*rowSize),
 	}
 	for i := range d.rowKeys {
 		d.rowKeys[i] = uint32(i)
 	}
+	// Without BTF types NewMap does not load a BTF blob into the kernel
+	// for every table: a table update is then one map creation, one mmap
+	// and one outer update.
+	d.innerSpec.Key, d.innerSpec.Value = nil, nil
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: opts.PinPath},
 	})

@@ -5,6 +5,7 @@ package dataplane
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,7 +13,11 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vipd/vipd/vip"
+	"golang.org/x/sys/unix"
 )
+
+// rowSize is the size of struct row.
+const rowSize = 8
 
 // vipState is what the Dataplane knows of one programmed VIP.
 type vipState struct {
@@ -173,19 +178,30 @@ func mergeServices(a, b []vip.Service) []vip.Service {
 }
 
 // swapTableLocked writes rows (indexes into slots) into a new inner map and
-// points tables[id] at it. The inner map's fd is closed at once: the outer
-// map holds the only reference, and replacing it frees the old table.
+// points tables[id] at it. The inner map is mmapable (see Open): writing
+// 512 KiB through a mapping takes microseconds where a batch update of
+// 65536 elements takes tens of milliseconds. The inner map's fd and
+// mapping are released at once: the outer map holds the only reference,
+// and replacing it frees the old table. The kernel waits for running
+// programs before the update returns (map-in-map), so when this returns no
+// packet uses the old table any more.
 func (d *Dataplane) swapTableLocked(id uint32, rows []Row, slots []uint32) error {
-	for i, r := range rows {
-		d.rowVals[i] = vipdRow{Primary: slots[r.Primary], Secondary: slots[r.Secondary]}
-	}
 	inner, err := ebpf.NewMap(d.innerSpec)
 	if err != nil {
 		return fmt.Errorf("creating table: %w", err)
 	}
 	defer inner.Close()
-	if n, err := inner.BatchUpdate(d.rowKeys, d.rowVals, nil); err != nil {
-		return fmt.Errorf("filling table (%d of %d rows): %w", n, len(rows), err)
+	for i, r := range rows {
+		binary.NativeEndian.PutUint32(d.rowBuf[i*rowSize:], slots[r.Primary])
+		binary.NativeEndian.PutUint32(d.rowBuf[i*rowSize+4:], slots[r.Secondary])
+	}
+	mem, err := unix.Mmap(inner.FD(), 0, len(d.rowBuf), unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("mapping table: %w", err)
+	}
+	copy(mem, d.rowBuf)
+	if err := unix.Munmap(mem); err != nil {
+		return fmt.Errorf("unmapping table: %w", err)
 	}
 	if err := d.objs.Tables.Put(id, inner); err != nil {
 		return fmt.Errorf("swapping table %d: %w", id, err)
