@@ -22,11 +22,13 @@ import (
 // output, so every program runs behind bpf/bench.c's wrapper, which restores
 // the original frame and tail-calls it. The wrapper's own cost (wrapper
 // tail-calling an empty program, minus that empty program run directly) is
-// subtracted. Programs, wrapper and baseline are timed in interleaved rounds;
-// ns/pkt and x-baseline use the kernel's figure (medians; it leaves out time
-// spent rescheduled, so other load on the machine barely moves it, but it is
-// whole nanoseconds), wall-ns/pkt and wall-x-baseline the wall clock around
-// the syscall (fastest round; sub-ns but sensitive to load).
+// subtracted. Programs, wrapper and baseline are timed in interleaved rounds
+// (the VM changes speed by ~30% now and then; interleaving keeps program and
+// baseline in the same state). ns/pkt and x-baseline use the kernel's figure
+// (it leaves out time spent rescheduled, so other load on the machine barely
+// moves it, but it is whole ns: a trimmed mean over rounds);
+// wall-ns/pkt and wall-x-baseline use the wall clock around the syscall
+// (fastest round; finer but sensitive to load).
 //
 //	make bench   # go test -run '^$' -bench BenchmarkXDP ./dataplane/
 func BenchmarkXDP(b *testing.B) {
@@ -108,22 +110,28 @@ func BenchmarkXDP(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			// Kernel figures: medians. Wall-clock figures: the fastest
-			// round, since load from elsewhere only ever adds time.
-			k := func(key string) float64 { return median(runs[key], func(s sample) float64 { return s.kernel }) }
-			w := func(key string) float64 { return fastest(runs[key], func(s sample) float64 { return s.wall }) }
-			x := k("x") - (k("wrapEmpty") - k("empty"))
-			bl := k("bx") - (k("bWrapEmpty") - k("bEmpty"))
-			xw := w("x") - (w("wrapEmpty") - w("empty"))
-			blw := w("bx") - (w("bWrapEmpty") - w("bEmpty"))
-			b.Logf("%s: kernel ns/run: wrapped %.0f, wrapper+empty %.0f, empty %.0f, baseline wrapped %.0f",
-				c.name, k("x"), k("wrapEmpty"), k("empty"), k("bx"))
+			// Per round: program minus the wrapper's own cost, same for
+			// the baseline. Kernel figures are whole ns, so they are
+			// averaged (trimmed of the outer fifths) rather than taken as
+			// a median; the wall clock takes the fastest round.
+			var xk, bk, xw, bw []float64
+			for i := range runs["x"] {
+				at := func(key string) sample { return runs[key][i] }
+				xk = append(xk, at("x").kernel-(at("wrapEmpty").kernel-at("empty").kernel))
+				bk = append(bk, at("bx").kernel-(at("bWrapEmpty").kernel-at("bEmpty").kernel))
+				xw = append(xw, at("x").wall-(at("wrapEmpty").wall-at("empty").wall))
+				bw = append(bw, at("bx").wall-(at("bWrapEmpty").wall-at("bEmpty").wall))
+			}
+			x, bl := trimmedMean(xk), trimmedMean(bk)
+			xwall, blwall := slices.Min(xw), slices.Min(bw)
+			b.Logf("%s: kernel ns/run medians: wrapped %.0f, wrapper+empty %.0f, empty %.0f, baseline wrapped %.0f",
+				c.name, median(runs["x"]), median(runs["wrapEmpty"]), median(runs["empty"]), median(runs["bx"]))
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(x, "ns/pkt")
 			b.ReportMetric(bl, "baseline-ns/pkt")
 			b.ReportMetric(x/bl, "x-baseline")
-			b.ReportMetric(xw, "wall-ns/pkt")
-			b.ReportMetric(xw/blw, "wall-x-baseline")
+			b.ReportMetric(xwall, "wall-ns/pkt")
+			b.ReportMetric(xwall/max(blwall, 0.1), "wall-x-baseline")
 		})
 	}
 }
@@ -144,21 +152,26 @@ func setFilterFlag(t testing.TB, r *rig, on bool) {
 // syscall (sub-ns, but includes preemption).
 type sample struct{ kernel, wall float64 }
 
-func median(ss []sample, f func(sample) float64) float64 {
+func median(ss []sample) float64 {
 	xs := make([]float64, len(ss))
 	for i, s := range ss {
-		xs[i] = f(s)
+		xs[i] = s.kernel
 	}
 	slices.Sort(xs)
 	return xs[len(xs)/2]
 }
 
-func fastest(ss []sample, f func(sample) float64) float64 {
-	m := f(ss[0])
-	for _, s := range ss[1:] {
-		m = min(m, f(s))
+// trimmedMean averages xs without its lowest and highest fifth.
+func trimmedMean(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	cut := len(s) / 5
+	s = s[cut : len(s)-cut]
+	var sum float64
+	for _, x := range s {
+		sum += x
 	}
-	return m
+	return sum / float64(len(s))
 }
 
 // wrapped runs prog behind bench_wrap, the frame restored before every
