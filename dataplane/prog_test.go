@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -601,4 +602,30 @@ func icmpErrorFrame(t testing.TB, client netip.Addr, cport uint16, vip netip.Add
 	must(t, icmp.SetNetworkLayerForChecksum(ip))
 	mtu := []byte{0, 0, 0x05, 0x00}
 	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv6), ip.(gopacket.SerializableLayer), icmp, gopacket.Payload(append(mtu, emb...)))...)
+}
+
+// TestProgTooBig: an encapsulated frame over the egress MTU is dropped and
+// counted, both when bpf_fib_lookup reports it and when the next-hop cache
+// (which learnt the MTU) does; one that just fits goes out.
+func TestProgTooBig(t *testing.T) {
+	r := newRig(t)
+	dev := r.ns.MustRun(t, "ip", "-o", "link", "show", "up", "type", "veth")
+	name := strings.TrimSuffix(strings.Fields(dev)[1], ":")
+	name, _, _ = strings.Cut(name, "@")
+	r.ns.MustRun(t, "ip", "link", "set", name, "mtu", "1300")
+	sized := func(ipLen int) []byte {
+		ip := ipLayer(client4, vipTCP, layers.IPProtocolTCP)
+		tcp := &layers.TCP{SrcPort: 43000, DstPort: 80, ACK: true, Window: 1024}
+		must(t, tcp.SetNetworkLayerForChecksum(ip))
+		return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), ip.(gopacket.SerializableLayer), tcp,
+			gopacket.Payload(make([]byte, ipLen-40)))...)
+	}
+	h := flowHash(testHashSeed, client4, vipTCP, 43000, 80, 6)
+	tooBig := map[vipdStat]uint64{vipdStatSTAT_DROP_TOO_BIG: 1}
+	fits := sized(1300 - 20 - 8 - 8 - 8) // outer IPv4 + UDP + GUE + two hops
+	r.check(t, progCase{name: "fib reports it", in: sized(1300), wantCode: xdpDrop, wantStats: tooBig})
+	r.check(t, progCase{name: "fits", in: fits, wantCode: xdpTX,
+		wantOut:   encapOf(fits, macA, nodeMAC, node4, h, be4a, be4b),
+		wantStats: map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_TX: 1}})
+	r.check(t, progCase{name: "cache reports it", in: sized(1257), wantCode: xdpDrop, wantStats: tooBig})
 }
