@@ -53,6 +53,7 @@ type labNode struct {
 	ns     *netnstest.NS
 	ifname string
 	addr   netip.Addr
+	opts   Options
 	dp     *Dataplane
 }
 
@@ -130,6 +131,7 @@ func (l *lab) addNode(name string, subnet int) *labNode {
 	if err != nil {
 		t.Fatalf("opening dataplane of %s: %v", name, err)
 	}
+	n.opts = opts
 	t.Cleanup(func() { n.dp.Close() })
 	return n
 }
@@ -348,6 +350,35 @@ func TestNamespaceTCP(t *testing.T) {
 	}
 	if s := mustStats(t, l.dir); s["director_tx"] == 0 {
 		t.Errorf("director stats show no encapsulated packet: %v", s)
+	}
+
+	// Upgrade restart of the director: with vipd gone the pinned program
+	// keeps forwarding; the new one adopts the link and maps without a
+	// flush, and established flows never notice.
+	if err := l.dir.dp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"be1", "be2"} {
+		if got, err := conns[name][0].ask(); err != nil || got != name {
+			t.Errorf("%s flow with the director's vipd stopped: answered by %q (%v)", name, got, err)
+		}
+	}
+	err := l.dir.ns.Do(func() (err error) {
+		l.dir.dp, err = Open(hclog.NewNullLogger(), l.dir.opts)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reopening the director: %v", err)
+	}
+	if got, err := l.dir.dp.Programmed(ctx); err != nil || len(got) != 1 || got[0] != l.vipAddr {
+		t.Errorf("director after restart: Programmed = %v, %v; want [%s]", got, err, l.vipAddr)
+	}
+	for _, name := range []string{"be1", "be2"} {
+		for _, c := range conns[name] {
+			if got, err := c.ask(); err != nil || got != name {
+				t.Errorf("%s flow from port %d after director restart: answered by %q (%v)", name, c.sport, got, err)
+			}
+		}
 	}
 
 	// 2. be1 drains: only second hop. Its established connections keep
