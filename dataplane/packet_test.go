@@ -323,6 +323,7 @@ func checkGUEFrame(t testing.TB, frame []byte, wantSrc netip.Addr, director bool
 	udp, _ = p.Layer(layers.LayerTypeUDP).(*layers.UDP)
 	if udp == nil {
 		t.Fatalf("TX frame has no UDP: %v", p)
+		return
 	}
 	if udp.DstPort != testGUEPort || director && udp.SrcPort < 0xC000 || udp.Checksum != 0 || int(udp.Length) != 8+len(udp.Payload) {
 		t.Errorf("outer UDP: %d -> %d checksum %#x length %d payload %d", udp.SrcPort, udp.DstPort, udp.Checksum, udp.Length, len(udp.Payload))
