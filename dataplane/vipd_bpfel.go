@@ -47,7 +47,7 @@ type vipdNhEntry struct {
 	Dmac       [6]uint8
 	Smac       [6]uint8
 	Family     uint8
-	Pad        uint8
+	Uses       uint8
 }
 
 type vipdRow struct {
