@@ -39,6 +39,21 @@
  * VIP packet is never handed to the stack. bpf_fib_lookup needs forwarding
  * enabled on the ingress interface; otherwise packets are dropped and
  * counted (STAT_DROP_FIB_FWD_DISABLED).
+ *
+ * Next hops of a director's backends are cached per CPU (nh_cache) for up to
+ * a second (checked every 16th use) with the path MTU; a frame that would
+ * exceed it is dropped and counted (STAT_DROP_TOO_BIG).
+ *
+ * Second chance: the outer destination becomes hops[next_hop + 1], next_hop
+ * is incremented, the outer TTL / hop limit decremented (a hop at 1 is
+ * dropped), the IPv4 header checksum recomputed and the UDP checksum set to
+ * 0; the outer source (the director) is kept. The hop list comes from the
+ * packet: like GLB, this trusts GUE arriving at the GUE port, which the
+ * network edge must filter. GUE whose IP or UDP length disagrees with the
+ * frame is dropped (STAT_DROP_GUE_MALFORMED).
+ *
+ * A listener socket owns a non-SYN TCP segment only if it completes a SYN
+ * cookie (bpf_tcp_check_syncookie): every backend listens on the VIP.
  */
 
 #include <linux/bpf.h>
