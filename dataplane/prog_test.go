@@ -470,10 +470,29 @@ func TestProgBackend(t *testing.T) {
 	binary.BigEndian.PutUint16(fwd[14+10:], 0)
 	binary.BigEndian.PutUint16(fwd[14+10:], ipChecksum(fwd[14:14+20]))
 
+	// Second chance to a hop without a neighbour entry: the rewritten frame
+	// goes to the stack with its MACs unchanged.
+	gNN := gueFrame(dir4, node4, 0, []netip.Addr{node4, be4nn}, ackIn)
+	fwdNN := gueFrame(dir4, be4nn, 1, []netip.Addr{node4, be4nn}, ackIn)
+	fwdNN[14+8]--
+	binary.BigEndian.PutUint16(fwdNN[14+10:], 0)
+	binary.BigEndian.PutUint16(fwdNN[14+10:], ipChecksum(fwdNN[14:14+20]))
+	// Over IPv6: hop limit down, no header checksum.
+	hops6 := []netip.Addr{node6, be6a}
+	gAck6 := gueFrame(be6b, node6, 0, hops6, ackIn)
+	fwd6 := gueFrame(be6b, be6a, 1, hops6, ackIn)
+	copy(fwd6[0:], macA)
+	copy(fwd6[6:], nodeMAC)
+	fwd6[14+7]--
+
 	for _, c := range []progCase{
 		{name: "syn: decapsulated", in: gSyn, wantCode: xdpPass, wantOut: decapOf(gSyn, synIn),
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
-		{name: "ack, no socket, hop left: second chance", in: gAck, wantCode: xdpTX, wantOut: fwd,
+		{name: "ack, only a listener (no syn cookie), hop left: second chance", in: gAck, wantCode: xdpTX, wantOut: fwd,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_FORWARD_TX: 1}},
+		{name: "second chance to an unresolved neighbour: rewritten frame passed", in: gNN, wantCode: xdpPass, wantOut: fwdNN,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_FORWARD_NO_NEIGH: 1}},
+		{name: "second chance over ipv6", in: gAck6, wantCode: xdpTX, wantOut: fwd6,
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_FORWARD_TX: 1}},
 		{name: "ack, no socket, last hop: decapsulated", in: gAckLast, wantCode: xdpPass, wantOut: decapOf(gAckLast, ackIn),
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
@@ -498,8 +517,8 @@ func TestProgBackend(t *testing.T) {
 			out := r.check(t, c)
 			switch c.wantCode {
 			case xdpTX:
-				dst, nh, _, inner := checkGUEFrame(t, out, dir4, false)
-				if dst != be4a || nh != 1 || !bytes.Equal(inner, ackIn[14:]) {
+				dst, nh, _, inner := checkGUEFrame(t, out, netip.Addr{}, false)
+				if (dst != be4a && dst != be6a) || nh != 1 || !bytes.Equal(inner, ackIn[14:]) {
 					t.Errorf("forwarded to %v next_hop %d", dst, nh)
 				}
 			case xdpPass:
