@@ -177,24 +177,37 @@ func mergeServices(a, b []vip.Service) []vip.Service {
 	return slices.Compact(out)
 }
 
-// swapTableLocked writes rows (indexes into slots) into a new inner map and
-// points tables[id] at it. The inner map is mmapable (see Open): writing
-// 512 KiB through a mapping takes microseconds where a batch update of
-// 65536 elements takes tens of milliseconds. The inner map's fd and
-// mapping are released at once: the outer map holds the only reference,
-// and replacing it frees the old table. The kernel waits for running
-// programs before the update returns (map-in-map), so when this returns no
-// packet uses the old table any more.
+// swapTableLocked points tables[id] at a new table holding rows (indexes
+// into slots): encodeRowsLocked, then installTableLocked.
 func (d *Dataplane) swapTableLocked(id uint32, rows []Row, slots []uint32) error {
+	d.encodeRowsLocked(rows, slots)
+	return d.installTableLocked(id)
+}
+
+// encodeRowsLocked writes rows as struct row values into d.rowBuf.
+func (d *Dataplane) encodeRowsLocked(rows []Row, slots []uint32) {
+	buf := d.rowBuf[:len(rows)*rowSize]
+	for i, r := range rows {
+		b := buf[i*rowSize : i*rowSize+rowSize]
+		binary.NativeEndian.PutUint32(b[0:4], slots[r.Primary])
+		binary.NativeEndian.PutUint32(b[4:8], slots[r.Secondary])
+	}
+}
+
+// installTableLocked creates a table from d.rowBuf and swaps it into
+// tables[id] in one update: a packet sees the old table or the new one,
+// never half of one. The inner map is mmapable (see Open): one copy of
+// 512 KiB through a mapping replaces a 65536-element batch update (tens of
+// milliseconds). The inner map's fd and mapping are released at once: the
+// outer map holds the only reference, and replacing it frees the old
+// table. The kernel waits for running programs before a map-in-map update
+// returns, so afterwards no packet uses the old table.
+func (d *Dataplane) installTableLocked(id uint32) error {
 	inner, err := ebpf.NewMap(d.innerSpec)
 	if err != nil {
 		return fmt.Errorf("creating table: %w", err)
 	}
 	defer inner.Close()
-	for i, r := range rows {
-		binary.NativeEndian.PutUint32(d.rowBuf[i*rowSize:], slots[r.Primary])
-		binary.NativeEndian.PutUint32(d.rowBuf[i*rowSize+4:], slots[r.Secondary])
-	}
 	mem, err := unix.Mmap(inner.FD(), 0, len(d.rowBuf), unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return fmt.Errorf("mapping table: %w", err)
