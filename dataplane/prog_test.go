@@ -35,7 +35,7 @@ var (
 	router6 = netip.MustParseAddr("2001:db8:9::1")
 	dir4    = netip.MustParseAddr("10.0.0.9") // a director sending us GUE
 
-	vipTCP   = netip.MustParseAddr("192.0.2.10")       // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); bound
+	vipTCP   = netip.MustParseAddr("192.0.2.10")       // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); udp/443 -> table 8 (A, B); bound
 	vip6TCP  = netip.MustParseAddr("2001:db8:100::10") // tcp/443 -> table 2 (A, B); bound
 	vipLocal = netip.MustParseAddr("192.0.2.20")       // tcp/80 -> table 3 (local, A); bound
 	vipNB    = netip.MustParseAddr("192.0.2.21")       // tcp/80 -> table 4 (local, A); NOT bound
@@ -133,6 +133,7 @@ func (r *rig) fill(t testing.TB) {
 	for _, v := range []vipEntry{
 		{vipTCP, 80, 6, 0, same(1, 2)},
 		{vipTCP, 0, 17, 1, same(1, 2)},
+		{vipTCP, 443, 17, 8, same(1, 2)},
 		{vip6TCP, 443, 6, 2, same(1, 2)},
 		{vipLocal, 80, 6, 3, same(3, 1)},
 		{vipNB, 80, 6, 4, same(3, 1)},
@@ -289,6 +290,7 @@ func TestProgDirector(t *testing.T) {
 	vlan2 := tcpFrame(t, 2, client4, 40002, vipTCP, 80, ack)
 	syn6 := tcpFrame(t, 0, client6, 40003, vip6TCP, 443, syn)
 	udp4 := udpFrame(t, client4, 5353, vipTCP, 53, []byte("query"))
+	udp443 := udpFrame(t, client4, 5353, vipTCP, 443, []byte("quic"))
 	opts := ipOptionsFrame(t)
 	ext6 := ipv6ExtFrame(t)
 	frag1, frag2 := ipv4Fragments(t)
@@ -308,6 +310,8 @@ func TestProgDirector(t *testing.T) {
 			wantOut: encapOf(vlan2, macA, nodeMAC, node4, h(client4, 40002, vipTCP, 80, 6), be4a, be4b)},
 		{name: "ipv6 inner over ipv4", in: syn6, wantCode: xdpTX, wantStats: tx,
 			wantOut: encapOf(syn6, macA, nodeMAC, node4, h(client6, 40003, vip6TCP, 443, 6), be4a, be4b)},
+		{name: "udp port vip", in: udp443, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(udp443, macA, nodeMAC, node4, h(client4, 5353, vipTCP, 443, 17), be4a, be4b)},
 		{name: "udp any-port vip", in: udp4, wantCode: xdpTX, wantStats: tx,
 			wantOut: encapOf(udp4, macA, nodeMAC, node4, h(client4, 5353, vipTCP, 53, 17), be4a, be4b)},
 		{name: "ipv4 options honoured", in: opts, wantCode: xdpTX, wantStats: tx,
