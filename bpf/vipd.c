@@ -40,9 +40,11 @@
  * enabled on the ingress interface; otherwise packets are dropped and
  * counted (STAT_DROP_FIB_FWD_DISABLED).
  *
- * Next hops of a director's backends are cached per CPU (nh_cache) for up to
- * a second (checked every 16th use) with the path MTU; a frame that would
- * exceed it is dropped and counted (STAT_DROP_TOO_BIG).
+ * Next hops of a director's backends are cached per CPU (nh_cache) with the
+ * path MTU for a second; the clock is read on every 16th use, so an expired
+ * entry serves at most 15 more packets per CPU before it is looked up again.
+ * A frame that would exceed the MTU is dropped and counted
+ * (STAT_DROP_TOO_BIG).
  *
  * Second chance: the outer destination becomes hops[next_hop + 1], next_hop
  * is incremented, the outer TTL / hop limit decremented (a hop at 1 is
@@ -628,9 +630,10 @@ static __always_inline int tx_verdict(struct xdp_md *ctx, __u32 out_ifindex, __u
 /*
  * next_hop points *out at the next hop for backend slot idx (address b):
  * the cache entry, refreshed from bpf_fib_lookup when it is older than
- * NH_CACHE_NS (the clock is read on every NH_CHECK_EVERY-th use only: a
- * helper call per packet is measurable here), or for another backend, or
- * another ingress. Returns -1 when *out is usable, -2 on an unresolved
+ * NH_CACHE_NS, or for another backend address or ingress. The clock is read
+ * on every NH_CHECK_EVERY-th use only (a helper call per packet is
+ * measurable here), so an expired entry serves at most NH_CHECK_EVERY - 1
+ * more packets. Returns -1 when *out is usable, -2 on an unresolved
  * neighbour, else the verdict (drop, counted).
  */
 static __always_inline int next_hop(struct xdp_md *ctx, __u32 idx, const struct backend *b,
