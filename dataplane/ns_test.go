@@ -30,6 +30,8 @@ import (
 //	                             [rt] 10.3.0.1 --- 10.3.0.2 be1 (vipd XDP, VIP on lo)
 //	                             [rt] 10.4.0.1 --- 10.4.0.2 be2 (vipd XDP, VIP on lo)
 //
+// (IPv6: fd00:N::1/64 and fd00:N::2/64 instead of 10.N.0.1/24, 10.N.0.2/24.)
+//
 // rt routes the VIP to the director and forwards everything else; the
 // director encapsulates to a backend (GUE) and sends it back out through
 // rt (XDP_TX); backends decapsulate and answer the client directly (DSR).
@@ -46,6 +48,7 @@ type lab struct {
 	clientIP netip.Addr
 	seed     uint64
 	nextPort int
+	v6       bool
 }
 
 type labNode struct {
@@ -55,6 +58,34 @@ type labNode struct {
 	addr   netip.Addr
 	opts   Options
 	dp     *Dataplane
+}
+
+// subnet is rt's and the node's address on link N.
+func (l *lab) subnet(n int) (gw, node netip.Addr) {
+	if l.v6 {
+		return netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", n)), netip.MustParseAddr(fmt.Sprintf("fd00:%d::2", n))
+	}
+	return netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", n)), netip.MustParseAddr(fmt.Sprintf("10.%d.0.2", n))
+}
+
+func (l *lab) fam() string {
+	if l.v6 {
+		return "-6"
+	}
+	return "-4"
+}
+
+// addrAdd puts a on dev (a host address when dev is lo), without DAD.
+func (l *lab) addrAdd(ns *netnstest.NS, a netip.Addr, dev string) {
+	bits := map[bool]int{false: 24, true: 64}[l.v6]
+	if dev == "lo" {
+		bits = a.BitLen()
+	}
+	argv := []string{"ip", l.fam(), "addr", "add", netip.PrefixFrom(a, bits).String(), "dev", dev}
+	if l.v6 {
+		argv = append(argv, "nodad")
+	}
+	ns.MustRun(l.t, argv...)
 }
 
 func (n *labNode) backend() vip.Backend { return vip.Backend{Name: n.name, Addr: n.addr} }
@@ -105,15 +136,14 @@ func (l *lab) addNode(name string, subnet int) *labNode {
 	t := l.t
 	ns := netnstest.New(t, name)
 	rtEnd, nodeEnd := netnstest.Veth(t, l.rt, ns)
-	gw := fmt.Sprintf("10.%d.0.1", subnet)
-	addr := netip.MustParseAddr(fmt.Sprintf("10.%d.0.2", subnet))
-	l.rt.MustRun(t, "ip", "addr", "add", gw+"/24", "dev", rtEnd)
-	ns.MustRun(t, "ip", "addr", "add", addr.String()+"/24", "dev", nodeEnd)
-	ns.MustRun(t, "ip", "route", "add", "default", "via", gw)
-	ns.MustRun(t, "ip", "neigh", "replace", gw, "lladdr", ifaceMAC(t, l.rt, rtEnd), "dev", nodeEnd, "nud", "permanent")
+	gw, addr := l.subnet(subnet)
+	l.addrAdd(l.rt, gw, rtEnd)
+	l.addrAdd(ns, addr, nodeEnd)
+	ns.MustRun(t, "ip", l.fam(), "route", "add", "default", "via", gw.String())
+	ns.MustRun(t, "ip", "neigh", "replace", gw.String(), "lladdr", ifaceMAC(t, l.rt, rtEnd), "dev", nodeEnd, "nud", "permanent")
 	l.rt.MustRun(t, "ip", "neigh", "replace", addr.String(), "lladdr", ifaceMAC(t, ns, nodeEnd), "dev", rtEnd, "nud", "permanent")
 	sysctl(t, ns, "net.ipv4.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-		"net.ipv4.conf."+nodeEnd+".rp_filter=0")
+		"net.ipv4.conf."+nodeEnd+".rp_filter=0", "net.ipv6.conf.all.forwarding=1")
 	passXDP(t, l.rt, rtEnd)
 
 	n := &labNode{name: name, ns: ns, ifname: nodeEnd, addr: addr}
@@ -121,8 +151,12 @@ func (l *lab) addNode(name string, subnet int) *labNode {
 		Interface: nodeEnd,
 		Attach:    AttachNative,
 		PinPath:   testBPFFS(t) + "/vipd",
-		Local4:    addr,
 		Seed:      l.seed,
+	}
+	if addr.Is4() {
+		opts.Local4 = addr
+	} else {
+		opts.Local6 = addr
 	}
 	err := ns.Do(func() (err error) {
 		n.dp, err = Open(hclog.NewNullLogger().Named(name), opts)
@@ -142,7 +176,7 @@ func (l *lab) serve(n *labNode) {
 	t := l.t
 	var ln net.Listener
 	err := n.ns.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", netip.AddrPortFrom(l.vipAddr, l.port).String())
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(l.vipAddr, l.port).String())
 		return err
 	})
 	if err != nil {
@@ -205,7 +239,7 @@ func (l *lab) dial(sport uint16, timeout time.Duration) (*conn, error) {
 	var c net.Conn
 	err := l.client.Do(func() (err error) {
 		d := net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: l.clientIP.AsSlice(), Port: int(sport)}}
-		c, err = d.Dial("tcp4", netip.AddrPortFrom(l.vipAddr, l.port).String())
+		c, err = d.Dial("tcp", netip.AddrPortFrom(l.vipAddr, l.port).String())
 		return err
 	})
 	if err != nil {
@@ -251,8 +285,17 @@ func (l *lab) ports(bs []vip.Backend, want string, n int) []uint16 {
 	return out
 }
 
-func snmpForwarded(t *testing.T, ns *netnstest.NS) uint64 {
+func snmpForwarded(t *testing.T, ns *netnstest.NS, v6 bool) uint64 {
 	t.Helper()
+	if v6 {
+		for _, line := range strings.Split(ns.MustRun(t, "cat", "/proc/net/snmp6"), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "Ip6OutForwDatagrams" {
+				v, _ := strconv.ParseUint(f[1], 10, 64)
+				return v
+			}
+		}
+		t.Fatal("no Ip6OutForwDatagrams in /proc/net/snmp6")
+	}
 	lines := strings.Split(ns.MustRun(t, "cat", "/proc/net/snmp"), "\n")
 	for i := 0; i+1 < len(lines); i++ {
 		if !strings.HasPrefix(lines[i], "Ip: Forwarding") {
@@ -285,23 +328,34 @@ func mustStats(t *testing.T, n *labNode) map[string]uint64 {
 // other; a VIP unbound at a backend that still receives traffic is dropped
 // by the loop guard, not forwarded, although ip_forward is on.
 func TestNamespaceTCP(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) { testNamespaceTCP(t, false) })
+	t.Run("ipv6", func(t *testing.T) { testNamespaceTCP(t, true) })
+}
+
+func testNamespaceTCP(t *testing.T, v6 bool) {
 	ctx := context.Background()
 	l := &lab{
 		t:        t,
 		vipAddr:  netip.MustParseAddr("198.51.100.80"),
 		port:     uint16(20000 + rand.IntN(20000)),
-		clientIP: netip.MustParseAddr("10.1.0.2"),
 		seed:     rand.Uint64(),
 		nextPort: 30000 + rand.IntN(20000),
 		be:       map[string]*labNode{},
+		v6:       v6,
+	}
+	if v6 {
+		l.vipAddr = netip.MustParseAddr("2001:db8:100::80")
 	}
 	l.rt = netnstest.New(t, "rt")
 	l.client = netnstest.New(t, "cl")
-	sysctl(t, l.rt, "net.ipv4.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+	sysctl(t, l.rt, "net.ipv4.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+		"net.ipv6.conf.all.forwarding=1")
 	rtEnd, clEnd := netnstest.Veth(t, l.rt, l.client)
-	l.rt.MustRun(t, "ip", "addr", "add", "10.1.0.1/24", "dev", rtEnd)
-	l.client.MustRun(t, "ip", "addr", "add", "10.1.0.2/24", "dev", clEnd)
-	l.client.MustRun(t, "ip", "route", "add", "default", "via", "10.1.0.1")
+	gw, client := l.subnet(1)
+	l.clientIP = client
+	l.addrAdd(l.rt, gw, rtEnd)
+	l.addrAdd(l.client, client, clEnd)
+	l.client.MustRun(t, "ip", l.fam(), "route", "add", "default", "via", gw.String())
 	// A veth hands the forwarded skb on with a partial checksum (offload);
 	// XDP sees only the pseudo-header sum and the backend would drop the
 	// decapsulated segment. Real NICs put full checksums on the wire:
@@ -309,10 +363,10 @@ func TestNamespaceTCP(t *testing.T) {
 	l.client.MustRun(t, "ethtool", "-K", clEnd, "tx", "off")
 
 	l.dir = l.addNode("dir", 2)
-	l.rt.MustRun(t, "ip", "route", "add", l.vipAddr.String()+"/32", "via", "10.2.0.2")
+	l.rt.MustRun(t, "ip", l.fam(), "route", "add", netip.PrefixFrom(l.vipAddr, l.vipAddr.BitLen()).String(), "via", l.dir.addr.String())
 	for i, name := range []string{"be1", "be2"} {
 		n := l.addNode(name, 3+i)
-		n.ns.MustRun(t, "ip", "addr", "add", l.vipAddr.String()+"/32", "dev", "lo")
+		l.addrAdd(n.ns, l.vipAddr, "lo")
 		if err := n.dp.SetBound(ctx, []netip.Addr{l.vipAddr}); err != nil {
 			t.Fatal(err)
 		}
@@ -419,12 +473,12 @@ func TestNamespaceTCP(t *testing.T) {
 	if err := l.dir.dp.Program(ctx, prog); err != nil {
 		t.Fatal(err)
 	}
-	be1.ns.MustRun(t, "ip", "addr", "del", l.vipAddr.String()+"/32", "dev", "lo")
+	be1.ns.MustRun(t, "ip", l.fam(), "addr", "del", netip.PrefixFrom(l.vipAddr, l.vipAddr.BitLen()).String(), "dev", "lo")
 	if err := be1.dp.SetBound(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	guardBefore := mustStats(t, be1)["drop_loop_guard"]
-	fwdKernelBefore := snmpForwarded(t, be1.ns)
+	fwdKernelBefore := snmpForwarded(t, be1.ns, l.v6)
 	fwdXDPBefore := mustStats(t, be1)["backend_forward_tx"]
 	for _, sport := range l.ports(prog.Backends, "be1", 2) {
 		c, err := l.dial(sport, 1500*time.Millisecond)
@@ -442,7 +496,7 @@ func TestNamespaceTCP(t *testing.T) {
 	if st["backend_forward_tx"] != fwdXDPBefore {
 		t.Errorf("be1 forwarded unbound VIP packets by XDP (%d -> %d)", fwdXDPBefore, st["backend_forward_tx"])
 	}
-	if fwd := snmpForwarded(t, be1.ns); fwd != fwdKernelBefore {
+	if fwd := snmpForwarded(t, be1.ns, l.v6); fwd != fwdKernelBefore {
 		t.Errorf("be1 kernel forwarded %d datagrams with the VIP unbound", fwd-fwdKernelBefore)
 	}
 	t.Logf("be1 loop-guard drops: %d; director %v", st["drop_loop_guard"]-guardBefore, mustStats(t, l.dir))
