@@ -85,7 +85,9 @@ func equalProgram(a, b *vip.Program) bool {
 // packet sees the old table or the new one, never half of one), then makes
 // the VIP's `vips` entries exactly p.Services. The VIP keeps its table id
 // for as long as it is programmed. Programming the same value again does
-// nothing.
+// nothing. A Program with no backend fails (ErrNoBackend) and leaves the
+// VIP as it was: the controller keeps a VIP programmed during the withdraw
+// grace, and its last table still forwards the flows that arrive then.
 func (d *Dataplane) Program(ctx context.Context, p vip.Program) error {
 	if err := ctx.Err(); err != nil {
 		return err
