@@ -275,3 +275,50 @@ func dpTableID(t *testing.T, d *Dataplane, addr netip.Addr) ebpf.MapID {
 	id, _ := info.ID()
 	return id
 }
+
+// TestOpenIncompatiblePins: maps pinned by another version with another
+// layout are not silently replaced (that would flush the forwarding
+// state); Open says what to do.
+func TestOpenIncompatiblePins(t *testing.T) {
+	r := newDPRig(t)
+	if err := os.MkdirAll(r.pinPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "vips", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Pin(filepath.Join(r.pinPath, "vips")); err != nil {
+		t.Fatal(err)
+	}
+	err = r.ns.Do(func() error {
+		d, err := Open(hclog.NewNullLogger(), r.options())
+		if err == nil {
+			d.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, ebpf.ErrMapIncompatible) || !strings.Contains(err.Error(), "uninstall") {
+		t.Errorf("Open over incompatible pins: %v, want ErrMapIncompatible and a hint", err)
+	}
+	if got := r.xdpMode(t); got != "none" {
+		t.Errorf("program attached (%s) although Open failed", got)
+	}
+}
+
+func TestOpenNotBPFFS(t *testing.T) {
+	r := newDPRig(t)
+	opts := r.options()
+	opts.PinPath = filepath.Join(t.TempDir(), "vipd")
+	err := r.ns.Do(func() error {
+		d, err := Open(hclog.NewNullLogger(), opts)
+		if err == nil {
+			d.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, ErrNotBPFFS) {
+		t.Errorf("Open with a pin path on tmpfs: %v, want ErrNotBPFFS", err)
+	}
+}
