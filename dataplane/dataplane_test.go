@@ -30,7 +30,7 @@ type dpRig struct {
 	pinPath  string
 }
 
-func newDPRig(t *testing.T) *dpRig {
+func newDPRig(t testing.TB) *dpRig {
 	t.Helper()
 	ns, peer := netnstest.New(t, "dp"), netnstest.New(t, "pe")
 	an, _ := netnstest.Veth(t, ns, peer)
@@ -40,7 +40,7 @@ func newDPRig(t *testing.T) *dpRig {
 // testBPFFS returns a directory on a bpffs of its own: a unique directory
 // under /sys/fs/bpf when that is a bpffs, else a private bpffs mounted on a
 // temporary directory. Both are removed in cleanup.
-func testBPFFS(t *testing.T) string {
+func testBPFFS(t testing.TB) string {
 	t.Helper()
 	var fs unix.Statfs_t
 	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
@@ -70,7 +70,7 @@ func (r *dpRig) options() Options {
 	}
 }
 
-func (r *dpRig) open(t *testing.T, opts Options) *Dataplane {
+func (r *dpRig) open(t testing.TB, opts Options) *Dataplane {
 	t.Helper()
 	var d *Dataplane
 	err := r.ns.Do(func() (err error) {
