@@ -36,9 +36,18 @@
  *
  * Unresolved neighbour (BPF_FIB_LKUP_RET_NO_NEIGH): the encapsulated frame is
  * XDP_PASSed (counted) so the kernel can resolve the neighbour; the original
- * VIP packet is never handed to the stack. bpf_fib_lookup needs forwarding
- * enabled on the ingress interface; otherwise packets are dropped and
- * counted (STAT_DROP_FIB_FWD_DISABLED).
+ * VIP packet is never handed to the stack.
+ *
+ * Lookup device: bpf_fib_lookup refuses (BPF_FIB_LKUP_RET_FWD_DISABLED)
+ * unless forwarding is enabled on the device its params.ifindex names, and
+ * the lookup runs as if the packet had arrived there. Looking up "from" the
+ * uplink would require forwarding on the uplink, which also lets the kernel
+ * route VIP packets back out of it: the loop of FIELD-NOTES 3. So lookups
+ * use dp_config.fib_ifindex (the loader sets it to lo, the only device with
+ * forwarding on; nothing arrives on lo from the network), or the ingress
+ * device when it is 0. Refused lookups are dropped and counted
+ * (STAT_DROP_FIB_FWD_DISABLED). The helper reports the egress device; equal
+ * to the ingress one means XDP_TX, otherwise bpf_redirect.
  *
  * Next hops of a director's backends are cached per CPU (nh_cache) with the
  * path MTU for a second; the clock is read on every 16th use, so an expired
@@ -553,20 +562,26 @@ static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
 	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nhops;
 }
 
+/* The device bpf_fib_lookup looks up from (see "Lookup device" above). */
+static __always_inline __u32 fib_ifindex(const struct xdp_md *ctx, const struct dp_config *cfg)
+{
+	return cfg->fib_ifindex ? cfg->fib_ifindex : ctx->ingress_ifindex;
+}
+
 /*
  * fib: next hop for an outer packet. Returns the verdict on failure (drop or
  * pass-to-resolve), -1 on success with MACs and ifindex in *fib, -2 on
  * no-neighbour (the caller builds the frame and passes it).
  */
-static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u8 family,
-				     const __u8 *src, const __u8 *dst, __u16 tot_len)
+static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u32 lookup_if,
+				     __u8 family, const __u8 *src, const __u8 *dst, __u16 tot_len)
 {
 	long rc;
 
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->l4_protocol = IPPROTO_UDP;
 	fib->tot_len = tot_len;
-	fib->ifindex = ctx->ingress_ifindex;
+	fib->ifindex = lookup_if;
 	if (family == 4) {
 		fib->family = AF_INET;
 		fib->ipv4_src = *(__u32 *)src;
@@ -636,8 +651,9 @@ static __always_inline int tx_verdict(struct xdp_md *ctx, __u32 out_ifindex, __u
  * more packets. Returns -1 when *out is usable, -2 on an unresolved
  * neighbour, else the verdict (drop, counted).
  */
-static __always_inline int next_hop(struct xdp_md *ctx, __u32 idx, const struct backend *b,
-				    const __u8 *src, __u32 tot_len, const struct nh_entry **out)
+static __always_inline int next_hop(struct xdp_md *ctx, __u32 lookup_if, __u32 idx,
+				    const struct backend *b, const __u8 *src, __u32 tot_len,
+				    const struct nh_entry **out)
 {
 	struct bpf_fib_lookup fib;
 	struct nh_entry *c = bpf_map_lookup_elem(&nh_cache, &idx);
@@ -657,7 +673,7 @@ static __always_inline int next_hop(struct xdp_md *ctx, __u32 idx, const struct 
 	}
 	if (!now)
 		now = bpf_ktime_get_coarse_ns();
-	rc = fib_outer(ctx, &fib, b->family, src, b->addr, tot_len);
+	rc = fib_outer(ctx, &fib, lookup_if, b->family, src, b->addr, tot_len);
 	if (rc != -1)
 		return rc;
 	__builtin_memset(c, 0, sizeof(*c));
@@ -671,7 +687,7 @@ static __always_inline int next_hop(struct xdp_md *ctx, __u32 idx, const struct 
 	/* Learn the path MTU: an oversized probe reports it. */
 	c->mtu = 0xFFFF;
 	fib.tot_len = 0xFFFF;
-	fib.ifindex = ctx->ingress_ifindex;
+	fib.ifindex = lookup_if;
 	if (b->family == 4) {
 		fib.family = AF_INET;
 		fib.ipv4_src = *(__u32 *)src;
@@ -715,7 +731,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	if (inner_len > 0xFFFF - 128)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
-	rc = next_hop(ctx, b0_idx, b0, src, inner_len + elen, &nh);
+	rc = next_hop(ctx, fib_ifindex(ctx, cfg), b0_idx, b0, src, inner_len + elen, &nh);
 	if (rc == -2)
 		no_neigh = 1;
 	else if (rc != -1)
@@ -1025,7 +1041,8 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 }
 
 /* Second chance: send the GUE packet on to hops[next_hop + 1]. */
-static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, __u32 gue_off)
+static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2_len, __u8 ofam,
+				   __u32 gue_off)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -1057,7 +1074,7 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 		if (ip->ttl <= 1)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		rc = fib_outer(ctx, &fib, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
+		rc = fib_outer(ctx, &fib, lookup_if, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
 		if (rc >= 0)
 			return rc;
 		/* A hop like a router's: TTL down, destination rewritten. */
@@ -1071,7 +1088,7 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 		if (ip6->hop_limit <= 1)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		rc = fib_outer(ctx, &fib, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
+		rc = fib_outer(ctx, &fib, lookup_if, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
 		if (rc >= 0)
 			return rc;
 		ip6->hop_limit--;
@@ -1169,7 +1186,7 @@ int vipd_xdp(struct xdp_md *ctx)
 
 			if (rc >= 0)
 				return rc;
-			return forward(ctx, l2_len, f.family, l4 + sizeof(*udp));
+			return forward(ctx, fib_ifindex(ctx, cfg), l2_len, f.family, l4 + sizeof(*udp));
 		}
 	}
 

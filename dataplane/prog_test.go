@@ -18,7 +18,10 @@ import (
 
 // The rig: a private namespace whose veth (MAC nodeMAC) holds this node's
 // underlay addresses, with permanent neighbours for some backends and none
-// for one, so bpf_fib_lookup gives exact, known MACs. Backend slots:
+// for one, so bpf_fib_lookup gives exact, known MACs. Forwarding is off
+// everywhere but on lo, as on a node (FIELD-NOTES 3): the program looks up
+// from lo (dp_config.fib_ifindex) and still gets the veth's route and MACs.
+// Backend slots:
 var (
 	node4   = netip.MustParseAddr("10.0.0.1")
 	node6   = netip.MustParseAddr("2001:db8::1")
@@ -46,9 +49,11 @@ var (
 )
 
 type rig struct {
-	ns      *netnstest.NS
-	ifindex int
-	objs    vipdObjects
+	ns        *netnstest.NS
+	dev       string // the veth the program runs on
+	ifindex   int
+	loIfindex int
+	objs      vipdObjects
 }
 
 // newRig loads the program, fills its maps and builds the namespace.
@@ -70,19 +75,35 @@ func newRig(t testing.TB) *rig {
 		{"ip", "neigh", "replace", be6a.String(), "lladdr", macA.String(), "dev", dev, "nud", "permanent"},
 		{"ip", "neigh", "replace", be6b.String(), "lladdr", macB.String(), "dev", dev, "nud", "permanent"},
 		{"ip", "addr", "add", vipTCP.String() + "/32", "dev", "lo"},
-		{"sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"},
-		{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
+		// "all" first: writing it sets every device, lo included.
+		{"sysctl", "-qw", "net.ipv4.conf.all.forwarding=0"},
+		{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"},
+		{"sysctl", "-qw", "net.ipv4.conf.lo.forwarding=1"},
+		{"sysctl", "-qw", "net.ipv6.conf.lo.forwarding=1"},
 		{"sysctl", "-qw", "net.ipv4.tcp_syncookies=1"},
 	} {
 		ns.MustRun(t, argv...)
 	}
-	r := &rig{ns: ns}
+	for _, kv := range [][2]string{
+		{"net.ipv4.conf." + dev + ".forwarding", "0"}, {"net.ipv6.conf." + dev + ".forwarding", "0"},
+		{"net.ipv4.ip_forward", "0"}, {"net.ipv4.conf.lo.forwarding", "1"}, {"net.ipv6.conf.lo.forwarding", "1"},
+	} {
+		if got := strings.TrimSpace(ns.MustRun(t, "sysctl", "-n", kv[0])); got != kv[1] {
+			t.Fatalf("%s = %s, want %s", kv[0], got, kv[1])
+		}
+	}
+	r := &rig{ns: ns, dev: dev}
 	if err := ns.Do(func() error {
 		ifi, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err
 		}
 		r.ifindex = ifi.Index
+		lo, err := net.InterfaceByName("lo")
+		if err != nil {
+			return err
+		}
+		r.loIfindex = lo.Index
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -106,7 +127,7 @@ func addr16(a netip.Addr) (b [16]byte, fam uint8) {
 
 func (r *rig) fill(t testing.TB) {
 	t.Helper()
-	cfg := vipdDpConfig{GuePort: testGUEPort, HashSeed: testHashSeed, Flags: 1}
+	cfg := vipdDpConfig{GuePort: testGUEPort, HashSeed: testHashSeed, Flags: 1, FibIfindex: uint32(r.loIfindex)}
 	cfg.Addr4 = node4.As4()
 	cfg.Addr6 = node6.As16()
 	must(t, r.objs.Config.Put(uint32(0), cfg))
@@ -540,15 +561,37 @@ func TestProgBackend(t *testing.T) {
 	}
 }
 
-// TestProgForwardingDisabled: bpf_fib_lookup refuses to route when
-// forwarding is off on the ingress interface; the packet is dropped and
-// counted, never passed.
+// TestProgForwardingDisabled: bpf_fib_lookup refuses to route unless
+// forwarding is on for the device it looks up from; the packet is then
+// dropped and counted, never passed. The rig keeps forwarding off on the
+// veth, so looking up from the ingress device (fib_ifindex 0, the old
+// behaviour) is refused too: that is why the program looks up from lo.
 func TestProgForwardingDisabled(t *testing.T) {
-	r := newRig(t)
-	r.ns.MustRun(t, "sysctl", "-qw", "net.ipv4.conf.all.forwarding=0")
-	syn := tcpFrame(t, 0, client4, 42000, vipTCP, 80, syn)
-	r.check(t, progCase{in: syn, wantCode: xdpDrop,
-		wantStats: map[vipdStat]uint64{vipdStatSTAT_DROP_FIB_FWD_DISABLED: 1}})
+	fwdDisabled := map[vipdStat]uint64{vipdStatSTAT_DROP_FIB_FWD_DISABLED: 1}
+	for _, c := range []struct {
+		name  string
+		setup func(t *testing.T, r *rig)
+		in    func(t testing.TB) []byte
+	}{
+		{"lo ipv4 forwarding off", func(t *testing.T, r *rig) {
+			r.ns.MustRun(t, "sysctl", "-qw", "net.ipv4.conf.lo.forwarding=0")
+		}, func(t testing.TB) []byte { return tcpFrame(t, 0, client4, 42000, vipTCP, 80, syn) }},
+		{"lo ipv6 forwarding off", func(t *testing.T, r *rig) {
+			r.ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.lo.forwarding=0")
+		}, func(t testing.TB) []byte { return tcpFrame(t, 0, client6, 42000, vip6U, 80, syn) }},
+		{"ingress lookup, uplink forwarding off", func(t *testing.T, r *rig) {
+			var cfg vipdDpConfig
+			must(t, r.objs.Config.Lookup(uint32(0), &cfg))
+			cfg.FibIfindex = 0
+			must(t, r.objs.Config.Put(uint32(0), cfg))
+		}, func(t testing.TB) []byte { return tcpFrame(t, 0, client4, 42000, vipTCP, 80, syn) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			c.setup(t, r)
+			r.check(t, progCase{in: c.in(t), wantCode: xdpDrop, wantStats: fwdDisabled})
+		})
+	}
 }
 
 func arpFrame(t testing.TB) []byte {

@@ -29,12 +29,13 @@ type vipdBackend struct {
 }
 
 type vipdDpConfig struct {
-	_        structs.HostLayout
-	Addr4    [4]uint8
-	Addr6    [16]uint8
-	GuePort  uint16
-	Flags    uint16
-	HashSeed uint32
+	_          structs.HostLayout
+	Addr4      [4]uint8
+	Addr6      [16]uint8
+	GuePort    uint16
+	Flags      uint16
+	HashSeed   uint32
+	FibIfindex uint32
 }
 
 type vipdNhEntry struct {
