@@ -46,6 +46,7 @@ type Dataplane struct {
 	rowKeys   []uint32  // 0..TableRows-1, reused by every table fill
 	rowVals   []vipdRow // reused by adoption's table reads
 	rowBuf    []byte    // TableRows*rowSize, reused by every table fill
+	fibIf     int       // the device bpf_fib_lookup looks up from: lo
 }
 
 // Open loads the XDP program, opens (or adopts) the pinned maps under
@@ -127,6 +128,10 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 	if err := d.adoptLocked(); err != nil {
 		d.objs.Close()
 		return nil, fmt.Errorf("adopting pinned state: %w", err)
+	}
+	if d.fibIf, err = enableLookupForwarding(d.log); err != nil {
+		d.objs.Close()
+		return nil, err
 	}
 	if err := d.writeConfigLocked(); err != nil {
 		d.objs.Close()
@@ -210,10 +215,37 @@ func (d *Dataplane) writeConfigLocked() error {
 	// Every director must hash a flow to the same row: the seed is
 	// cluster-wide, folded to the program's 32 bits.
 	c.HashSeed = uint32(d.opts.Seed ^ d.opts.Seed>>32)
+	c.FibIfindex = uint32(d.fibIf)
 	if err := d.objs.Config.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("writing dataplane config: %w", err)
 	}
 	return nil
+}
+
+// enableLookupForwarding turns forwarding on for lo, the device the XDP
+// program's bpf_fib_lookup calls look up from, and returns lo's ifindex.
+// The kernel refuses a lookup unless forwarding is on for that device;
+// turning it on for the uplink instead would let the kernel route VIP
+// packets back out of it (the loop of FIELD-NOTES 3), while nothing arrives
+// on lo from the network. The uplink and ip_forward stay off. Writing
+// net.ipv4.ip_forward or conf.all.forwarding later resets lo too: the
+// program then drops VIP traffic and counts drop_fib_fwd_disabled.
+func enableLookupForwarding(log hclog.Logger) (int, error) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		return 0, fmt.Errorf("finding lo: %w", err)
+	}
+	for _, p := range []string{"/proc/sys/net/ipv4/conf/lo/forwarding", "/proc/sys/net/ipv6/conf/lo/forwarding"} {
+		err := os.WriteFile(p, []byte("1\n"), 0o644)
+		if errors.Is(err, os.ErrNotExist) && strings.Contains(p, "ipv6") {
+			continue // IPv6 disabled in this kernel
+		}
+		if err != nil {
+			return 0, fmt.Errorf("enabling forwarding on lo for fib lookups: %w", err)
+		}
+	}
+	log.Info("enabled forwarding on lo for the program's fib lookups; the uplink needs none")
+	return lo.Index, nil
 }
 
 // statNames reads the counter names from the C enum stat (BTF), so a

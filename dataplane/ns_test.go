@@ -130,8 +130,9 @@ func passXDP(t *testing.T, ns *netnstest.NS, ifname string) {
 }
 
 // addNode creates a node namespace linked to rt on 10.<subnet>.0.0/24,
-// with forwarding on (bpf_fib_lookup needs it on the ingress device) and
-// rt's neighbour entry static, and opens a vipd dataplane on its veth.
+// with forwarding off as on a real node (Open turns it on for lo only, the
+// device the program's fib lookups use) and rt's neighbour entry static,
+// and opens a vipd dataplane on its veth.
 func (l *lab) addNode(name string, subnet int) *labNode {
 	t := l.t
 	ns := netnstest.New(t, name)
@@ -142,8 +143,8 @@ func (l *lab) addNode(name string, subnet int) *labNode {
 	ns.MustRun(t, "ip", l.fam(), "route", "add", "default", "via", gw.String())
 	ns.MustRun(t, "ip", "neigh", "replace", gw.String(), "lladdr", ifaceMAC(t, l.rt, rtEnd), "dev", nodeEnd, "nud", "permanent")
 	l.rt.MustRun(t, "ip", "neigh", "replace", addr.String(), "lladdr", ifaceMAC(t, ns, nodeEnd), "dev", rtEnd, "nud", "permanent")
-	sysctl(t, ns, "net.ipv4.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-		"net.ipv4.conf."+nodeEnd+".rp_filter=0", "net.ipv6.conf.all.forwarding=1")
+	sysctl(t, ns, "net.ipv4.conf.all.forwarding=0", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+		"net.ipv4.conf."+nodeEnd+".rp_filter=0", "net.ipv6.conf.all.forwarding=0")
 	passXDP(t, l.rt, rtEnd)
 
 	n := &labNode{name: name, ns: ns, ifname: nodeEnd, addr: addr}
@@ -164,6 +165,14 @@ func (l *lab) addNode(name string, subnet int) *labNode {
 	})
 	if err != nil {
 		t.Fatalf("opening dataplane of %s: %v", name, err)
+	}
+	for k, want := range map[string]string{
+		"net.ipv4.conf." + nodeEnd + ".forwarding": "0", "net.ipv6.conf." + nodeEnd + ".forwarding": "0",
+		"net.ipv4.ip_forward": "0", "net.ipv4.conf.lo.forwarding": "1", "net.ipv6.conf.lo.forwarding": "1",
+	} {
+		if got := strings.TrimSpace(ns.MustRun(t, "sysctl", "-n", k)); got != want {
+			t.Fatalf("%s after Open: %s = %s, want %s", name, k, got, want)
+		}
 	}
 	n.opts = opts
 	t.Cleanup(func() { n.dp.Close() })
@@ -326,7 +335,8 @@ func mustStats(t *testing.T, n *labNode) map[string]uint64 {
 // flows land on the backend the table says; a draining backend keeps its
 // established connections through second chance while new ones go to the
 // other; a VIP unbound at a backend that still receives traffic is dropped
-// by the loop guard, not forwarded, although ip_forward is on.
+// by the loop guard, not forwarded, even once ip_forward is turned on.
+// Nodes run with forwarding off except on lo (the fib lookup device).
 func TestNamespaceTCP(t *testing.T) {
 	t.Run("ipv4", func(t *testing.T) { testNamespaceTCP(t, false) })
 	t.Run("ipv6", func(t *testing.T) { testNamespaceTCP(t, true) })
@@ -468,11 +478,13 @@ func testNamespaceTCP(t *testing.T, v6 bool) {
 
 	// 3. be1 back to primary, then the VIP is removed from be1 (lo and
 	// the bound set) while the director still sends it flows, with
-	// ip_forward on: the loop guard drops them; the kernel forwards none.
+	// ip_forward turned on (the misconfiguration of FIELD-NOTES 3): the
+	// loop guard drops them; the kernel forwards none.
 	prog.Backends[0].Role = vip.RolePrimary
 	if err := l.dir.dp.Program(ctx, prog); err != nil {
 		t.Fatal(err)
 	}
+	sysctl(t, be1.ns, "net.ipv4.conf.all.forwarding=1", "net.ipv6.conf.all.forwarding=1")
 	be1.ns.MustRun(t, "ip", l.fam(), "addr", "del", netip.PrefixFrom(l.vipAddr, l.vipAddr.BitLen()).String(), "dev", "lo")
 	if err := be1.dp.SetBound(ctx, nil); err != nil {
 		t.Fatal(err)
