@@ -227,9 +227,11 @@ func (d *Dataplane) writeConfigLocked() error {
 // The kernel refuses a lookup unless forwarding is on for that device;
 // turning it on for the uplink instead would let the kernel route VIP
 // packets back out of it (the loop of FIELD-NOTES 3), while nothing arrives
-// on lo from the network. The uplink and ip_forward stay off. Writing
-// net.ipv4.ip_forward or conf.all.forwarding later resets lo too: the
-// program then drops VIP traffic and counts drop_fib_fwd_disabled.
+// on lo from the network. The uplink and ip_forward stay off. Changing
+// net.ipv4.ip_forward (conf.all.forwarding), or writing
+// net.ipv6.conf.all.forwarding at all (even an unchanged 0, as a boot-time
+// sysctl run does), resets lo as well: the program then drops VIP traffic
+// and counts drop_fib_fwd_disabled until the next Open.
 func enableLookupForwarding(log hclog.Logger) (int, error) {
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {
