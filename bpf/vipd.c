@@ -36,9 +36,35 @@
  *
  * Unresolved neighbour (BPF_FIB_LKUP_RET_NO_NEIGH): the encapsulated frame is
  * XDP_PASSed (counted) so the kernel can resolve the neighbour; the original
- * VIP packet is never handed to the stack. bpf_fib_lookup needs forwarding
- * enabled on the ingress interface; otherwise packets are dropped and
- * counted (STAT_DROP_FIB_FWD_DISABLED).
+ * VIP packet is never handed to the stack.
+ *
+ * Lookup device: bpf_fib_lookup refuses (BPF_FIB_LKUP_RET_FWD_DISABLED)
+ * unless forwarding is enabled on the device its params.ifindex names, and
+ * the lookup runs as if the packet had arrived there. Looking up "from" the
+ * uplink would require forwarding on the uplink, which also lets the kernel
+ * route VIP packets back out of it: the loop of FIELD-NOTES 3. So lookups
+ * use dp_config.fib_ifindex (the loader sets it to lo, the only device with
+ * forwarding on; nothing arrives on lo from the network), or the ingress
+ * device when it is 0. Refused lookups are dropped and counted
+ * (STAT_DROP_FIB_FWD_DISABLED). The helper reports the egress device; equal
+ * to the ingress one means XDP_TX, otherwise bpf_redirect.
+ *
+ * Next hops of a director's backends are cached per CPU (nh_cache) with the
+ * path MTU for a second; the clock is read on every 16th use, so an expired
+ * entry serves at most 15 more packets per CPU before it is looked up again.
+ * A frame that would exceed the MTU is dropped and counted
+ * (STAT_DROP_TOO_BIG).
+ *
+ * Second chance: the outer destination becomes hops[next_hop + 1], next_hop
+ * is incremented, the outer TTL / hop limit decremented (a hop at 1 is
+ * dropped), the IPv4 header checksum recomputed and the UDP checksum set to
+ * 0; the outer source (the director) is kept. The hop list comes from the
+ * packet: like GLB, this trusts GUE arriving at the GUE port, which the
+ * network edge must filter. GUE whose IP or UDP length disagrees with the
+ * frame is dropped (STAT_DROP_GUE_MALFORMED).
+ *
+ * A listener socket owns a non-SYN TCP segment only if it completes a SYN
+ * cookie (bpf_tcp_check_syncookie): every backend listens on the VIP.
  */
 
 #include <linux/bpf.h>
@@ -194,6 +220,35 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/*
+ * Next-hop cache, private to the program: bpf_fib_lookup costs about as much
+ * as the rest of the director path, so a director reuses a backend's MACs,
+ * egress and MTU for NH_CACHE_NS. Per CPU, so entries are never torn. Only
+ * successful lookups are cached: an unresolved neighbour is looked up again
+ * on the next packet.
+ */
+struct nh_entry {
+	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
+	__u8 addr[16]; /* the backend address the entry is for */
+	__u32 in_ifindex;
+	__u32 out_ifindex;
+	__u16 mtu;
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	__u8 family;
+	__u8 uses; /* the clock is read every NH_CHECK_EVERY uses */
+};
+
+#define NH_CACHE_NS 1000000000ULL
+#define NH_CHECK_EVERY 16
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct nh_entry);
+} nh_cache SEC(".maps");
+
 /* Full BTF for the types bpf2go exports to Go (-type). */
 const struct row *unused_row __attribute__((unused));
 const struct vip_key *unused_vip_key __attribute__((unused));
@@ -217,6 +272,32 @@ struct flow {
 #define FRAG_FIRST 1
 #define FRAG_LATER 2
 
+/*
+ * Word-wise copies: __builtin_memcpy on byte arrays compiles to one load and
+ * one store per byte, which on the encapsulation path added up to more than
+ * the rest of it. Unaligned word access to packet and map memory is fine on
+ * the architectures XDP runs on here (x86-64, arm64).
+ */
+static __always_inline void copy4(void *d, const void *s)
+{
+	*(__u32 *)d = *(const __u32 *)s;
+}
+
+static __always_inline void copy6(void *d, const void *s)
+{
+	((__u16 *)d)[0] = ((const __u16 *)s)[0];
+	((__u16 *)d)[1] = ((const __u16 *)s)[1];
+	((__u16 *)d)[2] = ((const __u16 *)s)[2];
+}
+
+static __always_inline void copy16(void *d, const void *s)
+{
+	((__u32 *)d)[0] = ((const __u32 *)s)[0];
+	((__u32 *)d)[1] = ((const __u32 *)s)[1];
+	((__u32 *)d)[2] = ((const __u32 *)s)[2];
+	((__u32 *)d)[3] = ((const __u32 *)s)[3];
+}
+
 static __always_inline int count(__u32 id, int verdict)
 {
 	__u64 *c = bpf_map_lookup_elem(&stats, &id);
@@ -233,34 +314,26 @@ static __always_inline __u32 rotl32(__u32 x, int r)
 
 static __always_inline __u32 hash_word(__u32 h, __u32 w)
 {
-	w *= 0xcc9e2d51;
-	w = rotl32(w, 15);
-	w *= 0x1b873593;
-	h ^= w;
-	h = rotl32(h, 13);
-	return h * 5 + 0xe6546b64;
+	h ^= w * 0xcc9e2d51;
+	return rotl32(h, 13) * 5 + 0xe6546b64;
 }
 
 /*
- * flow_hash: murmur3-style over the words src..., dst..., ports, proto.
- * dataplane/packet_test.go reimplements it to predict rows and ports.
+ * flow_hash: a murmur3-style mix of four words: src, dst (IPv6 addresses
+ * XOR-folded to one word each: hashing all eight words cost ~9 ns), ports,
+ * proto; then murmur3's finaliser. dataplane/packet_test.go reimplements it
+ * to predict rows and ports.
  */
 static __always_inline __u32 flow_hash(const struct flow *f, __u32 seed)
 {
-	__u32 h = seed;
+	__u32 src = f->src[0], dst = f->dst[0], h = seed;
 
-	h = hash_word(h, f->src[0]);
 	if (f->family == 6) {
-		h = hash_word(h, f->src[1]);
-		h = hash_word(h, f->src[2]);
-		h = hash_word(h, f->src[3]);
+		src ^= f->src[1] ^ f->src[2] ^ f->src[3];
+		dst ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
 	}
-	h = hash_word(h, f->dst[0]);
-	if (f->family == 6) {
-		h = hash_word(h, f->dst[1]);
-		h = hash_word(h, f->dst[2]);
-		h = hash_word(h, f->dst[3]);
-	}
+	h = hash_word(h, src);
+	h = hash_word(h, dst);
 	h = hash_word(h, f->ports);
 	h = hash_word(h, f->proto);
 	h ^= h >> 16;
@@ -426,7 +499,7 @@ static __always_inline int parse_icmp_inner(void *data, void *data_end, __u32 of
 		if (!addr16_eq(ip6->saddr, f->dst))
 			return -1;
 		f->proto = ip6->nexthdr;
-		__builtin_memcpy(f->src, ip6->daddr, 16);
+		copy16(f->src, ip6->daddr);
 		off += sizeof(*ip6);
 	}
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
@@ -456,7 +529,7 @@ static __always_inline void vip_key_of(struct vip_key *k, const struct flow *f)
 	if (f->family == 4) {
 		*(__u32 *)k->addr = f->dst[0];
 	} else {
-		__builtin_memcpy(k->addr, f->dst, 16);
+		copy16(k->addr, f->dst);
 	}
 	k->proto = f->proto;
 	k->family = f->family;
@@ -489,28 +562,34 @@ static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
 	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nhops;
 }
 
+/* The device bpf_fib_lookup looks up from (see "Lookup device" above). */
+static __always_inline __u32 fib_ifindex(const struct xdp_md *ctx, const struct dp_config *cfg)
+{
+	return cfg->fib_ifindex ? cfg->fib_ifindex : ctx->ingress_ifindex;
+}
+
 /*
  * fib: next hop for an outer packet. Returns the verdict on failure (drop or
  * pass-to-resolve), -1 on success with MACs and ifindex in *fib, -2 on
  * no-neighbour (the caller builds the frame and passes it).
  */
-static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u8 family,
-				     const __u8 *src, const __u8 *dst, __u16 tot_len)
+static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u32 lookup_if,
+				     __u8 family, const __u8 *src, const __u8 *dst, __u16 tot_len)
 {
 	long rc;
 
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->l4_protocol = IPPROTO_UDP;
 	fib->tot_len = tot_len;
-	fib->ifindex = ctx->ingress_ifindex;
+	fib->ifindex = lookup_if;
 	if (family == 4) {
 		fib->family = AF_INET;
 		fib->ipv4_src = *(__u32 *)src;
 		fib->ipv4_dst = *(__u32 *)dst;
 	} else {
 		fib->family = AF_INET6;
-		__builtin_memcpy(fib->ipv6_src, src, 16);
-		__builtin_memcpy(fib->ipv6_dst, dst, 16);
+		copy16(fib->ipv6_src, src);
+		copy16(fib->ipv6_dst, dst);
 	}
 	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
@@ -527,11 +606,13 @@ static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *
 /* Copies an L2 header of l2_len (14, 18 or 22) bytes from src to dst. */
 static __always_inline void copy_l2(void *dst, const void *src, __u32 l2_len)
 {
-	__builtin_memcpy(dst, src, 14);
+	copy6(dst, src);
+	copy6(dst + 6, src + 6);
+	*(__u16 *)(dst + 12) = *(const __u16 *)(src + 12);
 	if (l2_len >= 18)
-		__builtin_memcpy(dst + 14, src + 14, 4);
+		copy4(dst + 14, src + 14);
 	if (l2_len >= 22)
-		__builtin_memcpy(dst + 18, src + 18, 4);
+		copy4(dst + 18, src + 18);
 }
 
 static __always_inline void set_ethertype(void *data, __u32 l2_len, __be16 proto)
@@ -544,21 +625,85 @@ static __always_inline void set_ethertype(void *data, __u32 l2_len, __be16 proto
 		((struct vlan_hdr *)(data + 18))->proto = proto;
 }
 
-static __always_inline void set_macs(void *data, const struct bpf_fib_lookup *fib)
+static __always_inline void set_macs(void *data, const __u8 *dmac, const __u8 *smac)
 {
 	struct eth_hdr *eth = data;
 
-	__builtin_memcpy(eth->dst, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->src, fib->smac, ETH_ALEN);
+	copy6(eth->dst, dmac);
+	copy6(eth->src, smac);
 }
 
-static __always_inline int tx_verdict(struct xdp_md *ctx, const struct bpf_fib_lookup *fib,
-				      __u32 stat_tx, __u32 stat_redirect)
+static __always_inline int tx_verdict(struct xdp_md *ctx, __u32 out_ifindex, __u32 stat_tx,
+				      __u32 stat_redirect)
 {
-	if (fib->ifindex == ctx->ingress_ifindex)
+	if (out_ifindex == ctx->ingress_ifindex)
 		return count(stat_tx, XDP_TX);
 	count(stat_redirect, 0);
-	return bpf_redirect(fib->ifindex, 0);
+	return bpf_redirect(out_ifindex, 0);
+}
+
+/*
+ * next_hop points *out at the next hop for backend slot idx (address b):
+ * the cache entry, refreshed from bpf_fib_lookup when it is older than
+ * NH_CACHE_NS, or for another backend address or ingress. The clock is read
+ * on every NH_CHECK_EVERY-th use only (a helper call per packet is
+ * measurable here), so an expired entry serves at most NH_CHECK_EVERY - 1
+ * more packets. Returns -1 when *out is usable, -2 on an unresolved
+ * neighbour, else the verdict (drop, counted).
+ */
+static __always_inline int next_hop(struct xdp_md *ctx, __u32 lookup_if, __u32 idx,
+				    const struct backend *b, const __u8 *src, __u32 tot_len,
+				    const struct nh_entry **out)
+{
+	struct bpf_fib_lookup fib;
+	struct nh_entry *c = bpf_map_lookup_elem(&nh_cache, &idx);
+	__u64 now = 0;
+	int rc;
+
+	/* idx indexes backends too, so the entry exists; tell the verifier. */
+	if (!c)
+		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
+	if (c->expires && c->in_ifindex == ctx->ingress_ifindex && c->family == b->family &&
+	    addr16_eq(c->addr, b->addr)) {
+		if (++c->uses % NH_CHECK_EVERY)
+			goto hit;
+		now = bpf_ktime_get_coarse_ns();
+		if (c->expires > now)
+			goto hit;
+	}
+	if (!now)
+		now = bpf_ktime_get_coarse_ns();
+	rc = fib_outer(ctx, &fib, lookup_if, b->family, src, b->addr, tot_len);
+	if (rc != -1)
+		return rc;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->expires = now + NH_CACHE_NS;
+	copy16(c->addr, b->addr);
+	c->in_ifindex = ctx->ingress_ifindex;
+	c->out_ifindex = fib.ifindex;
+	c->family = b->family;
+	copy6(c->dmac, fib.dmac);
+	copy6(c->smac, fib.smac);
+	/* Learn the path MTU: an oversized probe reports it. */
+	c->mtu = 0xFFFF;
+	fib.tot_len = 0xFFFF;
+	fib.ifindex = lookup_if;
+	if (b->family == 4) {
+		fib.family = AF_INET;
+		fib.ipv4_src = *(__u32 *)src;
+		fib.ipv4_dst = *(__u32 *)b->addr;
+	} else {
+		fib.family = AF_INET6;
+		copy16(fib.ipv6_src, src);
+		copy16(fib.ipv6_dst, b->addr);
+	}
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED && fib.mtu_result)
+		c->mtu = fib.mtu_result;
+hit:
+	if (tot_len > c->mtu)
+		return count(STAT_DROP_TOO_BIG, XDP_DROP);
+	*out = c;
+	return -1;
 }
 
 /*
@@ -566,10 +711,10 @@ static __always_inline int tx_verdict(struct xdp_md *ctx, const struct bpf_fib_l
  * of family inner_family) towards b0, listing hops [b0, b1] (b1 may be NULL).
  */
 static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_family,
-				 const struct backend *b0, const struct backend *b1,
+				 __u32 b0_idx, const struct backend *b0, const struct backend *b1,
 				 const struct dp_config *cfg, __u32 hash)
 {
-	struct bpf_fib_lookup fib;
+	const struct nh_entry *nh = NULL;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 fam = b0->family;
@@ -586,7 +731,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	if (inner_len > 0xFFFF - 128)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
-	rc = fib_outer(ctx, &fib, fam, src, b0->addr, inner_len + elen);
+	rc = next_hop(ctx, fib_ifindex(ctx, cfg), b0_idx, b0, src, inner_len + elen, &nh);
 	if (rc == -2)
 		no_neigh = 1;
 	else if (rc != -1)
@@ -603,7 +748,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	copy_l2(data, data + elen, l2_len);
 	if (!no_neigh)
-		set_macs(data, &fib);
+		set_macs(data, nh->dmac, nh->smac);
 
 	void *l3 = data + l2_len;
 	struct udp_hdr *udp;
@@ -622,8 +767,8 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		ip->frag_off = bpf_htons(IP_DF);
 		ip->ttl = OUTER_TTL;
 		ip->proto = IPPROTO_UDP;
-		__builtin_memcpy(ip->saddr, cfg->addr4, 4);
-		__builtin_memcpy(ip->daddr, b0->addr, 4);
+		copy4(ip->saddr, cfg->addr4);
+		copy4(ip->daddr, b0->addr);
 		ip->check = ip4_csum(ip);
 		udp = l3 + sizeof(*ip);
 	} else {
@@ -634,8 +779,8 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		ip6->payload_len = bpf_htons(inner_len + elen - sizeof(*ip6));
 		ip6->nexthdr = IPPROTO_UDP;
 		ip6->hop_limit = OUTER_TTL;
-		__builtin_memcpy(ip6->saddr, cfg->addr6, 16);
-		__builtin_memcpy(ip6->daddr, b0->addr, 16);
+		copy16(ip6->saddr, cfg->addr6);
+		copy16(ip6->daddr, b0->addr);
 		udp = l3 + sizeof(*ip6);
 	}
 	udp->sport = sport;
@@ -655,21 +800,21 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 
 		if ((void *)(hops + 8) > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
-		__builtin_memcpy(hops, b0->addr, 4);
+		copy4(hops, b0->addr);
 		if (nhops == 2)
-			__builtin_memcpy(hops + 4, b1->addr, 4);
+			copy4(hops + 4, b1->addr);
 	} else {
 		__u8 *hops = (void *)(gue + 1);
 
 		if ((void *)(hops + 32) > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
-		__builtin_memcpy(hops, b0->addr, 16);
+		copy16(hops, b0->addr);
 		if (nhops == 2)
-			__builtin_memcpy(hops + 16, b1->addr, 16);
+			copy16(hops + 16, b1->addr);
 	}
 	if (no_neigh)
 		return count(STAT_DIRECTOR_NO_NEIGH, XDP_PASS);
-	return tx_verdict(ctx, &fib, STAT_DIRECTOR_TX, STAT_DIRECTOR_REDIRECT);
+	return tx_verdict(ctx, nh->out_ifindex, STAT_DIRECTOR_TX, STAT_DIRECTOR_REDIRECT);
 }
 
 static __always_inline int is_bound(const __u8 *addr, __u8 family)
@@ -677,9 +822,9 @@ static __always_inline int is_bound(const __u8 *addr, __u8 family)
 	struct addr_key k = {};
 
 	if (family == 4)
-		__builtin_memcpy(k.addr, addr, 4);
+		copy4(k.addr, addr);
 	else
-		__builtin_memcpy(k.addr, addr, 16);
+		copy16(k.addr, addr);
 	k.family = family;
 	return bpf_map_lookup_elem(&bound, &k) != NULL;
 }
@@ -692,7 +837,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	struct backend *b0, *b1;
 	struct row *r;
 	void *table;
-	__u32 hash, idx;
+	__u32 hash, idx, p_idx, s_idx;
 	__u8 inner_family = f->family;
 
 	if (!maybe_vip(cfg, f))
@@ -715,10 +860,10 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	r = bpf_map_lookup_elem(table, &idx);
 	if (!r)
 		return count(STAT_DROP_NO_TABLE, XDP_DROP);
-	idx = r->primary;
-	b0 = bpf_map_lookup_elem(&backends, &idx);
-	idx = r->secondary;
-	b1 = bpf_map_lookup_elem(&backends, &idx);
+	p_idx = r->primary;
+	s_idx = r->secondary;
+	b0 = bpf_map_lookup_elem(&backends, &p_idx);
+	b1 = bpf_map_lookup_elem(&backends, &s_idx);
 	if (!b0 || !b0->family)
 		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
 	if (b1 && !b1->family)
@@ -731,6 +876,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 		if (!b1 || (b1->flags & BACKEND_LOCAL))
 			return count(STAT_DROP_LOCAL_NOT_BOUND, XDP_DROP);
 		b0 = b1;
+		p_idx = s_idx;
 		b1 = NULL;
 	} else if (b1 && (b1->flags & BACKEND_LOCAL) && !is_bound((__u8 *)f->dst, f->family)) {
 		/* The second hop must accept what it gets (invariant 2). */
@@ -738,7 +884,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	}
 	if (f->icmp)
 		count(STAT_DIRECTOR_ICMP, 0);
-	return encap(ctx, l2_len, inner_family, b0, b1, cfg, hash);
+	return encap(ctx, l2_len, inner_family, p_idx, b0, b1, cfg, hash);
 }
 
 /*
@@ -807,7 +953,7 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 		ihl = (ip->ver_ihl & 0x0f) * 4;
 		if (ihl < sizeof(*ip))
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		__builtin_memcpy(inner_daddr, ip->daddr, 4);
+		copy4(inner_daddr, ip->daddr);
 		iproto = ip->proto;
 		if (iproto == IPPROTO_TCP && !(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))) {
 			is_tcp = 1;
@@ -821,13 +967,13 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 
 		if ((void *)(ip6 + 1) > data_end || (bpf_ntohl(ip6->ver_tc_flow) >> 28) != 6)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		__builtin_memcpy(inner_daddr, ip6->daddr, 16);
+		copy16(inner_daddr, ip6->daddr);
 		iproto = ip6->nexthdr;
 		if (iproto == IPPROTO_TCP) {
 			is_tcp = 1;
 			l4 = inner_off + sizeof(*ip6);
-			__builtin_memcpy(tuple.ipv6.saddr, ip6->saddr, 16);
-			__builtin_memcpy(tuple.ipv6.daddr, ip6->daddr, 16);
+			copy16(tuple.ipv6.saddr, ip6->saddr);
+			copy16(tuple.ipv6.daddr, ip6->daddr);
 			tuple_size = sizeof(tuple.ipv6);
 		}
 	}
@@ -895,7 +1041,8 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 }
 
 /* Second chance: send the GUE packet on to hops[next_hop + 1]. */
-static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, __u32 gue_off)
+static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2_len, __u8 ofam,
+				   __u32 gue_off)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -927,12 +1074,12 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 		if (ip->ttl <= 1)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		rc = fib_outer(ctx, &fib, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
+		rc = fib_outer(ctx, &fib, lookup_if, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
 		if (rc >= 0)
 			return rc;
 		/* A hop like a router's: TTL down, destination rewritten. */
 		ip->ttl--;
-		__builtin_memcpy(ip->daddr, hop, 4);
+		copy4(ip->daddr, hop);
 		ip->check = ip4_csum(ip);
 	} else {
 		struct ip6_hdr *ip6 = (void *)l3;
@@ -941,11 +1088,11 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 		if (ip6->hop_limit <= 1)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		rc = fib_outer(ctx, &fib, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
+		rc = fib_outer(ctx, &fib, lookup_if, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
 		if (rc >= 0)
 			return rc;
 		ip6->hop_limit--;
-		__builtin_memcpy(ip6->daddr, hop, 16);
+		copy16(ip6->daddr, hop);
 	}
 	gue->next_hop = nh;
 	/* The UDP checksum is not updated: forwarded packets carry 0. */
@@ -963,8 +1110,8 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	if (rc == -2)
 		return count(STAT_BACKEND_FORWARD_NO_NEIGH, XDP_PASS);
-	set_macs(data, &fib);
-	return tx_verdict(ctx, &fib, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
+	set_macs(data, fib.dmac, fib.smac);
+	return tx_verdict(ctx, fib.ifindex, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
 }
 
 SEC("xdp")
@@ -1014,8 +1161,8 @@ int vipd_xdp(struct xdp_md *ctx)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		f.family = 6;
 		f.proto = ip6->nexthdr;
-		__builtin_memcpy(f.src, ip6->saddr, 16);
-		__builtin_memcpy(f.dst, ip6->daddr, 16);
+		copy16(f.src, ip6->saddr);
+		copy16(f.dst, ip6->daddr);
 		l4 = skip_ip6_ext(data, data_end, l2_len + sizeof(*ip6), &f.proto, &f.frag);
 		if (!l4)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
@@ -1039,7 +1186,7 @@ int vipd_xdp(struct xdp_md *ctx)
 
 			if (rc >= 0)
 				return rc;
-			return forward(ctx, l2_len, f.family, l4 + sizeof(*udp));
+			return forward(ctx, fib_ifindex(ctx, cfg), l2_len, f.family, l4 + sizeof(*udp));
 		}
 	}
 

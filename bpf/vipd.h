@@ -73,8 +73,15 @@ struct dp_config {
 	__u8 addr4[4];  /* IPv4 underlay address (GUE source/destination) */
 	__u8 addr6[16]; /* IPv6 underlay address */
 	__u16 gue_port; /* host order; 0 means GUE_PORT_DEFAULT */
-	__u16 flags;    /* reserved, 0 */
+	__u16 flags;    /* DP_F_* */
 	__u32 hash_seed;
+	/*
+	 * The device bpf_fib_lookup looks up from; 0 = the ingress device. The
+	 * kernel requires forwarding on that device, so the loader sets lo's
+	 * ifindex (forwarding on lo only) and the uplink keeps forwarding off:
+	 * see "Lookup device" in vipd.c. Appended: earlier offsets unchanged.
+	 */
+	__u32 fib_ifindex;
 };
 
 /*
@@ -91,7 +98,7 @@ enum stat {
 	STAT_DROP_NO_BACKEND = 6,     /* row points at an empty backend slot */
 	STAT_DROP_LOCAL_NOT_BOUND = 7, /* primary is us, VIP not bound, no usable secondary */
 	STAT_DROP_FIB = 8,            /* bpf_fib_lookup failed (no route, blackhole...) */
-	STAT_DROP_FIB_FWD_DISABLED = 9, /* fib lookup refused: forwarding off on ingress */
+	STAT_DROP_FIB_FWD_DISABLED = 9, /* fib lookup refused: forwarding off on the lookup device */
 	STAT_DROP_ENCAP = 10,         /* growing or shrinking the frame failed */
 	STAT_BACKEND_DECAP = 11,      /* GUE stripped, inner packet passed */
 	STAT_BACKEND_FORWARD_TX = 12, /* second chance: sent on to the next hop */

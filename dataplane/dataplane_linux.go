@@ -44,7 +44,9 @@ type Dataplane struct {
 	slots     backendSlots
 	filter    [vipFilterWords]uint64
 	rowKeys   []uint32  // 0..TableRows-1, reused by every table fill
-	rowVals   []vipdRow // reused by every table fill
+	rowVals   []vipdRow // reused by adoption's table reads
+	rowBuf    []byte    // TableRows*rowSize, reused by every table fill
+	fibIf     int       // the device bpf_fib_lookup looks up from: lo
 }
 
 // Open loads the XDP program, opens (or adopts) the pinned maps under
@@ -77,6 +79,10 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 		}
 		ms.Pinning = ebpf.PinByName
 	}
+	// Tables are filled through mmap (swapTableLocked). The flag is set on
+	// the inner template here, so the outer map only accepts mmapable
+	// tables; the program's lookups are the same either way.
+	spec.Maps["tables"].InnerMap.Flags |= unix.BPF_F_MMAPABLE
 	names, err := statNames(spec)
 	if err != nil {
 		return nil, err
@@ -101,10 +107,15 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 		slots:     newBackendSlots(int(spec.Maps["backends"].MaxEntries)),
 		rowKeys:   make([]uint32, TableRows),
 		rowVals:   make([]vipdRow, TableRows),
+		rowBuf:    make([]byte, TableRows*rowSize),
 	}
 	for i := range d.rowKeys {
 		d.rowKeys[i] = uint32(i)
 	}
+	// Without BTF types NewMap does not load a BTF blob into the kernel
+	// for every table: a table update is then one map creation, one mmap
+	// and one outer update.
+	d.innerSpec.Key, d.innerSpec.Value = nil, nil
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: opts.PinPath},
 	})
@@ -117,6 +128,10 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 	if err := d.adoptLocked(); err != nil {
 		d.objs.Close()
 		return nil, fmt.Errorf("adopting pinned state: %w", err)
+	}
+	if d.fibIf, err = enableLookupForwarding(d.log); err != nil {
+		d.objs.Close()
+		return nil, err
 	}
 	if err := d.writeConfigLocked(); err != nil {
 		d.objs.Close()
@@ -200,10 +215,39 @@ func (d *Dataplane) writeConfigLocked() error {
 	// Every director must hash a flow to the same row: the seed is
 	// cluster-wide, folded to the program's 32 bits.
 	c.HashSeed = uint32(d.opts.Seed ^ d.opts.Seed>>32)
+	c.FibIfindex = uint32(d.fibIf)
 	if err := d.objs.Config.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("writing dataplane config: %w", err)
 	}
 	return nil
+}
+
+// enableLookupForwarding turns forwarding on for lo, the device the XDP
+// program's bpf_fib_lookup calls look up from, and returns lo's ifindex.
+// The kernel refuses a lookup unless forwarding is on for that device;
+// turning it on for the uplink instead would let the kernel route VIP
+// packets back out of it (the loop of FIELD-NOTES 3), while nothing arrives
+// on lo from the network. The uplink and ip_forward stay off. Changing
+// net.ipv4.ip_forward (conf.all.forwarding), or writing
+// net.ipv6.conf.all.forwarding at all (even an unchanged 0, as a boot-time
+// sysctl run does), resets lo as well: the program then drops VIP traffic
+// and counts drop_fib_fwd_disabled until the next Open.
+func enableLookupForwarding(log hclog.Logger) (int, error) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		return 0, fmt.Errorf("finding lo: %w", err)
+	}
+	for _, p := range []string{"/proc/sys/net/ipv4/conf/lo/forwarding", "/proc/sys/net/ipv6/conf/lo/forwarding"} {
+		err := os.WriteFile(p, []byte("1\n"), 0o644)
+		if errors.Is(err, os.ErrNotExist) && strings.Contains(p, "ipv6") {
+			continue // IPv6 disabled in this kernel
+		}
+		if err != nil {
+			return 0, fmt.Errorf("enabling forwarding on lo for fib lookups: %w", err)
+		}
+	}
+	log.Info("enabled forwarding on lo for the program's fib lookups; the uplink needs none")
+	return lo.Index, nil
 }
 
 // statNames reads the counter names from the C enum stat (BTF), so a

@@ -30,7 +30,7 @@ type dpRig struct {
 	pinPath  string
 }
 
-func newDPRig(t *testing.T) *dpRig {
+func newDPRig(t testing.TB) *dpRig {
 	t.Helper()
 	ns, peer := netnstest.New(t, "dp"), netnstest.New(t, "pe")
 	an, _ := netnstest.Veth(t, ns, peer)
@@ -40,7 +40,7 @@ func newDPRig(t *testing.T) *dpRig {
 // testBPFFS returns a directory on a bpffs of its own: a unique directory
 // under /sys/fs/bpf when that is a bpffs, else a private bpffs mounted on a
 // temporary directory. Both are removed in cleanup.
-func testBPFFS(t *testing.T) string {
+func testBPFFS(t testing.TB) string {
 	t.Helper()
 	var fs unix.Statfs_t
 	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
@@ -70,7 +70,7 @@ func (r *dpRig) options() Options {
 	}
 }
 
-func (r *dpRig) open(t *testing.T, opts Options) *Dataplane {
+func (r *dpRig) open(t testing.TB, opts Options) *Dataplane {
 	t.Helper()
 	var d *Dataplane
 	err := r.ns.Do(func() (err error) {
@@ -274,4 +274,51 @@ func dpTableID(t *testing.T, d *Dataplane, addr netip.Addr) ebpf.MapID {
 	}
 	id, _ := info.ID()
 	return id
+}
+
+// TestOpenIncompatiblePins: maps pinned by another version with another
+// layout are not silently replaced (that would flush the forwarding
+// state); Open says what to do.
+func TestOpenIncompatiblePins(t *testing.T) {
+	r := newDPRig(t)
+	if err := os.MkdirAll(r.pinPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "vips", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Pin(filepath.Join(r.pinPath, "vips")); err != nil {
+		t.Fatal(err)
+	}
+	err = r.ns.Do(func() error {
+		d, err := Open(hclog.NewNullLogger(), r.options())
+		if err == nil {
+			d.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, ebpf.ErrMapIncompatible) || !strings.Contains(err.Error(), "uninstall") {
+		t.Errorf("Open over incompatible pins: %v, want ErrMapIncompatible and a hint", err)
+	}
+	if got := r.xdpMode(t); got != "none" {
+		t.Errorf("program attached (%s) although Open failed", got)
+	}
+}
+
+func TestOpenNotBPFFS(t *testing.T) {
+	r := newDPRig(t)
+	opts := r.options()
+	opts.PinPath = filepath.Join(t.TempDir(), "vipd")
+	err := r.ns.Do(func() error {
+		d, err := Open(hclog.NewNullLogger(), opts)
+		if err == nil {
+			d.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, ErrNotBPFFS) {
+		t.Errorf("Open with a pin path on tmpfs: %v, want ErrNotBPFFS", err)
+	}
 }

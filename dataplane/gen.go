@@ -6,3 +6,5 @@ package dataplane
 // generate` must reproduce them byte for byte.
 
 //go:generate go tool bpf2go -tags linux -target bpfel -cc clang -type vip_key -type vip_info -type row -type backend -type addr_key -type dp_config -type stat vipd ../bpf/vipd.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../bpf
+//go:generate go tool bpf2go -tags linux -target bpfel -cc clang -output-suffix _test baseline ../bpf/baseline.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -tags linux -target bpfel -cc clang -output-suffix _test -type frame bench ../bpf/bench.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

@@ -5,6 +5,7 @@ package dataplane
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,7 +13,11 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vipd/vipd/vip"
+	"golang.org/x/sys/unix"
 )
+
+// rowSize is the size of struct row.
+const rowSize = 8
 
 // vipState is what the Dataplane knows of one programmed VIP.
 type vipState struct {
@@ -80,7 +85,9 @@ func equalProgram(a, b *vip.Program) bool {
 // packet sees the old table or the new one, never half of one), then makes
 // the VIP's `vips` entries exactly p.Services. The VIP keeps its table id
 // for as long as it is programmed. Programming the same value again does
-// nothing.
+// nothing. A Program with no backend fails (ErrNoBackend) and leaves the
+// VIP as it was: the controller keeps a VIP programmed during the withdraw
+// grace, and its last table still forwards the flows that arrive then.
 func (d *Dataplane) Program(ctx context.Context, p vip.Program) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -172,20 +179,44 @@ func mergeServices(a, b []vip.Service) []vip.Service {
 	return slices.Compact(out)
 }
 
-// swapTableLocked writes rows (indexes into slots) into a new inner map and
-// points tables[id] at it. The inner map's fd is closed at once: the outer
-// map holds the only reference, and replacing it frees the old table.
+// swapTableLocked points tables[id] at a new table holding rows (indexes
+// into slots): encodeRowsLocked, then installTableLocked.
 func (d *Dataplane) swapTableLocked(id uint32, rows []Row, slots []uint32) error {
+	d.encodeRowsLocked(rows, slots)
+	return d.installTableLocked(id)
+}
+
+// encodeRowsLocked writes rows as struct row values into d.rowBuf.
+func (d *Dataplane) encodeRowsLocked(rows []Row, slots []uint32) {
+	buf := d.rowBuf[:len(rows)*rowSize]
 	for i, r := range rows {
-		d.rowVals[i] = vipdRow{Primary: slots[r.Primary], Secondary: slots[r.Secondary]}
+		b := buf[i*rowSize : i*rowSize+rowSize]
+		binary.NativeEndian.PutUint32(b[0:4], slots[r.Primary])
+		binary.NativeEndian.PutUint32(b[4:8], slots[r.Secondary])
 	}
+}
+
+// installTableLocked creates a table from d.rowBuf and swaps it into
+// tables[id] in one update: a packet sees the old table or the new one,
+// never half of one. The inner map is mmapable (see Open): one copy of
+// 512 KiB through a mapping replaces a 65536-element batch update (tens of
+// milliseconds). The inner map's fd and mapping are released at once: the
+// outer map holds the only reference, and replacing it frees the old
+// table. The kernel waits for running programs before a map-in-map update
+// returns, so afterwards no packet uses the old table.
+func (d *Dataplane) installTableLocked(id uint32) error {
 	inner, err := ebpf.NewMap(d.innerSpec)
 	if err != nil {
 		return fmt.Errorf("creating table: %w", err)
 	}
 	defer inner.Close()
-	if n, err := inner.BatchUpdate(d.rowKeys, d.rowVals, nil); err != nil {
-		return fmt.Errorf("filling table (%d of %d rows): %w", n, len(rows), err)
+	mem, err := unix.Mmap(inner.FD(), 0, len(d.rowBuf), unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("mapping table: %w", err)
+	}
+	copy(mem, d.rowBuf)
+	if err := unix.Munmap(mem); err != nil {
+		return fmt.Errorf("unmapping table: %w", err)
 	}
 	if err := d.objs.Tables.Put(id, inner); err != nil {
 		return fmt.Errorf("swapping table %d: %w", id, err)

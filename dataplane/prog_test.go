@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -17,7 +18,10 @@ import (
 
 // The rig: a private namespace whose veth (MAC nodeMAC) holds this node's
 // underlay addresses, with permanent neighbours for some backends and none
-// for one, so bpf_fib_lookup gives exact, known MACs. Backend slots:
+// for one, so bpf_fib_lookup gives exact, known MACs. Forwarding is off
+// everywhere but on lo, as on a node (FIELD-NOTES 3): the program looks up
+// from lo (dp_config.fib_ifindex) and still gets the veth's route and MACs.
+// Backend slots:
 var (
 	node4   = netip.MustParseAddr("10.0.0.1")
 	node6   = netip.MustParseAddr("2001:db8::1")
@@ -34,7 +38,7 @@ var (
 	router6 = netip.MustParseAddr("2001:db8:9::1")
 	dir4    = netip.MustParseAddr("10.0.0.9") // a director sending us GUE
 
-	vipTCP   = netip.MustParseAddr("192.0.2.10")       // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); bound
+	vipTCP   = netip.MustParseAddr("192.0.2.10")       // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); udp/443 -> table 8 (A, B); bound
 	vip6TCP  = netip.MustParseAddr("2001:db8:100::10") // tcp/443 -> table 2 (A, B); bound
 	vipLocal = netip.MustParseAddr("192.0.2.20")       // tcp/80 -> table 3 (local, A); bound
 	vipNB    = netip.MustParseAddr("192.0.2.21")       // tcp/80 -> table 4 (local, A); NOT bound
@@ -45,9 +49,11 @@ var (
 )
 
 type rig struct {
-	ns      *netnstest.NS
-	ifindex int
-	objs    vipdObjects
+	ns        *netnstest.NS
+	dev       string // the veth the program runs on
+	ifindex   int
+	loIfindex int
+	objs      vipdObjects
 }
 
 // newRig loads the program, fills its maps and builds the namespace.
@@ -69,19 +75,35 @@ func newRig(t testing.TB) *rig {
 		{"ip", "neigh", "replace", be6a.String(), "lladdr", macA.String(), "dev", dev, "nud", "permanent"},
 		{"ip", "neigh", "replace", be6b.String(), "lladdr", macB.String(), "dev", dev, "nud", "permanent"},
 		{"ip", "addr", "add", vipTCP.String() + "/32", "dev", "lo"},
-		{"sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"},
-		{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
+		// "all" first: writing it sets every device, lo included.
+		{"sysctl", "-qw", "net.ipv4.conf.all.forwarding=0"},
+		{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"},
+		{"sysctl", "-qw", "net.ipv4.conf.lo.forwarding=1"},
+		{"sysctl", "-qw", "net.ipv6.conf.lo.forwarding=1"},
 		{"sysctl", "-qw", "net.ipv4.tcp_syncookies=1"},
 	} {
 		ns.MustRun(t, argv...)
 	}
-	r := &rig{ns: ns}
+	for _, kv := range [][2]string{
+		{"net.ipv4.conf." + dev + ".forwarding", "0"}, {"net.ipv6.conf." + dev + ".forwarding", "0"},
+		{"net.ipv4.ip_forward", "0"}, {"net.ipv4.conf.lo.forwarding", "1"}, {"net.ipv6.conf.lo.forwarding", "1"},
+	} {
+		if got := strings.TrimSpace(ns.MustRun(t, "sysctl", "-n", kv[0])); got != kv[1] {
+			t.Fatalf("%s = %s, want %s", kv[0], got, kv[1])
+		}
+	}
+	r := &rig{ns: ns, dev: dev}
 	if err := ns.Do(func() error {
 		ifi, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err
 		}
 		r.ifindex = ifi.Index
+		lo, err := net.InterfaceByName("lo")
+		if err != nil {
+			return err
+		}
+		r.loIfindex = lo.Index
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -105,7 +127,7 @@ func addr16(a netip.Addr) (b [16]byte, fam uint8) {
 
 func (r *rig) fill(t testing.TB) {
 	t.Helper()
-	cfg := vipdDpConfig{GuePort: testGUEPort, HashSeed: testHashSeed, Flags: 1}
+	cfg := vipdDpConfig{GuePort: testGUEPort, HashSeed: testHashSeed, Flags: 1, FibIfindex: uint32(r.loIfindex)}
 	cfg.Addr4 = node4.As4()
 	cfg.Addr6 = node6.As16()
 	must(t, r.objs.Config.Put(uint32(0), cfg))
@@ -132,6 +154,7 @@ func (r *rig) fill(t testing.TB) {
 	for _, v := range []vipEntry{
 		{vipTCP, 80, 6, 0, same(1, 2)},
 		{vipTCP, 0, 17, 1, same(1, 2)},
+		{vipTCP, 443, 17, 8, same(1, 2)},
 		{vip6TCP, 443, 6, 2, same(1, 2)},
 		{vipLocal, 80, 6, 3, same(3, 1)},
 		{vipNB, 80, 6, 4, same(3, 1)},
@@ -288,6 +311,7 @@ func TestProgDirector(t *testing.T) {
 	vlan2 := tcpFrame(t, 2, client4, 40002, vipTCP, 80, ack)
 	syn6 := tcpFrame(t, 0, client6, 40003, vip6TCP, 443, syn)
 	udp4 := udpFrame(t, client4, 5353, vipTCP, 53, []byte("query"))
+	udp443 := udpFrame(t, client4, 5353, vipTCP, 443, []byte("quic"))
 	opts := ipOptionsFrame(t)
 	ext6 := ipv6ExtFrame(t)
 	frag1, frag2 := ipv4Fragments(t)
@@ -307,6 +331,8 @@ func TestProgDirector(t *testing.T) {
 			wantOut: encapOf(vlan2, macA, nodeMAC, node4, h(client4, 40002, vipTCP, 80, 6), be4a, be4b)},
 		{name: "ipv6 inner over ipv4", in: syn6, wantCode: xdpTX, wantStats: tx,
 			wantOut: encapOf(syn6, macA, nodeMAC, node4, h(client6, 40003, vip6TCP, 443, 6), be4a, be4b)},
+		{name: "udp port vip", in: udp443, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(udp443, macA, nodeMAC, node4, h(client4, 5353, vipTCP, 443, 17), be4a, be4b)},
 		{name: "udp any-port vip", in: udp4, wantCode: xdpTX, wantStats: tx,
 			wantOut: encapOf(udp4, macA, nodeMAC, node4, h(client4, 5353, vipTCP, 53, 17), be4a, be4b)},
 		{name: "ipv4 options honoured", in: opts, wantCode: xdpTX, wantStats: tx,
@@ -469,10 +495,29 @@ func TestProgBackend(t *testing.T) {
 	binary.BigEndian.PutUint16(fwd[14+10:], 0)
 	binary.BigEndian.PutUint16(fwd[14+10:], ipChecksum(fwd[14:14+20]))
 
+	// Second chance to a hop without a neighbour entry: the rewritten frame
+	// goes to the stack with its MACs unchanged.
+	gNN := gueFrame(dir4, node4, 0, []netip.Addr{node4, be4nn}, ackIn)
+	fwdNN := gueFrame(dir4, be4nn, 1, []netip.Addr{node4, be4nn}, ackIn)
+	fwdNN[14+8]--
+	binary.BigEndian.PutUint16(fwdNN[14+10:], 0)
+	binary.BigEndian.PutUint16(fwdNN[14+10:], ipChecksum(fwdNN[14:14+20]))
+	// Over IPv6: hop limit down, no header checksum.
+	hops6 := []netip.Addr{node6, be6a}
+	gAck6 := gueFrame(be6b, node6, 0, hops6, ackIn)
+	fwd6 := gueFrame(be6b, be6a, 1, hops6, ackIn)
+	copy(fwd6[0:], macA)
+	copy(fwd6[6:], nodeMAC)
+	fwd6[14+7]--
+
 	for _, c := range []progCase{
 		{name: "syn: decapsulated", in: gSyn, wantCode: xdpPass, wantOut: decapOf(gSyn, synIn),
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
-		{name: "ack, no socket, hop left: second chance", in: gAck, wantCode: xdpTX, wantOut: fwd,
+		{name: "ack, only a listener (no syn cookie), hop left: second chance", in: gAck, wantCode: xdpTX, wantOut: fwd,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_FORWARD_TX: 1}},
+		{name: "second chance to an unresolved neighbour: rewritten frame passed", in: gNN, wantCode: xdpPass, wantOut: fwdNN,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_FORWARD_NO_NEIGH: 1}},
+		{name: "second chance over ipv6", in: gAck6, wantCode: xdpTX, wantOut: fwd6,
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_FORWARD_TX: 1}},
 		{name: "ack, no socket, last hop: decapsulated", in: gAckLast, wantCode: xdpPass, wantOut: decapOf(gAckLast, ackIn),
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}},
@@ -497,8 +542,8 @@ func TestProgBackend(t *testing.T) {
 			out := r.check(t, c)
 			switch c.wantCode {
 			case xdpTX:
-				dst, nh, _, inner := checkGUEFrame(t, out, dir4, false)
-				if dst != be4a || nh != 1 || !bytes.Equal(inner, ackIn[14:]) {
+				dst, nh, _, inner := checkGUEFrame(t, out, netip.Addr{}, false)
+				if (dst != be4a && dst != be6a) || nh != 1 || !bytes.Equal(inner, ackIn[14:]) {
 					t.Errorf("forwarded to %v next_hop %d", dst, nh)
 				}
 			case xdpPass:
@@ -516,15 +561,37 @@ func TestProgBackend(t *testing.T) {
 	}
 }
 
-// TestProgForwardingDisabled: bpf_fib_lookup refuses to route when
-// forwarding is off on the ingress interface; the packet is dropped and
-// counted, never passed.
+// TestProgForwardingDisabled: bpf_fib_lookup refuses to route unless
+// forwarding is on for the device it looks up from; the packet is then
+// dropped and counted, never passed. The rig keeps forwarding off on the
+// veth, so looking up from the ingress device (fib_ifindex 0, the old
+// behaviour) is refused too: that is why the program looks up from lo.
 func TestProgForwardingDisabled(t *testing.T) {
-	r := newRig(t)
-	r.ns.MustRun(t, "sysctl", "-qw", "net.ipv4.conf.all.forwarding=0")
-	syn := tcpFrame(t, 0, client4, 42000, vipTCP, 80, syn)
-	r.check(t, progCase{in: syn, wantCode: xdpDrop,
-		wantStats: map[vipdStat]uint64{vipdStatSTAT_DROP_FIB_FWD_DISABLED: 1}})
+	fwdDisabled := map[vipdStat]uint64{vipdStatSTAT_DROP_FIB_FWD_DISABLED: 1}
+	for _, c := range []struct {
+		name  string
+		setup func(t *testing.T, r *rig)
+		in    func(t testing.TB) []byte
+	}{
+		{"lo ipv4 forwarding off", func(t *testing.T, r *rig) {
+			r.ns.MustRun(t, "sysctl", "-qw", "net.ipv4.conf.lo.forwarding=0")
+		}, func(t testing.TB) []byte { return tcpFrame(t, 0, client4, 42000, vipTCP, 80, syn) }},
+		{"lo ipv6 forwarding off", func(t *testing.T, r *rig) {
+			r.ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.lo.forwarding=0")
+		}, func(t testing.TB) []byte { return tcpFrame(t, 0, client6, 42000, vip6U, 80, syn) }},
+		{"ingress lookup, uplink forwarding off", func(t *testing.T, r *rig) {
+			var cfg vipdDpConfig
+			must(t, r.objs.Config.Lookup(uint32(0), &cfg))
+			cfg.FibIfindex = 0
+			must(t, r.objs.Config.Put(uint32(0), cfg))
+		}, func(t testing.TB) []byte { return tcpFrame(t, 0, client4, 42000, vipTCP, 80, syn) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			c.setup(t, r)
+			r.check(t, progCase{in: c.in(t), wantCode: xdpDrop, wantStats: fwdDisabled})
+		})
+	}
 }
 
 func arpFrame(t testing.TB) []byte {
@@ -601,4 +668,30 @@ func icmpErrorFrame(t testing.TB, client netip.Addr, cport uint16, vip netip.Add
 	must(t, icmp.SetNetworkLayerForChecksum(ip))
 	mtu := []byte{0, 0, 0x05, 0x00}
 	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv6), ip.(gopacket.SerializableLayer), icmp, gopacket.Payload(append(mtu, emb...)))...)
+}
+
+// TestProgTooBig: an encapsulated frame over the egress MTU is dropped and
+// counted, both when bpf_fib_lookup reports it and when the next-hop cache
+// (which learnt the MTU) does; one that just fits goes out.
+func TestProgTooBig(t *testing.T) {
+	r := newRig(t)
+	dev := r.ns.MustRun(t, "ip", "-o", "link", "show", "up", "type", "veth")
+	name := strings.TrimSuffix(strings.Fields(dev)[1], ":")
+	name, _, _ = strings.Cut(name, "@")
+	r.ns.MustRun(t, "ip", "link", "set", name, "mtu", "1300")
+	sized := func(ipLen int) []byte {
+		ip := ipLayer(client4, vipTCP, layers.IPProtocolTCP)
+		tcp := &layers.TCP{SrcPort: 43000, DstPort: 80, ACK: true, Window: 1024}
+		must(t, tcp.SetNetworkLayerForChecksum(ip))
+		return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), ip.(gopacket.SerializableLayer), tcp,
+			gopacket.Payload(make([]byte, ipLen-40)))...)
+	}
+	h := flowHash(testHashSeed, client4, vipTCP, 43000, 80, 6)
+	tooBig := map[vipdStat]uint64{vipdStatSTAT_DROP_TOO_BIG: 1}
+	fits := sized(1300 - 20 - 8 - 8 - 8) // outer IPv4 + UDP + GUE + two hops
+	r.check(t, progCase{name: "fib reports it", in: sized(1300), wantCode: xdpDrop, wantStats: tooBig})
+	r.check(t, progCase{name: "fits", in: fits, wantCode: xdpTX,
+		wantOut:   encapOf(fits, macA, nodeMAC, node4, h, be4a, be4b),
+		wantStats: map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_TX: 1}})
+	r.check(t, progCase{name: "cache reports it", in: sized(1257), wantCode: xdpDrop, wantStats: tooBig})
 }

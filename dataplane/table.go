@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/vipd/vipd/vip"
 )
@@ -85,8 +87,30 @@ func buildTableInto(rows []Row, seed uint64, addr netip.Addr, backends []vip.Bac
 			primary[i] = true
 		}
 	}
+	// Rows are independent: split them over the CPUs. A node failure
+	// reprograms every VIP, so table time is failover time.
 	rowSeed := mix64(seed ^ 0x5851f42d4c957f2d)
-	for r := range rows {
+	workers := min(runtime.GOMAXPROCS(0), len(rows)/minRowsPerWorker)
+	if workers <= 1 {
+		scoreRows(rows, 0, len(rows), rowSeed, keys, primary, order)
+		return nil
+	}
+	var wg sync.WaitGroup
+	per := (len(rows) + workers - 1) / workers
+	for lo := 0; lo < len(rows); lo += per {
+		hi := min(lo+per, len(rows))
+		wg.Go(func() { scoreRows(rows, lo, hi, rowSeed, keys, primary, order) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// minRowsPerWorker keeps goroutine overhead small against the work.
+const minRowsPerWorker = 8192
+
+// scoreRows fills rows[lo:hi]; keys, primary and order are in name order.
+func scoreRows(rows []Row, lo, hi int, rowSeed uint64, keys []uint64, primary []bool, order []int) {
+	for r := lo; r < hi; r++ {
 		rh := mix64(rowSeed + uint64(r)*0x9e3779b97f4a7c15)
 		// best1/best2: the two best of all backends; bestP: the best
 		// primary-role backend. Strict > keeps the lower name on a tie.
@@ -114,7 +138,6 @@ func buildTableInto(rows []Row, seed uint64, addr netip.Addr, backends []vip.Bac
 		}
 		rows[r] = Row{Primary: uint32(order[bestP]), Secondary: uint32(order[sec])}
 	}
-	return nil
 }
 
 // backendKey hashes (seed, VIP, backend name) into the per-backend part of

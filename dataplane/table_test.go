@@ -187,7 +187,12 @@ func tableFigures(t testing.TB, seed uint64, maxN int) (balance, disruption []fl
 	return balance, disruption
 }
 
-func TestTableBalanceAndDisruption(t *testing.T) {
+// TestTableReport prints balance (max/mean rows per backend) and
+// disruption (rows whose primary changes when one of N backends leaves)
+// against the ideal 1/N for N = 2..64, and checks both stay close:
+//
+//	go test -v -run TestTableReport ./dataplane/
+func TestTableReport(t *testing.T) {
 	const maxN = 64
 	balance, disruption := tableFigures(t, 0x1234, maxN)
 	t.Logf("%4s %10s %12s %10s %8s", "N", "max/mean", "disruption", "ideal 1/N", "ratio")

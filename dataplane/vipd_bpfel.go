@@ -29,12 +29,26 @@ type vipdBackend struct {
 }
 
 type vipdDpConfig struct {
-	_        structs.HostLayout
-	Addr4    [4]uint8
-	Addr6    [16]uint8
-	GuePort  uint16
-	Flags    uint16
-	HashSeed uint32
+	_          structs.HostLayout
+	Addr4      [4]uint8
+	Addr6      [16]uint8
+	GuePort    uint16
+	Flags      uint16
+	HashSeed   uint32
+	FibIfindex uint32
+}
+
+type vipdNhEntry struct {
+	_          structs.HostLayout
+	Expires    uint64
+	Addr       [16]uint8
+	InIfindex  uint32
+	OutIfindex uint32
+	Mtu        uint16
+	Dmac       [6]uint8
+	Smac       [6]uint8
+	Family     uint8
+	Uses       uint8
 }
 
 type vipdRow struct {
@@ -90,6 +104,7 @@ const (
 	vipdMapBackends      = "backends"
 	vipdMapBound         = "bound"
 	vipdMapConfig        = "config"
+	vipdMapNhCache       = "nh_cache"
 	vipdMapStats         = "stats"
 	vipdMapTables        = "tables"
 	vipdMapVipFilter     = "vip_filter"
@@ -153,6 +168,7 @@ type vipdMapSpecs struct {
 	Backends  *ebpf.MapSpec `ebpf:"backends"`
 	Bound     *ebpf.MapSpec `ebpf:"bound"`
 	Config    *ebpf.MapSpec `ebpf:"config"`
+	NhCache   *ebpf.MapSpec `ebpf:"nh_cache"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Tables    *ebpf.MapSpec `ebpf:"tables"`
 	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
@@ -192,6 +208,7 @@ type vipdMaps struct {
 	Backends  *ebpf.Map `ebpf:"backends"`
 	Bound     *ebpf.Map `ebpf:"bound"`
 	Config    *ebpf.Map `ebpf:"config"`
+	NhCache   *ebpf.Map `ebpf:"nh_cache"`
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Tables    *ebpf.Map `ebpf:"tables"`
 	VipFilter *ebpf.Map `ebpf:"vip_filter"`
@@ -203,6 +220,7 @@ func (m *vipdMaps) Close() error {
 		m.Backends,
 		m.Bound,
 		m.Config,
+		m.NhCache,
 		m.Stats,
 		m.Tables,
 		m.VipFilter,
