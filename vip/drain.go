@@ -84,7 +84,9 @@ func (m *machine) deadlines(v *vipState) []time.Time {
 			}
 		}
 	}
-	if v.spec == nil && v.programmed {
+	// A removed VIP, or one nobody serves any more (no backend), is
+	// unprogrammed once its route has been withdrawn for the grace.
+	if v.programmed && (v.spec == nil || len(v.inTable) == 0) {
 		out = append(out, v.advOff.Add(m.cfg.WithdrawGrace))
 	}
 	return out

@@ -224,6 +224,10 @@ func (w *world) Program(_ context.Context, p Program) error {
 	if w.failing("Program") {
 		return errInjected
 	}
+	if len(p.Backends) == 0 {
+		// As the real dataplane: a table needs a backend.
+		return errors.New("no backend")
+	}
 	w.programs[p.Addr] = p
 	w.check("Program " + p.Addr.String())
 	return nil

@@ -35,6 +35,27 @@ func (m *machine) program(ctx context.Context) int {
 		}
 		table := m.desiredTable(v)
 		v.inTable = namesOf(table)
+		if len(table) == 0 {
+			// Nobody serves the VIP (a one-node cluster drained, every
+			// member inactive): there is no table to program. Remove
+			// the VIP once its route has been withdrawn for the grace.
+			v.reasons.Programmed = "no backend"
+			if !v.programmed {
+				continue
+			}
+			if v.adv != advNone || m.advUnknown || now.Before(v.advOff.Add(m.cfg.WithdrawGrace)) {
+				v.reasons.Programmed = "no backend: waiting for the withdraw grace"
+				continue
+			}
+			if err := m.deps.Dataplane.Unprogram(ctx, v.addr); err != nil {
+				m.fail(v, "unprogramming", err)
+				failed++
+				continue
+			}
+			v.programmed, v.table, v.services, v.tableUnknown = false, nil, nil, false
+			m.transition(v, "programmed", true, false, "no backend")
+			continue
+		}
 		if v.programmed && !v.tableUnknown && slices.Equal(table, v.table) && slices.Equal(v.spec.Services, v.services) {
 			continue
 		}

@@ -301,11 +301,21 @@ func (p *prop) checkConverged() {
 		if r.w.lo[a] != serving || r.w.dp[a] != serving {
 			p.Fatalf("converged: %s lo=%v bound set=%v, want %v", a, r.w.lo[a], r.w.dp[a], serving)
 		}
+		want := expectedTable(a, m.cfg, wantState, v.healthy, m.peers, v.inTable)
 		prog, ok := r.w.programs[a]
+		if len(want) == 0 {
+			// Nobody serves it: nothing to program, nothing to announce.
+			if ok {
+				p.Fatalf("converged: %s programmed %s with no backend left", a, describe(prog.Backends))
+			}
+			if _, announced := r.w.routes[a]; announced {
+				p.Fatalf("converged: %s announced with no backend", a)
+			}
+			continue
+		}
 		if !ok {
 			p.Fatalf("converged: %s not programmed", a)
 		}
-		want := expectedTable(a, m.cfg, wantState, v.healthy, m.peers, v.inTable)
 		if !slices.Equal(prog.Backends, want) || !slices.Equal(prog.Services, spec.Services) {
 			p.Fatalf("converged: %s programmed %s %v, want %s %v", a, describe(prog.Backends), prog.Services, describe(want), spec.Services)
 		}
