@@ -19,7 +19,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/vipd/vipd/internal/netnstest"
 	"github.com/vipd/vipd/vip"
-	"golang.org/x/sys/unix"
 )
 
 // dpRig is one namespace with a veth whose end ifname carries the
@@ -34,30 +33,7 @@ func newDPRig(t testing.TB) *dpRig {
 	t.Helper()
 	ns, peer := netnstest.New(t, "dp"), netnstest.New(t, "pe")
 	an, _ := netnstest.Veth(t, ns, peer)
-	return &dpRig{ns: ns, peer: peer, ifname: an, pinPath: filepath.Join(testBPFFS(t), "vipd")}
-}
-
-// testBPFFS returns a directory on a bpffs of its own: a unique directory
-// under /sys/fs/bpf when that is a bpffs, else a private bpffs mounted on a
-// temporary directory. Both are removed in cleanup.
-func testBPFFS(t testing.TB) string {
-	t.Helper()
-	var fs unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
-		dir := filepath.Join("/sys/fs/bpf", netnstest.UniqueName("vipdtest"))
-		t.Cleanup(func() { _ = os.RemoveAll(dir) })
-		return dir
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mounting a private bpffs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmounting bpffs %s: %v", dir, err)
-		}
-	})
-	return dir
+	return &dpRig{ns: ns, peer: peer, ifname: an, pinPath: filepath.Join(netnstest.BPFFS(t), "vipd")}
 }
 
 func (r *dpRig) options() Options {

@@ -151,7 +151,7 @@ func (l *lab) addNode(name string, subnet int) *labNode {
 	opts := Options{
 		Interface: nodeEnd,
 		Attach:    AttachNative,
-		PinPath:   testBPFFS(t) + "/vipd",
+		PinPath:   netnstest.BPFFS(t) + "/vipd",
 		Seed:      l.seed,
 	}
 	if addr.Is4() {

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // RequireRoot skips the test when it cannot create namespaces or load BPF
@@ -137,4 +139,28 @@ func Veth(t testing.TB, a, b *NS) (string, string) {
 	a.MustRun(t, "ip", "link", "set", an, "up")
 	b.MustRun(t, "ip", "link", "set", bn, "up")
 	return an, bn
+}
+
+// BPFFS returns a directory on a bpffs of its own, for pinning: a unique
+// directory under /sys/fs/bpf when that is a bpffs, else a private bpffs
+// mounted on a temporary directory. Both are removed in cleanup.
+func BPFFS(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
+		dir := filepath.Join("/sys/fs/bpf", UniqueName("vipdtest"))
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+		return dir
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mounting a private bpffs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting bpffs %s: %v", dir, err)
+		}
+	})
+	return dir
 }
