@@ -202,6 +202,8 @@ func (c *Config) Validate() error {
 		p := fmt.Sprintf("vip(%s)", v.Prefix)
 		if !isHostPrefix(v.Prefix) {
 			add(p, "VIP %s is not a /32 or /128 host prefix", v.Prefix)
+		} else if v.Prefix.Addr().IsUnspecified() {
+			add(p, "VIP %s is the unspecified address", v.Prefix)
 		}
 		errs = append(errs, v.Attrs.validate(p)...)
 		if v.Attrs.LocalPref != nil && !ibgp && len(c.Neighbors) > 0 {

@@ -191,19 +191,12 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("adding import policy: %w", err)
 	}
-	var sets [2][]*api.Prefix
-	for p := range s.vips {
-		i, bits := 0, uint32(32)
-		if p.Addr().Is6() {
-			i, bits = 1, 128
-		}
-		sets[i] = append(sets[i], &api.Prefix{IpPrefix: p.String(), MaskLengthMin: bits, MaskLengthMax: bits})
-	}
+	// Both families always get a prefix set and a statement (a set holds a
+	// placeholder that is never a VIP), so SetVIPs only ever replaces set
+	// contents and never has to touch the policy or its assignment.
+	sets := prefixSets(s.vips)
 	var stmts []*api.Statement
 	for i, name := range []string{setVIPs4, setVIPs6} {
-		if len(sets[i]) == 0 {
-			continue
-		}
 		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
 			DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: sets[i],
 		}}); err != nil {
@@ -218,10 +211,8 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 			Actions: accept,
 		})
 	}
-	if len(stmts) > 0 {
-		if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: policyExport, Statements: stmts}}); err != nil {
-			return fmt.Errorf("adding export policy: %w", err)
-		}
+	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: policyExport, Statements: stmts}}); err != nil {
+		return fmt.Errorf("adding export policy: %w", err)
 	}
 	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name: "global", Direction: api.PolicyDirection_IMPORT,
@@ -230,10 +221,8 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("assigning import policy: %w", err)
 	}
-	exp := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT}
-	if len(stmts) > 0 {
-		exp.Policies = []*api.Policy{{Name: policyExport}}
-	}
+	exp := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT,
+		Policies: []*api.Policy{{Name: policyExport}}}
 	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: exp}); err != nil {
 		return fmt.Errorf("assigning export policy: %w", err)
 	}
@@ -374,14 +363,14 @@ func (s *Speaker) routesLocked() []vip.Route {
 // same prefix with the same attributes again does nothing; with other
 // attributes it replaces the path (an implicit withdraw at the peers).
 func (s *Speaker) Announce(ctx context.Context, prefix netip.Prefix, attrs RouteAttrs) error {
-	if _, ok := s.vips[prefix]; !ok {
-		return fmt.Errorf("refusing to announce %s: %w", prefix, ErrNotVIP)
-	}
 	if err := errors.Join(attrs.validate("attrs")...); err != nil {
 		return fmt.Errorf("announcing %s: %w", prefix, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.vips[prefix]; !ok {
+		return fmt.Errorf("refusing to announce %s: %w", prefix, ErrNotVIP)
+	}
 	if !s.started || s.stopped {
 		return ErrNotRunning
 	}

@@ -22,10 +22,13 @@ import (
 // It is safe for concurrent use: SetRoutes calls are handed to one goroutine
 // (run) that owns the file, BIRD and the applied state.
 type Advertiser struct {
-	cfg  Config
-	log  hclog.Logger
-	vips map[netip.Prefix]bool
-	r    *renderer
+	cfg Config
+	log hclog.Logger
+
+	// vipMu guards vips and r, which SetVIPs replaces on a config reload.
+	vipMu sync.RWMutex
+	vips  map[netip.Prefix]bool
+	r     *renderer
 
 	reqs chan request
 	stop chan struct{}
@@ -133,11 +136,14 @@ func (a *Advertiser) Close() error {
 // an apply already running. On a failed apply the running configuration
 // stays, and the routes it announces are returned with the error.
 func (a *Advertiser) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+	a.vipMu.RLock()
 	for _, r := range routes {
 		if !a.vips[r.Prefix] {
+			a.vipMu.RUnlock()
 			return a.Routes(), fmt.Errorf("setting route %s: %w", r.Prefix, ErrUnknownVIP)
 		}
 	}
+	a.vipMu.RUnlock()
 	req := request{routes: slices.Clone(routes), reply: make(chan result, 1)}
 	select {
 	case a.reqs <- req:
@@ -228,7 +234,10 @@ func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	data, err := a.r.render(want)
+	a.vipMu.RLock()
+	r := a.r
+	a.vipMu.RUnlock()
+	data, err := r.render(want)
 	if err != nil {
 		return result{routes: a.Routes(), err: err}
 	}
@@ -382,4 +391,40 @@ func WriteAtomic(file string, data []byte) error {
 		return err
 	}
 	return replace(tmp, file)
+}
+
+// SetVIPs replaces the configured VIPs (a config reload): from now on only
+// these may be announced, with these attributes. The routes announced now
+// are rendered again so changed attributes reach BIRD; a route whose VIP is
+// no longer listed is withdrawn at once (pass the union of the old and new
+// VIPs to leave that step to the controller, which withdraws before it
+// unprograms).
+func (a *Advertiser) SetVIPs(ctx context.Context, vips []VIPRoute) error {
+	cfg := a.cfg
+	cfg.VIPs = vips
+	r, err := newRenderer(cfg)
+	if err != nil {
+		return fmt.Errorf("setting bird VIPs: %w", err)
+	}
+	m := make(map[netip.Prefix]bool, len(vips))
+	for _, v := range vips {
+		m[v.Prefix] = true
+	}
+	a.vipMu.Lock()
+	a.vips, a.r = m, r
+	a.vipMu.Unlock()
+
+	a.mu.Lock()
+	a.liveSure = false // same routes, maybe new attributes: render again
+	a.mu.Unlock()
+	var keep []vip.Route
+	for _, rt := range a.Routes() {
+		if m[rt.Prefix] {
+			keep = append(keep, rt)
+		}
+	}
+	if _, err := a.SetRoutes(ctx, keep); err != nil {
+		return fmt.Errorf("applying new VIP attributes: %w", err)
+	}
+	return nil
 }
