@@ -35,7 +35,7 @@ lint: ## go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
 .PHONY: test
-test: deps build check-generate lint ## Install deps, build, and run every test (race detector, privileged tests included)
+test: deps bird-ignoremtu build check-generate lint ## Install deps, build, and run every test (race detector, privileged tests included)
 	@bash scripts/test.sh
 
 .PHONY: bench
@@ -47,7 +47,7 @@ demo: deps build ## Start the namespace lab and show VIPs announced, traffic bal
 	@bash examples/lab/demo.sh
 
 .PHONY: bird-ignoremtu
-bird-ignoremtu: deps ## Build BIRD 2 with the ignoremtu patch into .cache/bird-ignoremtu
+bird-ignoremtu: ## Build BIRD 2 with the ignoremtu patch into .cache/bird-ignoremtu
 	@bash scripts/bird-ignoremtu.sh
 
 .PHONY: clean

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -79,64 +78,29 @@ configured VIP. With --check it is validated by the installed 'bird -p'.`,
 			if err != nil {
 				return fmt.Errorf("rendering BIRD config: %w", err)
 			}
-			target := out
-			if target == "" && check {
-				dir, err := os.MkdirTemp("", "vipctl-bird")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(dir)
-				target = filepath.Join(dir, "bird.conf")
-			}
-			if target != "" {
-				if err := writeFileAtomic(target, data); err != nil {
-					return err
-				}
-			} else {
-				cmd.OutOrStdout().Write(data)
+			name := out
+			if out == "" {
+				name = "stdout"
 			}
 			if check {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				birdBin := cfg.Routing.Bird.Bird
-				if birdBin == "" {
-					birdBin = "bird"
+				if err := bird.CheckGenerated(ctx, *cfg.Routing.Bird, name, data); err != nil {
+					return fmt.Errorf("the generated config does not pass bird -p: %w", err)
 				}
-				if err := bird.Check(ctx, birdBin, target); err != nil {
-					return fmt.Errorf("bird -p rejects the generated config: %w", err)
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "bird -p: %s is valid\n", target)
+				fmt.Fprintf(cmd.ErrOrStderr(), "bird -p: the generated config (%s) is valid\n", name)
 			}
-			return nil
+			if out == "" {
+				_, err := cmd.OutOrStdout().Write(data)
+				return err
+			}
+			return bird.WriteAtomic(out, data)
 		},
 	}
 	c.Flags().StringVarP(&cfgPath, "config", "c", defaultConfig, "vipd config file")
 	c.Flags().StringVarP(&out, "output", "o", "", "write to FILE (atomically) instead of stdout")
 	c.Flags().BoolVar(&check, "check", false, "validate the result with the installed bird -p")
 	return c
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".vipctl-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func doctorCmd() *cobra.Command {

@@ -100,11 +100,12 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// Handler returns the /metrics handler for a registry holding c and the Go
-// runtime and process collectors.
-func Handler(c *Collector) http.Handler {
+// Handler returns the /metrics handler for a registry holding cs (vipd's
+// Collector, the BGP speaker's) and the Go runtime and process collectors.
+func Handler(cs ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(cs...)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

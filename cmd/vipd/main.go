@@ -1,0 +1,93 @@
+// Command vipd is the anycast controller of one node of a symmetric XDP
+// load-balancer cluster. See the README for what it does and how to run it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/internal/daemon"
+)
+
+const usage = `usage: vipd [-c FILE] [flags]
+
+vipd announces this node's service VIPs to the routers, binds them on lo and
+drives the XDP dataplane from one per-VIP state machine. vipctl talks to it.
+
+Signals:
+  SIGHUP    reload the config (a bad config is reported, the old one keeps running)
+  SIGTERM   drain the node (withdraw, demote, wait, unbind), then exit
+  SIGINT    same as SIGTERM
+  SIGUSR2   exit for an upgrade WITHOUT withdrawing (same as 'vipctl restart'):
+            graceful restart keeps the routes at the peers, the pinned XDP
+            program keeps forwarding, the next vipd adopts both
+
+Flags:
+`
+
+func main() {
+	fs := flag.NewFlagSet("vipd", flag.ExitOnError)
+	cfgPath := fs.String("c", "/etc/vipd/vipd.toml", "config file")
+	level := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	jsonLog := fs.Bool("log-json", false, "log JSON lines")
+	drainWait := fs.Duration("shutdown-timeout", 5*time.Minute, "longest SIGTERM waits for the drain")
+	skipChecks := fs.Bool("skip-host-checks", false, "do not run the start-up host checks (testing only)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	fs.Parse(os.Args[1:])
+
+	log := hclog.New(&hclog.LoggerOptions{
+		Name: "vipd", Level: hclog.LevelFromString(*level), JSONFormat: *jsonLog, Output: os.Stderr,
+	})
+	if err := run(log, *cfgPath, *drainWait, *skipChecks); err != nil {
+		log.Error("vipd failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(log hclog.Logger, cfgPath string, drainWait time.Duration, skipChecks bool) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	d, err := daemon.Start(ctx, daemon.Options{ConfigPath: cfgPath, Logger: log, SkipHostChecks: skipChecks})
+	cancel()
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGHUP:
+				if err := d.Reload(); err != nil {
+					log.Error("reload refused; the running config stays", "error", err)
+				}
+			case syscall.SIGUSR2:
+				return d.Abandon()
+			default:
+				ctx, cancel := context.WithTimeout(context.Background(), drainWait)
+				err := d.Shutdown(ctx)
+				cancel()
+				return err
+			}
+		case <-d.RestartRequested():
+			return d.Abandon()
+		case err := <-d.ControllerDone():
+			if err == nil {
+				err = errors.New("controller stopped")
+			}
+			return err
+		}
+	}
+}

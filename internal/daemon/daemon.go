@@ -1,0 +1,407 @@
+// Package daemon is one vipd node at run time: it wires the config into the
+// state machine (vip.Controller) and its side effects (routing advertiser,
+// netlink binder, XDP dataplane), the health checks and peer poller, the
+// node-state server, the API socket and the metrics listener, and owns the
+// three ways of stopping: drain and exit (SIGTERM), upgrade exit without
+// withdrawing (SIGUSR2, vipctl restart), and reload (SIGHUP).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vipd/vipd/dataplane"
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/internal/hostcheck"
+	"github.com/vipd/vipd/internal/metrics"
+	"github.com/vipd/vipd/routing/bgp"
+	"github.com/vipd/vipd/routing/bird"
+	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/vip/netlink"
+)
+
+// Options say how to start a node.
+type Options struct {
+	ConfigPath string
+	Logger     hclog.Logger
+	// SkipHostChecks skips the start-up host checks (tests on hosts the
+	// checks would refuse). Never set it in production.
+	SkipHostChecks bool
+}
+
+// advertiser is what the daemon needs of routing/bgp and routing/bird.
+type advertiser interface {
+	vip.Advertiser
+}
+
+// Daemon is a running vipd node.
+type Daemon struct {
+	log     hclog.Logger
+	path    string
+	started time.Time
+
+	mu  sync.Mutex // guards cfg and members
+	cfg *config.Config
+	// members is the poller's latest view, for status.
+	members map[string]*vip.NodeState
+
+	ctrl    *vip.Controller
+	speaker *bgp.Speaker     // bgp mode
+	birdAdv *bird.Advertiser // bird-ospf mode
+	adv     advertiser
+	dp      *dataplane.Dataplane
+	binder  *netlink.Binder
+	apiSrv  *api.Server
+
+	ctx      context.Context // lives until Close/Abandon
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // background goroutines
+	ctrlDone chan error
+
+	// checks run the local service checks of every VIP.
+	checks     *health.Monitor
+	pollCancel context.CancelFunc
+
+	restartReq chan struct{}
+	restartOne sync.Once
+	// restart is what the previous vipd left at an upgrade exit, or nil.
+	restart *restartState
+}
+
+// restartFile is where an upgrade exit leaves the routes it announced, so
+// the next vipd starts its BGP speaker as a graceful restarter announcing
+// them again before anything else.
+func restartFile(c *config.Config) string {
+	return filepath.Join(filepath.Dir(c.API.Socket), "vipd-"+c.Node.Name+".restart")
+}
+
+// Start loads the config, runs the host checks, opens every part and starts
+// the controller. On error nothing is left running.
+func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		log: log, path: opts.ConfigPath, cfg: cfg, started: time.Now(),
+		members:    map[string]*vip.NodeState{},
+		ctrlDone:   make(chan error, 1),
+		restartReq: make(chan struct{}),
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+			d.cancel()
+		}
+	}()
+
+	// The API socket first: a second vipd must be refused before it
+	// touches anything.
+	d.apiSrv, err = api.Listen(log.Named("api"), cfg.API.Socket, d)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { d.apiSrv.Close(context.Background()) })
+
+	autoGeneric, holdV6, err := d.hostChecks(ctx, opts.SkipHostChecks)
+	if err != nil {
+		return nil, err
+	}
+
+	mode, err := dataplane.ParseAttachMode(string(cfg.Dataplane.Attach))
+	if err != nil {
+		return nil, err
+	}
+	d.dp, err = dataplane.Open(log.Named("dataplane"), dataplane.Options{
+		Interface:   cfg.Dataplane.Interface,
+		Attach:      mode,
+		AutoGeneric: autoGeneric,
+		GUEPort:     cfg.Dataplane.GUEPort,
+		PinPath:     cfg.Dataplane.PinPath,
+		Local4:      cfg.Node.UnderlayV4,
+		Local6:      cfg.Node.UnderlayV6,
+		Seed:        cfg.Cluster.Seed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the dataplane: %w", err)
+	}
+	closers = append(closers, func() { d.dp.Close() })
+
+	d.binder, err = netlink.New(log.Named("binder"), netlink.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("opening the binder: %w", err)
+	}
+	closers = append(closers, func() { d.binder.Close() })
+
+	d.loadRestart()
+	if err := d.openAdvertiser(ctx); err != nil {
+		return nil, err
+	}
+	closers = append(closers, d.abandonAdvertiser)
+
+	d.ctrl, err = vip.New(controllerConfig(cfg, d.drainPolicy()), vip.Deps{
+		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: log.Named("vip"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range holdV6 {
+		d.ctrl.Hold(a, hostcheck.ReasonNoIPv6Route)
+	}
+	if rs := d.restart; rs != nil {
+		if rs.NodeDrained {
+			d.ctrl.Drain(nil)
+		}
+		for _, a := range rs.DrainedVIPs {
+			d.ctrl.Drain(&a)
+		}
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.ctrlDone <- d.ctrl.Run(d.ctx)
+	}()
+	d.checks = health.NewMonitor(log.Named("health"), d.ctrl.SetHealth)
+	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
+	d.setChecks(cfg)
+	d.startPoller(cfg)
+	if !opts.SkipHostChecks {
+		d.watchIPv6Route(10 * time.Second)
+	}
+	d.goServe("state", func() error {
+		return health.ServeState(d.ctx, cfg.API.StateListen.String(), health.NewStateHandler(d.ctrl.NodeState))
+	})
+	d.goServe("api", d.apiSrv.Serve)
+	if cfg.API.MetricsListen.IsValid() {
+		cs := []prometheus.Collector{metrics.NewCollector(d.Status)}
+		if d.speaker != nil {
+			cs = append(cs, d.speaker)
+		}
+		d.goServe("metrics", func() error {
+			return metrics.Serve(d.ctx, cfg.API.MetricsListen.String(), metrics.Handler(cs...))
+		})
+	}
+	log.Info("vipd started", "node", cfg.Node.Name, "vips", len(cfg.VIPs), "routing", cfg.Routing.Mode,
+		"iface", cfg.Dataplane.Interface)
+	return d, nil
+}
+
+func (d *Daemon) goServe(what string, serve func() error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := serve(); err != nil && d.ctx.Err() == nil {
+			d.log.Error("server stopped", "server", what, "error", err)
+		}
+	}()
+}
+
+// hostChecks runs the doctor's checks. It refuses to start when a check
+// says vipd must not run (forwarding on a backend without acknowledgement),
+// and returns what the checks decide: generic XDP for auto, IPv6 VIPs to hold.
+func (d *Daemon) hostChecks(ctx context.Context, skip bool) (autoGeneric bool, holdV6 []netip.Addr, err error) {
+	if skip {
+		return false, nil, nil
+	}
+	spec := hostcheck.SpecFor(d.cfg)
+	// Our own speaker is not listening yet; peers may not be up yet either.
+	if d.cfg.Routing.Bird != nil {
+		spec.ProbeIgnoreMTU = bird.ProbeIgnoreMTU
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	r := hostcheck.Run(cctx, hostcheck.System(), spec)
+	r.Log(d.log.Named("hostcheck"))
+	if err := hostcheck.StartError(r); err != nil {
+		return false, nil, fmt.Errorf("host check: %w", err)
+	}
+	generic, reason := hostcheck.SafeAttachMode(r)
+	if generic && d.cfg.Dataplane.Attach == config.AttachAuto {
+		d.log.Warn("attach mode auto chooses generic XDP", "reason", reason)
+	}
+	if hold, reason := hostcheck.HoldIPv6(r); hold {
+		for _, v := range d.cfg.VIPs {
+			if v.Addr.Is6() {
+				d.log.Warn("holding IPv6 VIP", "vip", v.Addr, "reason", reason)
+				holdV6 = append(holdV6, v.Addr)
+			}
+		}
+	}
+	return generic, holdV6, nil
+}
+
+func (d *Daemon) drainPolicy() string {
+	switch {
+	case d.cfg.Routing.BGP != nil:
+		return d.cfg.Routing.BGP.Drain
+	case d.cfg.Routing.Bird != nil:
+		return d.cfg.Routing.Bird.Drain
+	}
+	return ""
+}
+
+// controllerConfig maps the node config onto the state machine's.
+func controllerConfig(c *config.Config, drainPolicy string) vip.Config {
+	vc := vip.Config{
+		Node:          c.Node.Name,
+		WithdrawGrace: c.Timers.WithdrawGrace,
+		TableGrace:    c.Timers.TableGrace,
+		DrainTimeout:  c.Timers.DrainTimeout,
+		DrainPolicy:   drainPolicy,
+	}
+	for _, v := range c.VIPs {
+		vc.VIPs = append(vc.VIPs, vip.VIPConfig{Addr: v.Addr, Services: v.Services})
+	}
+	for _, m := range c.Cluster.Members {
+		vc.Members = append(vc.Members, vip.Member{Name: m.Name, Addr4: m.UnderlayV4, Addr6: m.UnderlayV6})
+	}
+	return vc
+}
+
+// setChecks hands the monitor one local service check per VIP; it keeps
+// the unchanged ones running (their rise/fall state survives a reload).
+func (d *Daemon) setChecks(cfg *config.Config) {
+	want := make(map[netip.Addr]health.CheckConfig, len(cfg.VIPs))
+	for _, v := range cfg.VIPs {
+		want[v.Addr] = v.Check
+	}
+	d.checks.Set(want)
+}
+
+// startPoller polls every other member's node state, feeding the controller.
+func (d *Daemon) startPoller(cfg *config.Config) {
+	var peers []health.Peer
+	for _, m := range cfg.Cluster.Members {
+		if m.Name != cfg.Node.Name {
+			peers = append(peers, health.Peer{Name: m.Name, URL: m.StateURL.String()})
+		}
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	d.pollCancel = cancel
+	p := health.NewPoller(d.log, peers, health.PollOptions{
+		Interval: cfg.Cluster.PollInterval, Timeout: cfg.Cluster.PollTimeout,
+		Rise: cfg.Cluster.Rise, Fall: cfg.Cluster.Fall,
+	}, func(node string, st *vip.NodeState) {
+		d.mu.Lock()
+		d.members[node] = st
+		d.mu.Unlock()
+		d.ctrl.SetPeer(node, st)
+	})
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		_ = p.Run(ctx)
+	}()
+}
+
+// RestartRequested is closed when vipctl asked for an upgrade exit.
+func (d *Daemon) RestartRequested() <-chan struct{} { return d.restartReq }
+
+// ControllerDone delivers the controller's error if its loop ends by itself.
+func (d *Daemon) ControllerDone() <-chan error { return d.ctrlDone }
+
+// Shutdown is SIGTERM: drain the node (withdraw, demote, wait, unbind),
+// withdraw everything at the routers and wait for the peers to acknowledge,
+// then stop. The XDP program stays attached (pinned): a node with nothing
+// announced attracts no VIP traffic, and the next vipd adopts it.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.log.Info("draining before exit")
+	err := d.ctrl.Shutdown(ctx)
+	if err != nil {
+		d.log.Error("drain did not complete", "error", err)
+	}
+	d.cancel()
+	err = errors.Join(err, d.apiSrv.Close(context.Background()))
+	d.wg.Wait()
+	err = errors.Join(err, d.closeAdvertiser(ctx), d.binder.Close(), d.dp.Close())
+	os.Remove(restartFile(d.cfg))
+	return err
+}
+
+// Abandon is the upgrade exit: stop without withdrawing, unbinding or
+// detaching anything, and leave the announced routes for the next vipd.
+func (d *Daemon) Abandon() error {
+	d.log.Info("exiting for an upgrade: routes, bindings and the XDP program stay in place")
+	cs := d.ctrl.Status()
+	st := restartState{NodeDrained: cs.Phase != vip.PhaseActive}
+	for _, v := range cs.VIPs {
+		if v.Advertised {
+			st.Routes = append(st.Routes, vip.Route{Prefix: netip.PrefixFrom(v.Addr, v.Addr.BitLen()), Draining: v.Deprefered})
+		}
+		if v.Draining && !st.NodeDrained {
+			st.DrainedVIPs = append(st.DrainedVIPs, v.Addr)
+		}
+	}
+	err := writeRestart(restartFile(d.cfg), st)
+	d.cancel()
+	err = errors.Join(err, d.apiSrv.Close(context.Background()))
+	d.wg.Wait()
+	d.abandonAdvertiser()
+	return errors.Join(err, d.binder.Close(), d.dp.Close())
+}
+
+// Restart implements api.Backend.
+func (d *Daemon) Restart() error {
+	d.restartOne.Do(func() { close(d.restartReq) })
+	return nil
+}
+
+// watchIPv6Route re-runs the IPv6 route check every interval, holding the
+// IPv6 VIPs while there is no route back to the clients and releasing them
+// once one appears (FIELD-NOTES 4).
+func (d *Daemon) watchIPv6Route(interval time.Duration) {
+	var v6 []netip.Addr
+	for _, v := range d.cfg.VIPs {
+		if v.Addr.Is6() {
+			v6 = append(v6, v.Addr)
+		}
+	}
+	if len(v6) == 0 {
+		return
+	}
+	spec := hostcheck.SpecFor(d.cfg)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.ctx.Done():
+				return
+			case <-t.C:
+			}
+			res, err := hostcheck.RunOne(d.ctx, hostcheck.System(), spec, hostcheck.IDIPv6Route)
+			if err != nil {
+				continue
+			}
+			hold, reason := hostcheck.HoldIPv6(hostcheck.Report{Checks: []hostcheck.Result{res}})
+			for _, a := range v6 {
+				if hold {
+					d.ctrl.Hold(a, reason)
+				} else {
+					d.ctrl.Release(a)
+				}
+			}
+		}
+	}()
+}
