@@ -3,6 +3,7 @@ package vip
 import (
 	"context"
 	"slices"
+	"time"
 )
 
 // program installs each configured VIP with its desired table, and removes
@@ -17,17 +18,13 @@ func (m *machine) program(ctx context.Context) int {
 			if !v.programmed {
 				continue
 			}
-			if v.adv != advNone || m.advUnknown || now.Before(v.advOff.Add(m.cfg.WithdrawGrace)) {
+			if !m.withdrawnForGrace(v, now) {
 				m.refuse(v, "unprogramming", "route not withdrawn for the withdraw grace")
 				continue
 			}
-			if err := m.deps.Dataplane.Unprogram(ctx, v.addr); err != nil {
-				m.fail(v, "unprogramming", err)
+			if !m.unprogram(ctx, v, why) {
 				failed++
-				continue
 			}
-			v.programmed, v.table, v.services, v.tableUnknown = false, nil, nil, false
-			m.transition(v, "programmed", true, false, why)
 			continue
 		}
 		if v.spec == nil {
@@ -43,17 +40,13 @@ func (m *machine) program(ctx context.Context) int {
 			if !v.programmed {
 				continue
 			}
-			if v.adv != advNone || m.advUnknown || now.Before(v.advOff.Add(m.cfg.WithdrawGrace)) {
+			if !m.withdrawnForGrace(v, now) {
 				v.reasons.Programmed = "no backend: waiting for the withdraw grace"
 				continue
 			}
-			if err := m.deps.Dataplane.Unprogram(ctx, v.addr); err != nil {
-				m.fail(v, "unprogramming", err)
+			if !m.unprogram(ctx, v, "no backend") {
 				failed++
-				continue
 			}
-			v.programmed, v.table, v.services, v.tableUnknown = false, nil, nil, false
-			m.transition(v, "programmed", true, false, "no backend")
 			continue
 		}
 		if v.programmed && !v.tableUnknown && slices.Equal(table, v.table) && slices.Equal(v.spec.Services, v.services) {
@@ -77,4 +70,23 @@ func (m *machine) program(ctx context.Context) int {
 		v.programmed, v.table, v.services, v.tableUnknown = true, table, p.Services, false
 	}
 	return failed
+}
+
+// withdrawnForGrace: has v's route been withdrawn for the withdraw grace, so
+// that unprogramming it cannot blackhole traffic routers still send
+// (invariant 4)?
+func (m *machine) withdrawnForGrace(v *vipState, now time.Time) bool {
+	return v.adv == advNone && !m.advUnknown && !now.Before(v.advOff.Add(m.cfg.WithdrawGrace))
+}
+
+// unprogram removes v from the dataplane and records it; false if the call
+// failed (the failure is recorded and retried).
+func (m *machine) unprogram(ctx context.Context, v *vipState, why string) bool {
+	if err := m.deps.Dataplane.Unprogram(ctx, v.addr); err != nil {
+		m.fail(v, "unprogramming", err)
+		return false
+	}
+	v.programmed, v.table, v.services, v.tableUnknown = false, nil, nil, false
+	m.transition(v, "programmed", true, false, why)
+	return true
 }

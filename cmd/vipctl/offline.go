@@ -124,9 +124,6 @@ skipped. Exit code: 0 all pass, 1 any WARN, 2 any FAIL.`,
 			switch {
 			case err == nil:
 				spec = hostcheck.SpecFor(cfg)
-				if cfg.Routing.Bird != nil {
-					spec.ProbeIgnoreMTU = bird.ProbeIgnoreMTU
-				}
 			case errors.Is(err, os.ErrNotExist) && !cmd.Flags().Changed("config"):
 				fmt.Fprintf(cmd.ErrOrStderr(), "doctor: no config at %s: checking the host only\n", cfgPath)
 			default:

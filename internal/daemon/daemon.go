@@ -222,11 +222,8 @@ func (d *Daemon) hostChecks(ctx context.Context, skip bool) (autoGeneric bool, h
 	if skip {
 		return false, nil, nil
 	}
-	spec := hostcheck.SpecFor(d.cfg)
 	// Our own speaker is not listening yet; peers may not be up yet either.
-	if d.cfg.Routing.Bird != nil {
-		spec.ProbeIgnoreMTU = bird.ProbeIgnoreMTU
-	}
+	spec := hostcheck.SpecFor(d.cfg)
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	r := hostcheck.Run(cctx, hostcheck.System(), spec)

@@ -91,8 +91,7 @@ type Spec struct {
 	// PeerStateURLs are the other nodes' state URLs.
 	PeerStateURLs []string
 	// ProbeIgnoreMTU reports whether birdBinary accepts the OSPF option
-	// `ignoremtu`. Wire routing/bird's ProbeIgnoreMTU here; nil uses a
-	// built-in probe that runs `bird -p` on a tiny config.
+	// `ignoremtu`; nil uses routing/bird's ProbeIgnoreMTU (tests swap it).
 	ProbeIgnoreMTU func(ctx context.Context, birdBinary string) (bool, error)
 }
 

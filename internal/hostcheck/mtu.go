@@ -1,15 +1,12 @@
 package hostcheck
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/vipd/vipd/routing/bird"
 )
 
 // nativeXDPMaxMTU is the largest MTU at which a single-buffer XDP program
@@ -176,44 +173,7 @@ func probeIgnoreMTU(ctx context.Context, s Spec) (bool, error) {
 	if s.ProbeIgnoreMTU != nil {
 		return s.ProbeIgnoreMTU(ctx, bin)
 	}
-	return DefaultProbeIgnoreMTU(ctx, bin)
-}
-
-const ignoreMTUProbeConf = `router id 192.0.2.1;
-protocol device {}
-protocol ospf v2 vipd_probe {
-	ignoremtu yes;
-	area 0 { interface "lo"; };
-}
-`
-
-// DefaultProbeIgnoreMTU reports whether birdBinary accepts the OSPF option
-// `ignoremtu` by parsing a tiny config with `bird -p` (starts nothing). A
-// stock BIRD fails with a syntax error on the keyword: that is (false, nil);
-// any other failure is an error.
-func DefaultProbeIgnoreMTU(ctx context.Context, birdBinary string) (bool, error) {
-	dir, err := os.MkdirTemp("", "vipd-ignoremtu")
-	if err != nil {
-		return false, fmt.Errorf("probing ignoremtu: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	conf := filepath.Join(dir, "probe.conf")
-	if err := os.WriteFile(conf, []byte(ignoreMTUProbeConf), 0o600); err != nil {
-		return false, fmt.Errorf("probing ignoremtu: %w", err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, birdBinary, "-p", "-c", conf)
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.As(err, &exit) && strings.Contains(stderr.String(), "syntax error"):
-		return false, nil
-	default:
-		return false, fmt.Errorf("probing ignoremtu with %s -p: %w: %s", birdBinary, err, strings.TrimSpace(stderr.String()))
-	}
+	return bird.ProbeIgnoreMTU(ctx, bin)
 }
 
 // oldBird returns the version of the running BIRD (from its control socket)

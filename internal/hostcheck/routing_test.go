@@ -2,6 +2,7 @@ package hostcheck
 
 import (
 	"context"
+	"github.com/vipd/vipd/routing/bird"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -94,20 +95,20 @@ func TestBirdReal(t *testing.T) {
 	}
 }
 
-// TestDefaultProbeIgnoreMTU runs the installed (stock) BIRD: it rejects
+// TestProbeIgnoreMTU runs the installed (stock) BIRD: it rejects
 // `ignoremtu`, which is "not supported", not an error.
-func TestDefaultProbeIgnoreMTU(t *testing.T) {
+func TestProbeIgnoreMTU(t *testing.T) {
 	if _, err := exec.LookPath("bird"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("bird not installed and CI=true: %v", err)
 		}
 		t.Skipf("bird not installed: %v", err)
 	}
-	ok, err := DefaultProbeIgnoreMTU(context.Background(), "bird")
+	ok, err := bird.ProbeIgnoreMTU(context.Background(), "bird")
 	if err != nil || ok {
 		t.Errorf("DefaultProbeIgnoreMTU(stock bird) = %t, %v; want false, nil", ok, err)
 	}
-	if _, err := DefaultProbeIgnoreMTU(context.Background(), filepath.Join(t.TempDir(), "nobird")); err == nil {
+	if _, err := bird.ProbeIgnoreMTU(context.Background(), filepath.Join(t.TempDir(), "nobird")); err == nil {
 		t.Error("DefaultProbeIgnoreMTU(missing binary) succeeded, want an error")
 	}
 }
