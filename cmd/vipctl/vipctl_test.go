@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/vip"
-	"net/netip"
 )
 
 func vipctl(t *testing.T, args ...string) (stdout, stderr string, err error) {
