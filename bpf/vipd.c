@@ -65,6 +65,20 @@
  *
  * A listener socket owns a non-SYN TCP segment only if it completes a SYN
  * cookie (bpf_tcp_check_syncookie): every backend listens on the VIP.
+ *
+ * Local primary: when the row's primary is this node and the VIP is bound,
+ * the packet is passed as is, except a TCP segment without SYN (RST
+ * included, as on the backend path) that this node does not own (owns_tcp,
+ * the backend's check) while the row's secondary is another node: that
+ * segment belongs to a flow the secondary holds (a drain or undrain moved
+ * the row's primary), so it is encapsulated with hops [this node,
+ * secondary] and next_hop already 1, outer destination the secondary,
+ * exactly what the secondary would get from a second chance here; it
+ * decapsulates (no hop left) and never forwards again. Counted
+ * STAT_DIRECTOR_LOCAL_SECOND_CHANCE plus the encapsulation's verdict.
+ * Fragments, ICMP errors and UDP are passed as before (the backend path has
+ * no second chance for them either), and so is everything when the
+ * secondary is this node, the same slot, or of another underlay family.
  */
 
 #include <linux/bpf.h>
@@ -554,6 +568,39 @@ static __always_inline int maybe_vip(const struct dp_config *cfg, const struct f
 	return (*w >> (idx & 63)) & 1;
 }
 
+/*
+ * owns_tcp: whether this node's stack owns the TCP segment without SYN at
+ * tcp, in the IP packet at iph (family ifam), its 4-tuple in *tuple: some
+ * socket for it (established, request, time-wait), or a listener for which
+ * it completes a SYN cookie (every backend listens on the VIP, so a listener
+ * alone proves nothing). Returns 1 owned, 0 not owned, -1 truncated (the
+ * cookie check needs the full IP and TCP headers). The director's local
+ * primary and the backend's second chance both ask this.
+ */
+static __always_inline int owns_tcp(struct xdp_md *ctx, struct bpf_sock_tuple *tuple,
+				    __u32 tuple_size, void *iph, __u8 ifam, void *tcp,
+				    void *data_end)
+{
+	struct bpf_sock *sk;
+	long rc;
+
+	sk = bpf_skc_lookup_tcp(ctx, tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	if (sk->state != BPF_TCP_LISTEN) {
+		bpf_sk_release(sk);
+		return 1;
+	}
+	if (iph + sizeof(struct ip6_hdr) > data_end || tcp + 20 > data_end) {
+		bpf_sk_release(sk);
+		return -1;
+	}
+	rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
+				     tcp, 20);
+	bpf_sk_release(sk);
+	return rc == 0;
+}
+
 /* Outer headers the director pushes for an underlay family and hop count. */
 static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
 {
@@ -708,11 +755,14 @@ hit:
 
 /*
  * Encapsulates the frame (l2_len bytes of L2 header, then the inner IP packet
- * of family inner_family) towards b0, listing hops [b0, b1] (b1 may be NULL).
+ * of family inner_family) listing hops [b0, b1] (b1 may be NULL) towards
+ * hops[next_hop]: b0 (next_hop 0, a director's usual encapsulation) or b1
+ * (next_hop 1: the local primary's second chance, which needs two hops).
+ * dst_idx is the backend slot of the destination.
  */
 static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_family,
-				 __u32 b0_idx, const struct backend *b0, const struct backend *b1,
-				 const struct dp_config *cfg, __u32 hash)
+				 __u32 dst_idx, const struct backend *b0, const struct backend *b1,
+				 __u8 next, const struct dp_config *cfg, __u32 hash)
 {
 	const struct nh_entry *nh = NULL;
 	void *data = (void *)(long)ctx->data;
@@ -722,16 +772,22 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	__u16 gue_port = cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
 	__be16 sport = bpf_htons(0xC000 | ((hash >> 16) & 0x3FFF));
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
+	const struct backend *dst = b0;
 	int no_neigh = 0, rc;
 
 	if (b1 && b1->family == fam && b1 != b0)
 		nhops = 2;
+	if (next) {
+		if (!b1 || nhops != 2)
+			return count(STAT_DROP_ENCAP, XDP_DROP);
+		dst = b1;
+	}
 	elen = encap_len(fam, nhops);
 	inner_len = (__u32)(data_end - data) - l2_len;
 	if (inner_len > 0xFFFF - 128)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
-	rc = next_hop(ctx, fib_ifindex(ctx, cfg), b0_idx, b0, src, inner_len + elen, &nh);
+	rc = next_hop(ctx, fib_ifindex(ctx, cfg), dst_idx, dst, src, inner_len + elen, &nh);
 	if (rc == -2)
 		no_neigh = 1;
 	else if (rc != -1)
@@ -768,7 +824,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		ip->ttl = OUTER_TTL;
 		ip->proto = IPPROTO_UDP;
 		copy4(ip->saddr, cfg->addr4);
-		copy4(ip->daddr, b0->addr);
+		copy4(ip->daddr, dst->addr);
 		ip->check = ip4_csum(ip);
 		udp = l3 + sizeof(*ip);
 	} else {
@@ -780,7 +836,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		ip6->nexthdr = IPPROTO_UDP;
 		ip6->hop_limit = OUTER_TTL;
 		copy16(ip6->saddr, cfg->addr6);
-		copy16(ip6->daddr, b0->addr);
+		copy16(ip6->daddr, dst->addr);
 		udp = l3 + sizeof(*ip6);
 	}
 	udp->sport = sport;
@@ -793,7 +849,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	gue->proto = inner_family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
 	gue->flags = 0;
 	gue->priv_type = 0;
-	gue->next_hop = 0;
+	gue->next_hop = next;
 	gue->hop_count = nhops;
 	if (fam == 4) {
 		__u8 *hops = (void *)(gue + 1);
@@ -829,7 +885,50 @@ static __always_inline int is_bound(const __u8 *addr, __u8 family)
 	return bpf_map_lookup_elem(&bound, &k) != NULL;
 }
 
-static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2_len,
+/*
+ * local_second_chance: whether a packet whose row's primary is this node (b0,
+ * VIP bound) goes to the secondary b1 instead of the local stack: a TCP
+ * segment without SYN, not a fragment or ICMP error, that this node does not
+ * own, with a secondary that is another node on the same underlay family.
+ * l4 is the TCP header's offset.
+ */
+static __always_inline int local_second_chance(struct xdp_md *ctx, const struct flow *f,
+					       __u32 l2_len, __u32 l4, __u32 p_idx, __u32 s_idx,
+					       const struct backend *b0, const struct backend *b1)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_sock_tuple tuple = {};
+	__u32 tuple_size;
+	__u8 *tcp;
+
+	if (f->proto != IPPROTO_TCP || f->frag || f->icmp || (f->tcp_flags & TCP_SYN))
+		return 0;
+	if (!b1 || s_idx == p_idx || (b1->flags & BACKEND_LOCAL) || b1->family != b0->family)
+		return 0;
+	if (l2_len > 22 || l4 > 1024)
+		return 0;
+	tcp = data + l4;
+	if ((void *)(tcp + 4) > data_end)
+		return 0;
+	if (f->family == 4) {
+		tuple.ipv4.saddr = f->src[0];
+		tuple.ipv4.daddr = f->dst[0];
+		tuple.ipv4.sport = *(__be16 *)tcp;
+		tuple.ipv4.dport = *(__be16 *)(tcp + 2);
+		tuple_size = sizeof(tuple.ipv4);
+	} else {
+		copy16(tuple.ipv6.saddr, f->src);
+		copy16(tuple.ipv6.daddr, f->dst);
+		tuple.ipv6.sport = *(__be16 *)tcp;
+		tuple.ipv6.dport = *(__be16 *)(tcp + 2);
+		tuple_size = sizeof(tuple.ipv6);
+	}
+	/* Truncated (-1): the stack drops it anyway; pass as before. */
+	return owns_tcp(ctx, &tuple, tuple_size, data + l2_len, f->family, tcp, data_end) == 0;
+}
+
+static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2_len, __u32 l4,
 				    const struct dp_config *cfg)
 {
 	struct vip_key key;
@@ -837,8 +936,8 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	struct backend *b0, *b1;
 	struct row *r;
 	void *table;
-	__u32 hash, idx, p_idx, s_idx;
-	__u8 inner_family = f->family;
+	__u32 hash, idx, p_idx, s_idx, dst_idx;
+	__u8 inner_family = f->family, next = 0;
 
 	if (!maybe_vip(cfg, f))
 		return count(f->frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
@@ -869,22 +968,31 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	if (b1 && !b1->family)
 		b1 = NULL;
 
+	dst_idx = p_idx;
 	if (b0->flags & BACKEND_LOCAL) {
-		if (is_bound((__u8 *)f->dst, f->family))
-			return count(STAT_DIRECTOR_LOCAL_PASS, XDP_PASS);
-		/* Never hand a VIP packet to a stack that does not own it. */
-		if (!b1 || (b1->flags & BACKEND_LOCAL))
-			return count(STAT_DROP_LOCAL_NOT_BOUND, XDP_DROP);
-		b0 = b1;
-		p_idx = s_idx;
-		b1 = NULL;
+		if (is_bound((__u8 *)f->dst, f->family)) {
+			if (!local_second_chance(ctx, f, l2_len, l4, p_idx, s_idx, b0, b1))
+				return count(STAT_DIRECTOR_LOCAL_PASS, XDP_PASS);
+			/* A flow the secondary holds: what a second chance
+			 * here would send it. */
+			count(STAT_DIRECTOR_LOCAL_SECOND_CHANCE, 0);
+			next = 1;
+			dst_idx = s_idx;
+		} else {
+			/* Never hand a VIP packet to a stack that does not own it. */
+			if (!b1 || (b1->flags & BACKEND_LOCAL))
+				return count(STAT_DROP_LOCAL_NOT_BOUND, XDP_DROP);
+			b0 = b1;
+			dst_idx = s_idx;
+			b1 = NULL;
+		}
 	} else if (b1 && (b1->flags & BACKEND_LOCAL) && !is_bound((__u8 *)f->dst, f->family)) {
 		/* The second hop must accept what it gets (invariant 2). */
 		b1 = NULL;
 	}
 	if (f->icmp)
 		count(STAT_DIRECTOR_ICMP, 0);
-	return encap(ctx, l2_len, inner_family, p_idx, b0, b1, cfg, hash);
+	return encap(ctx, l2_len, inner_family, dst_idx, b0, b1, next, cfg, hash);
 }
 
 /*
@@ -988,7 +1096,7 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 		tcp_flags = tcp[13];
 		if (!(tcp_flags & TCP_SYN)) {
-			struct bpf_sock *sk;
+			int owned;
 
 			if (ifam == 4) {
 				tuple.ipv4.sport = *(__be16 *)tcp;
@@ -997,27 +1105,11 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 				tuple.ipv6.sport = *(__be16 *)tcp;
 				tuple.ipv6.dport = *(__be16 *)(tcp + 2);
 			}
-			sk = bpf_skc_lookup_tcp(ctx, &tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
-			if (!sk)
+			owned = owns_tcp(ctx, &tuple, tuple_size, data + inner_off, ifam, tcp, data_end);
+			if (owned < 0)
+				return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+			if (!owned)
 				return -1; /* the caller forwards */
-			if (sk->state == BPF_TCP_LISTEN) {
-				/* Every backend listens on the VIP: a listener
-				 * owns an ACK only if it completes a SYN cookie. */
-				void *iph = data + inner_off;
-				long rc;
-
-				if (iph + sizeof(struct ip6_hdr) > data_end || (void *)(tcp + 20) > data_end) {
-					bpf_sk_release(sk);
-					return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-				}
-				rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
-							     (void *)tcp, 20);
-				bpf_sk_release(sk);
-				if (rc != 0)
-					return -1;
-			} else {
-				bpf_sk_release(sk);
-			}
 		}
 	}
 
@@ -1208,7 +1300,7 @@ int vipd_xdp(struct xdp_md *ctx)
 	} else {
 		return count(STAT_PASS_NON_VIP, XDP_PASS);
 	}
-	return director(ctx, &f, l2_len, cfg);
+	return director(ctx, &f, l2_len, l4, cfg);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

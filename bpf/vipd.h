@@ -109,7 +109,11 @@ enum stat {
 	STAT_PASS_FRAGMENT = 17,      /* non-first fragment, no port-0 VIP matched: passed untouched */
 	STAT_DIRECTOR_ICMP = 18,      /* ICMP error steered by its inner tuple (also counted as tx) */
 	STAT_DROP_TOO_BIG = 19,       /* encapsulated frame exceeds the egress MTU */
-	STAT_MAX = 20,
+	/* Primary is this node, VIP bound, but a TCP non-SYN this node has no
+	 * socket for: sent to the secondary as a second chance would (next_hop
+	 * 1); also counted under the encapsulation's verdict (director_tx...). */
+	STAT_DIRECTOR_LOCAL_SECOND_CHANCE = 20,
+	STAT_MAX = 21,
 };
 
 #endif /* VIPD_H */

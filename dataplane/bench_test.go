@@ -43,6 +43,9 @@ func BenchmarkXDP(b *testing.B) {
 
 	hops := []netip.Addr{node4, be4a}
 	ack4 := tcpFrame(b, 0, client4, 40001, vipTCP, 80, ack)
+	// The local primary's ACKs ask the stack for a socket: one listener
+	// and one established connection on the local VIP, as on a node.
+	est := r.serveLocal(b, vipLocal, 80)
 	cases := []struct {
 		name     string
 		frame    []byte
@@ -58,7 +61,9 @@ func BenchmarkXDP(b *testing.B) {
 		{"director encap UDP any-port VIP", udpFrame(b, client4, 5353, vipTCP, 53, []byte("query")), r.objs.VipdXdp, xdpTX, false},
 		{"director encap IPv6", tcpFrame(b, 0, client6, 40003, vip6TCP, 443, ack), r.objs.VipdXdp, xdpTX, false},
 		{"director encap VLAN-tagged", tcpFrame(b, 1, client4, 40004, vipTCP, 80, ack), r.objs.VipdXdp, xdpTX, false},
-		{"director local pass", tcpFrame(b, 0, client4, 40005, vipLocal, 80, ack), r.objs.VipdXdp, xdpPass, false},
+		{"director local pass TCP SYN", tcpFrame(b, 0, client4, 40005, vipLocal, 80, syn), r.objs.VipdXdp, xdpPass, false},
+		{"director local pass TCP ACK established", tcpFrame(b, 0, vipLocal, est, vipLocal, 80, ack), r.objs.VipdXdp, xdpPass, false},
+		{"director local second chance TCP ACK", tcpFrame(b, 0, client4, 40005, vipLocal, 80, ack), r.objs.VipdXdp, xdpTX, false},
 		{"backend decap", gueFrame(dir4, node4, 0, hops, tcpFrame(b, 0, client4, 40006, vipTCP, 80, syn)), r.objs.VipdXdp, xdpPass, false},
 		{"second-chance forward", gueFrame(dir4, node4, 0, hops, ack4), r.objs.VipdXdp, xdpTX, false},
 		{"loop-guard drop", gueFrame(dir4, node4, 0, hops, tcpFrame(b, 0, client4, 40007, vipNone, 80, syn)), r.objs.VipdXdp, xdpDrop, false},

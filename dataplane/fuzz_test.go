@@ -24,6 +24,11 @@ func seedFrames(t testing.TB) [][]byte {
 		tcpFrame(t, 0, client6, 40004, vip6TCP, 443, syn),
 		tcpFrame(t, 0, client6, 40005, vip6U, 80, syn),
 		tcpFrame(t, 0, client4, 40006, vipLocal, 80, syn),
+		tcpFrame(t, 0, client4, 40013, vipLocal, 80, ack),
+		tcpFrame(t, 0, client4, 40014, vipLocal, 80, rst),
+		tcpFrame(t, 0, client6, 40015, vipL6, 80, ack),
+		tcpFrame(t, 0, client4, 40016, vipSolo, 80, ack),
+		udpFrame(t, client4, 5354, vipLocal, 53, []byte("query")),
 		tcpFrame(t, 0, client4, 40007, vipNB, 80, syn),
 		tcpFrame(t, 0, client4, 40008, vipNN, 80, syn),
 		tcpFrame(t, 0, client4, 40009, vipSplit, 80, ack),
@@ -48,7 +53,8 @@ var txDestinations = map[netip.Addr]bool{be4a: true, be4b: true, be6a: true, be6
 // or TX, a TX frame is well-formed GUE to a configured backend (or, for a
 // second chance, to a hop its GUE header named), and a PASS either leaves
 // the frame alone or is a decapsulation of GUE sent to us or a well-formed
-// GUE frame for an unresolved neighbour.
+// GUE frame for an unresolved neighbour. A director's frame starts at
+// next_hop 0, except the local primary's second chance (checkDirectorHops).
 func checkInvariants(t *testing.T, in []byte, code uint32, out []byte) {
 	t.Helper()
 	switch code {
@@ -56,9 +62,12 @@ func checkInvariants(t *testing.T, in []byte, code uint32, out []byte) {
 	case xdpTX:
 		// A second chance goes to a hop the GUE header names; a
 		// director's encapsulation only to a configured backend.
-		dst, _, _, _ := checkGUEFrame(t, out, netip.Addr{}, !isGUEToNode(in))
-		if !txDestinations[dst] && !isGUEToNode(in) {
-			t.Errorf("TX to %v, not a configured backend", dst)
+		dst, nh, hops, inner := checkGUEFrame(t, out, netip.Addr{}, !isGUEToNode(in))
+		if !isGUEToNode(in) {
+			if !txDestinations[dst] {
+				t.Errorf("TX to %v, not a configured backend", dst)
+			}
+			checkDirectorHops(t, nh, hops, inner)
 		}
 	case xdpPass:
 		if bytes.Equal(in, out) {
@@ -67,8 +76,12 @@ func checkInvariants(t *testing.T, in []byte, code uint32, out []byte) {
 		if l := l2Len(out); l < len(out) && bytes.HasSuffix(in, out[l:]) && isGUEToNode(in) {
 			return // decapsulated
 		}
-		if dst, _, _, _ := checkGUEFrame(t, out, netip.Addr{}, !isGUEToNode(in)); dst != be4nn && !isGUEToNode(in) {
-			t.Errorf("passed a rewritten frame that is neither a decapsulation nor an encapsulation to the unresolved neighbour:\n in % x\nout % x", in, out)
+		dst, nh, hops, inner := checkGUEFrame(t, out, netip.Addr{}, !isGUEToNode(in))
+		if !isGUEToNode(in) {
+			if dst != be4nn {
+				t.Errorf("passed a rewritten frame that is neither a decapsulation nor an encapsulation to the unresolved neighbour:\n in % x\nout % x", in, out)
+			}
+			checkDirectorHops(t, nh, hops, inner)
 		}
 	default:
 		t.Errorf("verdict %d (%s), want PASS, DROP or TX", code, verdictNames[code])
@@ -76,6 +89,71 @@ func checkInvariants(t *testing.T, in []byte, code uint32, out []byte) {
 	if t.Failed() {
 		t.Logf("input % x", in)
 	}
+}
+
+// checkDirectorHops: a director's encapsulation is addressed to hops[0]
+// (next_hop 0). Only the local primary's second chance starts at next_hop 1,
+// and then exactly as a second chance on this node would have sent it: two
+// hops, the first this node, carrying an unfragmented TCP segment without
+// SYN.
+func checkDirectorHops(t *testing.T, nextHop int, hops []netip.Addr, inner []byte) {
+	t.Helper()
+	switch nextHop {
+	case 0:
+		return
+	case 1:
+		if len(hops) != 2 || (hops[0] != node4 && hops[0] != node6) {
+			t.Errorf("director frame with next_hop 1, hops %v: want [this node, secondary]", hops)
+		}
+		if flags, ok := innerTCPFlags(inner); !ok || flags&0x02 != 0 {
+			t.Errorf("director frame with next_hop 1 carries no unfragmented TCP segment without SYN (flags %#x, tcp %v)", flags, ok)
+		}
+	default:
+		t.Errorf("director frame with next_hop %d", nextHop)
+	}
+}
+
+// innerTCPFlags reads the TCP flags of an unfragmented TCP segment in an IP
+// packet, skipping IPv6 extension headers the way the program does.
+func innerTCPFlags(ip []byte) (byte, bool) {
+	if len(ip) < 20 {
+		return 0, false
+	}
+	var off int
+	var proto byte
+	switch ip[0] >> 4 {
+	case 4:
+		if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
+			return 0, false
+		}
+		off, proto = int(ip[0]&0x0f)*4, ip[9]
+	case 6:
+		if len(ip) < 40 {
+			return 0, false
+		}
+		off, proto = 40, ip[6]
+		for range 4 {
+			if proto != 0 && proto != 43 && proto != 60 && proto != 51 {
+				break // a fragment header (44) is refused below
+			}
+			if len(ip) < off+2 {
+				return 0, false
+			}
+			next, l := ip[off], int(ip[off+1])
+			if proto == 51 {
+				off += (l + 2) * 4
+			} else {
+				off += (l + 1) * 8
+			}
+			proto = next
+		}
+	default:
+		return 0, false
+	}
+	if proto != 6 || len(ip) < off+14 {
+		return 0, false
+	}
+	return ip[off+13], true
 }
 
 func isGUEToNode(f []byte) bool {

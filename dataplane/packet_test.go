@@ -128,6 +128,7 @@ type tcpFlags struct{ syn, ack, rst bool }
 var (
 	syn = tcpFlags{syn: true}
 	ack = tcpFlags{ack: true}
+	rst = tcpFlags{rst: true, ack: true}
 )
 
 // tcpFrame is a TCP segment src:sport -> dst:dport with tags VLAN tags.
@@ -241,11 +242,18 @@ func ipChecksum(h []byte) uint16 {
 // encapOf is what the director sends for frame towards hops (hops[0] is the
 // outer destination), given the flow hash.
 func encapOf(frame []byte, dstMAC, srcMAC net.HardwareAddr, src netip.Addr, hash uint32, hops ...netip.Addr) []byte {
+	return encapNextOf(frame, dstMAC, srcMAC, src, hash, 0, hops...)
+}
+
+// encapNextOf is encapOf with next_hop set: the outer destination is
+// hops[nextHop]. A director whose row's primary is itself sends a flow it
+// does not own this way, with hops [itself, secondary] and next_hop 1.
+func encapNextOf(frame []byte, dstMAC, srcMAC net.HardwareAddr, src netip.Addr, hash uint32, nextHop uint8, hops ...netip.Addr) []byte {
 	l2 := l2Len(frame)
 	inner := frame[l2:]
 	inner4 := inner[0]>>4 == 4
-	return outerFrame(frame[:l2], dstMAC, srcMAC, src, hops[0], outerSport(hash), hash,
-		gueHeader(inner4, 0, hops...), inner)
+	return outerFrame(frame[:l2], dstMAC, srcMAC, src, hops[nextHop], outerSport(hash), hash,
+		gueHeader(inner4, nextHop, hops...), inner)
 }
 
 // gueFrame is a GUE packet from director src to this node dst, as a director

@@ -40,11 +40,13 @@ var (
 
 	vipTCP   = netip.MustParseAddr("192.0.2.10")       // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); udp/443 -> table 8 (A, B); bound
 	vip6TCP  = netip.MustParseAddr("2001:db8:100::10") // tcp/443 -> table 2 (A, B); bound
-	vipLocal = netip.MustParseAddr("192.0.2.20")       // tcp/80 -> table 3 (local, A); bound
+	vipLocal = netip.MustParseAddr("192.0.2.20")       // tcp/80 -> table 3 (local, A); udp/53 -> table 11 (local, A); bound
 	vipNB    = netip.MustParseAddr("192.0.2.21")       // tcp/80 -> table 4 (local, A); NOT bound
 	vipNN    = netip.MustParseAddr("192.0.2.22")       // tcp/80 -> table 5 (no-neigh, A)
 	vip6U    = netip.MustParseAddr("2001:db8:100::20") // tcp/80 -> table 6 (v6 A, v6 B): IPv6 underlay
 	vipSplit = netip.MustParseAddr("192.0.2.30")       // tcp/80 -> table 7: even rows A, odd rows B
+	vipL6    = netip.MustParseAddr("2001:db8:100::30") // tcp/80 -> table 9 (local, A); bound
+	vipSolo  = netip.MustParseAddr("192.0.2.23")       // tcp/80 -> table 10 (local, local); bound
 	vipNone  = netip.MustParseAddr("192.0.2.99")       // not a VIP, not bound
 )
 
@@ -157,6 +159,9 @@ func (r *rig) fill(t testing.TB) {
 		{vipTCP, 443, 17, 8, same(1, 2)},
 		{vip6TCP, 443, 6, 2, same(1, 2)},
 		{vipLocal, 80, 6, 3, same(3, 1)},
+		{vipLocal, 53, 17, 11, same(3, 1)},
+		{vipL6, 80, 6, 9, same(3, 1)},
+		{vipSolo, 80, 6, 10, same(3, 3)},
 		{vipNB, 80, 6, 4, same(3, 1)},
 		{vipNN, 80, 6, 5, same(4, 1)},
 		{vip6U, 80, 6, 6, same(5, 6)},
@@ -169,7 +174,7 @@ func (r *rig) fill(t testing.TB) {
 	} {
 		r.addVIP(t, v.addr, v.port, v.proto, v.id, v.row)
 	}
-	for _, a := range []netip.Addr{vipTCP, vip6TCP, vipLocal} {
+	for _, a := range []netip.Addr{vipTCP, vip6TCP, vipLocal, vipL6, vipSolo} {
 		b, fam := addr16(a)
 		must(t, r.objs.Bound.Put(vipdAddrKey{Addr: b, Family: fam}, uint8(1)))
 	}
@@ -427,6 +432,111 @@ func TestProgICMPSteering(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Errorf("16 flows all hash to the same parity: test does not prove row choice")
+	}
+}
+
+// serveLocal binds vip on lo in the rig's namespace, listens on vip:port
+// and opens one connection to it from vip itself. It returns the client
+// port: a segment vip:client -> vip:port belongs to the accepted,
+// established socket.
+func (r *rig) serveLocal(t testing.TB, vip netip.Addr, port uint16) uint16 {
+	t.Helper()
+	network, plen := "tcp4", "/32"
+	if vip.Is6() {
+		network, plen = "tcp6", "/128"
+	}
+	r.ns.MustRun(t, "ip", "addr", "add", vip.String()+plen, "dev", "lo", "nodad")
+	var client uint16
+	must(t, r.ns.Do(func() error {
+		ln, err := net.Listen(network, netip.AddrPortFrom(vip, port).String())
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { ln.Close() })
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				accepted <- c
+			}
+			close(accepted)
+		}()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: vip.AsSlice()}}
+		c, err := d.Dial(network, netip.AddrPortFrom(vip, port).String())
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { c.Close() })
+		if sc, ok := <-accepted; ok {
+			t.Cleanup(func() { sc.Close() })
+		}
+		client = uint16(c.LocalAddr().(*net.TCPAddr).Port)
+		return nil
+	}))
+	return client
+}
+
+// TestProgDirectorLocalSecondChance: the row's primary is this node and the
+// VIP is bound, so packets go to the local stack, except a TCP segment
+// without SYN that no local socket owns while the secondary is another
+// node: a drain (or undrain) moved the row's primary here and the flow
+// lives on the secondary. That segment goes to the secondary as a second
+// chance here would send it: hops [this node, secondary], next_hop 1, so
+// the secondary decapsulates it (TestProgBackend's "last hop" case) and
+// never forwards it again. A listener alone does not own a segment (no SYN
+// cookie); an established socket does.
+func TestProgDirectorLocalSecondChance(t *testing.T) {
+	r := newRig(t)
+	est := r.serveLocal(t, vipLocal, 80)
+	h := func(src netip.Addr, sport uint16, dst netip.Addr, dport uint16) uint32 {
+		return flowHash(testHashSeed, src, dst, sport, dport, 6)
+	}
+	second := map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_LOCAL_SECOND_CHANCE: 1, vipdStatSTAT_DIRECTOR_TX: 1}
+	local := map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_LOCAL_PASS: 1}
+
+	ackV4 := tcpFrame(t, 0, client4, 44000, vipLocal, 80, ack)
+	rstV4 := tcpFrame(t, 0, client4, 44001, vipLocal, 80, rst)
+	vlan := tcpFrame(t, 1, client4, 44002, vipLocal, 80, ack)
+	ackV6 := tcpFrame(t, 0, client6, 44003, vipL6, 80, ack)
+	for _, c := range []progCase{
+		{name: "ack, only a listener (no syn cookie): to the secondary, next_hop 1", in: ackV4, wantCode: xdpTX, wantStats: second,
+			wantOut: encapNextOf(ackV4, macA, nodeMAC, node4, h(client4, 44000, vipLocal, 80), 1, node4, be4a)},
+		{name: "rst without a socket: to the secondary, as on the backend path", in: rstV4, wantCode: xdpTX, wantStats: second,
+			wantOut: encapNextOf(rstV4, macA, nodeMAC, node4, h(client4, 44001, vipLocal, 80), 1, node4, be4a)},
+		{name: "802.1Q tagged ack: tag kept", in: vlan, wantCode: xdpTX, wantStats: second,
+			wantOut: encapNextOf(vlan, macA, nodeMAC, node4, h(client4, 44002, vipLocal, 80), 1, node4, be4a)},
+		{name: "ipv6 inner ack, no socket at all: to the secondary", in: ackV6, wantCode: xdpTX, wantStats: second,
+			wantOut: encapNextOf(ackV6, macA, nodeMAC, node4, h(client6, 44003, vipL6, 80), 1, node4, be4a)},
+		{name: "ack of an established socket: passed as is", in: tcpFrame(t, 0, vipLocal, est, vipLocal, 80, ack),
+			wantCode: xdpPass, wantStats: local},
+		{name: "syn: passed as is", in: tcpFrame(t, 0, client4, 44004, vipLocal, 80, syn), wantCode: xdpPass, wantStats: local},
+		{name: "ipv6 syn: passed as is", in: tcpFrame(t, 0, client6, 44005, vipL6, 80, syn), wantCode: xdpPass, wantStats: local},
+		{name: "secondary is the primary: passed as is", in: tcpFrame(t, 0, client4, 44006, vipSolo, 80, ack),
+			wantCode: xdpPass, wantStats: local},
+		{name: "udp: no second chance, passed as is", in: udpFrame(t, client4, 44007, vipLocal, 53, []byte("q")),
+			wantCode: xdpPass, wantStats: local},
+		{name: "icmp error: passed as is", in: icmpErrorFrame(t, client4, 44008, vipLocal, 80), wantCode: xdpPass, wantStats: local},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := r.check(t, c)
+			if c.wantCode != xdpTX {
+				return
+			}
+			dst, nh, hops, inner := checkGUE(t, out, node4)
+			if diff := cmp.Diff([]netip.Addr{node4, be4a}, hops, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("hops (-want +got):\n%s", diff)
+			}
+			if dst != be4a || nh != 1 {
+				t.Errorf("sent to %v with next_hop %d, want %v, 1", dst, nh, be4a)
+			}
+			if !bytes.Equal(inner, c.in[l2Len(c.in):]) {
+				t.Errorf("inner packet changed")
+			}
+			p := gopacket.NewPacket(inner, map[bool]gopacket.LayerType{true: layers.LayerTypeIPv4, false: layers.LayerTypeIPv6}[inner[0]>>4 == 4], gopacket.Default)
+			if tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP); tcp == nil || tcp.SYN {
+				t.Errorf("inner segment is not TCP without SYN: %v", p)
+			}
+		})
 	}
 }
 

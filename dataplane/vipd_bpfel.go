@@ -60,27 +60,28 @@ type vipdRow struct {
 type vipdStat uint32
 
 const (
-	vipdStatSTAT_PASS_NON_VIP             vipdStat = 0
-	vipdStatSTAT_DIRECTOR_TX              vipdStat = 1
-	vipdStatSTAT_DIRECTOR_REDIRECT        vipdStat = 2
-	vipdStatSTAT_DIRECTOR_LOCAL_PASS      vipdStat = 3
-	vipdStatSTAT_DIRECTOR_NO_NEIGH        vipdStat = 4
-	vipdStatSTAT_DROP_NO_TABLE            vipdStat = 5
-	vipdStatSTAT_DROP_NO_BACKEND          vipdStat = 6
-	vipdStatSTAT_DROP_LOCAL_NOT_BOUND     vipdStat = 7
-	vipdStatSTAT_DROP_FIB                 vipdStat = 8
-	vipdStatSTAT_DROP_FIB_FWD_DISABLED    vipdStat = 9
-	vipdStatSTAT_DROP_ENCAP               vipdStat = 10
-	vipdStatSTAT_BACKEND_DECAP            vipdStat = 11
-	vipdStatSTAT_BACKEND_FORWARD_TX       vipdStat = 12
-	vipdStatSTAT_BACKEND_FORWARD_REDIRECT vipdStat = 13
-	vipdStatSTAT_BACKEND_FORWARD_NO_NEIGH vipdStat = 14
-	vipdStatSTAT_DROP_LOOP_GUARD          vipdStat = 15
-	vipdStatSTAT_DROP_GUE_MALFORMED       vipdStat = 16
-	vipdStatSTAT_PASS_FRAGMENT            vipdStat = 17
-	vipdStatSTAT_DIRECTOR_ICMP            vipdStat = 18
-	vipdStatSTAT_DROP_TOO_BIG             vipdStat = 19
-	vipdStatSTAT_MAX                      vipdStat = 20
+	vipdStatSTAT_PASS_NON_VIP                 vipdStat = 0
+	vipdStatSTAT_DIRECTOR_TX                  vipdStat = 1
+	vipdStatSTAT_DIRECTOR_REDIRECT            vipdStat = 2
+	vipdStatSTAT_DIRECTOR_LOCAL_PASS          vipdStat = 3
+	vipdStatSTAT_DIRECTOR_NO_NEIGH            vipdStat = 4
+	vipdStatSTAT_DROP_NO_TABLE                vipdStat = 5
+	vipdStatSTAT_DROP_NO_BACKEND              vipdStat = 6
+	vipdStatSTAT_DROP_LOCAL_NOT_BOUND         vipdStat = 7
+	vipdStatSTAT_DROP_FIB                     vipdStat = 8
+	vipdStatSTAT_DROP_FIB_FWD_DISABLED        vipdStat = 9
+	vipdStatSTAT_DROP_ENCAP                   vipdStat = 10
+	vipdStatSTAT_BACKEND_DECAP                vipdStat = 11
+	vipdStatSTAT_BACKEND_FORWARD_TX           vipdStat = 12
+	vipdStatSTAT_BACKEND_FORWARD_REDIRECT     vipdStat = 13
+	vipdStatSTAT_BACKEND_FORWARD_NO_NEIGH     vipdStat = 14
+	vipdStatSTAT_DROP_LOOP_GUARD              vipdStat = 15
+	vipdStatSTAT_DROP_GUE_MALFORMED           vipdStat = 16
+	vipdStatSTAT_PASS_FRAGMENT                vipdStat = 17
+	vipdStatSTAT_DIRECTOR_ICMP                vipdStat = 18
+	vipdStatSTAT_DROP_TOO_BIG                 vipdStat = 19
+	vipdStatSTAT_DIRECTOR_LOCAL_SECOND_CHANCE vipdStat = 20
+	vipdStatSTAT_MAX                          vipdStat = 21
 )
 
 type vipdVipInfo struct {
