@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/netnstest"
+)
+
+// lab is the namespace lab of examples/lab (the one `make demo` shows),
+// started with a prefix of its own.
+type lab struct {
+	t        *testing.T
+	name     string
+	run, bin string
+}
+
+func startLab(t *testing.T) *lab {
+	t.Helper()
+	netnstest.RequireRoot(t)
+	bin, err := Binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, name: netnstest.UniqueName("lb"), run: t.TempDir(), bin: bin}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range []string{"n1", "n2", "n3"} {
+				data, _ := os.ReadFile(filepath.Join(l.run, n+"-vipd.log"))
+				t.Logf("%s vipd log (tail):\n%s", n, tail(string(data), 25))
+			}
+		}
+		if out, err := l.script("down"); err != nil {
+			t.Logf("lab down: %v: %s", err, out)
+		}
+	})
+	if out, err := l.script("up"); err != nil {
+		t.Fatalf("lab up: %v: %s", err, out)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if out, err := l.script("start", n); err != nil {
+			t.Fatalf("starting vipd on %s: %v: %s", n, err, out)
+		}
+	}
+	return l
+}
+
+func (l *lab) script(args ...string) (string, error) {
+	cmd := exec.Command("bash", append([]string{filepath.Join(repoRoot(), "examples/lab/lab.sh")}, args...)...)
+	cmd.Env = append(os.Environ(), "LAB="+l.name, "RUN="+l.run, "BIN="+l.bin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (l *lab) ns(x string) string { return l.name + "-" + x }
+
+func (l *lab) exec(x string, argv ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", l.ns(x)}, argv...)...)
+}
+
+func (l *lab) nextHops() int {
+	out, _ := l.exec("router", "ip", "route", "show", vipAddr).CombinedOutput()
+	return strings.Count(string(out), "nexthop")
+}
+
+func (l *lab) vipctl(node string, args ...string) (string, error) {
+	out, err := exec.Command(filepath.Join(l.bin, "vipctl"),
+		append([]string{"--socket", filepath.Join(l.run, node+".sock")}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func (l *lab) status(node string) api.Status {
+	l.t.Helper()
+	out, err := l.vipctl(node, "status", "--json")
+	if err != nil {
+		l.t.Fatalf("vipctl status on %s: %v: %s", node, err, out)
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		l.t.Fatal(err)
+	}
+	return st
+}
+
+func (l *lab) waitFor(what string, timeout time.Duration, cond func() bool) {
+	l.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type loadResult struct {
+	Connections int            `json:"connections"`
+	Broken      int            `json:"broken"`
+	Switched    int            `json:"switched"`
+	Requests    int64          `json:"requests"`
+	ByBackend   map[string]int `json:"by_backend"`
+	Errors      []string       `json:"errors"`
+}
+
+// TestLabDrainUndrain is the end-to-end test of the product: three
+// symmetric vipd nodes behind a BIRD router with ECMP, a client holding
+// long-lived TCP connections to the VIP, a live drain and undrain of n2.
+// No connection may break, no packet may loop (a VIP packet coming back
+// from a node to the router), and the loop guard must never have fired.
+func TestLabDrainUndrain(t *testing.T) {
+	l := startLab(t)
+	l.waitFor("the VIP from all three nodes at the router (ECMP)", 60*time.Second, func() bool { return l.nextHops() == 3 })
+
+	// Looped packets: anything addressed to the VIP that a node sends back
+	// to the router.
+	var caps []*exec.Cmd
+	for _, n := range []string{"n1", "n2", "n3"} {
+		c := l.exec("router", "tcpdump", "-n", "-i", "r-"+n, "-Q", "in", "-w", filepath.Join(l.run, n+".pcap"), "dst", "host", vipAddr)
+		stderr, _ := os.Create(filepath.Join(l.run, n+"-tcpdump.txt"))
+		c.Stderr = stderr
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		caps = append(caps, c)
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	}
+	time.Sleep(time.Second) // tcpdump attaching
+
+	load := l.exec("client", filepath.Join(l.bin, "labtool"), "load", "-target", vipAddr+":80",
+		"-conns", "30", "-duration", "24s", "-lifetime", "4s", "-progress", "0", "-json")
+	var loadOut strings.Builder
+	load.Stdout = &loadOut
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	if out, err := l.vipctl("n2", "drain"); err != nil {
+		t.Fatalf("drain: %v: %s", err, out)
+	}
+	l.waitFor("n2's route withdrawn", 10*time.Second, func() bool { return l.nextHops() == 2 })
+	l.waitFor("n2 drained (unbound)", 20*time.Second, func() bool { return l.status("n2").Phase == "drained" })
+	if out, err := l.vipctl("n2", "undrain"); err != nil {
+		t.Fatalf("undrain: %v: %s", err, out)
+	}
+	l.waitFor("n2's route back", 30*time.Second, func() bool { return l.nextHops() == 3 })
+	if err := load.Wait(); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var res loadResult
+	if err := json.Unmarshal([]byte(loadOut.String()), &res); err != nil {
+		t.Fatalf("decoding load result %q: %v", loadOut.String(), err)
+	}
+	t.Logf("load: %d connections, %d requests, %d broken, %d switched; by backend %v", res.Connections, res.Requests, res.Broken, res.Switched, res.ByBackend)
+
+	looped := 0
+	for i, c := range caps {
+		c.Process.Signal(syscall.SIGINT)
+		c.Wait()
+		n := []string{"n1", "n2", "n3"}[i]
+		looped += captured(t, filepath.Join(l.run, n+"-tcpdump.txt"))
+	}
+	counters := map[string]uint64{}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		for k, v := range l.status(n).Dataplane.Counters {
+			counters[k] += v
+		}
+	}
+	t.Logf("dataplane counters, all nodes: %v", counters)
+
+	if res.Broken != 0 || res.Switched != 0 {
+		t.Errorf("%d broken and %d switched connections through drain and undrain, want 0: %v", res.Broken, res.Switched, res.Errors)
+	}
+	if looped != 0 {
+		t.Errorf("%d VIP packets came back from the nodes to the router (looped), want 0", looped)
+	}
+	if counters["drop_loop_guard"] != 0 {
+		t.Errorf("loop guard dropped %d packets, want 0", counters["drop_loop_guard"])
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if res.ByBackend[n] == 0 {
+			t.Errorf("no connection served by %s: %v", n, res.ByBackend)
+		}
+	}
+	if res.Connections < 100 {
+		t.Errorf("only %d connections made", res.Connections)
+	}
+}
+
+var capturedRE = regexp.MustCompile(`(\d+) packets? captured`)
+
+// captured reads tcpdump's "N packets captured" from its stderr file.
+func captured(t *testing.T, file string) int {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := capturedRE.FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("no capture count in %s: %s", file, data)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
