@@ -25,7 +25,6 @@ say "building the lab: router, client, nodes n1 n2 n3 (network namespaces $LAB-*
 say "starting vipd on n1, n2, n3 (embedded GoBGP to the router, XDP on up0)"
 for n in n1 n2 n3; do ./lab.sh start "$n"; done
 
-routes() { nsx router ip route show "$VIP" 2>/dev/null | grep -c "nexthop\|via" || true; }
 say "waiting for the router to install the VIP $VIP from all three nodes (ECMP)"
 for i in $(seq 1 60); do
 	[ "$(nsx router ip route show "$VIP" | grep -c nexthop)" -ge 3 ] && break
@@ -59,5 +58,9 @@ nsx router ip route show "$VIP"
 wait $loadpid || true
 cat "$RUN/load.txt"
 
-say "dataplane counters on n1 (loop_guard must be 0)"
+say "dataplane counters on n1"
 vipctl n1 status | sed -n '/^dataplane/,$p'
+for n in n1 n2 n3; do
+	printf '  %s: drop_loop_guard=%s (decapsulated packets for a VIP not bound here: must be 0)\n' "$n" \
+		"$(vipctl "$n" status --json | sed -n 's/.*"drop_loop_guard": \([0-9]*\).*/\1/p')"
+done
