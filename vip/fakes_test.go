@@ -19,6 +19,7 @@ type fakeClock struct {
 }
 
 type fakeTimer struct {
+	clock   *fakeClock // its mu guards stopped
 	c       chan time.Time
 	at      time.Time
 	stopped bool
@@ -26,6 +27,8 @@ type fakeTimer struct {
 
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
 func (t *fakeTimer) Stop() bool {
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
 	was := !t.stopped
 	t.stopped = true
 	return was
@@ -44,7 +47,7 @@ func (c *fakeClock) Now() time.Time {
 func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{c: make(chan time.Time, 1), at: c.now.Add(d)}
+	t := &fakeTimer{clock: c, c: make(chan time.Time, 1), at: c.now.Add(d)}
 	if d <= 0 {
 		t.c <- c.now
 		t.stopped = true
