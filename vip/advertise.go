@@ -12,6 +12,14 @@ import (
 // pass before programming); it is skipped while the advertiser's state is
 // unknown, so a restart does not withdraw what it is about to re-announce.
 func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
+	if ok, why := m.peersSettled(); !ok {
+		// Neither announce with a table built without the peers, nor
+		// withdraw what a restart adopted: wait (bounded by PeerWait).
+		for _, v := range m.sorted() {
+			v.reasons.Advertised = why
+		}
+		return 0
+	}
 	if withdrawOnly && m.advUnknown {
 		return 0
 	}
@@ -45,6 +53,7 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 		// keeps answering the same does not make the loop spin.)
 		m.changes++
 	}
+	wasUnknown := m.advUnknown
 	m.advUnknown, m.advRetry = false, err != nil
 	m.announced = got
 	reported := map[netip.Addr]advState{}
@@ -63,6 +72,12 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 		s := reported[v.addr]
 		if err != nil && s != want[v.addr] {
 			m.fail(v, "setting routes", err)
+		}
+		if wasUnknown && s == advNone {
+			// Until this first call after a restart the route may have
+			// been announced (graceful restart kept it): it is withdrawn
+			// now, and the withdraw grace counts from now.
+			v.advOff, v.normalOff = now, now
 		}
 		if s == v.adv {
 			continue

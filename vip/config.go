@@ -45,6 +45,15 @@ type Config struct {
 	TableGrace    time.Duration // peers stop sending after we publish inactive
 	DrainTimeout  time.Duration // max wait for idle while draining
 	DrainPolicy   string        // PolicyWithdraw (default, "") or PolicyDeprefer
+	// PeerWait is how long a starting controller waits for every other
+	// member's state before it changes a table or announces anything with
+	// what it has. A director that does not know its peers would build a
+	// table of itself alone: once it attracts traffic (a fresh start, or
+	// routes kept by graceful restart) it would take over, and reset, the
+	// flows the other backends own. Zero: do not wait. The poller reports
+	// every member (state, or failed after fall misses) within about
+	// poll_interval * max(rise, fall) + poll_timeout.
+	PeerWait time.Duration
 }
 
 // Validate reports every problem of c, each as a *fielderr.Error naming the

@@ -1,5 +1,7 @@
 package vip
 
+import "fmt"
+
 // The decisions of the state machine. Each returns the wanted value and the
 // reason for it; reconcile applies them in the order the invariants need.
 
@@ -108,4 +110,27 @@ func canProgram(v *vipState, table []Backend, advUnknown bool) (bool, string) {
 func (m *machine) wantBound(v *vipState) (bool, string) {
 	ok, why := m.canUnbind(v)
 	return !ok, why
+}
+
+// peersSettled: does the controller know enough of its peers to build
+// tables and announce (Config.PeerWait)? It latches.
+func (m *machine) peersSettled() (bool, string) {
+	if m.settled {
+		return true, ""
+	}
+	heard, others := 0, 0
+	for _, mb := range m.members {
+		if mb.Name == m.cfg.Node {
+			continue
+		}
+		others++
+		if _, ok := m.peers[mb.Name]; ok {
+			heard++
+		}
+	}
+	if heard == others || !m.now().Before(m.started.Add(m.cfg.PeerWait)) {
+		m.settled = true
+		return true, ""
+	}
+	return false, fmt.Sprintf("waiting for peer states (%d of %d)", heard, others)
 }

@@ -101,6 +101,9 @@ type machine struct {
 	gen     uint64
 	doc     map[netip.Addr]NodeVIPState
 	started time.Time
+	// settled latches once every other member has been heard of (or
+	// PeerWait passed since started): tables and routes may change.
+	settled bool
 
 	// onTransition, if set, sees every transition (tests check reasons).
 	onTransition func(Transition)

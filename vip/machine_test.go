@@ -407,3 +407,50 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartWaitsForPeers: a controller that restarts under routes kept by
+// graceful restart must not rebuild the table from itself alone (it would
+// take over, and reset, the flows other backends own), nor touch the routes,
+// until it has heard of its peers or PeerWait has passed.
+func TestRestartWaitsForPeers(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		heard bool // the peer reports before PeerWait ends
+	}{{"peer reports", true}, {"peer wait passes", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := oneVIP(testConfig())
+			cfg.PeerWait = 5 * time.Second
+			r := newRig(t, cfg)
+			r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+			r.run(time.Minute)
+			if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/p]" {
+				t.Fatalf("table before the restart: %s", got)
+			}
+			r.w.takeCalls()
+			r.start(cfg) // a new vipd: peers unknown, routes kept by GR
+			r.run(4 * time.Second)
+			for _, c := range r.w.takeCalls() {
+				if strings.HasPrefix(c, "Program") || strings.HasPrefix(c, "SetRoutes") || strings.HasPrefix(c, "Unprogram") {
+					t.Errorf("within PeerWait, before any peer state: %s", c)
+				}
+			}
+			if why := r.m.status().VIPs[0].Reasons.Advertised; !strings.HasPrefix(why, "waiting for peer states") {
+				t.Errorf("advertised reason while waiting: %q", why)
+			}
+			if tc.heard {
+				r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+			}
+			r.run(time.Minute)
+			want := "[a/p,b/p]"
+			if !tc.heard {
+				want = "[a/p]" // b never heard of: not in the table
+			}
+			if got := describe(r.w.programs[vip4].Backends); got != want {
+				t.Errorf("table after settling: %s, want %s", got, want)
+			}
+			if _, ok := r.w.routes[vip4]; !ok {
+				t.Error("not announced after settling")
+			}
+		})
+	}
+}

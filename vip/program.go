@@ -30,6 +30,11 @@ func (m *machine) program(ctx context.Context) int {
 		if v.spec == nil {
 			continue // on its way out: keep the last table
 		}
+		if ok, why := m.peersSettled(); !ok && v.programmed {
+			// Keep the adopted table until the peers are known.
+			v.reasons.Programmed = why
+			continue
+		}
 		table := m.desiredTable(v)
 		v.inTable = namesOf(table)
 		if len(table) == 0 {

@@ -95,6 +95,7 @@ func newProp(t *testing.T, seed uint64) *prop {
 		WithdrawGrace: graces[rng.IntN(len(graces))],
 		TableGrace:    graces[rng.IntN(len(graces))],
 		DrainTimeout:  graces[rng.IntN(len(graces))] * 2,
+		PeerWait:      graces[rng.IntN(len(graces))],
 	}
 	if rng.IntN(3) == 0 {
 		cfg.DrainPolicy = PolicyDeprefer

@@ -54,6 +54,9 @@ func (m *machine) nextWake() time.Time {
 		}
 	}
 	consider(m.retryAt)
+	if !m.settled {
+		consider(m.started.Add(m.cfg.PeerWait))
+	}
 	for _, v := range m.vips {
 		for _, t := range m.deadlines(v) {
 			consider(t)
