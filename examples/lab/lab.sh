@@ -41,6 +41,9 @@ protocol kernel {
 template bgp vipnode {
 	local as 65000;
 	hold time 9;
+	# Keep a restarting vipd's routes (stale) until it announces again:
+	# vipctl restart exits without withdrawing.
+	graceful restart on;
 	ipv4 { import all; export none; };
 }
 CONF
@@ -92,6 +95,9 @@ mode = "bgp"
 [routing.bgp]
 asn = 65001
 listen_port = -1
+[routing.bgp.graceful_restart]
+enabled = true
+restart_time = "60s"
 [[routing.bgp.neighbor]]
 address = "$(router_ip "$n")"
 asn = 65000

@@ -264,6 +264,9 @@ func controllerConfig(c *config.Config, drainPolicy string) vip.Config {
 		TableGrace:    c.Timers.TableGrace,
 		DrainTimeout:  c.Timers.DrainTimeout,
 		DrainPolicy:   drainPolicy,
+		// The poller decides every member within max(rise, fall) polls;
+		// one more interval of margin for jitter.
+		PeerWait: c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,
 	}
 	for _, v := range c.VIPs {
 		vc.VIPs = append(vc.VIPs, vip.VIPConfig{Addr: v.Addr, Services: v.Services})

@@ -210,3 +210,88 @@ func captured(t *testing.T, file string) int {
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
 }
+
+// TestLabUpgradeRestart restarts n2's vipd for an upgrade (vipctl restart:
+// exit without withdrawing) under live TCP load, and starts a new vipd that
+// adopts the pinned XDP program, the VIP on lo and, through BGP graceful
+// restart at the router, the route. No connection may break and the route
+// must never leave the router.
+func TestLabUpgradeRestart(t *testing.T) {
+	l := startLab(t)
+	l.waitFor("the VIP from all three nodes at the router (ECMP)", 60*time.Second, func() bool { return l.nextHops() == 3 })
+	before := l.status("n2")
+
+	load := l.exec("client", filepath.Join(l.bin, "labtool"), "load", "-target", vipAddr+":80",
+		"-conns", "30", "-duration", "16s", "-lifetime", "4s", "-progress", "0", "-json")
+	var loadOut strings.Builder
+	load.Stdout = &loadOut
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Watch the router's next hops all along: the route must never go.
+	minHops := 3
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if n := l.nextHops(); n < minHops {
+				minHops = n
+			}
+		}
+	}()
+
+	time.Sleep(4 * time.Second)
+	pidData, err := os.ReadFile(filepath.Join(l.run, "n2-vipd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidData)))
+	if out, err := l.vipctl("n2", "restart"); err != nil {
+		t.Fatalf("vipctl restart: %v: %s", err, out)
+	}
+	l.waitFor("the old vipd on n2 to exit", 10*time.Second, func() bool {
+		return syscall.Kill(pid, 0) != nil
+	})
+	if out, err := l.script("start", "n2"); err != nil {
+		t.Fatalf("starting the new vipd on n2: %v: %s", err, out)
+	}
+	l.waitFor("the new vipd on n2 serving", 30*time.Second, func() bool {
+		out, err := l.vipctl("n2", "status", "--json")
+		if err != nil {
+			return false
+		}
+		var st api.Status
+		return json.Unmarshal([]byte(out), &st) == nil && len(st.VIPs) == 1 && st.VIPs[0].Advertised && st.VIPs[0].Bound
+	})
+	if err := load.Wait(); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	close(stop)
+	<-watched
+
+	var res loadResult
+	if err := json.Unmarshal([]byte(loadOut.String()), &res); err != nil {
+		t.Fatalf("decoding load result %q: %v", loadOut.String(), err)
+	}
+	after := l.status("n2")
+	t.Logf("load: %d connections, %d broken; by backend %v; fewest next hops at the router: %d; n2 generation %d -> %d",
+		res.Connections, res.Broken, res.ByBackend, minHops, before.Generation, after.Generation)
+	if res.Broken != 0 || res.Switched != 0 {
+		t.Errorf("%d broken and %d switched connections across the upgrade restart, want 0: %v", res.Broken, res.Switched, res.Errors)
+	}
+	if minHops < 3 {
+		t.Errorf("the router lost n2's route during the upgrade restart (fewest next hops %d)", minHops)
+	}
+	if after.Generation <= before.Generation {
+		t.Errorf("node state generation went from %d to %d: peers could take the new state for an old one", before.Generation, after.Generation)
+	}
+	if res.ByBackend["n2"] == 0 {
+		t.Errorf("n2 served no connection: %v", res.ByBackend)
+	}
+}
