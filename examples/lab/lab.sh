@@ -125,6 +125,7 @@ up() {
 	# A private bpffs for the lab's pins: the host's /sys/fs/bpf (mounted or
 	# not) is left alone.
 	mount -t bpf bpf "$RUN/bpffs"
+	rm -f "$RUN"/*.log # a restarted vipd appends to its log; a new lab starts clean
 	log "namespaces $(ns router), $(ns client), $(ns n1) $(ns n2) $(ns n3)"
 	for x in router client "${NODES[@]}"; do
 		ip netns add "$(ns "$x")"
@@ -159,14 +160,16 @@ up() {
 	log "router: BIRD with BGP to the three nodes, ECMP into the kernel"
 	nsx router bird -c "$RUN/router-bird.conf" -s "$RUN/router-bird.ctl" -P "$RUN/router-bird.pid"
 	for n in "${NODES[@]}"; do
-		nsx "$n" "$BIN/labtool" serve -name "$n" -listen :80 >"$RUN/$n-serve.log" 2>&1 &
+		# Not through nsx: a backgrounded function is a subshell, and its
+		# pid is not the daemon's (ip netns exec execs in place).
+		ip netns exec "$(ns "$n")" "$BIN/labtool" serve -name "$n" -listen :80 >"$RUN/$n-serve.log" 2>&1 &
 		echo $! >"$RUN/$n-serve.pid"
 	done
 }
 
 start_vipd() {
 	local n=$1
-	nsx "$n" "$BIN/vipd" -c "$RUN/$n.toml" >>"$RUN/$n-vipd.log" 2>&1 &
+	ip netns exec "$(ns "$n")" "$BIN/vipd" -c "$RUN/$n.toml" >>"$RUN/$n-vipd.log" 2>&1 &
 	echo $! >"$RUN/$n-vipd.pid"
 }
 
@@ -182,6 +185,8 @@ down() {
 		rm -f "$f"
 	done
 	for x in router client "${NODES[@]}"; do
+		# Whatever still runs in the lab's namespaces goes with them.
+		ip netns pids "$(ns "$x")" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
 		ip netns del "$(ns "$x")" 2>/dev/null || true
 	done
 	if mountpoint -q "$RUN/bpffs" 2>/dev/null; then
