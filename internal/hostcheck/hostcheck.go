@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vipd/vipd/routing/bird"
 	"net/netip"
 	"strings"
 )
@@ -90,6 +91,12 @@ type Spec struct {
 	BGPListen string
 	// PeerStateURLs are the other nodes' state URLs.
 	PeerStateURLs []string
+	// Bird is the [routing.bird] section (bird-ospf mode), for asking the
+	// running BIRD about its OSPF adjacencies.
+	Bird *bird.Config
+	// DiagnoseOSPF finds OSPF adjacencies stuck in ExStart; nil uses
+	// routing/bird's Diagnose on Bird (tests swap it).
+	DiagnoseOSPF func(ctx context.Context) ([]bird.Problem, error)
 	// ProbeIgnoreMTU reports whether birdBinary accepts the OSPF option
 	// `ignoremtu`; nil uses routing/bird's ProbeIgnoreMTU (tests swap it).
 	ProbeIgnoreMTU func(ctx context.Context, birdBinary string) (bool, error)
@@ -122,6 +129,7 @@ const (
 	IDI40eXDP    = "i40e-x722"
 	IDMTU        = "mtu"
 	IDXDPMTU     = "xdp-mtu"
+	IDOSPF       = "ospf-adjacency"
 )
 
 // Worst returns the worst status in the report (Pass for an empty one).
@@ -224,6 +232,7 @@ var checks = []struct {
 	{"bpf-privileges", checkBPFPrivileges},
 	{"bpf-features", checkBPFFeatures},
 	{"bird", checkBird},
+	{IDOSPF, checkOSPFAdjacency},
 	{"bgp-listen", checkBGPListen},
 	{"peers", checkPeers},
 }

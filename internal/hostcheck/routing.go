@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/vipd/vipd/routing/bird"
 	"net"
 	"strings"
 	"sync"
@@ -128,5 +129,40 @@ func checkPeers(ctx context.Context, h Host, s Spec) Result {
 		return r
 	}
 	r.Status, r.Finding = Pass, fmt.Sprintf("all %d reachable", len(s.PeerStateURLs))
+	return r
+}
+
+// checkOSPFAdjacency asks the running BIRD for OSPF neighbours stuck in
+// ExStart, the symptom of an MTU mismatch with the switch that BIRD >= 2.0.7
+// refuses (FIELD-NOTES 5); with [routing.bird] log_file set, the mismatch
+// itself ("remote 9000, local 1500") is in the finding.
+func checkOSPFAdjacency(ctx context.Context, _ Host, s Spec) Result {
+	r := Result{ID: IDOSPF, Name: "OSPF adjacencies (MTU mismatch)"}
+	if s.RoutingMode != "bird-ospf" || (s.Bird == nil && s.DiagnoseOSPF == nil) {
+		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not bird-ospf", s.RoutingMode)
+		return r
+	}
+	diagnose := s.DiagnoseOSPF
+	if diagnose == nil {
+		cfg := *s.Bird
+		diagnose = func(ctx context.Context) ([]bird.Problem, error) { return bird.Diagnose(ctx, cfg) }
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	problems, err := diagnose(ctx)
+	switch {
+	case err != nil:
+		r.Status, r.Finding = Warn, fmt.Sprintf("cannot ask BIRD about OSPF neighbours: %v", err)
+	case len(problems) == 0:
+		r.Status, r.Finding = Pass, "no OSPF adjacency stuck in ExStart"
+	default:
+		var parts []string
+		for _, p := range problems {
+			parts = append(parts, p.String())
+		}
+		r.Status, r.Finding = Fail, strings.Join(parts, "; ")
+		r.Fix = "match the interface MTU to the switch (ip link set IFACE mtu N), or set ignore_mtu = true in " +
+			"[[routing.bird.ospf]] on both ends (needs a BIRD with the ignoremtu patch: make bird-ignoremtu)"
+	}
 	return r
 }

@@ -39,6 +39,7 @@ func SpecFor(c *config.Config) Spec {
 		s.BGPListen = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	if b := c.Routing.Bird; b != nil {
+		s.Bird = b
 		s.BirdSocket = b.Socket
 		s.BirdBinary = b.Bird
 		for _, o := range b.OSPF {
