@@ -237,17 +237,47 @@ func enableLookupForwarding(log hclog.Logger) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding lo: %w", err)
 	}
-	for _, p := range []string{"/proc/sys/net/ipv4/conf/lo/forwarding", "/proc/sys/net/ipv6/conf/lo/forwarding"} {
-		err := os.WriteFile(p, []byte("1\n"), 0o644)
-		if errors.Is(err, os.ErrNotExist) && strings.Contains(p, "ipv6") {
-			continue // IPv6 disabled in this kernel
-		}
-		if err != nil {
-			return 0, fmt.Errorf("enabling forwarding on lo for fib lookups: %w", err)
-		}
+	if _, err := restoreLookupForwarding(); err != nil {
+		return 0, err
 	}
 	log.Info("enabled forwarding on lo for the program's fib lookups; the uplink needs none")
 	return lo.Index, nil
+}
+
+// lookupForwarding are the sysctls the program's fib lookups need on.
+var lookupForwarding = []string{"/proc/sys/net/ipv4/conf/lo/forwarding", "/proc/sys/net/ipv6/conf/lo/forwarding"}
+
+// restoreLookupForwarding sets forwarding on lo where it is off, and names
+// the sysctls it had to set.
+func restoreLookupForwarding() ([]string, error) {
+	var set []string
+	for _, p := range lookupForwarding {
+		cur, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) && strings.Contains(p, "ipv6") {
+			continue // IPv6 disabled in this kernel
+		}
+		if err == nil && strings.TrimSpace(string(cur)) == "1" {
+			continue
+		}
+		if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
+			return set, fmt.Errorf("enabling forwarding on lo for fib lookups: %w", err)
+		}
+		set = append(set, p)
+	}
+	return set, nil
+}
+
+// EnsureLookupForwarding turns forwarding on lo back on if something turned
+// it off since Open: writing net.ipv4.ip_forward, or anything to
+// net.ipv6.conf.all.forwarding, resets it, and the program's route lookups
+// then fail (drop_fib_fwd_disabled). vipd calls it periodically. It reports
+// whether it had to restore anything.
+func (d *Dataplane) EnsureLookupForwarding() (bool, error) {
+	set, err := restoreLookupForwarding()
+	if len(set) > 0 {
+		d.log.Warn("forwarding on lo had been turned off (a sysctl write?); restored it for the fib lookups", "sysctls", set)
+	}
+	return len(set) > 0, err
 }
 
 // statNames reads the counter names from the C enum stat (BTF), so a

@@ -32,6 +32,9 @@ func (*Dataplane) Programmed(context.Context) ([]netip.Addr, error) { return nil
 // Stats fails with ErrNotSupported.
 func (*Dataplane) Stats() (map[string]uint64, error) { return nil, ErrNotSupported }
 
+// EnsureLookupForwarding fails with ErrNotSupported.
+func (*Dataplane) EnsureLookupForwarding() (bool, error) { return false, ErrNotSupported }
+
 // Close does nothing.
 func (*Dataplane) Close() error { return nil }
 

@@ -298,3 +298,36 @@ func TestOpenNotBPFFS(t *testing.T) {
 		t.Errorf("Open with a pin path on tmpfs: %v, want ErrNotBPFFS", err)
 	}
 }
+
+// TestEnsureLookupForwarding: a later sysctl write that turns forwarding on
+// lo off (net.ipv4.ip_forward=0 does) is undone, and only then.
+func TestEnsureLookupForwarding(t *testing.T) {
+	r := newDPRig(t)
+	d := r.open(t, r.options())
+	read := func() string {
+		return strings.TrimSpace(r.ns.MustRun(t, "sysctl", "-n", "net.ipv4.conf.lo.forwarding"))
+	}
+	if got := read(); got != "1" {
+		t.Fatalf("after Open lo forwarding = %s, want 1", got)
+	}
+	var restored bool
+	ensure := func() {
+		t.Helper()
+		if err := r.ns.Do(func() (err error) { restored, err = d.EnsureLookupForwarding(); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ensure()
+	if restored {
+		t.Error("restored although nothing was off")
+	}
+	r.ns.MustRun(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	r.ns.MustRun(t, "sysctl", "-qw", "net.ipv4.ip_forward=0") // resets every conf.*.forwarding
+	if got := read(); got != "0" {
+		t.Fatalf("the ip_forward write left lo forwarding = %s; the test assumes it resets it", got)
+	}
+	ensure()
+	if !restored || read() != "1" {
+		t.Errorf("EnsureLookupForwarding: restored=%v, lo forwarding %s", restored, read())
+	}
+}

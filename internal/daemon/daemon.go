@@ -187,6 +187,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if !opts.SkipHostChecks {
 		d.watchIPv6Route(10 * time.Second)
 	}
+	d.keepLookupForwarding(10 * time.Second)
 	d.goServe("state", func() error {
 		return health.ServeState(d.ctx, cfg.API.StateListen.String(), health.NewStateHandler(d.ctrl.NodeState))
 	})
@@ -401,6 +402,27 @@ func (d *Daemon) watchIPv6Route(interval time.Duration) {
 				} else {
 					d.ctrl.Release(a)
 				}
+			}
+		}
+	}()
+}
+
+// keepLookupForwarding re-enables forwarding on lo (the program's route
+// lookups need it) whenever a sysctl write elsewhere turned it off.
+func (d *Daemon) keepLookupForwarding(interval time.Duration) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := d.dp.EnsureLookupForwarding(); err != nil {
+				d.log.Error("keeping forwarding on lo for the fib lookups", "error", err)
 			}
 		}
 	}()
