@@ -95,7 +95,7 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 		return nil, fmt.Errorf("checking pin path: %w", err)
 	}
 	if fs.Type != unix.BPF_FS_MAGIC {
-		return nil, fmt.Errorf("pin path %s: %w", opts.PinPath, ErrNotBPFFS)
+		return nil, fmt.Errorf("pin path %s: %w (mount one: mount -t bpf bpf /sys/fs/bpf)", opts.PinPath, ErrNotBPFFS)
 	}
 	d := &Dataplane{
 		log:       log.With("iface", opts.Interface),
