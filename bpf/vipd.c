@@ -312,6 +312,19 @@ static __always_inline void copy16(void *d, const void *s)
 	((__u32 *)d)[3] = ((const __u32 *)s)[3];
 }
 
+/*
+ * The frame's length. The barrier keeps it a 64-bit scalar: with 32-bit
+ * ALU instructions (-mcpu=v3) clang would otherwise fold the subtraction
+ * into 32-bit arithmetic on the packet pointers, which the verifier rejects.
+ */
+static __always_inline __u32 frame_len(void *data, void *data_end)
+{
+	__u64 len = data_end - data;
+
+	asm volatile("" : "+r"(len));
+	return len;
+}
+
 static __always_inline int count(__u32 id, int verdict)
 {
 	__u64 *c = bpf_map_lookup_elem(&stats, &id);
@@ -783,7 +796,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		dst = b1;
 	}
 	elen = encap_len(fam, nhops);
-	inner_len = (__u32)(data_end - data) - l2_len;
+	inner_len = frame_len(data, data_end) - l2_len;
 	if (inner_len > 0xFFFF - 128)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
@@ -1017,7 +1030,7 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	{
 		/* A truncated packet must not be forwarded or passed up. */
-		__u32 len = (__u32)(data_end - data) - l2_len, ip_len;
+		__u32 len = frame_len(data, data_end) - l2_len, ip_len;
 		void *l3 = data + l2_len;
 
 		if (l3 + sizeof(struct ip6_hdr) > data_end)
