@@ -125,12 +125,19 @@ func (d *Daemon) Reload() error {
 	if err := d.setAdvertiserVIPs(old, cfg); err != nil {
 		return err
 	}
-	if err := d.ctrl.Reload(controllerConfig(cfg, d.drainPolicy())); err != nil {
-		return err
-	}
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
+	if !d.skipChecks {
+		// Hold a new IPv6 VIP before the controller could announce it.
+		d.checkIPv6Route()
+	}
+	if err := d.ctrl.Reload(controllerConfig(cfg, d.drainPolicy())); err != nil {
+		d.mu.Lock()
+		d.cfg = old
+		d.mu.Unlock()
+		return err
+	}
 	d.setChecks(cfg)
 	if !reflect.DeepEqual(old.Cluster, cfg.Cluster) {
 		d.pollCancel()

@@ -77,6 +77,8 @@ type Daemon struct {
 	restartOne sync.Once
 	// restart is what the previous vipd left at an upgrade exit, or nil.
 	restart *restartState
+	// skipChecks: the host checks are off (tests only).
+	skipChecks bool
 }
 
 // restartFile is where an upgrade exit leaves the routes it announced, so
@@ -184,7 +186,8 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
 	d.setChecks(cfg)
 	d.startPoller(cfg)
-	if !opts.SkipHostChecks {
+	d.skipChecks = opts.SkipHostChecks
+	if !d.skipChecks {
 		d.watchIPv6Route(10 * time.Second)
 	}
 	d.keepLookupForwarding(10 * time.Second)
@@ -370,16 +373,6 @@ func (d *Daemon) Restart() error {
 // IPv6 VIPs while there is no route back to the clients and releasing them
 // once one appears (FIELD-NOTES 4).
 func (d *Daemon) watchIPv6Route(interval time.Duration) {
-	var v6 []netip.Addr
-	for _, v := range d.cfg.VIPs {
-		if v.Addr.Is6() {
-			v6 = append(v6, v.Addr)
-		}
-	}
-	if len(v6) == 0 {
-		return
-	}
-	spec := hostcheck.SpecFor(d.cfg)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -391,20 +384,38 @@ func (d *Daemon) watchIPv6Route(interval time.Duration) {
 				return
 			case <-t.C:
 			}
-			res, err := hostcheck.RunOne(d.ctx, hostcheck.System(), spec, hostcheck.IDIPv6Route)
-			if err != nil {
-				continue
-			}
-			hold, reason := hostcheck.HoldIPv6(hostcheck.Report{Checks: []hostcheck.Result{res}})
-			for _, a := range v6 {
-				if hold {
-					d.ctrl.Hold(a, reason)
-				} else {
-					d.ctrl.Release(a)
-				}
-			}
+			d.checkIPv6Route()
 		}
 	}()
+}
+
+// checkIPv6Route runs the IPv6 route check once for the current config and
+// holds or releases its IPv6 VIPs accordingly.
+func (d *Daemon) checkIPv6Route() {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	var v6 []netip.Addr
+	for _, v := range cfg.VIPs {
+		if v.Addr.Is6() {
+			v6 = append(v6, v.Addr)
+		}
+	}
+	if len(v6) == 0 {
+		return
+	}
+	res, err := hostcheck.RunOne(d.ctx, hostcheck.System(), hostcheck.SpecFor(cfg), hostcheck.IDIPv6Route)
+	if err != nil {
+		return
+	}
+	hold, reason := hostcheck.HoldIPv6(hostcheck.Report{Checks: []hostcheck.Result{res}})
+	for _, a := range v6 {
+		if hold {
+			d.ctrl.Hold(a, reason)
+		} else {
+			d.ctrl.Release(a)
+		}
+	}
 }
 
 // keepLookupForwarding re-enables forwarding on lo (the program's route
