@@ -92,17 +92,8 @@ const ixgbeMaxTxQueues = 64
 // .../online.
 func checkIxgbe(_ context.Context, h Host, s Spec) Result {
 	r := Result{ID: IDIxgbe, Name: "ixgbe XDP Tx queues (kernel < 4.20)"}
-	if s.Interface == "" {
-		r.Status, r.Finding = Skip, "no interface configured"
-		return r
-	}
-	di, err := h.DriverInfo(s.Interface)
-	if err != nil {
-		r.Status, r.Finding = driverInfoErr(s.Interface, err)
-		return r
-	}
-	if di.Driver != "ixgbe" {
-		r.Status, r.Finding = Skip, fmt.Sprintf("%s: driver %s, not ixgbe", s.Interface, di.Driver)
+	_, ok := onlyDriver(h, s, "ixgbe", &r)
+	if !ok {
 		return r
 	}
 	rel, err := h.KernelRelease()
@@ -197,17 +188,8 @@ var i40eRxStuck = map[string]bool{"2.3.2-k": true}
 // X722, and those whose RX counters stick (FIELD-NOTES 2).
 func checkI40eXDP(_ context.Context, h Host, s Spec) Result {
 	r := Result{ID: IDI40eXDP, Name: "i40e/X722 driver version"}
-	if s.Interface == "" {
-		r.Status, r.Finding = Skip, "no interface configured"
-		return r
-	}
-	di, err := h.DriverInfo(s.Interface)
-	if err != nil {
-		r.Status, r.Finding = driverInfoErr(s.Interface, err)
-		return r
-	}
-	if di.Driver != "i40e" {
-		r.Status, r.Finding = Skip, fmt.Sprintf("%s: driver %s, not i40e", s.Interface, di.Driver)
+	di, ok := onlyDriver(h, s, "i40e", &r)
+	if !ok {
 		return r
 	}
 	dev := "unknown device"
@@ -286,6 +268,26 @@ func checkI40eDepmod(_ context.Context, h Host, s Spec) Result {
 	}
 	r.Fix = "echo 'override i40e * weak-updates/i40e' > /etc/depmod.d/i40e.conf && depmod -a"
 	return r
+}
+
+// onlyDriver reads the uplink's driver info for a check about one driver;
+// false (with r filled in) when there is no interface, the info cannot be
+// read, or the uplink runs another driver.
+func onlyDriver(h Host, s Spec, driver string, r *Result) (DriverInfo, bool) {
+	if s.Interface == "" {
+		r.Status, r.Finding = Skip, "no interface configured"
+		return DriverInfo{}, false
+	}
+	di, err := h.DriverInfo(s.Interface)
+	if err != nil {
+		r.Status, r.Finding = driverInfoErr(s.Interface, err)
+		return DriverInfo{}, false
+	}
+	if di.Driver != driver {
+		r.Status, r.Finding = Skip, fmt.Sprintf("%s: driver %s, not %s", s.Interface, di.Driver, driver)
+		return DriverInfo{}, false
+	}
+	return di, true
 }
 
 // driverInfoErr turns a failed ETHTOOL_GDRVINFO into a result: a device
