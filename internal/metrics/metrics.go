@@ -80,7 +80,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(vipErrors, prometheus.CounterValue, float64(v.Errors), a)
 	}
 	for _, p := range st.Peers {
-		ch <- prometheus.MustNewConstMetric(peerUp, prometheus.GaugeValue, b2f(p.State == "established" || p.State == "Established" || p.State == "Full"), p.Name)
+		ch <- prometheus.MustNewConstMetric(peerUp, prometheus.GaugeValue, b2f(p.State == "established"), p.Name)
 		ch <- prometheus.MustNewConstMetric(peerRoutes, prometheus.GaugeValue, float64(p.Routes), p.Name)
 	}
 	for _, m := range st.Members {
