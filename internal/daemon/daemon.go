@@ -124,7 +124,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	closers = append(closers, func() { d.apiSrv.Close(context.Background()) })
 
-	autoGeneric, holdV6, err := d.hostChecks(ctx, opts.SkipHostChecks)
+	autoGeneric, err := d.hostChecks(ctx, opts.SkipHostChecks)
 	if err != nil {
 		return nil, err
 	}
@@ -166,8 +166,9 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range holdV6 {
-		d.ctrl.Hold(a, hostcheck.ReasonNoIPv6Route)
+	d.skipChecks = opts.SkipHostChecks
+	if !d.skipChecks {
+		d.checkIPv6Route() // before Run: never announce an IPv6 VIP without a route back
 	}
 	if rs := d.restart; rs != nil {
 		if rs.NodeDrained {
@@ -186,11 +187,12 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
 	d.setChecks(cfg)
 	d.startPoller(cfg)
-	d.skipChecks = opts.SkipHostChecks
 	if !d.skipChecks {
-		d.watchIPv6Route(10 * time.Second)
+		// Hold the IPv6 VIPs while there is no route back to the
+		// clients, release them once one appears (FIELD-NOTES 4).
+		d.every(10*time.Second, d.checkIPv6Route)
 	}
-	d.keepLookupForwarding(10 * time.Second)
+	d.every(10*time.Second, d.keepLookupForwarding)
 	d.goServe("state", func() error {
 		return health.ServeState(d.ctx, cfg.API.StateListen.String(), health.NewStateHandler(d.ctrl.NodeState))
 	})
@@ -221,10 +223,11 @@ func (d *Daemon) goServe(what string, serve func() error) {
 
 // hostChecks runs the doctor's checks. It refuses to start when a check
 // says vipd must not run (forwarding on a backend without acknowledgement),
-// and returns what the checks decide: generic XDP for auto, IPv6 VIPs to hold.
-func (d *Daemon) hostChecks(ctx context.Context, skip bool) (autoGeneric bool, holdV6 []netip.Addr, err error) {
+// and returns whether auto attach mode must use generic XDP. (The IPv6
+// route-back check is re-run by checkIPv6Route, which holds the VIPs.)
+func (d *Daemon) hostChecks(ctx context.Context, skip bool) (autoGeneric bool, err error) {
 	if skip {
-		return false, nil, nil
+		return false, nil
 	}
 	// Our own speaker is not listening yet; peers may not be up yet either.
 	spec := hostcheck.SpecFor(d.cfg)
@@ -233,21 +236,13 @@ func (d *Daemon) hostChecks(ctx context.Context, skip bool) (autoGeneric bool, h
 	r := hostcheck.Run(cctx, hostcheck.System(), spec)
 	r.Log(d.log.Named("hostcheck"))
 	if err := hostcheck.StartError(r); err != nil {
-		return false, nil, fmt.Errorf("host check: %w", err)
+		return false, fmt.Errorf("host check: %w", err)
 	}
 	generic, reason := hostcheck.SafeAttachMode(r)
 	if generic && d.cfg.Dataplane.Attach == config.AttachAuto {
 		d.log.Warn("attach mode auto chooses generic XDP", "reason", reason)
 	}
-	if hold, reason := hostcheck.HoldIPv6(r); hold {
-		for _, v := range d.cfg.VIPs {
-			if v.Addr.Is6() {
-				d.log.Warn("holding IPv6 VIP", "vip", v.Addr, "reason", reason)
-				holdV6 = append(holdV6, v.Addr)
-			}
-		}
-	}
-	return generic, holdV6, nil
+	return generic, nil
 }
 
 func (d *Daemon) drainPolicy() string {
@@ -369,26 +364,6 @@ func (d *Daemon) Restart() error {
 	return nil
 }
 
-// watchIPv6Route re-runs the IPv6 route check every interval, holding the
-// IPv6 VIPs while there is no route back to the clients and releasing them
-// once one appears (FIELD-NOTES 4).
-func (d *Daemon) watchIPv6Route(interval time.Duration) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-d.ctx.Done():
-				return
-			case <-t.C:
-			}
-			d.checkIPv6Route()
-		}
-	}()
-}
-
 // checkIPv6Route runs the IPv6 route check once for the current config and
 // holds or releases its IPv6 VIPs accordingly.
 func (d *Daemon) checkIPv6Route() {
@@ -420,7 +395,14 @@ func (d *Daemon) checkIPv6Route() {
 
 // keepLookupForwarding re-enables forwarding on lo (the program's route
 // lookups need it) whenever a sysctl write elsewhere turned it off.
-func (d *Daemon) keepLookupForwarding(interval time.Duration) {
+func (d *Daemon) keepLookupForwarding() {
+	if _, err := d.dp.EnsureLookupForwarding(); err != nil {
+		d.log.Error("keeping forwarding on lo for the fib lookups", "error", err)
+	}
+}
+
+// every runs fn every interval until the daemon stops.
+func (d *Daemon) every(interval time.Duration, fn func()) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -432,9 +414,7 @@ func (d *Daemon) keepLookupForwarding(interval time.Duration) {
 				return
 			case <-t.C:
 			}
-			if _, err := d.dp.EnsureLookupForwarding(); err != nil {
-				d.log.Error("keeping forwarding on lo for the fib lookups", "error", err)
-			}
+			fn()
 		}
 	}()
 }
