@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/fielderr"
 	"github.com/vipd/vipd/internal/hostcheck"
 	"github.com/vipd/vipd/routing/bird"
 )
@@ -29,7 +30,7 @@ func configCmd() *cobra.Command {
 				cfg, err := config.Load(f)
 				if err != nil {
 					bad++
-					for _, e := range unjoin(err) {
+					for _, e := range fielderr.All(err) {
 						fmt.Fprintln(cmd.ErrOrStderr(), e)
 					}
 					continue
@@ -45,16 +46,6 @@ func configCmd() *cobra.Command {
 	return c
 }
 
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, unjoin(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
 
 func birdConfigCmd() *cobra.Command {
 	var cfgPath, out string
