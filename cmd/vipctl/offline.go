@@ -46,7 +46,6 @@ func configCmd() *cobra.Command {
 	return c
 }
 
-
 func birdConfigCmd() *cobra.Command {
 	var cfgPath, out string
 	var check bool
