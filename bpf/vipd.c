@@ -16,6 +16,12 @@
  *
  * Everything else is XDP_PASS untouched.
  *
+ * This file holds the maps and the roles (director, backend, forward); the
+ * steps they share are in headers by topic: packet.h (wire formats, word
+ * copies), parse.h (L2 to the flow), hash.h (flow hash, IPv4 checksum),
+ * fib.h (next hops), encap.h (GUE), sock.h (socket ownership). vipd.h is
+ * the contract with the Go loader.
+ *
  * Rules worth knowing (also in the Go package documentation):
  *
  * Fragments: every fragment of a fragmented packet (IPv4 MF or offset != 0,
@@ -87,98 +93,12 @@
 #include <bpf/bpf_endian.h>
 
 #include "vipd.h"
-
-#define ETH_ALEN 6
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88A8
-#define AF_INET 2
-#define AF_INET6 10
-
-#define IPPROTO_HOPOPTS 0
-#define IPPROTO_ICMP 1
-#define IPPROTO_IPIP 4
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
-#define IPPROTO_IPV6 41
-#define IPPROTO_ROUTING 43
-#define IPPROTO_FRAGMENT 44
-#define IPPROTO_AH 51
-#define IPPROTO_ICMPV6 58
-#define IPPROTO_DSTOPTS 60
-
-#define IP_MF 0x2000
-#define IP_OFFSET 0x1FFF
-#define IP_DF 0x4000
-#define TCP_SYN 0x02
-
-#define MAX_EXT_HDRS 4  /* IPv6 extension headers skipped before giving up */
-#define MAX_HOPS_RX 4   /* hops accepted in a received GUE header */
-#define OUTER_TTL 64
-
-struct eth_hdr {
-	__u8 dst[ETH_ALEN];
-	__u8 src[ETH_ALEN];
-	__be16 proto;
-};
-
-struct vlan_hdr {
-	__be16 tci;
-	__be16 proto;
-};
-
-struct ip4_hdr {
-	__u8 ver_ihl;
-	__u8 tos;
-	__be16 tot_len;
-	__be16 id;
-	__be16 frag_off;
-	__u8 ttl;
-	__u8 proto;
-	__u16 check;
-	__u8 saddr[4];
-	__u8 daddr[4];
-};
-
-struct ip6_hdr {
-	__be32 ver_tc_flow;
-	__be16 payload_len;
-	__u8 nexthdr;
-	__u8 hop_limit;
-	__u8 saddr[16];
-	__u8 daddr[16];
-};
-
-struct ext_hdr {
-	__u8 nexthdr;
-	__u8 len;
-	__be16 frag_off; /* fragment header only */
-};
-
-struct udp_hdr {
-	__be16 sport;
-	__be16 dport;
-	__be16 len;
-	__u16 check;
-};
-
-struct icmp_hdr {
-	__u8 type;
-	__u8 code;
-	__u16 check;
-	__u32 rest;
-};
-
-/* GUE base header plus GLB's private data, hops follow. */
-struct gue_hdr {
-	__u8 ver_c_hlen; /* version (2 bits) | C (1) | hlen (5, 32-bit words) */
-	__u8 proto;      /* 4 = IPv4 inner, 41 = IPv6 inner */
-	__be16 flags;
-	__be16 priv_type; /* 0 */
-	__u8 next_hop;
-	__u8 hop_count;
-};
+#include "packet.h"
+#include "parse.h"
+#include "hash.h"
+#include "sock.h"
+#include "fib.h"
+#include "encap.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -234,28 +154,7 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/*
- * Next-hop cache, private to the program: bpf_fib_lookup costs about as much
- * as the rest of the director path, so a director reuses a backend's MACs,
- * egress and MTU for NH_CACHE_NS. Per CPU, so entries are never torn. Only
- * successful lookups are cached: an unresolved neighbour is looked up again
- * on the next packet.
- */
-struct nh_entry {
-	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
-	__u8 addr[16]; /* the backend address the entry is for */
-	__u32 in_ifindex;
-	__u32 out_ifindex;
-	__u16 mtu;
-	__u8 dmac[ETH_ALEN];
-	__u8 smac[ETH_ALEN];
-	__u8 family;
-	__u8 uses; /* the clock is read every NH_CHECK_EVERY uses */
-};
-
-#define NH_CACHE_NS 1000000000ULL
-#define NH_CHECK_EVERY 16
-
+/* The next-hop cache (fib.h): private to the program, never pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MAX_BACKENDS);
@@ -269,62 +168,6 @@ const struct vip_key *unused_vip_key __attribute__((unused));
 const struct addr_key *unused_addr_key __attribute__((unused));
 const enum stat *unused_stat __attribute__((unused));
 
-/* What the director needs of a packet; addresses as loaded (network order). */
-struct flow {
-	__u32 src[4];
-	__u32 dst[4];
-	__u32 ports;    /* sport | dport << 16 as loaded; 0 for fragments */
-	__u16 vip_port; /* host order: the port the VIP is looked up with */
-	__u8 proto;
-	__u8 family;   /* 4 or 6 */
-	__u8 frag;     /* 0, FRAG_FIRST or FRAG_LATER */
-	__u8 icmp;     /* steered by the inner tuple of an ICMP error */
-	__u8 tcp_flags;
-	__u8 pad;
-};
-
-#define FRAG_FIRST 1
-#define FRAG_LATER 2
-
-/*
- * Word-wise copies: __builtin_memcpy on byte arrays compiles to one load and
- * one store per byte, which on the encapsulation path added up to more than
- * the rest of it. Unaligned word access to packet and map memory is fine on
- * the architectures XDP runs on here (x86-64, arm64).
- */
-static __always_inline void copy4(void *d, const void *s)
-{
-	*(__u32 *)d = *(const __u32 *)s;
-}
-
-static __always_inline void copy6(void *d, const void *s)
-{
-	((__u16 *)d)[0] = ((const __u16 *)s)[0];
-	((__u16 *)d)[1] = ((const __u16 *)s)[1];
-	((__u16 *)d)[2] = ((const __u16 *)s)[2];
-}
-
-static __always_inline void copy16(void *d, const void *s)
-{
-	((__u32 *)d)[0] = ((const __u32 *)s)[0];
-	((__u32 *)d)[1] = ((const __u32 *)s)[1];
-	((__u32 *)d)[2] = ((const __u32 *)s)[2];
-	((__u32 *)d)[3] = ((const __u32 *)s)[3];
-}
-
-/*
- * The frame's length. The barrier keeps it a 64-bit scalar: with 32-bit
- * ALU instructions (-mcpu=v3) clang would otherwise fold the subtraction
- * into 32-bit arithmetic on the packet pointers, which the verifier rejects.
- */
-static __always_inline __u32 frame_len(void *data, void *data_end)
-{
-	__u64 len = data_end - data;
-
-	asm volatile("" : "+r"(len));
-	return len;
-}
-
 static __always_inline int count(__u32 id, int verdict)
 {
 	__u64 *c = bpf_map_lookup_elem(&stats, &id);
@@ -332,222 +175,6 @@ static __always_inline int count(__u32 id, int verdict)
 	if (c)
 		*c += 1;
 	return verdict;
-}
-
-static __always_inline __u32 rotl32(__u32 x, int r)
-{
-	return (x << r) | (x >> (32 - r));
-}
-
-static __always_inline __u32 hash_word(__u32 h, __u32 w)
-{
-	h ^= w * 0xcc9e2d51;
-	return rotl32(h, 13) * 5 + 0xe6546b64;
-}
-
-/*
- * flow_hash: a murmur3-style mix of four words: src, dst (IPv6 addresses
- * XOR-folded to one word each: hashing all eight words cost ~9 ns), ports,
- * proto; then murmur3's finaliser. dataplane/packet_test.go reimplements it
- * to predict rows and ports.
- */
-static __always_inline __u32 flow_hash(const struct flow *f, __u32 seed)
-{
-	__u32 src = f->src[0], dst = f->dst[0], h = seed;
-
-	if (f->family == 6) {
-		src ^= f->src[1] ^ f->src[2] ^ f->src[3];
-		dst ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
-	}
-	h = hash_word(h, src);
-	h = hash_word(h, dst);
-	h = hash_word(h, f->ports);
-	h = hash_word(h, f->proto);
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
-}
-
-static __always_inline __u16 csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-static __always_inline __u16 ip4_csum(struct ip4_hdr *ip)
-{
-	__u16 *w = (__u16 *)ip;
-	__u32 sum = 0;
-
-	ip->check = 0;
-#pragma clang loop unroll(full)
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
-	return csum_fold(sum);
-}
-
-/* l3 of a frame: skips up to two VLAN tags. Returns 0 if not IP. */
-static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *l2_len)
-{
-	struct eth_hdr *eth = data;
-	struct vlan_hdr *vlan;
-	__u16 proto;
-	__u32 off = sizeof(*eth);
-
-	if ((void *)(eth + 1) > data_end)
-		return 0;
-	proto = eth->proto;
-#pragma clang loop unroll(full)
-	for (int i = 0; i < 2; i++) {
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-			break;
-		vlan = data + off;
-		if ((void *)(vlan + 1) > data_end)
-			return 0;
-		proto = vlan->proto;
-		off += sizeof(*vlan);
-	}
-	*l2_len = off;
-	return proto;
-}
-
-/*
- * IPv6: skips extension headers; returns the L4 offset, sets *proto and
- * *frag. Returns 0 on a truncated or too long chain.
- */
-static __always_inline __u32 skip_ip6_ext(void *data, void *data_end, __u32 off,
-					  __u8 *proto, __u8 *frag)
-{
-	__u8 nh = *proto;
-
-#pragma clang loop unroll(full)
-	for (int i = 0; i < MAX_EXT_HDRS; i++) {
-		struct ext_hdr *ext;
-
-		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS &&
-		    nh != IPPROTO_FRAGMENT && nh != IPPROTO_AH)
-			break;
-		if (off > 512)
-			return 0;
-		ext = data + off;
-		if ((void *)(ext + 1) > data_end)
-			return 0;
-		if (nh == IPPROTO_FRAGMENT) {
-			__u16 fo = bpf_ntohs(ext->frag_off);
-
-			*frag = (fo & 0xfff8) ? FRAG_LATER : FRAG_FIRST;
-			off += 8;
-		} else if (nh == IPPROTO_AH) {
-			off += ((__u32)ext->len + 2) * 4;
-		} else {
-			off += ((__u32)ext->len + 1) * 8;
-		}
-		nh = ext->nexthdr;
-	}
-	if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
-	    nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH)
-		return 0;
-	*proto = nh;
-	return off;
-}
-
-/* addr16_eq: memcmp is not available in BPF. */
-static __always_inline int addr16_eq(const void *a, const void *b)
-{
-	const __u32 *x = a, *y = b;
-
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
-}
-
-/* Reads the ports (and TCP flags) at off unless the packet is a later fragment. */
-static __always_inline int read_ports(void *data, void *data_end, __u32 off, struct flow *f)
-{
-	__u32 *p;
-
-	if (f->frag)
-		f->ports = 0;
-	if (f->frag == FRAG_LATER)
-		return 0;
-	if (off > 1024)
-		return -1;
-	p = data + off;
-	if ((void *)(p + 1) > data_end)
-		return -1;
-	f->vip_port = bpf_ntohs(((__be16 *)p)[1]);
-	if (!f->frag)
-		f->ports = *p;
-	if (f->proto == IPPROTO_TCP) {
-		__u8 *fl = data + off + 13;
-
-		if ((void *)(fl + 1) > data_end)
-			return -1;
-		f->tcp_flags = *fl;
-	}
-	return 0;
-}
-
-/*
- * ICMP error: the embedded packet went VIP -> client. Fill f with the flow
- * client -> VIP so it hashes like the flow it belongs to. off is the offset
- * of the embedded IP header. Returns 0 if f now describes a steerable flow.
- */
-static __always_inline int parse_icmp_inner(void *data, void *data_end, __u32 off,
-					    struct flow *f)
-{
-	__u16 *ports;
-
-	if (off > 1024)
-		return -1;
-	if (f->family == 4) {
-		struct ip4_hdr *ip = data + off;
-		__u32 ihl;
-
-		if ((void *)(ip + 1) > data_end)
-			return -1;
-		ihl = (ip->ver_ihl & 0x0f) * 4;
-		if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
-			return -1;
-		if (*(__u32 *)ip->saddr != f->dst[0])
-			return -1;
-		if (ip->frag_off & bpf_htons(IP_OFFSET))
-			return -1;
-		f->proto = ip->proto;
-		f->src[0] = *(__u32 *)ip->daddr;
-		off += ihl;
-	} else {
-		struct ip6_hdr *ip6 = data + off;
-
-		if ((void *)(ip6 + 1) > data_end)
-			return -1;
-		if (!addr16_eq(ip6->saddr, f->dst))
-			return -1;
-		f->proto = ip6->nexthdr;
-		copy16(f->src, ip6->daddr);
-		off += sizeof(*ip6);
-	}
-	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
-		return -1;
-	if (off > 1024)
-		return -1;
-	ports = data + off;
-	if ((void *)(ports + 2) > data_end)
-		return -1;
-	/* Embedded: sport = VIP port, dport = client port. */
-	f->vip_port = bpf_ntohs(ports[0]);
-	f->ports = (__u32)ports[1] | ((__u32)ports[0] << 16);
-	f->icmp = 1;
-	return 0;
-}
-
-static __always_inline int is_icmp_error(__u8 family, __u8 type)
-{
-	if (family == 4)
-		return type == 3 || type == 11;
-	return type == 1 || type == 2 || type == 3;
 }
 
 static __always_inline void vip_key_of(struct vip_key *k, const struct flow *f)
@@ -579,53 +206,6 @@ static __always_inline int maybe_vip(const struct dp_config *cfg, const struct f
 	if (!w)
 		return 1;
 	return (*w >> (idx & 63)) & 1;
-}
-
-/*
- * owns_tcp: whether this node's stack owns the TCP segment without SYN at
- * tcp, in the IP packet at iph (family ifam), its 4-tuple in *tuple: some
- * socket for it (established, request, time-wait), or a listener for which
- * it completes a SYN cookie (every backend listens on the VIP, so a listener
- * alone proves nothing). Returns 1 owned, 0 not owned, -1 truncated (the
- * cookie check needs the full IP and TCP headers). The director's local
- * primary and the backend's second chance both ask this.
- */
-static __always_inline int owns_tcp(struct xdp_md *ctx, struct bpf_sock_tuple *tuple,
-				    __u32 tuple_size, void *iph, __u8 ifam, void *tcp,
-				    void *data_end)
-{
-	struct bpf_sock *sk;
-	long rc;
-
-	sk = bpf_skc_lookup_tcp(ctx, tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
-	if (!sk)
-		return 0;
-	if (sk->state != BPF_TCP_LISTEN) {
-		bpf_sk_release(sk);
-		return 1;
-	}
-	if (iph + sizeof(struct ip6_hdr) > data_end || tcp + 20 > data_end) {
-		bpf_sk_release(sk);
-		return -1;
-	}
-	rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
-				     tcp, 20);
-	bpf_sk_release(sk);
-	return rc == 0;
-}
-
-/* Outer headers the director pushes for an underlay family and hop count. */
-static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
-{
-	if (family == 4)
-		return sizeof(struct ip4_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 4 * nhops;
-	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nhops;
-}
-
-/* The device bpf_fib_lookup looks up from (see "Lookup device" above). */
-static __always_inline __u32 fib_ifindex(const struct xdp_md *ctx, const struct dp_config *cfg)
-{
-	return cfg->fib_ifindex ? cfg->fib_ifindex : ctx->ingress_ifindex;
 }
 
 /*
@@ -661,36 +241,6 @@ static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 	return count(STAT_DROP_FIB, XDP_DROP);
-}
-
-/* Copies an L2 header of l2_len (14, 18 or 22) bytes from src to dst. */
-static __always_inline void copy_l2(void *dst, const void *src, __u32 l2_len)
-{
-	copy6(dst, src);
-	copy6(dst + 6, src + 6);
-	*(__u16 *)(dst + 12) = *(const __u16 *)(src + 12);
-	if (l2_len >= 18)
-		copy4(dst + 14, src + 14);
-	if (l2_len >= 22)
-		copy4(dst + 18, src + 18);
-}
-
-static __always_inline void set_ethertype(void *data, __u32 l2_len, __be16 proto)
-{
-	if (l2_len == 14)
-		((struct eth_hdr *)data)->proto = proto;
-	else if (l2_len == 18)
-		((struct vlan_hdr *)(data + 14))->proto = proto;
-	else
-		((struct vlan_hdr *)(data + 18))->proto = proto;
-}
-
-static __always_inline void set_macs(void *data, const __u8 *dmac, const __u8 *smac)
-{
-	struct eth_hdr *eth = data;
-
-	copy6(eth->dst, dmac);
-	copy6(eth->src, smac);
 }
 
 static __always_inline int tx_verdict(struct xdp_md *ctx, __u32 out_ifindex, __u32 stat_tx,

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * encap.h: the GUE encapsulation: its header, the outer headers' length and
+ * the L2 header moves around them.
+ */
+#ifndef VIPD_ENCAP_H
+#define VIPD_ENCAP_H
+
+#include "packet.h"
+
+#define MAX_HOPS_RX 4   /* hops accepted in a received GUE header */
+#define OUTER_TTL 64
+
+/* GUE base header plus GLB's private data, hops follow. */
+struct gue_hdr {
+	__u8 ver_c_hlen; /* version (2 bits) | C (1) | hlen (5, 32-bit words) */
+	__u8 proto;      /* 4 = IPv4 inner, 41 = IPv6 inner */
+	__be16 flags;
+	__be16 priv_type; /* 0 */
+	__u8 next_hop;
+	__u8 hop_count;
+};
+
+/* Outer headers the director pushes for an underlay family and hop count. */
+static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
+{
+	if (family == 4)
+		return sizeof(struct ip4_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 4 * nhops;
+	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nhops;
+}
+
+/* Copies an L2 header of l2_len (14, 18 or 22) bytes from src to dst. */
+static __always_inline void copy_l2(void *dst, const void *src, __u32 l2_len)
+{
+	copy6(dst, src);
+	copy6(dst + 6, src + 6);
+	*(__u16 *)(dst + 12) = *(const __u16 *)(src + 12);
+	if (l2_len >= 18)
+		copy4(dst + 14, src + 14);
+	if (l2_len >= 22)
+		copy4(dst + 18, src + 18);
+}
+
+static __always_inline void set_ethertype(void *data, __u32 l2_len, __be16 proto)
+{
+	if (l2_len == 14)
+		((struct eth_hdr *)data)->proto = proto;
+	else if (l2_len == 18)
+		((struct vlan_hdr *)(data + 14))->proto = proto;
+	else
+		((struct vlan_hdr *)(data + 18))->proto = proto;
+}
+
+static __always_inline void set_macs(void *data, const __u8 *dmac, const __u8 *smac)
+{
+	struct eth_hdr *eth = data;
+
+	copy6(eth->dst, dmac);
+	copy6(eth->src, smac);
+}
+
+#endif /* VIPD_ENCAP_H */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * sock.h: socket ownership, whether this node's stack has a flow's TCP
+ * socket (the question behind both second chances).
+ */
+#ifndef VIPD_SOCK_H
+#define VIPD_SOCK_H
+
+#include "packet.h"
+
+/*
+ * owns_tcp: whether this node's stack owns the TCP segment without SYN at
+ * tcp, in the IP packet at iph (family ifam), its 4-tuple in *tuple: some
+ * socket for it (established, request, time-wait), or a listener for which
+ * it completes a SYN cookie (every backend listens on the VIP, so a listener
+ * alone proves nothing). Returns 1 owned, 0 not owned, -1 truncated (the
+ * cookie check needs the full IP and TCP headers). The director's local
+ * primary and the backend's second chance both ask this.
+ */
+static __always_inline int owns_tcp(struct xdp_md *ctx, struct bpf_sock_tuple *tuple,
+				    __u32 tuple_size, void *iph, __u8 ifam, void *tcp,
+				    void *data_end)
+{
+	struct bpf_sock *sk;
+	long rc;
+
+	sk = bpf_skc_lookup_tcp(ctx, tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	if (sk->state != BPF_TCP_LISTEN) {
+		bpf_sk_release(sk);
+		return 1;
+	}
+	if (iph + sizeof(struct ip6_hdr) > data_end || tcp + 20 > data_end) {
+		bpf_sk_release(sk);
+		return -1;
+	}
+	rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
+				     tcp, 20);
+	bpf_sk_release(sk);
+	return rc == 0;
+}
+
+#endif /* VIPD_SOCK_H */
