@@ -7,9 +7,13 @@
 #define VIPD_ENCAP_H
 
 #include "packet.h"
+#include "vipd.h"
 
-#define MAX_HOPS_RX 4   /* hops accepted in a received GUE header */
+#define MAX_HOPS_RX 4 /* hops accepted in a received GUE header */
 #define OUTER_TTL 64
+#define GUE_HLEN_MASK 0x1f  /* ver_c_hlen: the header length in 32-bit words */
+#define GUE_VER_C_MASK 0xe0 /* ver_c_hlen: version 0 and C (control) 0, or not ours */
+#define HOP_LEN_MAX 16      /* an IPv6 hop: a forwarder checks that much for either family */
 
 /* GUE base header plus GLB's private data, hops follow. */
 struct gue_hdr {
@@ -20,6 +24,13 @@ struct gue_hdr {
 	__u8 next_hop;
 	__u8 hop_count;
 };
+
+/* The longest outer header a director pushes: IPv6, MAX_HOPS IPv6 hops. */
+#define ENCAP_LEN_MAX (sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * MAX_HOPS)
+/* The longest packet a director encapsulates: room for ENCAP_LEN_MAX in a 16-bit IP length. */
+#define INNER_LEN_MAX (0xFFFF - 128)
+/* The shortest outer header a backend strips (IPv4 + UDP): also keeps the L2 move's ends apart. */
+#define OUTER_LEN_MIN 28
 
 /* Outer headers the director pushes for an underlay family and hop count. */
 static __always_inline __u32 encap_len(__u8 family, __u32 nhops)

@@ -60,7 +60,7 @@ static __always_inline __u16 ip4_csum(struct ip4_hdr *ip)
 
 	ip->check = 0;
 #pragma clang loop unroll(full)
-	for (int i = 0; i < 10; i++)
+	for (int i = 0; i < sizeof(*ip) / 2; i++)
 		sum += w[i];
 	return csum_fold(sum);
 }

@@ -34,7 +34,25 @@
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
 #define IP_DF 0x4000
+#define IP6_OFFSET 0xFFF8 /* IPv6 fragment header: the offset bits */
 #define TCP_SYN 0x02
+#define TCP_FLAGS_OFF 13 /* offset of the flags byte in a TCP header */
+#define TCP_HDR_MIN 20   /* a TCP header without options */
+#define PORTS_LEN 4      /* source and destination port, TCP or UDP */
+#define MAX_VLAN_TAGS 2  /* VLAN tags parse_l2 skips (802.1Q, QinQ) */
+
+/*
+ * Verifier bounds. The verifier accepts a packet access at a computed offset
+ * only once the offset has an upper bound: these are those bounds, each
+ * above what a well-formed packet of its kind reaches. A check against one
+ * is there for the verifier; what a packet beyond it gets (pass, drop) is
+ * written at the check.
+ */
+#define L2_LEN_MAX 22     /* Ethernet + MAX_VLAN_TAGS tags: the most parse_l2 skips */
+#define HDR_OFF_MAX 512   /* an outer header after IP (IPv6 extension, UDP, ICMP) */
+#define DEEP_OFF_MAX 1024 /* behind more headers: ports after IPv6 extensions, in an ICMP error, in GUE */
+#define GUE_OFF_MAX 256   /* the GUE header: L2 + IPv4 with options or IPv6 + UDP */
+#define GUE_END_MAX 512   /* a hop or the inner packet: GUE_OFF_MAX + the longest GUE header (128) */
 
 struct eth_hdr {
 	__u8 dst[ETH_ALEN];

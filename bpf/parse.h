@@ -40,7 +40,7 @@ static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *l2_len)
 		return 0;
 	proto = eth->proto;
 #pragma clang loop unroll(full)
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
 			break;
 		vlan = data + off;
@@ -69,7 +69,7 @@ static __always_inline __u32 skip_ip6_ext(void *data, void *data_end, __u32 off,
 		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS &&
 		    nh != IPPROTO_FRAGMENT && nh != IPPROTO_AH)
 			break;
-		if (off > 512)
+		if (off > HDR_OFF_MAX)
 			return 0;
 		ext = data + off;
 		if ((void *)(ext + 1) > data_end)
@@ -77,7 +77,7 @@ static __always_inline __u32 skip_ip6_ext(void *data, void *data_end, __u32 off,
 		if (nh == IPPROTO_FRAGMENT) {
 			__u16 fo = bpf_ntohs(ext->frag_off);
 
-			*frag = (fo & 0xfff8) ? FRAG_LATER : FRAG_FIRST;
+			*frag = (fo & IP6_OFFSET) ? FRAG_LATER : FRAG_FIRST;
 			off += 8;
 		} else if (nh == IPPROTO_AH) {
 			off += ((__u32)ext->len + 2) * 4;
@@ -102,7 +102,7 @@ static __always_inline int read_ports(void *data, void *data_end, __u32 off, str
 		f->ports = 0;
 	if (f->frag == FRAG_LATER)
 		return 0;
-	if (off > 1024)
+	if (off > DEEP_OFF_MAX)
 		return -1;
 	p = data + off;
 	if ((void *)(p + 1) > data_end)
@@ -111,7 +111,7 @@ static __always_inline int read_ports(void *data, void *data_end, __u32 off, str
 	if (!f->frag)
 		f->ports = *p;
 	if (f->proto == IPPROTO_TCP) {
-		__u8 *fl = data + off + 13;
+		__u8 *fl = data + off + TCP_FLAGS_OFF;
 
 		if ((void *)(fl + 1) > data_end)
 			return -1;
@@ -130,7 +130,7 @@ static __always_inline int parse_icmp_inner(void *data, void *data_end, __u32 of
 {
 	__u16 *ports;
 
-	if (off > 1024)
+	if (off > DEEP_OFF_MAX)
 		return -1;
 	if (f->family == 4) {
 		struct ip4_hdr *ip = data + off;
@@ -161,7 +161,7 @@ static __always_inline int parse_icmp_inner(void *data, void *data_end, __u32 of
 	}
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return -1;
-	if (off > 1024)
+	if (off > DEEP_OFF_MAX)
 		return -1;
 	ports = data + off;
 	if ((void *)(ports + 2) > data_end)

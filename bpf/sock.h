@@ -31,12 +31,12 @@ static __always_inline int owns_tcp(struct xdp_md *ctx, struct bpf_sock_tuple *t
 		bpf_sk_release(sk);
 		return 1;
 	}
-	if (iph + sizeof(struct ip6_hdr) > data_end || tcp + 20 > data_end) {
+	if (iph + sizeof(struct ip6_hdr) > data_end || tcp + TCP_HDR_MIN > data_end) {
 		bpf_sk_release(sk);
 		return -1;
 	}
 	rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
-				     tcp, 20);
+				     tcp, TCP_HDR_MIN);
 	bpf_sk_release(sk);
 	return rc == 0;
 }

@@ -347,7 +347,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	}
 	elen = encap_len(fam, nhops);
 	inner_len = frame_len(data, data_end) - l2_len;
-	if (inner_len > 0xFFFF - 128)
+	if (inner_len > INNER_LEN_MAX)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
 	rc = next_hop(ctx, fib_ifindex(ctx, cfg), dst_idx, dst, src, inner_len + elen, &nh);
@@ -360,10 +360,10 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	/* l2_len <= 22 and elen <= 88 (IPv6, two hops): tell the verifier. */
-	if (l2_len > 22 || elen > 88)
+	/* l2_len and elen are bounded already: tell the verifier. */
+	if (l2_len > L2_LEN_MAX || elen > ENCAP_LEN_MAX)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
-	if (data + elen + 22 > data_end)
+	if (data + elen + L2_LEN_MAX > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	copy_l2(data, data + elen, l2_len);
 	if (!no_neigh)
@@ -408,7 +408,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	udp->check = 0;
 	gue = (void *)(udp + 1);
 	hlen = (elen - (fam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr)) - sizeof(*udp) - 4) / 4;
-	gue->ver_c_hlen = hlen & 0x1f;
+	gue->ver_c_hlen = hlen & GUE_HLEN_MASK;
 	gue->proto = inner_family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
 	gue->flags = 0;
 	gue->priv_type = 0;
@@ -417,7 +417,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	if (fam == 4) {
 		__u8 *hops = (void *)(gue + 1);
 
-		if ((void *)(hops + 8) > data_end)
+		if ((void *)(hops + 4 * MAX_HOPS) > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
 		copy4(hops, b0->addr);
 		if (nhops == 2)
@@ -425,7 +425,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	} else {
 		__u8 *hops = (void *)(gue + 1);
 
-		if ((void *)(hops + 32) > data_end)
+		if ((void *)(hops + 16 * MAX_HOPS) > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
 		copy16(hops, b0->addr);
 		if (nhops == 2)
@@ -469,10 +469,10 @@ static __always_inline int local_second_chance(struct xdp_md *ctx, const struct 
 		return 0;
 	if (!b1 || s_idx == p_idx || (b1->flags & BACKEND_LOCAL) || b1->family != b0->family)
 		return 0;
-	if (l2_len > 22 || l4 > 1024)
+	if (l2_len > L2_LEN_MAX || l4 > DEEP_OFF_MAX)
 		return 0;
 	tcp = data + l4;
-	if ((void *)(tcp + 4) > data_end)
+	if ((void *)(tcp + PORTS_LEN) > data_end)
 		return 0;
 	if (f->family == 4) {
 		tuple.ipv4.saddr = f->src[0];
@@ -576,7 +576,7 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 	__u32 tuple_size = 0, l4 = 0;
 	int is_tcp = 0;
 
-	if (gue_off > 256 || l2_len > 22)
+	if (gue_off > GUE_OFF_MAX || l2_len > L2_LEN_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	{
 		/* A truncated packet must not be forwarded or passed up. */
@@ -598,9 +598,9 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 	gue = data + gue_off;
 	if ((void *)(gue + 1) > data_end)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	if (gue->ver_c_hlen & 0xe0 || gue->priv_type != 0)
+	if (gue->ver_c_hlen & GUE_VER_C_MASK || gue->priv_type != 0)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	hlen = gue->ver_c_hlen & 0x1f;
+	hlen = gue->ver_c_hlen & GUE_HLEN_MASK;
 	if (gue->hop_count > MAX_HOPS_RX || gue->next_hop >= gue->hop_count ||
 	    hlen * 4 != 4 + hop_size * gue->hop_count)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
@@ -611,7 +611,7 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 	else
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	inner_off = gue_off + 4 + hlen * 4;
-	if (inner_off > 512)
+	if (inner_off > GUE_END_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 
 	__builtin_memset(inner_daddr, 0, sizeof(inner_daddr));
@@ -652,12 +652,12 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 		return count(STAT_DROP_LOOP_GUARD, XDP_DROP);
 
 	/* Second chance: an established flow this node has no socket for. */
-	if (is_tcp && gue->next_hop + 1 < gue->hop_count && l4 < 1024) {
+	if (is_tcp && gue->next_hop + 1 < gue->hop_count && l4 < DEEP_OFF_MAX) {
 		__u8 *tcp = data + l4;
 
-		if ((void *)(tcp + 14) > data_end)
+		if ((void *)(tcp + (TCP_FLAGS_OFF + 1)) > data_end)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		tcp_flags = tcp[13];
+		tcp_flags = tcp[TCP_FLAGS_OFF];
 		if (!(tcp_flags & TCP_SYN)) {
 			int owned;
 
@@ -678,14 +678,14 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 
 	/* Decapsulate: move the L2 header up to the inner packet. */
 	outer_len = inner_off - l2_len;
-	if (l2_len > 22 || outer_len > 512 || outer_len < 28)
+	if (l2_len > L2_LEN_MAX || outer_len > GUE_END_MAX || outer_len < OUTER_LEN_MIN)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
-	if (data + l2_len + outer_len > data_end || data + 22 > data_end)
+	if (data + l2_len + outer_len > data_end || data + L2_LEN_MAX > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	{
 		void *dst = data + outer_len;
 
-		if (dst + 22 > data_end)
+		if (dst + L2_LEN_MAX > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
 		copy_l2(dst, data, l2_len);
 		set_ethertype(dst, l2_len, bpf_htons(ifam == 4 ? ETH_P_IP : ETH_P_IPV6));
@@ -707,7 +707,7 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2
 	__u32 hop_off;
 	int rc;
 
-	if (gue_off > 256 || l2_len > 22)
+	if (gue_off > GUE_OFF_MAX || l2_len > L2_LEN_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	gue = data + gue_off;
 	if ((void *)(gue + 1) > data_end)
@@ -716,10 +716,10 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2
 	if (nh >= MAX_HOPS_RX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	hop_off = gue_off + sizeof(*gue) + (ofam == 4 ? 4 : 16) * (__u32)nh;
-	if (hop_off > 512)
+	if (hop_off > GUE_END_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	hop = data + hop_off;
-	if ((void *)(hop + 16) > data_end)
+	if ((void *)(hop + HOP_LEN_MAX) > data_end)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	l3 = data + l2_len;
 	if (ofam == 4) {
@@ -785,7 +785,7 @@ int vipd_xdp(struct xdp_md *ctx)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return count(STAT_PASS_NON_VIP, XDP_PASS);
-	if (l2_len > 22)
+	if (l2_len > L2_LEN_MAX)
 		return count(STAT_PASS_NON_VIP, XDP_PASS);
 
 	__builtin_memset(&f, 0, sizeof(f));
@@ -828,7 +828,7 @@ int vipd_xdp(struct xdp_md *ctx)
 		__u16 gue_port = cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
 		int ours;
 
-		if (l4 > 512)
+		if (l4 > HDR_OFF_MAX)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		if ((void *)(udp + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
@@ -852,7 +852,7 @@ int vipd_xdp(struct xdp_md *ctx)
 		   (f.proto == IPPROTO_ICMPV6 && f.family == 6)) {
 		struct icmp_hdr *icmp = data + l4;
 
-		if (f.frag || l4 > 512)
+		if (f.frag || l4 > HDR_OFF_MAX)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		if ((void *)(icmp + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
