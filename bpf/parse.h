@@ -28,6 +28,12 @@ struct flow {
 #define FRAG_FIRST 1
 #define FRAG_LATER 2
 
+/* What a parse step made of a packet. */
+enum parse_result {
+	PARSE_OK,   /* the flow is filled in */
+	PARSE_PASS, /* truncated, or nothing the director steers: pass it untouched */
+};
+
 /* l3 of a frame: skips up to two VLAN tags. Returns 0 if not IP. */
 static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *l2_len)
 {
@@ -94,19 +100,19 @@ static __always_inline __u32 skip_ip6_ext(void *data, void *data_end, __u32 off,
 }
 
 /* Reads the ports (and TCP flags) at off unless the packet is a later fragment. */
-static __always_inline int read_ports(void *data, void *data_end, __u32 off, struct flow *f)
+static __always_inline enum parse_result read_ports(void *data, void *data_end, __u32 off, struct flow *f)
 {
 	__u32 *p;
 
 	if (f->frag)
 		f->ports = 0;
 	if (f->frag == FRAG_LATER)
-		return 0;
+		return PARSE_OK;
 	if (off > DEEP_OFF_MAX)
-		return -1;
+		return PARSE_PASS;
 	p = data + off;
 	if ((void *)(p + 1) > data_end)
-		return -1;
+		return PARSE_PASS;
 	f->vip_port = bpf_ntohs(((__be16 *)p)[1]);
 	if (!f->frag)
 		f->ports = *p;
@@ -114,37 +120,37 @@ static __always_inline int read_ports(void *data, void *data_end, __u32 off, str
 		__u8 *fl = data + off + TCP_FLAGS_OFF;
 
 		if ((void *)(fl + 1) > data_end)
-			return -1;
+			return PARSE_PASS;
 		f->tcp_flags = *fl;
 	}
-	return 0;
+	return PARSE_OK;
 }
 
 /*
  * ICMP error: the embedded packet went VIP -> client. Fill f with the flow
  * client -> VIP so it hashes like the flow it belongs to. off is the offset
- * of the embedded IP header. Returns 0 if f now describes a steerable flow.
+ * of the embedded IP header. PARSE_OK: f now describes a steerable flow.
  */
-static __always_inline int parse_icmp_inner(void *data, void *data_end, __u32 off,
+static __always_inline enum parse_result parse_icmp_inner(void *data, void *data_end, __u32 off,
 					    struct flow *f)
 {
 	__u16 *ports;
 
 	if (off > DEEP_OFF_MAX)
-		return -1;
+		return PARSE_PASS;
 	if (f->family == 4) {
 		struct ip4_hdr *ip = data + off;
 		__u32 ihl;
 
 		if ((void *)(ip + 1) > data_end)
-			return -1;
+			return PARSE_PASS;
 		ihl = (ip->ver_ihl & 0x0f) * 4;
 		if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
-			return -1;
+			return PARSE_PASS;
 		if (*(__u32 *)ip->saddr != f->dst[0])
-			return -1;
+			return PARSE_PASS;
 		if (ip->frag_off & bpf_htons(IP_OFFSET))
-			return -1;
+			return PARSE_PASS;
 		f->proto = ip->proto;
 		f->src[0] = *(__u32 *)ip->daddr;
 		off += ihl;
@@ -152,25 +158,25 @@ static __always_inline int parse_icmp_inner(void *data, void *data_end, __u32 of
 		struct ip6_hdr *ip6 = data + off;
 
 		if ((void *)(ip6 + 1) > data_end)
-			return -1;
+			return PARSE_PASS;
 		if (!addr16_eq(ip6->saddr, f->dst))
-			return -1;
+			return PARSE_PASS;
 		f->proto = ip6->nexthdr;
 		copy16(f->src, ip6->daddr);
 		off += sizeof(*ip6);
 	}
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
-		return -1;
+		return PARSE_PASS;
 	if (off > DEEP_OFF_MAX)
-		return -1;
+		return PARSE_PASS;
 	ports = data + off;
 	if ((void *)(ports + 2) > data_end)
-		return -1;
+		return PARSE_PASS;
 	/* Embedded: sport = VIP port, dport = client port. */
 	f->vip_port = bpf_ntohs(ports[0]);
 	f->ports = (__u32)ports[1] | ((__u32)ports[0] << 16);
 	f->icmp = 1;
-	return 0;
+	return PARSE_OK;
 }
 
 static __always_inline int is_icmp_error(__u8 family, __u8 type)

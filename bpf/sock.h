@@ -8,16 +8,22 @@
 
 #include "packet.h"
 
+/* Whether this node's stack owns a TCP segment (owns_tcp). */
+enum tcp_owner {
+	TCP_NOT_OWNED, /* no socket for it: the flow is another node's */
+	TCP_OWNED,     /* a socket, or a listener whose SYN cookie it completes */
+	TCP_TRUNCATED, /* too short for the cookie check (full IP and TCP headers) */
+};
+
 /*
  * owns_tcp: whether this node's stack owns the TCP segment without SYN at
  * tcp, in the IP packet at iph (family ifam), its 4-tuple in *tuple: some
  * socket for it (established, request, time-wait), or a listener for which
  * it completes a SYN cookie (every backend listens on the VIP, so a listener
- * alone proves nothing). Returns 1 owned, 0 not owned, -1 truncated (the
- * cookie check needs the full IP and TCP headers). The director's local
- * primary and the backend's second chance both ask this.
+ * alone proves nothing). The director's local primary and the backend's
+ * second chance both ask this.
  */
-static __always_inline int owns_tcp(struct xdp_md *ctx, struct bpf_sock_tuple *tuple,
+static __always_inline enum tcp_owner owns_tcp(struct xdp_md *ctx, struct bpf_sock_tuple *tuple,
 				    __u32 tuple_size, void *iph, __u8 ifam, void *tcp,
 				    void *data_end)
 {
@@ -26,19 +32,19 @@ static __always_inline int owns_tcp(struct xdp_md *ctx, struct bpf_sock_tuple *t
 
 	sk = bpf_skc_lookup_tcp(ctx, tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
-		return 0;
+		return TCP_NOT_OWNED;
 	if (sk->state != BPF_TCP_LISTEN) {
 		bpf_sk_release(sk);
-		return 1;
+		return TCP_OWNED;
 	}
 	if (iph + sizeof(struct ip6_hdr) > data_end || tcp + TCP_HDR_MIN > data_end) {
 		bpf_sk_release(sk);
-		return -1;
+		return TCP_TRUNCATED;
 	}
 	rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
 				     tcp, TCP_HDR_MIN);
 	bpf_sk_release(sk);
-	return rc == 0;
+	return rc == 0 ? TCP_OWNED : TCP_NOT_OWNED;
 }
 
 #endif /* VIPD_SOCK_H */

@@ -208,34 +208,10 @@ static __always_inline int maybe_vip(const struct dp_config *cfg, const struct f
 	return (*w >> (idx & 63)) & 1;
 }
 
-/*
- * fib: next hop for an outer packet. Returns the verdict on failure (drop or
- * pass-to-resolve), -1 on success with MACs and ifindex in *fib, -2 on
- * no-neighbour (the caller builds the frame and passes it).
- */
-static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u32 lookup_if,
-				     __u8 family, const __u8 *src, const __u8 *dst, __u16 tot_len)
+/* fib_drop: the verdict for a failed route lookup (a BPF_FIB_LKUP_RET_*
+ * code other than SUCCESS and NO_NEIGH), counted by its reason. */
+static __always_inline int fib_drop(long rc)
 {
-	long rc;
-
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->l4_protocol = IPPROTO_UDP;
-	fib->tot_len = tot_len;
-	fib->ifindex = lookup_if;
-	if (family == 4) {
-		fib->family = AF_INET;
-		fib->ipv4_src = *(__u32 *)src;
-		fib->ipv4_dst = *(__u32 *)dst;
-	} else {
-		fib->family = AF_INET6;
-		copy16(fib->ipv6_src, src);
-		copy16(fib->ipv6_dst, dst);
-	}
-	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
-		return -1;
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return -2;
 	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
 		return count(STAT_DROP_FIB_FWD_DISABLED, XDP_DROP);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
@@ -253,70 +229,6 @@ static __always_inline int tx_verdict(struct xdp_md *ctx, __u32 out_ifindex, __u
 }
 
 /*
- * next_hop points *out at the next hop for backend slot idx (address b):
- * the cache entry, refreshed from bpf_fib_lookup when it is older than
- * NH_CACHE_NS, or for another backend address or ingress. The clock is read
- * on every NH_CHECK_EVERY-th use only (a helper call per packet is
- * measurable here), so an expired entry serves at most NH_CHECK_EVERY - 1
- * more packets. Returns -1 when *out is usable, -2 on an unresolved
- * neighbour, else the verdict (drop, counted).
- */
-static __always_inline int next_hop(struct xdp_md *ctx, __u32 lookup_if, __u32 idx,
-				    const struct backend *b, const __u8 *src, __u32 tot_len,
-				    const struct nh_entry **out)
-{
-	struct bpf_fib_lookup fib;
-	struct nh_entry *c = bpf_map_lookup_elem(&nh_cache, &idx);
-	__u64 now = 0;
-	int rc;
-
-	/* idx indexes backends too, so the entry exists; tell the verifier. */
-	if (!c)
-		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
-	if (c->expires && c->in_ifindex == ctx->ingress_ifindex && c->family == b->family &&
-	    addr16_eq(c->addr, b->addr)) {
-		if (++c->uses % NH_CHECK_EVERY)
-			goto hit;
-		now = bpf_ktime_get_coarse_ns();
-		if (c->expires > now)
-			goto hit;
-	}
-	if (!now)
-		now = bpf_ktime_get_coarse_ns();
-	rc = fib_outer(ctx, &fib, lookup_if, b->family, src, b->addr, tot_len);
-	if (rc != -1)
-		return rc;
-	__builtin_memset(c, 0, sizeof(*c));
-	c->expires = now + NH_CACHE_NS;
-	copy16(c->addr, b->addr);
-	c->in_ifindex = ctx->ingress_ifindex;
-	c->out_ifindex = fib.ifindex;
-	c->family = b->family;
-	copy6(c->dmac, fib.dmac);
-	copy6(c->smac, fib.smac);
-	/* Learn the path MTU: an oversized probe reports it. */
-	c->mtu = 0xFFFF;
-	fib.tot_len = 0xFFFF;
-	fib.ifindex = lookup_if;
-	if (b->family == 4) {
-		fib.family = AF_INET;
-		fib.ipv4_src = *(__u32 *)src;
-		fib.ipv4_dst = *(__u32 *)b->addr;
-	} else {
-		fib.family = AF_INET6;
-		copy16(fib.ipv6_src, src);
-		copy16(fib.ipv6_dst, b->addr);
-	}
-	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED && fib.mtu_result)
-		c->mtu = fib.mtu_result;
-hit:
-	if (tot_len > c->mtu)
-		return count(STAT_DROP_TOO_BIG, XDP_DROP);
-	*out = c;
-	return -1;
-}
-
-/*
  * Encapsulates the frame (l2_len bytes of L2 header, then the inner IP packet
  * of family inner_family) listing hops [b0, b1] (b1 may be NULL) towards
  * hops[next_hop]: b0 (next_hop 0, a director's usual encapsulation) or b1
@@ -327,7 +239,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 				 __u32 dst_idx, const struct backend *b0, const struct backend *b1,
 				 __u8 next, const struct dp_config *cfg, __u32 hash)
 {
-	const struct nh_entry *nh = NULL;
+	struct nh_entry *nh;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 fam = b0->family;
@@ -336,7 +248,8 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	__be16 sport = bpf_htons(0xC000 | ((hash >> 16) & 0x3FFF));
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	const struct backend *dst = b0;
-	int no_neigh = 0, rc;
+	int no_neigh = 0;
+	long rc;
 
 	if (b1 && b1->family == fam && b1 != b0)
 		nhops = 2;
@@ -350,11 +263,15 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	if (inner_len > INNER_LEN_MAX)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
-	rc = next_hop(ctx, fib_ifindex(ctx, cfg), dst_idx, dst, src, inner_len + elen, &nh);
-	if (rc == -2)
+	nh = bpf_map_lookup_elem(&nh_cache, &dst_idx);
+	/* dst_idx indexes backends too, so the entry exists; tell the verifier. */
+	if (!nh)
+		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
+	rc = next_hop(ctx, nh, fib_ifindex(ctx, cfg), dst, src, inner_len + elen);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		no_neigh = 1;
-	else if (rc != -1)
-		return rc;
+	else if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_drop(rc);
 
 	if (bpf_xdp_adjust_head(ctx, -(int)elen))
 		return count(STAT_DROP_ENCAP, XDP_DROP);
@@ -487,8 +404,8 @@ static __always_inline int local_second_chance(struct xdp_md *ctx, const struct 
 		tuple.ipv6.dport = *(__be16 *)(tcp + 2);
 		tuple_size = sizeof(tuple.ipv6);
 	}
-	/* Truncated (-1): the stack drops it anyway; pass as before. */
-	return owns_tcp(ctx, &tuple, tuple_size, data + l2_len, f->family, tcp, data_end) == 0;
+	/* Truncated: the stack drops it anyway; pass as before. */
+	return owns_tcp(ctx, &tuple, tuple_size, data + l2_len, f->family, tcp, data_end) == TCP_NOT_OWNED;
 }
 
 static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2_len, __u32 l4,
@@ -558,14 +475,89 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	return encap(ctx, l2_len, inner_family, dst_idx, b0, b1, next, cfg, hash);
 }
 
+/* Second chance: send the GUE packet on to hops[next_hop + 1]. */
+static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2_len, __u8 ofam,
+				   __u32 gue_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib;
+	struct gue_hdr *gue;
+	__u8 nh, *hop, *l3;
+	__u32 hop_off;
+	long rc;
+
+	if (gue_off > GUE_OFF_MAX || l2_len > L2_LEN_MAX)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	gue = data + gue_off;
+	if ((void *)(gue + 1) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	nh = gue->next_hop + 1;
+	if (nh >= MAX_HOPS_RX)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	hop_off = gue_off + sizeof(*gue) + (ofam == 4 ? 4 : 16) * (__u32)nh;
+	if (hop_off > GUE_END_MAX)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	hop = data + hop_off;
+	if ((void *)(hop + HOP_LEN_MAX) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	l3 = data + l2_len;
+	if (ofam == 4) {
+		struct ip4_hdr *ip = (void *)l3;
+
+		if ((void *)(ip + 1) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ip->ttl <= 1)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		rc = fib_outer(ctx, &fib, lookup_if, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+			return fib_drop(rc);
+		/* A hop like a router's: TTL down, destination rewritten. */
+		ip->ttl--;
+		copy4(ip->daddr, hop);
+		ip->check = ip4_csum(ip);
+	} else {
+		struct ip6_hdr *ip6 = (void *)l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ip6->hop_limit <= 1)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		rc = fib_outer(ctx, &fib, lookup_if, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+			return fib_drop(rc);
+		ip6->hop_limit--;
+		copy16(ip6->daddr, hop);
+	}
+	gue->next_hop = nh;
+	/* The UDP checksum is not updated: forwarded packets carry 0. */
+	{
+		/* A store helper: the compiler turns pointer arithmetic back
+		 * from gue into a negative packet offset the verifier rejects. */
+		__u16 zero16 = 0;
+
+		if (bpf_xdp_store_bytes(ctx, gue_off - 2, &zero16, sizeof(zero16)))
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(struct eth_hdr) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return count(STAT_BACKEND_FORWARD_NO_NEIGH, XDP_PASS);
+	set_macs(data, fib.dmac, fib.smac);
+	return tx_verdict(ctx, fib.ifindex, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
+}
+
 /*
- * Backend role: a GUE packet for this node. gue_off is the offset of the GUE
- * header, udp_len the outer UDP length field (read by the caller: computing
- * the UDP header back from gue_off gives a negative packet offset the
- * verifier rejects).
+ * Backend role: a GUE packet for this node, decapsulated and passed, or sent
+ * on to the next hop (forward) when this node does not own its TCP flow.
+ * gue_off is the offset of the GUE header, udp_len the outer UDP length
+ * field (read by the caller: computing the UDP header back from gue_off
+ * gives a negative packet offset the verifier rejects).
  */
-static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, __u32 gue_off,
-				   __u32 udp_len)
+static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *cfg, __u32 l2_len,
+				   __u8 ofam, __u32 gue_off, __u32 udp_len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -659,7 +651,7 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 		tcp_flags = tcp[TCP_FLAGS_OFF];
 		if (!(tcp_flags & TCP_SYN)) {
-			int owned;
+			enum tcp_owner owner;
 
 			if (ifam == 4) {
 				tuple.ipv4.sport = *(__be16 *)tcp;
@@ -668,11 +660,11 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 				tuple.ipv6.sport = *(__be16 *)tcp;
 				tuple.ipv6.dport = *(__be16 *)(tcp + 2);
 			}
-			owned = owns_tcp(ctx, &tuple, tuple_size, data + inner_off, ifam, tcp, data_end);
-			if (owned < 0)
+			owner = owns_tcp(ctx, &tuple, tuple_size, data + inner_off, ifam, tcp, data_end);
+			if (owner == TCP_TRUNCATED)
 				return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-			if (!owned)
-				return -1; /* the caller forwards */
+			if (owner == TCP_NOT_OWNED)
+				return forward(ctx, fib_ifindex(ctx, cfg), l2_len, ofam, gue_off);
 		}
 	}
 
@@ -693,80 +685,6 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 	if (bpf_xdp_adjust_head(ctx, (int)outer_len))
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	return count(STAT_BACKEND_DECAP, XDP_PASS);
-}
-
-/* Second chance: send the GUE packet on to hops[next_hop + 1]. */
-static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2_len, __u8 ofam,
-				   __u32 gue_off)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct bpf_fib_lookup fib;
-	struct gue_hdr *gue;
-	__u8 nh, *hop, *l3;
-	__u32 hop_off;
-	int rc;
-
-	if (gue_off > GUE_OFF_MAX || l2_len > L2_LEN_MAX)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	gue = data + gue_off;
-	if ((void *)(gue + 1) > data_end)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	nh = gue->next_hop + 1;
-	if (nh >= MAX_HOPS_RX)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	hop_off = gue_off + sizeof(*gue) + (ofam == 4 ? 4 : 16) * (__u32)nh;
-	if (hop_off > GUE_END_MAX)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	hop = data + hop_off;
-	if ((void *)(hop + HOP_LEN_MAX) > data_end)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	l3 = data + l2_len;
-	if (ofam == 4) {
-		struct ip4_hdr *ip = (void *)l3;
-
-		if ((void *)(ip + 1) > data_end)
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		if (ip->ttl <= 1)
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		rc = fib_outer(ctx, &fib, lookup_if, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
-		if (rc >= 0)
-			return rc;
-		/* A hop like a router's: TTL down, destination rewritten. */
-		ip->ttl--;
-		copy4(ip->daddr, hop);
-		ip->check = ip4_csum(ip);
-	} else {
-		struct ip6_hdr *ip6 = (void *)l3;
-
-		if ((void *)(ip6 + 1) > data_end)
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		if (ip6->hop_limit <= 1)
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		rc = fib_outer(ctx, &fib, lookup_if, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
-		if (rc >= 0)
-			return rc;
-		ip6->hop_limit--;
-		copy16(ip6->daddr, hop);
-	}
-	gue->next_hop = nh;
-	/* The UDP checksum is not updated: forwarded packets carry 0. */
-	{
-		/* A store helper: the compiler turns pointer arithmetic back
-		 * from gue into a negative packet offset the verifier rejects. */
-		__u16 zero16 = 0;
-
-		if (bpf_xdp_store_bytes(ctx, gue_off - 2, &zero16, sizeof(zero16)))
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	}
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + sizeof(struct eth_hdr) > data_end)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	if (rc == -2)
-		return count(STAT_BACKEND_FORWARD_NO_NEIGH, XDP_PASS);
-	set_macs(data, fib.dmac, fib.smac);
-	return tx_verdict(ctx, fib.ifindex, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
 }
 
 SEC("xdp")
@@ -837,16 +755,12 @@ int vipd_xdp(struct xdp_md *ctx)
 		else
 			ours = addr16_eq(f.dst, cfg->addr6);
 		if (ours && udp->dport == bpf_htons(gue_port)) {
-			int rc = backend(ctx, l2_len, f.family, l4 + sizeof(*udp), bpf_ntohs(udp->len));
-
-			if (rc >= 0)
-				return rc;
-			return forward(ctx, fib_ifindex(ctx, cfg), l2_len, f.family, l4 + sizeof(*udp));
+			return backend(ctx, cfg, l2_len, f.family, l4 + sizeof(*udp), bpf_ntohs(udp->len));
 		}
 	}
 
 	if (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP) {
-		if (read_ports(data, data_end, l4, &f))
+		if (read_ports(data, data_end, l4, &f) != PARSE_OK)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 	} else if ((f.proto == IPPROTO_ICMP && f.family == 4) ||
 		   (f.proto == IPPROTO_ICMPV6 && f.family == 6)) {
@@ -858,7 +772,7 @@ int vipd_xdp(struct xdp_md *ctx)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		if (!is_icmp_error(f.family, icmp->type))
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		if (parse_icmp_inner(data, data_end, l4 + sizeof(*icmp), &f))
+		if (parse_icmp_inner(data, data_end, l4 + sizeof(*icmp), &f) != PARSE_OK)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 	} else {
 		return count(STAT_PASS_NON_VIP, XDP_PASS);
