@@ -32,6 +32,12 @@ struct gue_hdr {
 /* The shortest outer header a backend strips (IPv4 + UDP): also keeps the L2 move's ends apart. */
 #define OUTER_LEN_MIN 28
 
+/* The UDP port of GUE: this node's config, or the default. */
+static __always_inline __u16 gue_port(const struct dp_config *cfg)
+{
+	return cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
+}
+
 /* Outer headers the director pushes for an underlay family and hop count. */
 static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
 {

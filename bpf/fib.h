@@ -38,17 +38,14 @@ static __always_inline __u32 fib_ifindex(const struct xdp_md *ctx, const struct 
 }
 
 /*
- * fib_outer: the next hop of an outer packet. Returns the kernel's
- * BPF_FIB_LKUP_RET_* code: SUCCESS with MACs and egress in *fib, NO_NEIGH
- * with a route but no resolved neighbour (the caller builds the frame and
- * passes it, so the kernel resolves it), FWD_DISABLED, FRAG_NEEDED (over the
- * route's MTU), or another failure (no route, blackhole...).
+ * fib_params sets a lookup's input: an outer UDP packet of tot_len bytes from
+ * src to dst (family's addresses), looked up from device lookup_if. The rest
+ * of *fib is the caller's: zeroed for a first lookup, the previous output
+ * for the MTU probe.
  */
-static __always_inline long fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u32 lookup_if,
-				     __u8 family, const __u8 *src, const __u8 *dst, __u16 tot_len)
+static __always_inline void fib_params(struct bpf_fib_lookup *fib, __u32 lookup_if, __u8 family,
+				       const __u8 *src, const __u8 *dst, __u16 tot_len)
 {
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->l4_protocol = IPPROTO_UDP;
 	fib->tot_len = tot_len;
 	fib->ifindex = lookup_if;
 	if (family == 4) {
@@ -60,6 +57,21 @@ static __always_inline long fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup 
 		copy16(fib->ipv6_src, src);
 		copy16(fib->ipv6_dst, dst);
 	}
+}
+
+/*
+ * fib_outer: the next hop of an outer packet. Returns the kernel's
+ * BPF_FIB_LKUP_RET_* code: SUCCESS with MACs and egress in *fib, NO_NEIGH
+ * with a route but no resolved neighbour (the caller builds the frame and
+ * passes it, so the kernel resolves it), FWD_DISABLED, FRAG_NEEDED (over the
+ * route's MTU), or another failure (no route, blackhole...).
+ */
+static __always_inline long fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u32 lookup_if,
+				     __u8 family, const __u8 *src, const __u8 *dst, __u16 tot_len)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->l4_protocol = IPPROTO_UDP;
+	fib_params(fib, lookup_if, family, src, dst, tot_len);
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 }
 
@@ -103,17 +115,7 @@ static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u
 	copy6(c->smac, fib.smac);
 	/* Learn the path MTU: an oversized probe reports it. */
 	c->mtu = 0xFFFF;
-	fib.tot_len = 0xFFFF;
-	fib.ifindex = lookup_if;
-	if (b->family == 4) {
-		fib.family = AF_INET;
-		fib.ipv4_src = *(__u32 *)src;
-		fib.ipv4_dst = *(__u32 *)b->addr;
-	} else {
-		fib.family = AF_INET6;
-		copy16(fib.ipv6_src, src);
-		copy16(fib.ipv6_dst, b->addr);
-	}
+	fib_params(&fib, lookup_if, b->family, src, b->addr, 0xFFFF);
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED && fib.mtu_result)
 		c->mtu = fib.mtu_result;
 hit:

@@ -34,6 +34,25 @@ enum parse_result {
 	PARSE_PASS, /* truncated, or nothing the director steers: pass it untouched */
 };
 
+/*
+ * ip4_hdr_len: the length of the IPv4 header at ip (its fixed part readable:
+ * the caller checked), or 0 when it is not one (version 4, IHL at least 5).
+ */
+static __always_inline __u32 ip4_hdr_len(const struct ip4_hdr *ip)
+{
+	__u32 ihl = (ip->ver_ihl & 0x0f) * 4;
+
+	if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
+		return 0;
+	return ihl;
+}
+
+/* ip6_hdr_ok: whether the IPv6 header at ip (readable) says version 6. */
+static __always_inline int ip6_hdr_ok(const struct ip6_hdr *ip6)
+{
+	return (bpf_ntohl(ip6->ver_tc_flow) >> 28) == 6;
+}
+
 /* l3 of a frame: skips up to two VLAN tags. Returns 0 if not IP. */
 static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *l2_len)
 {
@@ -144,8 +163,8 @@ static __always_inline enum parse_result parse_icmp_inner(void *data, void *data
 
 		if ((void *)(ip + 1) > data_end)
 			return PARSE_PASS;
-		ihl = (ip->ver_ihl & 0x0f) * 4;
-		if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
+		ihl = ip4_hdr_len(ip);
+		if (!ihl)
 			return PARSE_PASS;
 		if (*(__u32 *)ip->saddr != f->dst[0])
 			return PARSE_PASS;

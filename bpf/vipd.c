@@ -244,7 +244,6 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 fam = b0->family;
 	__u32 nhops = 1, hlen, elen, inner_len;
-	__u16 gue_port = cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
 	__be16 sport = bpf_htons(0xC000 | ((hash >> 16) & 0x3FFF));
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	const struct backend *dst = b0;
@@ -320,7 +319,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		udp = l3 + sizeof(*ip6);
 	}
 	udp->sport = sport;
-	udp->dport = bpf_htons(gue_port);
+	udp->dport = bpf_htons(gue_port(cfg));
 	udp->len = bpf_htons(inner_len + elen - (fam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr)));
 	udp->check = 0;
 	gue = (void *)(udp + 1);
@@ -378,8 +377,6 @@ static __always_inline int local_second_chance(struct xdp_md *ctx, const struct 
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct bpf_sock_tuple tuple = {};
-	__u32 tuple_size;
 	__u8 *tcp;
 
 	if (f->proto != IPPROTO_TCP || f->frag || f->icmp || (f->tcp_flags & TCP_SYN))
@@ -391,21 +388,8 @@ static __always_inline int local_second_chance(struct xdp_md *ctx, const struct 
 	tcp = data + l4;
 	if ((void *)(tcp + PORTS_LEN) > data_end)
 		return 0;
-	if (f->family == 4) {
-		tuple.ipv4.saddr = f->src[0];
-		tuple.ipv4.daddr = f->dst[0];
-		tuple.ipv4.sport = *(__be16 *)tcp;
-		tuple.ipv4.dport = *(__be16 *)(tcp + 2);
-		tuple_size = sizeof(tuple.ipv4);
-	} else {
-		copy16(tuple.ipv6.saddr, f->src);
-		copy16(tuple.ipv6.daddr, f->dst);
-		tuple.ipv6.sport = *(__be16 *)tcp;
-		tuple.ipv6.dport = *(__be16 *)(tcp + 2);
-		tuple_size = sizeof(tuple.ipv6);
-	}
 	/* Truncated: the stack drops it anyway; pass as before. */
-	return owns_tcp(ctx, &tuple, tuple_size, data + l2_len, f->family, tcp, data_end) == TCP_NOT_OWNED;
+	return owns_tcp(ctx, f->family, f->src, f->dst, data + l2_len, tcp, data_end) == TCP_NOT_OWNED;
 }
 
 static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2_len, __u32 l4,
@@ -563,9 +547,8 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 	void *data_end = (void *)(long)ctx->data_end;
 	struct gue_hdr *gue;
 	__u32 hop_size = ofam == 4 ? 4 : 16, inner_off, hlen, outer_len;
-	__u8 ifam, inner_daddr[16], tcp_flags = 0, iproto;
-	struct bpf_sock_tuple tuple = {};
-	__u32 tuple_size = 0, l4 = 0;
+	__u32 isrc[4], idst[4], ihl, l4 = 0;
+	__u8 ifam, tcp_flags = 0, iproto;
 	int is_tcp = 0;
 
 	if (gue_off > GUE_OFF_MAX || l2_len > L2_LEN_MAX)
@@ -606,41 +589,36 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 	if (inner_off > GUE_END_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 
-	__builtin_memset(inner_daddr, 0, sizeof(inner_daddr));
+	__builtin_memset(idst, 0, sizeof(idst));
 	if (ifam == 4) {
 		struct ip4_hdr *ip = data + inner_off;
-		__u32 ihl;
 
-		if ((void *)(ip + 1) > data_end || (ip->ver_ihl >> 4) != 4)
+		if ((void *)(ip + 1) > data_end)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		ihl = (ip->ver_ihl & 0x0f) * 4;
-		if (ihl < sizeof(*ip))
+		ihl = ip4_hdr_len(ip);
+		if (!ihl)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		copy4(inner_daddr, ip->daddr);
+		copy4(idst, ip->daddr);
 		iproto = ip->proto;
 		if (iproto == IPPROTO_TCP && !(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))) {
 			is_tcp = 1;
 			l4 = inner_off + ihl;
-			tuple.ipv4.saddr = *(__u32 *)ip->saddr;
-			tuple.ipv4.daddr = *(__u32 *)ip->daddr;
-			tuple_size = sizeof(tuple.ipv4);
+			copy4(isrc, ip->saddr);
 		}
 	} else {
 		struct ip6_hdr *ip6 = data + inner_off;
 
-		if ((void *)(ip6 + 1) > data_end || (bpf_ntohl(ip6->ver_tc_flow) >> 28) != 6)
+		if ((void *)(ip6 + 1) > data_end || !ip6_hdr_ok(ip6))
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		copy16(inner_daddr, ip6->daddr);
+		copy16(idst, ip6->daddr);
 		iproto = ip6->nexthdr;
 		if (iproto == IPPROTO_TCP) {
 			is_tcp = 1;
 			l4 = inner_off + sizeof(*ip6);
-			copy16(tuple.ipv6.saddr, ip6->saddr);
-			copy16(tuple.ipv6.daddr, ip6->daddr);
-			tuple_size = sizeof(tuple.ipv6);
+			copy16(isrc, ip6->saddr);
 		}
 	}
-	if (!is_bound(inner_daddr, ifam))
+	if (!is_bound((__u8 *)idst, ifam))
 		return count(STAT_DROP_LOOP_GUARD, XDP_DROP);
 
 	/* Second chance: an established flow this node has no socket for. */
@@ -653,14 +631,7 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 		if (!(tcp_flags & TCP_SYN)) {
 			enum tcp_owner owner;
 
-			if (ifam == 4) {
-				tuple.ipv4.sport = *(__be16 *)tcp;
-				tuple.ipv4.dport = *(__be16 *)(tcp + 2);
-			} else {
-				tuple.ipv6.sport = *(__be16 *)tcp;
-				tuple.ipv6.dport = *(__be16 *)(tcp + 2);
-			}
-			owner = owns_tcp(ctx, &tuple, tuple_size, data + inner_off, ifam, tcp, data_end);
+			owner = owns_tcp(ctx, ifam, isrc, idst, data + inner_off, tcp, data_end);
 			if (owner == TCP_TRUNCATED)
 				return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 			if (owner == TCP_NOT_OWNED)
@@ -713,8 +684,8 @@ int vipd_xdp(struct xdp_md *ctx)
 
 		if ((void *)(ip + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		ihl = (ip->ver_ihl & 0x0f) * 4;
-		if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
+		ihl = ip4_hdr_len(ip);
+		if (!ihl)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		f.family = 4;
 		f.proto = ip->proto;
@@ -730,7 +701,7 @@ int vipd_xdp(struct xdp_md *ctx)
 
 		if ((void *)(ip6 + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		if ((bpf_ntohl(ip6->ver_tc_flow) >> 28) != 6)
+		if (!ip6_hdr_ok(ip6))
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		f.family = 6;
 		f.proto = ip6->nexthdr;
@@ -743,7 +714,6 @@ int vipd_xdp(struct xdp_md *ctx)
 
 	if (f.proto == IPPROTO_UDP && !f.frag) {
 		struct udp_hdr *udp = data + l4;
-		__u16 gue_port = cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
 		int ours;
 
 		if (l4 > HDR_OFF_MAX)
@@ -754,7 +724,7 @@ int vipd_xdp(struct xdp_md *ctx)
 			ours = f.dst[0] == *(__u32 *)cfg->addr4;
 		else
 			ours = addr16_eq(f.dst, cfg->addr6);
-		if (ours && udp->dport == bpf_htons(gue_port)) {
+		if (ours && udp->dport == bpf_htons(gue_port(cfg))) {
 			return backend(ctx, cfg, l2_len, f.family, l4 + sizeof(*udp), bpf_ntohs(udp->len));
 		}
 	}
