@@ -6,11 +6,14 @@
 #ifndef VIPD_ENCAP_H
 #define VIPD_ENCAP_H
 
+#include "hash.h"
 #include "packet.h"
 #include "vipd.h"
 
 #define MAX_HOPS_RX 4 /* hops accepted in a received GUE header */
 #define OUTER_TTL 64
+#define GUE_SPORT_BASE 0xC000 /* outer source ports 49152-65535, picked by the flow hash (ECMP) */
+#define GUE_SPORT_MASK 0x3FFF
 #define GUE_HLEN_MASK 0x1f  /* ver_c_hlen: the header length in 32-bit words */
 #define GUE_VER_C_MASK 0xe0 /* ver_c_hlen: version 0 and C (control) 0, or not ours */
 #define HOP_LEN_MAX 16      /* an IPv6 hop: a forwarder checks that much for either family */
@@ -58,8 +61,11 @@ static __always_inline void copy_l2(void *dst, const void *src, __u32 l2_len)
 		copy4(dst + 18, src + 18);
 }
 
-static __always_inline void set_ethertype(void *data, __u32 l2_len, __be16 proto)
+/* Sets the ethertype of an L2 header of l2_len bytes to IP of family. */
+static __always_inline void set_ethertype(void *data, __u32 l2_len, __u8 family)
 {
+	__be16 proto = bpf_htons(family == 4 ? ETH_P_IP : ETH_P_IPV6);
+
 	if (l2_len == 14)
 		((struct eth_hdr *)data)->proto = proto;
 	else if (l2_len == 18)
@@ -74,6 +80,55 @@ static __always_inline void set_macs(void *data, const __u8 *dmac, const __u8 *s
 
 	copy6(eth->dst, dmac);
 	copy6(eth->src, smac);
+}
+
+/* outer_ip4 writes the outer IPv4 header of a GUE packet of tot_len bytes. */
+static __always_inline void outer_ip4(struct ip4_hdr *ip, __u32 tot_len, const __u8 *src,
+				      const __u8 *dst)
+{
+	ip->ver_ihl = 0x45;
+	ip->tos = 0;
+	ip->tot_len = bpf_htons(tot_len);
+	ip->id = 0;
+	ip->frag_off = bpf_htons(IP_DF);
+	ip->ttl = OUTER_TTL;
+	ip->proto = IPPROTO_UDP;
+	copy4(ip->saddr, src);
+	copy4(ip->daddr, dst);
+	ip->check = ip4_csum(ip);
+}
+
+/* outer_ip6 writes the outer IPv6 header; the flow label is the flow hash's. */
+static __always_inline void outer_ip6(struct ip6_hdr *ip6, __u32 payload_len, const __u8 *src,
+				      const __u8 *dst, __u32 hash)
+{
+	ip6->ver_tc_flow = bpf_htonl(0x60000000 | (hash & 0xFFFFF));
+	ip6->payload_len = bpf_htons(payload_len);
+	ip6->nexthdr = IPPROTO_UDP;
+	ip6->hop_limit = OUTER_TTL;
+	copy16(ip6->saddr, src);
+	copy16(ip6->daddr, dst);
+}
+
+/*
+ * outer_udp_gue writes the UDP header (len bytes, checksum 0: see "Outer UDP
+ * checksum" in vipd.c) and the GUE header of hlen words before the hops.
+ */
+static __always_inline void outer_udp_gue(struct udp_hdr *udp, __u32 len, __u16 port, __u32 hash,
+					  __u32 hlen, __u8 inner_family, __u8 next, __u8 nhops)
+{
+	struct gue_hdr *gue = (void *)(udp + 1);
+
+	udp->sport = bpf_htons(GUE_SPORT_BASE | ((hash >> 16) & GUE_SPORT_MASK));
+	udp->dport = bpf_htons(port);
+	udp->len = bpf_htons(len);
+	udp->check = 0;
+	gue->ver_c_hlen = hlen & GUE_HLEN_MASK;
+	gue->proto = inner_family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+	gue->flags = 0;
+	gue->priv_type = 0;
+	gue->next_hop = next;
+	gue->hop_count = nhops;
 }
 
 #endif /* VIPD_ENCAP_H */

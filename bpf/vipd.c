@@ -243,8 +243,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 fam = b0->family;
-	__u32 nhops = 1, hlen, elen, inner_len;
-	__be16 sport = bpf_htons(0xC000 | ((hash >> 16) & 0x3FFF));
+	__u32 nhops = 1, elen, inner_len, ip_len;
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	const struct backend *dst = b0;
 	int no_neigh = 0;
@@ -292,44 +291,19 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	if (l3 + elen > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (fam == 4) {
-		struct ip4_hdr *ip = l3;
-
-		set_ethertype(data, l2_len, bpf_htons(ETH_P_IP));
-		ip->ver_ihl = 0x45;
-		ip->tos = 0;
-		ip->tot_len = bpf_htons(inner_len + elen);
-		ip->id = 0;
-		ip->frag_off = bpf_htons(IP_DF);
-		ip->ttl = OUTER_TTL;
-		ip->proto = IPPROTO_UDP;
-		copy4(ip->saddr, cfg->addr4);
-		copy4(ip->daddr, dst->addr);
-		ip->check = ip4_csum(ip);
-		udp = l3 + sizeof(*ip);
+		set_ethertype(data, l2_len, 4);
+		outer_ip4(l3, inner_len + elen, cfg->addr4, dst->addr);
+		ip_len = sizeof(struct ip4_hdr);
 	} else {
-		struct ip6_hdr *ip6 = l3;
-
-		set_ethertype(data, l2_len, bpf_htons(ETH_P_IPV6));
-		ip6->ver_tc_flow = bpf_htonl(0x60000000 | (hash & 0xFFFFF));
-		ip6->payload_len = bpf_htons(inner_len + elen - sizeof(*ip6));
-		ip6->nexthdr = IPPROTO_UDP;
-		ip6->hop_limit = OUTER_TTL;
-		copy16(ip6->saddr, cfg->addr6);
-		copy16(ip6->daddr, dst->addr);
-		udp = l3 + sizeof(*ip6);
+		set_ethertype(data, l2_len, 6);
+		outer_ip6(l3, inner_len + elen - sizeof(struct ip6_hdr), cfg->addr6, dst->addr, hash);
+		ip_len = sizeof(struct ip6_hdr);
 	}
-	udp->sport = sport;
-	udp->dport = bpf_htons(gue_port(cfg));
-	udp->len = bpf_htons(inner_len + elen - (fam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr)));
-	udp->check = 0;
+	udp = l3 + ip_len;
+	/* hlen counts the GUE header's 32-bit words after the first. */
+	outer_udp_gue(udp, inner_len + elen - ip_len, gue_port(cfg), hash,
+		      (elen - ip_len - sizeof(*udp) - 4) / 4, inner_family, next, nhops);
 	gue = (void *)(udp + 1);
-	hlen = (elen - (fam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr)) - sizeof(*udp) - 4) / 4;
-	gue->ver_c_hlen = hlen & GUE_HLEN_MASK;
-	gue->proto = inner_family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
-	gue->flags = 0;
-	gue->priv_type = 0;
-	gue->next_hop = next;
-	gue->hop_count = nhops;
 	if (fam == 4) {
 		__u8 *hops = (void *)(gue + 1);
 
@@ -651,7 +625,7 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 		if (dst + L2_LEN_MAX > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
 		copy_l2(dst, data, l2_len);
-		set_ethertype(dst, l2_len, bpf_htons(ifam == 4 ? ETH_P_IP : ETH_P_IPV6));
+		set_ethertype(dst, l2_len, ifam);
 	}
 	if (bpf_xdp_adjust_head(ctx, (int)outer_len))
 		return count(STAT_DROP_ENCAP, XDP_DROP);
