@@ -167,6 +167,9 @@ const struct row *unused_row __attribute__((unused));
 const struct vip_key *unused_vip_key __attribute__((unused));
 const struct addr_key *unused_addr_key __attribute__((unused));
 const enum stat *unused_stat __attribute__((unused));
+const enum limits *unused_limits __attribute__((unused));
+const enum backend_flags *unused_backend_flags __attribute__((unused));
+const enum config_flags *unused_config_flags __attribute__((unused));
 
 static __always_inline int count(__u32 id, int verdict)
 {
