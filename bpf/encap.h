@@ -14,6 +14,7 @@
 #define OUTER_TTL 64
 #define GUE_SPORT_BASE 0xC000 /* outer source ports 49152-65535, picked by the flow hash (ECMP) */
 #define GUE_SPORT_MASK 0x3FFF
+#define GUE_BASE_LEN 4      /* ver_c_hlen, proto, flags: hlen counts the words after them */
 #define GUE_HLEN_MASK 0x1f  /* ver_c_hlen: the header length in 32-bit words */
 #define GUE_VER_C_MASK 0xe0 /* ver_c_hlen: version 0 and C (control) 0, or not ours */
 #define HOP_LEN_MAX 16      /* an IPv6 hop: a forwarder checks that much for either family */
@@ -32,8 +33,15 @@ struct gue_hdr {
 #define ENCAP_LEN_MAX (sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * MAX_HOPS)
 /* The longest packet a director encapsulates: room for ENCAP_LEN_MAX in a 16-bit IP length. */
 #define INNER_LEN_MAX (0xFFFF - 128)
+_Static_assert(ENCAP_LEN_MAX <= 0xFFFF - INNER_LEN_MAX, "INNER_LEN_MAX leaves no room for the outer headers");
 /* The shortest outer header a backend strips (IPv4 + UDP): also keeps the L2 move's ends apart. */
 #define OUTER_LEN_MIN 28
+
+/* The length of a hop in a GUE header: an address of the underlay family. */
+static __always_inline __u32 gue_hop_len(__u8 family)
+{
+	return family == 4 ? 4 : 16;
+}
 
 /* The UDP port of GUE: this node's config, or the default. */
 static __always_inline __u16 gue_port(const struct dp_config *cfg)

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * hash.h: the flow hash (which row of a VIP's table a packet takes) and the
- * IPv4 header checksum.
+ * hash.h: the flow hash (which row of a VIP's table a packet takes), the VIP
+ * filter's bit of an address, and the IPv4 header checksum.
  */
 #ifndef VIPD_HASH_H
 #define VIPD_HASH_H
 
 #include "packet.h"
 #include "parse.h"
+#include "vipd.h"
 
 static __always_inline __u32 rotl32(__u32 x, int r)
 {
@@ -45,6 +46,21 @@ static __always_inline __u32 flow_hash(const struct flow *f, __u32 seed)
 	h ^= h >> 16;
 	return h;
 }
+
+/*
+ * vip_filter_bit: the bit of f's destination in vip_filter (bpf/vipd.h):
+ * its words XOR-folded to 16 bits, one of VIP_FILTER_WORDS * 64.
+ * dataplane/slots.go computes the same for the loader.
+ */
+static __always_inline __u32 vip_filter_bit(const struct flow *f)
+{
+	__u32 fold = f->dst[0];
+
+	if (f->family == 6)
+		fold ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
+	return (fold ^ (fold >> 16)) & 0xffff;
+}
+_Static_assert(VIP_FILTER_WORDS * 64 == 0x10000, "vip_filter_bit indexes 16 bits");
 
 static __always_inline __u16 csum_fold(__u32 sum)
 {

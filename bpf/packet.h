@@ -43,10 +43,10 @@
 
 /*
  * Verifier bounds. The verifier accepts a packet access at a computed offset
- * only once the offset has an upper bound: these are those bounds, each
- * above what a well-formed packet of its kind reaches. A check against one
- * is there for the verifier; what a packet beyond it gets (pass, drop) is
- * written at the check.
+ * only once the offset has an upper bound: these are those bounds (the
+ * GUE ones are in encap.h), each above what a well-formed packet of its kind
+ * reaches. A check against one is there for the verifier; what a packet
+ * beyond it gets (pass, drop) is written at the check.
  */
 #define L2_LEN_MAX 22     /* Ethernet + MAX_VLAN_TAGS tags: the most parse_l2 skips */
 #define HDR_OFF_MAX 512   /* an outer header after IP (IPv6 extension, UDP, ICMP) */
@@ -64,6 +64,8 @@ struct vlan_hdr {
 	__be16 tci;
 	__be16 proto;
 };
+_Static_assert(L2_LEN_MAX == sizeof(struct eth_hdr) + MAX_VLAN_TAGS * sizeof(struct vlan_hdr),
+	       "L2_LEN_MAX is Ethernet and MAX_VLAN_TAGS tags");
 
 struct ip4_hdr {
 	__u8 ver_ihl;

@@ -193,22 +193,21 @@ static __always_inline void vip_key_of(struct vip_key *k, const struct flow *f)
 	k->port = f->vip_port;
 }
 
+/* maybe_vip: false only when vip_filter is maintained and f's destination's
+ * bit is clear, so the two VIP lookups can be skipped. */
 static __always_inline int maybe_vip(const struct dp_config *cfg, const struct flow *f)
 {
-	__u32 fold, idx;
+	__u32 bit, word;
 	__u64 *w;
 
 	if (!(cfg->flags & DP_F_VIP_FILTER))
 		return 1;
-	fold = f->dst[0];
-	if (f->family == 6)
-		fold ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
-	idx = (fold ^ (fold >> 16)) & 0xffff;
-	fold = idx >> 6;
-	w = bpf_map_lookup_elem(&vip_filter, &fold);
+	bit = vip_filter_bit(f);
+	word = bit >> 6;
+	w = bpf_map_lookup_elem(&vip_filter, &word);
 	if (!w)
 		return 1;
-	return (*w >> (idx & 63)) & 1;
+	return (*w >> (bit & 63)) & 1;
 }
 
 /* fib_drop: the verdict for a failed route lookup (a BPF_FIB_LKUP_RET_*
@@ -303,9 +302,8 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 		ip_len = sizeof(struct ip6_hdr);
 	}
 	udp = l3 + ip_len;
-	/* hlen counts the GUE header's 32-bit words after the first. */
 	outer_udp_gue(udp, inner_len + elen - ip_len, gue_port(cfg), hash,
-		      (elen - ip_len - sizeof(*udp) - 4) / 4, inner_family, next, nhops);
+		      (elen - ip_len - sizeof(*udp) - GUE_BASE_LEN) / 4, inner_family, next, nhops);
 	gue = (void *)(udp + 1);
 	if (fam == 4) {
 		__u8 *hops = (void *)(gue + 1);
@@ -396,6 +394,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	if (!table)
 		return count(STAT_DROP_NO_TABLE, XDP_DROP);
 	hash = flow_hash(f, cfg->hash_seed);
+	_Static_assert((TABLE_ROWS & (TABLE_ROWS - 1)) == 0, "a table is indexed by the hash's low bits");
 	idx = hash & (TABLE_ROWS - 1);
 	r = bpf_map_lookup_elem(table, &idx);
 	if (!r)
@@ -456,7 +455,7 @@ static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2
 	nh = gue->next_hop + 1;
 	if (nh >= MAX_HOPS_RX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	hop_off = gue_off + sizeof(*gue) + (ofam == 4 ? 4 : 16) * (__u32)nh;
+	hop_off = gue_off + sizeof(*gue) + gue_hop_len(ofam) * (__u32)nh;
 	if (hop_off > GUE_END_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	hop = data + hop_off;
@@ -523,7 +522,7 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct gue_hdr *gue;
-	__u32 hop_size = ofam == 4 ? 4 : 16, inner_off, hlen, outer_len;
+	__u32 hop_size = gue_hop_len(ofam), inner_off, hlen, outer_len;
 	__u32 isrc[4], idst[4], ihl, l4 = 0;
 	__u8 ifam, tcp_flags = 0, iproto;
 	int is_tcp = 0;
@@ -554,7 +553,7 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	hlen = gue->ver_c_hlen & GUE_HLEN_MASK;
 	if (gue->hop_count > MAX_HOPS_RX || gue->next_hop >= gue->hop_count ||
-	    hlen * 4 != 4 + hop_size * gue->hop_count)
+	    hlen * 4 != GUE_BASE_LEN + hop_size * gue->hop_count)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	if (gue->proto == IPPROTO_IPIP)
 		ifam = 4;
@@ -562,7 +561,7 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 		ifam = 6;
 	else
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	inner_off = gue_off + 4 + hlen * 4;
+	inner_off = gue_off + GUE_BASE_LEN + hlen * 4;
 	if (inner_off > GUE_END_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 
