@@ -60,6 +60,7 @@ static __always_inline enum tcp_owner owns_tcp(struct xdp_md *ctx, __u8 ifam, co
 		bpf_sk_release(sk);
 		return TCP_OWNED;
 	}
+	/* The longer family's header length: one bound for both. */
 	if (iph + sizeof(struct ip6_hdr) > data_end || tcp + TCP_HDR_MIN > data_end) {
 		bpf_sk_release(sk);
 		return TCP_TRUNCATED;
