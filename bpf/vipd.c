@@ -16,6 +16,12 @@
  *
  * Everything else is XDP_PASS untouched.
  *
+ * This file holds the maps and the roles (director, backend, forward); the
+ * steps they share are in headers by topic: packet.h (wire formats, word
+ * copies), parse.h (L2 to the flow), hash.h (flow hash, IPv4 checksum),
+ * fib.h (next hops), encap.h (GUE), sock.h (socket ownership). vipd.h is
+ * the contract with the Go loader.
+ *
  * Rules worth knowing (also in the Go package documentation):
  *
  * Fragments: every fragment of a fragmented packet (IPv4 MF or offset != 0,
@@ -87,98 +93,12 @@
 #include <bpf/bpf_endian.h>
 
 #include "vipd.h"
-
-#define ETH_ALEN 6
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88A8
-#define AF_INET 2
-#define AF_INET6 10
-
-#define IPPROTO_HOPOPTS 0
-#define IPPROTO_ICMP 1
-#define IPPROTO_IPIP 4
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
-#define IPPROTO_IPV6 41
-#define IPPROTO_ROUTING 43
-#define IPPROTO_FRAGMENT 44
-#define IPPROTO_AH 51
-#define IPPROTO_ICMPV6 58
-#define IPPROTO_DSTOPTS 60
-
-#define IP_MF 0x2000
-#define IP_OFFSET 0x1FFF
-#define IP_DF 0x4000
-#define TCP_SYN 0x02
-
-#define MAX_EXT_HDRS 4  /* IPv6 extension headers skipped before giving up */
-#define MAX_HOPS_RX 4   /* hops accepted in a received GUE header */
-#define OUTER_TTL 64
-
-struct eth_hdr {
-	__u8 dst[ETH_ALEN];
-	__u8 src[ETH_ALEN];
-	__be16 proto;
-};
-
-struct vlan_hdr {
-	__be16 tci;
-	__be16 proto;
-};
-
-struct ip4_hdr {
-	__u8 ver_ihl;
-	__u8 tos;
-	__be16 tot_len;
-	__be16 id;
-	__be16 frag_off;
-	__u8 ttl;
-	__u8 proto;
-	__u16 check;
-	__u8 saddr[4];
-	__u8 daddr[4];
-};
-
-struct ip6_hdr {
-	__be32 ver_tc_flow;
-	__be16 payload_len;
-	__u8 nexthdr;
-	__u8 hop_limit;
-	__u8 saddr[16];
-	__u8 daddr[16];
-};
-
-struct ext_hdr {
-	__u8 nexthdr;
-	__u8 len;
-	__be16 frag_off; /* fragment header only */
-};
-
-struct udp_hdr {
-	__be16 sport;
-	__be16 dport;
-	__be16 len;
-	__u16 check;
-};
-
-struct icmp_hdr {
-	__u8 type;
-	__u8 code;
-	__u16 check;
-	__u32 rest;
-};
-
-/* GUE base header plus GLB's private data, hops follow. */
-struct gue_hdr {
-	__u8 ver_c_hlen; /* version (2 bits) | C (1) | hlen (5, 32-bit words) */
-	__u8 proto;      /* 4 = IPv4 inner, 41 = IPv6 inner */
-	__be16 flags;
-	__be16 priv_type; /* 0 */
-	__u8 next_hop;
-	__u8 hop_count;
-};
+#include "packet.h"
+#include "parse.h"
+#include "hash.h"
+#include "sock.h"
+#include "fib.h"
+#include "encap.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -234,28 +154,7 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/*
- * Next-hop cache, private to the program: bpf_fib_lookup costs about as much
- * as the rest of the director path, so a director reuses a backend's MACs,
- * egress and MTU for NH_CACHE_NS. Per CPU, so entries are never torn. Only
- * successful lookups are cached: an unresolved neighbour is looked up again
- * on the next packet.
- */
-struct nh_entry {
-	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
-	__u8 addr[16]; /* the backend address the entry is for */
-	__u32 in_ifindex;
-	__u32 out_ifindex;
-	__u16 mtu;
-	__u8 dmac[ETH_ALEN];
-	__u8 smac[ETH_ALEN];
-	__u8 family;
-	__u8 uses; /* the clock is read every NH_CHECK_EVERY uses */
-};
-
-#define NH_CACHE_NS 1000000000ULL
-#define NH_CHECK_EVERY 16
-
+/* The next-hop cache (fib.h): private to the program, never pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MAX_BACKENDS);
@@ -268,62 +167,9 @@ const struct row *unused_row __attribute__((unused));
 const struct vip_key *unused_vip_key __attribute__((unused));
 const struct addr_key *unused_addr_key __attribute__((unused));
 const enum stat *unused_stat __attribute__((unused));
-
-/* What the director needs of a packet; addresses as loaded (network order). */
-struct flow {
-	__u32 src[4];
-	__u32 dst[4];
-	__u32 ports;    /* sport | dport << 16 as loaded; 0 for fragments */
-	__u16 vip_port; /* host order: the port the VIP is looked up with */
-	__u8 proto;
-	__u8 family;   /* 4 or 6 */
-	__u8 frag;     /* 0, FRAG_FIRST or FRAG_LATER */
-	__u8 icmp;     /* steered by the inner tuple of an ICMP error */
-	__u8 tcp_flags;
-	__u8 pad;
-};
-
-#define FRAG_FIRST 1
-#define FRAG_LATER 2
-
-/*
- * Word-wise copies: __builtin_memcpy on byte arrays compiles to one load and
- * one store per byte, which on the encapsulation path added up to more than
- * the rest of it. Unaligned word access to packet and map memory is fine on
- * the architectures XDP runs on here (x86-64, arm64).
- */
-static __always_inline void copy4(void *d, const void *s)
-{
-	*(__u32 *)d = *(const __u32 *)s;
-}
-
-static __always_inline void copy6(void *d, const void *s)
-{
-	((__u16 *)d)[0] = ((const __u16 *)s)[0];
-	((__u16 *)d)[1] = ((const __u16 *)s)[1];
-	((__u16 *)d)[2] = ((const __u16 *)s)[2];
-}
-
-static __always_inline void copy16(void *d, const void *s)
-{
-	((__u32 *)d)[0] = ((const __u32 *)s)[0];
-	((__u32 *)d)[1] = ((const __u32 *)s)[1];
-	((__u32 *)d)[2] = ((const __u32 *)s)[2];
-	((__u32 *)d)[3] = ((const __u32 *)s)[3];
-}
-
-/*
- * The frame's length. The barrier keeps it a 64-bit scalar: with 32-bit
- * ALU instructions (-mcpu=v3) clang would otherwise fold the subtraction
- * into 32-bit arithmetic on the packet pointers, which the verifier rejects.
- */
-static __always_inline __u32 frame_len(void *data, void *data_end)
-{
-	__u64 len = data_end - data;
-
-	asm volatile("" : "+r"(len));
-	return len;
-}
+const enum limits *unused_limits __attribute__((unused));
+const enum backend_flags *unused_backend_flags __attribute__((unused));
+const enum config_flags *unused_config_flags __attribute__((unused));
 
 static __always_inline int count(__u32 id, int verdict)
 {
@@ -332,222 +178,6 @@ static __always_inline int count(__u32 id, int verdict)
 	if (c)
 		*c += 1;
 	return verdict;
-}
-
-static __always_inline __u32 rotl32(__u32 x, int r)
-{
-	return (x << r) | (x >> (32 - r));
-}
-
-static __always_inline __u32 hash_word(__u32 h, __u32 w)
-{
-	h ^= w * 0xcc9e2d51;
-	return rotl32(h, 13) * 5 + 0xe6546b64;
-}
-
-/*
- * flow_hash: a murmur3-style mix of four words: src, dst (IPv6 addresses
- * XOR-folded to one word each: hashing all eight words cost ~9 ns), ports,
- * proto; then murmur3's finaliser. dataplane/packet_test.go reimplements it
- * to predict rows and ports.
- */
-static __always_inline __u32 flow_hash(const struct flow *f, __u32 seed)
-{
-	__u32 src = f->src[0], dst = f->dst[0], h = seed;
-
-	if (f->family == 6) {
-		src ^= f->src[1] ^ f->src[2] ^ f->src[3];
-		dst ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
-	}
-	h = hash_word(h, src);
-	h = hash_word(h, dst);
-	h = hash_word(h, f->ports);
-	h = hash_word(h, f->proto);
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
-}
-
-static __always_inline __u16 csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-static __always_inline __u16 ip4_csum(struct ip4_hdr *ip)
-{
-	__u16 *w = (__u16 *)ip;
-	__u32 sum = 0;
-
-	ip->check = 0;
-#pragma clang loop unroll(full)
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
-	return csum_fold(sum);
-}
-
-/* l3 of a frame: skips up to two VLAN tags. Returns 0 if not IP. */
-static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *l2_len)
-{
-	struct eth_hdr *eth = data;
-	struct vlan_hdr *vlan;
-	__u16 proto;
-	__u32 off = sizeof(*eth);
-
-	if ((void *)(eth + 1) > data_end)
-		return 0;
-	proto = eth->proto;
-#pragma clang loop unroll(full)
-	for (int i = 0; i < 2; i++) {
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-			break;
-		vlan = data + off;
-		if ((void *)(vlan + 1) > data_end)
-			return 0;
-		proto = vlan->proto;
-		off += sizeof(*vlan);
-	}
-	*l2_len = off;
-	return proto;
-}
-
-/*
- * IPv6: skips extension headers; returns the L4 offset, sets *proto and
- * *frag. Returns 0 on a truncated or too long chain.
- */
-static __always_inline __u32 skip_ip6_ext(void *data, void *data_end, __u32 off,
-					  __u8 *proto, __u8 *frag)
-{
-	__u8 nh = *proto;
-
-#pragma clang loop unroll(full)
-	for (int i = 0; i < MAX_EXT_HDRS; i++) {
-		struct ext_hdr *ext;
-
-		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS &&
-		    nh != IPPROTO_FRAGMENT && nh != IPPROTO_AH)
-			break;
-		if (off > 512)
-			return 0;
-		ext = data + off;
-		if ((void *)(ext + 1) > data_end)
-			return 0;
-		if (nh == IPPROTO_FRAGMENT) {
-			__u16 fo = bpf_ntohs(ext->frag_off);
-
-			*frag = (fo & 0xfff8) ? FRAG_LATER : FRAG_FIRST;
-			off += 8;
-		} else if (nh == IPPROTO_AH) {
-			off += ((__u32)ext->len + 2) * 4;
-		} else {
-			off += ((__u32)ext->len + 1) * 8;
-		}
-		nh = ext->nexthdr;
-	}
-	if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
-	    nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH)
-		return 0;
-	*proto = nh;
-	return off;
-}
-
-/* addr16_eq: memcmp is not available in BPF. */
-static __always_inline int addr16_eq(const void *a, const void *b)
-{
-	const __u32 *x = a, *y = b;
-
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
-}
-
-/* Reads the ports (and TCP flags) at off unless the packet is a later fragment. */
-static __always_inline int read_ports(void *data, void *data_end, __u32 off, struct flow *f)
-{
-	__u32 *p;
-
-	if (f->frag)
-		f->ports = 0;
-	if (f->frag == FRAG_LATER)
-		return 0;
-	if (off > 1024)
-		return -1;
-	p = data + off;
-	if ((void *)(p + 1) > data_end)
-		return -1;
-	f->vip_port = bpf_ntohs(((__be16 *)p)[1]);
-	if (!f->frag)
-		f->ports = *p;
-	if (f->proto == IPPROTO_TCP) {
-		__u8 *fl = data + off + 13;
-
-		if ((void *)(fl + 1) > data_end)
-			return -1;
-		f->tcp_flags = *fl;
-	}
-	return 0;
-}
-
-/*
- * ICMP error: the embedded packet went VIP -> client. Fill f with the flow
- * client -> VIP so it hashes like the flow it belongs to. off is the offset
- * of the embedded IP header. Returns 0 if f now describes a steerable flow.
- */
-static __always_inline int parse_icmp_inner(void *data, void *data_end, __u32 off,
-					    struct flow *f)
-{
-	__u16 *ports;
-
-	if (off > 1024)
-		return -1;
-	if (f->family == 4) {
-		struct ip4_hdr *ip = data + off;
-		__u32 ihl;
-
-		if ((void *)(ip + 1) > data_end)
-			return -1;
-		ihl = (ip->ver_ihl & 0x0f) * 4;
-		if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
-			return -1;
-		if (*(__u32 *)ip->saddr != f->dst[0])
-			return -1;
-		if (ip->frag_off & bpf_htons(IP_OFFSET))
-			return -1;
-		f->proto = ip->proto;
-		f->src[0] = *(__u32 *)ip->daddr;
-		off += ihl;
-	} else {
-		struct ip6_hdr *ip6 = data + off;
-
-		if ((void *)(ip6 + 1) > data_end)
-			return -1;
-		if (!addr16_eq(ip6->saddr, f->dst))
-			return -1;
-		f->proto = ip6->nexthdr;
-		copy16(f->src, ip6->daddr);
-		off += sizeof(*ip6);
-	}
-	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
-		return -1;
-	if (off > 1024)
-		return -1;
-	ports = data + off;
-	if ((void *)(ports + 2) > data_end)
-		return -1;
-	/* Embedded: sport = VIP port, dport = client port. */
-	f->vip_port = bpf_ntohs(ports[0]);
-	f->ports = (__u32)ports[1] | ((__u32)ports[0] << 16);
-	f->icmp = 1;
-	return 0;
-}
-
-static __always_inline int is_icmp_error(__u8 family, __u8 type)
-{
-	if (family == 4)
-		return type == 3 || type == 11;
-	return type == 1 || type == 2 || type == 3;
 }
 
 static __always_inline void vip_key_of(struct vip_key *k, const struct flow *f)
@@ -563,134 +193,32 @@ static __always_inline void vip_key_of(struct vip_key *k, const struct flow *f)
 	k->port = f->vip_port;
 }
 
+/* maybe_vip: false only when vip_filter is maintained and f's destination's
+ * bit is clear, so the two VIP lookups can be skipped. */
 static __always_inline int maybe_vip(const struct dp_config *cfg, const struct flow *f)
 {
-	__u32 fold, idx;
+	__u32 bit, word;
 	__u64 *w;
 
 	if (!(cfg->flags & DP_F_VIP_FILTER))
 		return 1;
-	fold = f->dst[0];
-	if (f->family == 6)
-		fold ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
-	idx = (fold ^ (fold >> 16)) & 0xffff;
-	fold = idx >> 6;
-	w = bpf_map_lookup_elem(&vip_filter, &fold);
+	bit = vip_filter_bit(f);
+	word = bit >> 6;
+	w = bpf_map_lookup_elem(&vip_filter, &word);
 	if (!w)
 		return 1;
-	return (*w >> (idx & 63)) & 1;
+	return (*w >> (bit & 63)) & 1;
 }
 
-/*
- * owns_tcp: whether this node's stack owns the TCP segment without SYN at
- * tcp, in the IP packet at iph (family ifam), its 4-tuple in *tuple: some
- * socket for it (established, request, time-wait), or a listener for which
- * it completes a SYN cookie (every backend listens on the VIP, so a listener
- * alone proves nothing). Returns 1 owned, 0 not owned, -1 truncated (the
- * cookie check needs the full IP and TCP headers). The director's local
- * primary and the backend's second chance both ask this.
- */
-static __always_inline int owns_tcp(struct xdp_md *ctx, struct bpf_sock_tuple *tuple,
-				    __u32 tuple_size, void *iph, __u8 ifam, void *tcp,
-				    void *data_end)
+/* fib_drop: the verdict for a failed route lookup (a BPF_FIB_LKUP_RET_*
+ * code other than SUCCESS and NO_NEIGH), counted by its reason. */
+static __always_inline int fib_drop(long rc)
 {
-	struct bpf_sock *sk;
-	long rc;
-
-	sk = bpf_skc_lookup_tcp(ctx, tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
-	if (!sk)
-		return 0;
-	if (sk->state != BPF_TCP_LISTEN) {
-		bpf_sk_release(sk);
-		return 1;
-	}
-	if (iph + sizeof(struct ip6_hdr) > data_end || tcp + 20 > data_end) {
-		bpf_sk_release(sk);
-		return -1;
-	}
-	rc = bpf_tcp_check_syncookie(sk, iph, ifam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr),
-				     tcp, 20);
-	bpf_sk_release(sk);
-	return rc == 0;
-}
-
-/* Outer headers the director pushes for an underlay family and hop count. */
-static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
-{
-	if (family == 4)
-		return sizeof(struct ip4_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 4 * nhops;
-	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nhops;
-}
-
-/* The device bpf_fib_lookup looks up from (see "Lookup device" above). */
-static __always_inline __u32 fib_ifindex(const struct xdp_md *ctx, const struct dp_config *cfg)
-{
-	return cfg->fib_ifindex ? cfg->fib_ifindex : ctx->ingress_ifindex;
-}
-
-/*
- * fib: next hop for an outer packet. Returns the verdict on failure (drop or
- * pass-to-resolve), -1 on success with MACs and ifindex in *fib, -2 on
- * no-neighbour (the caller builds the frame and passes it).
- */
-static __always_inline int fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u32 lookup_if,
-				     __u8 family, const __u8 *src, const __u8 *dst, __u16 tot_len)
-{
-	long rc;
-
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->l4_protocol = IPPROTO_UDP;
-	fib->tot_len = tot_len;
-	fib->ifindex = lookup_if;
-	if (family == 4) {
-		fib->family = AF_INET;
-		fib->ipv4_src = *(__u32 *)src;
-		fib->ipv4_dst = *(__u32 *)dst;
-	} else {
-		fib->family = AF_INET6;
-		copy16(fib->ipv6_src, src);
-		copy16(fib->ipv6_dst, dst);
-	}
-	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
-		return -1;
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return -2;
 	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
 		return count(STAT_DROP_FIB_FWD_DISABLED, XDP_DROP);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 	return count(STAT_DROP_FIB, XDP_DROP);
-}
-
-/* Copies an L2 header of l2_len (14, 18 or 22) bytes from src to dst. */
-static __always_inline void copy_l2(void *dst, const void *src, __u32 l2_len)
-{
-	copy6(dst, src);
-	copy6(dst + 6, src + 6);
-	*(__u16 *)(dst + 12) = *(const __u16 *)(src + 12);
-	if (l2_len >= 18)
-		copy4(dst + 14, src + 14);
-	if (l2_len >= 22)
-		copy4(dst + 18, src + 18);
-}
-
-static __always_inline void set_ethertype(void *data, __u32 l2_len, __be16 proto)
-{
-	if (l2_len == 14)
-		((struct eth_hdr *)data)->proto = proto;
-	else if (l2_len == 18)
-		((struct vlan_hdr *)(data + 14))->proto = proto;
-	else
-		((struct vlan_hdr *)(data + 18))->proto = proto;
-}
-
-static __always_inline void set_macs(void *data, const __u8 *dmac, const __u8 *smac)
-{
-	struct eth_hdr *eth = data;
-
-	copy6(eth->dst, dmac);
-	copy6(eth->src, smac);
 }
 
 static __always_inline int tx_verdict(struct xdp_md *ctx, __u32 out_ifindex, __u32 stat_tx,
@@ -700,70 +228,6 @@ static __always_inline int tx_verdict(struct xdp_md *ctx, __u32 out_ifindex, __u
 		return count(stat_tx, XDP_TX);
 	count(stat_redirect, 0);
 	return bpf_redirect(out_ifindex, 0);
-}
-
-/*
- * next_hop points *out at the next hop for backend slot idx (address b):
- * the cache entry, refreshed from bpf_fib_lookup when it is older than
- * NH_CACHE_NS, or for another backend address or ingress. The clock is read
- * on every NH_CHECK_EVERY-th use only (a helper call per packet is
- * measurable here), so an expired entry serves at most NH_CHECK_EVERY - 1
- * more packets. Returns -1 when *out is usable, -2 on an unresolved
- * neighbour, else the verdict (drop, counted).
- */
-static __always_inline int next_hop(struct xdp_md *ctx, __u32 lookup_if, __u32 idx,
-				    const struct backend *b, const __u8 *src, __u32 tot_len,
-				    const struct nh_entry **out)
-{
-	struct bpf_fib_lookup fib;
-	struct nh_entry *c = bpf_map_lookup_elem(&nh_cache, &idx);
-	__u64 now = 0;
-	int rc;
-
-	/* idx indexes backends too, so the entry exists; tell the verifier. */
-	if (!c)
-		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
-	if (c->expires && c->in_ifindex == ctx->ingress_ifindex && c->family == b->family &&
-	    addr16_eq(c->addr, b->addr)) {
-		if (++c->uses % NH_CHECK_EVERY)
-			goto hit;
-		now = bpf_ktime_get_coarse_ns();
-		if (c->expires > now)
-			goto hit;
-	}
-	if (!now)
-		now = bpf_ktime_get_coarse_ns();
-	rc = fib_outer(ctx, &fib, lookup_if, b->family, src, b->addr, tot_len);
-	if (rc != -1)
-		return rc;
-	__builtin_memset(c, 0, sizeof(*c));
-	c->expires = now + NH_CACHE_NS;
-	copy16(c->addr, b->addr);
-	c->in_ifindex = ctx->ingress_ifindex;
-	c->out_ifindex = fib.ifindex;
-	c->family = b->family;
-	copy6(c->dmac, fib.dmac);
-	copy6(c->smac, fib.smac);
-	/* Learn the path MTU: an oversized probe reports it. */
-	c->mtu = 0xFFFF;
-	fib.tot_len = 0xFFFF;
-	fib.ifindex = lookup_if;
-	if (b->family == 4) {
-		fib.family = AF_INET;
-		fib.ipv4_src = *(__u32 *)src;
-		fib.ipv4_dst = *(__u32 *)b->addr;
-	} else {
-		fib.family = AF_INET6;
-		copy16(fib.ipv6_src, src);
-		copy16(fib.ipv6_dst, b->addr);
-	}
-	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED && fib.mtu_result)
-		c->mtu = fib.mtu_result;
-hit:
-	if (tot_len > c->mtu)
-		return count(STAT_DROP_TOO_BIG, XDP_DROP);
-	*out = c;
-	return -1;
 }
 
 /*
@@ -777,16 +241,15 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 				 __u32 dst_idx, const struct backend *b0, const struct backend *b1,
 				 __u8 next, const struct dp_config *cfg, __u32 hash)
 {
-	const struct nh_entry *nh = NULL;
+	struct nh_entry *nh;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 fam = b0->family;
-	__u32 nhops = 1, hlen, elen, inner_len;
-	__u16 gue_port = cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
-	__be16 sport = bpf_htons(0xC000 | ((hash >> 16) & 0x3FFF));
+	__u32 nhops = 1, elen, inner_len, ip_len;
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	const struct backend *dst = b0;
-	int no_neigh = 0, rc;
+	int no_neigh = 0;
+	long rc;
 
 	if (b1 && b1->family == fam && b1 != b0)
 		nhops = 2;
@@ -797,23 +260,27 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	}
 	elen = encap_len(fam, nhops);
 	inner_len = frame_len(data, data_end) - l2_len;
-	if (inner_len > 0xFFFF - 128)
+	if (inner_len > INNER_LEN_MAX)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
-	rc = next_hop(ctx, fib_ifindex(ctx, cfg), dst_idx, dst, src, inner_len + elen, &nh);
-	if (rc == -2)
+	nh = bpf_map_lookup_elem(&nh_cache, &dst_idx);
+	/* dst_idx indexes backends too, so the entry exists; tell the verifier. */
+	if (!nh)
+		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
+	rc = next_hop(ctx, nh, fib_ifindex(ctx, cfg), dst, src, inner_len + elen);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		no_neigh = 1;
-	else if (rc != -1)
-		return rc;
+	else if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_drop(rc);
 
 	if (bpf_xdp_adjust_head(ctx, -(int)elen))
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	/* l2_len <= 22 and elen <= 88 (IPv6, two hops): tell the verifier. */
-	if (l2_len > 22 || elen > 88)
+	/* l2_len and elen are bounded already: tell the verifier. */
+	if (l2_len > L2_LEN_MAX || elen > ENCAP_LEN_MAX)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
-	if (data + elen + 22 > data_end)
+	if (data + elen + L2_LEN_MAX > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	copy_l2(data, data + elen, l2_len);
 	if (!no_neigh)
@@ -826,48 +293,22 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	if (l3 + elen > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (fam == 4) {
-		struct ip4_hdr *ip = l3;
-
-		set_ethertype(data, l2_len, bpf_htons(ETH_P_IP));
-		ip->ver_ihl = 0x45;
-		ip->tos = 0;
-		ip->tot_len = bpf_htons(inner_len + elen);
-		ip->id = 0;
-		ip->frag_off = bpf_htons(IP_DF);
-		ip->ttl = OUTER_TTL;
-		ip->proto = IPPROTO_UDP;
-		copy4(ip->saddr, cfg->addr4);
-		copy4(ip->daddr, dst->addr);
-		ip->check = ip4_csum(ip);
-		udp = l3 + sizeof(*ip);
+		set_ethertype(data, l2_len, 4);
+		outer_ip4(l3, inner_len + elen, cfg->addr4, dst->addr);
+		ip_len = sizeof(struct ip4_hdr);
 	} else {
-		struct ip6_hdr *ip6 = l3;
-
-		set_ethertype(data, l2_len, bpf_htons(ETH_P_IPV6));
-		ip6->ver_tc_flow = bpf_htonl(0x60000000 | (hash & 0xFFFFF));
-		ip6->payload_len = bpf_htons(inner_len + elen - sizeof(*ip6));
-		ip6->nexthdr = IPPROTO_UDP;
-		ip6->hop_limit = OUTER_TTL;
-		copy16(ip6->saddr, cfg->addr6);
-		copy16(ip6->daddr, dst->addr);
-		udp = l3 + sizeof(*ip6);
+		set_ethertype(data, l2_len, 6);
+		outer_ip6(l3, inner_len + elen - sizeof(struct ip6_hdr), cfg->addr6, dst->addr, hash);
+		ip_len = sizeof(struct ip6_hdr);
 	}
-	udp->sport = sport;
-	udp->dport = bpf_htons(gue_port);
-	udp->len = bpf_htons(inner_len + elen - (fam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr)));
-	udp->check = 0;
+	udp = l3 + ip_len;
+	outer_udp_gue(udp, inner_len + elen - ip_len, gue_port(cfg), hash,
+		      (elen - ip_len - sizeof(*udp) - GUE_BASE_LEN) / 4, inner_family, next, nhops);
 	gue = (void *)(udp + 1);
-	hlen = (elen - (fam == 4 ? sizeof(struct ip4_hdr) : sizeof(struct ip6_hdr)) - sizeof(*udp) - 4) / 4;
-	gue->ver_c_hlen = hlen & 0x1f;
-	gue->proto = inner_family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
-	gue->flags = 0;
-	gue->priv_type = 0;
-	gue->next_hop = next;
-	gue->hop_count = nhops;
 	if (fam == 4) {
 		__u8 *hops = (void *)(gue + 1);
 
-		if ((void *)(hops + 8) > data_end)
+		if ((void *)(hops + 4 * MAX_HOPS) > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
 		copy4(hops, b0->addr);
 		if (nhops == 2)
@@ -875,7 +316,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l2_len, __u8 inner_fa
 	} else {
 		__u8 *hops = (void *)(gue + 1);
 
-		if ((void *)(hops + 32) > data_end)
+		if ((void *)(hops + 16 * MAX_HOPS) > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
 		copy16(hops, b0->addr);
 		if (nhops == 2)
@@ -911,34 +352,19 @@ static __always_inline int local_second_chance(struct xdp_md *ctx, const struct 
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct bpf_sock_tuple tuple = {};
-	__u32 tuple_size;
 	__u8 *tcp;
 
 	if (f->proto != IPPROTO_TCP || f->frag || f->icmp || (f->tcp_flags & TCP_SYN))
 		return 0;
 	if (!b1 || s_idx == p_idx || (b1->flags & BACKEND_LOCAL) || b1->family != b0->family)
 		return 0;
-	if (l2_len > 22 || l4 > 1024)
+	if (l2_len > L2_LEN_MAX || l4 > DEEP_OFF_MAX)
 		return 0;
 	tcp = data + l4;
-	if ((void *)(tcp + 4) > data_end)
+	if ((void *)(tcp + PORTS_LEN) > data_end)
 		return 0;
-	if (f->family == 4) {
-		tuple.ipv4.saddr = f->src[0];
-		tuple.ipv4.daddr = f->dst[0];
-		tuple.ipv4.sport = *(__be16 *)tcp;
-		tuple.ipv4.dport = *(__be16 *)(tcp + 2);
-		tuple_size = sizeof(tuple.ipv4);
-	} else {
-		copy16(tuple.ipv6.saddr, f->src);
-		copy16(tuple.ipv6.daddr, f->dst);
-		tuple.ipv6.sport = *(__be16 *)tcp;
-		tuple.ipv6.dport = *(__be16 *)(tcp + 2);
-		tuple_size = sizeof(tuple.ipv6);
-	}
-	/* Truncated (-1): the stack drops it anyway; pass as before. */
-	return owns_tcp(ctx, &tuple, tuple_size, data + l2_len, f->family, tcp, data_end) == 0;
+	/* Truncated: the stack drops it anyway; pass as before. */
+	return owns_tcp(ctx, f->family, f->src, f->dst, data + l2_len, tcp, data_end) == TCP_NOT_OWNED;
 }
 
 static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2_len, __u32 l4,
@@ -968,6 +394,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	if (!table)
 		return count(STAT_DROP_NO_TABLE, XDP_DROP);
 	hash = flow_hash(f, cfg->hash_seed);
+	_Static_assert((TABLE_ROWS & (TABLE_ROWS - 1)) == 0, "a table is indexed by the hash's low bits");
 	idx = hash & (TABLE_ROWS - 1);
 	r = bpf_map_lookup_elem(table, &idx);
 	if (!r)
@@ -1008,25 +435,99 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	return encap(ctx, l2_len, inner_family, dst_idx, b0, b1, next, cfg, hash);
 }
 
+/* Second chance: send the GUE packet on to hops[next_hop + 1]. */
+static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2_len, __u8 ofam,
+				   __u32 gue_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib;
+	struct gue_hdr *gue;
+	__u8 nh, *hop, *l3;
+	__u32 hop_off;
+	long rc;
+
+	if (gue_off > GUE_OFF_MAX || l2_len > L2_LEN_MAX)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	gue = data + gue_off;
+	if ((void *)(gue + 1) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	nh = gue->next_hop + 1;
+	if (nh >= MAX_HOPS_RX)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	hop_off = gue_off + sizeof(*gue) + gue_hop_len(ofam) * (__u32)nh;
+	if (hop_off > GUE_END_MAX)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	hop = data + hop_off;
+	if ((void *)(hop + HOP_LEN_MAX) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	l3 = data + l2_len;
+	if (ofam == 4) {
+		struct ip4_hdr *ip = (void *)l3;
+
+		if ((void *)(ip + 1) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ip->ttl <= 1)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		rc = fib_outer(ctx, &fib, lookup_if, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+			return fib_drop(rc);
+		/* A hop like a router's: TTL down, destination rewritten. */
+		ip->ttl--;
+		copy4(ip->daddr, hop);
+		ip->check = ip4_csum(ip);
+	} else {
+		struct ip6_hdr *ip6 = (void *)l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (ip6->hop_limit <= 1)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		rc = fib_outer(ctx, &fib, lookup_if, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+			return fib_drop(rc);
+		ip6->hop_limit--;
+		copy16(ip6->daddr, hop);
+	}
+	gue->next_hop = nh;
+	/* The UDP checksum is not updated: forwarded packets carry 0. */
+	{
+		/* A store helper: the compiler turns pointer arithmetic back
+		 * from gue into a negative packet offset the verifier rejects. */
+		__u16 zero16 = 0;
+
+		if (bpf_xdp_store_bytes(ctx, gue_off - 2, &zero16, sizeof(zero16)))
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(struct eth_hdr) > data_end)
+		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return count(STAT_BACKEND_FORWARD_NO_NEIGH, XDP_PASS);
+	set_macs(data, fib.dmac, fib.smac);
+	return tx_verdict(ctx, fib.ifindex, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
+}
+
 /*
- * Backend role: a GUE packet for this node. gue_off is the offset of the GUE
- * header, udp_len the outer UDP length field (read by the caller: computing
- * the UDP header back from gue_off gives a negative packet offset the
- * verifier rejects).
+ * Backend role: a GUE packet for this node, decapsulated and passed, or sent
+ * on to the next hop (forward) when this node does not own its TCP flow.
+ * gue_off is the offset of the GUE header, udp_len the outer UDP length
+ * field (read by the caller: computing the UDP header back from gue_off
+ * gives a negative packet offset the verifier rejects).
  */
-static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, __u32 gue_off,
-				   __u32 udp_len)
+static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *cfg, __u32 l2_len,
+				   __u8 ofam, __u32 gue_off, __u32 udp_len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct gue_hdr *gue;
-	__u32 hop_size = ofam == 4 ? 4 : 16, inner_off, hlen, outer_len;
-	__u8 ifam, inner_daddr[16], tcp_flags = 0, iproto;
-	struct bpf_sock_tuple tuple = {};
-	__u32 tuple_size = 0, l4 = 0;
+	__u32 hop_size = gue_hop_len(ofam), inner_off, hlen, outer_len;
+	__u32 isrc[4], idst[4], ihl, l4 = 0;
+	__u8 ifam, tcp_flags = 0, iproto;
 	int is_tcp = 0;
 
-	if (gue_off > 256 || l2_len > 22)
+	if (gue_off > GUE_OFF_MAX || l2_len > L2_LEN_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	{
 		/* A truncated packet must not be forwarded or passed up. */
@@ -1048,11 +549,11 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 	gue = data + gue_off;
 	if ((void *)(gue + 1) > data_end)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	if (gue->ver_c_hlen & 0xe0 || gue->priv_type != 0)
+	if (gue->ver_c_hlen & GUE_VER_C_MASK || gue->priv_type != 0)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	hlen = gue->ver_c_hlen & 0x1f;
+	hlen = gue->ver_c_hlen & GUE_HLEN_MASK;
 	if (gue->hop_count > MAX_HOPS_RX || gue->next_hop >= gue->hop_count ||
-	    hlen * 4 != 4 + hop_size * gue->hop_count)
+	    hlen * 4 != GUE_BASE_LEN + hop_size * gue->hop_count)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	if (gue->proto == IPPROTO_IPIP)
 		ifam = 4;
@@ -1060,163 +561,77 @@ static __always_inline int backend(struct xdp_md *ctx, __u32 l2_len, __u8 ofam, 
 		ifam = 6;
 	else
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	inner_off = gue_off + 4 + hlen * 4;
-	if (inner_off > 512)
+	inner_off = gue_off + GUE_BASE_LEN + hlen * 4;
+	if (inner_off > GUE_END_MAX)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 
-	__builtin_memset(inner_daddr, 0, sizeof(inner_daddr));
+	__builtin_memset(idst, 0, sizeof(idst));
 	if (ifam == 4) {
 		struct ip4_hdr *ip = data + inner_off;
-		__u32 ihl;
 
-		if ((void *)(ip + 1) > data_end || (ip->ver_ihl >> 4) != 4)
+		if ((void *)(ip + 1) > data_end)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		ihl = (ip->ver_ihl & 0x0f) * 4;
-		if (ihl < sizeof(*ip))
+		ihl = ip4_hdr_len(ip);
+		if (!ihl)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		copy4(inner_daddr, ip->daddr);
+		copy4(idst, ip->daddr);
 		iproto = ip->proto;
 		if (iproto == IPPROTO_TCP && !(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))) {
 			is_tcp = 1;
 			l4 = inner_off + ihl;
-			tuple.ipv4.saddr = *(__u32 *)ip->saddr;
-			tuple.ipv4.daddr = *(__u32 *)ip->daddr;
-			tuple_size = sizeof(tuple.ipv4);
+			copy4(isrc, ip->saddr);
 		}
 	} else {
 		struct ip6_hdr *ip6 = data + inner_off;
 
-		if ((void *)(ip6 + 1) > data_end || (bpf_ntohl(ip6->ver_tc_flow) >> 28) != 6)
+		if ((void *)(ip6 + 1) > data_end || !ip6_hdr_ok(ip6))
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		copy16(inner_daddr, ip6->daddr);
+		copy16(idst, ip6->daddr);
 		iproto = ip6->nexthdr;
 		if (iproto == IPPROTO_TCP) {
 			is_tcp = 1;
 			l4 = inner_off + sizeof(*ip6);
-			copy16(tuple.ipv6.saddr, ip6->saddr);
-			copy16(tuple.ipv6.daddr, ip6->daddr);
-			tuple_size = sizeof(tuple.ipv6);
+			copy16(isrc, ip6->saddr);
 		}
 	}
-	if (!is_bound(inner_daddr, ifam))
+	if (!is_bound((__u8 *)idst, ifam))
 		return count(STAT_DROP_LOOP_GUARD, XDP_DROP);
 
 	/* Second chance: an established flow this node has no socket for. */
-	if (is_tcp && gue->next_hop + 1 < gue->hop_count && l4 < 1024) {
+	if (is_tcp && gue->next_hop + 1 < gue->hop_count && l4 < DEEP_OFF_MAX) {
 		__u8 *tcp = data + l4;
 
-		if ((void *)(tcp + 14) > data_end)
+		if ((void *)(tcp + (TCP_FLAGS_OFF + 1)) > data_end)
 			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		tcp_flags = tcp[13];
+		tcp_flags = tcp[TCP_FLAGS_OFF];
 		if (!(tcp_flags & TCP_SYN)) {
-			int owned;
+			enum tcp_owner owner;
 
-			if (ifam == 4) {
-				tuple.ipv4.sport = *(__be16 *)tcp;
-				tuple.ipv4.dport = *(__be16 *)(tcp + 2);
-			} else {
-				tuple.ipv6.sport = *(__be16 *)tcp;
-				tuple.ipv6.dport = *(__be16 *)(tcp + 2);
-			}
-			owned = owns_tcp(ctx, &tuple, tuple_size, data + inner_off, ifam, tcp, data_end);
-			if (owned < 0)
+			owner = owns_tcp(ctx, ifam, isrc, idst, data + inner_off, tcp, data_end);
+			if (owner == TCP_TRUNCATED)
 				return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-			if (!owned)
-				return -1; /* the caller forwards */
+			if (owner == TCP_NOT_OWNED)
+				return forward(ctx, fib_ifindex(ctx, cfg), l2_len, ofam, gue_off);
 		}
 	}
 
 	/* Decapsulate: move the L2 header up to the inner packet. */
 	outer_len = inner_off - l2_len;
-	if (l2_len > 22 || outer_len > 512 || outer_len < 28)
+	if (l2_len > L2_LEN_MAX || outer_len > GUE_END_MAX || outer_len < OUTER_LEN_MIN)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
-	if (data + l2_len + outer_len > data_end || data + 22 > data_end)
+	if (data + l2_len + outer_len > data_end || data + L2_LEN_MAX > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	{
 		void *dst = data + outer_len;
 
-		if (dst + 22 > data_end)
+		if (dst + L2_LEN_MAX > data_end)
 			return count(STAT_DROP_ENCAP, XDP_DROP);
 		copy_l2(dst, data, l2_len);
-		set_ethertype(dst, l2_len, bpf_htons(ifam == 4 ? ETH_P_IP : ETH_P_IPV6));
+		set_ethertype(dst, l2_len, ifam);
 	}
 	if (bpf_xdp_adjust_head(ctx, (int)outer_len))
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	return count(STAT_BACKEND_DECAP, XDP_PASS);
-}
-
-/* Second chance: send the GUE packet on to hops[next_hop + 1]. */
-static __always_inline int forward(struct xdp_md *ctx, __u32 lookup_if, __u32 l2_len, __u8 ofam,
-				   __u32 gue_off)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct bpf_fib_lookup fib;
-	struct gue_hdr *gue;
-	__u8 nh, *hop, *l3;
-	__u32 hop_off;
-	int rc;
-
-	if (gue_off > 256 || l2_len > 22)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	gue = data + gue_off;
-	if ((void *)(gue + 1) > data_end)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	nh = gue->next_hop + 1;
-	if (nh >= MAX_HOPS_RX)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	hop_off = gue_off + sizeof(*gue) + (ofam == 4 ? 4 : 16) * (__u32)nh;
-	if (hop_off > 512)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	hop = data + hop_off;
-	if ((void *)(hop + 16) > data_end)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	l3 = data + l2_len;
-	if (ofam == 4) {
-		struct ip4_hdr *ip = (void *)l3;
-
-		if ((void *)(ip + 1) > data_end)
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		if (ip->ttl <= 1)
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		rc = fib_outer(ctx, &fib, lookup_if, 4, ip->saddr, hop, bpf_ntohs(ip->tot_len));
-		if (rc >= 0)
-			return rc;
-		/* A hop like a router's: TTL down, destination rewritten. */
-		ip->ttl--;
-		copy4(ip->daddr, hop);
-		ip->check = ip4_csum(ip);
-	} else {
-		struct ip6_hdr *ip6 = (void *)l3;
-
-		if ((void *)(ip6 + 1) > data_end)
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		if (ip6->hop_limit <= 1)
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-		rc = fib_outer(ctx, &fib, lookup_if, 6, ip6->saddr, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
-		if (rc >= 0)
-			return rc;
-		ip6->hop_limit--;
-		copy16(ip6->daddr, hop);
-	}
-	gue->next_hop = nh;
-	/* The UDP checksum is not updated: forwarded packets carry 0. */
-	{
-		/* A store helper: the compiler turns pointer arithmetic back
-		 * from gue into a negative packet offset the verifier rejects. */
-		__u16 zero16 = 0;
-
-		if (bpf_xdp_store_bytes(ctx, gue_off - 2, &zero16, sizeof(zero16)))
-			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	}
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + sizeof(struct eth_hdr) > data_end)
-		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-	if (rc == -2)
-		return count(STAT_BACKEND_FORWARD_NO_NEIGH, XDP_PASS);
-	set_macs(data, fib.dmac, fib.smac);
-	return tx_verdict(ctx, fib.ifindex, STAT_BACKEND_FORWARD_TX, STAT_BACKEND_FORWARD_REDIRECT);
 }
 
 SEC("xdp")
@@ -1235,7 +650,7 @@ int vipd_xdp(struct xdp_md *ctx)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return count(STAT_PASS_NON_VIP, XDP_PASS);
-	if (l2_len > 22)
+	if (l2_len > L2_LEN_MAX)
 		return count(STAT_PASS_NON_VIP, XDP_PASS);
 
 	__builtin_memset(&f, 0, sizeof(f));
@@ -1245,8 +660,8 @@ int vipd_xdp(struct xdp_md *ctx)
 
 		if ((void *)(ip + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		ihl = (ip->ver_ihl & 0x0f) * 4;
-		if ((ip->ver_ihl >> 4) != 4 || ihl < sizeof(*ip))
+		ihl = ip4_hdr_len(ip);
+		if (!ihl)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		f.family = 4;
 		f.proto = ip->proto;
@@ -1262,7 +677,7 @@ int vipd_xdp(struct xdp_md *ctx)
 
 		if ((void *)(ip6 + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		if ((bpf_ntohl(ip6->ver_tc_flow) >> 28) != 6)
+		if (!ip6_hdr_ok(ip6))
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		f.family = 6;
 		f.proto = ip6->nexthdr;
@@ -1275,10 +690,9 @@ int vipd_xdp(struct xdp_md *ctx)
 
 	if (f.proto == IPPROTO_UDP && !f.frag) {
 		struct udp_hdr *udp = data + l4;
-		__u16 gue_port = cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
 		int ours;
 
-		if (l4 > 512)
+		if (l4 > HDR_OFF_MAX)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		if ((void *)(udp + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
@@ -1286,29 +700,25 @@ int vipd_xdp(struct xdp_md *ctx)
 			ours = f.dst[0] == *(__u32 *)cfg->addr4;
 		else
 			ours = addr16_eq(f.dst, cfg->addr6);
-		if (ours && udp->dport == bpf_htons(gue_port)) {
-			int rc = backend(ctx, l2_len, f.family, l4 + sizeof(*udp), bpf_ntohs(udp->len));
-
-			if (rc >= 0)
-				return rc;
-			return forward(ctx, fib_ifindex(ctx, cfg), l2_len, f.family, l4 + sizeof(*udp));
+		if (ours && udp->dport == bpf_htons(gue_port(cfg))) {
+			return backend(ctx, cfg, l2_len, f.family, l4 + sizeof(*udp), bpf_ntohs(udp->len));
 		}
 	}
 
 	if (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP) {
-		if (read_ports(data, data_end, l4, &f))
+		if (read_ports(data, data_end, l4, &f) != PARSE_OK)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 	} else if ((f.proto == IPPROTO_ICMP && f.family == 4) ||
 		   (f.proto == IPPROTO_ICMPV6 && f.family == 6)) {
 		struct icmp_hdr *icmp = data + l4;
 
-		if (f.frag || l4 > 512)
+		if (f.frag || l4 > HDR_OFF_MAX)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		if ((void *)(icmp + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		if (!is_icmp_error(f.family, icmp->type))
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		if (parse_icmp_inner(data, data_end, l4 + sizeof(*icmp), &f))
+		if (parse_icmp_inner(data, data_end, l4 + sizeof(*icmp), &f) != PARSE_OK)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 	} else {
 		return count(STAT_PASS_NON_VIP, XDP_PASS);

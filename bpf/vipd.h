@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * vipd.h: the contract between the XDP program (bpf/vipd.c) and its Go
- * loader (package dataplane). bpf2go exports the structs and the stat enum
- * with -type, so the Go side always reads this file's truth.
+ * loader (package dataplane). bpf2go exports the structs and the enums with
+ * -type, so the Go side always reads this file's truth: a number Go needs is
+ * an enum constant here, never a #define copied into Go.
  *
  * All multi-byte fields are host order unless the name says otherwise;
  * addresses are network-order bytes.
@@ -12,11 +13,15 @@
 
 #include <linux/types.h>
 
-#define MAX_VIPS 1024
-#define MAX_BACKENDS 4096
-#define TABLE_ROWS 65536 /* rows per VIP table; a power of two */
-#define GUE_PORT_DEFAULT 19523
-#define MAX_HOPS 2 /* hops a director puts in a GUE header */
+/* Sizes and defaults (bpf2go -type limits). */
+enum limits {
+	MAX_VIPS = 1024,
+	MAX_BACKENDS = 4096,
+	TABLE_ROWS = 65536, /* rows per VIP table; a power of two */
+	VIP_FILTER_WORDS = 1024, /* __u64 words of vip_filter (below) */
+	GUE_PORT_DEFAULT = 19523,
+	MAX_HOPS = 2, /* hops a director puts in a GUE header */
+};
 
 /* A VIP: IPv4 in addr[0..3], the rest 0. port 0 = any port. */
 struct vip_key {
@@ -37,7 +42,10 @@ struct row {
 	__u32 secondary;
 };
 
-#define BACKEND_LOCAL 1 /* the backend is this node */
+/* backend.flags (bpf2go -type backend_flags). */
+enum backend_flags {
+	BACKEND_LOCAL = 1, /* the backend is this node */
+};
 
 struct backend {
 	__u8 addr[16]; /* underlay address: IPv4 in addr[0..3] */
@@ -54,8 +62,10 @@ struct addr_key {
 	__u8 pad[3];
 };
 
-/* dp_config.flags */
-#define DP_F_VIP_FILTER 1 /* vip_filter is maintained: skip VIP lookups on a clear bit */
+/* dp_config.flags (bpf2go -type config_flags). */
+enum config_flags {
+	DP_F_VIP_FILTER = 1, /* vip_filter is maintained: skip VIP lookups on a clear bit */
+};
 
 /*
  * vip_filter: an ARRAY of VIP_FILTER_WORDS __u64, a bitmap over VIP addresses
@@ -66,7 +76,6 @@ struct addr_key {
  * BEFORE inserting the VIP and rebuilds the bitmap after deleting one, then
  * sets DP_F_VIP_FILTER. Without the flag every packet is looked up.
  */
-#define VIP_FILTER_WORDS 1024
 
 /* This node's config, the single element of the `config` array. */
 struct dp_config {

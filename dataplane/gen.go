@@ -9,6 +9,6 @@ package dataplane
 // the 5.11 its helpers already need) instead of bpf2go's default v1: fewer
 // instructions on every path, the director encapsulation ~2-3 ns cheaper.
 
-//go:generate go tool bpf2go -tags linux -target bpfel -cc clang -type vip_key -type vip_info -type row -type backend -type addr_key -type dp_config -type stat vipd ../bpf/vipd.c -- -O2 -mcpu=v3 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../bpf
+//go:generate go tool bpf2go -tags linux -target bpfel -cc clang -type vip_key -type vip_info -type row -type backend -type addr_key -type dp_config -type stat -type limits -type backend_flags -type config_flags vipd ../bpf/vipd.c -- -O2 -mcpu=v3 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../bpf
 //go:generate go tool bpf2go -tags linux -target bpfel -cc clang -output-suffix _test baseline ../bpf/baseline.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
 //go:generate go tool bpf2go -tags linux -target bpfel -cc clang -output-suffix _test -type frame bench ../bpf/bench.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

@@ -10,14 +10,27 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/vipd/vipd/vip"
 	"golang.org/x/sys/unix"
 )
 
-// rowSize is the size of struct row.
-const rowSize = 8
+// The numbers of bpf/vipd.h the loader needs, from bpf2go's output (-type
+// limits, backend_flags, config_flags): a change to the C cannot leave a
+// stale copy here.
+const (
+	vipFilterWords  = uint32(vipdLimitsVIP_FILTER_WORDS)
+	dpFlagVIPFilter = uint16(vipdConfigFlagsDP_F_VIP_FILTER)
+	backendLocal    = uint8(vipdBackendFlagsBACKEND_LOCAL)
+	rowSize         = int(unsafe.Sizeof(vipdRow{})) // struct row
+)
+
+// TableRows is declared in table.go, which builds on every platform; this
+// fails to compile (constant overflow) unless it is the program's
+// TABLE_ROWS.
+const _ = uint(TableRows-int(vipdLimitsTABLE_ROWS)) + uint(int(vipdLimitsTABLE_ROWS)-TableRows)
 
 // vipState is what the Dataplane knows of one programmed VIP.
 type vipState struct {

@@ -6,13 +6,6 @@ import (
 	"net/netip"
 )
 
-// Mirrors of bpf/vipd.h constants that bpf2go does not export.
-const (
-	vipFilterWords  = 1024 // VIP_FILTER_WORDS
-	dpFlagVIPFilter = 1    // DP_F_VIP_FILTER
-	backendLocal    = 1    // BACKEND_LOCAL
-)
-
 // addrFilterBit is the bit of addr in the vip_filter bitmap (bpf/vipd.h):
 // XOR of the address's four little-endian 32-bit words (IPv4: the first
 // word, the rest 0), folded to 16 bits.

@@ -28,6 +28,18 @@ type vipdBackend struct {
 	Pad    uint16
 }
 
+type vipdBackendFlags uint32
+
+const (
+	vipdBackendFlagsBACKEND_LOCAL vipdBackendFlags = 1
+)
+
+type vipdConfigFlags uint32
+
+const (
+	vipdConfigFlagsDP_F_VIP_FILTER vipdConfigFlags = 1
+)
+
 type vipdDpConfig struct {
 	_          structs.HostLayout
 	Addr4      [4]uint8
@@ -37,6 +49,17 @@ type vipdDpConfig struct {
 	HashSeed   uint32
 	FibIfindex uint32
 }
+
+type vipdLimits uint32
+
+const (
+	vipdLimitsMAX_VIPS         vipdLimits = 1024
+	vipdLimitsMAX_BACKENDS     vipdLimits = 4096
+	vipdLimitsTABLE_ROWS       vipdLimits = 65536
+	vipdLimitsVIP_FILTER_WORDS vipdLimits = 1024
+	vipdLimitsGUE_PORT_DEFAULT vipdLimits = 19523
+	vipdLimitsMAX_HOPS         vipdLimits = 2
+)
 
 type vipdNhEntry struct {
 	_          structs.HostLayout
@@ -102,19 +125,22 @@ type vipdVipKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	vipdMapBackends      = "backends"
-	vipdMapBound         = "bound"
-	vipdMapConfig        = "config"
-	vipdMapNhCache       = "nh_cache"
-	vipdMapStats         = "stats"
-	vipdMapTables        = "tables"
-	vipdMapVipFilter     = "vip_filter"
-	vipdMapVips          = "vips"
-	vipdProgVipdXdp      = "vipd_xdp"
-	vipdVarUnusedAddrKey = "unused_addr_key"
-	vipdVarUnusedRow     = "unused_row"
-	vipdVarUnusedStat    = "unused_stat"
-	vipdVarUnusedVipKey  = "unused_vip_key"
+	vipdMapBackends           = "backends"
+	vipdMapBound              = "bound"
+	vipdMapConfig             = "config"
+	vipdMapNhCache            = "nh_cache"
+	vipdMapStats              = "stats"
+	vipdMapTables             = "tables"
+	vipdMapVipFilter          = "vip_filter"
+	vipdMapVips               = "vips"
+	vipdProgVipdXdp           = "vipd_xdp"
+	vipdVarUnusedAddrKey      = "unused_addr_key"
+	vipdVarUnusedBackendFlags = "unused_backend_flags"
+	vipdVarUnusedConfigFlags  = "unused_config_flags"
+	vipdVarUnusedLimits       = "unused_limits"
+	vipdVarUnusedRow          = "unused_row"
+	vipdVarUnusedStat         = "unused_stat"
+	vipdVarUnusedVipKey       = "unused_vip_key"
 )
 
 // loadVipd returns the embedded CollectionSpec for vipd.
@@ -180,10 +206,13 @@ type vipdMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdVariableSpecs struct {
-	UnusedAddrKey *ebpf.VariableSpec `ebpf:"unused_addr_key"`
-	UnusedRow     *ebpf.VariableSpec `ebpf:"unused_row"`
-	UnusedStat    *ebpf.VariableSpec `ebpf:"unused_stat"`
-	UnusedVipKey  *ebpf.VariableSpec `ebpf:"unused_vip_key"`
+	UnusedAddrKey      *ebpf.VariableSpec `ebpf:"unused_addr_key"`
+	UnusedBackendFlags *ebpf.VariableSpec `ebpf:"unused_backend_flags"`
+	UnusedConfigFlags  *ebpf.VariableSpec `ebpf:"unused_config_flags"`
+	UnusedLimits       *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedRow          *ebpf.VariableSpec `ebpf:"unused_row"`
+	UnusedStat         *ebpf.VariableSpec `ebpf:"unused_stat"`
+	UnusedVipKey       *ebpf.VariableSpec `ebpf:"unused_vip_key"`
 }
 
 // vipdObjects contains all objects after they have been loaded into the kernel.
@@ -233,10 +262,13 @@ func (m *vipdMaps) Close() error {
 //
 // It can be passed to loadVipdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdVariables struct {
-	UnusedAddrKey *ebpf.Variable `ebpf:"unused_addr_key"`
-	UnusedRow     *ebpf.Variable `ebpf:"unused_row"`
-	UnusedStat    *ebpf.Variable `ebpf:"unused_stat"`
-	UnusedVipKey  *ebpf.Variable `ebpf:"unused_vip_key"`
+	UnusedAddrKey      *ebpf.Variable `ebpf:"unused_addr_key"`
+	UnusedBackendFlags *ebpf.Variable `ebpf:"unused_backend_flags"`
+	UnusedConfigFlags  *ebpf.Variable `ebpf:"unused_config_flags"`
+	UnusedLimits       *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedRow          *ebpf.Variable `ebpf:"unused_row"`
+	UnusedStat         *ebpf.Variable `ebpf:"unused_stat"`
+	UnusedVipKey       *ebpf.Variable `ebpf:"unused_vip_key"`
 }
 
 // vipdPrograms contains all programs after they have been loaded into the kernel.

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * fib.h: next hops: the device bpf_fib_lookup looks up from, the lookup for
+ * an outer packet and the per-CPU next-hop cache in front of it.
+ */
+#ifndef VIPD_FIB_H
+#define VIPD_FIB_H
+
+#include "packet.h"
+#include "vipd.h"
+
+/*
+ * An entry of the next-hop cache (nh_cache in vipd.c, private to the
+ * program): bpf_fib_lookup costs about as much as the rest of the director
+ * path, so a director reuses a backend's MACs, egress and MTU for
+ * NH_CACHE_NS. Per CPU, so entries are never torn. Only successful lookups
+ * are cached: an unresolved neighbour is looked up again on the next packet.
+ */
+struct nh_entry {
+	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
+	__u8 addr[16]; /* the backend address the entry is for */
+	__u32 in_ifindex;
+	__u32 out_ifindex;
+	__u16 mtu;
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	__u8 family;
+	__u8 uses; /* the clock is read every NH_CHECK_EVERY uses */
+};
+
+#define NH_CACHE_NS 1000000000ULL
+#define NH_CHECK_EVERY 16
+
+/* The device bpf_fib_lookup looks up from (see "Lookup device" in vipd.c). */
+static __always_inline __u32 fib_ifindex(const struct xdp_md *ctx, const struct dp_config *cfg)
+{
+	return cfg->fib_ifindex ? cfg->fib_ifindex : ctx->ingress_ifindex;
+}
+
+/*
+ * fib_params sets a lookup's input: an outer UDP packet of tot_len bytes from
+ * src to dst (family's addresses), looked up from device lookup_if. The rest
+ * of *fib is the caller's: zeroed for a first lookup, the previous output
+ * for the MTU probe.
+ */
+static __always_inline void fib_params(struct bpf_fib_lookup *fib, __u32 lookup_if, __u8 family,
+				       const __u8 *src, const __u8 *dst, __u16 tot_len)
+{
+	fib->tot_len = tot_len;
+	fib->ifindex = lookup_if;
+	if (family == 4) {
+		fib->family = AF_INET;
+		fib->ipv4_src = *(__u32 *)src;
+		fib->ipv4_dst = *(__u32 *)dst;
+	} else {
+		fib->family = AF_INET6;
+		copy16(fib->ipv6_src, src);
+		copy16(fib->ipv6_dst, dst);
+	}
+}
+
+/*
+ * fib_outer: the next hop of an outer packet. Returns the kernel's
+ * BPF_FIB_LKUP_RET_* code: SUCCESS with MACs and egress in *fib, NO_NEIGH
+ * with a route but no resolved neighbour (the caller builds the frame and
+ * passes it, so the kernel resolves it), FWD_DISABLED, FRAG_NEEDED (over the
+ * route's MTU), or another failure (no route, blackhole...).
+ */
+static __always_inline long fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u32 lookup_if,
+				     __u8 family, const __u8 *src, const __u8 *dst, __u16 tot_len)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->l4_protocol = IPPROTO_UDP;
+	fib_params(fib, lookup_if, family, src, dst, tot_len);
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+}
+
+/*
+ * next_hop makes c, the cache entry of backend b, usable for an outer packet
+ * of tot_len bytes: refreshed from bpf_fib_lookup when it is older than
+ * NH_CACHE_NS, or for another backend address or ingress. The clock is read
+ * on every NH_CHECK_EVERY-th use only (a helper call per packet is
+ * measurable here), so an expired entry serves at most NH_CHECK_EVERY - 1
+ * more packets. Returns fib_outer's code: SUCCESS when c is usable,
+ * NO_NEIGH (c is not), FRAG_NEEDED also when tot_len exceeds the cached
+ * path MTU, or a failure.
+ */
+static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u32 lookup_if,
+				     const struct backend *b, const __u8 *src, __u32 tot_len)
+{
+	struct bpf_fib_lookup fib;
+	__u64 now = 0;
+	long rc;
+
+	if (c->expires && c->in_ifindex == ctx->ingress_ifindex && c->family == b->family &&
+	    addr16_eq(c->addr, b->addr)) {
+		if (++c->uses % NH_CHECK_EVERY)
+			goto hit;
+		now = bpf_ktime_get_coarse_ns();
+		if (c->expires > now)
+			goto hit;
+	}
+	if (!now)
+		now = bpf_ktime_get_coarse_ns();
+	rc = fib_outer(ctx, &fib, lookup_if, b->family, src, b->addr, tot_len);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return rc;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->expires = now + NH_CACHE_NS;
+	copy16(c->addr, b->addr);
+	c->in_ifindex = ctx->ingress_ifindex;
+	c->out_ifindex = fib.ifindex;
+	c->family = b->family;
+	copy6(c->dmac, fib.dmac);
+	copy6(c->smac, fib.smac);
+	/* Learn the path MTU: an oversized probe reports it. */
+	c->mtu = 0xFFFF;
+	fib_params(&fib, lookup_if, b->family, src, b->addr, 0xFFFF);
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED && fib.mtu_result)
+		c->mtu = fib.mtu_result;
+hit:
+	if (tot_len > c->mtu)
+		return BPF_FIB_LKUP_RET_FRAG_NEEDED;
+	return BPF_FIB_LKUP_RET_SUCCESS;
+}
+
+#endif /* VIPD_FIB_H */

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * hash.h: the flow hash (which row of a VIP's table a packet takes), the VIP
+ * filter's bit of an address, and the IPv4 header checksum.
+ */
+#ifndef VIPD_HASH_H
+#define VIPD_HASH_H
+
+#include "packet.h"
+#include "parse.h"
+#include "vipd.h"
+
+static __always_inline __u32 rotl32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 hash_word(__u32 h, __u32 w)
+{
+	h ^= w * 0xcc9e2d51;
+	return rotl32(h, 13) * 5 + 0xe6546b64;
+}
+
+/*
+ * flow_hash: a murmur3-style mix of four words: src, dst (IPv6 addresses
+ * XOR-folded to one word each: hashing all eight words cost ~9 ns), ports,
+ * proto; then murmur3's finaliser. dataplane/packet_test.go reimplements it
+ * to predict rows and ports.
+ */
+static __always_inline __u32 flow_hash(const struct flow *f, __u32 seed)
+{
+	__u32 src = f->src[0], dst = f->dst[0], h = seed;
+
+	if (f->family == 6) {
+		src ^= f->src[1] ^ f->src[2] ^ f->src[3];
+		dst ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
+	}
+	h = hash_word(h, src);
+	h = hash_word(h, dst);
+	h = hash_word(h, f->ports);
+	h = hash_word(h, f->proto);
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/*
+ * vip_filter_bit: the bit of f's destination in vip_filter (bpf/vipd.h):
+ * its words XOR-folded to 16 bits, one of VIP_FILTER_WORDS * 64.
+ * dataplane/slots.go computes the same for the loader.
+ */
+static __always_inline __u32 vip_filter_bit(const struct flow *f)
+{
+	__u32 fold = f->dst[0];
+
+	if (f->family == 6)
+		fold ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
+	return (fold ^ (fold >> 16)) & 0xffff;
+}
+_Static_assert(VIP_FILTER_WORDS * 64 == 0x10000, "vip_filter_bit indexes 16 bits");
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+static __always_inline __u16 ip4_csum(struct ip4_hdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u32 sum = 0;
+
+	ip->check = 0;
+#pragma clang loop unroll(full)
+	for (int i = 0; i < sizeof(*ip) / 2; i++)
+		sum += w[i];
+	return csum_fold(sum);
+}
+
+#endif /* VIPD_HASH_H */
