@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // IdleChecker tells how many flows a VIP still serves, so a node drain can
@@ -45,7 +47,7 @@ type Controller struct {
 	cfg      Config // the latest accepted config (for validating requests)
 	queue    []func(*machine)
 	status   Status
-	doc      NodeState
+	doc      cluster.NodeState
 	running  bool
 	exited   bool          // Run has returned
 	stopped  chan struct{} // closed when a Shutdown drain completed
@@ -230,10 +232,10 @@ func (c *Controller) SetHealth(addr netip.Addr, healthy bool, reason string) {
 
 // SetPeer records the latest state polled from a member; nil means the member
 // failed (after its checks' fall count).
-func (c *Controller) SetPeer(node string, st *NodeState) {
+func (c *Controller) SetPeer(node string, st *cluster.NodeState) {
 	if st != nil {
 		cp := *st
-		cp.VIPs = make(map[netip.Addr]NodeVIPState, len(st.VIPs))
+		cp.VIPs = make(map[netip.Addr]cluster.VIPState, len(st.VIPs))
 		for a, s := range st.VIPs {
 			cp.VIPs[a] = s
 		}
@@ -263,12 +265,12 @@ func (c *Controller) Status() Status {
 	return c.status.clone()
 }
 
-// NodeState returns the document this node publishes to its peers.
-func (c *Controller) NodeState() NodeState {
+// cluster.NodeState returns the document this node publishes to its peers.
+func (c *Controller) NodeState() cluster.NodeState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	doc := c.doc
-	doc.VIPs = make(map[netip.Addr]NodeVIPState, len(c.doc.VIPs))
+	doc.VIPs = make(map[netip.Addr]cluster.VIPState, len(c.doc.VIPs))
 	for a, s := range c.doc.VIPs {
 		doc.VIPs[a] = s
 	}
@@ -308,7 +310,7 @@ func (m *machine) setHealth(addr netip.Addr, healthy bool, reason string) {
 	}
 }
 
-func (m *machine) setPeer(node string, st *NodeState) {
+func (m *machine) setPeer(node string, st *cluster.NodeState) {
 	if node == m.cfg.Node {
 		return
 	}
@@ -323,7 +325,7 @@ func (m *machine) setPeer(node string, st *NodeState) {
 // stopped: a Shutdown drain has nothing left to withdraw, publish or unbind.
 func (m *machine) stopped() bool {
 	for _, v := range m.vips {
-		if v.adv != advNone || v.onLo || v.maybeDP || v.serve != StateInactive {
+		if v.adv != advNone || v.onLo || v.maybeDP || v.serve != cluster.StateInactive {
 			return false
 		}
 	}

@@ -1,6 +1,10 @@
 package vip
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/vipd/vipd/internal/cluster"
+)
 
 // The decisions of the state machine. Each returns the wanted value and the
 // reason for it; reconcile applies them in the order the invariants need.
@@ -31,11 +35,11 @@ func (m *machine) desiredTable(v *vipState) []Backend {
 	return t
 }
 
-// published is this node's entry for the VIP in its NodeState.
-func (m *machine) published(v *vipState) NodeVIPState {
-	s := NodeVIPState{State: v.serve, Healthy: v.healthy}
+// published is this node's entry for the VIP in its cluster.NodeState.
+func (m *machine) published(v *vipState) cluster.VIPState {
+	s := cluster.VIPState{State: v.serve, Healthy: v.healthy}
 	switch {
-	case v.serve != StateActive:
+	case v.serve != cluster.StateActive:
 		s.Reason = v.reasons.Serve
 	case !v.healthy:
 		s.Reason = v.healthReason

@@ -1,6 +1,10 @@
 package vip
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/vipd/vipd/internal/cluster"
+)
 
 // checkInvariants checks DESIGN.md's invariants 1-5 on the machine's own view
 // of what it reached. Tests call it after every step; Run logs what it finds
@@ -20,7 +24,7 @@ func (m *machine) checkInvariants() []error {
 		// active or draining, and for the table grace after inactive.
 		// After a restart, the bound set left by the previous vipd is
 		// unknown but untouched (maybeDP) until it is set.
-		inTables := v.serve == StateActive || v.serve == StateDraining
+		inTables := v.serve == cluster.StateActive || v.serve == cluster.StateDraining
 		inGrace := !v.servedAt.IsZero() && now.Before(v.servedAt.Add(m.cfg.TableGrace))
 		if inTables && !(v.onLo && v.inDP) || inGrace && !(v.onLo && (v.inDP || v.maybeDP)) {
 			bad(v, 2, "published %s (since %s) but lo=%v bound set=%v", v.serve, v.servedAt.Format("15:04:05.000"), v.onLo, v.inDP)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // The checkers are not vacuous: each broken state is caught, by the
@@ -20,7 +22,7 @@ func TestInvariantCheckersCatch(t *testing.T) {
 		{"announced unprogrammed", func(v *vipState) { v.programmed = false }, "invariant 1"},
 		{"announced without primary", func(v *vipState) { v.table = []Backend{{Name: "b", Role: RoleSecondary}} }, "invariant 1"},
 		{"active unbound", func(v *vipState) { v.inDP = false }, "invariant 2"},
-		{"in own table unbound", func(v *vipState) { v.serve, v.inDP, v.maybeDP = StateInactive, false, false }, "invariant 2"},
+		{"in own table unbound", func(v *vipState) { v.serve, v.inDP, v.maybeDP = cluster.StateInactive, false, false }, "invariant 2"},
 		{"bound set not on lo", func(v *vipState) { v.onLo = false }, "invariant 3"},
 		{"no reason", func(v *vipState) { v.reasons.Bound = "" }, "invariant 5"},
 	}

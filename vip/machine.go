@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // advState is what the advertiser reports for a VIP's route.
@@ -29,19 +31,19 @@ type vipState struct {
 	spec *VIPConfig // nil: removed from the config, on its way out
 
 	// Live facets.
-	onLo         bool            // address on lo
-	inDP         bool            // certainly in the dataplane's bound set
-	maybeDP      bool            // possibly in it (after a failed SetBound); unbind waits
-	programmed   bool            // in the director maps
-	table        []Backend       // the programmed table
-	tableUnknown bool            // adopted: programmed by a previous vipd
-	services     []Service       // the programmed services
-	adv          advState        // what the advertiser reported
-	advOff       time.Time       // when adv last became advNone
-	normalOff    time.Time       // when adv last stopped being advNormal
-	serve        ServeState      // what we publish to peers
-	servedAt     time.Time       // when serve last changed
-	inTable      map[string]bool // members in the last desired table
+	onLo         bool               // address on lo
+	inDP         bool               // certainly in the dataplane's bound set
+	maybeDP      bool               // possibly in it (after a failed SetBound); unbind waits
+	programmed   bool               // in the director maps
+	table        []Backend          // the programmed table
+	tableUnknown bool               // adopted: programmed by a previous vipd
+	services     []Service          // the programmed services
+	adv          advState           // what the advertiser reported
+	advOff       time.Time          // when adv last became advNone
+	normalOff    time.Time          // when adv last stopped being advNormal
+	serve        cluster.ServeState // what we publish to peers
+	servedAt     time.Time          // when serve last changed
+	inTable      map[string]bool    // members in the last desired table
 
 	// Inputs.
 	healthy      bool
@@ -77,7 +79,7 @@ type machine struct {
 	clock  Clock
 	log    hclog.Logger
 	vips   map[netip.Addr]*vipState
-	peers  map[string]*NodeState // present: heard of; nil: failed
+	peers  map[string]*cluster.NodeState // present: heard of; nil: failed
 	holds  map[netip.Addr]string
 	health map[netip.Addr]healthReport
 
@@ -99,7 +101,7 @@ type machine struct {
 	retryAt time.Time
 
 	gen     uint64
-	doc     map[netip.Addr]NodeVIPState
+	doc     map[netip.Addr]cluster.VIPState
 	started time.Time
 	// settled latches once every other member has been heard of (or
 	// PeerWait passed since started): tables and routes may change.
@@ -139,7 +141,7 @@ func newMachine(cfg Config, d Deps) *machine {
 		clock:      d.Clock,
 		log:        d.Logger,
 		vips:       map[netip.Addr]*vipState{},
-		peers:      map[string]*NodeState{},
+		peers:      map[string]*cluster.NodeState{},
 		holds:      map[netip.Addr]string{},
 		health:     map[netip.Addr]healthReport{},
 		advUnknown: true,
@@ -159,7 +161,7 @@ func (m *machine) state(addr netip.Addr) *vipState {
 		if !ok {
 			h = healthReport{true, "no health report yet"}
 		}
-		v = &vipState{addr: addr, serve: StateInactive, healthy: h.healthy, healthReason: h.reason, inTable: map[string]bool{}}
+		v = &vipState{addr: addr, serve: cluster.StateInactive, healthy: h.healthy, healthReason: h.reason, inTable: map[string]bool{}}
 		m.vips[addr] = v
 		m.order = nil
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 func oneVIP(cfg Config) Config {
@@ -40,7 +42,7 @@ func TestBringUpOrder(t *testing.T) {
 		t.Errorf("transitions (-want +got):\n%s", diff)
 	}
 	doc := r.m.nodeState()
-	if diff := cmp.Diff(map[netip.Addr]NodeVIPState{vip4: {State: StateActive, Healthy: true}}, doc.VIPs); diff != "" {
+	if diff := cmp.Diff(map[netip.Addr]cluster.VIPState{vip4: {State: cluster.StateActive, Healthy: true}}, doc.VIPs); diff != "" {
 		t.Errorf("node state (-want +got):\n%s", diff)
 	}
 	r.step()
@@ -53,7 +55,7 @@ func TestBringUpOrder(t *testing.T) {
 // the drain timeout, unbind a table grace later; then undrain backwards.
 func TestNodeDrainAndUndrain(t *testing.T) {
 	r := newRig(t, oneVIP(testConfig()))
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Minute)
 	r.trans = nil
 	t0 := r.clock.Now()
@@ -107,14 +109,14 @@ func TestNodeDrainIdle(t *testing.T) {
 	t0 := r.clock.Now()
 	r.m.nodeDrain = true
 	r.run(15 * time.Second)
-	if got := r.vip(vip4).serve; got != StateDraining {
+	if got := r.vip(vip4).serve; got != cluster.StateDraining {
 		t.Fatalf("serve at t0+15s = %s, want draining", got)
 	}
 	r.w.flows[vip4] = 0
 	r.run(10 * time.Second)
 	v := r.vip(vip4)
 	tr := r.transitions(vip4)
-	if v.serve != StateInactive || !strings.Contains(tr[len(tr)-2], "draining->inactive (idle)") {
+	if v.serve != cluster.StateInactive || !strings.Contains(tr[len(tr)-2], "draining->inactive (idle)") {
 		t.Fatalf("serve = %s, want inactive (idle); transitions: %q", v.serve, tr)
 	}
 	if d := v.servedAt.Sub(t0); d > 17*time.Second {
@@ -136,7 +138,7 @@ func TestVIPDrain(t *testing.T) {
 		t.Errorf("%s not announced", vip6)
 	}
 	v := r.vip(vip4)
-	if v.serve != StateActive || !v.inDP || !v.programmed || v.reasons.Advertised != "draining" {
+	if v.serve != cluster.StateActive || !v.inDP || !v.programmed || v.reasons.Advertised != "draining" {
 		t.Errorf("drained vip: serve=%s bound=%v programmed=%v reason=%q", v.serve, v.inDP, v.programmed, v.reasons.Advertised)
 	}
 	v.drained = false
@@ -151,7 +153,7 @@ func TestDeprefer(t *testing.T) {
 	cfg := oneVIP(testConfig())
 	cfg.DrainPolicy = PolicyDeprefer
 	r := newRig(t, cfg)
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Second)
 	r.vip(vip4).drained = true
 	r.step()
@@ -162,7 +164,7 @@ func TestDeprefer(t *testing.T) {
 	r.vip(vip4).drained = false
 	r.m.nodeDrain = true
 	r.run(11 * time.Second)
-	if got := r.vip(vip4).serve; got != StateDraining {
+	if got := r.vip(vip4).serve; got != cluster.StateDraining {
 		t.Errorf("serve = %s, want draining", got)
 	}
 	if !r.w.routes[vip4].Draining {
@@ -184,14 +186,14 @@ func TestHealthFlap(t *testing.T) {
 	if v.reasons.Advertised != "no usable backend" {
 		t.Errorf("advertised reason = %q", v.reasons.Advertised)
 	}
-	if diff := cmp.Diff(NodeVIPState{State: StateActive, Healthy: false, Reason: "tcp connect refused"}, r.m.nodeState().VIPs[vip4]); diff != "" {
+	if diff := cmp.Diff(cluster.VIPState{State: cluster.StateActive, Healthy: false, Reason: "tcp connect refused"}, r.m.nodeState().VIPs[vip4]); diff != "" {
 		t.Errorf("published (-want +got):\n%s", diff)
 	}
 	if !r.w.lo[vip4] || !r.w.dp[vip4] {
 		t.Errorf("unhealthy vip unbound")
 	}
 	// A healthy peer makes it announceable again.
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.step()
 	if _, ok := r.w.routes[vip4]; !ok {
 		t.Errorf("not announced with a healthy peer")
@@ -211,8 +213,8 @@ func TestHealthFlap(t *testing.T) {
 // in the table does not appear.
 func TestPeerFailure(t *testing.T) {
 	r := newRig(t, oneVIP(testConfig()))
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
-	r.m.setPeer("c", peerState("c", StateInactive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
+	r.m.setPeer("c", peerState("c", cluster.StateInactive, true, vip4))
 	r.step()
 	if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/p]" {
 		t.Fatalf("table = %s", got)
@@ -227,7 +229,7 @@ func TestPeerFailure(t *testing.T) {
 	if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/s]" {
 		t.Errorf("table later = %s, want b kept as secondary", got)
 	}
-	r.m.setPeer("b", peerState("b", StateDraining, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateDraining, true, vip4))
 	r.step()
 	if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/s]" {
 		t.Errorf("table with b draining = %s", got)
@@ -267,10 +269,10 @@ func TestAdvertiserErrorRetry(t *testing.T) {
 // keeps its primary and unprogram waits.
 func TestWithdrawFailureKeepsTable(t *testing.T) {
 	r := newRig(t, oneVIP(testConfig()))
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Second)
 	r.m.setHealth(vip4, false, "down")
-	r.m.setPeer("b", peerState("b", StateInactive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateInactive, true, vip4))
 	r.w.failNext["SetRoutes"] = 2
 	r.step()
 	v := r.vip(vip4)
@@ -347,7 +349,7 @@ func TestHoldRelease(t *testing.T) {
 func TestRestartAdoption(t *testing.T) {
 	cfg := testConfig()
 	r := newRig(t, cfg)
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4, vip6))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4, vip6))
 	r.run(time.Minute)
 	r.w.routes = map[netip.Addr]Route{} // the old advertiser went away
 	r.w.takeCalls()
@@ -363,7 +365,7 @@ func TestRestartAdoption(t *testing.T) {
 	if _, ok := r.w.routes[vip4]; !ok {
 		t.Errorf("configured vip not re-announced")
 	}
-	if s := r.m.nodeState().VIPs[vip4].State; s != StateActive {
+	if s := r.m.nodeState().VIPs[vip4].State; s != cluster.StateActive {
 		t.Errorf("configured vip published %s", s)
 	}
 	r.run(time.Minute)
@@ -421,7 +423,7 @@ func TestRestartWaitsForPeers(t *testing.T) {
 			cfg := oneVIP(testConfig())
 			cfg.PeerWait = 5 * time.Second
 			r := newRig(t, cfg)
-			r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+			r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 			r.run(time.Minute)
 			if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/p]" {
 				t.Fatalf("table before the restart: %s", got)
@@ -438,7 +440,7 @@ func TestRestartWaitsForPeers(t *testing.T) {
 				t.Errorf("advertised reason while waiting: %q", why)
 			}
 			if tc.heard {
-				r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+				r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 			}
 			r.run(time.Minute)
 			want := "[a/p,b/p]"

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 var (
@@ -199,11 +201,11 @@ func (p *prop) event() {
 			m.setPeer(name, nil)
 			break
 		}
-		st := &NodeState{Node: name, VIPs: map[netip.Addr]NodeVIPState{}}
+		st := &cluster.NodeState{Node: name, VIPs: map[netip.Addr]cluster.VIPState{}}
 		for _, a := range propPool {
 			if rng.IntN(4) > 0 {
-				s := []ServeState{StateActive, StateActive, StateDraining, StateInactive}[rng.IntN(4)]
-				st.VIPs[a] = NodeVIPState{State: s, Healthy: rng.IntN(4) > 0}
+				s := []cluster.ServeState{cluster.StateActive, cluster.StateActive, cluster.StateDraining, cluster.StateInactive}[rng.IntN(4)]
+				st.VIPs[a] = cluster.VIPState{State: s, Healthy: rng.IntN(4) > 0}
 			}
 		}
 		p.note("peer %s = %v", name, st.VIPs)
@@ -292,9 +294,9 @@ func (p *prop) checkConverged() {
 		}
 		v := m.vips[a]
 		serving := !m.nodeDrain && !m.stopping
-		wantState := StateInactive
+		wantState := cluster.StateInactive
 		if serving {
-			wantState = StateActive
+			wantState = cluster.StateActive
 		}
 		if got := doc[a]; got.State != wantState || got.Healthy != v.healthy {
 			p.Fatalf("converged: %s published %+v, want %s healthy=%v", a, got, wantState, v.healthy)
@@ -337,7 +339,7 @@ func (p *prop) checkConverged() {
 // expectedTable is the table a VIP should have, written from the rules in
 // the brief rather than from tableFor: local by published state and health,
 // peers by their document, failed peers secondary if they were there.
-func expectedTable(a netip.Addr, cfg Config, self ServeState, healthy bool, peers map[string]*NodeState, was map[string]bool) []Backend {
+func expectedTable(a netip.Addr, cfg Config, self cluster.ServeState, healthy bool, peers map[string]*cluster.NodeState, was map[string]bool) []Backend {
 	var out []Backend
 	for _, mem := range propMembers() { // already in name order
 		under := mem.Addr4
@@ -368,9 +370,9 @@ func expectedTable(a netip.Addr, cfg Config, self ServeState, healthy bool, peer
 			state, h = s.State, s.Healthy
 		}
 		switch {
-		case state == StateActive && h:
+		case state == cluster.StateActive && h:
 			b.Role = RolePrimary
-		case state == StateActive || state == StateDraining:
+		case state == cluster.StateActive || state == cluster.StateDraining:
 			b.Role = RoleSecondary
 		default:
 			continue

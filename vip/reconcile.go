@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // reconcile runs one pass: it moves every VIP towards what the decisions
@@ -68,7 +70,7 @@ func (m *machine) nextWake() time.Time {
 func (m *machine) pollIdle(ctx context.Context) {
 	for _, v := range m.sorted() {
 		want, _ := m.wantServing(v)
-		if want || v.serve != StateDraining || m.deps.Idle == nil {
+		if want || v.serve != cluster.StateDraining || m.deps.Idle == nil {
 			v.idle = false
 			continue
 		}
@@ -89,7 +91,7 @@ func (m *machine) publish() {
 		if next == v.serve {
 			continue
 		}
-		if next != StateInactive && !v.inDP {
+		if next != cluster.StateInactive && !v.inDP {
 			m.refuse(v, "publishing "+string(next), "not bound")
 			continue
 		}
@@ -101,7 +103,7 @@ func (m *machine) publish() {
 // forget drops a removed VIP once nothing of it is left.
 func (m *machine) forget() {
 	for a, v := range m.vips {
-		if v.spec == nil && !v.onLo && !v.maybeDP && !v.programmed && v.adv == advNone && v.serve == StateInactive {
+		if v.spec == nil && !v.onLo && !v.maybeDP && !v.programmed && v.adv == advNone && v.serve == cluster.StateInactive {
 			if ok, _ := m.canUnbind(v); ok {
 				delete(m.vips, a)
 				m.order = nil
@@ -110,10 +112,10 @@ func (m *machine) forget() {
 	}
 }
 
-// publishDoc rebuilds the NodeState document and bumps its generation when
+// publishDoc rebuilds the cluster.NodeState document and bumps its generation when
 // it changed.
 func (m *machine) publishDoc() {
-	doc := make(map[netip.Addr]NodeVIPState, len(m.vips))
+	doc := make(map[netip.Addr]cluster.VIPState, len(m.vips))
 	for _, v := range m.vips {
 		doc[v.addr] = m.published(v)
 	}
@@ -129,12 +131,12 @@ func (m *machine) publishDoc() {
 	m.doc = doc
 }
 
-func (m *machine) nodeState() NodeState {
-	vips := make(map[netip.Addr]NodeVIPState, len(m.doc))
+func (m *machine) nodeState() cluster.NodeState {
+	vips := make(map[netip.Addr]cluster.VIPState, len(m.doc))
 	for a, s := range m.doc {
 		vips[a] = s
 	}
-	return NodeState{Node: m.cfg.Node, Generation: m.gen, VIPs: vips}
+	return cluster.NodeState{Node: m.cfg.Node, Generation: m.gen, VIPs: vips}
 }
 
 // refuse logs a step that would break an invariant and does not take it.
@@ -165,7 +167,7 @@ func describe(t []Backend) string {
 	return "[" + s + "]"
 }
 
-func mapsEqual(a, b map[netip.Addr]NodeVIPState) bool {
+func mapsEqual(a, b map[netip.Addr]cluster.VIPState) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // Node drain phases, as Status reports them.
@@ -20,7 +22,7 @@ type Status struct {
 	Node     string
 	Phase    string // node drain phase (Phase* constants)
 	Stopping bool   // a Shutdown is in progress
-	// Generation of the published NodeState.
+	// Generation of the published cluster.NodeState.
 	Generation uint64
 	// Refusals counts steps refused because they would break an invariant,
 	// and invariant violations found after a pass; anything but 0 is a bug
@@ -42,7 +44,7 @@ type VIPStatus struct {
 	Healthy  bool
 	Draining bool // per-VIP drain or node drain
 	Held     string
-	Serve    ServeState // what this node publishes for it
+	Serve    cluster.ServeState // what this node publishes for it
 	// Reason of the last change or refusal; Reasons explains each facet.
 	Reason    string
 	Reasons   FacetReasons
@@ -89,9 +91,9 @@ func (m *machine) phase() string {
 	for _, v := range m.vips {
 		q := PhaseDrained
 		switch {
-		case v.serve == StateActive || v.adv == advNormal:
+		case v.serve == cluster.StateActive || v.adv == advNormal:
 			q = PhaseWithdrawing
-		case v.serve == StateDraining:
+		case v.serve == cluster.StateDraining:
 			q = PhaseDraining
 		case v.onLo || v.maybeDP:
 			q = PhaseInactive

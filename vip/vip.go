@@ -101,32 +101,3 @@ type Dataplane interface {
 	// on restart).
 	Programmed(ctx context.Context) ([]netip.Addr, error)
 }
-
-// ServeState is what a node publishes to its peers about one VIP.
-type ServeState string
-
-const (
-	// StateActive: the node takes new flows for the VIP (primary).
-	StateActive ServeState = "active"
-	// StateDraining: peers keep the node only as second hop, so established
-	// flows still reach it by second chance but new flows go elsewhere.
-	StateDraining ServeState = "draining"
-	// StateInactive: peers drop the node from the VIP's table.
-	StateInactive ServeState = "inactive"
-)
-
-// NodeVIPState is one VIP's entry in a NodeState.
-type NodeVIPState struct {
-	State   ServeState `json:"state"`
-	Healthy bool       `json:"healthy"`
-	Reason  string     `json:"reason,omitempty"`
-}
-
-// NodeState is the document every vipd serves read-only over HTTP to its
-// peers, and that each director polls from every cluster member.
-type NodeState struct {
-	Node string `json:"node"`
-	// Generation increases whenever anything in the document changes.
-	Generation uint64                      `json:"generation"`
-	VIPs       map[netip.Addr]NodeVIPState `json:"vips"`
-}

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/vip"
 )
 
@@ -63,7 +64,7 @@ type fakeBackend struct{}
 func (fakeBackend) Status(context.Context) (api.Status, error) {
 	return api.Status{Node: "n1", Phase: "active", Routing: "bgp", VIPs: []vip.VIPStatus{{
 		Addr: netip.MustParseAddr("198.51.100.10"), Programmed: true, Advertised: true, Bound: true, Healthy: true,
-		Serve: vip.StateActive, Reason: "advertised: serving", Since: time.Now().Add(-time.Minute),
+		Serve: cluster.StateActive, Reason: "advertised: serving", Since: time.Now().Add(-time.Minute),
 		Backends: []vip.Backend{{Name: "n1", Local: true}, {Name: "n2", Role: vip.RoleSecondary}},
 	}}}, nil
 }

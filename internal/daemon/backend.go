@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
-	"sort"
 	"strconv"
 	"time"
 
@@ -20,16 +19,11 @@ import (
 func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	d.mu.Lock()
 	cfg := d.cfg
-	members := make([]api.Member, 0, len(d.members))
-	for name, st := range d.members {
-		m := api.Member{Name: name, Up: st != nil}
-		if st != nil {
-			m.Generation = st.Generation
-		}
-		members = append(members, m)
-	}
 	d.mu.Unlock()
-	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+	var members []api.Member
+	for _, v := range d.members.Views() {
+		members = append(members, api.Member{Name: v.Name, Up: v.Up, Generation: v.Generation})
+	}
 
 	cs := d.ctrl.Status()
 	st := api.Status{

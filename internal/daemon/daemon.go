@@ -21,6 +21,7 @@ import (
 
 	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/internal/hostcheck"
@@ -51,10 +52,10 @@ type Daemon struct {
 	path    string
 	started time.Time
 
-	mu  sync.Mutex // guards cfg and members
+	mu  sync.Mutex // guards cfg
 	cfg *config.Config
-	// members is the poller's latest view, for status.
-	members map[string]*vip.NodeState
+	// members is the poller's latest view of every member, for status.
+	members *cluster.Membership
 
 	ctrl    *vip.Controller
 	speaker *bgp.Speaker     // bgp mode
@@ -101,7 +102,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	d := &Daemon{
 		log: log, path: opts.ConfigPath, cfg: cfg, started: time.Now(),
-		members:    map[string]*vip.NodeState{},
+		members:    cluster.NewMembership(),
 		ctrlDone:   make(chan error, 1),
 		restartReq: make(chan struct{}),
 	}
@@ -194,7 +195,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	d.every(10*time.Second, d.keepLookupForwarding)
 	d.goServe("state", func() error {
-		return health.ServeState(d.ctx, cfg.API.StateListen.String(), health.NewStateHandler(d.ctrl.NodeState))
+		return cluster.ListenAndServe(d.ctx, cfg.API.StateListen.String(), cluster.NewHandler(d.ctrl.NodeState))
 	})
 	d.goServe("api", d.apiSrv.Serve)
 	if cfg.API.MetricsListen.IsValid() {
@@ -288,21 +289,19 @@ func (d *Daemon) setChecks(cfg *config.Config) {
 
 // startPoller polls every other member's node state, feeding the controller.
 func (d *Daemon) startPoller(cfg *config.Config) {
-	var peers []health.Peer
+	var peers []cluster.Member
 	for _, m := range cfg.Cluster.Members {
 		if m.Name != cfg.Node.Name {
-			peers = append(peers, health.Peer{Name: m.Name, URL: m.StateURL.String()})
+			peers = append(peers, cluster.Member{Name: m.Name, URL: m.StateURL.String()})
 		}
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	d.pollCancel = cancel
-	p := health.NewPoller(d.log, peers, health.PollOptions{
+	p := cluster.NewPoller(d.log, peers, cluster.PollOptions{
 		Interval: cfg.Cluster.PollInterval, Timeout: cfg.Cluster.PollTimeout,
 		Rise: cfg.Cluster.Rise, Fall: cfg.Cluster.Fall,
-	}, func(node string, st *vip.NodeState) {
-		d.mu.Lock()
-		d.members[node] = st
-		d.mu.Unlock()
+	}, func(node string, st *cluster.NodeState) {
+		d.members.Record(node, st)
 		d.ctrl.SetPeer(node, st)
 	})
 	d.wg.Add(1)
