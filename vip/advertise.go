@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+
+	"github.com/vipd/vipd/routing"
 )
 
 // advertise asks for the routes the decisions want, limited to what the
@@ -23,7 +25,7 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 	if withdrawOnly && m.advUnknown {
 		return 0
 	}
-	var target []Route
+	var target []routing.Route
 	want := map[netip.Addr]advState{}
 	for _, v := range m.sorted() {
 		w, why := m.wantAdvertise(v, m.desiredTable(v))
@@ -38,7 +40,7 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 		}
 		want[v.addr] = w
 		if w != advNone {
-			target = append(target, Route{Prefix: netip.PrefixFrom(v.addr, v.addr.BitLen()), Draining: w == advDeprefer})
+			target = append(target, routing.Route{Prefix: netip.PrefixFrom(v.addr, v.addr.BitLen()), Draining: w == advDeprefer})
 		}
 	}
 	retry := m.advRetry && !withdrawOnly // one retry per pass
@@ -47,7 +49,7 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 	}
 	got, err := m.deps.Advertiser.SetRoutes(ctx, target)
 	got = slices.Clone(got)
-	slices.SortFunc(got, func(a, b Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	slices.SortFunc(got, func(a, b routing.Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
 	if m.advUnknown || !slices.Equal(got, m.announced) {
 		// What was learnt may unblock another step. (An advertiser that
 		// keeps answering the same does not make the loop spin.)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/cluster"
+	"github.com/vipd/vipd/routing"
 )
 
 // The checkers are not vacuous: each broken state is caught, by the
@@ -50,19 +51,19 @@ func TestWorldCatches(t *testing.T) {
 		do   func(w *world)
 		want string
 	}{
-		{"announce unprogrammed", func(w *world) { w.SetRoutes(ctx, []Route{{Prefix: vip4Prefix}}) }, "invariant 1"},
+		{"announce unprogrammed", func(w *world) { w.SetRoutes(ctx, []routing.Route{{Prefix: vip4Prefix}}) }, "invariant 1"},
 		{"bound set before lo", func(w *world) { w.SetBound(ctx, []netip.Addr{vip4}) }, "invariant 3"},
 		{"local in table unbound", func(w *world) {
 			w.Program(ctx, Program{Addr: vip4, Backends: []Backend{{Name: "a", Local: true}}})
 		}, "invariant 2"},
 		{"unprogram announced", func(w *world) {
 			w.Program(ctx, Program{Addr: vip4, Backends: []Backend{{Name: "b"}}})
-			w.SetRoutes(ctx, []Route{{Prefix: vip4Prefix}})
+			w.SetRoutes(ctx, []routing.Route{{Prefix: vip4Prefix}})
 			w.Unprogram(ctx, vip4)
 		}, "invariant 4"},
 		{"unprogram within withdraw grace", func(w *world) {
 			w.Program(ctx, Program{Addr: vip4, Backends: []Backend{{Name: "b"}}})
-			w.SetRoutes(ctx, []Route{{Prefix: vip4Prefix}})
+			w.SetRoutes(ctx, []routing.Route{{Prefix: vip4Prefix}})
 			w.SetRoutes(ctx, nil)
 			w.Unprogram(ctx, vip4)
 		}, "invariant 4"},

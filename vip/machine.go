@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vipd/vipd/internal/cluster"
+	"github.com/vipd/vipd/routing"
 )
 
 // advState is what the advertiser reports for a VIP's route.
@@ -86,10 +87,10 @@ type machine struct {
 	nodeDrain bool
 	stopping  bool
 
-	announced  []Route // the advertiser's last report
-	advUnknown bool    // no report yet (restart): any route may be announced
-	advRetry   bool    // the last SetRoutes failed: call again
-	dpUnknown  bool    // the dataplane's bound set is unknown: set it
+	announced  []routing.Route // the advertiser's last report
+	advUnknown bool            // no report yet (restart): any route may be announced
+	advRetry   bool            // the last SetRoutes failed: call again
+	dpUnknown  bool            // the dataplane's bound set is unknown: set it
 
 	// changes counts transitions; a pass that made any is followed by
 	// another right away, since a change may enable the next step (a grace

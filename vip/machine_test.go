@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/vipd/vipd/internal/cluster"
+	"github.com/vipd/vipd/routing"
 )
 
 func oneVIP(cfg Config) Config {
@@ -151,13 +152,13 @@ func TestVIPDrain(t *testing.T) {
 // With the deprefer policy a drain keeps announcing, with drain attributes.
 func TestDeprefer(t *testing.T) {
 	cfg := oneVIP(testConfig())
-	cfg.DrainPolicy = PolicyDeprefer
+	cfg.DrainPolicy = DrainDeprefer
 	r := newRig(t, cfg)
 	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Second)
 	r.vip(vip4).drained = true
 	r.step()
-	if diff := cmp.Diff(map[netip.Addr]Route{vip4: {Prefix: netip.MustParsePrefix("192.0.2.10/32"), Draining: true}}, r.w.routes, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+	if diff := cmp.Diff(map[netip.Addr]routing.Route{vip4: {Prefix: netip.MustParsePrefix("192.0.2.10/32"), Draining: true}}, r.w.routes, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
 	// A node drain deprefers too, and still goes draining after the grace.
@@ -351,7 +352,7 @@ func TestRestartAdoption(t *testing.T) {
 	r := newRig(t, cfg)
 	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4, vip6))
 	r.run(time.Minute)
-	r.w.routes = map[netip.Addr]Route{} // the old advertiser went away
+	r.w.routes = map[netip.Addr]routing.Route{} // the old advertiser went away
 	r.w.takeCalls()
 	r.trans = nil
 	t0 := r.clock.Now()
@@ -390,7 +391,7 @@ func TestValidate(t *testing.T) {
 		{"ok", func(*Config) {}, nil},
 		{"node not a member", func(c *Config) { c.Node = "z" }, []string{`node: "z" is not listed in members`}},
 		{"duplicate vip", func(c *Config) { c.VIPs = append(c.VIPs, c.VIPs[0]) }, []string{"vips[2].addr: duplicate VIP 192.0.2.10"}},
-		{"bad policy", func(c *Config) { c.DrainPolicy = "x" }, []string{`drain_policy: "x" is neither "withdraw" nor "deprefer"`}},
+		{"bad policy", func(c *Config) { c.DrainPolicy = 7 }, []string{`drain_policy: DrainPolicy(7) is neither "withdraw" nor "deprefer"`}},
 		{"negative grace", func(c *Config) { c.TableGrace = -1 }, []string{"table_grace: must not be negative"}},
 		{"bad proto", func(c *Config) { c.VIPs[0].Services[0].Proto = 1 }, []string{"vips[0].services[0].proto: 1 is neither TCP (6) nor UDP (17)"}},
 		{"member without address", func(c *Config) { c.Members[1] = Member{Name: "b"} }, []string{"members[1]: needs an IPv4 or IPv6 underlay address"}},

@@ -100,7 +100,7 @@ func newProp(t *testing.T, seed uint64) *prop {
 		PeerWait:      graces[rng.IntN(len(graces))],
 	}
 	if rng.IntN(3) == 0 {
-		cfg.DrainPolicy = PolicyDeprefer
+		cfg.DrainPolicy = DrainDeprefer
 	}
 	cfg.VIPs = randomVIPs(rng)
 	p := &prop{t: t, rng: rng, cfg: cfg}

@@ -11,28 +11,17 @@ package vip
 import (
 	"context"
 	"net/netip"
+
+	"github.com/vipd/vipd/routing"
 )
 
-// Route is one VIP route the node asks its routers to send it traffic for.
-type Route struct {
-	// Prefix is the VIP as a host prefix (/32 or /128).
-	Prefix netip.Prefix
-	// Draining asks the advertiser to announce the route with its drain
-	// attributes (worse MED, AS-path prepend, a community, a higher OSPF
-	// metric) instead of the normal ones. It is only used when the drain
-	// policy is "deprefer"; with "withdraw" a draining VIP is not announced.
-	Draining bool
-}
-
-// Advertiser announces VIP routes to the routers (routing/bgp, routing/bird).
+// Advertiser is the part of routing.Advertiser the state machine uses: it
+// only ever sets the announced routes (see routing.Advertiser.SetRoutes for
+// the contract). A draining VIP is passed with Route.Draining set under the
+// deprefer drain policy and left out under withdraw: the policy is decided
+// here, never by the advertiser.
 type Advertiser interface {
-	// SetRoutes makes the announced routes exactly routes, in one go. It
-	// returns the routes that are announced when it returns. On error the
-	// returned slice is the advertiser's best knowledge, and a route whose
-	// state is uncertain must be included (the controller then assumes it
-	// still attracts traffic). SetRoutes must not block on a peer that is
-	// down; it may block for the time a local daemon takes to reconfigure.
-	SetRoutes(ctx context.Context, routes []Route) ([]Route, error)
+	SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error)
 }
 
 // Binder puts VIP addresses on the node's loopback so decapsulated traffic

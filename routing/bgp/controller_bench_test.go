@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/vip"
 )
 
@@ -192,7 +193,7 @@ type timedAdvertiser struct {
 	max   int           // most routes asked for in one call
 }
 
-func (a *timedAdvertiser) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+func (a *timedAdvertiser) SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
 	start := time.Now()
 	got, err := a.s.SetRoutes(ctx, routes)
 	a.mu.Lock()
