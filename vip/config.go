@@ -145,7 +145,7 @@ func (c Config) Validate() error {
 		}
 		seen[v.Addr] = true
 		for j, s := range v.Services {
-			if s.Proto != 6 && s.Proto != 17 {
+			if s.Proto != ProtoTCP && s.Proto != ProtoUDP {
 				add(p+".services["+strconv.Itoa(j)+"].proto", "%d is neither TCP (6) nor UDP (17)", s.Proto)
 			}
 		}

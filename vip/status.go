@@ -1,6 +1,7 @@
 package vip
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -8,20 +9,53 @@ import (
 	"github.com/vipd/vipd/internal/cluster"
 )
 
-// Node drain phases, as Status reports them.
+// Phase is how far the node drain has gone, as Status reports it.
+type Phase string
+
+// Node drain phases, in the order a drain goes through them.
 const (
-	PhaseActive      = "active"      // not draining
-	PhaseWithdrawing = "withdrawing" // routes going away, withdraw grace
-	PhaseDraining    = "draining"    // published draining, waiting for idle
-	PhaseInactive    = "inactive"    // published inactive, table grace
-	PhaseDrained     = "drained"     // nothing left bound
+	PhaseActive      Phase = "active"      // not draining
+	PhaseWithdrawing Phase = "withdrawing" // routes going away, withdraw grace
+	PhaseDraining    Phase = "draining"    // published draining, waiting for idle
+	PhaseInactive    Phase = "inactive"    // published inactive, table grace
+	PhaseDrained     Phase = "drained"     // nothing left bound
 )
+
+// ParsePhase parses a phase's word.
+func ParsePhase(s string) (Phase, error) {
+	switch p := Phase(s); p {
+	case PhaseActive, PhaseWithdrawing, PhaseDraining, PhaseInactive, PhaseDrained:
+		return p, nil
+	}
+	return "", fmt.Errorf("drain phase %q: want active, withdrawing, draining, inactive or drained", s)
+}
+
+// String returns the phase's word.
+func (p Phase) String() string { return string(p) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Phase) MarshalText() ([]byte, error) {
+	if _, err := ParsePhase(string(p)); err != nil {
+		return nil, err
+	}
+	return []byte(p), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *Phase) UnmarshalText(b []byte) error {
+	v, err := ParsePhase(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
 
 // Status is a snapshot of the controller for vipctl status and metrics.
 type Status struct {
 	Node     string
-	Phase    string // node drain phase (Phase* constants)
-	Stopping bool   // a Shutdown is in progress
+	Phase    Phase // node drain phase
+	Stopping bool  // a Shutdown is in progress
 	// Generation of the published cluster.NodeState.
 	Generation uint64
 	// Refusals counts steps refused because they would break an invariant,
@@ -37,8 +71,8 @@ type VIPStatus struct {
 	Configured bool // false: removed, on its way out
 	Programmed bool
 	Advertised bool
-	// Deprefered: announced with drain attributes.
-	Deprefered bool
+	// Depreferred: announced with drain attributes.
+	Depreferred bool
 	// Bound: on lo and in the dataplane's bound set.
 	Bound    bool
 	Healthy  bool
@@ -63,7 +97,7 @@ func (m *machine) status() Status {
 			Configured:  v.spec != nil,
 			Programmed:  v.programmed,
 			Advertised:  v.adv != advNone,
-			Deprefered:  v.adv == advDeprefer,
+			Depreferred: v.adv == advDeprefer,
 			Bound:       v.onLo && v.inDP,
 			Healthy:     v.healthy,
 			Draining:    m.nodeDrain || v.drained,
@@ -82,12 +116,12 @@ func (m *machine) status() Status {
 }
 
 // phase summarises the node drain: the least advanced VIP decides.
-func (m *machine) phase() string {
+func (m *machine) phase() Phase {
 	if !m.nodeDrain {
 		return PhaseActive
 	}
 	p := PhaseDrained
-	rank := map[string]int{PhaseWithdrawing: 3, PhaseDraining: 2, PhaseInactive: 1, PhaseDrained: 0}
+	rank := map[Phase]int{PhaseWithdrawing: 3, PhaseDraining: 2, PhaseInactive: 1, PhaseDrained: 0}
 	for _, v := range m.vips {
 		q := PhaseDrained
 		switch {

@@ -10,7 +10,10 @@ package vip
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/vipd/vipd/routing"
 )
@@ -36,10 +39,80 @@ type Binder interface {
 	Bound(ctx context.Context) ([]netip.Addr, error)
 }
 
-// Service is one (protocol, port) of a VIP. Port 0 means any port.
+// Service is one (protocol, port) of a VIP, written "tcp/80" or "udp/*".
+// Port 0 means any port.
 type Service struct {
 	Proto uint8 // 6 = TCP, 17 = UDP
 	Port  uint16
+}
+
+// IP protocol numbers of the services a VIP may forward.
+const (
+	ProtoTCP uint8 = 6
+	ProtoUDP uint8 = 17
+)
+
+// ParseService parses "tcp/80", "udp/53", "tcp/*" (any port).
+func ParseService(s string) (Service, error) {
+	proto, port, ok := strings.Cut(s, "/")
+	if !ok {
+		return Service{}, fmt.Errorf("%q is not protocol/port (like \"tcp/80\" or \"udp/*\")", s)
+	}
+	var svc Service
+	switch proto {
+	case "tcp":
+		svc.Proto = ProtoTCP
+	case "udp":
+		svc.Proto = ProtoUDP
+	default:
+		return Service{}, fmt.Errorf("%q: protocol %q is not tcp or udp", s, proto)
+	}
+	if port == "*" {
+		return svc, nil
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return Service{}, fmt.Errorf("%q: port %q is not a number or *", s, port)
+	}
+	if n < 1 || n > 65535 {
+		return Service{}, fmt.Errorf("%q: port %d is out of range 1-65535", s, n)
+	}
+	svc.Port = uint16(n)
+	return svc, nil
+}
+
+// String writes the service as ParseService reads it; a protocol other
+// than TCP or UDP is written as its number.
+func (s Service) String() string {
+	p := strconv.Itoa(int(s.Proto))
+	switch s.Proto {
+	case ProtoTCP:
+		p = "tcp"
+	case ProtoUDP:
+		p = "udp"
+	}
+	if s.Port == 0 {
+		return p + "/*"
+	}
+	return p + "/" + strconv.Itoa(int(s.Port))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Service) MarshalText() ([]byte, error) {
+	if s.Proto != ProtoTCP && s.Proto != ProtoUDP {
+		return nil, fmt.Errorf("marshaling service %s: protocol is not tcp or udp", s)
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Service) UnmarshalText(b []byte) error {
+	v, err := ParseService(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
 }
 
 // BackendRole says how a backend may appear in a VIP's forwarding table.
@@ -53,6 +126,44 @@ const (
 	// through second chance.
 	RoleSecondary
 )
+
+var roleWords = [...]string{RolePrimary: "primary", RoleSecondary: "secondary"}
+
+// ParseBackendRole parses "primary" or "secondary".
+func ParseBackendRole(s string) (BackendRole, error) {
+	for r, w := range roleWords {
+		if s == w {
+			return BackendRole(r), nil
+		}
+	}
+	return 0, fmt.Errorf("backend role %q: want primary or secondary", s)
+}
+
+// String returns the role's word.
+func (r BackendRole) String() string {
+	if int(r) < len(roleWords) {
+		return roleWords[r]
+	}
+	return "BackendRole(" + strconv.Itoa(int(r)) + ")"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (r BackendRole) MarshalText() ([]byte, error) {
+	if int(r) >= len(roleWords) {
+		return nil, fmt.Errorf("marshaling %s: not a backend role", r)
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (r *BackendRole) UnmarshalText(b []byte) error {
+	v, err := ParseBackendRole(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
 
 // Backend is one node that serves a VIP, as seen by a director.
 type Backend struct {

@@ -228,7 +228,7 @@ func (p *parser) vip(i int, prim *tomlPrim) (VIP, bool) {
 	seen := map[vip.Service]int{}
 	for j, s := range r.Services {
 		spath := fmt.Sprintf("%s.services[%d]", path, j)
-		svc, err := parseService(s)
+		svc, err := vip.ParseService(s)
 		if err != nil {
 			p.add(&fielderr.Error{Path: spath, Err: err})
 			continue
@@ -241,7 +241,7 @@ func (p *parser) vip(i int, prim *tomlPrim) (VIP, bool) {
 		v.Services = append(v.Services, svc)
 	}
 	for j, s := range r.Services {
-		svc, err := parseService(s)
+		svc, err := vip.ParseService(s)
 		if err != nil || svc.Port == 0 || seen[svc] != j {
 			continue
 		}
@@ -301,35 +301,6 @@ func (p *parser) vipAddr(path, s string) netip.Addr {
 		return netip.Addr{}
 	}
 	return a
-}
-
-// parseService parses "tcp/80", "udp/*".
-func parseService(s string) (vip.Service, error) {
-	proto, port, ok := strings.Cut(s, "/")
-	if !ok {
-		return vip.Service{}, fmt.Errorf("%q is not protocol/port (like \"tcp/80\" or \"udp/*\")", s)
-	}
-	var svc vip.Service
-	switch proto {
-	case "tcp":
-		svc.Proto = 6
-	case "udp":
-		svc.Proto = 17
-	default:
-		return vip.Service{}, fmt.Errorf("%q: protocol %q is not tcp or udp", s, proto)
-	}
-	if port == "*" {
-		return svc, nil
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil {
-		return vip.Service{}, fmt.Errorf("%q: port %q is not a number or *", s, port)
-	}
-	if n < 1 || n > 65535 {
-		return vip.Service{}, fmt.Errorf("%q: port %d is out of range 1-65535", s, n)
-	}
-	svc.Port = uint16(n)
-	return svc, nil
 }
 
 // vipsAcross checks the VIPs against each other and the cluster.

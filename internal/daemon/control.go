@@ -9,26 +9,29 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/vip"
 )
 
-// The daemon is the API's backend: these methods answer vipctl.
+// The daemon is what the API serves (api.Daemon): these methods answer
+// vipctl.
 
-// Status implements api.Backend: the controller's snapshot plus the routing
+// Status implements api.Daemon: the controller's snapshot plus the routing
 // sessions, the cluster members and the dataplane counters.
 func (d *Daemon) Status(ctx context.Context) (api.Status, error) { return d.status(ctx, true) }
 
 // status builds the status; withPeers asks the advertiser for its sessions.
 func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error) {
 	cfg := d.config()
-	var members []api.Member
+	members := []api.Member{}
 	for _, v := range d.members.Views() {
 		members = append(members, api.Member{Name: v.Name, Up: v.Up, Generation: v.Generation})
 	}
 	cs := d.ctrl.Status()
 	st := api.Status{
-		Node: cs.Node, Phase: cs.Phase, Stopping: cs.Stopping, Generation: cs.Generation,
+		Node: cs.Node, Phase: cs.Phase.String(), Stopping: cs.Stopping, Generation: cs.Generation,
 		Config: d.path, Started: d.started, Routing: cfg.Routing.Mode.String(),
-		VIPs: cs.VIPs, Members: members,
+		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members,
 	}
 	if withPeers {
 		peers, err := d.adv.Peers(ctx)
@@ -37,11 +40,12 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 		}
 		for _, p := range peers {
 			st.Peers = append(st.Peers, api.Peer{
-				Name: p.Name, State: p.State, Uptime: p.Uptime, Routes: p.Advertised, LastError: p.LastError,
+				Name: p.Name, Address: p.Address, ASN: p.ASN, State: p.State, Up: p.Up,
+				UptimeSeconds: int64(p.Uptime / time.Second), RoutesAdvertised: p.Advertised, LastError: p.LastError,
 			})
 		}
 	}
-	dp := &api.Dataplane{Interface: cfg.Dataplane.Interface, Mode: cfg.Dataplane.Attach.String()}
+	dp := &api.Dataplane{Interface: cfg.Dataplane.Interface, Attach: cfg.Dataplane.Attach.String()}
 	if c, err := d.dp.Stats(); err != nil {
 		dp.Error = err.Error()
 	} else {
@@ -51,51 +55,60 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 	return st, nil
 }
 
-// VIPs implements api.Backend.
-func (d *Daemon) VIPs() []api.VIP {
-	cfg := d.config()
-	var out []api.VIP
-	for _, v := range cfg.VIPs {
-		a := api.VIP{Name: v.Name, Addr: v.Addr.String(), Check: checkString(v)}
-		for _, s := range v.Services {
-			a.Services = append(a.Services, serviceString(s.Proto, s.Port))
+// apiVIPs translates the controller's VIPs into the API's words.
+func apiVIPs(vs []vip.VIPStatus) []api.VIPStatus {
+	out := make([]api.VIPStatus, 0, len(vs))
+	for _, v := range vs {
+		a := api.VIPStatus{
+			Address: v.Addr, Configured: v.Configured, Programmed: v.Programmed, Advertised: v.Advertised,
+			Depreferred: v.Depreferred, Bound: v.Bound, Healthy: v.Healthy, Draining: v.Draining, Held: v.Held,
+			ServeState: v.Serve.String(), Reason: v.Reason,
+			Reasons: api.FacetReasons{
+				Programmed: v.Reasons.Programmed, Advertised: v.Reasons.Advertised,
+				Bound: v.Reasons.Bound, ServeState: v.Reasons.Serve,
+			},
+			Since: v.Since, LastError: v.LastError, Backends: []api.Backend{},
+			Transitions: v.Transitions, Errors: v.Errors,
+		}
+		for _, b := range v.Backends {
+			a.Backends = append(a.Backends, api.Backend{Name: b.Name, Address: b.Addr, Role: b.Role.String(), Local: b.Local})
 		}
 		out = append(out, a)
 	}
 	return out
 }
 
-func serviceString(proto uint8, port uint16) string {
-	p := fmt.Sprint(proto)
-	switch proto {
-	case 6:
-		p = "tcp"
-	case 17:
-		p = "udp"
+// VIPs implements api.Daemon.
+func (d *Daemon) VIPs() []api.VIP {
+	cfg := d.config()
+	out := []api.VIP{}
+	for _, v := range cfg.VIPs {
+		a := api.VIP{Name: v.Name, Address: v.Addr, Check: checkString(v)}
+		for _, s := range v.Services {
+			a.Services = append(a.Services, s.String())
+		}
+		out = append(out, a)
 	}
-	if port == 0 {
-		return p + "/*"
-	}
-	return p + "/" + fmt.Sprint(port)
+	return out
 }
 
 func checkString(v config.VIP) string {
 	c := v.Check
 	switch c.Type {
-	case "tcp":
+	case health.TypeTCP:
 		return "tcp " + c.Target
-	case "http":
+	case health.TypeHTTP:
 		return "http " + c.URL
-	case "command":
+	case health.TypeCommand:
 		return fmt.Sprintf("command %q", c.Command)
 	}
 	return c.Type
 }
 
-// Drain implements api.Backend.
+// Drain implements api.Daemon.
 func (d *Daemon) Drain(req api.DrainRequest) error { return d.ctrl.Drain(req.VIP) }
 
-// Undrain implements api.Backend.
+// Undrain implements api.Daemon.
 func (d *Daemon) Undrain(req api.DrainRequest) error { return d.ctrl.Undrain(req.VIP) }
 
 // Reload is SIGHUP: read and validate the file again and apply it. On any

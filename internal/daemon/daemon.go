@@ -398,7 +398,7 @@ func (d *Daemon) Abandon() error {
 	st := restartState{NodeDrained: cs.Phase != vip.PhaseActive}
 	for _, v := range cs.VIPs {
 		if v.Advertised {
-			st.Routes = append(st.Routes, routing.Route{Prefix: routing.HostPrefix(v.Addr), Draining: v.Deprefered})
+			st.Routes = append(st.Routes, routing.Route{Prefix: routing.HostPrefix(v.Addr), Draining: v.Depreferred})
 		}
 		if v.Draining && !st.NodeDrained {
 			st.DrainedVIPs = append(st.DrainedVIPs, v.Addr)
@@ -411,7 +411,7 @@ func (d *Daemon) Abandon() error {
 	return errors.Join(err, d.adv.Abandon(), d.binder.Close(), d.dp.Close())
 }
 
-// Restart implements api.Backend.
+// Restart implements api.Daemon.
 func (d *Daemon) Restart() error {
 	d.restartOne.Do(func() { close(d.restartReq) })
 	return nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
@@ -471,11 +472,20 @@ func TestStatusPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Peers) != 1 || st.Peers[0].Name != "192.0.2.1 AS65000" || st.Peers[0].Routes != 1 || st.Peers[0].Uptime != time.Minute {
+	if len(st.Peers) != 1 || st.Peers[0].Name != "192.0.2.1 AS65000" || st.Peers[0].RoutesAdvertised != 1 ||
+		st.Peers[0].UptimeSeconds != 60 || !st.Peers[0].Up {
 		t.Errorf("peers %+v", st.Peers)
 	}
-	if len(st.VIPs) != 1 || !st.VIPs[0].Advertised || st.Routing != "bgp" || st.Dataplane.Counters["xdp_pass"] != 1 {
+	if len(st.VIPs) != 1 || !st.VIPs[0].Advertised || st.VIPs[0].ServeState != "active" || st.Phase != "active" ||
+		st.Routing != "bgp" || st.Dataplane.Counters["xdp_pass"] != 1 || st.Dataplane.Attach != "auto" {
 		t.Errorf("status %+v", st)
+	}
+	if b := st.VIPs[0].Backends; len(b) != 1 || b[0] != (api.Backend{Name: "n1", Address: netip.MustParseAddr("192.0.2.11"), Role: "primary", Local: true}) {
+		t.Errorf("backends %+v", b)
+	}
+	vips := r.d.VIPs()
+	if len(vips) != 1 || vips[0].Address != vipA.Addr() || !slices.Equal(vips[0].Services, []string{"tcp/80"}) || vips[0].Check != "none" {
+		t.Errorf("vips %+v", vips)
 	}
 	r.adv.Fail("Peers", os.ErrDeadlineExceeded)
 	st, _ = r.d.Status(context.Background())

@@ -78,7 +78,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, 0)
 	ch <- prometheus.MustNewConstMetric(nodeDraining, prometheus.GaugeValue, b2f(st.Phase != "" && st.Phase != "active"))
 	for _, v := range st.VIPs {
-		a := v.Addr.String()
+		a := v.Address.String()
 		for facet, on := range map[string]bool{
 			"programmed": v.Programmed, "advertised": v.Advertised, "bound": v.Bound,
 			"healthy": v.Healthy, "draining": v.Draining,

@@ -12,7 +12,6 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/routing"
-	"github.com/vipd/vipd/vip"
 )
 
 func scrape(t *testing.T, status func(context.Context) (api.Status, error), peers func(context.Context) ([]routing.Peer, error)) string {
@@ -31,8 +30,8 @@ func scrape(t *testing.T, status func(context.Context) (api.Status, error), peer
 func TestCollector(t *testing.T) {
 	st := api.Status{
 		Phase: "draining",
-		VIPs: []vip.VIPStatus{{
-			Addr: netip.MustParseAddr("198.51.100.10"), Programmed: true, Bound: true, Healthy: true,
+		VIPs: []api.VIPStatus{{
+			Address: netip.MustParseAddr("198.51.100.10"), Programmed: true, Bound: true, Healthy: true,
 			Transitions: 7, Errors: 2,
 		}},
 		Members:   []api.Member{{Name: "n2", Up: true}, {Name: "n3"}},
