@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -39,7 +40,7 @@ var (
 
 // Controller runs the state machine of every VIP of this node. Its methods
 // are safe for concurrent use: they queue an event for the loop (Run) or read
-// the snapshot the loop publishes after every pass.
+// the snapshot the loop stores after every pass.
 type Controller struct {
 	m *machine // owned by the Run goroutine
 
@@ -108,7 +109,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			m.violations++
 			m.log.Error("invariant violated", "error", err)
 		}
-		c.publish()
+		c.snapshot()
 		var timer Timer
 		var timerC <-chan time.Time
 		if next := m.nextWake(); !next.IsZero() {
@@ -164,7 +165,9 @@ func (c *Controller) drainQueue() {
 	}
 }
 
-func (c *Controller) publish() {
+// snapshot stores what the loop reached for the readers (Status,
+// NodeState), and tells a Shutdown that its drain is done.
+func (c *Controller) snapshot() {
 	st, doc := c.m.status(), c.m.nodeState()
 	c.mu.Lock()
 	c.status, c.doc = st, doc
@@ -219,7 +222,7 @@ func (c *Controller) setDrain(vip *netip.Addr, drain bool) error {
 	}
 	c.send(func(m *machine) {
 		if v, ok := m.vips[addr]; ok {
-			v.drained = drain
+			v.in.drained = drain
 		}
 	})
 	return nil
@@ -233,14 +236,7 @@ func (c *Controller) SetHealth(addr netip.Addr, healthy bool, reason string) {
 // SetPeer records the latest state polled from a member; nil means the member
 // failed (after its checks' fall count).
 func (c *Controller) SetPeer(node string, st *cluster.NodeState) {
-	if st != nil {
-		cp := *st
-		cp.VIPs = make(map[netip.Addr]cluster.VIPState, len(st.VIPs))
-		for a, s := range st.VIPs {
-			cp.VIPs[a] = s
-		}
-		st = &cp
-	}
+	st = st.Clone() // the caller may reuse its document
 	c.send(func(m *machine) { m.setPeer(node, st) })
 }
 
@@ -265,14 +261,15 @@ func (c *Controller) Status() Status {
 	return c.status.clone()
 }
 
-// cluster.NodeState returns the document this node publishes to its peers.
+// NodeState returns the document this node publishes to its peers (an
+// empty one before Run's first pass).
 func (c *Controller) NodeState() cluster.NodeState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	doc := c.doc
-	doc.VIPs = make(map[netip.Addr]cluster.VIPState, len(c.doc.VIPs))
-	for a, s := range c.doc.VIPs {
-		doc.VIPs[a] = s
+	doc.VIPs = maps.Clone(c.doc.VIPs)
+	if doc.VIPs == nil {
+		doc.VIPs = map[netip.Addr]cluster.VIPState{} // "vips": {}, never null
 	}
 	return doc
 }
@@ -302,11 +299,11 @@ func (m *machine) setHealth(addr netip.Addr, healthy bool, reason string) {
 		reason = map[bool]string{true: "service healthy", false: "service unhealthy"}[healthy]
 	}
 	m.health[addr] = healthReport{healthy, reason}
-	if v, ok := m.vips[addr]; ok && (v.healthy != healthy || v.healthReason != reason) {
-		if v.healthy != healthy {
-			m.transition(v, "healthy", v.healthy, healthy, reason)
+	if v, ok := m.vips[addr]; ok && (v.in.healthy != healthy || v.in.healthReason != reason) {
+		if v.in.healthy != healthy {
+			m.transition(v, "healthy", v.in.healthy, healthy, reason)
 		}
-		v.healthy, v.healthReason = healthy, reason
+		v.in.healthy, v.in.healthReason = healthy, reason
 	}
 }
 
@@ -325,7 +322,7 @@ func (m *machine) setPeer(node string, st *cluster.NodeState) {
 // stopped: a Shutdown drain has nothing left to withdraw, publish or unbind.
 func (m *machine) stopped() bool {
 	for _, v := range m.vips {
-		if v.adv != advNone || v.onLo || v.maybeDP || v.serve != cluster.StateInactive {
+		if v.live.adv != advNone || v.live.onLo || v.live.maybeDP || v.live.serve != cluster.StateInactive {
 			return false
 		}
 	}

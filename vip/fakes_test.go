@@ -95,7 +95,7 @@ type world struct {
 
 	lo          map[netip.Addr]bool
 	dp          map[netip.Addr]bool
-	programs    map[netip.Addr]Program
+	programs    map[netip.Addr]ProgramSpec
 	routes      map[netip.Addr]routing.Route
 	withdrawnAt map[netip.Addr]time.Time
 	flows       map[netip.Addr]int
@@ -113,7 +113,7 @@ func newWorld(clock *fakeClock, withdrawGrace time.Duration) *world {
 	return &world{
 		clock: clock, withdrawGrace: withdrawGrace,
 		lo: map[netip.Addr]bool{}, dp: map[netip.Addr]bool{},
-		programs: map[netip.Addr]Program{}, routes: map[netip.Addr]routing.Route{},
+		programs: map[netip.Addr]ProgramSpec{}, routes: map[netip.Addr]routing.Route{},
 		withdrawnAt: map[netip.Addr]time.Time{}, flows: map[netip.Addr]int{},
 		failNext: map[string]int{},
 	}
@@ -222,11 +222,11 @@ func (w *world) Bound(context.Context) ([]netip.Addr, error) {
 	return sortedKeys(w.lo), nil
 }
 
-func (w *world) Program(_ context.Context, p Program) error {
+func (w *world) Program(_ context.Context, p ProgramSpec) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.record("Program %s %s", p.Addr, describe(p.Backends))
-	if w.failing("Program") {
+	w.record("ProgramSpec %s %s", p.Addr, describe(p.Backends))
+	if w.failing("ProgramSpec") {
 		return errInjected
 	}
 	if len(p.Backends) == 0 {
@@ -234,7 +234,7 @@ func (w *world) Program(_ context.Context, p Program) error {
 		return errors.New("no backend")
 	}
 	w.programs[p.Addr] = p
-	w.check("Program " + p.Addr.String())
+	w.check("ProgramSpec " + p.Addr.String())
 	return nil
 }
 

@@ -26,7 +26,7 @@ func TestBringUpOrder(t *testing.T) {
 	want := []string{
 		"Bind 192.0.2.10",
 		"SetBound [192.0.2.10]",
-		"Program 192.0.2.10 [a/p]",
+		"ProgramSpec 192.0.2.10 [a/p]",
 		"SetRoutes [{192.0.2.10/32 false}]",
 	}
 	if diff := cmp.Diff(want, r.w.takeCalls()); diff != "" {
@@ -88,7 +88,7 @@ func TestNodeDrainAndUndrain(t *testing.T) {
 	wantCalls := []string{
 		"Bind 192.0.2.10",
 		"SetBound [192.0.2.10]",
-		"Program 192.0.2.10 [a/p,b/p]",
+		"ProgramSpec 192.0.2.10 [a/p,b/p]",
 		"SetRoutes [{192.0.2.10/32 false}]",
 	}
 	if diff := cmp.Diff(wantCalls, r.w.takeCalls()); diff != "" {
@@ -110,17 +110,17 @@ func TestNodeDrainIdle(t *testing.T) {
 	t0 := r.clock.Now()
 	r.m.nodeDrain = true
 	r.run(15 * time.Second)
-	if got := r.vip(vip4).serve; got != cluster.StateDraining {
+	if got := r.vip(vip4).live.serve; got != cluster.StateDraining {
 		t.Fatalf("serve at t0+15s = %s, want draining", got)
 	}
 	r.w.flows[vip4] = 0
 	r.run(10 * time.Second)
 	v := r.vip(vip4)
 	tr := r.transitions(vip4)
-	if v.serve != cluster.StateInactive || !strings.Contains(tr[len(tr)-2], "draining->inactive (idle)") {
-		t.Fatalf("serve = %s, want inactive (idle); transitions: %q", v.serve, tr)
+	if v.live.serve != cluster.StateInactive || !strings.Contains(tr[len(tr)-2], "draining->inactive (idle)") {
+		t.Fatalf("serve = %s, want inactive (idle); transitions: %q", v.live.serve, tr)
 	}
-	if d := v.servedAt.Sub(t0); d > 17*time.Second {
+	if d := v.live.servedAt.Sub(t0); d > 17*time.Second {
 		t.Errorf("inactive %s after the drain started, want by the first poll after idle", d)
 	}
 }
@@ -129,7 +129,7 @@ func TestNodeDrainIdle(t *testing.T) {
 func TestVIPDrain(t *testing.T) {
 	r := newRig(t, testConfig())
 	r.run(time.Second)
-	r.vip(vip4).drained = true
+	r.vip(vip4).in.drained = true
 	r.run(5 * time.Minute)
 	got := r.w.routes
 	if _, ok := got[vip4]; ok {
@@ -139,10 +139,10 @@ func TestVIPDrain(t *testing.T) {
 		t.Errorf("%s not announced", vip6)
 	}
 	v := r.vip(vip4)
-	if v.serve != cluster.StateActive || !v.inDP || !v.programmed || v.reasons.Advertised != "draining" {
-		t.Errorf("drained vip: serve=%s bound=%v programmed=%v reason=%q", v.serve, v.inDP, v.programmed, v.reasons.Advertised)
+	if v.live.serve != cluster.StateActive || !v.live.inDP || !v.live.programmed || v.why.reasons.Advertised != "draining" {
+		t.Errorf("drained vip: serve=%s bound=%v programmed=%v reason=%q", v.live.serve, v.live.inDP, v.live.programmed, v.why.reasons.Advertised)
 	}
-	v.drained = false
+	v.in.drained = false
 	r.step()
 	if _, ok := r.w.routes[vip4]; !ok {
 		t.Errorf("%s not announced after undrain", vip4)
@@ -156,16 +156,16 @@ func TestDeprefer(t *testing.T) {
 	r := newRig(t, cfg)
 	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Second)
-	r.vip(vip4).drained = true
+	r.vip(vip4).in.drained = true
 	r.step()
 	if diff := cmp.Diff(map[netip.Addr]routing.Route{vip4: {Prefix: netip.MustParsePrefix("192.0.2.10/32"), Draining: true}}, r.w.routes, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
 	// A node drain deprefers too, and still goes draining after the grace.
-	r.vip(vip4).drained = false
+	r.vip(vip4).in.drained = false
 	r.m.nodeDrain = true
 	r.run(11 * time.Second)
-	if got := r.vip(vip4).serve; got != cluster.StateDraining {
+	if got := r.vip(vip4).live.serve; got != cluster.StateDraining {
 		t.Errorf("serve = %s, want draining", got)
 	}
 	if !r.w.routes[vip4].Draining {
@@ -184,8 +184,8 @@ func TestHealthFlap(t *testing.T) {
 	if _, ok := r.w.routes[vip4]; ok {
 		t.Errorf("announced with no usable backend")
 	}
-	if v.reasons.Advertised != "no usable backend" {
-		t.Errorf("advertised reason = %q", v.reasons.Advertised)
+	if v.why.reasons.Advertised != "no usable backend" {
+		t.Errorf("advertised reason = %q", v.why.reasons.Advertised)
 	}
 	if diff := cmp.Diff(cluster.VIPState{State: cluster.StateActive, Healthy: false, Reason: "tcp connect refused"}, r.m.nodeState().VIPs[vip4]); diff != "" {
 		t.Errorf("published (-want +got):\n%s", diff)
@@ -243,7 +243,7 @@ func TestAdvertiserErrorRetry(t *testing.T) {
 	r := newRig(t, oneVIP(testConfig()))
 	r.w.failNext["SetRoutes"] = 3
 	r.step()
-	if r.vip(vip4).adv != advNone {
+	if r.vip(vip4).live.adv != advNone {
 		t.Fatalf("claims announced after a failed call")
 	}
 	var retries []time.Duration
@@ -277,15 +277,15 @@ func TestWithdrawFailureKeepsTable(t *testing.T) {
 	r.w.failNext["SetRoutes"] = 2
 	r.step()
 	v := r.vip(vip4)
-	if v.adv == advNone || !hasPrimary(v.table) {
-		t.Fatalf("adv=%s table=%s", v.adv, describe(v.table))
+	if v.live.adv == advNone || !hasPrimary(v.live.table) {
+		t.Fatalf("adv=%s table=%s", v.live.adv, describe(v.live.table))
 	}
-	if !strings.Contains(v.reasons.Programmed, "withdraw before") {
-		t.Errorf("programmed reason = %q", v.reasons.Programmed)
+	if !strings.Contains(v.why.reasons.Programmed, "withdraw before") {
+		t.Errorf("programmed reason = %q", v.why.reasons.Programmed)
 	}
 	r.run(time.Second)
-	if v.adv != advNone || describe(v.table) != "[a/s]" {
-		t.Errorf("after retry: adv=%s table=%s", v.adv, describe(v.table))
+	if v.live.adv != advNone || describe(v.live.table) != "[a/s]" {
+		t.Errorf("after retry: adv=%s table=%s", v.live.adv, describe(v.live.table))
 	}
 }
 
@@ -331,7 +331,7 @@ func TestHoldRelease(t *testing.T) {
 	if _, ok := r.w.routes[vip6]; ok {
 		t.Errorf("held vip announced")
 	}
-	if got := r.vip(vip6).reasons.Advertised; got != "held: no IPv6 route back to clients" {
+	if got := r.vip(vip6).why.reasons.Advertised; got != "held: no IPv6 route back to clients" {
 		t.Errorf("reason = %q", got)
 	}
 	if !r.w.dp[vip6] {
@@ -433,7 +433,7 @@ func TestRestartWaitsForPeers(t *testing.T) {
 			r.start(cfg) // a new vipd: peers unknown, routes kept by GR
 			r.run(4 * time.Second)
 			for _, c := range r.w.takeCalls() {
-				if strings.HasPrefix(c, "Program") || strings.HasPrefix(c, "SetRoutes") || strings.HasPrefix(c, "Unprogram") {
+				if strings.HasPrefix(c, "ProgramSpec") || strings.HasPrefix(c, "SetRoutes") || strings.HasPrefix(c, "Unprogram") {
 					t.Errorf("within PeerWait, before any peer state: %s", c)
 				}
 			}
@@ -455,5 +455,53 @@ func TestRestartWaitsForPeers(t *testing.T) {
 				t.Error("not announced after settling")
 			}
 		})
+	}
+}
+
+// planRoutes decides without calling anyone: per VIP the wanted
+// announcement with its reason, the routes, and whether a call is needed.
+func TestPlanRoutes(t *testing.T) {
+	prefix4 := netip.MustParsePrefix("192.0.2.10/32")
+	for _, tc := range []struct {
+		name         string
+		policy       DrainPolicy
+		drain        bool
+		withdrawOnly bool
+		want         []routing.Route
+		wantWhy      string
+		wantCall     bool
+	}{
+		{"serving, as announced", DrainWithdraw, false, false, []routing.Route{{Prefix: prefix4}}, "serving", false},
+		{"drained, withdraw", DrainWithdraw, true, false, nil, "draining", true},
+		{"drained, deprefer", DrainDeprefer, true, false, []routing.Route{{Prefix: prefix4, Draining: true}}, "draining (deprefer)", true},
+		{"drained, deprefer, withdraw-only pass", DrainDeprefer, true, true, []routing.Route{{Prefix: prefix4, Draining: true}}, "draining (deprefer)", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := oneVIP(testConfig())
+			cfg.DrainPolicy = tc.policy
+			r := newRig(t, cfg)
+			r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
+			r.run(time.Second)
+			r.vip(vip4).in.drained = tc.drain
+			calls := len(r.w.calls)
+			r.m.tables = map[netip.Addr][]Backend{}
+			p := r.m.planRoutes(tc.withdrawOnly)
+			if d := cmp.Diff(tc.want, p.routes, cmpopts.EquateComparable(netip.Prefix{})); d != "" {
+				t.Errorf("routes (-want +got):\n%s", d)
+			}
+			if p.reasons[vip4] != tc.wantWhy || p.call != tc.wantCall {
+				t.Errorf("reason %q call %t, want %q %t", p.reasons[vip4], p.call, tc.wantWhy, tc.wantCall)
+			}
+			if len(r.w.calls) != calls || r.vip(vip4).live.adv != advNormal {
+				t.Errorf("planning changed the world or the facets: calls %q", r.w.calls[calls:])
+			}
+		})
+	}
+	// A VIP not announced yet is not announced by the withdraw-only pass.
+	r := newRig(t, oneVIP(testConfig()))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
+	r.m.tables = map[netip.Addr][]Backend{}
+	if p := r.m.planRoutes(true); len(p.routes) != 0 {
+		t.Errorf("withdraw-only pass before bring-up plans %v", p.routes)
 	}
 }

@@ -187,8 +187,8 @@ func (p *prop) event() {
 	case k < 22:
 		a := p.pick()
 		if v, ok := m.vips[a]; ok && v.spec != nil {
-			v.drained = !v.drained
-			p.note("vip drain %s = %v", a, v.drained)
+			v.in.drained = !v.in.drained
+			p.note("vip drain %s = %v", a, v.in.drained)
 		}
 	case k < 34:
 		a, h := p.pick(), rng.IntN(3) > 0
@@ -225,7 +225,7 @@ func (p *prop) event() {
 			r.w.failRate = []float64{0, 0.05, 0.2, 0.5}[rng.IntN(4)]
 			p.note("fail rate %.2f", r.w.failRate)
 		} else {
-			op := []string{"SetRoutes", "Bind", "Unbind", "Program", "Unprogram", "SetBound"}[rng.IntN(6)]
+			op := []string{"SetRoutes", "Bind", "Unbind", "ProgramSpec", "Unprogram", "SetBound"}[rng.IntN(6)]
 			r.w.failNext[op] += 1 + rng.IntN(3)
 			p.note("fail next %s", op)
 		}
@@ -298,13 +298,13 @@ func (p *prop) checkConverged() {
 		if serving {
 			wantState = cluster.StateActive
 		}
-		if got := doc[a]; got.State != wantState || got.Healthy != v.healthy {
-			p.Fatalf("converged: %s published %+v, want %s healthy=%v", a, got, wantState, v.healthy)
+		if got := doc[a]; got.State != wantState || got.Healthy != v.in.healthy {
+			p.Fatalf("converged: %s published %+v, want %s healthy=%v", a, got, wantState, v.in.healthy)
 		}
 		if r.w.lo[a] != serving || r.w.dp[a] != serving {
 			p.Fatalf("converged: %s lo=%v bound set=%v, want %v", a, r.w.lo[a], r.w.dp[a], serving)
 		}
-		want := expectedTable(a, m.cfg, wantState, v.healthy, m.peers, v.inTable)
+		want := expectedTable(a, m.cfg, wantState, v.in.healthy, m.peers, v.in.inTable)
 		prog, ok := r.w.programs[a]
 		if len(want) == 0 {
 			// Nobody serves it: nothing to program, nothing to announce.
@@ -323,7 +323,7 @@ func (p *prop) checkConverged() {
 			p.Fatalf("converged: %s programmed %s %v, want %s %v", a, describe(prog.Backends), prog.Services, describe(want), spec.Services)
 		}
 		route, announced := r.w.routes[a]
-		draining := m.nodeDrain || v.drained
+		draining := m.nodeDrain || v.in.drained
 		wantAnnounced := !m.stopping && m.holds[a] == "" && hasPrimary(want) && (!draining || m.cfg.deprefer())
 		if announced != wantAnnounced || announced && route.Draining != draining {
 			p.Fatalf("converged: %s announced=%v %+v, want %v (held=%q draining=%v table %s)", a, announced, route, wantAnnounced, m.holds[a], draining, describe(want))

@@ -95,21 +95,21 @@ func (m *machine) status() Status {
 		s.VIPs = append(s.VIPs, VIPStatus{
 			Addr:        v.addr,
 			Configured:  v.spec != nil,
-			Programmed:  v.programmed,
-			Advertised:  v.adv != advNone,
-			Depreferred: v.adv == advDeprefer,
-			Bound:       v.onLo && v.inDP,
-			Healthy:     v.healthy,
-			Draining:    m.nodeDrain || v.drained,
+			Programmed:  v.live.programmed,
+			Advertised:  v.live.adv != advNone,
+			Depreferred: v.live.adv == advDeprefer,
+			Bound:       v.live.onLo && v.live.inDP,
+			Healthy:     v.in.healthy,
+			Draining:    m.nodeDrain || v.in.drained,
 			Held:        m.holds[v.addr],
-			Serve:       v.serve,
-			Reason:      v.reason,
-			Reasons:     v.reasons,
-			Since:       v.since,
-			LastError:   v.lastErr,
-			Backends:    slices.Clone(v.table),
-			Transitions: v.transits,
-			Errors:      v.errs,
+			Serve:       v.live.serve,
+			Reason:      v.why.reason,
+			Reasons:     v.why.reasons,
+			Since:       v.why.since,
+			LastError:   v.why.lastErr,
+			Backends:    slices.Clone(v.live.table),
+			Transitions: v.why.transits,
+			Errors:      v.why.errs,
 		})
 	}
 	return s
@@ -125,11 +125,11 @@ func (m *machine) phase() Phase {
 	for _, v := range m.vips {
 		q := PhaseDrained
 		switch {
-		case v.serve == cluster.StateActive || v.adv == advNormal:
+		case v.live.serve == cluster.StateActive || v.live.adv == advNormal:
 			q = PhaseWithdrawing
-		case v.serve == cluster.StateDraining:
+		case v.live.serve == cluster.StateDraining:
 			q = PhaseDraining
-		case v.onLo || v.maybeDP:
+		case v.live.onLo || v.live.maybeDP:
 			q = PhaseInactive
 		}
 		if rank[q] > rank[p] {

@@ -6,6 +6,42 @@
 // implement its side effects (routing/bgp, routing/bird, vip/netlink,
 // dataplane). Implementations must be idempotent: calling a setter again with
 // the same value does nothing and succeeds.
+//
+// # Glossary
+//
+// Each word below means one thing in this package.
+//
+//   - Facet: one of the three things a VIP is on this node, each tracked as
+//     really reached (liveFacets), never as hoped for. Programmed: the
+//     director maps hold the VIP and its table. Advertised: a route for it
+//     is announced (possibly depreferred). Bound: it is on lo and in the
+//     dataplane's bound set.
+//   - Program (verb): install a VIP and its forwarding table in the
+//     director maps (Dataplane.Program). ProgramSpec is what is installed;
+//     syncTables is the reconcile step that programs and unprograms.
+//   - Table: a VIP's forwarding table, a list of backends. The desired
+//     table (desiredTable, built by tableFor from every member's document)
+//     is what the programmed table (liveFacets.table) should become.
+//   - Backend: a cluster member in a VIP's table (type Backend), with its
+//     BackendRole: primary (takes new flows) or secondary (second hop only).
+//     Every node is both a director (it forwards) and, for the VIPs it
+//     serves, a backend.
+//   - Serve state: what this node tells its peers about a VIP
+//     (cluster.ServeState: active, draining, inactive); stepServe moves it
+//     one step per pass.
+//   - Publish: make the node-state document (cluster.NodeState: every VIP's
+//     serve state and health, with a generation) available to the peers'
+//     pollers. Only publishNodeState publishes; docEntry is one VIP's entry.
+//   - Status: the snapshot of the machine for vipctl and metrics (Status,
+//     VIPStatus), stored by Controller.snapshot after every pass.
+//   - Announce and withdraw: what the advertiser does with a route.
+//     planRoutes decides the routes of a pass (with a reason per VIP),
+//     advertise makes the call, recordRoutes keeps what was reported.
+//   - Drain: a per-VIP drain withdraws that VIP's route and keeps serving
+//     it; a node drain goes through the phases of Phase. The DrainPolicy
+//     (withdraw or deprefer) decides, here and only here, whether a
+//     draining VIP stays announced with its drain attributes.
+//   - Hold: a veto on announcing a VIP (no IPv6 route back to the clients).
 package vip
 
 import (
@@ -178,8 +214,9 @@ type Backend struct {
 	Local bool
 }
 
-// Program is the desired dataplane state of one VIP on a director.
-type Program struct {
+// ProgramSpec is what Dataplane.Program installs for one VIP on a
+// director: its services and its forwarding table.
+type ProgramSpec struct {
 	Addr     netip.Addr
 	Services []Service
 	// Backends build the forwarding table. It must hold at least one
@@ -191,7 +228,7 @@ type Program struct {
 type Dataplane interface {
 	// Program installs or replaces the VIP and its forwarding table,
 	// atomically: no packet sees half a table.
-	Program(ctx context.Context, p Program) error
+	Program(ctx context.Context, p ProgramSpec) error
 	// Unprogram removes the VIP from the director maps. Absent is success.
 	Unprogram(ctx context.Context, addr netip.Addr) error
 	// SetBound makes the dataplane's bound set (the VIPs this node accepts

@@ -153,12 +153,12 @@ func (b *fakeBinder) Close() error {
 // fakeDataplane is an in-memory XDP dataplane.
 type fakeDataplane struct {
 	mu         sync.Mutex
-	programmed map[netip.Addr]vip.Program
+	programmed map[netip.Addr]vip.ProgramSpec
 	bound      []netip.Addr
 	closed     bool
 }
 
-func (f *fakeDataplane) Program(_ context.Context, p vip.Program) error {
+func (f *fakeDataplane) Program(_ context.Context, p vip.ProgramSpec) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.programmed[p.Addr] = p
@@ -284,7 +284,7 @@ func newRig(t *testing.T, vips ...netip.Prefix) *rig {
 	r.path = filepath.Join(r.dir, "vipd.toml")
 	cfg := r.write(vips...)
 	r.adv = routingtest.New(t, cfg.AdvertisedVIPs()...)
-	r.dp = &fakeDataplane{programmed: map[netip.Addr]vip.Program{}}
+	r.dp = &fakeDataplane{programmed: map[netip.Addr]vip.ProgramSpec{}}
 	r.b = &fakeBinder{bound: map[netip.Addr]bool{}}
 	d, err := New(cfg, Options{ConfigPath: r.path, SkipHostChecks: true}, Parts{Advertiser: r.adv, Binder: r.b, Dataplane: r.dp})
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,7 +159,7 @@ func (c Config) WithDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
-	c.OSPF = append([]OSPF(nil), c.OSPF...)
+	c.OSPF = slices.Clone(c.OSPF)
 	for i := range c.OSPF {
 		if c.OSPF[i].Name == "" {
 			c.OSPF[i].Name = fmt.Sprintf("ospf_v%d", c.OSPF[i].Version)
