@@ -5,8 +5,10 @@
 // ("vipd.toml:42: vip[2].address: ...").
 //
 // The routing sections decode into the routing packages' own Config types
-// (routing/bgp, routing/bird) and the service checks into health.CheckConfig;
-// their Validate methods are called here and their errors mapped to lines.
+// (routing/bgp, routing/bird), except their drain key, the state machine's
+// vip.DrainPolicy; the service checks decode into health.CheckConfig. Their
+// Validate methods are called here and their errors mapped to lines.
+// config.Diff alone decides what a reload may apply in place.
 // examples/vipd.reference.toml documents every key.
 package config
 
