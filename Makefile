@@ -30,7 +30,8 @@ check-generate: ## Fail if the committed bpf2go output differs from a fresh gene
 	@bash scripts/check-generate.sh
 
 .PHONY: lint
-lint: ## go vet and staticcheck
+lint: ## go vet, staticcheck, and fail when go.mod/go.sum are not tidy
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 

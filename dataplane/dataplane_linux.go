@@ -210,7 +210,7 @@ func (d *Dataplane) writeConfigLocked() error {
 	if d.opts.Local6.IsValid() {
 		c.Addr6 = d.opts.Local6.As16()
 	}
-	c.GuePort = d.opts.GUEPort
+	c.GuePort = d.opts.guePort()
 	c.Flags = dpFlagVIPFilter
 	// Every director must hash a flow to the same row: the seed is
 	// cluster-wide, folded to the program's 32 bits.

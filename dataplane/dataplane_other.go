@@ -18,7 +18,7 @@ type Dataplane struct{}
 func Open(hclog.Logger, Options) (*Dataplane, error) { return nil, ErrNotSupported }
 
 // Program fails with ErrNotSupported.
-func (*Dataplane) Program(context.Context, vip.Program) error { return ErrNotSupported }
+func (*Dataplane) Program(context.Context, vip.ProgramSpec) error { return ErrNotSupported }
 
 // Unprogram fails with ErrNotSupported.
 func (*Dataplane) Unprogram(context.Context, netip.Addr) error { return ErrNotSupported }

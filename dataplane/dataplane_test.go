@@ -78,8 +78,8 @@ var (
 	testVIP6 = netip.MustParseAddr("2001:db8::1")
 )
 
-func vipProgram(addr netip.Addr, backends ...string) vip.Program {
-	p := vip.Program{Addr: addr, Services: []vip.Service{{Proto: 6, Port: 80}, {Proto: 17, Port: 0}}}
+func vipProgram(addr netip.Addr, backends ...string) vip.ProgramSpec {
+	p := vip.ProgramSpec{Addr: addr, Services: []vip.Service{{Proto: 6, Port: 80}, {Proto: 17, Port: 0}}}
 	for i, n := range backends {
 		b := vip.Backend{Name: n, Addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})}
 		if addr.Is6() {

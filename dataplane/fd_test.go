@@ -38,7 +38,7 @@ func TestFDsFlat(t *testing.T) {
 	ctx := context.Background()
 	r := newDPRig(t)
 	d := r.open(t, r.options())
-	progs := [2]vip.Program{vipProgram(testVIP4, "a", "b"), vipProgram(testVIP4, "a", "c")}
+	progs := [2]vip.ProgramSpec{vipProgram(testVIP4, "a", "b"), vipProgram(testVIP4, "a", "c")}
 	if err := d.Program(ctx, progs[1]); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func BenchmarkTableUpdate(b *testing.B) {
 	for i := range names {
 		names[i] = fmt.Sprintf("node%02d", i)
 	}
-	progs := [2]vip.Program{vipProgram(testVIP4, names...), vipProgram(testVIP4, names...)}
+	progs := [2]vip.ProgramSpec{vipProgram(testVIP4, names...), vipProgram(testVIP4, names...)}
 	progs[1].Backends[3].Role = vip.RoleSecondary
 
 	var build float64

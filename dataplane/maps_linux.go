@@ -39,7 +39,7 @@ type vipState struct {
 	slots    []uint32      // backend slots its table holds a reference on
 	// last is the normalized Program that built the table; nil for a VIP
 	// adopted from pinned state (its next Program always rebuilds).
-	last *vip.Program
+	last *vip.ProgramSpec
 }
 
 func vipKey(addr netip.Addr, s vip.Service) vipdVipKey {
@@ -77,7 +77,7 @@ func addrFromBytes(b [16]byte, family uint8) (netip.Addr, bool) {
 
 // normalize sorts and deduplicates a Program so equal programs compare
 // equal whatever their order.
-func normalize(p vip.Program) vip.Program {
+func normalize(p vip.ProgramSpec) vip.ProgramSpec {
 	p.Addr = p.Addr.Unmap()
 	p.Services = slices.Clone(p.Services)
 	slices.SortFunc(p.Services, func(a, b vip.Service) int {
@@ -89,7 +89,7 @@ func normalize(p vip.Program) vip.Program {
 	return p
 }
 
-func equalProgram(a, b *vip.Program) bool {
+func equalProgram(a, b *vip.ProgramSpec) bool {
 	return a.Addr == b.Addr && slices.Equal(a.Services, b.Services) && slices.Equal(a.Backends, b.Backends)
 }
 
@@ -101,7 +101,7 @@ func equalProgram(a, b *vip.Program) bool {
 // nothing. A Program with no backend fails (ErrNoBackend) and leaves the
 // VIP as it was: the controller keeps a VIP programmed during the withdraw
 // grace, and its last table still forwards the flows that arrive then.
-func (d *Dataplane) Program(ctx context.Context, p vip.Program) error {
+func (d *Dataplane) Program(ctx context.Context, p vip.ProgramSpec) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

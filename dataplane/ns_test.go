@@ -384,7 +384,7 @@ func testNamespaceTCP(t *testing.T, v6 bool) {
 		l.be[name] = n
 	}
 	be1, be2 := l.be["be1"], l.be["be2"]
-	prog := vip.Program{
+	prog := vip.ProgramSpec{
 		Addr:     l.vipAddr,
 		Services: []vip.Service{{Proto: 6, Port: l.port}},
 		Backends: []vip.Backend{be1.backend(), be2.backend()},

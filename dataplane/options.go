@@ -4,37 +4,75 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 )
 
+// DefaultGUEPort is the UDP destination port of GUE, as GitHub's GLB uses
+// it.
+const DefaultGUEPort = 19523
+
 // AttachMode says how the XDP program is attached to the uplink.
-type AttachMode string
+type AttachMode uint8
 
 // Attach modes.
 const (
 	// AttachAuto is native unless the host check found native XDP unsafe
-	// on this NIC (Options.AutoGeneric, FIELD-NOTES 1), then generic.
-	AttachAuto AttachMode = "auto"
+	// on this NIC (Options.AutoGeneric, FIELD-NOTES 1), then generic. It is
+	// the zero value.
+	AttachAuto AttachMode = iota
 	// AttachNative runs the program in the driver (XDP_FLAGS_DRV_MODE).
-	AttachNative AttachMode = "native"
+	AttachNative
 	// AttachGeneric runs the program on the skb path (XDP_FLAGS_SKB_MODE):
 	// slower, but works with every driver.
-	AttachGeneric AttachMode = "generic"
+	AttachGeneric
 )
+
+var attachModeWords = [...]string{AttachAuto: "auto", AttachNative: "native", AttachGeneric: "generic"}
 
 // ParseAttachMode parses "native", "generic" or "auto" ("" is auto).
 func ParseAttachMode(s string) (AttachMode, error) {
-	switch m := AttachMode(s); m {
-	case "":
+	if s == "" {
 		return AttachAuto, nil
-	case AttachAuto, AttachNative, AttachGeneric:
-		return m, nil
 	}
-	return "", fmt.Errorf("attach mode %q: want native, generic or auto", s)
+	for m, w := range attachModeWords {
+		if s == w {
+			return AttachMode(m), nil
+		}
+	}
+	return AttachAuto, fmt.Errorf("attach mode %q: want native, generic or auto", s)
+}
+
+// String returns the mode's word.
+func (m AttachMode) String() string {
+	if int(m) < len(attachModeWords) {
+		return attachModeWords[m]
+	}
+	return "AttachMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+func (m AttachMode) valid() bool { return int(m) < len(attachModeWords) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (m AttachMode) MarshalText() ([]byte, error) {
+	if !m.valid() {
+		return nil, fmt.Errorf("marshaling %s: not an attach mode", m)
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (m *AttachMode) UnmarshalText(b []byte) error {
+	v, err := ParseAttachMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
 }
 
 // effective resolves auto.
 func (m AttachMode) effective(autoGeneric bool) AttachMode {
-	if m == AttachAuto || m == "" {
+	if m == AttachAuto {
 		if autoGeneric {
 			return AttachGeneric
 		}
@@ -52,7 +90,7 @@ type Options struct {
 	// AutoGeneric is set by the host check when native XDP is unsafe on
 	// Interface; it turns auto into generic.
 	AutoGeneric bool
-	// GUEPort is the UDP port of GUE (0 = 19523).
+	// GUEPort is the UDP port of GUE (0 = DefaultGUEPort).
 	GUEPort uint16
 	// PinPath is the bpffs directory holding the pinned maps and link,
 	// e.g. /sys/fs/bpf/vipd-<node>. It is created if missing.
@@ -97,8 +135,16 @@ func (o Options) validate() error {
 	if o.Local6.IsValid() && (!o.Local6.Is6() || o.Local6.Is4In6()) {
 		return fmt.Errorf("local6 %s is not IPv6", o.Local6)
 	}
-	if _, err := ParseAttachMode(string(o.Attach)); err != nil {
-		return err
+	if !o.Attach.valid() {
+		return fmt.Errorf("unknown %s", o.Attach)
 	}
 	return nil
+}
+
+// guePort is GUEPort with its default.
+func (o Options) guePort() uint16 {
+	if o.GUEPort == 0 {
+		return DefaultGUEPort
+	}
+	return o.GUEPort
 }

@@ -66,12 +66,32 @@ func TestParseAttachMode(t *testing.T) {
 		{"auto", AttachAuto, false},
 		{"native", AttachNative, false},
 		{"generic", AttachGeneric, false},
-		{"skb", "", true},
+		{"skb", AttachAuto, true},
+		{"Native", AttachAuto, true},
 	} {
 		got, err := ParseAttachMode(tc.in)
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("ParseAttachMode(%q) = %q, %v", tc.in, got, err)
 		}
+		var u AttachMode
+		if uerr := u.UnmarshalText([]byte(tc.in)); u != tc.want || (uerr != nil) != tc.wantErr {
+			t.Errorf("UnmarshalText(%q) = %q, %v", tc.in, u, uerr)
+		}
+		if tc.wantErr || tc.in == "" {
+			continue
+		}
+		if b, err := got.MarshalText(); err != nil || string(b) != tc.in || got.String() != tc.in {
+			t.Errorf("MarshalText(%s) = %q, %v; String = %q", got, b, err, got.String())
+		}
+	}
+	if _, err := AttachMode(9).MarshalText(); err == nil || AttachMode(9).String() != "AttachMode(9)" {
+		t.Errorf("an unknown attach mode marshals: %v, %s", err, AttachMode(9))
+	}
+	if err := (Options{Interface: "eth0", PinPath: "/sys/fs/bpf/x", Attach: 9}).validate(); err == nil {
+		t.Error("Options with an unknown attach mode validate")
+	}
+	if (Options{}).guePort() != DefaultGUEPort || (Options{GUEPort: 6080}).guePort() != 6080 {
+		t.Error("guePort does not default to DefaultGUEPort")
 	}
 	for _, tc := range []struct {
 		mode        AttachMode

@@ -4,27 +4,26 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+
+	"github.com/vipd/vipd/routing"
 )
 
-// advertise asks for the routes the decisions want, limited to what the
-// programmed tables can carry now (invariant 1), and records what the
-// advertiser reports as announced. withdrawOnly announces nothing new (the
-// pass before programming); it is skipped while the advertiser's state is
-// unknown, so a restart does not withdraw what it is about to re-announce.
-func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
-	if ok, why := m.peersSettled(); !ok {
-		// Neither announce with a table built without the peers, nor
-		// withdraw what a restart adopted: wait (bounded by PeerWait).
-		for _, v := range m.sorted() {
-			v.reasons.Advertised = why
-		}
-		return 0
-	}
-	if withdrawOnly && m.advUnknown {
-		return 0
-	}
-	var target []Route
-	want := map[netip.Addr]advState{}
+// routePlan is what one advertise pass decided, before any call: per VIP
+// the wanted announcement and the reason for it, the routes that say it,
+// and whether the advertiser must be called at all.
+type routePlan struct {
+	want    map[netip.Addr]advState
+	reasons map[netip.Addr]string
+	routes  []routing.Route // in address order
+	call    bool            // the routes differ from the last report, or it must be retried
+}
+
+// planRoutes decides the routes the decisions want, limited to what the
+// programmed tables can carry now (invariant 1). withdrawOnly (the pass
+// before programming) announces nothing that is not announced already. It
+// changes nothing but the pass's table cache.
+func (m *machine) planRoutes(withdrawOnly bool) routePlan {
+	p := routePlan{want: map[netip.Addr]advState{}, reasons: map[netip.Addr]string{}}
 	for _, v := range m.sorted() {
 		w, why := m.wantAdvertise(v, m.desiredTable(v))
 		if w != advNone {
@@ -32,22 +31,51 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 				w, why = advNone, whyNot
 			}
 		}
-		v.reasons.Advertised = why
-		if withdrawOnly && v.adv == advNone {
+		if withdrawOnly && v.live.adv == advNone {
 			w = advNone
 		}
-		want[v.addr] = w
+		p.want[v.addr], p.reasons[v.addr] = w, why
 		if w != advNone {
-			target = append(target, Route{Prefix: netip.PrefixFrom(v.addr, v.addr.BitLen()), Draining: w == advDeprefer})
+			p.routes = append(p.routes, routing.Route{Prefix: routing.HostPrefix(v.addr), Draining: w == advDeprefer})
 		}
 	}
 	retry := m.advRetry && !withdrawOnly // one retry per pass
-	if !m.advUnknown && !retry && slices.Equal(target, m.announced) {
+	p.call = m.advUnknown || retry || !slices.Equal(p.routes, m.announced)
+	return p
+}
+
+// advertise plans the routes, asks the advertiser for them and records
+// what it reports as announced. The withdraw-only pass is skipped while
+// the advertiser's state is unknown, so a restart does not withdraw what it
+// is about to re-announce.
+func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
+	if ok, why := m.peersSettled(); !ok {
+		// Neither announce with a table built without the peers, nor
+		// withdraw what a restart adopted: wait (bounded by PeerWait).
+		for _, v := range m.sorted() {
+			v.why.reasons.Advertised = why
+		}
 		return 0
 	}
-	got, err := m.deps.Advertiser.SetRoutes(ctx, target)
+	if withdrawOnly && m.advUnknown {
+		return 0
+	}
+	plan := m.planRoutes(withdrawOnly)
+	for _, v := range m.sorted() {
+		v.why.reasons.Advertised = plan.reasons[v.addr]
+	}
+	if !plan.call {
+		return 0
+	}
+	got, err := m.deps.Advertiser.SetRoutes(ctx, plan.routes)
+	return m.recordRoutes(got, err, plan.want)
+}
+
+// recordRoutes takes what the advertiser reported after SetRoutes: each
+// VIP's advertised facet follows the report, never the plan.
+func (m *machine) recordRoutes(got []routing.Route, err error, want map[netip.Addr]advState) int {
 	got = slices.Clone(got)
-	slices.SortFunc(got, func(a, b Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	slices.SortFunc(got, func(a, b routing.Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
 	if m.advUnknown || !slices.Equal(got, m.announced) {
 		// What was learnt may unblock another step. (An advertiser that
 		// keeps answering the same does not make the loop spin.)
@@ -77,23 +105,23 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 			// Until this first call after a restart the route may have
 			// been announced (graceful restart kept it): it is withdrawn
 			// now, and the withdraw grace counts from now.
-			v.advOff, v.normalOff = now, now
+			v.live.advOff, v.live.normalOff = now, now
 		}
-		if s == v.adv {
+		if s == v.live.adv {
 			continue
 		}
-		if v.adv == advNormal {
-			v.normalOff = now
+		if v.live.adv == advNormal {
+			v.live.normalOff = now
 		}
 		if s == advNone {
-			v.advOff = now
+			v.live.advOff = now
 		}
-		why := v.reasons.Advertised
+		why := v.why.reasons.Advertised
 		if s != want[v.addr] {
 			why = "advertiser reported it"
 		}
-		m.transition(v, "advertised", v.adv, s, why)
-		v.adv = s
+		m.transition(v, "advertised", v.live.adv, s, why)
+		v.live.adv = s
 	}
 	if err != nil {
 		return 1

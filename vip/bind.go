@@ -12,8 +12,8 @@ func (m *machine) bindLo(ctx context.Context) int {
 	failed := 0
 	for _, v := range m.sorted() {
 		want, why := m.wantBound(v)
-		v.reasons.Bound = why
-		if !want || v.onLo {
+		v.why.reasons.Bound = why
+		if !want || v.live.onLo {
 			continue
 		}
 		if err := m.deps.Binder.Bind(ctx, v.addr); err != nil {
@@ -21,7 +21,7 @@ func (m *machine) bindLo(ctx context.Context) int {
 			failed++
 			continue
 		}
-		v.onLo = true
+		v.live.onLo = true
 		m.transition(v, "lo", false, true, why)
 	}
 	return failed
@@ -32,19 +32,19 @@ func (m *machine) bindLo(ctx context.Context) int {
 func (m *machine) syncBoundSet(ctx context.Context) int {
 	var target, cur []netip.Addr
 	for _, v := range m.sorted() {
-		if want, _ := m.wantBound(v); want && v.onLo {
+		if want, _ := m.wantBound(v); want && v.live.onLo {
 			target = append(target, v.addr)
 		}
-		if v.inDP {
+		if v.live.inDP {
 			cur = append(cur, v.addr)
 		}
 	}
-	uncertain := slices.ContainsFunc(m.sorted(), func(v *vipState) bool { return v.maybeDP != v.inDP })
+	uncertain := slices.ContainsFunc(m.sorted(), func(v *vipState) bool { return v.live.maybeDP != v.live.inDP })
 	if !m.dpUnknown && !uncertain && slices.Equal(target, cur) {
 		return 0
 	}
 	for _, a := range target {
-		if !m.vips[a].onLo {
+		if !m.vips[a].live.onLo {
 			m.refuse(m.vips[a], "setting bound set", "not on lo")
 			return 1
 		}
@@ -53,21 +53,21 @@ func (m *machine) syncBoundSet(ctx context.Context) int {
 	m.changes++
 	for _, v := range m.sorted() {
 		in := slices.Contains(target, v.addr)
-		was := v.inDP
+		was := v.live.inDP
 		if err != nil {
 			// Either set may be in place now: claim only what both
 			// have, and keep unbind waiting for what either has.
-			v.inDP = v.inDP && in
-			v.maybeDP = v.maybeDP || in
+			v.live.inDP = v.live.inDP && in
+			v.live.maybeDP = v.live.maybeDP || in
 			if was != in {
 				m.fail(v, "setting bound set", err)
 			}
 		} else {
-			v.inDP, v.maybeDP = in, in
+			v.live.inDP, v.live.maybeDP = in, in
 		}
-		if v.inDP != was {
+		if v.live.inDP != was {
 			_, why := m.wantBound(v)
-			m.transition(v, "bound", was, v.inDP, why)
+			m.transition(v, "bound", was, v.live.inDP, why)
 		}
 	}
 	if err != nil {
@@ -84,11 +84,11 @@ func (m *machine) unbindLo(ctx context.Context) int {
 	failed := 0
 	for _, v := range m.sorted() {
 		want, why := m.wantBound(v)
-		if want || !v.onLo {
+		if want || !v.live.onLo {
 			continue
 		}
-		if v.maybeDP {
-			v.reasons.Bound = "waiting to leave the bound set"
+		if v.live.maybeDP {
+			v.why.reasons.Bound = "waiting to leave the bound set"
 			continue
 		}
 		if err := m.deps.Binder.Unbind(ctx, v.addr); err != nil {
@@ -96,7 +96,7 @@ func (m *machine) unbindLo(ctx context.Context) int {
 			failed++
 			continue
 		}
-		v.onLo = false
+		v.live.onLo = false
 		m.transition(v, "lo", true, false, why)
 	}
 	return failed

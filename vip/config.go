@@ -2,6 +2,7 @@ package vip
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -11,14 +12,58 @@ import (
 	"github.com/vipd/vipd/internal/fielderr"
 )
 
-// Drain policies: what a draining VIP does with its route.
+// DrainPolicy is what a draining VIP does with its route. The state machine
+// alone applies it: the advertisers announce what they are given.
+type DrainPolicy uint8
+
+// Drain policies.
 const (
-	// PolicyWithdraw withdraws the route of a draining VIP (the default).
-	PolicyWithdraw = "withdraw"
-	// PolicyDeprefer keeps announcing a draining VIP with Route.Draining set,
-	// so routers prefer other nodes but may still use this one.
-	PolicyDeprefer = "deprefer"
+	// DrainWithdraw withdraws the route of a draining VIP (the default).
+	DrainWithdraw DrainPolicy = iota
+	// DrainDeprefer keeps announcing a draining VIP with Route.Draining
+	// set, so routers prefer other nodes but may still use this one.
+	DrainDeprefer
 )
+
+var drainPolicyWords = [...]string{DrainWithdraw: "withdraw", DrainDeprefer: "deprefer"}
+
+// ParseDrainPolicy parses "withdraw" or "deprefer".
+func ParseDrainPolicy(s string) (DrainPolicy, error) {
+	for p, w := range drainPolicyWords {
+		if s == w {
+			return DrainPolicy(p), nil
+		}
+	}
+	return 0, fmt.Errorf("drain policy %q: want %q or %q", s, DrainWithdraw, DrainDeprefer)
+}
+
+// String returns the policy's word.
+func (p DrainPolicy) String() string {
+	if int(p) < len(drainPolicyWords) {
+		return drainPolicyWords[p]
+	}
+	return "DrainPolicy(" + strconv.Itoa(int(p)) + ")"
+}
+
+func (p DrainPolicy) valid() bool { return int(p) < len(drainPolicyWords) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (p DrainPolicy) MarshalText() ([]byte, error) {
+	if !p.valid() {
+		return nil, fmt.Errorf("marshaling %s: not a drain policy", p)
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *DrainPolicy) UnmarshalText(b []byte) error {
+	v, err := ParseDrainPolicy(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
 
 // VIPConfig is one VIP this node serves.
 type VIPConfig struct {
@@ -44,7 +89,7 @@ type Config struct {
 	WithdrawGrace time.Duration // routers converge after a withdraw
 	TableGrace    time.Duration // peers stop sending after we publish inactive
 	DrainTimeout  time.Duration // max wait for idle while draining
-	DrainPolicy   string        // PolicyWithdraw (default, "") or PolicyDeprefer
+	DrainPolicy   DrainPolicy   // DrainWithdraw (the default) or DrainDeprefer
 	// PeerWait is how long a starting controller waits for every other
 	// member's state before it changes a table or announces anything with
 	// what it has. A director that does not know its peers would build a
@@ -100,7 +145,7 @@ func (c Config) Validate() error {
 		}
 		seen[v.Addr] = true
 		for j, s := range v.Services {
-			if s.Proto != 6 && s.Proto != 17 {
+			if s.Proto != ProtoTCP && s.Proto != ProtoUDP {
 				add(p+".services["+strconv.Itoa(j)+"].proto", "%d is neither TCP (6) nor UDP (17)", s.Proto)
 			}
 		}
@@ -112,8 +157,8 @@ func (c Config) Validate() error {
 			add(path, "must not be negative")
 		}
 	}
-	if c.DrainPolicy != "" && c.DrainPolicy != PolicyWithdraw && c.DrainPolicy != PolicyDeprefer {
-		add("drain_policy", "%q is neither %q nor %q", c.DrainPolicy, PolicyWithdraw, PolicyDeprefer)
+	if !c.DrainPolicy.valid() {
+		add("drain_policy", "%s is neither %q nor %q", c.DrainPolicy, DrainWithdraw, DrainDeprefer)
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
@@ -129,4 +174,4 @@ func (c Config) vip(addr netip.Addr) *VIPConfig {
 	return nil
 }
 
-func (c Config) deprefer() bool { return c.DrainPolicy == PolicyDeprefer }
+func (c Config) deprefer() bool { return c.DrainPolicy == DrainDeprefer }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // IdleChecker tells how many flows a VIP still serves, so a node drain can
@@ -37,7 +40,7 @@ var (
 
 // Controller runs the state machine of every VIP of this node. Its methods
 // are safe for concurrent use: they queue an event for the loop (Run) or read
-// the snapshot the loop publishes after every pass.
+// the snapshot the loop stores after every pass.
 type Controller struct {
 	m *machine // owned by the Run goroutine
 
@@ -45,7 +48,7 @@ type Controller struct {
 	cfg      Config // the latest accepted config (for validating requests)
 	queue    []func(*machine)
 	status   Status
-	doc      NodeState
+	doc      cluster.NodeState
 	running  bool
 	exited   bool          // Run has returned
 	stopped  chan struct{} // closed when a Shutdown drain completed
@@ -106,7 +109,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			m.violations++
 			m.log.Error("invariant violated", "error", err)
 		}
-		c.publish()
+		c.snapshot()
 		var timer Timer
 		var timerC <-chan time.Time
 		if next := m.nextWake(); !next.IsZero() {
@@ -162,7 +165,9 @@ func (c *Controller) drainQueue() {
 	}
 }
 
-func (c *Controller) publish() {
+// snapshot stores what the loop reached for the readers (Status,
+// NodeState), and tells a Shutdown that its drain is done.
+func (c *Controller) snapshot() {
 	st, doc := c.m.status(), c.m.nodeState()
 	c.mu.Lock()
 	c.status, c.doc = st, doc
@@ -217,7 +222,7 @@ func (c *Controller) setDrain(vip *netip.Addr, drain bool) error {
 	}
 	c.send(func(m *machine) {
 		if v, ok := m.vips[addr]; ok {
-			v.drained = drain
+			v.in.drained = drain
 		}
 	})
 	return nil
@@ -230,15 +235,8 @@ func (c *Controller) SetHealth(addr netip.Addr, healthy bool, reason string) {
 
 // SetPeer records the latest state polled from a member; nil means the member
 // failed (after its checks' fall count).
-func (c *Controller) SetPeer(node string, st *NodeState) {
-	if st != nil {
-		cp := *st
-		cp.VIPs = make(map[netip.Addr]NodeVIPState, len(st.VIPs))
-		for a, s := range st.VIPs {
-			cp.VIPs[a] = s
-		}
-		st = &cp
-	}
+func (c *Controller) SetPeer(node string, st *cluster.NodeState) {
+	st = st.Clone() // the caller may reuse its document
 	c.send(func(m *machine) { m.setPeer(node, st) })
 }
 
@@ -263,14 +261,15 @@ func (c *Controller) Status() Status {
 	return c.status.clone()
 }
 
-// NodeState returns the document this node publishes to its peers.
-func (c *Controller) NodeState() NodeState {
+// NodeState returns the document this node publishes to its peers (an
+// empty one before Run's first pass).
+func (c *Controller) NodeState() cluster.NodeState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	doc := c.doc
-	doc.VIPs = make(map[netip.Addr]NodeVIPState, len(c.doc.VIPs))
-	for a, s := range c.doc.VIPs {
-		doc.VIPs[a] = s
+	doc.VIPs = maps.Clone(c.doc.VIPs)
+	if doc.VIPs == nil {
+		doc.VIPs = map[netip.Addr]cluster.VIPState{} // "vips": {}, never null
 	}
 	return doc
 }
@@ -300,15 +299,15 @@ func (m *machine) setHealth(addr netip.Addr, healthy bool, reason string) {
 		reason = map[bool]string{true: "service healthy", false: "service unhealthy"}[healthy]
 	}
 	m.health[addr] = healthReport{healthy, reason}
-	if v, ok := m.vips[addr]; ok && (v.healthy != healthy || v.healthReason != reason) {
-		if v.healthy != healthy {
-			m.transition(v, "healthy", v.healthy, healthy, reason)
+	if v, ok := m.vips[addr]; ok && (v.in.healthy != healthy || v.in.healthReason != reason) {
+		if v.in.healthy != healthy {
+			m.transition(v, "healthy", v.in.healthy, healthy, reason)
 		}
-		v.healthy, v.healthReason = healthy, reason
+		v.in.healthy, v.in.healthReason = healthy, reason
 	}
 }
 
-func (m *machine) setPeer(node string, st *NodeState) {
+func (m *machine) setPeer(node string, st *cluster.NodeState) {
 	if node == m.cfg.Node {
 		return
 	}
@@ -323,7 +322,7 @@ func (m *machine) setPeer(node string, st *NodeState) {
 // stopped: a Shutdown drain has nothing left to withdraw, publish or unbind.
 func (m *machine) stopped() bool {
 	for _, v := range m.vips {
-		if v.adv != advNone || v.onLo || v.maybeDP || v.serve != StateInactive {
+		if v.live.adv != advNone || v.live.onLo || v.live.maybeDP || v.live.serve != cluster.StateInactive {
 			return false
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // runController starts Run over a world with a fake clock.
@@ -64,9 +66,9 @@ func TestControllerRun(t *testing.T) {
 	c, _, _ := runController(t, cfg, w, clock)
 	eventually(t, clock, 0, "bring-up", func() bool {
 		s := vipStatus(c, vip4)
-		return s.Advertised && s.Bound && s.Programmed && s.Serve == StateActive
+		return s.Advertised && s.Bound && s.Programmed && s.Serve == cluster.StateActive
 	})
-	if got := c.NodeState(); got.VIPs[vip4].State != StateActive || got.Generation == 0 {
+	if got := c.NodeState(); got.VIPs[vip4].State != cluster.StateActive || got.Generation == 0 {
 		t.Errorf("node state = %+v", got)
 	}
 	if err := c.Drain(&vip6); err != nil {
@@ -80,7 +82,7 @@ func TestControllerRun(t *testing.T) {
 	if err := c.Drain(&other); !errors.Is(err, ErrUnknownVIP) {
 		t.Errorf("drain of an unknown vip: %v", err)
 	}
-	c.SetPeer("b", peerState("b", StateActive, true, vip4, vip6))
+	c.SetPeer("b", peerState("b", cluster.StateActive, true, vip4, vip6))
 	c.SetHealth(vip4, false, "check failed")
 	eventually(t, clock, 0, "peer in table", func() bool { return describe(vipStatus(c, vip4).Backends) == "[a/s,b/p]" })
 	c.Hold(vip4, "no route back")
@@ -134,7 +136,7 @@ func TestControllerRestartKeepsState(t *testing.T) {
 	c2, _, _ := runController(t, cfg, w, clock)
 	eventually(t, clock, 0, "adopted", func() bool {
 		s := vipStatus(c2, vip4)
-		return s.Advertised && s.Bound && s.Serve == StateActive
+		return s.Advertised && s.Bound && s.Serve == cluster.StateActive
 	})
 	var bad []string
 	for _, call := range w.takeCalls() {
@@ -179,7 +181,7 @@ func TestControllerConcurrent(t *testing.T) {
 				case 0:
 					c.SetHealth(a, i%3 != 0, "")
 				case 1:
-					c.SetPeer("b", peerState("b", []ServeState{StateActive, StateDraining, StateInactive}[i%3], true, a))
+					c.SetPeer("b", peerState("b", []cluster.ServeState{cluster.StateActive, cluster.StateDraining, cluster.StateInactive}[i%3], true, a))
 				case 2:
 					_ = c.Drain(&a)
 				case 3:
@@ -202,7 +204,7 @@ func TestControllerConcurrent(t *testing.T) {
 	_ = c.Undrain(nil)
 	eventually(t, clock, time.Second, "serving again", func() bool {
 		s := c.Status()
-		return s.Phase == PhaseActive && vipStatus(c, vip4).Bound && vipStatus(c, vip4).Serve == StateActive
+		return s.Phase == PhaseActive && vipStatus(c, vip4).Bound && vipStatus(c, vip4).Serve == cluster.StateActive
 	})
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -1,6 +1,10 @@
 package vip
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/vipd/vipd/internal/cluster"
+)
 
 // The decisions of the state machine. Each returns the wanted value and the
 // reason for it; reconcile applies them in the order the invariants need.
@@ -19,26 +23,27 @@ func (m *machine) wantServing(v *vipState) (bool, string) {
 }
 
 // desiredTable is the table the VIP should be programmed with now. It is
-// computed once per pass, after publish (the last input that changes it).
+// computed once per pass, after stepServe (the last input that changes it).
 func (m *machine) desiredTable(v *vipState) []Backend {
 	if t, ok := m.tables[v.addr]; ok {
 		return t
 	}
-	t := tableFor(v.addr, m.cfg.Node, m.members, m.published(v), m.peers, v.inTable)
+	t := tableFor(v.addr, m.cfg.Node, m.members, m.docEntry(v), m.peers, v.in.inTable)
 	if m.tables != nil {
 		m.tables[v.addr] = t
 	}
 	return t
 }
 
-// published is this node's entry for the VIP in its NodeState.
-func (m *machine) published(v *vipState) NodeVIPState {
-	s := NodeVIPState{State: v.serve, Healthy: v.healthy}
+// docEntry is this node's entry for the VIP in the node-state document it
+// publishes: its serve state, health and why.
+func (m *machine) docEntry(v *vipState) cluster.VIPState {
+	s := cluster.VIPState{State: v.live.serve, Healthy: v.in.healthy}
 	switch {
-	case v.serve != StateActive:
-		s.Reason = v.reasons.Serve
-	case !v.healthy:
-		s.Reason = v.healthReason
+	case v.live.serve != cluster.StateActive:
+		s.Reason = v.why.reasons.Serve
+	case !v.in.healthy:
+		s.Reason = v.in.healthReason
 	}
 	return s
 }
@@ -46,7 +51,7 @@ func (m *machine) published(v *vipState) NodeVIPState {
 // wantAdvertise is how the VIP's route should be announced, given the table
 // it will be programmed with.
 func (m *machine) wantAdvertise(v *vipState, table []Backend) (advState, string) {
-	draining := m.nodeDrain || v.drained
+	draining := m.nodeDrain || v.in.drained
 	switch {
 	case v.spec == nil:
 		return advNone, "removed from config"
@@ -68,9 +73,9 @@ func (m *machine) wantAdvertise(v *vipState, table []Backend) (advState, string)
 // (invariant 1)?
 func canAnnounce(v *vipState) (bool, string) {
 	switch {
-	case !v.programmed:
+	case !v.live.programmed:
 		return false, "not programmed"
-	case !hasPrimary(v.table):
+	case !hasPrimary(v.live.table):
 		return false, "no usable backend programmed"
 	}
 	return true, ""
@@ -83,13 +88,13 @@ func (m *machine) wantProgrammed(v *vipState) (bool, string) {
 	if v.spec != nil {
 		return true, "configured"
 	}
-	if v.adv != advNone {
+	if v.live.adv != advNone {
 		return true, "still announced"
 	}
 	if m.advUnknown {
 		return true, "advertiser state unknown"
 	}
-	if m.now().Before(v.advOff.Add(m.cfg.WithdrawGrace)) {
+	if m.now().Before(v.live.advOff.Add(m.cfg.WithdrawGrace)) {
 		return true, "withdraw grace"
 	}
 	return false, "removed from config"
@@ -100,7 +105,7 @@ func (m *machine) wantProgrammed(v *vipState) (bool, string) {
 // While the advertiser's state is unknown (a restart), any route may be
 // announced.
 func canProgram(v *vipState, table []Backend, advUnknown bool) (bool, string) {
-	if (v.adv != advNone || advUnknown && v.programmed) && !hasPrimary(table) {
+	if (v.live.adv != advNone || advUnknown && v.live.programmed) && !hasPrimary(table) {
 		return false, "announced: withdraw before dropping the last primary"
 	}
 	return true, ""

@@ -2,6 +2,8 @@ package vip
 
 import (
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // The drain and undrain sequences of DESIGN.md, one step at a time.
@@ -9,39 +11,39 @@ import (
 // nextServe is the state to publish next. Bring-up: bound first, then active.
 // Going down: withdraw, withdraw grace, draining, idle or drain timeout,
 // inactive; a removed VIP goes inactive right after the withdraw grace.
-func (m *machine) nextServe(v *vipState) (ServeState, string) {
+func (m *machine) nextServe(v *vipState) (cluster.ServeState, string) {
 	now := m.now()
 	want, why := m.wantServing(v)
 	if want {
-		if v.serve != StateActive && !v.inDP {
-			return v.serve, "binding before publishing active"
+		if v.live.serve != cluster.StateActive && !v.live.inDP {
+			return v.live.serve, "binding before publishing active"
 		}
-		return StateActive, why
+		return cluster.StateActive, why
 	}
-	switch v.serve {
-	case StateActive:
-		if v.adv == advNormal {
-			return StateActive, "waiting for withdraw"
+	switch v.live.serve {
+	case cluster.StateActive:
+		if v.live.adv == advNormal {
+			return cluster.StateActive, "waiting for withdraw"
 		}
-		if now.Before(v.normalOff.Add(m.cfg.WithdrawGrace)) {
-			return StateActive, "withdraw grace"
+		if now.Before(v.live.normalOff.Add(m.cfg.WithdrawGrace)) {
+			return cluster.StateActive, "withdraw grace"
 		}
 		if v.spec == nil {
-			return StateInactive, why
+			return cluster.StateInactive, why
 		}
-		return StateDraining, why
-	case StateDraining:
+		return cluster.StateDraining, why
+	case cluster.StateDraining:
 		switch {
 		case v.spec == nil:
-			return StateInactive, why
-		case v.idle:
-			return StateInactive, "idle"
-		case !now.Before(v.servedAt.Add(m.cfg.DrainTimeout)):
-			return StateInactive, "drain timeout"
+			return cluster.StateInactive, why
+		case v.in.idle:
+			return cluster.StateInactive, "idle"
+		case !now.Before(v.live.servedAt.Add(m.cfg.DrainTimeout)):
+			return cluster.StateInactive, "drain timeout"
 		}
-		return StateDraining, "waiting for idle"
+		return cluster.StateDraining, "waiting for idle"
 	}
-	return StateInactive, why
+	return cluster.StateInactive, why
 }
 
 // canUnbind: may the VIP leave lo and the bound set? Only once this node has
@@ -51,11 +53,11 @@ func (m *machine) canUnbind(v *vipState) (bool, string) {
 		return false, "serving"
 	}
 	switch {
-	case v.serve != StateInactive:
-		return false, "published " + string(v.serve)
-	case m.now().Before(v.servedAt.Add(m.cfg.TableGrace)):
+	case v.live.serve != cluster.StateInactive:
+		return false, "published " + string(v.live.serve)
+	case m.now().Before(v.live.servedAt.Add(m.cfg.TableGrace)):
 		return false, "table grace"
-	case v.programmed && (hasLocal(v.table) || v.tableUnknown):
+	case v.live.programmed && (hasLocal(v.live.table) || v.live.tableUnknown):
 		return false, "still in own table"
 	}
 	if v.spec == nil {
@@ -70,24 +72,24 @@ func (m *machine) deadlines(v *vipState) []time.Time {
 	var out []time.Time
 	want, _ := m.wantServing(v)
 	if !want {
-		switch v.serve {
-		case StateActive:
-			out = append(out, v.normalOff.Add(m.cfg.WithdrawGrace))
-		case StateDraining:
-			out = append(out, v.servedAt.Add(m.cfg.DrainTimeout))
+		switch v.live.serve {
+		case cluster.StateActive:
+			out = append(out, v.live.normalOff.Add(m.cfg.WithdrawGrace))
+		case cluster.StateDraining:
+			out = append(out, v.live.servedAt.Add(m.cfg.DrainTimeout))
 			if m.deps.Idle != nil {
 				out = append(out, m.now().Add(idlePoll))
 			}
-		case StateInactive:
-			if v.onLo {
-				out = append(out, v.servedAt.Add(m.cfg.TableGrace))
+		case cluster.StateInactive:
+			if v.live.onLo {
+				out = append(out, v.live.servedAt.Add(m.cfg.TableGrace))
 			}
 		}
 	}
 	// A removed VIP, or one nobody serves any more (no backend), is
 	// unprogrammed once its route has been withdrawn for the grace.
-	if v.programmed && (v.spec == nil || len(v.inTable) == 0) {
-		out = append(out, v.advOff.Add(m.cfg.WithdrawGrace))
+	if v.live.programmed && (v.spec == nil || len(v.in.inTable) == 0) {
+		out = append(out, v.live.advOff.Add(m.cfg.WithdrawGrace))
 	}
 	return out
 }

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
 	"github.com/vipd/vipd/vip"
 )
 
 // How cmd/vipd wires the controller. The advertiser (routing/bgp or
 // routing/bird), the binder (vip/netlink) and the dataplane come from their
 // packages; the health checks and the peer poller feed SetHealth and SetPeer;
-// internal/api serves Status and NodeState and calls Drain, Undrain, Reload.
+// internal/api serves Status and cluster.NodeState and calls Drain, Undrain, Reload.
 func Example() {
 	var (
 		adv  vip.Advertiser // routing/bgp.New(...) or routing/bird.New(...)

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/vipd/vipd/routing"
 )
 
 // fakeClock is a Clock the test moves by hand.
@@ -93,8 +95,8 @@ type world struct {
 
 	lo          map[netip.Addr]bool
 	dp          map[netip.Addr]bool
-	programs    map[netip.Addr]Program
-	routes      map[netip.Addr]Route
+	programs    map[netip.Addr]ProgramSpec
+	routes      map[netip.Addr]routing.Route
 	withdrawnAt map[netip.Addr]time.Time
 	flows       map[netip.Addr]int
 
@@ -111,7 +113,7 @@ func newWorld(clock *fakeClock, withdrawGrace time.Duration) *world {
 	return &world{
 		clock: clock, withdrawGrace: withdrawGrace,
 		lo: map[netip.Addr]bool{}, dp: map[netip.Addr]bool{},
-		programs: map[netip.Addr]Program{}, routes: map[netip.Addr]Route{},
+		programs: map[netip.Addr]ProgramSpec{}, routes: map[netip.Addr]routing.Route{},
 		withdrawnAt: map[netip.Addr]time.Time{}, flows: map[netip.Addr]int{},
 		failNext: map[string]int{},
 	}
@@ -157,11 +159,11 @@ func (w *world) check(after string) {
 	}
 }
 
-func (w *world) SetRoutes(_ context.Context, routes []Route) ([]Route, error) {
+func (w *world) SetRoutes(_ context.Context, routes []routing.Route) ([]routing.Route, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.record("SetRoutes %v", routes)
-	want := map[netip.Addr]Route{}
+	want := map[netip.Addr]routing.Route{}
 	for _, r := range routes {
 		want[r.Prefix.Addr()] = r
 	}
@@ -180,7 +182,7 @@ func (w *world) SetRoutes(_ context.Context, routes []Route) ([]Route, error) {
 		}
 	}
 	w.check("SetRoutes")
-	var out []Route
+	var out []routing.Route
 	for _, a := range sortedKeys(w.routes) {
 		out = append(out, w.routes[a])
 	}
@@ -220,11 +222,11 @@ func (w *world) Bound(context.Context) ([]netip.Addr, error) {
 	return sortedKeys(w.lo), nil
 }
 
-func (w *world) Program(_ context.Context, p Program) error {
+func (w *world) Program(_ context.Context, p ProgramSpec) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.record("Program %s %s", p.Addr, describe(p.Backends))
-	if w.failing("Program") {
+	w.record("ProgramSpec %s %s", p.Addr, describe(p.Backends))
+	if w.failing("ProgramSpec") {
 		return errInjected
 	}
 	if len(p.Backends) == 0 {
@@ -232,7 +234,7 @@ func (w *world) Program(_ context.Context, p Program) error {
 		return errors.New("no backend")
 	}
 	w.programs[p.Addr] = p
-	w.check("Program " + p.Addr.String())
+	w.check("ProgramSpec " + p.Addr.String())
 	return nil
 }
 

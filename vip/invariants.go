@@ -1,6 +1,10 @@
 package vip
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/vipd/vipd/internal/cluster"
+)
 
 // checkInvariants checks DESIGN.md's invariants 1-5 on the machine's own view
 // of what it reached. Tests call it after every step; Run logs what it finds
@@ -13,25 +17,25 @@ func (m *machine) checkInvariants() []error {
 	now := m.now()
 	for _, v := range m.sorted() {
 		// An adopted table is unknown: the world's view checks it.
-		if v.adv != advNone && !v.tableUnknown && (!v.programmed || !hasPrimary(v.table)) {
-			bad(v, 1, "announced (%s) but programmed=%v with table %s", v.adv, v.programmed, describe(v.table))
+		if v.live.adv != advNone && !v.live.tableUnknown && (!v.live.programmed || !hasPrimary(v.live.table)) {
+			bad(v, 1, "announced (%s) but programmed=%v with table %s", v.live.adv, v.live.programmed, describe(v.live.table))
 		}
 		// Peers may hold this node in their tables while it publishes
 		// active or draining, and for the table grace after inactive.
 		// After a restart, the bound set left by the previous vipd is
 		// unknown but untouched (maybeDP) until it is set.
-		inTables := v.serve == StateActive || v.serve == StateDraining
-		inGrace := !v.servedAt.IsZero() && now.Before(v.servedAt.Add(m.cfg.TableGrace))
-		if inTables && !(v.onLo && v.inDP) || inGrace && !(v.onLo && (v.inDP || v.maybeDP)) {
-			bad(v, 2, "published %s (since %s) but lo=%v bound set=%v", v.serve, v.servedAt.Format("15:04:05.000"), v.onLo, v.inDP)
+		inTables := v.live.serve == cluster.StateActive || v.live.serve == cluster.StateDraining
+		inGrace := !v.live.servedAt.IsZero() && now.Before(v.live.servedAt.Add(m.cfg.TableGrace))
+		if inTables && !(v.live.onLo && v.live.inDP) || inGrace && !(v.live.onLo && (v.live.inDP || v.live.maybeDP)) {
+			bad(v, 2, "published %s (since %s) but lo=%v bound set=%v", v.live.serve, v.live.servedAt.Format("15:04:05.000"), v.live.onLo, v.live.inDP)
 		}
-		if v.programmed && hasLocal(v.table) && !(v.onLo && v.inDP) {
-			bad(v, 2, "this node is in its own table but lo=%v bound set=%v", v.onLo, v.inDP)
+		if v.live.programmed && hasLocal(v.live.table) && !(v.live.onLo && v.live.inDP) {
+			bad(v, 2, "this node is in its own table but lo=%v bound set=%v", v.live.onLo, v.live.inDP)
 		}
-		if (v.inDP || v.maybeDP) && !v.onLo {
+		if (v.live.inDP || v.live.maybeDP) && !v.live.onLo {
 			bad(v, 3, "in the bound set but not on lo")
 		}
-		r := v.reasons
+		r := v.why.reasons
 		if r.Programmed == "" || r.Advertised == "" || r.Bound == "" || r.Serve == "" {
 			bad(v, 5, "a facet has no reason: %+v", r)
 		}

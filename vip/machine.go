@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/internal/cluster"
+	"github.com/vipd/vipd/routing"
 )
 
 // advState is what the advertiser reports for a VIP's route.
@@ -22,40 +25,52 @@ func (a advState) String() string {
 	return [...]string{"withdrawn", "announced", "announced (deprefer)"}[a]
 }
 
-// vipState is the machine's view of one VIP: the inputs about it and the
-// facets really reached in the world (never the hoped-for ones).
+// vipState is the machine's view of one VIP, in three groups: the facets
+// really reached in the world (never the hoped-for ones), the inputs that
+// decide where they should go, and the explanations Status shows.
 type vipState struct {
 	addr netip.Addr
 	spec *VIPConfig // nil: removed from the config, on its way out
+	live liveFacets
+	in   inputs
+	why  explanations
+}
 
-	// Live facets.
-	onLo         bool            // address on lo
-	inDP         bool            // certainly in the dataplane's bound set
-	maybeDP      bool            // possibly in it (after a failed SetBound); unbind waits
-	programmed   bool            // in the director maps
-	table        []Backend       // the programmed table
-	tableUnknown bool            // adopted: programmed by a previous vipd
-	services     []Service       // the programmed services
-	adv          advState        // what the advertiser reported
-	advOff       time.Time       // when adv last became advNone
-	normalOff    time.Time       // when adv last stopped being advNormal
-	serve        ServeState      // what we publish to peers
-	servedAt     time.Time       // when serve last changed
-	inTable      map[string]bool // members in the last desired table
+// liveFacets are what the side effects reported: what is on lo, in the
+// bound set, in the director maps, announced, and published to the peers.
+type liveFacets struct {
+	onLo         bool               // address on lo
+	inDP         bool               // certainly in the dataplane's bound set
+	maybeDP      bool               // possibly in it (after a failed SetBound); unbind waits
+	programmed   bool               // in the director maps
+	table        []Backend          // the programmed table
+	tableUnknown bool               // adopted: programmed by a previous vipd
+	services     []Service          // the programmed services
+	adv          advState           // what the advertiser reported
+	advOff       time.Time          // when adv last became advNone
+	normalOff    time.Time          // when adv last stopped being advNormal
+	serve        cluster.ServeState // the serve state this node publishes
+	servedAt     time.Time          // when serve last changed
+}
 
-	// Inputs.
+// inputs are what the decisions read besides the live facets: reports from
+// the checks and the operator, and what the last pass decided.
+type inputs struct {
 	healthy      bool
 	healthReason string
-	drained      bool // per-VIP drain
-	idle         bool // the IdleChecker's last answer while draining
+	drained      bool            // per-VIP drain
+	idle         bool            // the IdleChecker's last answer while draining
+	inTable      map[string]bool // members in the last desired table (a failed peer stays as secondary)
+}
 
-	// Explanations, for Status.
+// explanations say why each facet is what it is, for Status (invariant 5).
+type explanations struct {
 	reasons  FacetReasons
-	reason   string
+	reason   string // of the last change or refusal
 	since    time.Time
 	lastErr  string
-	transits uint64
-	errs     uint64
+	transits uint64 // facet changes
+	errs     uint64 // failed calls
 }
 
 // FacetReasons explains each facet's current value, or why it does not
@@ -77,17 +92,17 @@ type machine struct {
 	clock  Clock
 	log    hclog.Logger
 	vips   map[netip.Addr]*vipState
-	peers  map[string]*NodeState // present: heard of; nil: failed
+	peers  map[string]*cluster.NodeState // present: heard of; nil: failed
 	holds  map[netip.Addr]string
 	health map[netip.Addr]healthReport
 
 	nodeDrain bool
 	stopping  bool
 
-	announced  []Route // the advertiser's last report
-	advUnknown bool    // no report yet (restart): any route may be announced
-	advRetry   bool    // the last SetRoutes failed: call again
-	dpUnknown  bool    // the dataplane's bound set is unknown: set it
+	announced  []routing.Route // the advertiser's last report
+	advUnknown bool            // no report yet (restart): any route may be announced
+	advRetry   bool            // the last SetRoutes failed: call again
+	dpUnknown  bool            // the dataplane's bound set is unknown: set it
 
 	// changes counts transitions; a pass that made any is followed by
 	// another right away, since a change may enable the next step (a grace
@@ -99,7 +114,7 @@ type machine struct {
 	retryAt time.Time
 
 	gen     uint64
-	doc     map[netip.Addr]NodeVIPState
+	doc     map[netip.Addr]cluster.VIPState
 	started time.Time
 	// settled latches once every other member has been heard of (or
 	// PeerWait passed since started): tables and routes may change.
@@ -139,7 +154,7 @@ func newMachine(cfg Config, d Deps) *machine {
 		clock:      d.Clock,
 		log:        d.Logger,
 		vips:       map[netip.Addr]*vipState{},
-		peers:      map[string]*NodeState{},
+		peers:      map[string]*cluster.NodeState{},
 		holds:      map[netip.Addr]string{},
 		health:     map[netip.Addr]healthReport{},
 		advUnknown: true,
@@ -159,7 +174,11 @@ func (m *machine) state(addr netip.Addr) *vipState {
 		if !ok {
 			h = healthReport{true, "no health report yet"}
 		}
-		v = &vipState{addr: addr, serve: StateInactive, healthy: h.healthy, healthReason: h.reason, inTable: map[string]bool{}}
+		v = &vipState{
+			addr: addr,
+			live: liveFacets{serve: cluster.StateInactive},
+			in:   inputs{healthy: h.healthy, healthReason: h.reason, inTable: map[string]bool{}},
+		}
 		m.vips[addr] = v
 		m.order = nil
 	}
@@ -195,16 +214,16 @@ func (m *machine) adopt(bound, programmed []netip.Addr) {
 		// The bound set is pinned with the program and the Dataplane
 		// cannot list it: it may hold the VIP (so no unbind before it is
 		// set), but nothing is published active before it is.
-		v.onLo, v.maybeDP = true, true
-		v.servedAt = now
+		v.live.onLo, v.live.maybeDP = true, true
+		v.live.servedAt = now
 		m.log.Info("adopting bound vip", "vip", a)
 	}
 	for _, a := range programmed {
 		v := m.state(a)
-		v.programmed = true
+		v.live.programmed = true
 		// Its table is unknown (it may hold this node) until reprogrammed.
-		v.table, v.tableUnknown = nil, true
-		v.advOff, v.normalOff = now, now
+		v.live.table, v.live.tableUnknown = nil, true
+		v.live.advOff, v.live.normalOff = now, now
 		m.log.Info("adopting programmed vip", "vip", a)
 	}
 }
@@ -217,8 +236,8 @@ func (m *machine) transition(v *vipState, facet string, from, to any, reason str
 		m.log.Error("transition without a reason", "vip", v.addr, "facet", facet)
 	}
 	now := m.now()
-	v.reason, v.since = facet+": "+reason, now
-	v.transits++
+	v.why.reason, v.why.since = facet+": "+reason, now
+	v.why.transits++
 	m.changes++
 	m.log.Info("vip "+facet, "vip", v.addr, "state", to, "from", from, "reason", reason)
 	if m.onTransition != nil {
@@ -227,8 +246,8 @@ func (m *machine) transition(v *vipState, facet string, from, to any, reason str
 }
 
 func (m *machine) fail(v *vipState, what string, err error) {
-	v.lastErr = what + ": " + err.Error()
-	v.errs++
+	v.why.lastErr = what + ": " + err.Error()
+	v.why.errs++
 	m.log.Warn("side effect failed", "vip", v.addr, "op", what, "error", err)
 }
 

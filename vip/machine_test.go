@@ -8,6 +8,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/vipd/vipd/internal/cluster"
+	"github.com/vipd/vipd/routing"
 )
 
 func oneVIP(cfg Config) Config {
@@ -23,7 +26,7 @@ func TestBringUpOrder(t *testing.T) {
 	want := []string{
 		"Bind 192.0.2.10",
 		"SetBound [192.0.2.10]",
-		"Program 192.0.2.10 [a/p]",
+		"ProgramSpec 192.0.2.10 [a/p]",
 		"SetRoutes [{192.0.2.10/32 false}]",
 	}
 	if diff := cmp.Diff(want, r.w.takeCalls()); diff != "" {
@@ -40,7 +43,7 @@ func TestBringUpOrder(t *testing.T) {
 		t.Errorf("transitions (-want +got):\n%s", diff)
 	}
 	doc := r.m.nodeState()
-	if diff := cmp.Diff(map[netip.Addr]NodeVIPState{vip4: {State: StateActive, Healthy: true}}, doc.VIPs); diff != "" {
+	if diff := cmp.Diff(map[netip.Addr]cluster.VIPState{vip4: {State: cluster.StateActive, Healthy: true}}, doc.VIPs); diff != "" {
 		t.Errorf("node state (-want +got):\n%s", diff)
 	}
 	r.step()
@@ -53,7 +56,7 @@ func TestBringUpOrder(t *testing.T) {
 // the drain timeout, unbind a table grace later; then undrain backwards.
 func TestNodeDrainAndUndrain(t *testing.T) {
 	r := newRig(t, oneVIP(testConfig()))
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Minute)
 	r.trans = nil
 	t0 := r.clock.Now()
@@ -85,7 +88,7 @@ func TestNodeDrainAndUndrain(t *testing.T) {
 	wantCalls := []string{
 		"Bind 192.0.2.10",
 		"SetBound [192.0.2.10]",
-		"Program 192.0.2.10 [a/p,b/p]",
+		"ProgramSpec 192.0.2.10 [a/p,b/p]",
 		"SetRoutes [{192.0.2.10/32 false}]",
 	}
 	if diff := cmp.Diff(wantCalls, r.w.takeCalls()); diff != "" {
@@ -107,17 +110,17 @@ func TestNodeDrainIdle(t *testing.T) {
 	t0 := r.clock.Now()
 	r.m.nodeDrain = true
 	r.run(15 * time.Second)
-	if got := r.vip(vip4).serve; got != StateDraining {
+	if got := r.vip(vip4).live.serve; got != cluster.StateDraining {
 		t.Fatalf("serve at t0+15s = %s, want draining", got)
 	}
 	r.w.flows[vip4] = 0
 	r.run(10 * time.Second)
 	v := r.vip(vip4)
 	tr := r.transitions(vip4)
-	if v.serve != StateInactive || !strings.Contains(tr[len(tr)-2], "draining->inactive (idle)") {
-		t.Fatalf("serve = %s, want inactive (idle); transitions: %q", v.serve, tr)
+	if v.live.serve != cluster.StateInactive || !strings.Contains(tr[len(tr)-2], "draining->inactive (idle)") {
+		t.Fatalf("serve = %s, want inactive (idle); transitions: %q", v.live.serve, tr)
 	}
-	if d := v.servedAt.Sub(t0); d > 17*time.Second {
+	if d := v.live.servedAt.Sub(t0); d > 17*time.Second {
 		t.Errorf("inactive %s after the drain started, want by the first poll after idle", d)
 	}
 }
@@ -126,7 +129,7 @@ func TestNodeDrainIdle(t *testing.T) {
 func TestVIPDrain(t *testing.T) {
 	r := newRig(t, testConfig())
 	r.run(time.Second)
-	r.vip(vip4).drained = true
+	r.vip(vip4).in.drained = true
 	r.run(5 * time.Minute)
 	got := r.w.routes
 	if _, ok := got[vip4]; ok {
@@ -136,10 +139,10 @@ func TestVIPDrain(t *testing.T) {
 		t.Errorf("%s not announced", vip6)
 	}
 	v := r.vip(vip4)
-	if v.serve != StateActive || !v.inDP || !v.programmed || v.reasons.Advertised != "draining" {
-		t.Errorf("drained vip: serve=%s bound=%v programmed=%v reason=%q", v.serve, v.inDP, v.programmed, v.reasons.Advertised)
+	if v.live.serve != cluster.StateActive || !v.live.inDP || !v.live.programmed || v.why.reasons.Advertised != "draining" {
+		t.Errorf("drained vip: serve=%s bound=%v programmed=%v reason=%q", v.live.serve, v.live.inDP, v.live.programmed, v.why.reasons.Advertised)
 	}
-	v.drained = false
+	v.in.drained = false
 	r.step()
 	if _, ok := r.w.routes[vip4]; !ok {
 		t.Errorf("%s not announced after undrain", vip4)
@@ -149,20 +152,20 @@ func TestVIPDrain(t *testing.T) {
 // With the deprefer policy a drain keeps announcing, with drain attributes.
 func TestDeprefer(t *testing.T) {
 	cfg := oneVIP(testConfig())
-	cfg.DrainPolicy = PolicyDeprefer
+	cfg.DrainPolicy = DrainDeprefer
 	r := newRig(t, cfg)
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Second)
-	r.vip(vip4).drained = true
+	r.vip(vip4).in.drained = true
 	r.step()
-	if diff := cmp.Diff(map[netip.Addr]Route{vip4: {Prefix: netip.MustParsePrefix("192.0.2.10/32"), Draining: true}}, r.w.routes, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+	if diff := cmp.Diff(map[netip.Addr]routing.Route{vip4: {Prefix: netip.MustParsePrefix("192.0.2.10/32"), Draining: true}}, r.w.routes, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
 	// A node drain deprefers too, and still goes draining after the grace.
-	r.vip(vip4).drained = false
+	r.vip(vip4).in.drained = false
 	r.m.nodeDrain = true
 	r.run(11 * time.Second)
-	if got := r.vip(vip4).serve; got != StateDraining {
+	if got := r.vip(vip4).live.serve; got != cluster.StateDraining {
 		t.Errorf("serve = %s, want draining", got)
 	}
 	if !r.w.routes[vip4].Draining {
@@ -181,17 +184,17 @@ func TestHealthFlap(t *testing.T) {
 	if _, ok := r.w.routes[vip4]; ok {
 		t.Errorf("announced with no usable backend")
 	}
-	if v.reasons.Advertised != "no usable backend" {
-		t.Errorf("advertised reason = %q", v.reasons.Advertised)
+	if v.why.reasons.Advertised != "no usable backend" {
+		t.Errorf("advertised reason = %q", v.why.reasons.Advertised)
 	}
-	if diff := cmp.Diff(NodeVIPState{State: StateActive, Healthy: false, Reason: "tcp connect refused"}, r.m.nodeState().VIPs[vip4]); diff != "" {
+	if diff := cmp.Diff(cluster.VIPState{State: cluster.StateActive, Healthy: false, Reason: "tcp connect refused"}, r.m.nodeState().VIPs[vip4]); diff != "" {
 		t.Errorf("published (-want +got):\n%s", diff)
 	}
 	if !r.w.lo[vip4] || !r.w.dp[vip4] {
 		t.Errorf("unhealthy vip unbound")
 	}
 	// A healthy peer makes it announceable again.
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.step()
 	if _, ok := r.w.routes[vip4]; !ok {
 		t.Errorf("not announced with a healthy peer")
@@ -211,8 +214,8 @@ func TestHealthFlap(t *testing.T) {
 // in the table does not appear.
 func TestPeerFailure(t *testing.T) {
 	r := newRig(t, oneVIP(testConfig()))
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
-	r.m.setPeer("c", peerState("c", StateInactive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
+	r.m.setPeer("c", peerState("c", cluster.StateInactive, true, vip4))
 	r.step()
 	if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/p]" {
 		t.Fatalf("table = %s", got)
@@ -227,7 +230,7 @@ func TestPeerFailure(t *testing.T) {
 	if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/s]" {
 		t.Errorf("table later = %s, want b kept as secondary", got)
 	}
-	r.m.setPeer("b", peerState("b", StateDraining, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateDraining, true, vip4))
 	r.step()
 	if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/s]" {
 		t.Errorf("table with b draining = %s", got)
@@ -240,7 +243,7 @@ func TestAdvertiserErrorRetry(t *testing.T) {
 	r := newRig(t, oneVIP(testConfig()))
 	r.w.failNext["SetRoutes"] = 3
 	r.step()
-	if r.vip(vip4).adv != advNone {
+	if r.vip(vip4).live.adv != advNone {
 		t.Fatalf("claims announced after a failed call")
 	}
 	var retries []time.Duration
@@ -267,22 +270,22 @@ func TestAdvertiserErrorRetry(t *testing.T) {
 // keeps its primary and unprogram waits.
 func TestWithdrawFailureKeepsTable(t *testing.T) {
 	r := newRig(t, oneVIP(testConfig()))
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Second)
 	r.m.setHealth(vip4, false, "down")
-	r.m.setPeer("b", peerState("b", StateInactive, true, vip4))
+	r.m.setPeer("b", peerState("b", cluster.StateInactive, true, vip4))
 	r.w.failNext["SetRoutes"] = 2
 	r.step()
 	v := r.vip(vip4)
-	if v.adv == advNone || !hasPrimary(v.table) {
-		t.Fatalf("adv=%s table=%s", v.adv, describe(v.table))
+	if v.live.adv == advNone || !hasPrimary(v.live.table) {
+		t.Fatalf("adv=%s table=%s", v.live.adv, describe(v.live.table))
 	}
-	if !strings.Contains(v.reasons.Programmed, "withdraw before") {
-		t.Errorf("programmed reason = %q", v.reasons.Programmed)
+	if !strings.Contains(v.why.reasons.Programmed, "withdraw before") {
+		t.Errorf("programmed reason = %q", v.why.reasons.Programmed)
 	}
 	r.run(time.Second)
-	if v.adv != advNone || describe(v.table) != "[a/s]" {
-		t.Errorf("after retry: adv=%s table=%s", v.adv, describe(v.table))
+	if v.live.adv != advNone || describe(v.live.table) != "[a/s]" {
+		t.Errorf("after retry: adv=%s table=%s", v.live.adv, describe(v.live.table))
 	}
 }
 
@@ -328,7 +331,7 @@ func TestHoldRelease(t *testing.T) {
 	if _, ok := r.w.routes[vip6]; ok {
 		t.Errorf("held vip announced")
 	}
-	if got := r.vip(vip6).reasons.Advertised; got != "held: no IPv6 route back to clients" {
+	if got := r.vip(vip6).why.reasons.Advertised; got != "held: no IPv6 route back to clients" {
 		t.Errorf("reason = %q", got)
 	}
 	if !r.w.dp[vip6] {
@@ -347,9 +350,9 @@ func TestHoldRelease(t *testing.T) {
 func TestRestartAdoption(t *testing.T) {
 	cfg := testConfig()
 	r := newRig(t, cfg)
-	r.m.setPeer("b", peerState("b", StateActive, true, vip4, vip6))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4, vip6))
 	r.run(time.Minute)
-	r.w.routes = map[netip.Addr]Route{} // the old advertiser went away
+	r.w.routes = map[netip.Addr]routing.Route{} // the old advertiser went away
 	r.w.takeCalls()
 	r.trans = nil
 	t0 := r.clock.Now()
@@ -363,7 +366,7 @@ func TestRestartAdoption(t *testing.T) {
 	if _, ok := r.w.routes[vip4]; !ok {
 		t.Errorf("configured vip not re-announced")
 	}
-	if s := r.m.nodeState().VIPs[vip4].State; s != StateActive {
+	if s := r.m.nodeState().VIPs[vip4].State; s != cluster.StateActive {
 		t.Errorf("configured vip published %s", s)
 	}
 	r.run(time.Minute)
@@ -388,7 +391,7 @@ func TestValidate(t *testing.T) {
 		{"ok", func(*Config) {}, nil},
 		{"node not a member", func(c *Config) { c.Node = "z" }, []string{`node: "z" is not listed in members`}},
 		{"duplicate vip", func(c *Config) { c.VIPs = append(c.VIPs, c.VIPs[0]) }, []string{"vips[2].addr: duplicate VIP 192.0.2.10"}},
-		{"bad policy", func(c *Config) { c.DrainPolicy = "x" }, []string{`drain_policy: "x" is neither "withdraw" nor "deprefer"`}},
+		{"bad policy", func(c *Config) { c.DrainPolicy = 7 }, []string{`drain_policy: DrainPolicy(7) is neither "withdraw" nor "deprefer"`}},
 		{"negative grace", func(c *Config) { c.TableGrace = -1 }, []string{"table_grace: must not be negative"}},
 		{"bad proto", func(c *Config) { c.VIPs[0].Services[0].Proto = 1 }, []string{"vips[0].services[0].proto: 1 is neither TCP (6) nor UDP (17)"}},
 		{"member without address", func(c *Config) { c.Members[1] = Member{Name: "b"} }, []string{"members[1]: needs an IPv4 or IPv6 underlay address"}},
@@ -421,7 +424,7 @@ func TestRestartWaitsForPeers(t *testing.T) {
 			cfg := oneVIP(testConfig())
 			cfg.PeerWait = 5 * time.Second
 			r := newRig(t, cfg)
-			r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+			r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 			r.run(time.Minute)
 			if got := describe(r.w.programs[vip4].Backends); got != "[a/p,b/p]" {
 				t.Fatalf("table before the restart: %s", got)
@@ -430,7 +433,7 @@ func TestRestartWaitsForPeers(t *testing.T) {
 			r.start(cfg) // a new vipd: peers unknown, routes kept by GR
 			r.run(4 * time.Second)
 			for _, c := range r.w.takeCalls() {
-				if strings.HasPrefix(c, "Program") || strings.HasPrefix(c, "SetRoutes") || strings.HasPrefix(c, "Unprogram") {
+				if strings.HasPrefix(c, "ProgramSpec") || strings.HasPrefix(c, "SetRoutes") || strings.HasPrefix(c, "Unprogram") {
 					t.Errorf("within PeerWait, before any peer state: %s", c)
 				}
 			}
@@ -438,7 +441,7 @@ func TestRestartWaitsForPeers(t *testing.T) {
 				t.Errorf("advertised reason while waiting: %q", why)
 			}
 			if tc.heard {
-				r.m.setPeer("b", peerState("b", StateActive, true, vip4))
+				r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 			}
 			r.run(time.Minute)
 			want := "[a/p,b/p]"
@@ -452,5 +455,53 @@ func TestRestartWaitsForPeers(t *testing.T) {
 				t.Error("not announced after settling")
 			}
 		})
+	}
+}
+
+// planRoutes decides without calling anyone: per VIP the wanted
+// announcement with its reason, the routes, and whether a call is needed.
+func TestPlanRoutes(t *testing.T) {
+	prefix4 := netip.MustParsePrefix("192.0.2.10/32")
+	for _, tc := range []struct {
+		name         string
+		policy       DrainPolicy
+		drain        bool
+		withdrawOnly bool
+		want         []routing.Route
+		wantWhy      string
+		wantCall     bool
+	}{
+		{"serving, as announced", DrainWithdraw, false, false, []routing.Route{{Prefix: prefix4}}, "serving", false},
+		{"drained, withdraw", DrainWithdraw, true, false, nil, "draining", true},
+		{"drained, deprefer", DrainDeprefer, true, false, []routing.Route{{Prefix: prefix4, Draining: true}}, "draining (deprefer)", true},
+		{"drained, deprefer, withdraw-only pass", DrainDeprefer, true, true, []routing.Route{{Prefix: prefix4, Draining: true}}, "draining (deprefer)", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := oneVIP(testConfig())
+			cfg.DrainPolicy = tc.policy
+			r := newRig(t, cfg)
+			r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
+			r.run(time.Second)
+			r.vip(vip4).in.drained = tc.drain
+			calls := len(r.w.calls)
+			r.m.tables = map[netip.Addr][]Backend{}
+			p := r.m.planRoutes(tc.withdrawOnly)
+			if d := cmp.Diff(tc.want, p.routes, cmpopts.EquateComparable(netip.Prefix{})); d != "" {
+				t.Errorf("routes (-want +got):\n%s", d)
+			}
+			if p.reasons[vip4] != tc.wantWhy || p.call != tc.wantCall {
+				t.Errorf("reason %q call %t, want %q %t", p.reasons[vip4], p.call, tc.wantWhy, tc.wantCall)
+			}
+			if len(r.w.calls) != calls || r.vip(vip4).live.adv != advNormal {
+				t.Errorf("planning changed the world or the facets: calls %q", r.w.calls[calls:])
+			}
+		})
+	}
+	// A VIP not announced yet is not announced by the withdraw-only pass.
+	r := newRig(t, oneVIP(testConfig()))
+	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
+	r.m.tables = map[netip.Addr][]Backend{}
+	if p := r.m.planRoutes(true); len(p.routes) != 0 {
+		t.Errorf("withdraw-only pass before bring-up plans %v", p.routes)
 	}
 }

@@ -6,16 +6,17 @@ import (
 	"time"
 )
 
-// program installs each configured VIP with its desired table, and removes
-// removed VIPs once their route has been withdrawn for the withdraw grace.
-func (m *machine) program(ctx context.Context) int {
+// syncTables programs each configured VIP with its desired table (a
+// ProgramSpec through Dataplane.Program), and unprograms removed VIPs once
+// their route has been withdrawn for the withdraw grace.
+func (m *machine) syncTables(ctx context.Context) int {
 	failed := 0
 	now := m.now()
 	for _, v := range m.sorted() {
 		want, why := m.wantProgrammed(v)
-		v.reasons.Programmed = why
+		v.why.reasons.Programmed = why
 		if !want {
-			if !v.programmed {
+			if !v.live.programmed {
 				continue
 			}
 			if !m.withdrawnForGrace(v, now) {
@@ -30,23 +31,23 @@ func (m *machine) program(ctx context.Context) int {
 		if v.spec == nil {
 			continue // on its way out: keep the last table
 		}
-		if ok, why := m.peersSettled(); !ok && v.programmed {
+		if ok, why := m.peersSettled(); !ok && v.live.programmed {
 			// Keep the adopted table until the peers are known.
-			v.reasons.Programmed = why
+			v.why.reasons.Programmed = why
 			continue
 		}
 		table := m.desiredTable(v)
-		v.inTable = namesOf(table)
+		v.in.inTable = namesOf(table)
 		if len(table) == 0 {
 			// Nobody serves the VIP (a one-node cluster drained, every
 			// member inactive): there is no table to program. Remove
 			// the VIP once its route has been withdrawn for the grace.
-			v.reasons.Programmed = "no backend"
-			if !v.programmed {
+			v.why.reasons.Programmed = "no backend"
+			if !v.live.programmed {
 				continue
 			}
 			if !m.withdrawnForGrace(v, now) {
-				v.reasons.Programmed = "no backend: waiting for the withdraw grace"
+				v.why.reasons.Programmed = "no backend: waiting for the withdraw grace"
 				continue
 			}
 			if !m.unprogram(ctx, v, "no backend") {
@@ -54,25 +55,25 @@ func (m *machine) program(ctx context.Context) int {
 			}
 			continue
 		}
-		if v.programmed && !v.tableUnknown && slices.Equal(table, v.table) && slices.Equal(v.spec.Services, v.services) {
+		if v.live.programmed && !v.live.tableUnknown && slices.Equal(table, v.live.table) && slices.Equal(v.spec.Services, v.live.services) {
 			continue
 		}
 		if ok, whyNot := canProgram(v, table, m.advUnknown); !ok {
-			v.reasons.Programmed = whyNot
+			v.why.reasons.Programmed = whyNot
 			continue
 		}
-		p := Program{Addr: v.addr, Services: slices.Clone(v.spec.Services), Backends: table}
+		p := ProgramSpec{Addr: v.addr, Services: slices.Clone(v.spec.Services), Backends: table}
 		if err := m.deps.Dataplane.Program(ctx, p); err != nil {
 			m.fail(v, "programming", err)
 			failed++
 			continue
 		}
-		if !v.programmed {
+		if !v.live.programmed {
 			m.transition(v, "programmed", false, true, why)
 		} else {
-			m.transition(v, "table", tableString(v.table), tableString(table), "backends changed")
+			m.transition(v, "table", tableString(v.live.table), tableString(table), "backends changed")
 		}
-		v.programmed, v.table, v.services, v.tableUnknown = true, table, p.Services, false
+		v.live.programmed, v.live.table, v.live.services, v.live.tableUnknown = true, table, p.Services, false
 	}
 	return failed
 }
@@ -81,7 +82,7 @@ func (m *machine) program(ctx context.Context) int {
 // that unprogramming it cannot blackhole traffic routers still send
 // (invariant 4)?
 func (m *machine) withdrawnForGrace(v *vipState, now time.Time) bool {
-	return v.adv == advNone && !m.advUnknown && !now.Before(v.advOff.Add(m.cfg.WithdrawGrace))
+	return v.live.adv == advNone && !m.advUnknown && !now.Before(v.live.advOff.Add(m.cfg.WithdrawGrace))
 }
 
 // unprogram removes v from the dataplane and records it; false if the call
@@ -91,7 +92,7 @@ func (m *machine) unprogram(ctx context.Context, v *vipState, why string) bool {
 		m.fail(v, "unprogramming", err)
 		return false
 	}
-	v.programmed, v.table, v.services, v.tableUnknown = false, nil, nil, false
+	v.live.programmed, v.live.table, v.live.services, v.live.tableUnknown = false, nil, nil, false
 	m.transition(v, "programmed", true, false, why)
 	return true
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 var (
@@ -98,7 +100,7 @@ func newProp(t *testing.T, seed uint64) *prop {
 		PeerWait:      graces[rng.IntN(len(graces))],
 	}
 	if rng.IntN(3) == 0 {
-		cfg.DrainPolicy = PolicyDeprefer
+		cfg.DrainPolicy = DrainDeprefer
 	}
 	cfg.VIPs = randomVIPs(rng)
 	p := &prop{t: t, rng: rng, cfg: cfg}
@@ -185,8 +187,8 @@ func (p *prop) event() {
 	case k < 22:
 		a := p.pick()
 		if v, ok := m.vips[a]; ok && v.spec != nil {
-			v.drained = !v.drained
-			p.note("vip drain %s = %v", a, v.drained)
+			v.in.drained = !v.in.drained
+			p.note("vip drain %s = %v", a, v.in.drained)
 		}
 	case k < 34:
 		a, h := p.pick(), rng.IntN(3) > 0
@@ -199,11 +201,11 @@ func (p *prop) event() {
 			m.setPeer(name, nil)
 			break
 		}
-		st := &NodeState{Node: name, VIPs: map[netip.Addr]NodeVIPState{}}
+		st := &cluster.NodeState{Node: name, VIPs: map[netip.Addr]cluster.VIPState{}}
 		for _, a := range propPool {
 			if rng.IntN(4) > 0 {
-				s := []ServeState{StateActive, StateActive, StateDraining, StateInactive}[rng.IntN(4)]
-				st.VIPs[a] = NodeVIPState{State: s, Healthy: rng.IntN(4) > 0}
+				s := []cluster.ServeState{cluster.StateActive, cluster.StateActive, cluster.StateDraining, cluster.StateInactive}[rng.IntN(4)]
+				st.VIPs[a] = cluster.VIPState{State: s, Healthy: rng.IntN(4) > 0}
 			}
 		}
 		p.note("peer %s = %v", name, st.VIPs)
@@ -223,7 +225,7 @@ func (p *prop) event() {
 			r.w.failRate = []float64{0, 0.05, 0.2, 0.5}[rng.IntN(4)]
 			p.note("fail rate %.2f", r.w.failRate)
 		} else {
-			op := []string{"SetRoutes", "Bind", "Unbind", "Program", "Unprogram", "SetBound"}[rng.IntN(6)]
+			op := []string{"SetRoutes", "Bind", "Unbind", "ProgramSpec", "Unprogram", "SetBound"}[rng.IntN(6)]
 			r.w.failNext[op] += 1 + rng.IntN(3)
 			p.note("fail next %s", op)
 		}
@@ -292,17 +294,17 @@ func (p *prop) checkConverged() {
 		}
 		v := m.vips[a]
 		serving := !m.nodeDrain && !m.stopping
-		wantState := StateInactive
+		wantState := cluster.StateInactive
 		if serving {
-			wantState = StateActive
+			wantState = cluster.StateActive
 		}
-		if got := doc[a]; got.State != wantState || got.Healthy != v.healthy {
-			p.Fatalf("converged: %s published %+v, want %s healthy=%v", a, got, wantState, v.healthy)
+		if got := doc[a]; got.State != wantState || got.Healthy != v.in.healthy {
+			p.Fatalf("converged: %s published %+v, want %s healthy=%v", a, got, wantState, v.in.healthy)
 		}
 		if r.w.lo[a] != serving || r.w.dp[a] != serving {
 			p.Fatalf("converged: %s lo=%v bound set=%v, want %v", a, r.w.lo[a], r.w.dp[a], serving)
 		}
-		want := expectedTable(a, m.cfg, wantState, v.healthy, m.peers, v.inTable)
+		want := expectedTable(a, m.cfg, wantState, v.in.healthy, m.peers, v.in.inTable)
 		prog, ok := r.w.programs[a]
 		if len(want) == 0 {
 			// Nobody serves it: nothing to program, nothing to announce.
@@ -321,7 +323,7 @@ func (p *prop) checkConverged() {
 			p.Fatalf("converged: %s programmed %s %v, want %s %v", a, describe(prog.Backends), prog.Services, describe(want), spec.Services)
 		}
 		route, announced := r.w.routes[a]
-		draining := m.nodeDrain || v.drained
+		draining := m.nodeDrain || v.in.drained
 		wantAnnounced := !m.stopping && m.holds[a] == "" && hasPrimary(want) && (!draining || m.cfg.deprefer())
 		if announced != wantAnnounced || announced && route.Draining != draining {
 			p.Fatalf("converged: %s announced=%v %+v, want %v (held=%q draining=%v table %s)", a, announced, route, wantAnnounced, m.holds[a], draining, describe(want))
@@ -337,7 +339,7 @@ func (p *prop) checkConverged() {
 // expectedTable is the table a VIP should have, written from the rules in
 // the brief rather than from tableFor: local by published state and health,
 // peers by their document, failed peers secondary if they were there.
-func expectedTable(a netip.Addr, cfg Config, self ServeState, healthy bool, peers map[string]*NodeState, was map[string]bool) []Backend {
+func expectedTable(a netip.Addr, cfg Config, self cluster.ServeState, healthy bool, peers map[string]*cluster.NodeState, was map[string]bool) []Backend {
 	var out []Backend
 	for _, mem := range propMembers() { // already in name order
 		under := mem.Addr4
@@ -368,9 +370,9 @@ func expectedTable(a netip.Addr, cfg Config, self ServeState, healthy bool, peer
 			state, h = s.State, s.Healthy
 		}
 		switch {
-		case state == StateActive && h:
+		case state == cluster.StateActive && h:
 			b.Role = RolePrimary
-		case state == StateActive || state == StateDraining:
+		case state == cluster.StateActive || state == cluster.StateDraining:
 			b.Role = RoleSecondary
 		default:
 			continue

@@ -3,8 +3,11 @@ package vip
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // reconcile runs one pass: it moves every VIP towards what the decisions
@@ -20,16 +23,16 @@ func (m *machine) reconcile(ctx context.Context) {
 	m.pollIdle(ctx)
 	failed += m.bindLo(ctx)
 	failed += m.syncBoundSet(ctx)
-	m.publish()
+	m.stepServe()
 	m.tables = map[netip.Addr][]Backend{}
 	failed += m.advertise(ctx, true) // withdraw before tables lose primaries
-	failed += m.program(ctx)
+	failed += m.syncTables(ctx)
 	failed += m.advertise(ctx, false) // announce what the tables allow
 	failed += m.syncBoundSet(ctx)
 	failed += m.unbindLo(ctx)
 	m.forget()
 	m.order, m.tables = nil, nil
-	m.publishDoc()
+	m.publishNodeState()
 	// After a failure the backoff decides when to try again.
 	m.again = m.changes != before && failed == 0
 	now := m.now()
@@ -68,40 +71,41 @@ func (m *machine) nextWake() time.Time {
 func (m *machine) pollIdle(ctx context.Context) {
 	for _, v := range m.sorted() {
 		want, _ := m.wantServing(v)
-		if want || v.serve != StateDraining || m.deps.Idle == nil {
-			v.idle = false
+		if want || v.live.serve != cluster.StateDraining || m.deps.Idle == nil {
+			v.in.idle = false
 			continue
 		}
 		n, err := m.deps.Idle.ActiveFlows(ctx, v.addr)
 		if err != nil {
 			m.log.Warn("checking idle", "vip", v.addr, "error", err)
 		}
-		v.idle = err == nil && n == 0
+		v.in.idle = err == nil && n == 0
 	}
 }
 
-// publish moves each VIP's published state one step.
-func (m *machine) publish() {
+// stepServe moves each VIP's serve state one step (the next document
+// publishes it).
+func (m *machine) stepServe() {
 	now := m.now()
 	for _, v := range m.sorted() {
 		next, why := m.nextServe(v)
-		v.reasons.Serve = why
-		if next == v.serve {
+		v.why.reasons.Serve = why
+		if next == v.live.serve {
 			continue
 		}
-		if next != StateInactive && !v.inDP {
+		if next != cluster.StateInactive && !v.live.inDP {
 			m.refuse(v, "publishing "+string(next), "not bound")
 			continue
 		}
-		m.transition(v, "serve", v.serve, next, why)
-		v.serve, v.servedAt = next, now
+		m.transition(v, "serve", v.live.serve, next, why)
+		v.live.serve, v.live.servedAt = next, now
 	}
 }
 
 // forget drops a removed VIP once nothing of it is left.
 func (m *machine) forget() {
 	for a, v := range m.vips {
-		if v.spec == nil && !v.onLo && !v.maybeDP && !v.programmed && v.adv == advNone && v.serve == StateInactive {
+		if v.spec == nil && !v.live.onLo && !v.live.maybeDP && !v.live.programmed && v.live.adv == advNone && v.live.serve == cluster.StateInactive {
 			if ok, _ := m.canUnbind(v); ok {
 				delete(m.vips, a)
 				m.order = nil
@@ -110,14 +114,14 @@ func (m *machine) forget() {
 	}
 }
 
-// publishDoc rebuilds the NodeState document and bumps its generation when
-// it changed.
-func (m *machine) publishDoc() {
-	doc := make(map[netip.Addr]NodeVIPState, len(m.vips))
+// publishNodeState rebuilds the node-state document the peers poll and
+// bumps its generation when it changed.
+func (m *machine) publishNodeState() {
+	doc := make(map[netip.Addr]cluster.VIPState, len(m.vips))
 	for _, v := range m.vips {
-		doc[v.addr] = m.published(v)
+		doc[v.addr] = m.docEntry(v)
 	}
-	if m.doc != nil && mapsEqual(doc, m.doc) {
+	if m.doc != nil && maps.Equal(doc, m.doc) {
 		return
 	}
 	if m.gen == 0 {
@@ -129,19 +133,20 @@ func (m *machine) publishDoc() {
 	m.doc = doc
 }
 
-func (m *machine) nodeState() NodeState {
-	vips := make(map[netip.Addr]NodeVIPState, len(m.doc))
-	for a, s := range m.doc {
-		vips[a] = s
+// nodeState is a copy of the published document.
+func (m *machine) nodeState() cluster.NodeState {
+	vips := maps.Clone(m.doc)
+	if vips == nil {
+		vips = map[netip.Addr]cluster.VIPState{}
 	}
-	return NodeState{Node: m.cfg.Node, Generation: m.gen, VIPs: vips}
+	return cluster.NodeState{Node: m.cfg.Node, Generation: m.gen, VIPs: vips}
 }
 
 // refuse logs a step that would break an invariant and does not take it.
 // The decisions are meant to make this unreachable.
 func (m *machine) refuse(v *vipState, op, why string) {
 	m.violations++
-	v.reason = "refused " + op + ": " + why
+	v.why.reason = "refused " + op + ": " + why
 	m.log.Error("refusing a step that would break an invariant", "vip", v.addr, "op", op, "reason", why)
 }
 
@@ -163,16 +168,4 @@ func describe(t []Backend) string {
 		s += fmt.Sprintf("%s/%s", b.Name, role)
 	}
 	return "[" + s + "]"
-}
-
-func mapsEqual(a, b map[netip.Addr]NodeVIPState) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 var (
@@ -46,7 +48,7 @@ type rig struct {
 	idle  bool // give the machine the world as IdleChecker
 	// firstInactive: when the world first saw each VIP published as not
 	// active/draining (absent counts), for invariant 2.
-	lastDoc       map[netip.Addr]NodeVIPState
+	lastDoc       map[netip.Addr]cluster.VIPState
 	firstInactive map[netip.Addr]time.Time
 	steps         int
 	quiet         bool // keep transitions out of r.trans (property test)
@@ -111,10 +113,10 @@ func (r *rig) check() {
 	doc := r.m.nodeState().VIPs
 	for a := range unionKeys(doc, r.lastDoc) {
 		s, ok := doc[a]
-		if ok && (s.State == StateActive || s.State == StateDraining) {
+		if ok && (s.State == cluster.StateActive || s.State == cluster.StateDraining) {
 			delete(r.firstInactive, a)
 		} else if _, seen := r.firstInactive[a]; !seen {
-			if old, was := r.lastDoc[a]; was && old.State != StateInactive {
+			if old, was := r.lastDoc[a]; was && old.State != cluster.StateInactive {
 				r.firstInactive[a] = now
 			}
 		}
@@ -123,7 +125,7 @@ func (r *rig) check() {
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
 	for a, s := range doc {
-		if (s.State == StateActive || s.State == StateDraining) && !(r.w.lo[a] && r.w.dp[a]) {
+		if (s.State == cluster.StateActive || s.State == cluster.StateDraining) && !(r.w.lo[a] && r.w.dp[a]) {
 			r.t.Fatalf("step %d: invariant 2: %s published %s but lo=%v bound=%v", r.steps, a, s.State, r.w.lo[a], r.w.dp[a])
 		}
 	}
@@ -203,10 +205,10 @@ func unionKeys[V any](a, b map[netip.Addr]V) map[netip.Addr]bool {
 }
 
 // peerState is a member's document with every VIP in state s.
-func peerState(name string, s ServeState, healthy bool, vips ...netip.Addr) *NodeState {
-	st := &NodeState{Node: name, Generation: 1, VIPs: map[netip.Addr]NodeVIPState{}}
+func peerState(name string, s cluster.ServeState, healthy bool, vips ...netip.Addr) *cluster.NodeState {
+	st := &cluster.NodeState{Node: name, Generation: 1, VIPs: map[netip.Addr]cluster.VIPState{}}
 	for _, a := range vips {
-		st.VIPs[a] = NodeVIPState{State: s, Healthy: healthy}
+		st.VIPs[a] = cluster.VIPState{State: s, Healthy: healthy}
 	}
 	return st
 }

@@ -1,26 +1,62 @@
 package vip
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
-// Node drain phases, as Status reports them.
+// Phase is how far the node drain has gone, as Status reports it.
+type Phase string
+
+// Node drain phases, in the order a drain goes through them.
 const (
-	PhaseActive      = "active"      // not draining
-	PhaseWithdrawing = "withdrawing" // routes going away, withdraw grace
-	PhaseDraining    = "draining"    // published draining, waiting for idle
-	PhaseInactive    = "inactive"    // published inactive, table grace
-	PhaseDrained     = "drained"     // nothing left bound
+	PhaseActive      Phase = "active"      // not draining
+	PhaseWithdrawing Phase = "withdrawing" // routes going away, withdraw grace
+	PhaseDraining    Phase = "draining"    // published draining, waiting for idle
+	PhaseInactive    Phase = "inactive"    // published inactive, table grace
+	PhaseDrained     Phase = "drained"     // nothing left bound
 )
+
+// ParsePhase parses a phase's word.
+func ParsePhase(s string) (Phase, error) {
+	switch p := Phase(s); p {
+	case PhaseActive, PhaseWithdrawing, PhaseDraining, PhaseInactive, PhaseDrained:
+		return p, nil
+	}
+	return "", fmt.Errorf("drain phase %q: want active, withdrawing, draining, inactive or drained", s)
+}
+
+// String returns the phase's word.
+func (p Phase) String() string { return string(p) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Phase) MarshalText() ([]byte, error) {
+	if _, err := ParsePhase(string(p)); err != nil {
+		return nil, err
+	}
+	return []byte(p), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *Phase) UnmarshalText(b []byte) error {
+	v, err := ParsePhase(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
 
 // Status is a snapshot of the controller for vipctl status and metrics.
 type Status struct {
 	Node     string
-	Phase    string // node drain phase (Phase* constants)
-	Stopping bool   // a Shutdown is in progress
-	// Generation of the published NodeState.
+	Phase    Phase // node drain phase
+	Stopping bool  // a Shutdown is in progress
+	// Generation of the published cluster.NodeState.
 	Generation uint64
 	// Refusals counts steps refused because they would break an invariant,
 	// and invariant violations found after a pass; anything but 0 is a bug
@@ -35,14 +71,14 @@ type VIPStatus struct {
 	Configured bool // false: removed, on its way out
 	Programmed bool
 	Advertised bool
-	// Deprefered: announced with drain attributes.
-	Deprefered bool
+	// Depreferred: announced with drain attributes.
+	Depreferred bool
 	// Bound: on lo and in the dataplane's bound set.
 	Bound    bool
 	Healthy  bool
 	Draining bool // per-VIP drain or node drain
 	Held     string
-	Serve    ServeState // what this node publishes for it
+	Serve    cluster.ServeState // what this node publishes for it
 	// Reason of the last change or refusal; Reasons explains each facet.
 	Reason    string
 	Reasons   FacetReasons
@@ -59,41 +95,41 @@ func (m *machine) status() Status {
 		s.VIPs = append(s.VIPs, VIPStatus{
 			Addr:        v.addr,
 			Configured:  v.spec != nil,
-			Programmed:  v.programmed,
-			Advertised:  v.adv != advNone,
-			Deprefered:  v.adv == advDeprefer,
-			Bound:       v.onLo && v.inDP,
-			Healthy:     v.healthy,
-			Draining:    m.nodeDrain || v.drained,
+			Programmed:  v.live.programmed,
+			Advertised:  v.live.adv != advNone,
+			Depreferred: v.live.adv == advDeprefer,
+			Bound:       v.live.onLo && v.live.inDP,
+			Healthy:     v.in.healthy,
+			Draining:    m.nodeDrain || v.in.drained,
 			Held:        m.holds[v.addr],
-			Serve:       v.serve,
-			Reason:      v.reason,
-			Reasons:     v.reasons,
-			Since:       v.since,
-			LastError:   v.lastErr,
-			Backends:    slices.Clone(v.table),
-			Transitions: v.transits,
-			Errors:      v.errs,
+			Serve:       v.live.serve,
+			Reason:      v.why.reason,
+			Reasons:     v.why.reasons,
+			Since:       v.why.since,
+			LastError:   v.why.lastErr,
+			Backends:    slices.Clone(v.live.table),
+			Transitions: v.why.transits,
+			Errors:      v.why.errs,
 		})
 	}
 	return s
 }
 
 // phase summarises the node drain: the least advanced VIP decides.
-func (m *machine) phase() string {
+func (m *machine) phase() Phase {
 	if !m.nodeDrain {
 		return PhaseActive
 	}
 	p := PhaseDrained
-	rank := map[string]int{PhaseWithdrawing: 3, PhaseDraining: 2, PhaseInactive: 1, PhaseDrained: 0}
+	rank := map[Phase]int{PhaseWithdrawing: 3, PhaseDraining: 2, PhaseInactive: 1, PhaseDrained: 0}
 	for _, v := range m.vips {
 		q := PhaseDrained
 		switch {
-		case v.serve == StateActive || v.adv == advNormal:
+		case v.live.serve == cluster.StateActive || v.live.adv == advNormal:
 			q = PhaseWithdrawing
-		case v.serve == StateDraining:
+		case v.live.serve == cluster.StateDraining:
 			q = PhaseDraining
-		case v.onLo || v.maybeDP:
+		case v.live.onLo || v.live.maybeDP:
 			q = PhaseInactive
 		}
 		if rank[q] > rank[p] {

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // tableFor builds the forwarding table of a VIP from what every member
@@ -11,7 +13,7 @@ import (
 // must be in name order: sortedMembers). self is the state this node publishes for the VIP;
 // inTable holds the members of the VIP's previous table, so that a failed peer
 // is kept as secondary while it was there.
-func tableFor(addr netip.Addr, node string, members []Member, self NodeVIPState, peers map[string]*NodeState, inTable map[string]bool) []Backend {
+func tableFor(addr netip.Addr, node string, members []Member, self cluster.VIPState, peers map[string]*cluster.NodeState, inTable map[string]bool) []Backend {
 	var out []Backend
 	for _, m := range members {
 		under := m.Addr4
@@ -38,14 +40,14 @@ func tableFor(addr netip.Addr, node string, members []Member, self NodeVIPState,
 // roleOf maps a published VIP state to a table role: active and healthy is
 // primary, active but unhealthy or draining is secondary (established flows
 // still reach it by second chance), inactive is absent.
-func roleOf(s NodeVIPState) (BackendRole, bool) {
+func roleOf(s cluster.VIPState) (BackendRole, bool) {
 	switch s.State {
-	case StateActive:
+	case cluster.StateActive:
 		if s.Healthy {
 			return RolePrimary, true
 		}
 		return RoleSecondary, true
-	case StateDraining:
+	case cluster.StateDraining:
 		return RoleSecondary, true
 	}
 	return 0, false
@@ -53,7 +55,7 @@ func roleOf(s NodeVIPState) (BackendRole, bool) {
 
 // peerRole is the role of a peer: from its last published state, or, if it
 // failed (nil state), secondary while it was in the table before.
-func peerRole(addr netip.Addr, peers map[string]*NodeState, name string, wasInTable bool) (BackendRole, bool) {
+func peerRole(addr netip.Addr, peers map[string]*cluster.NodeState, name string, wasInTable bool) (BackendRole, bool) {
 	st, heard := peers[name]
 	if !heard {
 		return 0, false

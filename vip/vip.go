@@ -6,33 +6,61 @@
 // implement its side effects (routing/bgp, routing/bird, vip/netlink,
 // dataplane). Implementations must be idempotent: calling a setter again with
 // the same value does nothing and succeeds.
+//
+// # Glossary
+//
+// Each word below means one thing in this package.
+//
+//   - Facet: one of the three things a VIP is on this node, each tracked as
+//     really reached (liveFacets), never as hoped for. Programmed: the
+//     director maps hold the VIP and its table. Advertised: a route for it
+//     is announced (possibly depreferred). Bound: it is on lo and in the
+//     dataplane's bound set.
+//   - Program (verb): install a VIP and its forwarding table in the
+//     director maps (Dataplane.Program). ProgramSpec is what is installed;
+//     syncTables is the reconcile step that programs and unprograms.
+//   - Table: a VIP's forwarding table, a list of backends. The desired
+//     table (desiredTable, built by tableFor from every member's document)
+//     is what the programmed table (liveFacets.table) should become.
+//   - Backend: a cluster member in a VIP's table (type Backend), with its
+//     BackendRole: primary (takes new flows) or secondary (second hop only).
+//     Every node is both a director (it forwards) and, for the VIPs it
+//     serves, a backend.
+//   - Serve state: what this node tells its peers about a VIP
+//     (cluster.ServeState: active, draining, inactive); stepServe moves it
+//     one step per pass.
+//   - Publish: make the node-state document (cluster.NodeState: every VIP's
+//     serve state and health, with a generation) available to the peers'
+//     pollers. Only publishNodeState publishes; docEntry is one VIP's entry.
+//   - Status: the snapshot of the machine for vipctl and metrics (Status,
+//     VIPStatus), stored by Controller.snapshot after every pass.
+//   - Announce and withdraw: what the advertiser does with a route.
+//     planRoutes decides the routes of a pass (with a reason per VIP),
+//     advertise makes the call, recordRoutes keeps what was reported.
+//   - Drain: a per-VIP drain withdraws that VIP's route and keeps serving
+//     it; a node drain goes through the phases of Phase. The DrainPolicy
+//     (withdraw or deprefer) decides, here and only here, whether a
+//     draining VIP stays announced with its drain attributes.
+//   - Hold: a veto on announcing a VIP (no IPv6 route back to the clients).
 package vip
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/vipd/vipd/routing"
 )
 
-// Route is one VIP route the node asks its routers to send it traffic for.
-type Route struct {
-	// Prefix is the VIP as a host prefix (/32 or /128).
-	Prefix netip.Prefix
-	// Draining asks the advertiser to announce the route with its drain
-	// attributes (worse MED, AS-path prepend, a community, a higher OSPF
-	// metric) instead of the normal ones. It is only used when the drain
-	// policy is "deprefer"; with "withdraw" a draining VIP is not announced.
-	Draining bool
-}
-
-// Advertiser announces VIP routes to the routers (routing/bgp, routing/bird).
+// Advertiser is the part of routing.Advertiser the state machine uses: it
+// only ever sets the announced routes (see routing.Advertiser.SetRoutes for
+// the contract). A draining VIP is passed with Route.Draining set under the
+// deprefer drain policy and left out under withdraw: the policy is decided
+// here, never by the advertiser.
 type Advertiser interface {
-	// SetRoutes makes the announced routes exactly routes, in one go. It
-	// returns the routes that are announced when it returns. On error the
-	// returned slice is the advertiser's best knowledge, and a route whose
-	// state is uncertain must be included (the controller then assumes it
-	// still attracts traffic). SetRoutes must not block on a peer that is
-	// down; it may block for the time a local daemon takes to reconfigure.
-	SetRoutes(ctx context.Context, routes []Route) ([]Route, error)
+	SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error)
 }
 
 // Binder puts VIP addresses on the node's loopback so decapsulated traffic
@@ -47,10 +75,80 @@ type Binder interface {
 	Bound(ctx context.Context) ([]netip.Addr, error)
 }
 
-// Service is one (protocol, port) of a VIP. Port 0 means any port.
+// Service is one (protocol, port) of a VIP, written "tcp/80" or "udp/*".
+// Port 0 means any port.
 type Service struct {
 	Proto uint8 // 6 = TCP, 17 = UDP
 	Port  uint16
+}
+
+// IP protocol numbers of the services a VIP may forward.
+const (
+	ProtoTCP uint8 = 6
+	ProtoUDP uint8 = 17
+)
+
+// ParseService parses "tcp/80", "udp/53", "tcp/*" (any port).
+func ParseService(s string) (Service, error) {
+	proto, port, ok := strings.Cut(s, "/")
+	if !ok {
+		return Service{}, fmt.Errorf("%q is not protocol/port (like \"tcp/80\" or \"udp/*\")", s)
+	}
+	var svc Service
+	switch proto {
+	case "tcp":
+		svc.Proto = ProtoTCP
+	case "udp":
+		svc.Proto = ProtoUDP
+	default:
+		return Service{}, fmt.Errorf("%q: protocol %q is not tcp or udp", s, proto)
+	}
+	if port == "*" {
+		return svc, nil
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return Service{}, fmt.Errorf("%q: port %q is not a number or *", s, port)
+	}
+	if n < 1 || n > 65535 {
+		return Service{}, fmt.Errorf("%q: port %d is out of range 1-65535", s, n)
+	}
+	svc.Port = uint16(n)
+	return svc, nil
+}
+
+// String writes the service as ParseService reads it; a protocol other
+// than TCP or UDP is written as its number.
+func (s Service) String() string {
+	p := strconv.Itoa(int(s.Proto))
+	switch s.Proto {
+	case ProtoTCP:
+		p = "tcp"
+	case ProtoUDP:
+		p = "udp"
+	}
+	if s.Port == 0 {
+		return p + "/*"
+	}
+	return p + "/" + strconv.Itoa(int(s.Port))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Service) MarshalText() ([]byte, error) {
+	if s.Proto != ProtoTCP && s.Proto != ProtoUDP {
+		return nil, fmt.Errorf("marshaling service %s: protocol is not tcp or udp", s)
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Service) UnmarshalText(b []byte) error {
+	v, err := ParseService(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
 }
 
 // BackendRole says how a backend may appear in a VIP's forwarding table.
@@ -65,6 +163,44 @@ const (
 	RoleSecondary
 )
 
+var roleWords = [...]string{RolePrimary: "primary", RoleSecondary: "secondary"}
+
+// ParseBackendRole parses "primary" or "secondary".
+func ParseBackendRole(s string) (BackendRole, error) {
+	for r, w := range roleWords {
+		if s == w {
+			return BackendRole(r), nil
+		}
+	}
+	return 0, fmt.Errorf("backend role %q: want primary or secondary", s)
+}
+
+// String returns the role's word.
+func (r BackendRole) String() string {
+	if int(r) < len(roleWords) {
+		return roleWords[r]
+	}
+	return "BackendRole(" + strconv.Itoa(int(r)) + ")"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (r BackendRole) MarshalText() ([]byte, error) {
+	if int(r) >= len(roleWords) {
+		return nil, fmt.Errorf("marshaling %s: not a backend role", r)
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (r *BackendRole) UnmarshalText(b []byte) error {
+	v, err := ParseBackendRole(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
 // Backend is one node that serves a VIP, as seen by a director.
 type Backend struct {
 	// Name is the cluster member name; it seeds rendezvous hashing, so the
@@ -78,8 +214,9 @@ type Backend struct {
 	Local bool
 }
 
-// Program is the desired dataplane state of one VIP on a director.
-type Program struct {
+// ProgramSpec is what Dataplane.Program installs for one VIP on a
+// director: its services and its forwarding table.
+type ProgramSpec struct {
 	Addr     netip.Addr
 	Services []Service
 	// Backends build the forwarding table. It must hold at least one
@@ -91,7 +228,7 @@ type Program struct {
 type Dataplane interface {
 	// Program installs or replaces the VIP and its forwarding table,
 	// atomically: no packet sees half a table.
-	Program(ctx context.Context, p Program) error
+	Program(ctx context.Context, p ProgramSpec) error
 	// Unprogram removes the VIP from the director maps. Absent is success.
 	Unprogram(ctx context.Context, addr netip.Addr) error
 	// SetBound makes the dataplane's bound set (the VIPs this node accepts
@@ -100,33 +237,4 @@ type Dataplane interface {
 	// Programmed lists the VIPs programmed now (used to adopt pinned state
 	// on restart).
 	Programmed(ctx context.Context) ([]netip.Addr, error)
-}
-
-// ServeState is what a node publishes to its peers about one VIP.
-type ServeState string
-
-const (
-	// StateActive: the node takes new flows for the VIP (primary).
-	StateActive ServeState = "active"
-	// StateDraining: peers keep the node only as second hop, so established
-	// flows still reach it by second chance but new flows go elsewhere.
-	StateDraining ServeState = "draining"
-	// StateInactive: peers drop the node from the VIP's table.
-	StateInactive ServeState = "inactive"
-)
-
-// NodeVIPState is one VIP's entry in a NodeState.
-type NodeVIPState struct {
-	State   ServeState `json:"state"`
-	Healthy bool       `json:"healthy"`
-	Reason  string     `json:"reason,omitempty"`
-}
-
-// NodeState is the document every vipd serves read-only over HTTP to its
-// peers, and that each director polls from every cluster member.
-type NodeState struct {
-	Node string `json:"node"`
-	// Generation increases whenever anything in the document changes.
-	Generation uint64                      `json:"generation"`
-	VIPs       map[netip.Addr]NodeVIPState `json:"vips"`
 }

@@ -15,9 +15,6 @@ import (
 	"github.com/vipd/vipd/routing/bird"
 )
 
-// DefaultConfig is where vipd and vipctl look for the node's config.
-const defaultConfig = "/etc/vipd/vipd.toml"
-
 func configCmd() *cobra.Command {
 	c := &cobra.Command{Use: "config", Short: "Work with vipd configuration files"}
 	c.AddCommand(&cobra.Command{
@@ -87,7 +84,7 @@ configured VIP. With --check it is validated by the installed 'bird -p'.`,
 			return bird.WriteAtomic(out, data)
 		},
 	}
-	c.Flags().StringVarP(&cfgPath, "config", "c", defaultConfig, "vipd config file")
+	c.Flags().StringVarP(&cfgPath, "config", "c", config.DefaultPath, "vipd config file")
 	c.Flags().StringVarP(&out, "output", "o", "", "write to FILE (atomically) instead of stdout")
 	c.Flags().BoolVar(&check, "check", false, "validate the result with the installed bird -p")
 	return c
@@ -136,7 +133,7 @@ skipped. Exit code: 0 all pass, 1 any WARN, 2 any FAIL.`,
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&cfgPath, "config", "c", defaultConfig, "vipd config file")
+	c.Flags().StringVarP(&cfgPath, "config", "c", config.DefaultPath, "vipd config file")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

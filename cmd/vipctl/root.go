@@ -93,7 +93,7 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 	fmt.Fprintln(w, "VIP\tPROGRAMMED\tADVERTISED\tBOUND\tHEALTHY\tSERVES\tSINCE\tREASON")
 	for _, v := range st.VIPs {
 		adv := yn(v.Advertised)
-		if v.Deprefered {
+		if v.Depreferred {
 			adv = "depref"
 		}
 		since := "-"
@@ -104,8 +104,8 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 		if v.LastError != "" {
 			reason += " (last error: " + v.LastError + ")"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Addr, yn(v.Programmed), adv, yn(v.Bound),
-			yn(v.Healthy), v.Serve, since, reason)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Address, yn(v.Programmed), adv, yn(v.Bound),
+			yn(v.Healthy), v.ServeState, since, reason)
 	}
 	w.Flush()
 	if len(st.VIPs) > 0 {
@@ -115,16 +115,13 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 		for _, v := range st.VIPs {
 			var b []string
 			for _, be := range v.Backends {
-				role := "primary"
-				if be.Role != 0 {
-					role = "secondary"
-				}
+				role := be.Role
 				if be.Local {
 					role += ",local"
 				}
 				b = append(b, be.Name+":"+role)
 			}
-			fmt.Fprintf(w, "%s\t%s\n", v.Addr, strings.Join(b, " "))
+			fmt.Fprintf(w, "%s\t%s\n", v.Address, strings.Join(b, " "))
 		}
 		w.Flush()
 	}
@@ -133,7 +130,7 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "PEER\tSTATE\tUPTIME\tROUTES\tLAST ERROR")
 		for _, p := range st.Peers {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", p.Name, p.State, p.Uptime.Round(time.Second), p.Routes, p.LastError)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", p.Name, p.State, p.Uptime(), p.RoutesAdvertised, p.LastError)
 		}
 		w.Flush()
 	}
@@ -150,7 +147,7 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 		fmt.Fprintf(out, "members: %s\n", strings.Join(m, " "))
 	}
 	if d := st.Dataplane; d != nil {
-		fmt.Fprintf(out, "\ndataplane: %s (%s)", d.Interface, d.Mode)
+		fmt.Fprintf(out, "\ndataplane: %s (%s)", d.Interface, d.Attach)
 		if d.Error != "" {
 			fmt.Fprintf(out, " error: %s", d.Error)
 		}
@@ -226,7 +223,7 @@ func vipsCmd(g *globals) *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tADDRESS\tSERVICES\tCHECK")
 			for _, v := range vips {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Name, v.Addr, strings.Join(v.Services, ","), v.Check)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Name, v.Address, strings.Join(v.Services, ","), v.Check)
 			}
 			return w.Flush()
 		},

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vipd/vipd/internal/api"
-	"github.com/vipd/vipd/vip"
 )
 
 func vipctl(t *testing.T, args ...string) (stdout, stderr string, err error) {
@@ -58,23 +57,23 @@ func TestConfigCheckNamesFileLineItem(t *testing.T) {
 	}
 }
 
-type fakeBackend struct{}
+type fakeDaemon struct{}
 
-func (fakeBackend) Status(context.Context) (api.Status, error) {
-	return api.Status{Node: "n1", Phase: "active", Routing: "bgp", VIPs: []vip.VIPStatus{{
-		Addr: netip.MustParseAddr("198.51.100.10"), Programmed: true, Advertised: true, Bound: true, Healthy: true,
-		Serve: vip.StateActive, Reason: "advertised: serving", Since: time.Now().Add(-time.Minute),
-		Backends: []vip.Backend{{Name: "n1", Local: true}, {Name: "n2", Role: vip.RoleSecondary}},
-	}}}, nil
+func (fakeDaemon) Status(context.Context) (api.Status, error) {
+	return api.Status{Node: "n1", Phase: "active", Routing: "bgp", VIPs: []api.VIPStatus{{
+		Address: netip.MustParseAddr("198.51.100.10"), Programmed: true, Advertised: true, Bound: true, Healthy: true,
+		ServeState: "active", Reason: "advertised: serving", Since: time.Now().Add(-time.Minute),
+		Backends: []api.Backend{{Name: "n1", Role: "primary", Local: true}, {Name: "n2", Role: "secondary"}},
+	}}, Peers: []api.Peer{{Name: "192.0.2.1 AS65000", State: "established", Up: true, UptimeSeconds: 90, RoutesAdvertised: 1}}}, nil
 }
-func (fakeBackend) VIPs() []api.VIP                { return nil }
-func (fakeBackend) Drain(api.DrainRequest) error   { return nil }
-func (fakeBackend) Undrain(api.DrainRequest) error { return nil }
-func (fakeBackend) Restart() error                 { return nil }
+func (fakeDaemon) VIPs() []api.VIP                { return nil }
+func (fakeDaemon) Drain(api.DrainRequest) error   { return nil }
+func (fakeDaemon) Undrain(api.DrainRequest) error { return nil }
+func (fakeDaemon) Restart() error                 { return nil }
 
 func TestStatusTable(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "vipd.sock")
-	s, err := api.Listen(hclog.NewNullLogger(), sock, fakeBackend{})
+	s, err := api.Listen(hclog.NewNullLogger(), sock, fakeDaemon{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +83,8 @@ func TestStatusTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"node n1  phase active", "198.51.100.10  yes", "advertised: serving", "1m0s ago", "n1:primary,local n2:secondary"} {
+	for _, want := range []string{"node n1  phase active", "198.51.100.10  yes", "advertised: serving", "1m0s ago", "n1:primary,local n2:secondary",
+		"192.0.2.1 AS65000  established  1m30s   1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}

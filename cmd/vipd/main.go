@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/daemon"
 )
 
@@ -35,7 +36,7 @@ Flags:
 
 func main() {
 	fs := flag.NewFlagSet("vipd", flag.ExitOnError)
-	cfgPath := fs.String("c", "/etc/vipd/vipd.toml", "config file")
+	cfgPath := fs.String("c", config.DefaultPath, "config file")
 	level := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	jsonLog := fs.Bool("log-json", false, "log JSON lines")
 	drainWait := fs.Duration("shutdown-timeout", 5*time.Minute, "longest SIGTERM waits for the drain")

@@ -1,55 +1,134 @@
 // Package api is vipd's control interface: JSON over HTTP on a unix socket
 // (mode 0600, so only root or the socket's owner may drive vipd). vipd serves
 // it with Server; vipctl talks to it with Client.
+//
+// The types below are the wire format, documented field by field in
+// docs/api.md as a stable interface: keys are snake_case, states and roles
+// are words, durations are whole seconds, times RFC 3339. They are the
+// API's own: the daemon translates its internal state into them, so a
+// change inside vipd does not change what scripts read.
 package api
 
 import (
 	"net/netip"
 	"time"
-
-	"github.com/vipd/vipd/vip"
 )
 
-// DefaultSocket is where vipd listens unless the config says otherwise.
+// DefaultSocket is where vipd listens and vipctl connects unless told
+// otherwise ([api] socket, vipctl --socket).
 const DefaultSocket = "/run/vipd/vipd.sock"
 
-// Status is the answer to GET /v1/status.
+// Status is the answer to GET /v1/status (and `vipctl status --json`).
 type Status struct {
-	Node       string          `json:"node"`
-	Phase      string          `json:"phase"`
-	Stopping   bool            `json:"stopping,omitempty"`
-	Generation uint64          `json:"generation"`
-	Config     string          `json:"config"`
-	Started    time.Time       `json:"started"`
-	Routing    string          `json:"routing"`
-	VIPs       []vip.VIPStatus `json:"vips"`
-	Peers      []Peer          `json:"peers,omitempty"`
-	Members    []Member        `json:"members,omitempty"`
-	Dataplane  *Dataplane      `json:"dataplane,omitempty"`
+	Node string `json:"node"`
+	// Phase is how far a node drain has gone: "active", "withdrawing",
+	// "draining", "inactive" or "drained".
+	Phase string `json:"phase"`
+	// Stopping: a SIGTERM drain is in progress.
+	Stopping bool `json:"stopping"`
+	// Generation of the node-state document this node publishes.
+	Generation uint64    `json:"generation"`
+	Config     string    `json:"config"`
+	Started    time.Time `json:"started"`
+	// Routing is the routing mode: "bgp" or "bird-ospf".
+	Routing   string      `json:"routing"`
+	VIPs      []VIPStatus `json:"vips"`
+	Peers     []Peer      `json:"peers"`
+	Members   []Member    `json:"members"`
+	Dataplane *Dataplane  `json:"dataplane,omitempty"`
 }
 
-// Peer is one routing session (a BGP neighbor, or BIRD's view).
-type Peer struct {
-	Name      string        `json:"name"`
-	State     string        `json:"state"`
-	Uptime    time.Duration `json:"uptime,omitempty"`
-	Routes    int           `json:"routes_advertised"`
-	LastError string        `json:"last_error,omitempty"`
+// VIPStatus is one VIP of this node: its facets, what the node publishes
+// for it, why, and its forwarding table.
+type VIPStatus struct {
+	Address netip.Addr `json:"address"`
+	// Configured is false for a VIP removed by a reload, on its way out.
+	Configured bool `json:"configured"`
+	Programmed bool `json:"programmed"`
+	Advertised bool `json:"advertised"`
+	// Depreferred: advertised with the drain attributes.
+	Depreferred bool `json:"depreferred"`
+	// Bound: on lo and in the dataplane's bound set.
+	Bound   bool `json:"bound"`
+	Healthy bool `json:"healthy"`
+	// Draining: a drain of this VIP or of the node is in effect.
+	Draining bool `json:"draining"`
+	// Held is why announcing the VIP is vetoed (no IPv6 route back to the
+	// clients), or empty.
+	Held string `json:"held,omitempty"`
+	// ServeState is what this node publishes to its peers for the VIP:
+	// "active", "draining" or "inactive".
+	ServeState string `json:"serve_state"`
+	// Reason is the reason of the last change or refusal; Reasons explain
+	// each facet's current value.
+	Reason  string       `json:"reason"`
+	Reasons FacetReasons `json:"reasons"`
+	// Since is the time of the last change (absent before any).
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// Backends is the programmed forwarding table.
+	Backends []Backend `json:"backends"`
+	// Transitions and Errors count facet changes and failed calls since
+	// vipd started.
+	Transitions uint64 `json:"transitions"`
+	Errors      uint64 `json:"errors"`
 }
+
+// FacetReasons explain each facet's current value, or why it does not
+// change yet.
+type FacetReasons struct {
+	Programmed string `json:"programmed"`
+	Advertised string `json:"advertised"`
+	Bound      string `json:"bound"`
+	ServeState string `json:"serve_state"`
+}
+
+// Backend is one cluster member in a VIP's forwarding table.
+type Backend struct {
+	Name string `json:"name"`
+	// Address is the member's underlay address: the GUE destination.
+	Address netip.Addr `json:"address"`
+	// Role is "primary" (takes new flows) or "secondary" (second hop only).
+	Role string `json:"role"`
+	// Local: this node itself.
+	Local bool `json:"local"`
+}
+
+// Peer is one routing session: a BGP neighbor, or an OSPF neighbour of BIRD.
+type Peer struct {
+	Name    string     `json:"name"`
+	Address netip.Addr `json:"address,omitzero"`
+	ASN     uint32     `json:"asn,omitempty"`
+	// State is the session state in the routing daemon's words, lower
+	// case ("established", "active", "full/ptp"), or "unknown" when the
+	// sessions could not be listed (LastError says why).
+	State string `json:"state"`
+	// Up: routes flow to the peer (BGP established, OSPF full).
+	Up               bool   `json:"up"`
+	UptimeSeconds    int64  `json:"uptime_seconds"`
+	RoutesAdvertised int    `json:"routes_advertised"`
+	LastError        string `json:"last_error,omitempty"`
+}
+
+// Uptime returns UptimeSeconds as a duration.
+func (p Peer) Uptime() time.Duration { return time.Duration(p.UptimeSeconds) * time.Second }
 
 // Member is a cluster member as this node's poller sees it.
 type Member struct {
-	Name       string `json:"name"`
-	Up         bool   `json:"up"`
+	Name string `json:"name"`
+	// Up: its node state answers (after rise good polls).
+	Up bool `json:"up"`
+	// Generation of its last document while up.
 	Generation uint64 `json:"generation,omitempty"`
 }
 
 // Dataplane is the XDP side of the status.
 type Dataplane struct {
-	Interface string            `json:"interface"`
-	Mode      string            `json:"mode"`
-	Counters  map[string]uint64 `json:"counters,omitempty"`
-	Error     string            `json:"error,omitempty"`
+	Interface string `json:"interface"`
+	// Attach is the configured attach mode: "native", "generic" or "auto".
+	Attach   string            `json:"attach"`
+	Counters map[string]uint64 `json:"counters,omitempty"`
+	Error    string            `json:"error,omitempty"`
 }
 
 // DrainRequest is the body of POST /v1/drain and /v1/undrain. A zero VIP
@@ -60,10 +139,13 @@ type DrainRequest struct {
 
 // VIP is one configured VIP (GET /v1/vips).
 type VIP struct {
-	Name     string   `json:"name,omitempty"`
-	Addr     string   `json:"address"`
+	Name    string     `json:"name,omitempty"`
+	Address netip.Addr `json:"address"`
+	// Services are written "tcp/80", "udp/53", "tcp/*" (any port).
 	Services []string `json:"services"`
-	Check    string   `json:"check,omitempty"`
+	// Check describes the local service check ("tcp 127.0.0.1:80",
+	// "http http://...", "command [...]", "none").
+	Check string `json:"check,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

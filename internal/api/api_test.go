@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/netip"
@@ -10,28 +11,28 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
-	"github.com/vipd/vipd/vip"
 )
 
-type fakeBackend struct {
+type fakeDaemon struct {
 	mu     sync.Mutex
 	drains []string
 }
 
-func (f *fakeBackend) Status(context.Context) (Status, error) {
-	return Status{Node: "n1", Phase: "active", VIPs: []vip.VIPStatus{{
-		Addr: netip.MustParseAddr("198.51.100.10"), Programmed: true, Advertised: true, Bound: true, Reason: "serving",
+func (f *fakeDaemon) Status(context.Context) (Status, error) {
+	return Status{Node: "n1", Phase: "active", VIPs: []VIPStatus{{
+		Address: netip.MustParseAddr("198.51.100.10"), Programmed: true, Advertised: true, Bound: true, Reason: "serving",
 	}}}, nil
 }
 
-func (f *fakeBackend) VIPs() []VIP {
-	return []VIP{{Name: "web", Addr: "198.51.100.10", Services: []string{"tcp/80"}}}
+func (f *fakeDaemon) VIPs() []VIP {
+	return []VIP{{Name: "web", Address: netip.MustParseAddr("198.51.100.10"), Services: []string{"tcp/80"}}}
 }
 
-func (f *fakeBackend) record(op string, req DrainRequest) error {
+func (f *fakeDaemon) record(op string, req DrainRequest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := op + " node"
@@ -45,14 +46,14 @@ func (f *fakeBackend) record(op string, req DrainRequest) error {
 	return nil
 }
 
-func (f *fakeBackend) Drain(r DrainRequest) error   { return f.record("drain", r) }
-func (f *fakeBackend) Undrain(r DrainRequest) error { return f.record("undrain", r) }
-func (f *fakeBackend) Restart() error               { return f.record("restart", DrainRequest{}) }
+func (f *fakeDaemon) Drain(r DrainRequest) error   { return f.record("drain", r) }
+func (f *fakeDaemon) Undrain(r DrainRequest) error { return f.record("undrain", r) }
+func (f *fakeDaemon) Restart() error               { return f.record("restart", DrainRequest{}) }
 
-func startServer(t *testing.T) (string, *fakeBackend) {
+func startServer(t *testing.T) (string, *fakeDaemon) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "run", "vipd.sock")
-	b := &fakeBackend{}
+	b := &fakeDaemon{}
 	s, err := Listen(hclog.NewNullLogger(), path, b)
 	if err != nil {
 		t.Fatal(err)
@@ -101,13 +102,13 @@ func TestRoundTrip(t *testing.T) {
 	}
 	want := []string{"drain node", "drain 198.51.100.10", "undrain node"}
 	if d := cmp.Diff(want, b.drains); d != "" {
-		t.Errorf("backend calls (-want +got):\n%s", d)
+		t.Errorf("daemon calls (-want +got):\n%s", d)
 	}
 }
 
 func TestSecondServerRefused(t *testing.T) {
 	path, _ := startServer(t)
-	_, err := Listen(hclog.NewNullLogger(), path, &fakeBackend{})
+	_, err := Listen(hclog.NewNullLogger(), path, &fakeDaemon{})
 	if !errors.Is(err, ErrAlreadyRunning) {
 		t.Fatalf("second Listen: %v, want ErrAlreadyRunning", err)
 	}
@@ -125,7 +126,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close() // the file stays, nobody listens: a crashed vipd
-	s, err := Listen(hclog.NewNullLogger(), path, &fakeBackend{})
+	s, err := Listen(hclog.NewNullLogger(), path, &fakeDaemon{})
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
@@ -148,5 +149,57 @@ func TestClientErrors(t *testing.T) {
 	_, err = NewClient(stale).Status(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "stale socket") {
 		t.Errorf("stale socket: %v", err)
+	}
+}
+
+// TestStatusJSON pins the wire format docs/api.md documents: a change here
+// is a change of a stable interface.
+func TestStatusJSON(t *testing.T) {
+	started := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	st := Status{
+		Node: "n1", Phase: "draining", Stopping: true, Generation: 42, Config: "/etc/vipd/vipd.toml",
+		Started: started, Routing: "bgp",
+		VIPs: []VIPStatus{{
+			Address: netip.MustParseAddr("198.51.100.10"), Configured: true, Programmed: true, Advertised: true,
+			Depreferred: true, Bound: true, Healthy: true, Draining: true, Held: "no route back",
+			ServeState: "draining", Reason: "serve: node draining",
+			Reasons: FacetReasons{Programmed: "configured", Advertised: "draining (deprefer)", Bound: "serving", ServeState: "waiting for idle"},
+			Since:   started.Add(time.Minute), LastError: "setting routes: boom",
+			Backends:    []Backend{{Name: "n1", Address: netip.MustParseAddr("192.0.2.11"), Role: "secondary", Local: true}},
+			Transitions: 7, Errors: 1,
+		}},
+		Peers:     []Peer{{Name: "192.0.2.1 AS65000", Address: netip.MustParseAddr("192.0.2.1"), ASN: 65000, State: "established", Up: true, UptimeSeconds: 90, RoutesAdvertised: 1}},
+		Members:   []Member{{Name: "n2", Up: true, Generation: 9}, {Name: "n3"}},
+		Dataplane: &Dataplane{Interface: "eth0", Attach: "auto", Counters: map[string]uint64{"xdp_tx": 5}},
+	}
+	got, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"node":"n1","phase":"draining","stopping":true,"generation":42,"config":"/etc/vipd/vipd.toml",` +
+		`"started":"2026-12-01T10:00:00Z","routing":"bgp","vips":[{"address":"198.51.100.10","configured":true,` +
+		`"programmed":true,"advertised":true,"depreferred":true,"bound":true,"healthy":true,"draining":true,` +
+		`"held":"no route back","serve_state":"draining","reason":"serve: node draining","reasons":{"programmed":"configured",` +
+		`"advertised":"draining (deprefer)","bound":"serving","serve_state":"waiting for idle"},"since":"2026-12-01T10:01:00Z",` +
+		`"last_error":"setting routes: boom","backends":[{"name":"n1","address":"192.0.2.11","role":"secondary","local":true}],` +
+		`"transitions":7,"errors":1}],"peers":[{"name":"192.0.2.1 AS65000","address":"192.0.2.1","asn":65000,` +
+		`"state":"established","up":true,"uptime_seconds":90,"routes_advertised":1}],"members":[{"name":"n2","up":true,` +
+		`"generation":9},{"name":"n3","up":false}],"dataplane":{"interface":"eth0","attach":"auto","counters":{"xdp_tx":5}}}`
+	if d := cmp.Diff(want, string(got)); d != "" {
+		t.Errorf("status JSON (-want +got):\n%s", d)
+	}
+	// Absent optional fields stay absent.
+	got, err = json.Marshal(VIPStatus{Address: netip.MustParseAddr("198.51.100.10"), Backends: []Backend{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{`"since"`, `"held"`, `"last_error"`} {
+		if strings.Contains(string(got), absent) {
+			t.Errorf("%s present in %s", absent, got)
+		}
+	}
+	got, _ = json.Marshal(Peer{Name: "bgp", State: "unknown", LastError: "down"})
+	if want := `{"name":"bgp","state":"unknown","up":false,"uptime_seconds":0,"routes_advertised":0,"last_error":"down"}`; string(got) != want {
+		t.Errorf("peer JSON %s, want %s", got, want)
 	}
 }

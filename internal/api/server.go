@@ -16,9 +16,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Backend is what the server needs from vipd. Implementations must be safe
+// Daemon is what the server needs from vipd. Implementations must be safe
 // for concurrent use.
-type Backend interface {
+type Daemon interface {
 	Status(ctx context.Context) (Status, error)
 	VIPs() []VIP
 	Drain(req DrainRequest) error
@@ -35,7 +35,7 @@ var ErrAlreadyRunning = errors.New("another vipd is already serving this socket"
 // Server serves the API on a unix socket.
 type Server struct {
 	log  hclog.Logger
-	b    Backend
+	d    Daemon
 	ln   net.Listener
 	srv  *http.Server
 	path string
@@ -44,7 +44,7 @@ type Server struct {
 // Listen creates the socket at path (mode 0600, parent directory created
 // 0755). If a vipd already answers there it fails with ErrAlreadyRunning; a
 // stale socket file left by a crashed vipd is replaced.
-func Listen(log hclog.Logger, path string, b Backend) (*Server, error) {
+func Listen(log hclog.Logger, path string, d Daemon) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating socket directory: %w", err)
 	}
@@ -69,12 +69,12 @@ func Listen(log hclog.Logger, path string, b Backend) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("setting mode of %s: %w", path, err)
 	}
-	s := &Server{log: log, b: b, ln: ln, path: path}
+	s := &Server{log: log, d: d, ln: ln, path: path}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/vips", s.vips)
-	mux.HandleFunc("POST /v1/drain", s.drain(b.Drain))
-	mux.HandleFunc("POST /v1/undrain", s.drain(b.Undrain))
+	mux.HandleFunc("POST /v1/drain", s.drain(d.Drain))
+	mux.HandleFunc("POST /v1/undrain", s.drain(d.Undrain))
 	mux.HandleFunc("POST /v1/restart", s.restart)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
@@ -99,7 +99,7 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st, err := s.b.Status(r.Context())
+	st, err := s.d.Status(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -108,7 +108,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) vips(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.b.VIPs())
+	writeJSON(w, http.StatusOK, s.d.VIPs())
 }
 
 func (s *Server) drain(do func(DrainRequest) error) http.HandlerFunc {
@@ -131,7 +131,7 @@ func (s *Server) drain(do func(DrainRequest) error) http.HandlerFunc {
 }
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
-	if err := s.b.Restart(); err != nil {
+	if err := s.d.Restart(); err != nil {
 		writeError(w, http.StatusConflict, err)
 		return
 	}

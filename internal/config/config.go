@@ -5,8 +5,10 @@
 // ("vipd.toml:42: vip[2].address: ...").
 //
 // The routing sections decode into the routing packages' own Config types
-// (routing/bgp, routing/bird) and the service checks into health.CheckConfig;
-// their Validate methods are called here and their errors mapped to lines.
+// (routing/bgp, routing/bird), except their drain key, the state machine's
+// vip.DrainPolicy; the service checks decode into health.CheckConfig. Their
+// Validate methods are called here and their errors mapped to lines.
+// config.Diff alone decides what a reload may apply in place.
 // examples/vipd.reference.toml documents every key.
 package config
 
@@ -15,7 +17,9 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/routing/bird"
 	"github.com/vipd/vipd/vip"
@@ -103,41 +107,42 @@ func (v VIP) Prefix() netip.Prefix {
 	return netip.PrefixFrom(v.Addr, v.Addr.BitLen())
 }
 
-// RoutingMode says how VIP routes are announced.
-type RoutingMode string
-
-// Routing modes.
-const (
-	ModeBGP      RoutingMode = "bgp"       // embedded GoBGP (routing/bgp)
-	ModeBirdOSPF RoutingMode = "bird-ospf" // generated BIRD config (routing/bird)
-)
-
 // Routing is the [routing] section: the mode and exactly the matching
 // section (the other pointer is nil). The section's VIPs are filled from
 // the [[vip]] sections, and its router id and next hops default from [node].
 type Routing struct {
-	Mode RoutingMode
-	BGP  *bgp.Config
-	Bird *bird.Config
+	Mode routing.Mode
+	// Drain is the drain policy, the mode section's drain key: the state
+	// machine applies it, the advertisers never see it.
+	Drain vip.DrainPolicy
+	BGP   *bgp.Config
+	Bird  *bird.Config
 }
 
-// AttachMode is how the XDP program is attached.
-type AttachMode string
-
-// Attach modes (FIELD-NOTES 1).
-const (
-	AttachNative  AttachMode = "native"
-	AttachGeneric AttachMode = "generic"
-	// AttachAuto picks generic where the host check says native is unsafe.
-	AttachAuto AttachMode = "auto"
-)
+// AdvertisedVIPs lists every VIP as the advertiser of the routing mode
+// takes it: its host prefix and the mode's route attributes.
+func (c *Config) AdvertisedVIPs() []routing.VIP {
+	out := make([]routing.VIP, 0, len(c.VIPs))
+	for _, v := range c.VIPs {
+		rv := routing.VIP{Prefix: v.Prefix()}
+		switch c.Routing.Mode {
+		case routing.ModeBGP:
+			rv.Attrs = v.BGP
+		case routing.ModeBirdOSPF:
+			rv.Attrs = v.OSPF
+		}
+		out = append(out, rv)
+	}
+	return out
+}
 
 // Dataplane is the XDP dataplane section ([dataplane]).
 type Dataplane struct {
 	// Interface is the uplink the XDP program is attached to.
 	Interface string
-	Attach    AttachMode
-	// GUEPort is the UDP destination port of GUE packets (default 19523).
+	Attach    dataplane.AttachMode
+	// GUEPort is the UDP destination port of GUE packets (default
+	// dataplane.DefaultGUEPort).
 	GUEPort uint16
 	// PinPath is the bpffs directory for state that outlives vipd.
 	PinPath string
@@ -169,11 +174,13 @@ type API struct {
 	MetricsListen netip.AddrPort
 }
 
-// Defaults for optional keys.
+// DefaultPath is where vipd and vipctl look for the node's configuration.
+const DefaultPath = "/etc/vipd/vipd.toml"
+
+// Defaults for optional keys. (The GUE port defaults to
+// dataplane.DefaultGUEPort, the API socket to api.DefaultSocket.)
 const (
-	DefaultGUEPort       = 19523
 	DefaultPinPath       = "/sys/fs/bpf/vipd"
-	DefaultSocket        = "/run/vipd/vipd.sock"
 	DefaultPollInterval  = time.Second
 	DefaultPollTimeout   = 500 * time.Millisecond
 	DefaultRise          = 2

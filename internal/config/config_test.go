@@ -12,8 +12,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/fielderr"
 	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/vip"
 )
@@ -135,7 +137,7 @@ func TestParseBase(t *testing.T) {
 		},
 		VIPs: vips,
 		Routing: Routing{
-			Mode: ModeBGP,
+			Mode: routing.ModeBGP,
 			BGP: &bgp.Config{
 				ASN:       65100,
 				RouterID:  a("192.0.2.11"),
@@ -148,7 +150,7 @@ func TestParseBase(t *testing.T) {
 				},
 			},
 		},
-		Dataplane: Dataplane{Interface: "eth0", Attach: AttachAuto, GUEPort: 19523, PinPath: "/sys/fs/bpf/vipd"},
+		Dataplane: Dataplane{Interface: "eth0", Attach: dataplane.AttachAuto, GUEPort: 19523, PinPath: "/sys/fs/bpf/vipd"},
 		Timers:    Timers{WithdrawGrace: 3 * time.Second, TableGrace: 10 * time.Second, DrainTimeout: time.Minute},
 		API: API{
 			Socket:      "/run/vipd/vipd.sock",
@@ -357,6 +359,23 @@ func TestParseErrors(t *testing.T) {
 			want:  []string{`vipd.toml:34: routing.mode: "ospf" is not one of bgp, bird-ospf`},
 		},
 		{
+			name:  "drain policy",
+			edits: []string{"asn = 65100", "asn = 65100\ndrain = \"shutdown\""},
+			want:  []string{`vipd.toml:37: routing.bgp.drain: "shutdown" is neither "withdraw" nor "deprefer"`},
+		},
+		{
+			name:  "drain policy misspelt",
+			edits: []string{"asn = 65100", "asn = 65100\ndrian = \"deprefer\""},
+			want:  []string{`vipd.toml:37: routing.bgp.drian: unknown key (did you mean "drain"?)`},
+		},
+		{
+			name: "bird deprefer without a drain metric",
+			edits: []string{`mode = "bgp"`, `mode = "bird-ospf"`, "[routing.bgp]\nasn = 65100\n[[routing.bgp.neighbor]]\naddress = \"192.0.2.1\"\nasn = 65000\n",
+				"[routing.bird]\nconfig_file = \"/etc/bird/bird.conf\"\ndrain = \"deprefer\"\n[[routing.bird.ospf]]\nversion = 2\n[[routing.bird.ospf.area]]\nid = \"0\"\n[[routing.bird.ospf.area.interface]]\nname = \"eth0\"\n",
+				"[vip.bgp]\ncommunities = [\"65000:100\"]\n", ""},
+			want: []string{`vipd.toml:33: routing.bird.drain_metric: is required with drain = "deprefer"`},
+		},
+		{
 			name:  "section of the other mode",
 			edits: []string{`[dataplane]`, "[routing.bird]\nconfig_file = \"/etc/bird/bird.conf\"\n\n[dataplane]"},
 			want:  []string{`vipd.toml:41: routing.bird: set, but routing.mode is "bgp"`},
@@ -489,5 +508,29 @@ func TestRoutingErrs(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("routingErrs (-want +got):\n%s", diff)
+	}
+}
+
+func TestAdvertisedVIPs(t *testing.T) {
+	c, err := Parse("vipd.toml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []routing.VIP{
+		{Prefix: netip.MustParsePrefix("198.51.100.10/32"), Attrs: bgp.RouteAttrs{Communities: []string{"65000:100"}}},
+		{Prefix: netip.MustParsePrefix("198.51.100.20/32"), Attrs: bgp.RouteAttrs{}},
+	}
+	if d := cmp.Diff(want, c.AdvertisedVIPs(), cmpAddrs...); d != "" {
+		t.Errorf("AdvertisedVIPs (-want +got):\n%s", d)
+	}
+	if c.Routing.Drain != vip.DrainWithdraw {
+		t.Errorf("default drain policy %s, want withdraw", c.Routing.Drain)
+	}
+	c, err = Parse("vipd.toml", []byte(edit(t, "asn = 65100", "asn = 65100\ndrain = \"deprefer\"")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Routing.Drain != vip.DrainDeprefer {
+		t.Errorf("drain policy %s, want deprefer", c.Routing.Drain)
 	}
 }

@@ -6,18 +6,20 @@ import (
 	"slices"
 )
 
-// Changes is what a reload changes: the controller applies the VIP and
-// live changes, and keeps running on the old configuration (reporting
-// Restart) when something only takes effect after a restart.
+// Changes is what a reload changes. It alone decides what a reload may
+// apply: the daemon applies the VIP and Live changes, and keeps running on
+// the old configuration (reporting Restart) when anything in Restart
+// changed.
 type Changes struct {
 	// Added, Removed and Changed VIPs (services, check, name or route
 	// attributes), by address, sorted.
 	Added, Removed, Changed []netip.Addr
 	// Live lists the other items that differ and can be applied in place
-	// ("cluster.member", "timers", "routing.bgp", ...), in file order.
+	// ("cluster.member", "cluster.polling", "timers", ...), in file order.
 	Live []string
 	// Restart lists the items that differ and need vipd to restart (node
-	// identity, dataplane attachment, listeners, routing mode).
+	// identity, hash seed, dataplane attachment, listeners, routing mode,
+	// drain policy and sessions), in file order.
 	Restart []string
 }
 
@@ -68,12 +70,16 @@ func (c *Config) Diff(old *Config) *Changes {
 		{"node.underlay_v6", old.Node.UnderlayV6, c.Node.UnderlayV6, true},
 		{"node.allow_ip_forward", old.Node.AllowIPForward, c.Node.AllowIPForward, false},
 		{"node.client_prefixes", old.Node.ClientPrefixes, c.Node.ClientPrefixes, false},
-		{"cluster.seed", old.Cluster.Seed, c.Cluster.Seed, false},
+		// The dataplane hashes flows with the seed it was opened with.
+		{"cluster.seed", old.Cluster.Seed, c.Cluster.Seed, true},
 		{"cluster.polling", pollOf(old.Cluster), pollOf(c.Cluster), false},
 		{"cluster.member", old.Cluster.Members, c.Cluster.Members, false},
 		{"routing.mode", old.Routing.Mode, c.Routing.Mode, true},
-		{"routing.bgp", routeBGP(old), routeBGP(c), false},
-		{"routing.bird", routeBird(old), routeBird(c), false},
+		{"routing.drain", old.Routing.Drain, c.Routing.Drain, true},
+		// The sessions (neighbors, OSPF instances, drain attributes) are
+		// set up at start; the VIPs' own attributes apply live (Changed).
+		{"routing.bgp", routeBGP(old), routeBGP(c), true},
+		{"routing.bird", routeBird(old), routeBird(c), true},
 		{"dataplane.interface", old.Dataplane.Interface, c.Dataplane.Interface, true},
 		{"dataplane.attach", old.Dataplane.Attach, c.Dataplane.Attach, true},
 		{"dataplane.gue_port", old.Dataplane.GUEPort, c.Dataplane.GUEPort, true},

@@ -33,9 +33,14 @@ func TestDiff(t *testing.T) {
 			want:  Changes{Changed: []netip.Addr{a("198.51.100.10")}},
 		},
 		{
+			name:  "drain policy needs a restart",
+			edits: []string{"asn = 65100", "asn = 65100\ndrain = \"deprefer\""},
+			want:  Changes{Restart: []string{"routing.drain"}},
+		},
+		{
 			name:  "live and restart items",
 			edits: []string{`seed = 7`, "seed = 8\nfall = 4", `interface = "eth0"`, `interface = "eth1"`, `asn = 65000`, `asn = 65001`},
-			want:  Changes{Live: []string{"cluster.seed", "cluster.polling", "routing.bgp"}, Restart: []string{"dataplane.interface"}},
+			want:  Changes{Live: []string{"cluster.polling"}, Restart: []string{"cluster.seed", "routing.bgp", "dataplane.interface"}},
 		},
 	}
 	old, err := Parse("vipd.toml", []byte(base))

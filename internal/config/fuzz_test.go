@@ -7,6 +7,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vipd/vipd/dataplane"
+	"github.com/vipd/vipd/routing"
+	"github.com/vipd/vipd/vip"
 )
 
 // FuzzParse: Parse never panics; it returns either a config that keeps the
@@ -92,11 +96,11 @@ func checkInvariants(t *testing.T, c *Config) {
 		}
 	}
 	switch c.Routing.Mode {
-	case ModeBGP:
+	case routing.ModeBGP:
 		if c.Routing.BGP == nil || c.Routing.Bird != nil || len(c.Routing.BGP.VIPs) != len(c.VIPs) {
 			t.Fatalf("routing %+v does not match mode bgp", c.Routing)
 		}
-	case ModeBirdOSPF:
+	case routing.ModeBirdOSPF:
 		if c.Routing.Bird == nil || c.Routing.BGP != nil || len(c.Routing.Bird.VIPs) != len(c.VIPs) {
 			t.Fatalf("routing %+v does not match mode bird-ospf", c.Routing)
 		}
@@ -107,9 +111,12 @@ func checkInvariants(t *testing.T, c *Config) {
 		t.Fatalf("dataplane %+v", c.Dataplane)
 	}
 	switch c.Dataplane.Attach {
-	case AttachNative, AttachGeneric, AttachAuto:
+	case dataplane.AttachNative, dataplane.AttachGeneric, dataplane.AttachAuto:
 	default:
 		t.Fatalf("attach %q", c.Dataplane.Attach)
+	}
+	if c.Routing.Drain != vip.DrainWithdraw && c.Routing.Drain != vip.DrainDeprefer {
+		t.Fatalf("drain policy %v", c.Routing.Drain)
 	}
 	tm, cl := c.Timers, c.Cluster
 	if tm.WithdrawGrace <= 0 || tm.TableGrace <= 0 || tm.DrainTimeout <= 0 ||

@@ -61,13 +61,27 @@ func deref(t reflect.Type) reflect.Type {
 
 // fieldType is the type of t's field tagged toml:"key".
 func fieldType(t reflect.Type, key string) (reflect.Type, bool) {
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
+	for _, f := range tomlFields(t) {
 		if name, _, _ := strings.Cut(f.Tag.Get("toml"), ","); name == key {
 			return deref(f.Type), true
 		}
 	}
 	return nil, false
+}
+
+// tomlFields lists the fields of struct type t as TOML decodes them: the
+// fields of an embedded untagged struct count as t's own.
+func tomlFields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Tag.Get("toml") == "" && deref(f.Type).Kind() == reflect.Struct {
+			out = append(out, tomlFields(deref(f.Type))...)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // decodesAlone reports whether table m decodes into a new value of type t.

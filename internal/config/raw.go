@@ -1,6 +1,11 @@
 package config
 
-import "github.com/BurntSushi/toml"
+import (
+	"github.com/BurntSushi/toml"
+
+	"github.com/vipd/vipd/routing/bgp"
+	"github.com/vipd/vipd/routing/bird"
+)
 
 // The raw schema: what vipd.toml may contain, as TOML decodes it. Values
 // that need parsing (addresses, durations, URLs) are strings here so that
@@ -56,6 +61,18 @@ type rawRouting struct {
 	Mode string          `toml:"mode"`
 	BGP  *toml.Primitive `toml:"bgp"`
 	Bird *toml.Primitive `toml:"bird"`
+}
+
+// rawBGP and rawBird are the mode sections: the advertiser's own keys, and
+// the drain policy, which the state machine applies.
+type rawBGP struct {
+	bgp.Config
+	Drain string `toml:"drain"`
+}
+
+type rawBird struct {
+	bird.Config
+	Drain string `toml:"drain"`
 }
 
 type rawDataplane struct {

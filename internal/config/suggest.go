@@ -23,8 +23,8 @@ var sectionTypes = map[string]reflect.Type{
 	"vip.bgp":        reflect.TypeFor[bgp.RouteAttrs](),
 	"vip.ospf":       reflect.TypeFor[bird.RouteAttrs](),
 	"routing":        reflect.TypeFor[rawRouting](),
-	"routing.bgp":    reflect.TypeFor[bgp.Config](),
-	"routing.bird":   reflect.TypeFor[bird.Config](),
+	"routing.bgp":    reflect.TypeFor[rawBGP](),
+	"routing.bird":   reflect.TypeFor[rawBird](),
 	"dataplane":      reflect.TypeFor[rawDataplane](),
 	"timers":         reflect.TypeFor[rawTimers](),
 	"api":            reflect.TypeFor[rawAPI](),
@@ -64,8 +64,8 @@ func suggest(key toml.Key) string {
 	}
 	name := key[len(key)-1]
 	best, bestD := "", 3
-	for i := 0; i < t.NumField(); i++ {
-		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+	for _, f := range tomlFields(t) {
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
 		if tag == "" || tag == "-" {
 			continue
 		}

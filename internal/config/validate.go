@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vipd/vipd/dataplane"
+	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/fielderr"
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/routing/bird"
 	"github.com/vipd/vipd/vip"
@@ -225,7 +228,7 @@ func (p *parser) vip(i int, prim *tomlPrim) (VIP, bool) {
 	seen := map[vip.Service]int{}
 	for j, s := range r.Services {
 		spath := fmt.Sprintf("%s.services[%d]", path, j)
-		svc, err := parseService(s)
+		svc, err := vip.ParseService(s)
 		if err != nil {
 			p.add(&fielderr.Error{Path: spath, Err: err})
 			continue
@@ -238,7 +241,7 @@ func (p *parser) vip(i int, prim *tomlPrim) (VIP, bool) {
 		v.Services = append(v.Services, svc)
 	}
 	for j, s := range r.Services {
-		svc, err := parseService(s)
+		svc, err := vip.ParseService(s)
 		if err != nil || svc.Port == 0 || seen[svc] != j {
 			continue
 		}
@@ -298,35 +301,6 @@ func (p *parser) vipAddr(path, s string) netip.Addr {
 		return netip.Addr{}
 	}
 	return a
-}
-
-// parseService parses "tcp/80", "udp/*".
-func parseService(s string) (vip.Service, error) {
-	proto, port, ok := strings.Cut(s, "/")
-	if !ok {
-		return vip.Service{}, fmt.Errorf("%q is not protocol/port (like \"tcp/80\" or \"udp/*\")", s)
-	}
-	var svc vip.Service
-	switch proto {
-	case "tcp":
-		svc.Proto = 6
-	case "udp":
-		svc.Proto = 17
-	default:
-		return vip.Service{}, fmt.Errorf("%q: protocol %q is not tcp or udp", s, proto)
-	}
-	if port == "*" {
-		return svc, nil
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil {
-		return vip.Service{}, fmt.Errorf("%q: port %q is not a number or *", s, port)
-	}
-	if n < 1 || n > 65535 {
-		return vip.Service{}, fmt.Errorf("%q: port %d is out of range 1-65535", s, n)
-	}
-	svc.Port = uint16(n)
-	return svc, nil
 }
 
 // vipsAcross checks the VIPs against each other and the cluster.
@@ -390,7 +364,7 @@ func underlay(v4, v6 netip.Addr, bits int) netip.Addr {
 }
 
 func (p *parser) dataplane(prim *tomlPrim, d *Dataplane) {
-	d.Attach, d.GUEPort, d.PinPath = AttachAuto, DefaultGUEPort, DefaultPinPath
+	d.Attach, d.GUEPort, d.PinPath = dataplane.AttachAuto, dataplane.DefaultGUEPort, DefaultPinPath
 	if prim == nil {
 		p.errorf("dataplane", "missing section [dataplane]")
 		return
@@ -407,12 +381,12 @@ func (p *parser) dataplane(prim *tomlPrim, d *Dataplane) {
 	default:
 		d.Interface = r.Interface
 	}
-	switch AttachMode(r.Attach) {
-	case "":
-	case AttachNative, AttachGeneric, AttachAuto:
-		d.Attach = AttachMode(r.Attach)
-	default:
-		p.errorf("dataplane.attach", "%q is not one of native, generic, auto", r.Attach)
+	if r.Attach != "" {
+		if m, err := dataplane.ParseAttachMode(r.Attach); err != nil {
+			p.errorf("dataplane.attach", "%q is not one of native, generic, auto", r.Attach)
+		} else {
+			d.Attach = m
+		}
 	}
 	if r.GUEPort != nil {
 		if *r.GUEPort < 1 || *r.GUEPort > 65535 {
@@ -455,7 +429,7 @@ func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 
 func (p *parser) api(prim *tomlPrim, cfg *Config) {
 	a := &cfg.API
-	a.Socket = DefaultSocket
+	a.Socket = api.DefaultSocket
 	var r rawAPI
 	if prim != nil && !p.decode(prim, "api", &r) {
 		return
@@ -512,41 +486,62 @@ func (p *parser) routing(prim *tomlPrim, cfg *Config) {
 		return
 	}
 	rt := &cfg.Routing
-	var bc *bgp.Config
-	var bd *bird.Config
+	var bc *rawBGP
+	var bd *rawBird
 	// Decode both sections whatever the mode, so that their keys are
 	// checked too.
 	if r.BGP != nil {
-		bc = &bgp.Config{}
+		bc = &rawBGP{}
 		if !p.decode(r.BGP, "routing.bgp", bc) {
 			bc = nil
 		}
 	}
 	if r.Bird != nil {
-		bd = &bird.Config{}
+		bd = &rawBird{}
 		if !p.decode(r.Bird, "routing.bird", bd) {
 			bd = nil
 		}
 	}
-	switch RoutingMode(r.Mode) {
-	case "":
+	if r.Mode == "" {
 		p.missing("routing.mode")
 		return
-	case ModeBGP:
-		rt.Mode = ModeBGP
+	}
+	mode, err := routing.ParseMode(r.Mode)
+	if err != nil {
+		p.errorf("routing.mode", "%q is not one of bgp, bird-ospf", r.Mode)
+		return
+	}
+	rt.Mode = mode
+	switch mode {
+	case routing.ModeBGP:
 		p.modeSections(cfg, "bgp", r.BGP != nil, "bird", r.Bird != nil)
 		if bc != nil {
-			p.bgp(cfg, bc)
+			rt.Drain = p.drainPolicy("routing.bgp.drain", bc.Drain)
+			p.bgp(cfg, &bc.Config)
 		}
-	case ModeBirdOSPF:
-		rt.Mode = ModeBirdOSPF
+	case routing.ModeBirdOSPF:
 		p.modeSections(cfg, "bird", r.Bird != nil, "bgp", r.BGP != nil)
 		if bd != nil {
-			p.bird(cfg, bd)
+			rt.Drain = p.drainPolicy("routing.bird.drain", bd.Drain)
+			if rt.Drain == vip.DrainDeprefer && bd.DrainMetric == 0 {
+				p.errorf("routing.bird.drain_metric", "is required with drain = %q", vip.DrainDeprefer)
+			}
+			p.bird(cfg, &bd.Config)
 		}
-	default:
-		p.errorf("routing.mode", "%q is not one of bgp, bird-ospf", r.Mode)
 	}
+}
+
+// drainPolicy parses a mode section's drain key ("" is the default,
+// withdraw).
+func (p *parser) drainPolicy(path, s string) vip.DrainPolicy {
+	if s == "" {
+		return vip.DrainWithdraw
+	}
+	d, err := vip.ParseDrainPolicy(s)
+	if err != nil {
+		p.errorf(path, "%q is neither %q nor %q", s, vip.DrainWithdraw, vip.DrainDeprefer)
+	}
+	return d
 }
 
 // modeSections checks that the mode's section is there and the other

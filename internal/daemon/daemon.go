@@ -1,9 +1,10 @@
 // Package daemon is one vipd node at run time: it wires the config into the
-// state machine (vip.Controller) and its side effects (routing advertiser,
-// netlink binder, XDP dataplane), the health checks and peer poller, the
-// node-state server, the API socket and the metrics listener, and owns the
-// three ways of stopping: drain and exit (SIGTERM), upgrade exit without
-// withdrawing (SIGUSR2, vipctl restart), and reload (SIGHUP).
+// state machine (vip.Controller) and its side effects (one
+// routing.Advertiser, the netlink binder, the XDP dataplane), the local
+// service checks, the cluster poller and node-state server, the API socket
+// and the metrics listener, and owns the three ways of stopping: drain and
+// exit (SIGTERM), upgrade exit without withdrawing (SIGUSR2, vipctl
+// restart), and reload (SIGHUP).
 package daemon
 
 import (
@@ -17,16 +18,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/internal/hostcheck"
 	"github.com/vipd/vipd/internal/metrics"
-	"github.com/vipd/vipd/routing/bgp"
-	"github.com/vipd/vipd/routing/bird"
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/vip"
 	"github.com/vipd/vipd/vip/netlink"
 )
@@ -35,14 +35,39 @@ import (
 type Options struct {
 	ConfigPath string
 	Logger     hclog.Logger
-	// SkipHostChecks skips the start-up host checks (tests on hosts the
-	// checks would refuse). Never set it in production.
+	// SkipHostChecks skips the start-up host checks and the IPv6 route-back
+	// check (tests on hosts the checks would refuse). Never set it in
+	// production.
 	SkipHostChecks bool
 }
 
-// advertiser is what the daemon needs of routing/bgp and routing/bird.
-type advertiser interface {
-	vip.Advertiser
+// Dataplane is what the daemon needs of the XDP dataplane (package
+// dataplane): the state machine's side of it, the counters for status, and
+// its upkeep.
+type Dataplane interface {
+	vip.Dataplane
+	// Stats returns the program's verdict and drop counters.
+	Stats() (map[string]uint64, error)
+	// EnsureLookupForwarding turns forwarding on for the device the
+	// program's FIB lookups use, if something turned it off.
+	EnsureLookupForwarding() (bool, error)
+	// Close releases the dataplane; what is pinned stays.
+	Close() error
+}
+
+// Binder is what the daemon needs of the VIP binder (vip/netlink).
+type Binder interface {
+	vip.Binder
+	Close() error
+}
+
+// Parts are the side effects a node drives. Start opens the real ones (the
+// XDP dataplane, the netlink binder, the routing mode's advertiser); tests
+// hand fakes to New.
+type Parts struct {
+	Advertiser routing.Advertiser
+	Binder     Binder
+	Dataplane  Dataplane
 }
 
 // Daemon is a running vipd node.
@@ -50,21 +75,21 @@ type Daemon struct {
 	log     hclog.Logger
 	path    string
 	started time.Time
+	// skipChecks: the host checks are off (tests only).
+	skipChecks bool
 
-	mu  sync.Mutex // guards cfg and members
+	mu  sync.Mutex // guards cfg
 	cfg *config.Config
-	// members is the poller's latest view, for status.
-	members map[string]*vip.NodeState
+	// members is the poller's latest view of every member, for status.
+	members *cluster.Membership
 
-	ctrl    *vip.Controller
-	speaker *bgp.Speaker     // bgp mode
-	birdAdv *bird.Advertiser // bird-ospf mode
-	adv     advertiser
-	dp      *dataplane.Dataplane
-	binder  *netlink.Binder
-	apiSrv  *api.Server
+	ctrl   *vip.Controller
+	adv    routing.Advertiser
+	dp     Dataplane
+	binder Binder
+	apiSrv *api.Server
 
-	ctx      context.Context // lives until Close/Abandon
+	ctx      context.Context // lives until Shutdown/Abandon
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // background goroutines
 	ctrlDone chan error
@@ -77,35 +102,31 @@ type Daemon struct {
 	restartOne sync.Once
 	// restart is what the previous vipd left at an upgrade exit, or nil.
 	restart *restartState
-	// skipChecks: the host checks are off (tests only).
-	skipChecks bool
 }
 
-// restartFile is where an upgrade exit leaves the routes it announced, so
-// the next vipd starts its BGP speaker as a graceful restarter announcing
-// them again before anything else.
-func restartFile(c *config.Config) string {
-	return filepath.Join(filepath.Dir(c.API.Socket), "vipd-"+c.Node.Name+".restart")
-}
-
-// Start loads the config, runs the host checks, opens every part and starts
-// the controller. On error nothing is left running.
-func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
+func newDaemon(cfg *config.Config, opts Options) *Daemon {
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	cfg, err := config.Load(opts.ConfigPath)
-	if err != nil {
-		return nil, err
-	}
 	d := &Daemon{
-		log: log, path: opts.ConfigPath, cfg: cfg, started: time.Now(),
-		members:    map[string]*vip.NodeState{},
+		log: log, path: opts.ConfigPath, cfg: cfg, started: time.Now(), skipChecks: opts.SkipHostChecks,
+		members:    cluster.NewMembership(),
 		ctrlDone:   make(chan error, 1),
 		restartReq: make(chan struct{}),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d
+}
+
+// Start loads the config, runs the host checks, opens every part and starts
+// the node. On error nothing is left running.
+func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	d := newDaemon(cfg, opts)
 	var closers []func()
 	defer func() {
 		if err != nil {
@@ -118,24 +139,18 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 
 	// The API socket first: a second vipd must be refused before it
 	// touches anything.
-	d.apiSrv, err = api.Listen(log.Named("api"), cfg.API.Socket, d)
-	if err != nil {
+	if err := d.listenAPI(); err != nil {
 		return nil, err
 	}
 	closers = append(closers, func() { d.apiSrv.Close(context.Background()) })
 
-	autoGeneric, err := d.hostChecks(ctx, opts.SkipHostChecks)
+	autoGeneric, err := d.hostChecks(ctx)
 	if err != nil {
 		return nil, err
 	}
-
-	mode, err := dataplane.ParseAttachMode(string(cfg.Dataplane.Attach))
-	if err != nil {
-		return nil, err
-	}
-	d.dp, err = dataplane.Open(log.Named("dataplane"), dataplane.Options{
+	dp, err := dataplane.Open(d.log.Named("dataplane"), dataplane.Options{
 		Interface:   cfg.Dataplane.Interface,
-		Attach:      mode,
+		Attach:      cfg.Dataplane.Attach,
 		AutoGeneric: autoGeneric,
 		GUEPort:     cfg.Dataplane.GUEPort,
 		PinPath:     cfg.Dataplane.PinPath,
@@ -146,27 +161,71 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the dataplane: %w", err)
 	}
-	closers = append(closers, func() { d.dp.Close() })
+	closers = append(closers, func() { dp.Close() })
 
-	d.binder, err = netlink.New(log.Named("binder"), netlink.Options{})
+	binder, err := netlink.New(d.log.Named("binder"), netlink.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("opening the binder: %w", err)
 	}
-	closers = append(closers, func() { d.binder.Close() })
+	closers = append(closers, func() { binder.Close() })
 
 	d.loadRestart()
-	if err := d.openAdvertiser(ctx); err != nil {
-		return nil, err
-	}
-	closers = append(closers, d.abandonAdvertiser)
-
-	d.ctrl, err = vip.New(controllerConfig(cfg, d.drainPolicy()), vip.Deps{
-		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: log.Named("vip"),
-	})
+	adv, err := openAdvertiser(ctx, cfg, d.restart, d.log)
 	if err != nil {
 		return nil, err
 	}
-	d.skipChecks = opts.SkipHostChecks
+	closers = append(closers, func() { adv.Abandon() })
+
+	if err := d.run(Parts{Advertiser: adv, Binder: binder, Dataplane: dp}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// New starts a node on parts the caller opened, as Start does once it has
+// opened the real ones: the API socket, the controller, the checks, the
+// poller, the node-state server and the metrics listener. It reads (and
+// removes) the restart state like Start, but the advertiser is the
+// caller's, so its routes are not re-announced. On error the parts are
+// left to the caller.
+func New(cfg *config.Config, opts Options, parts Parts) (*Daemon, error) {
+	d := newDaemon(cfg, opts)
+	if err := d.listenAPI(); err != nil {
+		d.cancel()
+		return nil, err
+	}
+	d.loadRestart()
+	if err := d.run(parts); err != nil {
+		d.apiSrv.Close(context.Background())
+		d.cancel()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) listenAPI() error {
+	srv, err := api.Listen(d.log.Named("api"), d.cfg.API.Socket, d)
+	if err != nil {
+		return err
+	}
+	d.apiSrv = srv
+	return nil
+}
+
+// run builds the controller on parts and starts every loop and server.
+func (d *Daemon) run(parts Parts) error {
+	if parts.Advertiser == nil || parts.Binder == nil || parts.Dataplane == nil {
+		return errors.New("starting vipd: advertiser, binder and dataplane are required")
+	}
+	d.adv, d.binder, d.dp = parts.Advertiser, parts.Binder, parts.Dataplane
+	cfg := d.cfg
+	var err error
+	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
+		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
+	})
+	if err != nil {
+		return err
+	}
 	if !d.skipChecks {
 		d.checkIPv6Route() // before Run: never announce an IPv6 VIP without a route back
 	}
@@ -183,7 +242,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		defer d.wg.Done()
 		d.ctrlDone <- d.ctrl.Run(d.ctx)
 	}()
-	d.checks = health.NewMonitor(log.Named("health"), d.ctrl.SetHealth)
+	d.checks = health.NewMonitor(d.log.Named("health"), d.ctrl.SetHealth)
 	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
 	d.setChecks(cfg)
 	d.startPoller(cfg)
@@ -194,21 +253,20 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	d.every(10*time.Second, d.keepLookupForwarding)
 	d.goServe("state", func() error {
-		return health.ServeState(d.ctx, cfg.API.StateListen.String(), health.NewStateHandler(d.ctrl.NodeState))
+		return cluster.ListenAndServe(d.ctx, cfg.API.StateListen.String(), cluster.NewHandler(d.ctrl.NodeState))
 	})
 	d.goServe("api", d.apiSrv.Serve)
 	if cfg.API.MetricsListen.IsValid() {
-		cs := []prometheus.Collector{metrics.NewCollector(d.Status)}
-		if d.speaker != nil {
-			cs = append(cs, d.speaker)
-		}
+		// The collector reads the sessions itself: the status it reads
+		// leaves them out, so a scrape asks the advertiser once.
+		c := metrics.NewCollector(func(ctx context.Context) (api.Status, error) { return d.status(ctx, false) }, d.adv.Peers)
 		d.goServe("metrics", func() error {
-			return metrics.Serve(d.ctx, cfg.API.MetricsListen.String(), metrics.Handler(cs...))
+			return metrics.Serve(d.ctx, cfg.API.MetricsListen.String(), metrics.Handler(c))
 		})
 	}
-	log.Info("vipd started", "node", cfg.Node.Name, "vips", len(cfg.VIPs), "routing", cfg.Routing.Mode,
+	d.log.Info("vipd started", "node", cfg.Node.Name, "vips", len(cfg.VIPs), "routing", cfg.Routing.Mode,
 		"iface", cfg.Dataplane.Interface)
-	return d, nil
+	return nil
 }
 
 func (d *Daemon) goServe(what string, serve func() error) {
@@ -221,12 +279,19 @@ func (d *Daemon) goServe(what string, serve func() error) {
 	}()
 }
 
+// config returns the config in effect.
+func (d *Daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
 // hostChecks runs the doctor's checks. It refuses to start when a check
 // says vipd must not run (forwarding on a backend without acknowledgement),
 // and returns whether auto attach mode must use generic XDP. (The IPv6
 // route-back check is re-run by checkIPv6Route, which holds the VIPs.)
-func (d *Daemon) hostChecks(ctx context.Context, skip bool) (autoGeneric bool, err error) {
-	if skip {
+func (d *Daemon) hostChecks(ctx context.Context) (autoGeneric bool, err error) {
+	if d.skipChecks {
 		return false, nil
 	}
 	// Our own speaker is not listening yet; peers may not be up yet either.
@@ -239,30 +304,20 @@ func (d *Daemon) hostChecks(ctx context.Context, skip bool) (autoGeneric bool, e
 		return false, fmt.Errorf("host check: %w", err)
 	}
 	generic, reason := hostcheck.SafeAttachMode(r)
-	if generic && d.cfg.Dataplane.Attach == config.AttachAuto {
+	if generic && d.cfg.Dataplane.Attach == dataplane.AttachAuto {
 		d.log.Warn("attach mode auto chooses generic XDP", "reason", reason)
 	}
 	return generic, nil
 }
 
-func (d *Daemon) drainPolicy() string {
-	switch {
-	case d.cfg.Routing.BGP != nil:
-		return d.cfg.Routing.BGP.Drain
-	case d.cfg.Routing.Bird != nil:
-		return d.cfg.Routing.Bird.Drain
-	}
-	return ""
-}
-
 // controllerConfig maps the node config onto the state machine's.
-func controllerConfig(c *config.Config, drainPolicy string) vip.Config {
+func controllerConfig(c *config.Config) vip.Config {
 	vc := vip.Config{
 		Node:          c.Node.Name,
 		WithdrawGrace: c.Timers.WithdrawGrace,
 		TableGrace:    c.Timers.TableGrace,
 		DrainTimeout:  c.Timers.DrainTimeout,
-		DrainPolicy:   drainPolicy,
+		DrainPolicy:   c.Routing.Drain,
 		// The poller decides every member within max(rise, fall) polls;
 		// one more interval of margin for jitter.
 		PeerWait: c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,
@@ -288,21 +343,19 @@ func (d *Daemon) setChecks(cfg *config.Config) {
 
 // startPoller polls every other member's node state, feeding the controller.
 func (d *Daemon) startPoller(cfg *config.Config) {
-	var peers []health.Peer
+	var peers []cluster.Member
 	for _, m := range cfg.Cluster.Members {
 		if m.Name != cfg.Node.Name {
-			peers = append(peers, health.Peer{Name: m.Name, URL: m.StateURL.String()})
+			peers = append(peers, cluster.Member{Name: m.Name, URL: m.StateURL.String()})
 		}
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	d.pollCancel = cancel
-	p := health.NewPoller(d.log, peers, health.PollOptions{
+	p := cluster.NewPoller(d.log, peers, cluster.PollOptions{
 		Interval: cfg.Cluster.PollInterval, Timeout: cfg.Cluster.PollTimeout,
 		Rise: cfg.Cluster.Rise, Fall: cfg.Cluster.Fall,
-	}, func(node string, st *vip.NodeState) {
-		d.mu.Lock()
-		d.members[node] = st
-		d.mu.Unlock()
+	}, func(node string, st *cluster.NodeState) {
+		d.members.Record(node, st)
 		d.ctrl.SetPeer(node, st)
 	})
 	d.wg.Add(1)
@@ -319,9 +372,10 @@ func (d *Daemon) RestartRequested() <-chan struct{} { return d.restartReq }
 func (d *Daemon) ControllerDone() <-chan error { return d.ctrlDone }
 
 // Shutdown is SIGTERM: drain the node (withdraw, demote, wait, unbind),
-// withdraw everything at the routers and wait for the peers to acknowledge,
-// then stop. The XDP program stays attached (pinned): a node with nothing
-// announced attracts no VIP traffic, and the next vipd adopts it.
+// then close the advertiser, which withdraws anything left and waits until
+// the peers were told, then stop. The XDP program stays attached (pinned): a
+// node with nothing announced attracts no VIP traffic, and the next vipd
+// adopts it.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.log.Info("draining before exit")
 	err := d.ctrl.Shutdown(ctx)
@@ -330,9 +384,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	d.cancel()
 	err = errors.Join(err, d.apiSrv.Close(context.Background()))
-	d.wg.Wait()
-	err = errors.Join(err, d.closeAdvertiser(ctx), d.binder.Close(), d.dp.Close())
-	os.Remove(restartFile(d.cfg))
+	d.wg.Wait() // the controller is done: nothing calls the advertiser any more
+	err = errors.Join(err, d.adv.Close(ctx), d.binder.Close(), d.dp.Close())
+	os.Remove(restartFile(d.config()))
 	return err
 }
 
@@ -344,21 +398,20 @@ func (d *Daemon) Abandon() error {
 	st := restartState{NodeDrained: cs.Phase != vip.PhaseActive}
 	for _, v := range cs.VIPs {
 		if v.Advertised {
-			st.Routes = append(st.Routes, vip.Route{Prefix: netip.PrefixFrom(v.Addr, v.Addr.BitLen()), Draining: v.Deprefered})
+			st.Routes = append(st.Routes, routing.Route{Prefix: routing.HostPrefix(v.Addr), Draining: v.Depreferred})
 		}
 		if v.Draining && !st.NodeDrained {
 			st.DrainedVIPs = append(st.DrainedVIPs, v.Addr)
 		}
 	}
-	err := writeRestart(restartFile(d.cfg), st)
+	err := writeRestart(restartFile(d.config()), st)
 	d.cancel()
 	err = errors.Join(err, d.apiSrv.Close(context.Background()))
 	d.wg.Wait()
-	d.abandonAdvertiser()
-	return errors.Join(err, d.binder.Close(), d.dp.Close())
+	return errors.Join(err, d.adv.Abandon(), d.binder.Close(), d.dp.Close())
 }
 
-// Restart implements api.Backend.
+// Restart implements api.Daemon.
 func (d *Daemon) Restart() error {
 	d.restartOne.Do(func() { close(d.restartReq) })
 	return nil
@@ -367,9 +420,7 @@ func (d *Daemon) Restart() error {
 // checkIPv6Route runs the IPv6 route check once for the current config and
 // holds or releases its IPv6 VIPs accordingly.
 func (d *Daemon) checkIPv6Route() {
-	d.mu.Lock()
-	cfg := d.cfg
-	d.mu.Unlock()
+	cfg := d.config()
 	var v6 []netip.Addr
 	for _, v := range cfg.VIPs {
 		if v.Addr.Is6() {
@@ -417,4 +468,11 @@ func (d *Daemon) every(interval time.Duration, fn func()) {
 			fn()
 		}
 	}()
+}
+
+// restartFile is where an upgrade exit leaves the routes it announced, so
+// the next vipd starts its BGP speaker as a graceful restarter announcing
+// them again before anything else.
+func restartFile(c *config.Config) string {
+	return filepath.Join(filepath.Dir(c.API.Socket), "vipd-"+c.Node.Name+".restart")
 }

@@ -1,18 +1,27 @@
 package daemon
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
+	"github.com/vipd/vipd/routing/routingtest"
+	"github.com/vipd/vipd/vip"
 )
 
 func loadExample(t *testing.T, edit func(string) string) *config.Config {
@@ -32,7 +41,9 @@ func loadExample(t *testing.T, edit func(string) string) *config.Config {
 	return c
 }
 
-func TestNeedsRestart(t *testing.T) {
+// TestReloadLiveOrRestart: what a reload of the example applies in place
+// and what it refuses (config.Diff decides, the daemon follows).
+func TestReloadLiveOrRestart(t *testing.T) {
 	base := loadExample(t, nil)
 	tests := []struct {
 		name string
@@ -55,10 +66,13 @@ func TestNeedsRestart(t *testing.T) {
 		{"a neighbor change needs a restart", func(s string) string {
 			return strings.Replace(s, "asn = 65000", "asn = 65010", 1)
 		}, []string{"routing.bgp"}},
+		{"the drain policy needs a restart", func(s string) string {
+			return strings.Replace(s, `drain = "withdraw"`, `drain = "deprefer"`, 1)
+		}, []string{"routing.drain"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := needsRestart(base, loadExample(t, tt.edit))
+			got := loadExample(t, tt.edit).Diff(base).Restart
 			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
@@ -66,14 +80,21 @@ func TestNeedsRestart(t *testing.T) {
 	}
 }
 
-func TestUnion(t *testing.T) {
+func TestAdvertisedVIPsKeepsRemoved(t *testing.T) {
 	p := netip.MustParsePrefix
-	key := func(v bgp.VIPRoute) netip.Prefix { return v.Prefix }
-	med := uint32(5)
-	newer := []bgp.VIPRoute{{Prefix: p("198.51.100.1/32"), Attrs: bgp.RouteAttrs{MED: &med}}, {Prefix: p("198.51.100.3/32")}}
-	older := []bgp.VIPRoute{{Prefix: p("198.51.100.1/32")}, {Prefix: p("198.51.100.2/32")}}
-	got := union(newer, older, key)
-	want := []bgp.VIPRoute{newer[0], newer[1], older[1]}
+	older := loadExample(t, nil)
+	newer := loadExample(t, func(s string) string {
+		s = strings.Replace(s, `address = "198.51.100.53"`, `address = "198.51.100.54"`, 1)
+		return strings.Replace(s, `communities = ["65000:100"]`, `communities = ["65000:101"]`, 1)
+	})
+	got := advertisedVIPs(newer, older)
+	med := uint32(10)
+	want := []routing.VIP{
+		{Prefix: p("198.51.100.10/32"), Attrs: bgp.RouteAttrs{Communities: []string{"65000:101"}}},
+		{Prefix: p("198.51.100.54/32"), Attrs: bgp.RouteAttrs{Communities: []string{"65000:200"}, MED: &med}},
+		{Prefix: p("2001:db8:100::10/128"), Attrs: bgp.RouteAttrs{Communities: []string{"65000:100"}}},
+		{Prefix: p("198.51.100.53/32"), Attrs: bgp.RouteAttrs{Communities: []string{"65000:200"}, MED: &med}},
+	}
 	if d := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}
@@ -81,12 +102,394 @@ func TestUnion(t *testing.T) {
 
 func TestControllerConfigPeerWait(t *testing.T) {
 	c := loadExample(t, nil)
-	vc := controllerConfig(c, "")
+	vc := controllerConfig(c)
 	want := c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout
 	if vc.PeerWait != want || vc.PeerWait <= 0 {
 		t.Errorf("PeerWait %v, want %v", vc.PeerWait, want)
 	}
 	if err := vc.Validate(); err != nil {
 		t.Errorf("controller config from the example: %v", err)
+	}
+}
+
+// fakeBinder is an in-memory lo.
+type fakeBinder struct {
+	mu     sync.Mutex
+	bound  map[netip.Addr]bool
+	closed bool
+}
+
+func (b *fakeBinder) Bind(_ context.Context, a netip.Addr) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.bound[a] = true
+	return nil
+}
+
+func (b *fakeBinder) Unbind(_ context.Context, a netip.Addr) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.bound, a)
+	return nil
+}
+
+func (b *fakeBinder) Bound(context.Context) ([]netip.Addr, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []netip.Addr
+	for a := range b.bound {
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (b *fakeBinder) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return nil
+}
+
+// fakeDataplane is an in-memory XDP dataplane.
+type fakeDataplane struct {
+	mu         sync.Mutex
+	programmed map[netip.Addr]vip.ProgramSpec
+	bound      []netip.Addr
+	closed     bool
+}
+
+func (f *fakeDataplane) Program(_ context.Context, p vip.ProgramSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.programmed[p.Addr] = p
+	return nil
+}
+
+func (f *fakeDataplane) Unprogram(_ context.Context, a netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.programmed, a)
+	return nil
+}
+
+func (f *fakeDataplane) SetBound(_ context.Context, addrs []netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bound = slices.Clone(addrs)
+	return nil
+}
+
+func (f *fakeDataplane) Programmed(context.Context) ([]netip.Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []netip.Addr
+	for a := range f.programmed {
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (f *fakeDataplane) Stats() (map[string]uint64, error) {
+	return map[string]uint64{"xdp_pass": 1}, nil
+}
+
+func (f *fakeDataplane) EnsureLookupForwarding() (bool, error) { return false, nil }
+
+func (f *fakeDataplane) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+var (
+	vipA = netip.MustParsePrefix("198.51.100.10/32")
+	vipB = netip.MustParsePrefix("198.51.100.20/32")
+	vipC = netip.MustParsePrefix("198.51.100.30/32")
+)
+
+// nodeConfig is a one-node cluster with fast timers serving vips (host
+// addresses), its state served on a free local port and its API socket in
+// dir.
+func nodeConfig(dir string, port int, vips ...netip.Prefix) string {
+	var b strings.Builder
+	b.WriteString(`[node]
+name = "n1"
+underlay_v4 = "192.0.2.11"
+
+[cluster]
+seed = 1
+poll_interval = "100ms"
+poll_timeout = "50ms"
+rise = 1
+fall = 1
+
+[[cluster.member]]
+name = "n1"
+underlay_v4 = "192.0.2.11"
+state_url = "http://127.0.0.1:` + strconv.Itoa(port) + `/state"
+`)
+	for _, v := range vips {
+		b.WriteString("\n[[vip]]\naddress = \"" + v.Addr().String() + "\"\nservices = [\"tcp/80\"]\ncheck = { type = \"none\" }\n")
+	}
+	b.WriteString(`
+[routing]
+mode = "bgp"
+[routing.bgp]
+asn = 65100
+[[routing.bgp.neighbor]]
+address = "192.0.2.1"
+asn = 65000
+
+[dataplane]
+interface = "eth0"
+
+[timers]
+withdraw_grace = "50ms"
+table_grace = "200ms"
+drain_timeout = "100ms"
+
+[api]
+socket = "` + filepath.Join(dir, "vipd.sock") + `"
+`)
+	return b.String()
+}
+
+// rig is a daemon on fakes: a routingtest.Recorder for the advertiser.
+type rig struct {
+	t    *testing.T
+	dir  string
+	port int
+	path string
+	adv  *routingtest.Recorder
+	dp   *fakeDataplane
+	b    *fakeBinder
+	d    *Daemon
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// newRig starts a node serving vips and waits until every one is announced.
+func newRig(t *testing.T, vips ...netip.Prefix) *rig {
+	t.Helper()
+	r := &rig{t: t, dir: t.TempDir(), port: freePort(t)}
+	r.path = filepath.Join(r.dir, "vipd.toml")
+	cfg := r.write(vips...)
+	r.adv = routingtest.New(t, cfg.AdvertisedVIPs()...)
+	r.dp = &fakeDataplane{programmed: map[netip.Addr]vip.ProgramSpec{}}
+	r.b = &fakeBinder{bound: map[netip.Addr]bool{}}
+	d, err := New(cfg, Options{ConfigPath: r.path, SkipHostChecks: true}, Parts{Advertiser: r.adv, Binder: r.b, Dataplane: r.dp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.d = d
+	t.Cleanup(func() {
+		// A test that did not stop the node: stop it without touching
+		// the recorder's order checks.
+		d.cancel()
+		d.apiSrv.Close(context.Background())
+		d.wg.Wait()
+	})
+	r.waitAnnounced(vips...)
+	return r
+}
+
+// write writes the config file for vips and returns it parsed.
+func (r *rig) write(vips ...netip.Prefix) *config.Config {
+	r.t.Helper()
+	text := nodeConfig(r.dir, r.port, vips...)
+	if err := os.WriteFile(r.path, []byte(text), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	cfg, err := config.Parse(r.path, []byte(text))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return cfg
+}
+
+func (r *rig) waitAnnounced(vips ...netip.Prefix) {
+	r.t.Helper()
+	want := make([]routing.Route, 0, len(vips))
+	for _, v := range vips {
+		want = append(want, routing.Route{Prefix: v})
+	}
+	slices.SortFunc(want, func(a, b routing.Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := r.adv.Announced()
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("announced %v, want %v; calls %q", got, want, r.adv.Ops())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// opsSince returns the advertiser calls after the first n.
+func (r *rig) opsSince(n int) []string {
+	ops := r.adv.Ops()
+	if n > len(ops) {
+		return nil
+	}
+	return ops[n:]
+}
+
+// TestReloadOrder: a reload tells the advertiser the new VIPs (the old ones
+// still announceable) before the controller may ask for one; the added VIP
+// is announced and the removed one withdrawn. A second reload drops the
+// removed VIP from the advertiser.
+func TestReloadOrder(t *testing.T) {
+	r := newRig(t, vipA, vipB)
+	before := len(r.adv.Ops())
+	r.write(vipA, vipC)
+	if err := r.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitAnnounced(vipA, vipC)
+	ops := r.opsSince(before)
+	if len(ops) == 0 || ops[0] != "SetVIPs[198.51.100.10/32 198.51.100.30/32 198.51.100.20/32]" {
+		t.Errorf("calls after the reload %q, want the new VIPs and the removed one set first", ops)
+	}
+	if got := r.d.config().VIPs; len(got) != 2 || got[1].Addr != vipC.Addr() {
+		t.Errorf("config after reload: %+v", got)
+	}
+
+	before = len(r.adv.Ops())
+	if err := r.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if ops := r.opsSince(before); len(ops) == 0 || ops[0] != "SetVIPs[198.51.100.10/32 198.51.100.30/32]" {
+		t.Errorf("calls after the second reload %q, want the removed VIP gone", ops)
+	}
+}
+
+// TestReloadRefusedTouchesNothing: a config the controller would refuse,
+// or one that needs a restart, leaves the advertiser, the controller and
+// the running config untouched.
+func TestReloadRefusedTouchesNothing(t *testing.T) {
+	r := newRig(t, vipA)
+	old := r.d.config()
+	before := len(r.adv.Ops())
+
+	bad := r.write(vipA, vipB)
+	bad.Timers.WithdrawGrace = -time.Second // config.Parse never lets this through
+	if err := r.d.apply(bad); err == nil || !strings.Contains(err.Error(), "withdraw_grace") {
+		t.Errorf("apply of a config the controller refuses = %v, want its withdraw_grace error", err)
+	}
+
+	text := strings.Replace(nodeConfig(r.dir, r.port, vipA, vipB), `interface = "eth0"`, `interface = "eth1"`, 1)
+	if err := os.WriteFile(r.path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Reload(); err == nil || !strings.Contains(err.Error(), "dataplane.interface") {
+		t.Errorf("Reload of a config that needs a restart = %v, want it named", err)
+	}
+
+	if err := os.WriteFile(r.path, []byte("[node"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Reload(); err == nil {
+		t.Error("Reload of a broken file succeeded")
+	}
+
+	time.Sleep(100 * time.Millisecond) // room for a wrong call to show
+	if ops := r.opsSince(before); len(ops) != 0 {
+		t.Errorf("refused reloads called the advertiser: %q", ops)
+	}
+	if r.d.config() != old {
+		t.Error("a refused reload replaced the running config")
+	}
+	if st := r.d.ctrl.Status(); len(st.VIPs) != 1 {
+		t.Errorf("a refused reload reached the controller: %+v", st.VIPs)
+	}
+}
+
+// TestShutdownOrder: SIGTERM drains through the controller (every route
+// withdrawn), and only then closes the advertiser; nothing calls it after.
+func TestShutdownOrder(t *testing.T) {
+	r := newRig(t, vipA)
+	before := len(r.adv.Ops())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"SetRoutes[]", "Close"}, r.opsSince(before)); d != "" {
+		t.Errorf("calls at shutdown (-want +got):\n%s", d)
+	}
+	if !r.b.closed || !r.dp.closed || len(r.b.bound) != 0 {
+		t.Errorf("binder closed %t (bound %v), dataplane closed %t", r.b.closed, r.b.bound, r.dp.closed)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "vipd-n1.restart")); !os.IsNotExist(err) {
+		t.Errorf("a shutdown left a restart file: %v", err)
+	}
+}
+
+// TestAbandonOrder: the upgrade exit abandons the advertiser with the
+// routes announced (never withdrawn, never closed) and leaves them to the
+// next vipd.
+func TestAbandonOrder(t *testing.T) {
+	r := newRig(t, vipA)
+	before := len(r.adv.Ops())
+	if err := r.d.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"Abandon"}, r.opsSince(before)); d != "" {
+		t.Errorf("calls at the upgrade exit (-want +got):\n%s", d)
+	}
+	if got := r.adv.Announced(); len(got) != 1 || got[0].Prefix != vipA {
+		t.Errorf("announced after Abandon: %v", got)
+	}
+	if !r.b.closed || !r.dp.closed || !r.b.bound[vipA.Addr()] {
+		t.Errorf("binder closed %t (bound %v), dataplane closed %t", r.b.closed, r.b.bound, r.dp.closed)
+	}
+	rs, err := readRestart(filepath.Join(r.dir, "vipd-n1.restart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.Routes) != 1 || rs.Routes[0] != (routing.Route{Prefix: vipA}) || rs.NodeDrained {
+		t.Errorf("restart state %+v, want the announced route", rs)
+	}
+}
+
+// TestStatusPeers: status shows the advertiser's sessions, or why it could
+// not list them.
+func TestStatusPeers(t *testing.T) {
+	r := newRig(t, vipA)
+	r.adv.SetPeers([]routing.Peer{{Name: "192.0.2.1 AS65000", State: "established", Up: true, Uptime: time.Minute, Advertised: 1}})
+	st, err := r.d.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Peers) != 1 || st.Peers[0].Name != "192.0.2.1 AS65000" || st.Peers[0].RoutesAdvertised != 1 ||
+		st.Peers[0].UptimeSeconds != 60 || !st.Peers[0].Up {
+		t.Errorf("peers %+v", st.Peers)
+	}
+	if len(st.VIPs) != 1 || !st.VIPs[0].Advertised || st.VIPs[0].ServeState != "active" || st.Phase != "active" ||
+		st.Routing != "bgp" || st.Dataplane.Counters["xdp_pass"] != 1 || st.Dataplane.Attach != "auto" {
+		t.Errorf("status %+v", st)
+	}
+	if b := st.VIPs[0].Backends; len(b) != 1 || b[0] != (api.Backend{Name: "n1", Address: netip.MustParseAddr("192.0.2.11"), Role: "primary", Local: true}) {
+		t.Errorf("backends %+v", b)
+	}
+	vips := r.d.VIPs()
+	if len(vips) != 1 || vips[0].Address != vipA.Addr() || !slices.Equal(vips[0].Services, []string{"tcp/80"}) || vips[0].Check != "none" {
+		t.Errorf("vips %+v", vips)
+	}
+	r.adv.Fail("Peers", os.ErrDeadlineExceeded)
+	st, _ = r.d.Status(context.Background())
+	if len(st.Peers) != 1 || st.Peers[0].State != "unknown" || st.Peers[0].LastError == "" {
+		t.Errorf("peers when the advertiser fails: %+v", st.Peers)
 	}
 }

@@ -8,73 +8,69 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/routing/bird"
-	"github.com/vipd/vipd/vip"
 )
 
-// openAdvertiser starts the routing mode's advertiser. After an upgrade exit
-// the BGP speaker starts as a graceful restarter announcing what the old vipd
-// announced, before the controller decides anything.
-func (d *Daemon) openAdvertiser(ctx context.Context) error {
-	cfg := d.cfg
-	switch {
-	case cfg.Routing.BGP != nil:
-		s, err := bgp.New(*cfg.Routing.BGP, d.log.Named("bgp"))
+// openAdvertiser starts the routing mode's advertiser: the one place the
+// daemon names a routing mode's package. After an upgrade exit (rs not nil)
+// the BGP speaker starts as a graceful restarter announcing what the old
+// vipd announced, before the controller decides anything.
+func openAdvertiser(ctx context.Context, cfg *config.Config, rs *restartState, log hclog.Logger) (routing.Advertiser, error) {
+	switch cfg.Routing.Mode {
+	case routing.ModeBGP:
+		s, err := bgp.New(*cfg.Routing.BGP, log.Named("bgp"))
 		if err != nil {
-			return fmt.Errorf("configuring BGP: %w", err)
+			return nil, fmt.Errorf("configuring BGP: %w", err)
 		}
 		opts := bgp.StartOptions{}
-		if rs := d.restart; rs != nil {
+		if rs != nil {
 			opts.Routes = rs.Routes
 			opts.Restarting = cfg.Routing.BGP.GracefulRestart.Enabled
 		}
 		if err := s.Start(ctx, opts); err != nil {
-			return fmt.Errorf("starting BGP: %w", err)
+			return nil, fmt.Errorf("starting BGP: %w", err)
 		}
-		d.speaker, d.adv = s, s
-	case cfg.Routing.Bird != nil:
-		a, err := bird.New(ctx, *cfg.Routing.Bird, d.log.Named("bird"))
+		return s, nil
+	case routing.ModeBirdOSPF:
+		a, err := bird.New(ctx, *cfg.Routing.Bird, log.Named("bird"))
 		if err != nil {
-			return fmt.Errorf("configuring BIRD: %w", err)
+			return nil, fmt.Errorf("configuring BIRD: %w", err)
 		}
-		d.birdAdv, d.adv = a, a
-	default:
-		return fmt.Errorf("%s: no routing section", d.path)
+		return a, nil
 	}
-	return nil
+	return nil, fmt.Errorf("%s: no routing section", cfg.File)
 }
 
-// closeAdvertiser withdraws everything (the controller's drain already did;
-// this also waits until the BGP peers were sent the withdrawals).
-func (d *Daemon) closeAdvertiser(ctx context.Context) error {
-	if d.speaker != nil {
-		return d.speaker.Close(ctx)
+// advertisedVIPs is what a reload tells the advertiser it may announce:
+// the VIPs of the new config, then those of the old one it no longer
+// lists. A removed VIP stays announceable until the controller has
+// withdrawn it (withdraw before unprogram); the next reload drops it.
+func advertisedVIPs(cfg, old *config.Config) []routing.VIP {
+	out := cfg.AdvertisedVIPs()
+	seen := make(map[netip.Prefix]bool, len(out))
+	for _, v := range out {
+		seen[v.Prefix] = true
 	}
-	if d.birdAdv != nil {
-		_, err := d.birdAdv.SetRoutes(ctx, nil)
-		return errors.Join(err, d.birdAdv.Close())
+	for _, v := range old.AdvertisedVIPs() {
+		if !seen[v.Prefix] {
+			out = append(out, v)
+		}
 	}
-	return nil
-}
-
-// abandonAdvertiser stops without withdrawing (upgrade exit).
-func (d *Daemon) abandonAdvertiser() {
-	if d.speaker != nil {
-		d.speaker.Abandon()
-	}
-	if d.birdAdv != nil {
-		d.birdAdv.Close()
-	}
+	return out
 }
 
 // restartState is what an upgrade exit hands to the next vipd: the routes
 // it announced (re-announced first, for graceful restart) and the drains an
 // operator asked for (a node drained for maintenance stays drained).
 type restartState struct {
-	Routes      []vip.Route  `json:"routes"`
-	NodeDrained bool         `json:"node_drained,omitempty"`
-	DrainedVIPs []netip.Addr `json:"drained_vips,omitempty"`
+	Routes      []routing.Route `json:"routes"`
+	NodeDrained bool            `json:"node_drained,omitempty"`
+	DrainedVIPs []netip.Addr    `json:"drained_vips,omitempty"`
 }
 
 // loadRestart reads and removes the restart state, if an upgrade exit left

@@ -1,10 +1,10 @@
-// Package health runs local service checks (TCP connect, HTTP GET, command)
-// with rise/fall hysteresis, serves this node's state to its peers and polls
-// the peers' states.
+// Package health runs this node's local service checks (TCP connect, HTTP
+// GET, command) with rise/fall hysteresis. What the other nodes of the
+// cluster publish, and polling it, is package cluster's.
 //
 // The package decides nothing about VIPs: it reports through callbacks
-// (service healthy or not, peer state or failed) and the controller in
-// package vip acts on the reports.
+// (service healthy or not) and the controller in package vip acts on the
+// reports.
 package health
 
 import (
@@ -25,7 +25,7 @@ const (
 	TypeNone    = "none"
 )
 
-// Defaults for a zero field of CheckConfig and PollOptions.
+// Defaults for a zero field of CheckConfig (and of cluster.PollOptions).
 const (
 	DefaultInterval = 2 * time.Second
 	DefaultTimeout  = 1 * time.Second

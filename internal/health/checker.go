@@ -28,7 +28,7 @@ type Checker struct {
 	report ReportFunc
 
 	mu      sync.Mutex
-	h       hysteresis // guarded by mu
+	h       Hysteresis // guarded by mu
 	reason  string     // guarded by mu
 	everUp  bool       // guarded by mu
 	lastErr string     // guarded by mu: description of the last failure
@@ -44,7 +44,7 @@ func NewChecker(log hclog.Logger, vip netip.Addr, cfg CheckConfig, report Report
 		vip:    vip,
 		cfg:    cfg,
 		report: report,
-		h:      hysteresis{rise: cfg.Rise, fall: cfg.Fall, level: levelDown},
+		h:      Hysteresis{Rise: cfg.Rise, Fall: cfg.Fall, Level: LevelDown},
 	}
 	c.reason = c.reasonLocked()
 	return c
@@ -55,7 +55,7 @@ func NewChecker(log hclog.Logger, vip netip.Addr, cfg CheckConfig, report Report
 func (c *Checker) Status() (healthy bool, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.h.level == levelUp, c.reason
+	return c.h.Level == LevelUp, c.reason
 }
 
 // Run checks every interval until ctx is done. The first check runs at once.
@@ -76,7 +76,7 @@ func (c *Checker) Run(ctx context.Context) {
 
 	if c.cfg.Type == TypeNone {
 		c.mu.Lock()
-		c.h.level, c.everUp, c.reason = levelUp, true, desc
+		c.h.Level, c.everUp, c.reason = LevelUp, true, desc
 		c.mu.Unlock()
 		c.report(c.vip, true, desc)
 		<-ctx.Done()
@@ -121,32 +121,32 @@ func (c *Checker) observe(desc string, err error) (healthy bool, reason string, 
 	if err != nil {
 		c.lastErr = desc + ": " + describe(err, c.cfg.Timeout)
 	}
-	changed = c.h.observe(err == nil)
-	if c.h.level == levelUp {
+	changed = c.h.Observe(err == nil)
+	if c.h.Level == LevelUp {
 		c.everUp = true
 	}
-	if changed && c.h.level == levelUp {
+	if changed && c.h.Level == LevelUp {
 		c.reason = fmt.Sprintf("%s: ok (%d/%d successes)", desc, c.h.oks, c.cfg.Rise)
 	} else {
 		c.reason = c.reasonLocked()
 	}
-	return c.h.level == levelUp, c.reason, changed
+	return c.h.Level == LevelUp, c.reason, changed
 }
 
 // reasonLocked explains the current state. Caller must hold mu.
 func (c *Checker) reasonLocked() string {
 	h := &c.h
 	switch {
-	case h.level == levelUp && h.fails == 0:
+	case h.Level == LevelUp && h.fails == 0:
 		return c.reason // the "ok" reason set when it came up
-	case h.level == levelUp:
-		return fmt.Sprintf("healthy, but %s (%d/%d failures)", c.lastErr, h.fails, h.fall)
+	case h.Level == LevelUp:
+		return fmt.Sprintf("healthy, but %s (%d/%d failures)", c.lastErr, h.fails, h.Fall)
 	case h.fails > 0 && c.everUp:
-		return fmt.Sprintf("%s (%d/%d failures)", c.lastErr, h.fails, h.fall)
+		return fmt.Sprintf("%s (%d/%d failures)", c.lastErr, h.fails, h.Fall)
 	case h.fails > 0:
-		return fmt.Sprintf("checking (0/%d): %s", h.rise, c.lastErr)
+		return fmt.Sprintf("checking (0/%d): %s", h.Rise, c.lastErr)
 	default:
-		return fmt.Sprintf("checking (%d/%d)", h.oks, h.rise)
+		return fmt.Sprintf("checking (%d/%d)", h.oks, h.Rise)
 	}
 }
 

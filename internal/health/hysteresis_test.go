@@ -17,28 +17,28 @@ func TestHysteresis(t *testing.T) {
 	tests := []struct {
 		name       string
 		rise, fall int
-		start      level
+		start      Level
 		results    string
 		want       string
 	}{
-		{"rise 2 from down", 2, 3, levelDown, "++", "dU"},
-		{"fall 3 from up", 2, 3, levelUp, "---", "uuD"},
-		{"failures below fall do not count", 2, 3, levelUp, "--+--+--", "uuuuuuuu"},
-		{"successes below rise do not count", 2, 3, levelDown, "+-+-+-", "dddddd"},
-		{"flapping settles", 2, 3, levelDown, "++---++", "dUuuDdU"},
-		{"rise 1 fall 1 follows each result", 1, 1, levelDown, "+-+-", "UDUD"},
-		{"unknown goes down after fall", 2, 3, levelUnknown, "---", "??D"},
-		{"unknown goes up after rise", 2, 3, levelUnknown, "-++", "??U"},
-		{"unknown reports down once", 2, 2, levelUnknown, "-----", "?Dddd"},
-		{"long runs do not overflow the count", 2, 3, levelDown, "++++++++----", "dUuuuuuuuuDd"},
+		{"rise 2 from down", 2, 3, LevelDown, "++", "dU"},
+		{"fall 3 from up", 2, 3, LevelUp, "---", "uuD"},
+		{"failures below fall do not count", 2, 3, LevelUp, "--+--+--", "uuuuuuuu"},
+		{"successes below rise do not count", 2, 3, LevelDown, "+-+-+-", "dddddd"},
+		{"flapping settles", 2, 3, LevelDown, "++---++", "dUuuDdU"},
+		{"rise 1 fall 1 follows each result", 1, 1, LevelDown, "+-+-", "UDUD"},
+		{"unknown goes down after fall", 2, 3, LevelUnknown, "---", "??D"},
+		{"unknown goes up after rise", 2, 3, LevelUnknown, "-++", "??U"},
+		{"unknown reports down once", 2, 2, LevelUnknown, "-----", "?Dddd"},
+		{"long runs do not overflow the count", 2, 3, LevelDown, "++++++++----", "dUuuuuuuuuDd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := hysteresis{rise: tt.rise, fall: tt.fall, level: tt.start}
+			h := Hysteresis{Rise: tt.rise, Fall: tt.fall, Level: tt.start}
 			var got []byte
 			for _, r := range tt.results {
-				changed := h.observe(r == '+')
-				c := map[level]byte{levelUnknown: '?', levelDown: 'd', levelUp: 'u'}[h.level]
+				changed := h.Observe(r == '+')
+				c := map[Level]byte{LevelUnknown: '?', LevelDown: 'd', LevelUp: 'u'}[h.Level]
 				if changed {
 					c -= 'a' - 'A'
 				}

@@ -3,6 +3,8 @@ package hostcheck
 import (
 	"context"
 	"testing"
+
+	"github.com/vipd/vipd/dataplane"
 )
 
 // BenchmarkRun times a full run of the checks (without network probes)
@@ -12,7 +14,7 @@ import (
 //
 //	go test -run XXX -bench Run ./internal/hostcheck/
 func BenchmarkRun(b *testing.B) {
-	spec := Spec{Interface: "eth0", Backend: true, LocalGUE: true, SwitchMTU: 1500, AttachMode: "auto"}
+	spec := Spec{Interface: "eth0", Backend: true, LocalGUE: true, SwitchMTU: 1500, AttachMode: dataplane.AttachAuto}
 	var fixtureNs float64
 	b.Run("fixture", func(b *testing.B) {
 		f := loadFixture(b, "virtio")

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/vipd/vipd/dataplane"
+	"github.com/vipd/vipd/routing"
 )
 
 // birdProbe is a ProbeIgnoreMTU that answers without running BIRD.
@@ -15,8 +18,8 @@ func birdProbe(supported bool, err error) func(context.Context, string) (bool, e
 func TestMTU(t *testing.T) {
 	name := "MTU vs switch and native XDP"
 	ospf := func(ignore bool, supported bool) Spec {
-		return Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: "bird-ospf", IgnoreMTU: ignore,
-			AttachMode: "native", ProbeIgnoreMTU: birdProbe(supported, nil)}
+		return Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: routing.ModeBirdOSPF, IgnoreMTU: ignore,
+			AttachMode: dataplane.AttachNative, ProbeIgnoreMTU: birdProbe(supported, nil)}
 	}
 	runCases(t, checkMTU, []checkCase{{
 		name: "FIELD-NOTES 5: switch 9000, local 1500, stock BIRD", fixture: "ixgbe", spec: ospf(false, false),
@@ -36,7 +39,7 @@ func TestMTU(t *testing.T) {
 			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 9000; OSPF mismatch ignored (ignore_mtu, installed BIRD supports ignoremtu)"},
 	}, {
 		name: "BIRD 2.0.6 only warns", fixture: "ixgbe",
-		spec: Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: "bird-ospf", AttachMode: "native",
+		spec: Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: routing.ModeBirdOSPF, AttachMode: dataplane.AttachNative,
 			BirdSocket: fakeBird(t, "0001 BIRD 2.0.6 ready.\n"), ProbeIgnoreMTU: birdProbe(false, nil)},
 		want: Result{ID: "mtu", Name: name, Status: Warn,
 			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 9000; running BIRD 2.0.6 only warns on OSPF MTU mismatch " +
@@ -44,7 +47,7 @@ func TestMTU(t *testing.T) {
 			Fix: "set ignore_mtu = true in [[routing.bird.ospf]] with a patched BIRD"},
 	}, {
 		name: "BIRD 2.0.12 refuses", fixture: "ixgbe",
-		spec: Spec{Interface: "eth0", SwitchMTU: 2000, RoutingMode: "bird-ospf", AttachMode: "native",
+		spec: Spec{Interface: "eth0", SwitchMTU: 2000, RoutingMode: routing.ModeBirdOSPF, AttachMode: dataplane.AttachNative,
 			BirdSocket: fakeBird(t, "0001 BIRD 2.0.12 ready.\n"), ProbeIgnoreMTU: birdProbe(false, nil)},
 		want: Result{ID: "mtu", Name: name, Status: Fail,
 			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 2000; OSPF will refuse adjacency (MTU mismatch, remote 2000, local 1500); " +
@@ -57,45 +60,45 @@ func TestMTU(t *testing.T) {
 			Fix:     "install the patched BIRD (routing/bird/patch) and set routing.bird.bird to it"},
 	}, {
 		name: "BIRD probe fails", fixture: "ixgbe",
-		spec: Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: "bird-ospf", IgnoreMTU: true,
+		spec: Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: routing.ModeBirdOSPF, IgnoreMTU: true,
 			ProbeIgnoreMTU: birdProbe(false, errors.New("exec: \"bird\": executable file not found in $PATH"))},
 		want: Result{ID: "mtu", Name: name, Status: Fail,
 			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 9000; ignore_mtu is set but cannot tell whether BIRD supports ignoremtu: exec: \"bird\": executable file not found in $PATH",
 			Fix:     "install the patched BIRD (routing/bird/patch) and set routing.bird.bird to it"},
 	}, {
 		name: "switch 2000 can be matched under the native limit", fixture: "i40e",
-		spec: Spec{Interface: "eth0", SwitchMTU: 2000, RoutingMode: "bird-ospf", ProbeIgnoreMTU: birdProbe(false, nil)},
+		spec: Spec{Interface: "eth0", SwitchMTU: 2000, RoutingMode: routing.ModeBirdOSPF, ProbeIgnoreMTU: birdProbe(false, nil)},
 		want: Result{ID: "mtu", Name: name, Status: Fail,
 			Finding: "eth0: mtu 1500; native XDP limit of i40e about 3046; switch mtu 2000; OSPF will refuse adjacency (MTU mismatch, remote 2000, local 1500); " +
 				"installed BIRD does not support ignoremtu (stock BIRD; a patched one is required)",
 			Fix: "ip link set eth0 mtu 2000"},
 	}, {
 		name: "switch MTU matched, above the native XDP limit (see xdp-mtu)", fixture: "virtio",
-		spec:   Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: "bird-ospf", AttachMode: "auto", IgnoreMTU: true, ProbeIgnoreMTU: birdProbe(true, nil)},
+		spec:   Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: routing.ModeBirdOSPF, AttachMode: dataplane.AttachAuto, IgnoreMTU: true, ProbeIgnoreMTU: birdProbe(true, nil)},
 		mutate: func(f *fixture) { f.set("/sys/class/net/eth0/mtu", "9000\n") },
 		want: Result{ID: "mtu", Name: name, Status: Pass,
 			Finding: "eth0: mtu 9000; native XDP limit of virtio_net about 3506; switch mtu 9000"},
 	}, {
 		name: "generic XDP has no such limit", fixture: "virtio",
-		spec:   Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: "bgp", AttachMode: "generic"},
+		spec:   Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: routing.ModeBGP, AttachMode: dataplane.AttachGeneric},
 		mutate: func(f *fixture) { f.set("/sys/class/net/eth0/mtu", "9000\n") },
 		want: Result{ID: "mtu", Name: name, Status: Pass,
 			Finding: "eth0: mtu 9000; native XDP limit of virtio_net about 3506; switch mtu 9000"},
 	}, {
 		name: "bgp mode mismatch is a warning", fixture: "virtio",
-		spec: Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: "bgp", AttachMode: "native"},
+		spec: Spec{Interface: "eth0", SwitchMTU: 9000, RoutingMode: routing.ModeBGP, AttachMode: dataplane.AttachNative},
 		want: Result{ID: "mtu", Name: name, Status: Warn,
 			Finding: "eth0: mtu 1500; native XDP limit of virtio_net about 3506; switch mtu 9000; frames above 1500 from the switch are dropped here",
 			Fix:     "lower the switch port MTU to 1500"},
 	}, {
 		name: "local MTU above the switch's", fixture: "veth",
-		spec:   Spec{Interface: "veth0", SwitchMTU: 1500, RoutingMode: "bgp", AttachMode: "generic"},
+		spec:   Spec{Interface: "veth0", SwitchMTU: 1500, RoutingMode: routing.ModeBGP, AttachMode: dataplane.AttachGeneric},
 		mutate: func(f *fixture) { f.set("/sys/class/net/veth0/mtu", "9000\n") },
 		want: Result{ID: "mtu", Name: name, Status: Warn,
 			Finding: "veth0: mtu 9000; native XDP limit of veth about 3506; switch mtu 1500; frames above 1500 sent to the switch are dropped there",
 			Fix:     "ip link set veth0 mtu 1500"},
 	}, {
-		name: "matching MTU", fixture: "veth", spec: Spec{Interface: "veth0", SwitchMTU: 1500, RoutingMode: "bird-ospf"},
+		name: "matching MTU", fixture: "veth", spec: Spec{Interface: "veth0", SwitchMTU: 1500, RoutingMode: routing.ModeBirdOSPF},
 		want: Result{ID: "mtu", Name: name, Status: Pass,
 			Finding: "veth0: mtu 1500; native XDP limit of veth about 3506; switch mtu 1500"},
 	}, {
@@ -110,23 +113,23 @@ func TestXDPMTU(t *testing.T) {
 	mtu9000 := func(f *fixture) { f.set("/sys/class/net/eth0/mtu", "9000\n") }
 	runCases(t, checkXDPMTU, []checkCase{{
 		name: "FIELD-NOTES 5: 9000 on ixgbe, native", fixture: "ixgbe", mutate: mtu9000,
-		spec: Spec{Interface: "eth0", AttachMode: "native"},
+		spec: Spec{Interface: "eth0", AttachMode: dataplane.AttachNative},
 		want: Result{ID: "xdp-mtu", Name: name, Status: Fail,
 			Finding: "eth0: mtu 9000 > about 3050, the native XDP limit of ixgbe: native XDP will not attach (generic XDP will)",
 			Fix:     "ip link set eth0 mtu 3050"},
 	}, {
 		name: "auto counts as native", fixture: "virtio", mutate: mtu9000,
-		spec: Spec{Interface: "eth0", AttachMode: "auto"},
+		spec: Spec{Interface: "eth0", AttachMode: dataplane.AttachAuto},
 		want: Result{ID: "xdp-mtu", Name: name, Status: Fail,
 			Finding: "eth0: mtu 9000 > about 3506, the native XDP limit of virtio_net: native XDP will not attach (generic XDP will)",
 			Fix:     "ip link set eth0 mtu 3506"},
 	}, {
 		name: "generic", fixture: "ixgbe", mutate: mtu9000,
-		spec: Spec{Interface: "eth0", AttachMode: "generic"},
+		spec: Spec{Interface: "eth0", AttachMode: dataplane.AttachGeneric},
 		want: Result{ID: "xdp-mtu", Name: name, Status: Skip,
 			Finding: "eth0: mtu 9000; attach_mode generic (native XDP limit of ixgbe about 3050)"},
 	}, {
-		name: "fixed", fixture: "ixgbe", spec: Spec{Interface: "eth0", AttachMode: "native"},
+		name: "fixed", fixture: "ixgbe", spec: Spec{Interface: "eth0", AttachMode: dataplane.AttachNative},
 		want: Result{ID: "xdp-mtu", Name: name, Status: Pass,
 			Finding: "eth0: mtu 1500 <= about 3050, the native XDP limit of ixgbe"},
 	}, {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vipd/vipd/dataplane"
 )
 
 // checkCase runs one check against a fixture tree, adjusted by mutate.
@@ -243,7 +245,7 @@ func TestSafeAttachMode(t *testing.T) {
 			f := loadFixture(t, tc.fixture)
 			f.release = tc.release
 			f.set("/sys/class/net/eth0/mtu", tc.mtu+"\n")
-			r := Run(context.Background(), f, Spec{Interface: "eth0", AttachMode: "auto"})
+			r := Run(context.Background(), f, Spec{Interface: "eth0", AttachMode: dataplane.AttachAuto})
 			generic, reason := SafeAttachMode(r)
 			if generic != tc.wantGeneric {
 				t.Errorf("SafeAttachMode = %t (%s), want %t", generic, reason, tc.wantGeneric)

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vipd/vipd/internal/netnstest"
 	"golang.org/x/sys/unix"
+
+	"github.com/vipd/vipd/internal/netnstest"
 )
 
 // TestLocalSourceDelivery checks, in private namespaces, the kernel

@@ -7,16 +7,19 @@ import (
 	"os"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/hostcheck"
+	"github.com/vipd/vipd/routing"
 )
 
 // `vipctl doctor [--json]`: the caller fills the Spec from the parsed
 // config (and wires routing/bird's ProbeIgnoreMTU).
 func Example_doctor() {
 	spec := hostcheck.Spec{
-		Interface: "eth0", Backend: true, AttachMode: "auto", SwitchMTU: 9000,
+		Interface: "eth0", Backend: true, AttachMode: dataplane.AttachAuto, SwitchMTU: 9000,
 		VIPs:        []netip.Addr{netip.MustParseAddr("2001:db8::10")},
-		RoutingMode: "bird-ospf", BirdSocket: "/run/bird/bird.ctl", BirdBinary: "bird",
+		RoutingMode: routing.ModeBirdOSPF, BirdSocket: "/run/bird/bird.ctl", BirdBinary: "bird",
 	}
 	r := hostcheck.Run(context.Background(), hostcheck.System(), spec)
 	asJSON := len(os.Args) > 1 && os.Args[1] == "--json"
@@ -32,7 +35,7 @@ func Example_doctor() {
 // attach mode for "auto", hold IPv6 VIPs without a route back.
 func Example_start() {
 	logger := hclog.New(nil)
-	spec := hostcheck.Spec{Interface: "eth0", Backend: true, AttachMode: "auto"}
+	spec := hostcheck.Spec{Interface: "eth0", Backend: true, AttachMode: dataplane.AttachAuto}
 	r := hostcheck.Run(context.Background(), hostcheck.System(), spec)
 	r.Log(logger)
 	if err := hostcheck.StartError(r); err != nil {

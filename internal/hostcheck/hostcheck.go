@@ -14,9 +14,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vipd/vipd/routing/bird"
 	"net/netip"
 	"strings"
+
+	"github.com/vipd/vipd/dataplane"
+	"github.com/vipd/vipd/routing"
+	"github.com/vipd/vipd/routing/bird"
 )
 
 // Status is the outcome of one check.
@@ -71,15 +74,16 @@ type Spec struct {
 	LocalGUE bool
 	// SwitchMTU is the MTU of the switch port facing Interface.
 	SwitchMTU int
-	// AttachMode is "native", "generic" or "auto".
-	AttachMode string
+	// AttachMode is the configured attach mode (auto when unset).
+	AttachMode dataplane.AttachMode
 	// VIPs are all the configured VIPs.
 	VIPs []netip.Addr
 	// ClientPrefixes are where clients live; when set, a route to each one
 	// is enough for IPv6 VIPs even without a default route.
 	ClientPrefixes []netip.Prefix
-	// RoutingMode is "bgp" or "bird-ospf".
-	RoutingMode string
+	// RoutingMode is the routing mode ("" without a config: the routing
+	// checks skip).
+	RoutingMode routing.Mode
 	// BirdSocket is BIRD's control socket (bird-ospf mode).
 	BirdSocket string
 	// BirdBinary is the bird executable, for the ignoremtu probe.

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vipd/vipd/dataplane"
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bird"
 )
 
@@ -52,7 +54,7 @@ func checkXDPMTU(_ context.Context, h Host, s Spec) Result {
 	switch {
 	case !known:
 		r.Status, r.Finding = Pass, fmt.Sprintf("%s: mtu %d; native XDP limit of %s unknown", s.Interface, mtu, di.Driver)
-	case s.AttachMode == "generic":
+	case s.AttachMode == dataplane.AttachGeneric:
 		r.Status, r.Finding = Skip, fmt.Sprintf("%s: mtu %d; attach_mode generic (native XDP limit of %s about %d)", s.Interface, mtu, di.Driver, limit)
 	case mtu > limit:
 		r.Status = Fail
@@ -86,7 +88,7 @@ func checkMTU(ctx context.Context, h Host, s Spec) Result {
 		driver = di.Driver
 		limit = nativeXDPMaxMTU[di.Driver]
 	}
-	native := s.AttachMode != "generic"
+	native := s.AttachMode != dataplane.AttachGeneric
 	var parts, fixes []string
 	r.Status = Pass
 	worse := func(st Status) { r.Status = max(r.Status, st) }
@@ -106,7 +108,7 @@ func checkMTU(ctx context.Context, h Host, s Spec) Result {
 		// cannot run at that MTU.
 		canRaise := !native || limit == 0 || s.SwitchMTU <= limit
 		raise := fmt.Sprintf("ip link set %s mtu %d", s.Interface, s.SwitchMTU)
-		if s.RoutingMode == "bird-ospf" {
+		if s.RoutingMode == routing.ModeBirdOSPF {
 			supported, perr := probeIgnoreMTU(ctx, s)
 			birdSays := "installed BIRD supports ignoremtu"
 			switch {

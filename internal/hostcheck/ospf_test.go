@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bird"
 )
 
@@ -17,15 +18,15 @@ func TestOSPFAdjacency(t *testing.T) {
 		"[[routing.bird.ospf]] on both ends (needs a BIRD with the ignoremtu patch: make bird-ignoremtu)"
 	tests := []struct {
 		name     string
-		mode     string
+		mode     routing.Mode
 		problems []bird.Problem
 		err      error
 		want     Result
 	}{
-		{"bgp mode", "bgp", nil, nil, Result{Status: Skip, Finding: `routing mode "bgp", not bird-ospf`}},
-		{"full adjacencies", "bird-ospf", nil, nil, Result{Status: Pass, Finding: "no OSPF adjacency stuck in ExStart"}},
-		{"mtu mismatch", "bird-ospf", []bird.Problem{stuck}, nil, Result{Status: Fail, Finding: stuck.String(), Fix: fix}},
-		{"bird down", "bird-ospf", nil, errors.New("dial unix /run/bird/bird.ctl: connect: no such file or directory"),
+		{"bgp mode", routing.ModeBGP, nil, nil, Result{Status: Skip, Finding: `routing mode "bgp", not bird-ospf`}},
+		{"full adjacencies", routing.ModeBirdOSPF, nil, nil, Result{Status: Pass, Finding: "no OSPF adjacency stuck in ExStart"}},
+		{"mtu mismatch", routing.ModeBirdOSPF, []bird.Problem{stuck}, nil, Result{Status: Fail, Finding: stuck.String(), Fix: fix}},
+		{"bird down", routing.ModeBirdOSPF, nil, errors.New("dial unix /run/bird/bird.ctl: connect: no such file or directory"),
 			Result{Status: Warn, Finding: "cannot ask BIRD about OSPF neighbours: dial unix /run/bird/bird.ctl: connect: no such file or directory"}},
 	}
 	for _, tt := range tests {

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/vipd/vipd/routing/bird"
 	"net"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vipd/vipd/routing"
+	"github.com/vipd/vipd/routing/bird"
 )
 
 // dialTimeout bounds each network probe of the routing checks.
@@ -22,8 +24,8 @@ const defaultBirdSocket = "/run/bird/bird.ctl"
 // and reports its version from the greeting ("0001 BIRD 2.0.12 ready.").
 func checkBird(ctx context.Context, h Host, s Spec) Result {
 	r := Result{ID: "bird", Name: "BIRD control socket"}
-	if s.RoutingMode != "bird-ospf" {
-		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not bird-ospf", s.RoutingMode)
+	if s.RoutingMode != routing.ModeBirdOSPF {
+		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not %s", s.RoutingMode, routing.ModeBirdOSPF)
 		return r
 	}
 	sock := s.BirdSocket
@@ -68,8 +70,8 @@ func birdVersion(ctx context.Context, h Host, sock string) (string, error) {
 // a live vipd) or another BGP daemon (bird, gobgpd, frr) holds it.
 func checkBGPListen(ctx context.Context, h Host, s Spec) Result {
 	r := Result{ID: "bgp-listen", Name: "BGP listen port free"}
-	if s.RoutingMode != "bgp" {
-		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not bgp", s.RoutingMode)
+	if s.RoutingMode != routing.ModeBGP {
+		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not %s", s.RoutingMode, routing.ModeBGP)
 		return r
 	}
 	if s.BGPListen == "" {
@@ -138,8 +140,8 @@ func checkPeers(ctx context.Context, h Host, s Spec) Result {
 // itself ("remote 9000, local 1500") is in the finding.
 func checkOSPFAdjacency(ctx context.Context, _ Host, s Spec) Result {
 	r := Result{ID: IDOSPF, Name: "OSPF adjacencies (MTU mismatch)"}
-	if s.RoutingMode != "bird-ospf" || (s.Bird == nil && s.DiagnoseOSPF == nil) {
-		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not bird-ospf", s.RoutingMode)
+	if s.RoutingMode != routing.ModeBirdOSPF || (s.Bird == nil && s.DiagnoseOSPF == nil) {
+		r.Status, r.Finding = Skip, fmt.Sprintf("routing mode %q, not %s", s.RoutingMode, routing.ModeBirdOSPF)
 		return r
 	}
 	diagnose := s.DiagnoseOSPF

@@ -2,7 +2,6 @@ package hostcheck
 
 import (
 	"context"
-	"github.com/vipd/vipd/routing/bird"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/routing"
+	"github.com/vipd/vipd/routing/bird"
+
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/vipd/vipd/internal/netnstest"
 )
 
@@ -46,20 +49,20 @@ func TestBird(t *testing.T) {
 	odd := fakeBird(t, "HTTP/1.0 400 Bad Request\r\n")
 	gone := filepath.Join(t.TempDir(), "nobird.ctl")
 	runCases(t, checkBird, []checkCase{{
-		name: "answers", fixture: "veth", spec: Spec{RoutingMode: "bird-ospf", BirdSocket: good},
+		name: "answers", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: good},
 		want: Result{ID: "bird", Name: name, Status: Pass, Finding: good + ": BIRD 2.0.12"},
 	}, {
-		name: "not running", fixture: "veth", spec: Spec{RoutingMode: "bird-ospf", BirdSocket: gone},
+		name: "not running", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: gone},
 		want: Result{ID: "bird", Name: name, Status: Fail,
 			Finding: gone + ": dial unix " + gone + ": connect: no such file or directory",
 			Fix:     "bird -c /etc/bird/bird.conf -s " + gone},
 	}, {
-		name: "not BIRD", fixture: "veth", spec: Spec{RoutingMode: "bird-ospf", BirdSocket: odd},
+		name: "not BIRD", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: odd},
 		want: Result{ID: "bird", Name: name, Status: Fail,
 			Finding: odd + `: unexpected greeting "HTTP/1.0 400 Bad Request"`,
 			Fix:     "bird -c /etc/bird/bird.conf -s " + odd},
 	}, {
-		name: "bgp mode", fixture: "veth", spec: Spec{RoutingMode: "bgp"},
+		name: "bgp mode", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBGP},
 		want: Result{ID: "bird", Name: name, Status: Skip, Finding: `routing mode "bgp", not bird-ospf`},
 	}})
 }
@@ -84,7 +87,7 @@ func TestBirdReal(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	var got Result
 	for {
-		got = checkBird(context.Background(), System(), Spec{RoutingMode: "bird-ospf", BirdSocket: sock})
+		got = checkBird(context.Background(), System(), Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: sock})
 		if got.Status == Pass || time.Now().After(deadline) {
 			break
 		}
@@ -129,15 +132,15 @@ func TestBGPListen(t *testing.T) {
 	_, busyPort, _ := net.SplitHostPort(busyAddr)
 	name := "BGP listen port free"
 	runCases(t, checkBGPListen, []checkCase{{
-		name: "free", fixture: "veth", spec: Spec{RoutingMode: "bgp", BGPListen: freeAddr},
+		name: "free", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBGP, BGPListen: freeAddr},
 		want: Result{ID: "bgp-listen", Name: name, Status: Pass, Finding: freeAddr + " is free"},
 	}, {
-		name: "taken", fixture: "veth", spec: Spec{RoutingMode: "bgp", BGPListen: busyAddr},
+		name: "taken", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBGP, BGPListen: busyAddr},
 		want: Result{ID: "bgp-listen", Name: name, Status: Warn,
 			Finding: busyAddr + ": listen tcp " + busyAddr + ": bind: address already in use (vipd itself if it is running, else another BGP daemon)",
 			Fix:     "ss -ltnp 'sport = :" + busyPort + "'"},
 	}, {
-		name: "bird mode", fixture: "veth", spec: Spec{RoutingMode: "bird-ospf", BGPListen: busyAddr},
+		name: "bird mode", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBirdOSPF, BGPListen: busyAddr},
 		want: Result{ID: "bgp-listen", Name: name, Status: Skip, Finding: `routing mode "bird-ospf", not bgp`},
 	}})
 }

@@ -15,9 +15,9 @@ func SpecFor(c *config.Config) Spec {
 		Backend:        true, // symmetric cluster: every node is a backend
 		AllowIPForward: c.Node.AllowIPForward,
 		SwitchMTU:      c.Dataplane.SwitchMTU,
-		AttachMode:     string(c.Dataplane.Attach),
+		AttachMode:     c.Dataplane.Attach,
 		ClientPrefixes: c.Node.ClientPrefixes,
-		RoutingMode:    string(c.Routing.Mode),
+		RoutingMode:    c.Routing.Mode,
 	}
 	for _, v := range c.VIPs {
 		s.VIPs = append(s.VIPs, v.Addr)

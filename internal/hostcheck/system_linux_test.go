@@ -12,8 +12,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vipd/vipd/internal/netnstest"
 	"github.com/vishvananda/netlink"
+
+	"github.com/vipd/vipd/dataplane"
+	"github.com/vipd/vipd/internal/netnstest"
+	"github.com/vipd/vipd/routing"
 )
 
 // uplink is the interface of the host's IPv4 default route, or lo.
@@ -39,14 +42,14 @@ func uplink(t testing.TB) string {
 func TestSystem(t *testing.T) {
 	vips := []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}
 	for _, spec := range []Spec{{
-		Interface: uplink(t), Backend: true, LocalGUE: true, SwitchMTU: 9000, AttachMode: "auto",
-		VIPs: vips, RoutingMode: "bird-ospf", BirdSocket: filepath.Join(t.TempDir(), "bird.ctl"),
+		Interface: uplink(t), Backend: true, LocalGUE: true, SwitchMTU: 9000, AttachMode: dataplane.AttachAuto,
+		VIPs: vips, RoutingMode: routing.ModeBirdOSPF, BirdSocket: filepath.Join(t.TempDir(), "bird.ctl"),
 		PeerStateURLs: []string{"http://127.0.0.1:1/state"},
 	}, {
-		Interface: "lo", Backend: true, SwitchMTU: 1500, AttachMode: "native", VIPs: vips,
-		RoutingMode: "bgp", BGPListen: "127.0.0.1:0",
+		Interface: "lo", Backend: true, SwitchMTU: 1500, AttachMode: dataplane.AttachNative, VIPs: vips,
+		RoutingMode: routing.ModeBGP, BGPListen: "127.0.0.1:0",
 	}, {
-		Interface: "nosuch0", RoutingMode: "bgp",
+		Interface: "nosuch0", RoutingMode: routing.ModeBGP,
 	}, {}} {
 		t.Run(spec.Interface, func(t *testing.T) {
 			r := Run(context.Background(), System(), spec)
@@ -93,8 +96,8 @@ func TestNamespace(t *testing.T) {
 		ns.MustRun(t, argv...)
 	}
 	spec := Spec{
-		Interface: dev, Backend: true, LocalGUE: true, SwitchMTU: 1500, AttachMode: "native",
-		VIPs: []netip.Addr{netip.MustParseAddr("2001:db8::10")}, RoutingMode: "bgp",
+		Interface: dev, Backend: true, LocalGUE: true, SwitchMTU: 1500, AttachMode: dataplane.AttachNative,
+		VIPs: []netip.Addr{netip.MustParseAddr("2001:db8::10")}, RoutingMode: routing.ModeBGP,
 	}
 	run := func() Report {
 		t.Helper()

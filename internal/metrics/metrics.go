@@ -1,6 +1,7 @@
 // Package metrics exposes vipd's state to Prometheus. It reads a status
-// snapshot at scrape time, so the numbers are never staler than the scrape
-// and nothing in the controller has to remember to update a gauge.
+// snapshot and the routing sessions (routing.Advertiser.Peers) at scrape
+// time, so the numbers are never staler than the scrape and nothing in the
+// controller has to remember to update a gauge.
 package metrics
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/routing"
 )
 
 var (
@@ -29,9 +31,13 @@ var (
 	nodeDraining = prometheus.NewDesc("vipd_node_draining",
 		"1 while the node is draining (any phase other than active).", nil, nil)
 	peerUp = prometheus.NewDesc("vipd_routing_peer_up",
-		"1 if the routing session is established.", []string{"peer"}, nil)
+		"1 if the routing session is up (BGP established, OSPF full).", []string{"peer"}, nil)
 	peerRoutes = prometheus.NewDesc("vipd_routing_peer_routes_advertised",
 		"Routes advertised to the peer.", []string{"peer"}, nil)
+	peerUptime = prometheus.NewDesc("vipd_routing_peer_uptime_seconds",
+		"How long the routing session has been up (0 when down or unknown).", []string{"peer"}, nil)
+	peersErr = prometheus.NewDesc("vipd_routing_peers_error",
+		"1 if listing the routing sessions for this scrape failed.", nil, nil)
 	memberUp = prometheus.NewDesc("vipd_cluster_member_up",
 		"1 if the member's state URL answers (after rise/fall).", []string{"member"}, nil)
 	dpPackets = prometheus.NewDesc("vipd_dataplane_packets_total",
@@ -40,19 +46,21 @@ var (
 		"1 if reading vipd's status for this scrape failed.", nil, nil)
 )
 
-// Collector turns a status snapshot into metrics.
+// Collector turns a status snapshot and the routing sessions into metrics.
 type Collector struct {
 	status func(context.Context) (api.Status, error)
+	peers  func(context.Context) ([]routing.Peer, error)
 }
 
-// NewCollector returns a collector reading status at every scrape.
-func NewCollector(status func(context.Context) (api.Status, error)) *Collector {
-	return &Collector{status: status}
+// NewCollector returns a collector reading status and peers (the
+// advertiser's Peers) at every scrape.
+func NewCollector(status func(context.Context) (api.Status, error), peers func(context.Context) ([]routing.Peer, error)) *Collector {
+	return &Collector{status: status, peers: peers}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{vipFacet, vipTransitions, vipErrors, nodeDraining, peerUp, peerRoutes, memberUp, dpPackets, scrapeErr} {
+	for _, d := range []*prometheus.Desc{vipFacet, vipTransitions, vipErrors, nodeDraining, peerUp, peerRoutes, peerUptime, peersErr, memberUp, dpPackets, scrapeErr} {
 		ch <- d
 	}
 }
@@ -61,6 +69,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	c.collectPeers(ctx, ch)
 	st, err := c.status(ctx)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, 1)
@@ -69,7 +78,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, 0)
 	ch <- prometheus.MustNewConstMetric(nodeDraining, prometheus.GaugeValue, b2f(st.Phase != "" && st.Phase != "active"))
 	for _, v := range st.VIPs {
-		a := v.Addr.String()
+		a := v.Address.String()
 		for facet, on := range map[string]bool{
 			"programmed": v.Programmed, "advertised": v.Advertised, "bound": v.Bound,
 			"healthy": v.Healthy, "draining": v.Draining,
@@ -78,10 +87,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(vipTransitions, prometheus.CounterValue, float64(v.Transitions), a)
 		ch <- prometheus.MustNewConstMetric(vipErrors, prometheus.CounterValue, float64(v.Errors), a)
-	}
-	for _, p := range st.Peers {
-		ch <- prometheus.MustNewConstMetric(peerUp, prometheus.GaugeValue, b2f(p.State == "established"), p.Name)
-		ch <- prometheus.MustNewConstMetric(peerRoutes, prometheus.GaugeValue, float64(p.Routes), p.Name)
 	}
 	for _, m := range st.Members {
 		ch <- prometheus.MustNewConstMetric(memberUp, prometheus.GaugeValue, b2f(m.Up), m.Name)
@@ -93,6 +98,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// collectPeers exports one set of gauges per routing session.
+func (c *Collector) collectPeers(ctx context.Context, ch chan<- prometheus.Metric) {
+	peers, err := c.peers(ctx)
+	ch <- prometheus.MustNewConstMetric(peersErr, prometheus.GaugeValue, b2f(err != nil))
+	if err != nil {
+		return
+	}
+	for _, p := range peers {
+		ch <- prometheus.MustNewConstMetric(peerUp, prometheus.GaugeValue, b2f(p.Up), p.Name)
+		ch <- prometheus.MustNewConstMetric(peerRoutes, prometheus.GaugeValue, float64(p.Advertised), p.Name)
+		ch <- prometheus.MustNewConstMetric(peerUptime, prometheus.GaugeValue, p.Uptime.Seconds(), p.Name)
+	}
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -101,7 +120,7 @@ func b2f(b bool) float64 {
 }
 
 // Handler returns the /metrics handler for a registry holding cs (vipd's
-// Collector, the BGP speaker's) and the Go runtime and process collectors.
+// Collector) and the Go runtime and process collectors.
 func Handler(cs ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(cs...)

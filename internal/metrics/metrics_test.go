@@ -8,14 +8,15 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vipd/vipd/internal/api"
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
-func scrape(t *testing.T, status func(context.Context) (api.Status, error)) string {
+func scrape(t *testing.T, status func(context.Context) (api.Status, error), peers func(context.Context) ([]routing.Peer, error)) string {
 	t.Helper()
-	srv := httptest.NewServer(Handler(NewCollector(status)))
+	srv := httptest.NewServer(Handler(NewCollector(status, peers)))
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)
 	if err != nil {
@@ -29,15 +30,19 @@ func scrape(t *testing.T, status func(context.Context) (api.Status, error)) stri
 func TestCollector(t *testing.T) {
 	st := api.Status{
 		Phase: "draining",
-		VIPs: []vip.VIPStatus{{
-			Addr: netip.MustParseAddr("198.51.100.10"), Programmed: true, Bound: true, Healthy: true,
+		VIPs: []api.VIPStatus{{
+			Address: netip.MustParseAddr("198.51.100.10"), Programmed: true, Bound: true, Healthy: true,
 			Transitions: 7, Errors: 2,
 		}},
-		Peers:     []api.Peer{{Name: "192.0.2.1 AS65000", State: "established", Routes: 1}},
 		Members:   []api.Member{{Name: "n2", Up: true}, {Name: "n3"}},
 		Dataplane: &api.Dataplane{Counters: map[string]uint64{"drop_loop_guard": 3}},
 	}
-	out := scrape(t, func(context.Context) (api.Status, error) { return st, nil })
+	peers := []routing.Peer{
+		{Name: "192.0.2.1 AS65000", State: "established", Up: true, Uptime: 90 * time.Second, Advertised: 1},
+		{Name: "192.0.2.2 AS65000", State: "active"},
+	}
+	out := scrape(t, func(context.Context) (api.Status, error) { return st, nil },
+		func(context.Context) ([]routing.Peer, error) { return peers, nil })
 	for _, want := range []string{
 		`vipd_scrape_error 0`,
 		`vipd_node_draining 1`,
@@ -48,6 +53,9 @@ func TestCollector(t *testing.T) {
 		`vipd_vip_errors_total{vip="198.51.100.10"} 2`,
 		`vipd_routing_peer_up{peer="192.0.2.1 AS65000"} 1`,
 		`vipd_routing_peer_routes_advertised{peer="192.0.2.1 AS65000"} 1`,
+		`vipd_routing_peer_uptime_seconds{peer="192.0.2.1 AS65000"} 90`,
+		`vipd_routing_peer_up{peer="192.0.2.2 AS65000"} 0`,
+		`vipd_routing_peers_error 0`,
 		`vipd_cluster_member_up{member="n2"} 1`,
 		`vipd_cluster_member_up{member="n3"} 0`,
 		`vipd_dataplane_packets_total{counter="drop_loop_guard"} 3`,
@@ -60,8 +68,9 @@ func TestCollector(t *testing.T) {
 }
 
 func TestCollectorStatusError(t *testing.T) {
-	out := scrape(t, func(context.Context) (api.Status, error) { return api.Status{}, errors.New("down") })
-	if !strings.Contains(out, "vipd_scrape_error 1\n") {
+	out := scrape(t, func(context.Context) (api.Status, error) { return api.Status{}, errors.New("down") },
+		func(context.Context) ([]routing.Peer, error) { return nil, errors.New("bird down") })
+	if !strings.Contains(out, "vipd_scrape_error 1\n") || !strings.Contains(out, "vipd_routing_peers_error 1\n") {
 		t.Errorf("scrape after a status error:\n%s", out)
 	}
 }

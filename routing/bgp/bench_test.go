@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/vip"
 )
 
@@ -201,12 +202,12 @@ func BenchmarkWithdrawLatency(b *testing.B) {
 	all := []netip.Prefix{vip4, vip4b}
 	var lat []time.Duration
 	for range rounds {
-		if err := announce(ctx, []vip.Route{{Prefix: vip4}, {Prefix: vip4b}}); err != nil {
+		if err := announce(ctx, []routing.Route{{Prefix: vip4}, {Prefix: vip4b}}); err != nil {
 			b.Fatal(err)
 		}
 		w.wait(b, vip4.String(), false)
 		start := time.Now()
-		if err := drainVIP(ctx, announce, DrainWithdraw, all, vip4); err != nil {
+		if err := drainVIP(ctx, announce, vip.DrainWithdraw, all, vip4); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, w.wait(b, vip4.String(), true).Sub(start))
@@ -229,11 +230,11 @@ func BenchmarkWithdrawLatency(b *testing.B) {
 func BenchmarkAnnounce10k(b *testing.B) {
 	const n = 10000
 	var vips []VIPRoute
-	var routes []vip.Route
+	var routes []routing.Route
 	for i := range n {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)}), 32)
 		vips = append(vips, VIPRoute{Prefix: p, Attrs: RouteAttrs{Communities: []string{"65000:100"}}})
-		routes = append(routes, vip.Route{Prefix: p})
+		routes = append(routes, routing.Route{Prefix: p})
 	}
 	var vipdBest, rawBest time.Duration
 	var rss float64
@@ -266,7 +267,7 @@ func waitCount(b testing.TB, w *peerWatch, n uint64) {
 
 // announce10kVipd times SetRoutes of routes until the peer holds them all,
 // and reads the process RSS then.
-func announce10kVipd(b *testing.B, vips []VIPRoute, routes []vip.Route) (time.Duration, float64) {
+func announce10kVipd(b *testing.B, vips []VIPRoute, routes []routing.Route) (time.Duration, float64) {
 	pr := newPair(b)
 	g := startGoBGP(b, pr)
 	w := watchPeer(b, g)

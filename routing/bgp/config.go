@@ -1,4 +1,5 @@
-// Package bgp implements vip.Advertiser with an embedded GoBGP v3 speaker.
+// Package bgp implements routing.Advertiser with an embedded GoBGP v3
+// speaker.
 //
 // The Speaker owns one GoBGP BgpServer. It imports nothing from its peers
 // (the global import policy accepts only locally originated paths), exports
@@ -10,9 +11,10 @@
 //
 //	s, err := bgp.New(cfg, log.Named("bgp"))      // validates, starts nothing
 //	err = s.Start(ctx, bgp.StartOptions{Routes: adopted, Restarting: upgrade})
+//	err = s.SetVIPs(ctx, vips)                   // on a config reload
 //	routes, err := s.SetRoutes(ctx, wanted)      // as often as the state changes
 //	err = s.Close(ctx)  // shutdown/drain: withdraw, wait for the peers, Cease
-//	s.Abandon()         // upgrade restart instead: no Cease, GR keeps routes
+//	err = s.Abandon()   // upgrade restart instead: no Cease, GR keeps routes
 package bgp
 
 import (
@@ -43,23 +45,16 @@ type Config struct {
 	NextHop6 netip.Addr `toml:"next_hop_v6"`
 	// GracefulRestart: advertise RFC 4724 restarting-speaker capability.
 	GracefulRestart GracefulRestart `toml:"graceful_restart"`
-	// Drain: "withdraw" (default) or "deprefer" (announce with DrainAttrs).
-	Drain      string     `toml:"drain"`
+	// DrainAttrs are added on top of a VIP's own attributes when its route
+	// is announced as draining (routing.Route.Draining). Whether a draining
+	// VIP is announced at all is the drain policy ([routing.bgp] drain),
+	// which internal/config parses for the state machine: the speaker
+	// never consults it.
 	DrainAttrs RouteAttrs `toml:"drain_attributes"`
 	Neighbors  []Neighbor `toml:"neighbor"`
 
 	VIPs []VIPRoute `toml:"-"`
 }
-
-// Drain policies (Config.Drain).
-const (
-	// DrainWithdraw: a draining VIP is withdrawn (the default).
-	DrainWithdraw = "withdraw"
-	// DrainDeprefer: a draining VIP stays announced with the drain
-	// attributes added (worse MED, prepends, a community), so routers prefer
-	// other nodes but may still send here if no other node announces it.
-	DrainDeprefer = "deprefer"
-)
 
 // GracefulRestart configures RFC 4724.
 type GracefulRestart struct {
@@ -106,15 +101,6 @@ const (
 	maxPrepend         = 16
 )
 
-// DrainPolicy returns the effective drain policy: DrainWithdraw or
-// DrainDeprefer.
-func (c *Config) DrainPolicy() string {
-	if c.Drain == "" {
-		return DrainWithdraw
-	}
-	return c.Drain
-}
-
 // Validate checks the section. Errors are fielderr errors with key paths
 // relative to the section ("neighbor[1].asn"), joined with errors.Join.
 // Defaults (router id, next hops) that the loader fills from the node
@@ -146,11 +132,6 @@ func (c *Config) Validate() error {
 	}
 	if rt := c.GracefulRestart.RestartTime; rt != 0 && (rt < time.Second || rt > maxRestartTime || rt%time.Second != 0) {
 		add("graceful_restart.restart_time", "restart time %s must be whole seconds between 1s and %s", rt, maxRestartTime)
-	}
-	switch c.Drain {
-	case "", DrainWithdraw, DrainDeprefer:
-	default:
-		add("drain", "unknown drain policy %q (want %q or %q)", c.Drain, DrainWithdraw, DrainDeprefer)
 	}
 	errs = append(errs, c.DrainAttrs.validate("drain_attributes")...)
 

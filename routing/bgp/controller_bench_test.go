@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/vip"
 )
 
@@ -192,7 +193,7 @@ type timedAdvertiser struct {
 	max   int           // most routes asked for in one call
 }
 
-func (a *timedAdvertiser) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+func (a *timedAdvertiser) SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
 	start := time.Now()
 	got, err := a.s.SetRoutes(ctx, routes)
 	a.mu.Lock()
@@ -231,7 +232,7 @@ func (nullBinder) Bind(context.Context, netip.Addr) error      { return nil }
 func (nullBinder) Unbind(context.Context, netip.Addr) error    { return nil }
 func (nullBinder) Bound(context.Context) ([]netip.Addr, error) { return nil, nil }
 
-func (nullDataplane) Program(context.Context, vip.Program) error       { return nil }
+func (nullDataplane) Program(context.Context, vip.ProgramSpec) error       { return nil }
 func (nullDataplane) Unprogram(context.Context, netip.Addr) error      { return nil }
 func (nullDataplane) SetBound(context.Context, []netip.Addr) error     { return nil }
 func (nullDataplane) Programmed(context.Context) ([]netip.Addr, error) { return nil, nil }

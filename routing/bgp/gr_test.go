@@ -15,7 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
 // Environment of the helper process (TestHelperSpeaker).
@@ -38,9 +38,9 @@ func TestHelperSpeaker(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "helper: parsing config:", err)
 		os.Exit(2)
 	}
-	var routes []vip.Route
+	var routes []routing.Route
 	for _, v := range cfg.VIPs {
-		routes = append(routes, vip.Route{Prefix: v.Prefix})
+		routes = append(routes, routing.Route{Prefix: v.Prefix})
 	}
 	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Name: "helper", Output: os.Stderr}))
 	if err == nil {
@@ -219,7 +219,7 @@ func TestRestartingWithNonGRPeer(t *testing.T) {
 	g := startGoBGP(t, pr)
 	cfg := testConfig(pr, g.port, VIPRoute{vip4, RouteAttrs{}})
 	cfg.GracefulRestart = GracefulRestart{Enabled: true}
-	s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: vip4}}, Restarting: true})
+	s := startSpeaker(t, cfg, StartOptions{Routes: []routing.Route{{Prefix: vip4}}, Restarting: true})
 	waitEstablished(t, s)
 	eventually(t, deferralTime/2, "VIP at the non-GR peer", func() bool { return len(g.table(t)) == 1 })
 }

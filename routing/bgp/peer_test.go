@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,10 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/metrics"
+	"github.com/vipd/vipd/routing"
+	"github.com/vipd/vipd/routing/routingtest"
 	"github.com/vipd/vipd/vip"
 )
 
@@ -94,7 +99,7 @@ func (g *gobgpPeer) table(t testing.TB) map[string]seen {
 	return out
 }
 
-func mustSet(t *testing.T, s *Speaker, routes ...vip.Route) {
+func mustSet(t *testing.T, s *Speaker, routes ...routing.Route) {
 	t.Helper()
 	if _, err := s.SetRoutes(context.Background(), routes); err != nil {
 		t.Fatalf("SetRoutes(%v): %v", routes, err)
@@ -119,15 +124,15 @@ func TestGoBGPPeer(t *testing.T) {
 
 	steps := []struct {
 		name   string
-		routes []vip.Route
+		routes []routing.Route
 		want   map[string]seen
 		noop   bool // no UPDATE may reach the peer
 	}{
-		{"announce v4 and v6", []vip.Route{{Prefix: vip4}, {Prefix: vip6}, {Prefix: vip4b}},
+		{"announce v4 and v6", []routing.Route{{Prefix: vip4}, {Prefix: vip6}, {Prefix: vip4b}},
 			map[string]seen{vip4.String(): want4, vip6.String(): want6, vip4b.String(): want4b}, false},
-		{"same again is a no-op", []vip.Route{{Prefix: vip6}, {Prefix: vip4}, {Prefix: vip4b}},
+		{"same again is a no-op", []routing.Route{{Prefix: vip6}, {Prefix: vip4}, {Prefix: vip4b}},
 			map[string]seen{vip4.String(): want4, vip6.String(): want6, vip4b.String(): want4b}, true},
-		{"withdraw v4", []vip.Route{{Prefix: vip6}, {Prefix: vip4b}},
+		{"withdraw v4", []routing.Route{{Prefix: vip6}, {Prefix: vip4b}},
 			map[string]seen{vip6.String(): want6, vip4b.String(): want4b}, false},
 		{"withdraw all", nil, map[string]seen{}, false},
 	}
@@ -161,15 +166,9 @@ func TestGoBGPPeer(t *testing.T) {
 	}
 
 	t.Run("refuses non-VIP", func(t *testing.T) {
-		got, err := s.SetRoutes(context.Background(), []vip.Route{{Prefix: notAVIP}, {Prefix: vip4b}})
-		if !errors.Is(err, ErrNotVIP) || !strings.Contains(err.Error(), notAVIP.String()) {
-			t.Errorf("SetRoutes(non-VIP) error = %v, want ErrNotVIP naming %s", err, notAVIP)
-		}
-		if d := cmp.Diff([]vip.Route{{Prefix: vip4b}}, got, cmpNet); d != "" {
-			t.Errorf("announced (-want +got):\n%s", d)
-		}
-		if err := s.Announce(context.Background(), notAVIP, RouteAttrs{}); !errors.Is(err, ErrNotVIP) {
-			t.Errorf("Announce(non-VIP) = %v, want ErrNotVIP", err)
+		routingtest.CheckUnknownPrefix(t, s, []routing.Route{{Prefix: vip4b}}, notAVIP)
+		if err := s.Announce(context.Background(), notAVIP, RouteAttrs{}); !errors.Is(err, routing.ErrUnknownPrefix) {
+			t.Errorf("Announce(non-VIP) = %v, want routing.ErrUnknownPrefix", err)
 		}
 		time.Sleep(200 * time.Millisecond) // long enough for a leak to show up
 		if tb := g.table(t); len(tb) != 1 || tb[notAVIP.String()] != (seen{}) {
@@ -186,30 +185,35 @@ func TestGoBGPPeer(t *testing.T) {
 			t.Fatalf("Peers() = %v, want one", ps)
 		}
 		ps[0].Uptime = 0
-		want := PeerStatus{Address: pr.peer, ASN: peerASN, State: "established", Advertised: 1}
+		want := routing.Peer{Name: pr.peer.String() + " AS" + strconv.Itoa(peerASN), Address: pr.peer, ASN: peerASN,
+			State: "established", Up: true, Advertised: 1}
 		if d := cmp.Diff(want, ps[0], cmpNet); d != "" {
 			t.Errorf("Peers() (-want +got):\n%s", d)
 		}
 
+		// The metrics vipd exports for the session come from Peers.
 		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(s)
+		reg.MustRegister(metrics.NewCollector(func(context.Context) (api.Status, error) { return api.Status{}, nil }, s.Peers))
 		mfs, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
-		metrics := map[string]float64{}
+		got := map[string]float64{}
 		for _, mf := range mfs {
+			if !strings.HasPrefix(mf.GetName(), "vipd_routing_peer") {
+				continue
+			}
 			for _, m := range mf.GetMetric() {
-				metrics[mf.GetName()] = m.GetGauge().GetValue()
+				got[mf.GetName()] = m.GetGauge().GetValue()
 			}
 		}
 		wantMetrics := map[string]float64{
-			"vipd_bgp_peer_established":       1,
-			"vipd_bgp_peer_routes_advertised": 1,
-			"vipd_bgp_peer_uptime_seconds":    metrics["vipd_bgp_peer_uptime_seconds"],
-			"vipd_bgp_routes_announced":       1,
+			"vipd_routing_peer_up":                1,
+			"vipd_routing_peer_routes_advertised": 1,
+			"vipd_routing_peer_uptime_seconds":    got["vipd_routing_peer_uptime_seconds"],
+			"vipd_routing_peers_error":            0,
 		}
-		if d := cmp.Diff(wantMetrics, metrics); d != "" {
+		if d := cmp.Diff(wantMetrics, got); d != "" {
 			t.Errorf("metrics (-want +got):\n%s", d)
 		}
 	})
@@ -222,7 +226,7 @@ func TestFRRPeer(t *testing.T) {
 	cfg := testConfig(pr, f.port, VIPRoute{vip4, attrsFull}, VIPRoute{vip6, attrsFull})
 	s := startSpeaker(t, cfg, StartOptions{})
 	waitEstablished(t, s)
-	mustSet(t, s, vip.Route{Prefix: vip4}, vip.Route{Prefix: vip6})
+	mustSet(t, s, routing.Route{Prefix: vip4}, routing.Route{Prefix: vip6})
 
 	eventually(t, 5*time.Second, "both VIPs at FRR", func() bool {
 		return len(f.routes(t, "ipv4")) == 1 && len(f.routes(t, "ipv6")) == 1
@@ -241,7 +245,7 @@ func TestFRRPeer(t *testing.T) {
 			t.Errorf("FRR's path for %s (-want +got):\n%s", p, d)
 		}
 	}
-	mustSet(t, s, vip.Route{Prefix: vip6})
+	mustSet(t, s, routing.Route{Prefix: vip6})
 	eventually(t, 5*time.Second, "v4 VIP gone at FRR", func() bool {
 		return len(f.routes(t, "ipv4")) == 0 && len(f.routes(t, "ipv6")) == 1
 	})
@@ -274,21 +278,21 @@ func frrSeen(p frrPath) seen {
 // route as draining (deprefer policy) or leaves it out (withdraw policy).
 // announce is the call the state machine makes; today SetRoutes, later the
 // vip controller's drain command.
-func drainVIP(ctx context.Context, announce func(context.Context, []vip.Route) error, policy string, all []netip.Prefix, drained netip.Prefix) error {
-	var routes []vip.Route
+func drainVIP(ctx context.Context, announce func(context.Context, []routing.Route) error, policy vip.DrainPolicy, all []netip.Prefix, drained netip.Prefix) error {
+	var routes []routing.Route
 	for _, p := range all {
 		switch {
 		case p != drained:
-			routes = append(routes, vip.Route{Prefix: p})
-		case policy == DrainDeprefer:
-			routes = append(routes, vip.Route{Prefix: p, Draining: true})
+			routes = append(routes, routing.Route{Prefix: p})
+		case policy == vip.DrainDeprefer:
+			routes = append(routes, routing.Route{Prefix: p, Draining: true})
 		}
 	}
 	return announce(ctx, routes)
 }
 
-func setRoutesFunc(s *Speaker) func(context.Context, []vip.Route) error {
-	return func(ctx context.Context, r []vip.Route) error {
+func setRoutesFunc(s *Speaker) func(context.Context, []routing.Route) error {
+	return func(ctx context.Context, r []routing.Route) error {
 		_, err := s.SetRoutes(ctx, r)
 		return err
 	}
@@ -298,28 +302,25 @@ func setRoutesFunc(s *Speaker) func(context.Context, []vip.Route) error {
 // what gobgpd sees: withdrawn, or announced with the drain attributes on top.
 func TestDrainReachesPeer(t *testing.T) {
 	for _, tc := range []struct {
-		policy string
+		policy vip.DrainPolicy
 		want   map[string]seen
 	}{
-		{DrainWithdraw, map[string]seen{
+		{vip.DrainWithdraw, map[string]seen{
 			vip4b.String(): {ASPath: "65000", NextHop: "192.0.2.1"},
 		}},
-		{DrainDeprefer, map[string]seen{
+		{vip.DrainDeprefer, map[string]seen{
 			vip4.String(): {ASPath: "65000 65000 65000 65000", NextHop: "192.0.2.1", MED: 1000,
 				Communities: "65000:100 65535:65281 65000:666", Large: "65000:1:2"},
 			vip4b.String(): {ASPath: "65000", NextHop: "192.0.2.1"},
 		}},
 	} {
-		t.Run(tc.policy, func(t *testing.T) {
+		t.Run(tc.policy.String(), func(t *testing.T) {
 			pr := newPair(t)
 			g := startGoBGP(t, pr)
 			cfg := testConfig(pr, g.port, VIPRoute{vip4, attrsFull}, VIPRoute{vip4b, RouteAttrs{}})
-			cfg.Drain, cfg.DrainAttrs = tc.policy, drainAttrs
-			s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: vip4}, {Prefix: vip4b}}})
+			cfg.DrainAttrs = drainAttrs
+			s := startSpeaker(t, cfg, StartOptions{Routes: []routing.Route{{Prefix: vip4}, {Prefix: vip4b}}})
 			waitEstablished(t, s)
-			if s.DrainPolicy() != tc.policy {
-				t.Errorf("DrainPolicy() = %q, want %q", s.DrainPolicy(), tc.policy)
-			}
 			eventually(t, 5*time.Second, "both VIPs at the peer", func() bool { return len(g.table(t)) == 2 })
 			ctx := context.Background()
 			if err := drainVIP(ctx, setRoutesFunc(s), tc.policy, []netip.Prefix{vip4, vip4b}, vip4); err != nil {
@@ -331,7 +332,7 @@ func TestDrainReachesPeer(t *testing.T) {
 				return cmp.Equal(tc.want, got)
 			})
 			// Undrain restores the normal attributes.
-			mustSet(t, s, vip.Route{Prefix: vip4}, vip.Route{Prefix: vip4b})
+			mustSet(t, s, routing.Route{Prefix: vip4}, routing.Route{Prefix: vip4b})
 			eventually(t, 5*time.Second, "undrain at the peer", func() bool {
 				return g.table(t)[vip4.String()].MED == 50
 			})
@@ -352,15 +353,15 @@ func TestPeerDownDoesNotBlock(t *testing.T) {
 	pr := newPair(t)
 	cfg := testConfig(pr, freePort(t, pr.peer), VIPRoute{vip4, RouteAttrs{}})
 	// An adopted route that is no VIP any more is refused, not fatal.
-	s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: notAVIP}}})
+	s := startSpeaker(t, cfg, StartOptions{Routes: []routing.Route{{Prefix: notAVIP}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	got, err := s.SetRoutes(ctx, []vip.Route{{Prefix: vip4}})
+	got, err := s.SetRoutes(ctx, []routing.Route{{Prefix: vip4}})
 	if err != nil {
 		t.Fatalf("SetRoutes with the peer down: %v", err)
 	}
-	if d := cmp.Diff([]vip.Route{{Prefix: vip4}}, got, cmpNet); d != "" {
+	if d := cmp.Diff([]routing.Route{{Prefix: vip4}}, got, cmpNet); d != "" {
 		t.Errorf("announced (-want +got):\n%s", d)
 	}
 	ps, err := s.Peers(ctx)
@@ -375,8 +376,8 @@ func TestPeerDownDoesNotBlock(t *testing.T) {
 	if el := time.Since(start); el > 4*time.Second {
 		t.Errorf("SetRoutes+Peers+Close took %s with the peer down", el)
 	}
-	if _, err := s.SetRoutes(ctx, nil); !errors.Is(err, ErrNotRunning) {
-		t.Errorf("SetRoutes after Close = %v, want ErrNotRunning", err)
+	if _, err := s.SetRoutes(ctx, nil); !errors.Is(err, routing.ErrClosed) {
+		t.Errorf("SetRoutes after Close = %v, want routing.ErrClosed", err)
 	}
 }
 
@@ -390,7 +391,7 @@ func TestLeak(t *testing.T) {
 	}
 	f := startFRR(t, pr, "", nets)
 	cfg := testConfig(pr, f.port, VIPRoute{vip4, RouteAttrs{}}, VIPRoute{vip6, RouteAttrs{}}, VIPRoute{vip4b, RouteAttrs{}})
-	s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: vip4}, {Prefix: vip6}}})
+	s := startSpeaker(t, cfg, StartOptions{Routes: []routing.Route{{Prefix: vip4}, {Prefix: vip6}}})
 	waitEstablished(t, s)
 
 	// Wait until the speaker received all 1,000 (they are in its adj-rib-in).
@@ -425,7 +426,7 @@ func TestLeak(t *testing.T) {
 func TestCloseWithdrawsBeforeCease(t *testing.T) {
 	pr := newPair(t)
 	f := startFRR(t, pr, "", nil)
-	s := startSpeaker(t, testConfig(pr, f.port, VIPRoute{vip4, RouteAttrs{}}), StartOptions{Routes: []vip.Route{{Prefix: vip4}}})
+	s := startSpeaker(t, testConfig(pr, f.port, VIPRoute{vip4, RouteAttrs{}}), StartOptions{Routes: []routing.Route{{Prefix: vip4}}})
 	waitEstablished(t, s)
 	eventually(t, 5*time.Second, "VIP at FRR", func() bool { return len(f.route(t, vip4)) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -458,7 +459,7 @@ func TestMD5(t *testing.T) {
 			g := startGoBGP(t, pr, "vipd-md5-secret")
 			cfg := testConfig(pr, g.port, VIPRoute{vip4, RouteAttrs{}})
 			cfg.Neighbors[0].Password = tc.password
-			s := startSpeaker(t, cfg, StartOptions{Routes: []vip.Route{{Prefix: vip4}}})
+			s := startSpeaker(t, cfg, StartOptions{Routes: []routing.Route{{Prefix: vip4}}})
 			if tc.wantUp {
 				waitEstablished(t, s)
 				eventually(t, 5*time.Second, "VIP at the peer", func() bool { return len(g.table(t)) == 1 })

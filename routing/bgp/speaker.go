@@ -15,17 +15,13 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/server"
 
 	"github.com/vipd/vipd/internal/fielderr"
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
-// Sentinel errors.
-var (
-	// ErrNotVIP: the prefix is not a configured VIP; the speaker never
-	// announces it.
-	ErrNotVIP = errors.New("not a configured VIP")
-	// ErrNotRunning: the speaker is not started, or was closed or abandoned.
-	ErrNotRunning = errors.New("bgp speaker not running")
-)
+// ErrNotStarted: the speaker was not started yet. (A prefix that is not a
+// configured VIP is routing.ErrUnknownPrefix; after Close or Abandon every
+// method returns routing.ErrClosed.)
+var ErrNotStarted = errors.New("bgp speaker not started")
 
 // connectRetry is how often an active session to a down peer is retried.
 // GoBGP's default (120 s) would leave a router that rebooted without our
@@ -37,7 +33,7 @@ const connectRetry = 5 * time.Second
 const deferralTime = 30 * time.Second
 
 // Speaker is the embedded BGP speaker of a vipd node. It implements
-// vip.Advertiser. It is safe for concurrent use; route changes are
+// routing.Advertiser. It is safe for concurrent use; route changes are
 // serialized by mu.
 //
 // Run one Speaker per process at a time: GoBGP's StartBgp writes package
@@ -60,7 +56,7 @@ type Speaker struct {
 	lastErr map[netip.Addr]string
 }
 
-var _ vip.Advertiser = (*Speaker)(nil)
+var _ routing.Advertiser = (*Speaker)(nil)
 
 // announcedRoute is what the speaker announced for one prefix.
 type announcedRoute struct {
@@ -103,10 +99,6 @@ func New(cfg Config, log hclog.Logger) (*Speaker, error) {
 	return s, nil
 }
 
-// DrainPolicy returns DrainWithdraw or DrainDeprefer: whether the controller
-// should withdraw a draining VIP or pass it with Route.Draining set.
-func (s *Speaker) DrainPolicy() string { return s.cfg.DrainPolicy() }
-
 // StartOptions say how Start brings the speaker up.
 type StartOptions struct {
 	// Routes are announced before any neighbor is configured. After an
@@ -114,7 +106,7 @@ type StartOptions struct {
 	// state): GoBGP sends End-of-RIB right after the routes it holds when a
 	// session comes up, and a graceful-restart helper then drops whatever
 	// stale route was not re-announced.
-	Routes []vip.Route
+	Routes []routing.Route
 	// Restarting marks an upgrade restart (RFC 4724 restarting speaker):
 	// the OPEN carries the Restart State and Forwarding State bits, so GR
 	// helpers keep the stale routes through the new session until our
@@ -154,7 +146,7 @@ func (s *Speaker) Start(ctx context.Context, opts StartOptions) error {
 		// An adopted route whose VIP left the config is refused and
 		// stays withdrawn; anything else is fatal to the start.
 		for _, e := range fielderr.All(err) {
-			if !errors.Is(e, ErrNotVIP) {
+			if !errors.Is(e, routing.ErrUnknownPrefix) {
 				s.stopLocked(ctx)
 				return fmt.Errorf("announcing initial routes: %w", err)
 			}
@@ -285,23 +277,35 @@ func (s *Speaker) peerConf(n Neighbor, restarting bool) *api.Peer {
 	return p
 }
 
-// SetRoutes makes the announced routes exactly routes: it announces new and
-// changed routes first, then withdraws the rest. A prefix that is not a
-// configured VIP is refused (the error names it); the other routes are
-// still applied. With the "withdraw" drain policy a draining route is
-// withdrawn; with "deprefer" it is announced with the drain attributes.
+// SetRoutes makes the announced routes exactly routes (see
+// routing.Advertiser): it announces new and changed routes first, then
+// withdraws the rest. A draining route is announced with the drain
+// attributes on top of the VIP's own. A prefix that is not a configured VIP
+// is refused (the error names it); the other routes are still applied.
 // Peers that are down do not slow it down. It returns the routes announced
 // when it returns.
-func (s *Speaker) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+func (s *Speaker) SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.started || s.stopped {
-		return s.routesLocked(), ErrNotRunning
+	if err := s.runningLocked(); err != nil {
+		return s.routesLocked(), err
 	}
 	return s.setRoutesLocked(ctx, routes)
 }
 
-func (s *Speaker) setRoutesLocked(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+// runningLocked is nil while the speaker may announce, else why not.
+// Caller holds mu.
+func (s *Speaker) runningLocked() error {
+	switch {
+	case s.stopped:
+		return routing.ErrClosed
+	case !s.started:
+		return ErrNotStarted
+	}
+	return nil
+}
+
+func (s *Speaker) setRoutesLocked(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
 	type want struct {
 		attrs    RouteAttrs
 		draining bool
@@ -311,13 +315,10 @@ func (s *Speaker) setRoutesLocked(ctx context.Context, routes []vip.Route) ([]vi
 	for _, r := range routes {
 		base, ok := s.vips[r.Prefix]
 		if !ok {
-			errs = append(errs, fmt.Errorf("refusing to announce %s: %w", r.Prefix, ErrNotVIP))
+			errs = append(errs, fmt.Errorf("refusing to announce %s: %w", r.Prefix, routing.ErrUnknownPrefix))
 			continue
 		}
 		if r.Draining {
-			if s.cfg.DrainPolicy() == DrainWithdraw {
-				continue
-			}
 			base = withDrain(base, s.cfg.DrainAttrs)
 		}
 		wanted[r.Prefix] = want{base, r.Draining}
@@ -349,12 +350,12 @@ func (s *Speaker) setRoutesLocked(ctx context.Context, routes []vip.Route) ([]vi
 }
 
 // routesLocked lists the announced routes, sorted. Caller holds mu.
-func (s *Speaker) routesLocked() []vip.Route {
-	out := make([]vip.Route, 0, len(s.announced))
+func (s *Speaker) routesLocked() []routing.Route {
+	out := make([]routing.Route, 0, len(s.announced))
 	for p, a := range s.announced {
-		out = append(out, vip.Route{Prefix: p, Draining: a.draining})
+		out = append(out, routing.Route{Prefix: p, Draining: a.draining})
 	}
-	slices.SortFunc(out, func(a, b vip.Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	slices.SortFunc(out, func(a, b routing.Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
 	return out
 }
 
@@ -369,10 +370,10 @@ func (s *Speaker) Announce(ctx context.Context, prefix netip.Prefix, attrs Route
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.vips[prefix]; !ok {
-		return fmt.Errorf("refusing to announce %s: %w", prefix, ErrNotVIP)
+		return fmt.Errorf("refusing to announce %s: %w", prefix, routing.ErrUnknownPrefix)
 	}
-	if !s.started || s.stopped {
-		return ErrNotRunning
+	if err := s.runningLocked(); err != nil {
+		return err
 	}
 	return s.announceLocked(ctx, prefix, attrs, false)
 }
@@ -382,8 +383,8 @@ func (s *Speaker) Announce(ctx context.Context, prefix netip.Prefix, attrs Route
 func (s *Speaker) Withdraw(ctx context.Context, prefix netip.Prefix) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.started || s.stopped {
-		return ErrNotRunning
+	if err := s.runningLocked(); err != nil {
+		return err
 	}
 	return s.withdrawLocked(ctx, prefix)
 }
@@ -560,10 +561,11 @@ func (s *Speaker) stopLocked(ctx context.Context) {
 // without a BGP Cease, and graceful-restart helpers keep our routes (marked
 // stale) until the next vipd announces them again. StopBgp must not be
 // called on this path: it sends Cease and peers drop the routes at once.
-// After Abandon every method returns ErrNotRunning.
-func (s *Speaker) Abandon() {
+// After Abandon every method returns routing.ErrClosed.
+func (s *Speaker) Abandon() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopped = true
 	s.log.Info("bgp speaker abandoned for restart; sessions close without Cease", "routes", len(s.announced))
+	return nil
 }

@@ -2,12 +2,13 @@ package bgp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 
 	api "github.com/osrg/gobgp/v3/api"
 
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
 // placeholders keep each family's export prefix set non-empty: the
@@ -37,15 +38,21 @@ func prefixSets(vips map[netip.Prefix]RouteAttrs) [2][]*api.Prefix {
 	return sets
 }
 
-// SetVIPs replaces the configured VIPs on a config reload: from now on only
-// these may be announced (the export policy's prefix sets follow), with
-// these attributes. Routes announced now are re-announced when their
-// attributes changed; a route whose VIP is no longer listed is withdrawn at
-// once (pass the union of the old and new VIPs to leave that step to the
-// controller, which withdraws before it unprograms).
-func (s *Speaker) SetVIPs(ctx context.Context, vips []VIPRoute) error {
+// SetVIPs replaces the configured VIPs on a config reload (see
+// routing.Advertiser): from now on only these may be announced (the export
+// policy's prefix sets follow), with these attributes (RouteAttrs; nil for
+// none). Routes announced now are re-announced when their attributes
+// changed; a route whose VIP is no longer listed is withdrawn at once.
+func (s *Speaker) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 	next := make(map[netip.Prefix]RouteAttrs, len(vips))
-	for _, v := range vips {
+	for _, rv := range vips {
+		v, err := vipRoute(rv)
+		if err != nil {
+			return fmt.Errorf("setting bgp VIPs: %w", err)
+		}
+		if err := errors.Join(v.Attrs.validate(fmt.Sprintf("vip(%s)", v.Prefix))...); err != nil {
+			return fmt.Errorf("setting bgp VIPs: %w", err)
+		}
 		if v.Prefix.Addr().Is4() && !s.cfg.NextHop4.IsValid() {
 			return fmt.Errorf("setting bgp VIPs: IPv4 VIP %s needs next_hop_v4", v.Prefix)
 		}
@@ -56,7 +63,10 @@ func (s *Speaker) SetVIPs(ctx context.Context, vips []VIPRoute) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.started || s.stopped {
+	if s.stopped {
+		return routing.ErrClosed
+	}
+	if !s.started {
 		s.vips = next
 		return nil
 	}
@@ -69,7 +79,7 @@ func (s *Speaker) SetVIPs(ctx context.Context, vips []VIPRoute) error {
 		}
 	}
 	s.vips = next
-	var keep []vip.Route
+	var keep []routing.Route
 	for _, r := range s.routesLocked() {
 		if _, ok := next[r.Prefix]; ok {
 			keep = append(keep, r)
@@ -79,4 +89,21 @@ func (s *Speaker) SetVIPs(ctx context.Context, vips []VIPRoute) error {
 		return fmt.Errorf("re-announcing with the new attributes: %w", err)
 	}
 	return nil
+}
+
+// vipRoute converts a routing.VIP, whose attributes must be RouteAttrs (or
+// nil for none).
+func vipRoute(v routing.VIP) (VIPRoute, error) {
+	switch a := v.Attrs.(type) {
+	case nil:
+		return VIPRoute{Prefix: v.Prefix}, nil
+	case RouteAttrs:
+		return VIPRoute{Prefix: v.Prefix, Attrs: a}, nil
+	case *RouteAttrs:
+		if a == nil {
+			return VIPRoute{Prefix: v.Prefix}, nil
+		}
+		return VIPRoute{Prefix: v.Prefix, Attrs: *a}, nil
+	}
+	return VIPRoute{}, fmt.Errorf("VIP %s: %T: %w", v.Prefix, v.Attrs, routing.ErrAttrs)
 }

@@ -10,15 +10,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
-// Advertiser implements vip.Advertiser with a generated BIRD configuration.
+// Advertiser implements routing.Advertiser with a generated BIRD
+// configuration.
 // It is safe for concurrent use: SetRoutes calls are handed to one goroutine
 // (run) that owns the file, BIRD and the applied state.
 type Advertiser struct {
@@ -30,14 +32,15 @@ type Advertiser struct {
 	vips  map[netip.Prefix]bool
 	r     *renderer
 
-	reqs chan request
-	stop chan struct{}
-	done chan struct{}
+	reqs     chan request
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 
 	// mu guards live and liveSure: run writes them, Routes reads them.
 	mu       sync.Mutex
-	live     []vip.Route // routes in effect at BIRD (best knowledge)
-	liveSure bool        // live was set by a successful apply
+	live     []routing.Route // routes in effect at BIRD (best knowledge)
+	liveSure bool            // live was set by a successful apply
 
 	// Owned by the run goroutine.
 	lastGood  []byte // contents of the last file BIRD accepted
@@ -52,16 +55,16 @@ type ApplyStats struct {
 }
 
 type request struct {
-	routes []vip.Route
+	routes []routing.Route
 	reply  chan result
 }
 
 type result struct {
-	routes []vip.Route
+	routes []routing.Route
 	err    error
 }
 
-var _ vip.Advertiser = (*Advertiser)(nil)
+var _ routing.Advertiser = (*Advertiser)(nil)
 
 // New validates cfg, checks that the installed BIRD supports every option
 // used (ignore_mtu needs a patched BIRD: ErrIgnoreMTUUnsupported), adopts
@@ -117,38 +120,79 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Advertiser, error)
 	return a, nil
 }
 
-// Close stops the apply loop; pending SetRoutes calls return ErrClosed. It
-// leaves BIRD and the file as they are (routes stay announced).
-func (a *Advertiser) Close() error {
-	select {
-	case <-a.stop:
-	default:
-		close(a.stop)
+// Close withdraws every route (BIRD is reconfigured without them, which
+// floods the withdrawal to the OSPF neighbours) and stops the apply loop.
+// BIRD keeps running. Afterwards every method returns routing.ErrClosed.
+func (a *Advertiser) Close(ctx context.Context) error {
+	_, err := a.SetRoutes(ctx, nil)
+	if errors.Is(err, routing.ErrClosed) {
+		err = nil
 	}
-	<-a.done
+	a.stopLoop()
+	if err != nil {
+		return fmt.Errorf("withdrawing bird routes: %w", err)
+	}
 	return nil
 }
 
-// SetRoutes makes BIRD announce exactly routes (see vip.Advertiser).
-// Calls arriving within the debounce window coalesce into one apply (the
-// latest call's routes win, every caller gets that apply's result); the
-// first call of a burst reaches BIRD after at most Debounce (<= 200 ms) plus
-// an apply already running. On a failed apply the running configuration
-// stays, and the routes it announces are returned with the error.
-func (a *Advertiser) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.Route, error) {
+// Abandon stops the apply loop and leaves BIRD and the file as they are:
+// the routes stay announced for the next vipd (an upgrade exit). Pending
+// SetRoutes calls return routing.ErrClosed.
+func (a *Advertiser) Abandon() error {
+	a.stopLoop()
+	return nil
+}
+
+func (a *Advertiser) stopLoop() {
+	a.stopOnce.Do(func() { close(a.stop) })
+	<-a.done
+}
+
+// SetRoutes makes BIRD announce exactly routes (see routing.Advertiser).
+// A prefix that is not a configured VIP is refused (the error names it) and
+// the other routes are still applied. Calls arriving within the debounce
+// window coalesce into one apply (the latest call's routes win, every
+// caller gets that apply's result); the first call of a burst reaches BIRD
+// after at most Debounce (<= 200 ms) plus an apply already running. On a
+// failed apply the running configuration stays, and the routes it announces
+// are returned with the error.
+func (a *Advertiser) SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
+	routes, refused := a.known(routes)
+	got, err := a.setRoutes(ctx, routes)
+	if refused != nil {
+		err = errors.Join(refused, err)
+	}
+	return got, err
+}
+
+// known splits routes into those of configured VIPs and an error naming
+// each of the others.
+func (a *Advertiser) known(routes []routing.Route) ([]routing.Route, error) {
 	a.vipMu.RLock()
+	defer a.vipMu.RUnlock()
+	var errs []error
+	out := make([]routing.Route, 0, len(routes))
 	for _, r := range routes {
 		if !a.vips[r.Prefix] {
-			a.vipMu.RUnlock()
-			return a.Routes(), fmt.Errorf("setting route %s: %w", r.Prefix, ErrUnknownVIP)
+			errs = append(errs, fmt.Errorf("refusing to announce %s: %w", r.Prefix, routing.ErrUnknownPrefix))
+			continue
 		}
+		out = append(out, r)
 	}
-	a.vipMu.RUnlock()
-	req := request{routes: slices.Clone(routes), reply: make(chan result, 1)}
+	return out, errors.Join(errs...)
+}
+
+func (a *Advertiser) setRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
+	req := request{routes: routes, reply: make(chan result, 1)}
+	select {
+	case <-a.stop:
+		return a.Routes(), routing.ErrClosed
+	default:
+	}
 	select {
 	case a.reqs <- req:
 	case <-a.stop:
-		return a.Routes(), ErrClosed
+		return a.Routes(), routing.ErrClosed
 	case <-ctx.Done():
 		return a.Routes(), fmt.Errorf("setting bird routes: %w", ctx.Err())
 	}
@@ -158,30 +202,30 @@ func (a *Advertiser) SetRoutes(ctx context.Context, routes []vip.Route) ([]vip.R
 	case <-ctx.Done():
 		// The apply goes on and its outcome is unknown: report the routes
 		// of both sides as possibly announced.
-		return union(a.Routes(), announced(a.cfg, routes)), fmt.Errorf("setting bird routes: %w", ctx.Err())
+		return union(a.Routes(), announced(routes)), fmt.Errorf("setting bird routes: %w", ctx.Err())
 	}
 }
 
 // Routes returns the routes BIRD announces as far as the advertiser knows:
 // those of the last successful apply, or of the generated file found at
 // start.
-func (a *Advertiser) Routes() []vip.Route {
+func (a *Advertiser) Routes() []routing.Route {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.live)
 }
 
-func (a *Advertiser) setLive(routes []vip.Route, sure bool) {
+func (a *Advertiser) setLive(routes []routing.Route, sure bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.live, a.liveSure = routes, sure
 }
 
 // union returns a plus the routes of b whose prefix is not in a.
-func union(a, b []vip.Route) []vip.Route {
+func union(a, b []routing.Route) []routing.Route {
 	out := slices.Clone(a)
 	for _, r := range b {
-		if !slices.ContainsFunc(out, func(o vip.Route) bool { return o.Prefix == r.Prefix }) {
+		if !slices.ContainsFunc(out, func(o routing.Route) bool { return o.Prefix == r.Prefix }) {
 			out = append(out, r)
 		}
 	}
@@ -215,7 +259,7 @@ func (a *Advertiser) run() {
 				timer.Stop()
 			}
 			for _, r := range batch {
-				r.reply <- result{err: ErrClosed}
+				r.reply <- result{routes: a.Routes(), err: routing.ErrClosed}
 			}
 			return
 		}
@@ -223,8 +267,8 @@ func (a *Advertiser) run() {
 }
 
 // apply renders routes, validates, installs and reloads. Only run calls it.
-func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
-	want := announced(a.cfg, routes)
+func (a *Advertiser) apply(routes []routing.Route, coalesced int) result {
+	want := announced(routes)
 	a.mu.Lock()
 	same := a.liveSure && slices.Equal(want, a.live)
 	a.mu.Unlock()
@@ -258,7 +302,7 @@ func (a *Advertiser) apply(routes []vip.Route, coalesced int) result {
 // uncertain is what apply returns on error: the live routes, plus the
 // wanted ones when BIRD may have taken the new file (timeout), since a
 // route whose state is unknown must be reported as announced.
-func (a *Advertiser) uncertain(want []vip.Route, err error) []vip.Route {
+func (a *Advertiser) uncertain(want []routing.Route, err error) []routing.Route {
 	live := a.Routes()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return live
@@ -370,14 +414,14 @@ var routeInFile = regexp.MustCompile(`(?m)^\s*route (\S+) blackhole .*?(# draini
 
 // routesInFile returns the VIP routes a generated file announces, so a
 // restarted vipd knows what BIRD is announcing before its first apply.
-func routesInFile(data []byte) []vip.Route {
-	var out []vip.Route
+func routesInFile(data []byte) []routing.Route {
+	var out []routing.Route
 	for _, m := range routeInFile.FindAllSubmatch(data, -1) {
 		p, err := netip.ParsePrefix(string(m[1]))
 		if err != nil {
 			continue
 		}
-		out = append(out, vip.Route{Prefix: p, Draining: bytes.Equal(m[2], []byte("# draining"))})
+		out = append(out, routing.Route{Prefix: p, Draining: bytes.Equal(m[2], []byte("# draining"))})
 	}
 	return out
 }
@@ -393,21 +437,35 @@ func WriteAtomic(file string, data []byte) error {
 	return replace(tmp, file)
 }
 
-// SetVIPs replaces the configured VIPs (a config reload): from now on only
-// these may be announced, with these attributes. The routes announced now
+// SetVIPs replaces the configured VIPs (a config reload, see
+// routing.Advertiser): from now on only these may be announced, with these
+// attributes (RouteAttrs; nil for the defaults). The routes announced now
 // are rendered again so changed attributes reach BIRD; a route whose VIP is
-// no longer listed is withdrawn at once (pass the union of the old and new
-// VIPs to leave that step to the controller, which withdraws before it
-// unprograms).
-func (a *Advertiser) SetVIPs(ctx context.Context, vips []VIPRoute) error {
+// no longer listed is withdrawn at once.
+func (a *Advertiser) SetVIPs(ctx context.Context, vips []routing.VIP) error {
+	select {
+	case <-a.stop:
+		return routing.ErrClosed
+	default:
+	}
 	cfg := a.cfg
-	cfg.VIPs = vips
+	cfg.VIPs = make([]VIPRoute, 0, len(vips))
+	for _, rv := range vips {
+		v, err := vipRoute(rv)
+		if err != nil {
+			return fmt.Errorf("setting bird VIPs: %w", err)
+		}
+		if err := v.Attrs.Validate(); err != nil {
+			return fmt.Errorf("setting bird VIPs: VIP %s: %w", v.Prefix, err)
+		}
+		cfg.VIPs = append(cfg.VIPs, v)
+	}
 	r, err := newRenderer(cfg)
 	if err != nil {
 		return fmt.Errorf("setting bird VIPs: %w", err)
 	}
-	m := make(map[netip.Prefix]bool, len(vips))
-	for _, v := range vips {
+	m := make(map[netip.Prefix]bool, len(cfg.VIPs))
+	for _, v := range cfg.VIPs {
 		m[v.Prefix] = true
 	}
 	a.vipMu.Lock()
@@ -417,7 +475,7 @@ func (a *Advertiser) SetVIPs(ctx context.Context, vips []VIPRoute) error {
 	a.mu.Lock()
 	a.liveSure = false // same routes, maybe new attributes: render again
 	a.mu.Unlock()
-	var keep []vip.Route
+	var keep []routing.Route
 	for _, rt := range a.Routes() {
 		if m[rt.Prefix] {
 			keep = append(keep, rt)
@@ -427,4 +485,52 @@ func (a *Advertiser) SetVIPs(ctx context.Context, vips []VIPRoute) error {
 		return fmt.Errorf("applying new VIP attributes: %w", err)
 	}
 	return nil
+}
+
+// vipRoute converts a routing.VIP, whose attributes must be RouteAttrs (or
+// nil for the defaults).
+func vipRoute(v routing.VIP) (VIPRoute, error) {
+	switch a := v.Attrs.(type) {
+	case nil:
+		return VIPRoute{Prefix: v.Prefix}, nil
+	case RouteAttrs:
+		return VIPRoute{Prefix: v.Prefix, Attrs: a}, nil
+	case *RouteAttrs:
+		if a == nil {
+			return VIPRoute{Prefix: v.Prefix}, nil
+		}
+		return VIPRoute{Prefix: v.Prefix, Attrs: *a}, nil
+	}
+	return VIPRoute{}, fmt.Errorf("VIP %s: %T: %w", v.Prefix, v.Attrs, routing.ErrAttrs)
+}
+
+// Peers lists BIRD's OSPF neighbours (`birdc show ospf neighbors`), sorted
+// as BIRD prints them: an adjacency in state Full is up and carries every
+// announced route.
+func (a *Advertiser) Peers(ctx context.Context) ([]routing.Peer, error) {
+	select {
+	case <-a.stop:
+		return nil, routing.ErrClosed
+	default:
+	}
+	ns, err := Neighbors(ctx, a.cfg.Birdc, a.cfg.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("listing ospf neighbors: %w", err)
+	}
+	n := len(a.Routes())
+	out := make([]routing.Peer, 0, len(ns))
+	for _, nb := range ns {
+		addr, _ := netip.ParseAddr(nb.Address)
+		p := routing.Peer{
+			Name:    nb.Protocol + " " + nb.RouterID,
+			Address: addr,
+			State:   strings.ToLower(nb.State),
+			Up:      strings.HasPrefix(nb.State, "Full"),
+		}
+		if p.Up {
+			p.Advertised = n
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

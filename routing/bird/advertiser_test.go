@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
+	"github.com/vipd/vipd/routing/routingtest"
 )
 
 // fakeBirdc writes a birdc stand-in that records each call in a file and
@@ -58,10 +60,10 @@ func TestSetRoutesCoalesces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer a.Abandon()
 
 	const callers = 20
-	results := make([][]vip.Route, callers)
+	results := make([][]routing.Route, callers)
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -70,7 +72,7 @@ func TestSetRoutesCoalesces(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i], errs[i] = a.SetRoutes(context.Background(), []vip.Route{{Prefix: cfg.VIPs[2+i].Prefix}})
+			results[i], errs[i] = a.SetRoutes(context.Background(), []routing.Route{{Prefix: cfg.VIPs[2+i].Prefix}})
 		}()
 	}
 	t0 := time.Now()
@@ -127,11 +129,11 @@ func TestSetRoutesFailedConfigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := []vip.Route{{Prefix: vipA}}
+	first := []routing.Route{{Prefix: vipA}}
 	if _, err := a.SetRoutes(context.Background(), first); err != nil {
 		t.Fatal(err)
 	}
-	a.Close()
+	a.Abandon()
 	good, _ := os.ReadFile(cfg.ConfigFile)
 
 	cfg.Birdc = badc
@@ -139,8 +141,8 @@ func TestSetRoutesFailedConfigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	got, err := b.SetRoutes(context.Background(), []vip.Route{{Prefix: vipA}, {Prefix: vipB}})
+	defer b.Abandon()
+	got, err := b.SetRoutes(context.Background(), []routing.Route{{Prefix: vipA}, {Prefix: vipB}})
 	if err == nil || !strings.Contains(err.Error(), "/x/bird.conf:3:1: syntax error") {
 		t.Fatalf("SetRoutes: err = %v, want the file:line:col of the rejection", err)
 	}
@@ -151,11 +153,11 @@ func TestSetRoutesFailedConfigure(t *testing.T) {
 	if string(now) != string(good) {
 		t.Errorf("the rejected file was not replaced by the last good one:\n%s", now)
 	}
-	// An unconfigured prefix is refused without touching BIRD, and the
-	// answer still tells what is announced.
-	got, err = b.SetRoutes(context.Background(), []vip.Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32")}})
-	if !errors.Is(err, ErrUnknownVIP) {
-		t.Errorf("SetRoutes with an unconfigured prefix: err = %v, want ErrUnknownVIP", err)
+	// An unconfigured prefix is refused and the rest still applied (here
+	// refused by BIRD): the answer still tells what is announced.
+	got, err = b.SetRoutes(context.Background(), []routing.Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32")}, {Prefix: vipA}})
+	if !errors.Is(err, routing.ErrUnknownPrefix) {
+		t.Errorf("SetRoutes with an unconfigured prefix: err = %v, want routing.ErrUnknownPrefix", err)
 	}
 	if diff := cmp.Diff(first, got, routeOpts); diff != "" {
 		t.Errorf("SetRoutes with an unconfigured prefix returned (-want +got):\n%s", diff)
@@ -184,24 +186,137 @@ func TestSetRoutesConfigureTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.SetRoutes(context.Background(), []vip.Route{{Prefix: vipA}}); err != nil {
+	if _, err := a.SetRoutes(context.Background(), []routing.Route{{Prefix: vipA}}); err != nil {
 		t.Fatal(err)
 	}
-	a.Close()
+	a.Abandon()
 
 	cfg.Birdc, cfg.Timeout = slow, 300*time.Millisecond
 	b, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	got, err := b.SetRoutes(context.Background(), []vip.Route{{Prefix: vipB}})
+	defer b.Abandon()
+	got, err := b.SetRoutes(context.Background(), []routing.Route{{Prefix: vipB}})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("SetRoutes with a stuck birdc: err = %v, want a deadline error", err)
 	}
-	want := []vip.Route{{Prefix: vipA}, {Prefix: vipB}}
+	want := []routing.Route{{Prefix: vipA}, {Prefix: vipB}}
 	if diff := cmp.Diff(want, got, routeOpts); diff != "" {
 		t.Errorf("SetRoutes returned (-want +got):\n%s", diff)
+	}
+}
+
+// TestSetRoutesUnknownPrefix: the behaviour every advertiser shares for a
+// prefix that is not a configured VIP.
+func TestSetRoutesUnknownPrefix(t *testing.T) {
+	requireBird(t)
+	okc, _ := fakeBirdc(t, "Reconfigured")
+	cfg := v4Config()
+	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
+	cfg.Birdc = okc
+	cfg.Debounce = time.Millisecond
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Abandon()
+	if _, err := a.SetRoutes(context.Background(), []routing.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
+		t.Fatal(err)
+	}
+	routingtest.CheckUnknownPrefix(t, a, []routing.Route{{Prefix: vipA}}, netip.MustParsePrefix("198.51.100.1/32"))
+	data, err := os.ReadFile(cfg.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]routing.Route{{Prefix: vipA}}, routesInFile(data), routeOpts); diff != "" {
+		t.Errorf("file after a refused prefix (-want +got):\n%s", diff)
+	}
+}
+
+// TestCloseAbandon: Close withdraws every route before it stops, Abandon
+// leaves BIRD announcing them; both stop the advertiser.
+func TestCloseAbandon(t *testing.T) {
+	requireBird(t)
+	okc, calls := fakeBirdc(t, "Reconfigured")
+	for _, close := range []bool{true, false} {
+		cfg := v4Config()
+		cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
+		cfg.Birdc = okc
+		cfg.Debounce = time.Millisecond
+		a, err := New(context.Background(), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.SetRoutes(context.Background(), []routing.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
+			t.Fatal(err)
+		}
+		before := countLines(t, calls)
+		want := []routing.Route{{Prefix: vipA}, {Prefix: vipB}}
+		if close {
+			if err := a.Close(context.Background()); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			want = nil
+			if countLines(t, calls) != before+1 {
+				t.Errorf("Close did not reconfigure BIRD")
+			}
+		} else {
+			if err := a.Abandon(); err != nil {
+				t.Fatalf("Abandon: %v", err)
+			}
+			if countLines(t, calls) != before {
+				t.Errorf("Abandon reconfigured BIRD")
+			}
+		}
+		data, err := os.ReadFile(cfg.ConfigFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, routesInFile(data), routeOpts, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("close=%t: routes in the file (-want +got):\n%s", close, diff)
+		}
+		if _, err := a.SetRoutes(context.Background(), nil); !errors.Is(err, routing.ErrClosed) {
+			t.Errorf("close=%t: SetRoutes afterwards = %v, want routing.ErrClosed", close, err)
+		}
+		if err := a.SetVIPs(context.Background(), nil); !errors.Is(err, routing.ErrClosed) {
+			t.Errorf("close=%t: SetVIPs afterwards = %v, want routing.ErrClosed", close, err)
+		}
+		if _, err := a.Peers(context.Background()); !errors.Is(err, routing.ErrClosed) {
+			t.Errorf("close=%t: Peers afterwards = %v, want routing.ErrClosed", close, err)
+		}
+	}
+}
+
+// TestSetVIPsAttrs: attributes must be the OSPF ones (or none).
+func TestSetVIPsAttrs(t *testing.T) {
+	requireBird(t)
+	okc, _ := fakeBirdc(t, "Reconfigured")
+	cfg := v4Config()
+	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
+	cfg.Birdc = okc
+	cfg.Debounce = time.Millisecond
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Abandon()
+	ctx := context.Background()
+	if err := a.SetVIPs(ctx, []routing.VIP{{Prefix: vipA, Attrs: struct{ MED int }{1}}}); !errors.Is(err, routing.ErrAttrs) {
+		t.Errorf("SetVIPs with foreign attributes = %v, want routing.ErrAttrs", err)
+	}
+	if err := a.SetVIPs(ctx, []routing.VIP{{Prefix: vipA, Attrs: RouteAttrs{Type: 3}}}); err == nil {
+		t.Error("SetVIPs with an invalid metric type succeeded")
+	}
+	if err := a.SetVIPs(ctx, []routing.VIP{{Prefix: vipA}, {Prefix: vipB, Attrs: RouteAttrs{Metric: 77}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetRoutes(ctx, []routing.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(cfg.ConfigFile)
+	if !strings.Contains(string(data), "route 192.0.2.11/32 blackhole { ospf_metric2 = 77; };") {
+		t.Errorf("the new attributes are not in the file:\n%s", data)
 	}
 }
 
@@ -212,8 +327,8 @@ func TestSetRoutesAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Close()
-	if _, err := a.SetRoutes(context.Background(), nil); err != ErrClosed {
-		t.Fatalf("SetRoutes after Close: %v, want ErrClosed", err)
+	a.Abandon()
+	if _, err := a.SetRoutes(context.Background(), nil); err != routing.ErrClosed {
+		t.Fatalf("SetRoutes after Abandon: %v, want routing.ErrClosed", err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/netnstest"
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
 func benchSamples() int {
@@ -44,9 +44,9 @@ func BenchmarkDrainToWithdrawn(b *testing.B) {
 	for i := 0; i < 2*n; i++ {
 		vips = append(vips, netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}), 32))
 	}
-	var all []vip.Route
+	var all []routing.Route
 	for _, p := range vips {
-		all = append(all, vip.Route{Prefix: p})
+		all = append(all, routing.Route{Prefix: p})
 	}
 	l := newOSPFLab(b, labOptions{vips: vips, initial: all})
 	waitFor(b, 15*time.Second, "adjacency Full", func() bool { return l.full(b) })
@@ -61,7 +61,7 @@ func BenchmarkDrainToWithdrawn(b *testing.B) {
 	ctx := context.Background()
 	desired := slices.Clone(all)
 	remove := func(p netip.Prefix) {
-		desired = slices.DeleteFunc(desired, func(r vip.Route) bool { return r.Prefix == p })
+		desired = slices.DeleteFunc(desired, func(r routing.Route) bool { return r.Prefix == p })
 	}
 	var viaVipd, viaBirdc, applied []time.Duration
 	b.ResetTimer()
@@ -127,11 +127,11 @@ func Benchmark10kVIPs(b *testing.B) {
 		OSPF: []OSPF{{Version: 2, ECMP: true, Areas: []Area{{ID: "0",
 			Interfaces: []Interface{{Name: "vipd-none*", Type: "ptp", Hello: 1, Dead: 3}}}}}},
 	}
-	var all []vip.Route
+	var all []routing.Route
 	for i := 0; i < count; i++ {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 128 + byte(i>>16), byte(i >> 8), byte(i)}), 32)
 		cfg.VIPs = append(cfg.VIPs, VIPRoute{Prefix: p, Attrs: RouteAttrs{Tag: uint32(i)}})
-		all = append(all, vip.Route{Prefix: p})
+		all = append(all, routing.Route{Prefix: p})
 	}
 	writeFile(b, cfg.ConfigFile, string(mustRender(b, cfg, nil)))
 	ns := netnstest.New(b, "bk")
@@ -141,7 +141,7 @@ func Benchmark10kVIPs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer adv.Close()
+	defer adv.Abandon()
 	ctx := context.Background()
 
 	var gen, warm, write, parse, apply, check, configure []time.Duration
@@ -164,7 +164,7 @@ func Benchmark10kVIPs(b *testing.B) {
 		gen = append(gen, time.Since(t0))
 		// What an apply renders: the advertiser keeps its renderer.
 		t0 = time.Now()
-		if _, err := adv.r.render(announced(adv.cfg, routes)); err != nil {
+		if _, err := adv.r.render(announced(routes)); err != nil {
 			b.Fatal(err)
 		}
 		warm = append(warm, time.Since(t0))

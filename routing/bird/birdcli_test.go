@@ -181,5 +181,5 @@ func TestNewRefusesIgnoreMTUOnStockBird(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with ignore_mtu on the patched bird: %v", err)
 	}
-	a.Close()
+	a.Abandon()
 }

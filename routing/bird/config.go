@@ -1,4 +1,4 @@
-// Package bird implements vip.Advertiser by generating a BIRD 2 OSPF
+// Package bird implements routing.Advertiser by generating a BIRD 2 OSPF
 // configuration that lists the announced VIP routes explicitly and reloading
 // BIRD through birdc.
 //
@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,9 +48,12 @@ type Config struct {
 	Bird       string     `toml:"bird"`        // bird binary, for bird -p (default "bird")
 	Birdc      string     `toml:"birdc"`       // default "birdc"
 	RouterID   netip.Addr `toml:"router_id"`   // default: the node's router id
-	// DrainMetric: with drain = "deprefer", the OSPF external metric of a
-	// draining VIP's route.
-	Drain       string        `toml:"drain"` // "withdraw" (default) | "deprefer"
+	// DrainMetric is the OSPF external metric of a route announced as
+	// draining (routing.Route.Draining); 0 announces it with the largest
+	// metric. Whether a draining VIP is announced at all is the drain
+	// policy ([routing.bird] drain), which internal/config parses for the
+	// state machine (and requires drain_metric with "deprefer"): the
+	// advertiser never consults it.
 	DrainMetric uint32        `toml:"drain_metric"`
 	Debounce    time.Duration `toml:"debounce"` // default 50ms, at most 200ms
 	// Timeout bounds one `birdc configure` (default 10s).
@@ -105,13 +109,10 @@ type VIPRoute struct {
 	Attrs  RouteAttrs
 }
 
-// Modes, drain policies and defaults.
+// Modes and defaults.
 const (
 	ModeFull    = "full"
 	ModeInclude = "include"
-
-	DrainWithdraw = "withdraw"
-	DrainDeprefer = "deprefer"
 
 	DefaultSocket   = "/run/bird/bird.ctl"
 	DefaultDebounce = 50 * time.Millisecond
@@ -138,7 +139,7 @@ var (
 )
 
 // WithDefaults returns a copy of c with defaults filled in: mode full,
-// socket, binaries, debounce, timeout, drain policy and OSPF instance names.
+// socket, binaries, debounce, timeout and OSPF instance names.
 func (c Config) WithDefaults() Config {
 	if c.Mode == "" {
 		c.Mode = ModeFull
@@ -152,16 +153,13 @@ func (c Config) WithDefaults() Config {
 	if c.Birdc == "" {
 		c.Birdc = "birdc"
 	}
-	if c.Drain == "" {
-		c.Drain = DrainWithdraw
-	}
 	if c.Debounce == 0 {
 		c.Debounce = DefaultDebounce
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
-	c.OSPF = append([]OSPF(nil), c.OSPF...)
+	c.OSPF = slices.Clone(c.OSPF)
 	for i := range c.OSPF {
 		if c.OSPF[i].Name == "" {
 			c.OSPF[i].Name = fmt.Sprintf("ospf_v%d", c.OSPF[i].Version)
@@ -206,15 +204,6 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFile != "" && !quotable.MatchString(c.LogFile) {
 		add("log_file", "must not contain quotes, backslashes or newlines")
-	}
-	switch c.Drain {
-	case "", DrainWithdraw:
-	case DrainDeprefer:
-		if c.DrainMetric == 0 {
-			add("drain_metric", "is required with drain = %q", DrainDeprefer)
-		}
-	default:
-		add("drain", "must be %q or %q, not %q", DrainWithdraw, DrainDeprefer, c.Drain)
 	}
 	if c.DrainMetric > maxMetric {
 		add("drain_metric", "must be at most %d (24-bit OSPF metric)", maxMetric)

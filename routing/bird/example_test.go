@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bird"
-	"github.com/vipd/vipd/vip"
 )
 
 // An include file for an operator's own bird.conf: only the VIP routes, as
@@ -23,7 +23,7 @@ func ExampleRender() {
 		fmt.Println(err)
 		return
 	}
-	out, err := bird.Render(cfg, []vip.Route{
+	out, err := bird.Render(cfg, []routing.Route{
 		{Prefix: netip.MustParsePrefix("192.0.2.10/32")},
 		{Prefix: netip.MustParsePrefix("2001:db8::10/128")},
 	})

@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vipd/vipd/internal/netnstest"
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
 // birdDaemon is one BIRD running in a test namespace, killed in t.Cleanup.
@@ -107,8 +107,8 @@ type labOptions struct {
 	bird                   string // bird binary for both ends
 	ignoreMTU              bool
 	vips                   []netip.Prefix
-	initial                []vip.Route // routes in the director's file before BIRD starts
-	v6                     bool        // also OSPFv3 (IPv6 VIPs)
+	initial                []routing.Route // routes in the director's file before BIRD starts
+	v6                     bool            // also OSPFv3 (IPv6 VIPs)
 	// include: the director runs an operator's bird.conf that includes
 	// vipd's file (mode "include") instead of vipd's full config.
 	include bool
@@ -215,7 +215,7 @@ protocol ospf v2 ops {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { adv.Close() })
+	t.Cleanup(func() { adv.Abandon() })
 	l.adv = adv
 	return l
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
+	"github.com/vipd/vipd/routing/routingtest"
 )
 
 var (
@@ -44,14 +45,16 @@ func TestOSPFDrainUndrain(t *testing.T) {
 
 	steps := []struct {
 		name   string
-		routes []vip.Route
+		routes []routing.Route
 		want   map[netip.Prefix]bool // at the router
 	}{
-		{name: "announce", routes: []vip.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}},
+		{name: "announce", routes: []routing.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}},
 			want: map[netip.Prefix]bool{vipA: true, vipB: true, vipA6: true}},
-		{name: "drain A", routes: []vip.Route{{Prefix: vipA, Draining: true}, {Prefix: vipB}, {Prefix: vipA6, Draining: true}},
+		// The withdraw drain policy: the state machine leaves the
+		// draining VIPs out.
+		{name: "drain A", routes: []routing.Route{{Prefix: vipB}},
 			want: map[netip.Prefix]bool{vipA: false, vipB: true, vipA6: false}},
-		{name: "undrain A", routes: []vip.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}},
+		{name: "undrain A", routes: []routing.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}},
 			want: map[netip.Prefix]bool{vipA: true, vipB: true, vipA6: true}},
 	}
 	// On failure, show what each side had.
@@ -69,7 +72,7 @@ func TestOSPFDrainUndrain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: SetRoutes: %v", s.name, err)
 		}
-		wantRoutes := announced(l.cfg.WithDefaults(), s.routes)
+		wantRoutes := announced(s.routes)
 		if diff := cmp.Diff(wantRoutes, got, routeOpts); diff != "" {
 			t.Errorf("%s: SetRoutes returned (-want +got):\n%s", s.name, diff)
 		}
@@ -92,20 +95,28 @@ func TestOSPFDrainUndrain(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Error("SetRoutes with the same routes rewrote the file")
 	}
-	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32")}}); !errors.Is(err, ErrUnknownVIP) {
-		t.Errorf("SetRoutes with an unconfigured prefix: got %v, want ErrUnknownVIP", err)
+	// The OSPF neighbour is the peer status shows, carrying every route.
+	peers, err := l.adv.Peers(ctx)
+	if err != nil || len(peers) != l.instances {
+		t.Fatalf("Peers() = %+v, %v; want the router's adjacency of each of %d OSPF instances", peers, err, l.instances)
 	}
+	for _, p := range peers {
+		if !p.Up || !strings.HasPrefix(p.State, "full") || p.Advertised != len(steps[2].routes) || !p.Address.IsValid() {
+			t.Errorf("peer %+v: want up, full, %d routes advertised", p, len(steps[2].routes))
+		}
+	}
+	routingtest.CheckUnknownPrefix(t, l.adv, steps[2].routes, netip.MustParsePrefix("198.51.100.1/32"))
 
-	// drain = "deprefer": the draining VIP stays announced with the drain
-	// metric.
+	// The deprefer drain policy: the draining VIP stays announced, with the
+	// drain metric.
 	cfg := l.cfg
-	cfg.Drain, cfg.DrainMetric = DrainDeprefer, 1000
+	cfg.DrainMetric = 1000
 	dep, err := New(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dep.Close()
-	if _, err := dep.SetRoutes(ctx, []vip.Route{{Prefix: vipA, Draining: true}, {Prefix: vipB}, {Prefix: vipA6}}); err != nil {
+	defer dep.Abandon()
+	if _, err := dep.SetRoutes(ctx, []routing.Route{{Prefix: vipA, Draining: true}, {Prefix: vipB}, {Prefix: vipA6}}); err != nil {
 		t.Fatal(err)
 	}
 	took := waitFor(t, 20*time.Second, "the drain metric at the router", stayFull(func() bool {
@@ -122,11 +133,11 @@ func TestIncludeMode(t *testing.T) {
 	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB}, include: true})
 	ctx := context.Background()
 	waitFor(t, 15*time.Second, "adjacency Full", func() bool { return l.full(t) })
-	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
+	if _, err := l.adv.SetRoutes(ctx, []routing.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "both VIPs at the router", func() bool { return l.routerHas(t, vipA) && l.routerHas(t, vipB) })
-	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: vipB}}); err != nil {
+	if _, err := l.adv.SetRoutes(ctx, []routing.Route{{Prefix: vipB}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "A withdrawn at the router", func() bool { return !l.routerHas(t, vipA) && l.routerHas(t, vipB) })
@@ -141,7 +152,7 @@ func TestIncludeMode(t *testing.T) {
 func TestRejectedConfigKeepsRunning(t *testing.T) {
 	t.Parallel()
 	patched := patchedBird(t)
-	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB}, initial: []vip.Route{{Prefix: vipA}}})
+	l := newOSPFLab(t, labOptions{vips: []netip.Prefix{vipA, vipB}, initial: []routing.Route{{Prefix: vipA}}})
 	ctx := context.Background()
 	good, err := os.ReadFile(l.cfg.ConfigFile)
 	if err != nil {
@@ -178,14 +189,14 @@ func TestRejectedConfigKeepsRunning(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			defer adv.Close()
-			got, err := adv.SetRoutes(ctx, []vip.Route{{Prefix: vipA}, {Prefix: vipB}})
+			defer adv.Abandon()
+			got, err := adv.SetRoutes(ctx, []routing.Route{{Prefix: vipA}, {Prefix: vipB}})
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("SetRoutes: got %v, want a *ConfigError (file:line:col)", err)
 			}
 			t.Logf("rejected as wanted: %v", err)
-			if diff := cmp.Diff([]vip.Route{{Prefix: vipA}}, got, routeOpts); diff != "" {
+			if diff := cmp.Diff([]routing.Route{{Prefix: vipA}}, got, routeOpts); diff != "" {
 				t.Errorf("SetRoutes returned (-want +got):\n%s", diff)
 			}
 			now, _ := os.ReadFile(cfg.ConfigFile)
@@ -198,7 +209,7 @@ func TestRejectedConfigKeepsRunning(t *testing.T) {
 		})
 	}
 	// The good advertiser still works after the rejections.
-	if _, err := l.adv.SetRoutes(ctx, []vip.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
+	if _, err := l.adv.SetRoutes(ctx, []routing.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
 		t.Fatalf("SetRoutes after rejections: %v", err)
 	}
 	if r := runningRoutes(); !strings.Contains(r, vipB.String()) {
@@ -214,7 +225,7 @@ func TestMTUMismatch(t *testing.T) {
 	t.Run("stock", func(t *testing.T) {
 		t.Parallel()
 		l := newOSPFLab(t, labOptions{directorMTU: 1500, routerMTU: 9000,
-			vips: []netip.Prefix{vipA}, initial: []vip.Route{{Prefix: vipA}}})
+			vips: []netip.Prefix{vipA}, initial: []routing.Route{{Prefix: vipA}}})
 		var mm []MTUMismatch
 		waitFor(t, 15*time.Second, "an MTU mismatch in the director's log", func() bool {
 			f, err := os.Open(l.cfg.LogFile)
@@ -254,7 +265,7 @@ func TestMTUMismatch(t *testing.T) {
 	t.Run("patched ignoremtu", func(t *testing.T) {
 		t.Parallel()
 		l := newOSPFLab(t, labOptions{directorMTU: 1500, routerMTU: 9000, bird: patchedBird(t), ignoreMTU: true,
-			vips: []netip.Prefix{vipA}, initial: []vip.Route{{Prefix: vipA}}})
+			vips: []netip.Prefix{vipA}, initial: []routing.Route{{Prefix: vipA}}})
 		took := waitFor(t, 15*time.Second, "adjacency Full despite the MTU mismatch", func() bool { return l.full(t) })
 		t.Logf("Full after %s", took)
 		took = waitFor(t, 20*time.Second, "the VIP route at the router", func() bool { return l.routerHas(t, vipA) })

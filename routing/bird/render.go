@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"text/template"
 
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
 //go:embed templates/*.tmpl
@@ -119,14 +119,14 @@ func newRenderer(cfg Config) (*renderer, error) {
 }
 
 // render returns the file announcing ann (from announced).
-func (r *renderer) render(ann []vip.Route) ([]byte, error) {
+func (r *renderer) render(ann []routing.Route) ([]byte, error) {
 	out := make([]byte, 0, len(r.skel[0])+len(r.skel[1])+len(r.skel[2])+80*len(ann))
 	out = append(out, r.skel[0]...)
 	v6 := false
 	for _, rt := range ann {
 		a, ok := r.attrs[rt.Prefix]
 		if !ok {
-			return nil, fmt.Errorf("rendering route %s: %w", rt.Prefix, ErrUnknownVIP)
+			return nil, fmt.Errorf("rendering route %s: %w", rt.Prefix, routing.ErrUnknownPrefix)
 		}
 		a = a.withDefaults()
 		if !v6 && rt.Prefix.Addr().Is6() {
@@ -137,6 +137,9 @@ func (r *renderer) render(ann []vip.Route) ([]byte, error) {
 		metric := a.Metric
 		if rt.Draining {
 			metric = r.cfg.DrainMetric
+			if metric == 0 {
+				metric = maxMetric
+			}
 		}
 		out = appendRoute(out, rt.Prefix, a, metric, rt.Draining)
 	}
@@ -148,39 +151,31 @@ func (r *renderer) render(ann []vip.Route) ([]byte, error) {
 
 // Render returns the BIRD configuration (mode full) or include file (mode
 // include) announcing routes. Every route must be one of cfg.VIPs. A
-// draining route is left out with drain = "withdraw" and announced with
-// DrainMetric with drain = "deprefer". Render does not validate cfg; call
-// Validate first.
-func Render(cfg Config, routes []vip.Route) ([]byte, error) {
+// draining route is announced with DrainMetric. Render does not validate
+// cfg; call Validate first.
+func Render(cfg Config, routes []routing.Route) ([]byte, error) {
 	r, err := newRenderer(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return r.render(announced(r.cfg, routes))
+	return r.render(announced(routes))
 }
 
 // RenderAll renders the configuration announcing every configured VIP, as
 // `vipctl bird-config` does offline.
 func RenderAll(cfg Config) ([]byte, error) {
-	routes := make([]vip.Route, 0, len(cfg.VIPs))
+	routes := make([]routing.Route, 0, len(cfg.VIPs))
 	for _, v := range cfg.VIPs {
-		routes = append(routes, vip.Route{Prefix: v.Prefix})
+		routes = append(routes, routing.Route{Prefix: v.Prefix})
 	}
 	return Render(cfg, routes)
 }
 
 // announced returns the routes BIRD will announce for the request, sorted
-// and deduplicated: draining routes are dropped under the withdraw policy,
-// and Draining is only kept under the deprefer policy.
-func announced(cfg Config, routes []vip.Route) []vip.Route {
-	out := make([]vip.Route, 0, len(routes))
-	for _, r := range routes {
-		if r.Draining && cfg.Drain != DrainDeprefer {
-			continue
-		}
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b vip.Route) int {
+// and deduplicated.
+func announced(routes []routing.Route) []routing.Route {
+	out := slices.Clone(routes)
+	slices.SortFunc(out, func(a, b routing.Route) int {
 		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
 			return c
 		}

@@ -4,17 +4,17 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/vipd/vipd/vip"
+	"github.com/vipd/vipd/routing"
 )
 
-func config10k() (Config, []vip.Route) {
+func config10k() (Config, []routing.Route) {
 	cfg := v4Config()
 	cfg.VIPs = nil
-	var all []vip.Route
+	var all []routing.Route
 	for i := 0; i < 10000; i++ {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 128 + byte(i>>16), byte(i >> 8), byte(i)}), 32)
 		cfg.VIPs = append(cfg.VIPs, VIPRoute{Prefix: p, Attrs: RouteAttrs{Tag: uint32(i)}})
-		all = append(all, vip.Route{Prefix: p})
+		all = append(all, routing.Route{Prefix: p})
 	}
 	return cfg, all
 }
@@ -48,7 +48,7 @@ func BenchmarkRenderApply10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	for i := 0; i < b.N; i++ {
-		if _, err := r.render(announced(r.cfg, all)); err != nil {
+		if _, err := r.render(announced(all)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package health
+package cluster
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/vipd/vipd/vip"
 )
 
 // Paths served by the state handler.
@@ -19,15 +17,15 @@ const (
 	HealthzPath = "/healthz"
 )
 
-// shutdownTimeout bounds how long ServeState waits for in-flight requests.
+// shutdownTimeout bounds how long ListenAndServe waits for in-flight requests.
 const shutdownTimeout = 5 * time.Second
 
-// NewStateHandler returns the read-only HTTP handler peers poll: GET (or
+// NewHandler returns the read-only HTTP handler peers poll: GET (or
 // HEAD) /state answers the JSON document returned by get, /healthz answers
 // 200 "ok"; any other method is 405 and any other path 404. get is called
 // once per request, from the server's goroutines, so it must be safe for
 // concurrent use (typically it returns a copy held by the controller).
-func NewStateHandler(get func() vip.NodeState) http.Handler {
+func NewHandler(get func() NodeState) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(StatePath, func(w http.ResponseWriter, r *http.Request) {
 		if !readOnly(w, r) {
@@ -72,10 +70,10 @@ func readOnly(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// ServeState listens on the TCP address addr ("host:port") and serves h until
-// ctx is done, then shuts down gracefully (in-flight requests get a few
+// ListenAndServe listens on the TCP address addr ("host:port") and serves h
+// until ctx is done, then shuts down gracefully (in-flight requests get a few
 // seconds). It returns nil after a clean shutdown.
-func ServeState(ctx context.Context, addr string, h http.Handler) error {
+func ListenAndServe(ctx context.Context, addr string, h http.Handler) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
@@ -84,7 +82,7 @@ func ServeState(ctx context.Context, addr string, h http.Handler) error {
 	return Serve(ctx, ln, h)
 }
 
-// Serve is ServeState on a listener the caller opened (tests use port 0). It
+// Serve is ListenAndServe on a listener the caller opened (tests use port 0). It
 // closes ln.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{

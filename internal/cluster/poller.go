@@ -1,20 +1,18 @@
-package health
+package cluster
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net/http"
-	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/vipd/vipd/vip"
+
+	"github.com/vipd/vipd/internal/health"
 )
 
 // maxStateBody bounds a peer's state document; a real one is a few KiB.
@@ -24,14 +22,15 @@ const maxStateBody = 1 << 20
 // a cluster do not poll in lockstep.
 const jitterFraction = 0.1
 
-// Peer is one cluster member to poll.
-type Peer struct {
+// Member is one cluster member to poll.
+type Member struct {
 	Name string // cluster member name; the document's "node" must match
 	URL  string // full URL of the member's state document (".../state")
 }
 
 // PollOptions tune the poller. A zero field takes the default of the same
-// name in CheckConfig (interval 2s, timeout 1s, rise 2, fall 3).
+// name in health.CheckConfig (interval 2s, timeout 1s, rise 2, fall 3): a
+// member's state is debounced like a local service check.
 type PollOptions struct {
 	Interval time.Duration
 	Timeout  time.Duration
@@ -40,14 +39,14 @@ type PollOptions struct {
 }
 
 func (o PollOptions) withDefaults() PollOptions {
-	c := CheckConfig{Interval: o.Interval, Timeout: o.Timeout, Rise: o.Rise, Fall: o.Fall}.WithDefaults()
+	c := health.CheckConfig{Interval: o.Interval, Timeout: o.Timeout, Rise: o.Rise, Fall: o.Fall}.WithDefaults()
 	return PollOptions{Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall}
 }
 
-// PeerReportFunc receives a peer's state: st is nil when the peer has
+// ReportFunc receives a member's state: st is nil when the member has
 // failed (fall misses in a row), otherwise a document the caller may keep
 // (the poller never touches it again).
-type PeerReportFunc func(node string, st *vip.NodeState)
+type ReportFunc func(node string, st *NodeState)
 
 // Poller polls the state document of every cluster member.
 //
@@ -61,22 +60,22 @@ type PeerReportFunc func(node string, st *vip.NodeState)
 // other peer's reports.
 type Poller struct {
 	log     hclog.Logger
-	members []Peer
+	members []Member
 	opts    PollOptions
-	report  PeerReportFunc
+	report  ReportFunc
 	client  *http.Client
 
 	reportMu sync.Mutex // serialises report calls
 }
 
 // NewPoller returns a Poller for members. Run starts it.
-func NewPoller(log hclog.Logger, members []Peer, opts PollOptions, report PeerReportFunc) *Poller {
+func NewPoller(log hclog.Logger, members []Member, opts PollOptions, report ReportFunc) *Poller {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // peers are on the underlay, never behind a proxy
 	tr.MaxIdleConnsPerHost = 1
 	return &Poller{
 		log:     log.Named("peers"),
-		members: append([]Peer(nil), members...),
+		members: slices.Clone(members),
 		opts:    opts.withDefaults(),
 		report:  report,
 		client: &http.Client{
@@ -105,14 +104,14 @@ func (p *Poller) Run(ctx context.Context) error {
 
 // peerState is what runPeer remembers about one peer.
 type peerState struct {
-	h        hysteresis
-	last     *vip.NodeState // last document reported, nil if none
-	lastGood *vip.NodeState // last valid document fetched
+	h        health.Hysteresis
+	last     *NodeState // last document reported, nil if none
+	lastGood *NodeState // last valid document fetched
 }
 
-func (p *Poller) runPeer(ctx context.Context, m Peer) {
+func (p *Poller) runPeer(ctx context.Context, m Member) {
 	log := p.log.With("peer", m.Name)
-	ps := peerState{h: hysteresis{rise: p.opts.Rise, fall: p.opts.Fall}}
+	ps := peerState{h: health.Hysteresis{Rise: p.opts.Rise, Fall: p.opts.Fall}}
 	t := time.NewTimer(0) // first poll at once
 	defer t.Stop()
 	for {
@@ -144,28 +143,28 @@ func (p *Poller) runPeer(ctx context.Context, m Peer) {
 }
 
 // next records one poll and returns what to report, if anything.
-func (ps *peerState) next(ok bool) (st *vip.NodeState, report bool) {
-	changed := ps.h.observe(ok)
+func (ps *peerState) next(ok bool) (st *NodeState, report bool) {
+	changed := ps.h.Observe(ok)
 	switch {
-	case changed && ps.h.level == levelDown:
+	case changed && ps.h.Level == health.LevelDown:
 		ps.lastGood = nil
 		return nil, true
-	case changed && ps.h.level == levelUp:
-		return clone(ps.lastGood), true
-	case ps.h.level == levelUp && ok && !sameState(ps.last, ps.lastGood):
-		return clone(ps.lastGood), true
+	case changed && ps.h.Level == health.LevelUp:
+		return ps.lastGood.Clone(), true
+	case ps.h.Level == health.LevelUp && ok && !ps.last.Equal(ps.lastGood):
+		return ps.lastGood.Clone(), true
 	}
 	return nil, false
 }
 
-func (p *Poller) emit(node string, st *vip.NodeState) {
+func (p *Poller) emit(node string, st *NodeState) {
 	p.reportMu.Lock()
 	defer p.reportMu.Unlock()
 	p.report(node, st)
 }
 
 // fetch gets and validates one peer's document.
-func (p *Poller) fetch(ctx context.Context, m Peer) (*vip.NodeState, error) {
+func (p *Poller) fetch(ctx context.Context, m Member) (*NodeState, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.URL, nil)
@@ -194,64 +193,6 @@ func (p *Poller) fetch(ctx context.Context, m Peer) (*vip.NodeState, error) {
 		return nil, fmt.Errorf("decoding state from %s: %w", m.URL, err)
 	}
 	return st, nil
-}
-
-// Errors of DecodeNodeState.
-var (
-	// ErrWrongNode: the document is about another node than the one polled
-	// (a swapped URL in the config).
-	ErrWrongNode = errors.New("wrong node")
-	// ErrBadDocument: the document is not a valid node state.
-	ErrBadDocument = errors.New("invalid node state")
-)
-
-// DecodeNodeState parses and validates a state document. Unknown fields are
-// ignored (a newer peer may add some). If node is not empty, the document's
-// node name must equal it.
-func DecodeNodeState(data []byte, node string) (*vip.NodeState, error) {
-	var st vip.NodeState
-	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadDocument, err)
-	}
-	if st.Node == "" {
-		return nil, fmt.Errorf("%w: missing node name", ErrBadDocument)
-	}
-	if node != "" && st.Node != node {
-		return nil, fmt.Errorf("%w: document is from %q, expected %q", ErrWrongNode, st.Node, node)
-	}
-	for addr, v := range st.VIPs {
-		if !addr.IsValid() {
-			return nil, fmt.Errorf("%w: empty vip address", ErrBadDocument)
-		}
-		if addr.Zone() != "" || addr.Is4In6() {
-			return nil, fmt.Errorf("%w: vip %s: not a plain IPv4 or IPv6 address", ErrBadDocument, addr)
-		}
-		switch v.State {
-		case vip.StateActive, vip.StateDraining, vip.StateInactive:
-		default:
-			return nil, fmt.Errorf("%w: vip %s: unknown state %q", ErrBadDocument, addr, v.State)
-		}
-	}
-	if st.VIPs == nil {
-		st.VIPs = map[netip.Addr]vip.NodeVIPState{}
-	}
-	return &st, nil
-}
-
-func sameState(a, b *vip.NodeState) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Node == b.Node && a.Generation == b.Generation && maps.Equal(a.VIPs, b.VIPs)
-}
-
-func clone(st *vip.NodeState) *vip.NodeState {
-	if st == nil {
-		return nil
-	}
-	c := *st
-	c.VIPs = maps.Clone(st.VIPs)
-	return &c
 }
 
 func jitter(d time.Duration) time.Duration {

@@ -1,4 +1,4 @@
-package health
+package cluster
 
 import (
 	"context"
@@ -14,22 +14,21 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/vipd/vipd/vip"
 )
 
-func testState() vip.NodeState {
-	return vip.NodeState{
+func testState() NodeState {
+	return NodeState{
 		Node:       "n1",
 		Generation: 7,
-		VIPs: map[netip.Addr]vip.NodeVIPState{
-			netip.MustParseAddr("192.0.2.10"):   {State: vip.StateActive, Healthy: true},
-			netip.MustParseAddr("2001:db8::10"): {State: vip.StateDraining, Healthy: false, Reason: "service unhealthy"},
+		VIPs: map[netip.Addr]VIPState{
+			netip.MustParseAddr("192.0.2.10"):   {State: StateActive, Healthy: true},
+			netip.MustParseAddr("2001:db8::10"): {State: StateDraining, Healthy: false, Reason: "service unhealthy"},
 		},
 	}
 }
 
 func TestStateHandler(t *testing.T) {
-	h := NewStateHandler(testState)
+	h := NewHandler(testState)
 	wantJSON, err := json.Marshal(testState())
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +81,7 @@ func TestStateHandler(t *testing.T) {
 // What the handler serves, the poller's decoder reads back unchanged.
 func TestStateRoundTrip(t *testing.T) {
 	rec := httptest.NewRecorder()
-	NewStateHandler(testState).ServeHTTP(rec, httptest.NewRequest("GET", "/state", nil))
+	NewHandler(testState).ServeHTTP(rec, httptest.NewRequest("GET", "/state", nil))
 	got, err := DecodeNodeState(rec.Body.Bytes(), "n1")
 	if err != nil {
 		t.Fatalf("DecodeNodeState: %v", err)
@@ -96,7 +95,7 @@ func TestStateRoundTrip(t *testing.T) {
 // The getter is called per request: a changed state is served at once.
 func TestStateHandlerLive(t *testing.T) {
 	gen := uint64(0)
-	h := NewStateHandler(func() vip.NodeState { gen++; return vip.NodeState{Node: "n1", Generation: gen} })
+	h := NewHandler(func() NodeState { gen++; return NodeState{Node: "n1", Generation: gen} })
 	for want := uint64(1); want <= 3; want++ {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/state", nil))
@@ -110,7 +109,7 @@ func TestStateHandlerLive(t *testing.T) {
 	}
 }
 
-func TestServeState(t *testing.T) {
+func TestServe(t *testing.T) {
 	checkNoGoroutineLeak(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -118,7 +117,7 @@ func TestServeState(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- Serve(ctx, ln, NewStateHandler(testState)) }()
+	go func() { errc <- Serve(ctx, ln, NewHandler(testState)) }()
 
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
@@ -156,25 +155,25 @@ func TestServeState(t *testing.T) {
 	}
 }
 
-func TestServeStateListenError(t *testing.T) {
+func TestListenAndServeError(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	err = ServeState(t.Context(), ln.Addr().String(), NewStateHandler(testState))
+	err = ListenAndServe(t.Context(), ln.Addr().String(), NewHandler(testState))
 	var opErr *net.OpError
 	if !errors.As(err, &opErr) || !strings.HasPrefix(err.Error(), "listening for node state on ") {
-		t.Errorf("ServeState on a busy port = %v, want a wrapped listen error", err)
+		t.Errorf("ListenAndServe on a busy port = %v, want a wrapped listen error", err)
 	}
 }
 
-func TestServeStateByAddress(t *testing.T) {
+func TestListenAndServeByAddress(t *testing.T) {
 	checkNoGoroutineLeak(t)
 	addr := closedPort(t) // free a moment ago; a race with another process only fails the listen
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- ServeState(ctx, addr, NewStateHandler(testState)) }()
+	go func() { errc <- ListenAndServe(ctx, addr, NewHandler(testState)) }()
 
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
@@ -188,7 +187,7 @@ func TestServeStateByAddress(t *testing.T) {
 		}
 		select {
 		case err := <-errc:
-			t.Fatalf("ServeState returned early: %v", err)
+			t.Fatalf("ListenAndServe returned early: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -202,6 +201,6 @@ func TestServeStateByAddress(t *testing.T) {
 	}
 	cancel()
 	if err := <-errc; err != nil {
-		t.Errorf("ServeState after cancel = %v, want nil", err)
+		t.Errorf("ListenAndServe after cancel = %v, want nil", err)
 	}
 }

@@ -1,4 +1,4 @@
-package health
+package cluster
 
 import (
 	"bytes"
@@ -15,30 +15,31 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
-	"github.com/vipd/vipd/vip"
+
+	"github.com/vipd/vipd/internal/health"
 )
 
 // fakePeer serves a scripted state document.
 type fakePeer struct {
 	mu    sync.Mutex
 	mode  string // ok | 500 | badjson | wrongnode | hang | redirect | huge | flap | bump
-	st    vip.NodeState
+	st    NodeState
 	polls int
 }
 
 func newFakePeer(t *testing.T, node string) (*fakePeer, *httptest.Server) {
 	t.Helper()
-	f := &fakePeer{mode: "ok", st: vip.NodeState{
+	f := &fakePeer{mode: "ok", st: NodeState{
 		Node:       node,
 		Generation: 1,
-		VIPs:       map[netip.Addr]vip.NodeVIPState{netip.MustParseAddr("192.0.2.10"): {State: vip.StateActive, Healthy: true}},
+		VIPs:       map[netip.Addr]VIPState{netip.MustParseAddr("192.0.2.10"): {State: StateActive, Healthy: true}},
 	}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv
 }
 
-func (f *fakePeer) set(mode string, change func(*vip.NodeState)) {
+func (f *fakePeer) set(mode string, change func(*NodeState)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.mode = mode
@@ -56,7 +57,7 @@ func (f *fakePeer) pollCount() int {
 func (f *fakePeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.polls++
-	mode, st := f.mode, clone(&f.st)
+	mode, st := f.mode, f.st.Clone()
 	if mode == "flap" && f.polls%2 == 0 {
 		mode = "500"
 	}
@@ -87,17 +88,17 @@ func (f *fakePeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type peerReport struct {
 	Node string
-	St   *vip.NodeState
+	St   *NodeState
 }
 
 // startPoller runs a Poller until the test ends; cleanup cancels it and
 // fails the test if Run does not return. It also fails the test if report
 // is ever called concurrently.
-func startPoller(t *testing.T, members []Peer, opts PollOptions) <-chan peerReport {
+func startPoller(t *testing.T, members []Member, opts PollOptions) <-chan peerReport {
 	t.Helper()
 	reports := make(chan peerReport, 1000)
 	var inReport atomic.Int32
-	p := NewPoller(hclog.NewNullLogger(), members, opts, func(node string, st *vip.NodeState) {
+	p := NewPoller(hclog.NewNullLogger(), members, opts, func(node string, st *NodeState) {
 		if inReport.Add(1) != 1 {
 			t.Errorf("report called concurrently")
 		}
@@ -161,9 +162,9 @@ var fastPoll = PollOptions{Interval: 10 * time.Millisecond, Timeout: 500 * time.
 func TestPollerLifecycle(t *testing.T) {
 	checkNoGoroutineLeak(t)
 	f, srv := newFakePeer(t, "n2")
-	reports := startPoller(t, []Peer{{Name: "n2", URL: srv.URL + "/state"}}, fastPoll)
+	reports := startPoller(t, []Member{{Name: "n2", URL: srv.URL + "/state"}}, fastPoll)
 
-	want := clone(&f.st)
+	want := f.st.Clone()
 	if diff := cmp.Diff(peerReport{"n2", want}, nextPeerReport(t, reports)); diff != "" {
 		t.Fatalf("first report (-want +got):\n%s", diff)
 	}
@@ -172,21 +173,21 @@ func TestPollerLifecycle(t *testing.T) {
 	}
 	noPeerReport(t, reports, f, 5) // same document: nothing to say
 
-	f.set("ok", func(st *vip.NodeState) {
+	f.set("ok", func(st *NodeState) {
 		st.Generation = 2
-		st.VIPs[netip.MustParseAddr("192.0.2.10")] = vip.NodeVIPState{State: vip.StateDraining, Healthy: true}
+		st.VIPs[netip.MustParseAddr("192.0.2.10")] = VIPState{State: StateDraining, Healthy: true}
 	})
-	want = clone(&f.st)
+	want = f.st.Clone()
 	if diff := cmp.Diff(peerReport{"n2", want}, nextPeerReport(t, reports)); diff != "" {
 		t.Fatalf("report after a new generation (-want +got):\n%s", diff)
 	}
 
 	// Same generation, other content (a restarted peer counting from 1
 	// again could do this): still reported.
-	f.set("ok", func(st *vip.NodeState) {
-		st.VIPs[netip.MustParseAddr("192.0.2.11")] = vip.NodeVIPState{State: vip.StateActive}
+	f.set("ok", func(st *NodeState) {
+		st.VIPs[netip.MustParseAddr("192.0.2.11")] = VIPState{State: StateActive}
 	})
-	want = clone(&f.st)
+	want = f.st.Clone()
 	if diff := cmp.Diff(peerReport{"n2", want}, nextPeerReport(t, reports)); diff != "" {
 		t.Fatalf("report after a content change (-want +got):\n%s", diff)
 	}
@@ -201,8 +202,8 @@ func TestPollerLifecycle(t *testing.T) {
 	}
 	noPeerReport(t, reports, f, 5) // failed is reported once
 
-	f.set("ok", func(st *vip.NodeState) { st.Generation = 3 })
-	want = clone(&f.st)
+	f.set("ok", func(st *NodeState) { st.Generation = 3 })
+	want = f.st.Clone()
 	if diff := cmp.Diff(peerReport{"n2", want}, nextPeerReport(t, reports)); diff != "" {
 		t.Fatalf("report after recovery (-want +got):\n%s", diff)
 	}
@@ -223,7 +224,7 @@ func TestPollerMisses(t *testing.T) {
 			opts := fastPoll
 			opts.Timeout = 20 * time.Millisecond // for "hang"; a miss either way
 			opts.Interval = 30 * time.Millisecond
-			reports := startPoller(t, []Peer{{Name: "n2", URL: url}}, opts)
+			reports := startPoller(t, []Member{{Name: "n2", URL: url}}, opts)
 			if diff := cmp.Diff(peerReport{"n2", nil}, nextPeerReport(t, reports)); diff != "" {
 				t.Fatalf("report (-want +got):\n%s", diff)
 			}
@@ -239,7 +240,7 @@ func TestPollerMisses(t *testing.T) {
 func TestPollerFlappingPeer(t *testing.T) {
 	f, srv := newFakePeer(t, "n2")
 	f.set("flap", nil)
-	reports := startPoller(t, []Peer{{Name: "n2", URL: srv.URL + "/state"}}, PollOptions{
+	reports := startPoller(t, []Member{{Name: "n2", URL: srv.URL + "/state"}}, PollOptions{
 		Interval: 10 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2,
 	})
 	noPeerReport(t, reports, f, 10)
@@ -256,15 +257,15 @@ func TestPollerFlappingPeer(t *testing.T) {
 // and each peer's reports arrive in order.
 func TestPollerPeersIndependentAndOrdered(t *testing.T) {
 	checkNoGoroutineLeak(t)
-	var members []Peer
+	var members []Member
 	for _, name := range []string{"n1", "n2", "n3"} {
 		f, srv := newFakePeer(t, name)
 		f.set("bump", nil) // a new generation on every poll
-		members = append(members, Peer{Name: name, URL: srv.URL + "/state"})
+		members = append(members, Member{Name: name, URL: srv.URL + "/state"})
 	}
 	hung, hsrv := newFakePeer(t, "n4")
 	hung.set("hang", nil)
-	members = append(members, Peer{Name: "n4", URL: hsrv.URL + "/state"})
+	members = append(members, Member{Name: "n4", URL: hsrv.URL + "/state"})
 
 	opts := PollOptions{Interval: 10 * time.Millisecond, Timeout: 2 * time.Second, Rise: 1, Fall: 3}
 	reports := startPoller(t, members, opts)
@@ -285,8 +286,8 @@ func TestPollerPeersIndependentAndOrdered(t *testing.T) {
 }
 
 func TestPeerStateNext(t *testing.T) {
-	doc := func(gen uint64) *vip.NodeState {
-		return &vip.NodeState{Node: "n2", Generation: gen, VIPs: map[netip.Addr]vip.NodeVIPState{}}
+	doc := func(gen uint64) *NodeState {
+		return &NodeState{Node: "n2", Generation: gen, VIPs: map[netip.Addr]VIPState{}}
 	}
 	type out struct {
 		Report bool
@@ -294,20 +295,20 @@ func TestPeerStateNext(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		polls []*vip.NodeState
+		polls []*NodeState
 		want  []out
 	}{
-		{"up after rise", []*vip.NodeState{doc(1), doc(1), doc(1)}, []out{{false, 0}, {true, 1}, {false, 0}}},
-		{"new generations while up", []*vip.NodeState{doc(1), doc(1), doc(2), doc(2), doc(3)}, []out{{false, 0}, {true, 1}, {true, 2}, {false, 0}, {true, 3}}},
-		{"generation changing before rise reports the latest", []*vip.NodeState{doc(1), doc(2)}, []out{{false, 0}, {true, 2}}},
-		{"failed after fall, once", []*vip.NodeState{nil, nil, nil, nil}, []out{{false, 0}, {false, 0}, {true, -1}, {false, 0}}},
-		{"misses below fall keep the peer", []*vip.NodeState{doc(1), doc(1), nil, nil, doc(1)}, []out{{false, 0}, {true, 1}, {false, 0}, {false, 0}, {false, 0}}},
-		{"new generation after a miss", []*vip.NodeState{doc(1), doc(1), nil, doc(2)}, []out{{false, 0}, {true, 1}, {false, 0}, {true, 2}}},
-		{"down then up", []*vip.NodeState{doc(1), doc(1), nil, nil, nil, doc(1), doc(1)}, []out{{false, 0}, {true, 1}, {false, 0}, {false, 0}, {true, -1}, {false, 0}, {true, 1}}},
+		{"up after rise", []*NodeState{doc(1), doc(1), doc(1)}, []out{{false, 0}, {true, 1}, {false, 0}}},
+		{"new generations while up", []*NodeState{doc(1), doc(1), doc(2), doc(2), doc(3)}, []out{{false, 0}, {true, 1}, {true, 2}, {false, 0}, {true, 3}}},
+		{"generation changing before rise reports the latest", []*NodeState{doc(1), doc(2)}, []out{{false, 0}, {true, 2}}},
+		{"failed after fall, once", []*NodeState{nil, nil, nil, nil}, []out{{false, 0}, {false, 0}, {true, -1}, {false, 0}}},
+		{"misses below fall keep the peer", []*NodeState{doc(1), doc(1), nil, nil, doc(1)}, []out{{false, 0}, {true, 1}, {false, 0}, {false, 0}, {false, 0}}},
+		{"new generation after a miss", []*NodeState{doc(1), doc(1), nil, doc(2)}, []out{{false, 0}, {true, 1}, {false, 0}, {true, 2}}},
+		{"down then up", []*NodeState{doc(1), doc(1), nil, nil, nil, doc(1), doc(1)}, []out{{false, 0}, {true, 1}, {false, 0}, {false, 0}, {true, -1}, {false, 0}, {true, 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ps := peerState{h: hysteresis{rise: 2, fall: 3}}
+			ps := peerState{h: health.Hysteresis{Rise: 2, Fall: 3}}
 			var got []out
 			for _, d := range tt.polls {
 				if d != nil {
@@ -335,26 +336,26 @@ func TestDecodeNodeState(t *testing.T) {
 	tests := []struct {
 		name    string
 		doc     string
-		want    *vip.NodeState
+		want    *NodeState
 		wantErr error
 	}{
 		{
 			name: "full",
 			doc:  `{"node":"n2","generation":5,"vips":{"192.0.2.10":{"state":"active","healthy":true},"2001:db8::1":{"state":"inactive","healthy":false,"reason":"draining"}}}`,
-			want: &vip.NodeState{Node: "n2", Generation: 5, VIPs: map[netip.Addr]vip.NodeVIPState{
-				netip.MustParseAddr("192.0.2.10"):  {State: vip.StateActive, Healthy: true},
-				netip.MustParseAddr("2001:db8::1"): {State: vip.StateInactive, Reason: "draining"},
+			want: &NodeState{Node: "n2", Generation: 5, VIPs: map[netip.Addr]VIPState{
+				netip.MustParseAddr("192.0.2.10"):  {State: StateActive, Healthy: true},
+				netip.MustParseAddr("2001:db8::1"): {State: StateInactive, Reason: "draining"},
 			}},
 		},
 		{
 			name: "unknown fields are tolerated",
 			doc:  `{"node":"n2","generation":1,"version":"2.0","vips":{"192.0.2.10":{"state":"draining","weight":3}}}`,
-			want: &vip.NodeState{Node: "n2", Generation: 1, VIPs: map[netip.Addr]vip.NodeVIPState{
-				netip.MustParseAddr("192.0.2.10"): {State: vip.StateDraining},
+			want: &NodeState{Node: "n2", Generation: 1, VIPs: map[netip.Addr]VIPState{
+				netip.MustParseAddr("192.0.2.10"): {State: StateDraining},
 			}},
 		},
-		{"no vips", `{"node":"n2","generation":1}`, &vip.NodeState{Node: "n2", Generation: 1, VIPs: map[netip.Addr]vip.NodeVIPState{}}, nil},
-		{"null vips", `{"node":"n2","generation":1,"vips":null}`, &vip.NodeState{Node: "n2", Generation: 1, VIPs: map[netip.Addr]vip.NodeVIPState{}}, nil},
+		{"no vips", `{"node":"n2","generation":1}`, &NodeState{Node: "n2", Generation: 1, VIPs: map[netip.Addr]VIPState{}}, nil},
+		{"null vips", `{"node":"n2","generation":1,"vips":null}`, &NodeState{Node: "n2", Generation: 1, VIPs: map[netip.Addr]VIPState{}}, nil},
 		{"wrong node", `{"node":"n3","generation":1}`, nil, ErrWrongNode},
 		{"missing node", `{"generation":1}`, nil, ErrBadDocument},
 		{"unknown state", `{"node":"n2","vips":{"192.0.2.10":{"state":"up"}}}`, nil, ErrBadDocument},
@@ -403,7 +404,7 @@ func FuzzDecodeNodeState(f *testing.F) {
 				t.Fatalf("accepted vip address %q", addr)
 			}
 			switch v.State {
-			case vip.StateActive, vip.StateDraining, vip.StateInactive:
+			case StateActive, StateDraining, StateInactive:
 			default:
 				t.Fatalf("accepted state %q", v.State)
 			}

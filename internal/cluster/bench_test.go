@@ -1,4 +1,4 @@
-package health
+package cluster
 
 import (
 	"encoding/json"
@@ -6,16 +6,14 @@ import (
 	"net/netip"
 	"testing"
 	"time"
-
-	"github.com/vipd/vipd/vip"
 )
 
 // bigState is a node state with n VIPs, as a large node would serve.
 func bigState(n int) []byte {
-	st := vip.NodeState{Node: "n1", Generation: 42, VIPs: map[netip.Addr]vip.NodeVIPState{}}
+	st := NodeState{Node: "n1", Generation: 42, VIPs: map[netip.Addr]VIPState{}}
 	for i := range n {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		st.VIPs[a] = vip.NodeVIPState{State: vip.StateActive, Healthy: i%7 != 0, Reason: "service unhealthy"}
+		st.VIPs[a] = VIPState{State: StateActive, Healthy: i%7 != 0, Reason: "service unhealthy"}
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -40,7 +38,7 @@ func BenchmarkDecodeNodeState(b *testing.B) {
 			// The baseline runs as many times, outside the timer.
 			start := time.Now()
 			for range b.N {
-				var st vip.NodeState
+				var st NodeState
 				if err := json.Unmarshal(doc, &st); err != nil {
 					b.Fatal(err)
 				}

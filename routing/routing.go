@@ -1,0 +1,150 @@
+// Package routing is the contract between a vipd node and the routing
+// daemon that announces its VIPs to the routers: what the daemon needs of an
+// advertiser over its whole life (set the announceable VIPs on every reload,
+// set the announced routes on every state change, report the peers for
+// status and metrics, close or abandon on exit). routing/bgp (an embedded
+// GoBGP speaker) and routing/bird (a generated BIRD OSPF configuration)
+// implement it; routing/routingtest records calls for unit tests.
+//
+// Advertisers announce exactly what they are told. Whether a draining VIP
+// stays announced (with its drain attributes) or is withdrawn is the drain
+// policy, decided once by the state machine in package vip: an advertiser
+// never consults a policy of its own.
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Route is one VIP route the node asks its routers to send it traffic for.
+type Route struct {
+	// Prefix is the VIP as a host prefix (/32 or /128).
+	Prefix netip.Prefix
+	// Draining asks the advertiser to announce the route with its drain
+	// attributes (worse MED, AS-path prepend, a community, a higher OSPF
+	// metric) instead of the normal ones, so routers prefer other nodes.
+	Draining bool
+}
+
+// VIP is a VIP an advertiser may announce, with its route attributes.
+type VIP struct {
+	// Prefix is the VIP as a host prefix (/32 or /128).
+	Prefix netip.Prefix
+	// Attrs are the route attributes of the advertiser's mode
+	// (bgp.RouteAttrs, bird.RouteAttrs); nil means the mode's defaults. An
+	// advertiser refuses attributes of another mode (ErrAttrs).
+	Attrs any
+}
+
+// Peer is one routing session as status and metrics show it: a BGP
+// neighbor, or an OSPF neighbor of BIRD.
+type Peer struct {
+	// Name identifies the session for people and metric labels
+	// ("192.0.2.1 AS65000", "ospf_v2 192.0.2.254").
+	Name    string
+	Address netip.Addr
+	ASN     uint32 // 0 for OSPF
+	// State is the session state in the daemon's own words, lower case
+	// ("established", "active", "full/ptp", "exstart/dr").
+	State string
+	// Up is true when routes flow to the peer (BGP established, OSPF full).
+	Up bool
+	// Uptime is how long the session has been up (0 when not, or unknown).
+	Uptime time.Duration
+	// Advertised is the number of VIP routes the peer has been sent.
+	Advertised int
+	// LastError is the last problem the daemon reported about the peer.
+	LastError string
+}
+
+// Advertiser announces VIP routes to the routers. Implementations are safe
+// for concurrent use and idempotent: setting the same VIPs or routes again
+// does nothing and succeeds.
+//
+// A prefix not given to SetVIPs is never announced. SetRoutes refuses each
+// such prefix (the error wraps ErrUnknownPrefix and names every one) and
+// still applies the other routes: one stale route cannot hold up the rest.
+// After Close or Abandon every method returns ErrClosed.
+type Advertiser interface {
+	// SetVIPs replaces the VIPs that may be announced, with their
+	// attributes (a config reload). Announced routes whose attributes
+	// changed are announced again with the new ones; an announced route
+	// whose VIP is no longer listed is withdrawn at once (pass the union of
+	// the old and new VIPs to leave that to the state machine, which
+	// withdraws before it unprograms).
+	SetVIPs(ctx context.Context, vips []VIP) error
+	// SetRoutes makes the announced routes exactly routes, in one go. It
+	// returns the routes announced when it returns. On error the returned
+	// slice is the advertiser's best knowledge, and a route whose state is
+	// uncertain is included (the caller then assumes it still attracts
+	// traffic). It does not block on a peer that is down; it may block for
+	// the time a local daemon takes to reconfigure.
+	SetRoutes(ctx context.Context, routes []Route) ([]Route, error)
+	// Peers lists the routing sessions, for status and metrics.
+	Peers(ctx context.Context) ([]Peer, error)
+	// Close withdraws every route, waits (bounded by ctx) until the peers
+	// were told, and stops: a shutdown.
+	Close(ctx context.Context) error
+	// Abandon stops without withdrawing anything: an upgrade exit, where
+	// graceful restart (BGP) or the running BIRD keeps the routes until the
+	// next vipd takes over.
+	Abandon() error
+}
+
+// Errors shared by every advertiser.
+var (
+	// ErrUnknownPrefix: a route was asked for a prefix not given to SetVIPs.
+	ErrUnknownPrefix = errors.New("prefix is not a configured VIP")
+	// ErrClosed: the advertiser was closed or abandoned.
+	ErrClosed = errors.New("advertiser closed")
+	// ErrAttrs: a VIP's attributes are not of the advertiser's mode.
+	ErrAttrs = errors.New("route attributes of another routing mode")
+)
+
+// Mode is how a node announces its VIPs.
+type Mode string
+
+// Routing modes.
+const (
+	ModeBGP      Mode = "bgp"       // embedded GoBGP (routing/bgp)
+	ModeBirdOSPF Mode = "bird-ospf" // generated BIRD config (routing/bird)
+)
+
+// ParseMode parses "bgp" or "bird-ospf".
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeBGP, ModeBirdOSPF:
+		return m, nil
+	}
+	return "", fmt.Errorf("routing mode %q: want bgp or bird-ospf", s)
+}
+
+// String returns the mode's word ("" for the zero Mode).
+func (m Mode) String() string { return string(m) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (m Mode) MarshalText() ([]byte, error) {
+	if _, err := ParseMode(string(m)); err != nil {
+		return nil, err
+	}
+	return []byte(m), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (m *Mode) UnmarshalText(b []byte) error {
+	p, err := ParseMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = p
+	return nil
+}
+
+// HostPrefix returns addr as a host route (/32 or /128).
+func HostPrefix(addr netip.Addr) netip.Prefix {
+	return netip.PrefixFrom(addr, addr.BitLen())
+}

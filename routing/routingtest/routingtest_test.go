@@ -1,0 +1,110 @@
+package routingtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vipd/vipd/routing"
+)
+
+// tbRecorder keeps the Errorf calls instead of failing the test.
+type tbRecorder struct {
+	testing.TB
+	errs []string
+}
+
+func (t *tbRecorder) Errorf(format string, args ...any) {
+	t.errs = append(t.errs, fmt.Sprintf(format, args...))
+}
+
+var cmpNet = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+
+var (
+	p1 = netip.MustParsePrefix("192.0.2.1/32")
+	p2 = netip.MustParsePrefix("192.0.2.2/32")
+	p6 = netip.MustParsePrefix("2001:db8::1/128")
+)
+
+func TestRecorder(t *testing.T) {
+	ctx := context.Background()
+	tb := &tbRecorder{TB: t}
+	r := New(tb, routing.VIP{Prefix: p1}, routing.VIP{Prefix: p2})
+	if got, err := r.SetRoutes(ctx, []routing.Route{{Prefix: p2, Draining: true}, {Prefix: p1}}); err != nil ||
+		!cmp.Equal(got, []routing.Route{{Prefix: p1}, {Prefix: p2, Draining: true}}, cmpNet) {
+		t.Errorf("SetRoutes = %v, %v", got, err)
+	}
+	// p2 leaves the VIPs: its route is withdrawn at once.
+	if err := r.SetVIPs(ctx, []routing.VIP{{Prefix: p1}, {Prefix: p6}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Announced(); !cmp.Equal(got, []routing.Route{{Prefix: p1}}, cmpNet) {
+		t.Errorf("announced after SetVIPs = %v", got)
+	}
+	if len(tb.errs) != 0 {
+		t.Fatalf("violations of a well-behaved caller: %q", tb.errs)
+	}
+	// A prefix outside the VIPs is a violation, refused as the contract
+	// says.
+	CheckUnknownPrefix(t, r, []routing.Route{{Prefix: p6}}, p2)
+	if len(tb.errs) != 1 {
+		t.Errorf("violations = %q, want the unknown prefix", tb.errs)
+	}
+	r.SetPeers([]routing.Peer{{Name: "x", Up: true}})
+	if ps, err := r.Peers(ctx); err != nil || len(ps) != 1 {
+		t.Errorf("Peers = %v, %v", ps, err)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Announced(); len(got) != 0 {
+		t.Errorf("announced after Close = %v", got)
+	}
+	if _, err := r.SetRoutes(ctx, nil); !errors.Is(err, routing.ErrClosed) {
+		t.Errorf("SetRoutes after Close = %v, want ErrClosed", err)
+	}
+	if err := r.Abandon(); !errors.Is(err, routing.ErrClosed) {
+		t.Errorf("Abandon after Close = %v, want ErrClosed", err)
+	}
+	if len(tb.errs) != 3 {
+		t.Errorf("violations = %q, want the unknown prefix and two calls after Close", tb.errs)
+	}
+	want := []string{
+		"SetRoutes[d:192.0.2.2/32 192.0.2.1/32]", "SetVIPs[192.0.2.1/32 2001:db8::1/128]",
+		"SetRoutes[192.0.2.2/32 2001:db8::1/128]", "Close", "SetRoutes[]", "Abandon",
+	}
+	if d := cmp.Diff(want, r.Ops()); d != "" {
+		t.Errorf("ops (-want +got):\n%s", d)
+	}
+}
+
+func TestRecorderAbandonKeepsRoutes(t *testing.T) {
+	ctx := context.Background()
+	r := New(t, routing.VIP{Prefix: p1})
+	if _, err := r.SetRoutes(ctx, []routing.Route{{Prefix: p1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Announced(); !cmp.Equal(got, []routing.Route{{Prefix: p1}}, cmpNet) {
+		t.Errorf("announced after Abandon = %v, want the route kept", got)
+	}
+}
+
+func TestRecorderFail(t *testing.T) {
+	ctx := context.Background()
+	r := New(t, routing.VIP{Prefix: p1})
+	boom := errors.New("boom")
+	r.Fail("SetVIPs", boom)
+	if err := r.SetVIPs(ctx, nil); !errors.Is(err, boom) {
+		t.Errorf("SetVIPs = %v, want boom", err)
+	}
+	if got := r.VIPs(); !cmp.Equal(got, []netip.Prefix{p1}, cmpNet) {
+		t.Errorf("a failed SetVIPs changed the VIPs: %v", got)
+	}
+}
