@@ -48,7 +48,7 @@
  * unless forwarding is enabled on the device its params.ifindex names, and
  * the lookup runs as if the packet had arrived there. Looking up "from" the
  * uplink would require forwarding on the uplink, which also lets the kernel
- * route VIP packets back out of it: the loop of FIELD-NOTES 3. So lookups
+ * route VIP packets back out of it: the loop of docs/field-notes.md, note 3. So lookups
  * use dp_config.fib_ifindex (the loader sets it to lo, the only device with
  * forwarding on; nothing arrives on lo from the network), or the ingress
  * device when it is 0. Refused lookups are dropped and counted

@@ -55,7 +55,7 @@ struct backend {
 };
 
 /* Key of the bound set: the VIPs this node accepts decapsulated traffic
- * for (the loop guard, DESIGN.md invariant 3). */
+ * for (the loop guard, docs/design.md invariant 3). */
 struct addr_key {
 	__u8 addr[16];
 	__u8 family;

@@ -226,7 +226,7 @@ func (d *Dataplane) writeConfigLocked() error {
 // program's bpf_fib_lookup calls look up from, and returns lo's ifindex.
 // The kernel refuses a lookup unless forwarding is on for that device;
 // turning it on for the uplink instead would let the kernel route VIP
-// packets back out of it (the loop of FIELD-NOTES 3), while nothing arrives
+// packets back out of it (the loop of docs/field-notes.md, note 3), while nothing arrives
 // on lo from the network. The uplink and ip_forward stay off. Changing
 // net.ipv4.ip_forward (conf.all.forwarding), or writing
 // net.ipv6.conf.all.forwarding at all (even an unchanged 0, as a boot-time

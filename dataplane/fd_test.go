@@ -23,7 +23,7 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// TestFDsFlat makes 10,000 table updates (FIELD-NOTES 8: a leaked map fd
+// TestFDsFlat makes 10,000 table updates (docs/field-notes.md, note 8: a leaked map fd
 // per update ends in "Device or resource busy" at 32768 references) and
 // checks that the process's fd count does not grow. Every update creates,
 // fills, maps and swaps in a new table, alternating two tables (the

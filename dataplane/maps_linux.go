@@ -32,6 +32,10 @@ const (
 // TABLE_ROWS.
 const _ = uint(TableRows-int(vipdLimitsTABLE_ROWS)) + uint(int(vipdLimitsTABLE_ROWS)-TableRows)
 
+// DefaultGUEPort (options.go, every platform) must be the program's
+// GUE_PORT_DEFAULT in the same way.
+const _ = uint(DefaultGUEPort-int(vipdLimitsGUE_PORT_DEFAULT)) + uint(int(vipdLimitsGUE_PORT_DEFAULT)-DefaultGUEPort)
+
 // vipState is what the Dataplane knows of one programmed VIP.
 type vipState struct {
 	id       uint32        // index of its table in `tables`

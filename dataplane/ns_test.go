@@ -478,7 +478,7 @@ func testNamespaceTCP(t *testing.T, v6 bool) {
 
 	// 3. be1 back to primary, then the VIP is removed from be1 (lo and
 	// the bound set) while the director still sends it flows, with
-	// ip_forward turned on (the misconfiguration of FIELD-NOTES 3): the
+	// ip_forward turned on (the misconfiguration of docs/field-notes.md, note 3): the
 	// loop guard drops them; the kernel forwards none.
 	prog.Backends[0].Role = vip.RolePrimary
 	if err := l.dir.dp.Program(ctx, prog); err != nil {

@@ -17,7 +17,7 @@ type AttachMode uint8
 // Attach modes.
 const (
 	// AttachAuto is native unless the host check found native XDP unsafe
-	// on this NIC (Options.AutoGeneric, FIELD-NOTES 1), then generic. It is
+	// on this NIC (Options.AutoGeneric, docs/field-notes.md, note 1), then generic. It is
 	// the zero value.
 	AttachAuto AttachMode = iota
 	// AttachNative runs the program in the driver (XDP_FLAGS_DRV_MODE).

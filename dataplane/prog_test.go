@@ -19,7 +19,7 @@ import (
 // The rig: a private namespace whose veth (MAC nodeMAC) holds this node's
 // underlay addresses, with permanent neighbours for some backends and none
 // for one, so bpf_fib_lookup gives exact, known MACs. Forwarding is off
-// everywhere but on lo, as on a node (FIELD-NOTES 3): the program looks up
+// everywhere but on lo, as on a node (docs/field-notes.md, note 3): the program looks up
 // from lo (dp_config.fib_ifindex) and still gets the veth's route and MACs.
 // Backend slots:
 var (

@@ -6,7 +6,7 @@ import (
 	"github.com/vipd/vipd/internal/cluster"
 )
 
-// The drain and undrain sequences of DESIGN.md, one step at a time.
+// The drain and undrain sequences of docs/design.md, one step at a time.
 
 // nextServe is the state to publish next. Bring-up: bound first, then active.
 // Going down: withdraw, withdraw grace, draining, idle or drain timeout,

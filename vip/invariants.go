@@ -6,7 +6,7 @@ import (
 	"github.com/vipd/vipd/internal/cluster"
 )
 
-// checkInvariants checks DESIGN.md's invariants 1-5 on the machine's own view
+// checkInvariants checks docs/design.md's invariants 1-5 on the machine's own view
 // of what it reached. Tests call it after every step; Run logs what it finds
 // (the guards in reconcile refuse the steps that would cause it).
 func (m *machine) checkInvariants() []error {

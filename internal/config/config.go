@@ -50,10 +50,10 @@ type Node struct {
 	UnderlayV4 netip.Addr
 	UnderlayV6 netip.Addr
 	// AllowIPForward acknowledges running a backend with ip_forward on
-	// (FIELD-NOTES 3); the host check fails otherwise.
+	// (docs/field-notes.md, note 3); the host check fails otherwise.
 	AllowIPForward bool
 	// ClientPrefixes are where clients live: before an IPv6 VIP is
-	// advertised there must be a route back to them (FIELD-NOTES 4).
+	// advertised there must be a route back to them (docs/field-notes.md, note 4).
 	ClientPrefixes []netip.Prefix
 }
 
@@ -147,7 +147,7 @@ type Dataplane struct {
 	// PinPath is the bpffs directory for state that outlives vipd.
 	PinPath string
 	// SwitchMTU, if set, is the switch port's MTU, compared with the
-	// interface MTU by the host check (FIELD-NOTES 5).
+	// interface MTU by the host check (docs/field-notes.md, note 5).
 	SwitchMTU int
 }
 

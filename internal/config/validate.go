@@ -420,7 +420,7 @@ func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 	t.TableGrace = p.duration("timers.table_grace", r.TableGrace, DefaultTableGrace)
 	t.DrainTimeout = p.duration("timers.drain_timeout", r.DrainTimeout, DefaultDrainTimeout)
 	// Peers need fall polls to drop this node from their tables; unbinding
-	// sooner would blackhole (or loop, FIELD-NOTES 3) what they still send.
+	// sooner would blackhole (or loop, docs/field-notes.md, note 3) what they still send.
 	c := cfg.Cluster
 	if peersNotice := c.PollInterval*time.Duration(c.Fall) + c.PollTimeout; t.TableGrace < peersNotice {
 		p.errorf("timers.table_grace", "%s is shorter than the %s peers take to notice a node leave (poll_interval x fall + poll_timeout)", t.TableGrace, peersNotice)

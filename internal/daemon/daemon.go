@@ -248,7 +248,7 @@ func (d *Daemon) run(parts Parts) error {
 	d.startPoller(cfg)
 	if !d.skipChecks {
 		// Hold the IPv6 VIPs while there is no route back to the
-		// clients, release them once one appears (FIELD-NOTES 4).
+		// clients, release them once one appears (docs/field-notes.md, note 4).
 		d.every(10*time.Second, d.checkIPv6Route)
 	}
 	d.every(10*time.Second, d.keepLookupForwarding)

@@ -9,7 +9,7 @@ import (
 )
 
 // checkBPFFS verifies a mounted bpffs: vipd pins what must outlive it (the
-// PROG_ARRAY loses its programs when the last fd closes, FIELD-NOTES 8).
+// PROG_ARRAY loses its programs when the last fd closes, docs/field-notes.md, note 8).
 func checkBPFFS(_ context.Context, h Host, _ Spec) Result {
 	r := Result{ID: "bpffs", Name: "bpffs mounted"}
 	b, err := h.ReadFile("/proc/mounts")

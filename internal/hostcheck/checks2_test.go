@@ -22,7 +22,7 @@ func TestMTU(t *testing.T) {
 			AttachMode: dataplane.AttachNative, ProbeIgnoreMTU: birdProbe(supported, nil)}
 	}
 	runCases(t, checkMTU, []checkCase{{
-		name: "FIELD-NOTES 5: switch 9000, local 1500, stock BIRD", fixture: "ixgbe", spec: ospf(false, false),
+		name: "field note 5: switch 9000, local 1500, stock BIRD", fixture: "ixgbe", spec: ospf(false, false),
 		want: Result{ID: "mtu", Name: name, Status: Fail,
 			Finding: "eth0: mtu 1500; native XDP limit of ixgbe about 3050; switch mtu 9000; OSPF will refuse adjacency (MTU mismatch, remote 9000, local 1500); " +
 				"installed BIRD does not support ignoremtu (stock BIRD; a patched one is required)",
@@ -112,7 +112,7 @@ func TestXDPMTU(t *testing.T) {
 	name := "MTU vs native XDP limit"
 	mtu9000 := func(f *fixture) { f.set("/sys/class/net/eth0/mtu", "9000\n") }
 	runCases(t, checkXDPMTU, []checkCase{{
-		name: "FIELD-NOTES 5: 9000 on ixgbe, native", fixture: "ixgbe", mutate: mtu9000,
+		name: "field note 5: 9000 on ixgbe, native", fixture: "ixgbe", mutate: mtu9000,
 		spec: Spec{Interface: "eth0", AttachMode: dataplane.AttachNative},
 		want: Result{ID: "xdp-mtu", Name: name, Status: Fail,
 			Finding: "eth0: mtu 9000 > about 3050, the native XDP limit of ixgbe: native XDP will not attach (generic XDP will)",
@@ -150,7 +150,7 @@ func TestIPv6Route(t *testing.T) {
 	noRoute := "IPv6 VIPs 2001:db8::10 but no IPv6 default route (0 IPv6 routes): replies have nowhere to go; IPv6 VIPs withheld (no IPv6 route back to clients)"
 	fix := "ip -6 route add default via GATEWAY dev eth0  (enable IPv6 on eth0: sysctl -w net.ipv6.conf.eth0.disable_ipv6=0)"
 	runCases(t, checkIPv6Route, []checkCase{{
-		name: "FIELD-NOTES 4: IPv6 VIP, no IPv6 route", fixture: "ixgbe", spec: Spec{Interface: "eth0", VIPs: v6},
+		name: "field note 4: IPv6 VIP, no IPv6 route", fixture: "ixgbe", spec: Spec{Interface: "eth0", VIPs: v6},
 		want: Result{ID: "ipv6-route", Name: name, Status: Fail, Finding: noRoute, Fix: fix},
 	}, {
 		name: "fixed: default route", fixture: "i40e", spec: Spec{Interface: "eth0", VIPs: v6},
@@ -201,7 +201,7 @@ func TestI40e(t *testing.T) {
 	}
 	spec := Spec{Interface: "eth0"}
 	runCases(t, checkI40eXDP, []checkCase{{
-		name: "FIELD-NOTES 2: X722 with in-tree 2.3.2-k", fixture: "i40e", spec: spec,
+		name: "field note 2: X722 with in-tree 2.3.2-k", fixture: "i40e", spec: spec,
 		want: Result{ID: "i40e-x722", Name: name, Status: Fail,
 			Finding: "eth0: i40e 2.3.2-k, firmware 3.33 0x80000f0c 1.1767.0, X722 (SFP_X722 0x37d0): this driver oopses in i40e_xdp when XDP is loaded (fixed upstream 92947844b8be)",
 			Fix:     `install Intel's out-of-tree i40e (see the i40e-depmod check) or a kernel with 92947844b8be; until then attach_mode = "generic"`},
@@ -231,7 +231,7 @@ func TestI40eDepmod(t *testing.T) {
 	name := "depmod override for out-of-tree i40e"
 	mod := "/lib/modules/" + el7 + "/weak-updates/i40e/i40e.ko"
 	runCases(t, checkI40eDepmod, []checkCase{{
-		name: "FIELD-NOTES 2: out-of-tree i40e, no override", fixture: "i40e",
+		name: "field note 2: out-of-tree i40e, no override", fixture: "i40e",
 		want: Result{ID: "i40e-depmod", Name: name, Status: Warn,
 			Finding: "out-of-tree " + mod + " but no `override i40e` in /etc/depmod.d: after a kernel upgrade the in-tree i40e loads until a second reboot",
 			Fix:     "echo 'override i40e * weak-updates/i40e' > /etc/depmod.d/i40e.conf && depmod -a"},

@@ -41,7 +41,7 @@ func TestForwarding(t *testing.T) {
 	backend := Spec{Interface: "eth0", Backend: true}
 	ack := Spec{Interface: "eth0", Backend: true, AllowIPForward: true}
 	runCases(t, checkForwarding, []checkCase{{
-		name: "FIELD-NOTES 3: ip_forward on a backend", fixture: "ixgbe", spec: backend,
+		name: "field note 3: ip_forward on a backend", fixture: "ixgbe", spec: backend,
 		want: Result{ID: "forwarding", Name: "IP forwarding on a backend", Status: Fail,
 			Finding: "net.ipv4.ip_forward=1, net.ipv6.conf.all.forwarding=0: a backend that loses a VIP routes its decapsulated packets back out (forwarding loop)",
 			Fix:     "sysctl -w net.ipv4.ip_forward=0"},
@@ -88,7 +88,7 @@ func TestStartError(t *testing.T) {
 func TestAcceptLocal(t *testing.T) {
 	name := "accept_local for local GUE"
 	runCases(t, checkAcceptLocal, []checkCase{{
-		name: "FIELD-NOTES 7: local GUE with accept_local=0", fixture: "ixgbe",
+		name: "field note 7: local GUE with accept_local=0", fixture: "ixgbe",
 		spec: Spec{Interface: "eth0", LocalGUE: true},
 		want: Result{ID: "accept-local", Name: name, Status: Fail,
 			Finding: "net.ipv4.conf.all.accept_local=0, net.ipv4.conf.eth0.accept_local=0: GUE packets sourced from this node's own address are dropped",
@@ -140,7 +140,7 @@ func TestRPFilter(t *testing.T) {
 func TestRxVLAN(t *testing.T) {
 	name := "rx-vlan-offload on the XDP interface"
 	runCases(t, checkRxVLAN, []checkCase{{
-		name: "FIELD-NOTES 6: ixgbe strips tags", fixture: "ixgbe", spec: Spec{Interface: "eth0"},
+		name: "field note 6: ixgbe strips tags", fixture: "ixgbe", spec: Spec{Interface: "eth0"},
 		want: Result{ID: "rx-vlan", Name: name, Status: Warn,
 			Finding: "eth0: rx-vlan-offload: on: the NIC strips 802.1Q tags before XDP sees them",
 			Fix:     "ethtool -K eth0 rxvlan off"},
@@ -185,7 +185,7 @@ func TestIxgbe(t *testing.T) {
 		}
 	}
 	runCases(t, checkIxgbe, []checkCase{{
-		name: "FIELD-NOTES 1: 56 CPUs + 28 combined on 4.19", fixture: "ixgbe", spec: spec,
+		name: "field note 1: 56 CPUs + 28 combined on 4.19", fixture: "ixgbe", spec: spec,
 		want: Result{ID: "ixgbe-tx-queues", Name: name, Status: Fail,
 			Finding: "eth0: ixgbe on kernel " + el7 + ": 28 combined + 56 CPUs = 84 > 64 (MAX_TX_QUEUES): XDP Tx hang; safe combined = 64 - 56 = 8 (or generic XDP, or kernel >= 4.20)",
 			Fix:     "ethtool -L eth0 combined 8"},

@@ -15,7 +15,7 @@ import (
 )
 
 // TestLocalSourceDelivery checks, in private namespaces, the kernel
-// behaviour the accept-local and rp-filter verdicts rest on (FIELD-NOTES 7):
+// behaviour the accept-local and rp-filter verdicts rest on (docs/field-notes.md, note 7):
 // a packet arriving on the uplink with one of the node's own addresses as
 // source (a GUE packet the director sent itself) is dropped unless
 // accept_local is on; with it on, strict rp_filter still drops it when the

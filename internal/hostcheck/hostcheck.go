@@ -1,5 +1,5 @@
 // Package hostcheck is the doctor: it turns every incident in the field notes
-// (FIELD-NOTES.md) into a check of the host vipd runs on, each ending in
+// (docs/field-notes.md) into a check of the host vipd runs on, each ending in
 // PASS, WARN, FAIL or SKIP with a one-line finding that shows the observed
 // values and the exact command that fixes it.
 //
@@ -174,7 +174,7 @@ func (r Report) Get(id string) (Result, bool) {
 var ErrForwarding = errors.New("ip forwarding is on on a backend node (set allow_ip_forward to acknowledge)")
 
 // StartError is the error vipd refuses to start with, or nil. Only the
-// forwarding check blocks start (FIELD-NOTES 3): other failures are logged
+// forwarding check blocks start (docs/field-notes.md, note 3): other failures are logged
 // and acted on (SafeAttachMode, HoldIPv6) instead.
 func StartError(r Report) error {
 	if c, ok := r.Get(IDForwarding); ok && c.Status == Fail {
@@ -184,9 +184,9 @@ func StartError(r Report) error {
 }
 
 // SafeAttachMode tells attach mode "auto" whether native XDP is unsafe or
-// impossible on this host (ixgbe Tx hang, FIELD-NOTES 1; i40e X722 crash on
-// XDP load, FIELD-NOTES 2; MTU above the driver's native limit,
-// FIELD-NOTES 5) and generic XDP must be used, with the reason.
+// impossible on this host (ixgbe Tx hang, docs/field-notes.md, note 1; i40e X722 crash on
+// XDP load, docs/field-notes.md, note 2; MTU above the driver's native limit,
+// docs/field-notes.md, note 5) and generic XDP must be used, with the reason.
 func SafeAttachMode(r Report) (generic bool, reason string) {
 	var reasons []string
 	for _, id := range []string{IDIxgbe, IDI40eXDP, IDXDPMTU} {
@@ -201,7 +201,7 @@ func SafeAttachMode(r Report) (generic bool, reason string) {
 }
 
 // ReasonNoIPv6Route is the reason IPv6 VIPs are not announced when the node
-// has no IPv6 route back to clients (FIELD-NOTES 4).
+// has no IPv6 route back to clients (docs/field-notes.md, note 4).
 const ReasonNoIPv6Route = "no IPv6 route back to clients"
 
 // HoldIPv6 reports whether IPv6 VIPs must be withheld from announcement, with

@@ -9,7 +9,7 @@ import (
 
 // checkIPv6Route verifies that a node with IPv6 VIPs can send replies: it
 // needs an IPv6 default route, or routes covering every configured client
-// prefix (FIELD-NOTES 4: a host that never initialised IPv6 accepted VIP
+// prefix (docs/field-notes.md, note 4: a host that never initialised IPv6 accepted VIP
 // traffic and dropped every reply). A FAIL makes HoldIPv6 withhold the IPv6
 // VIPs.
 func checkIPv6Route(_ context.Context, h Host, s Spec) Result {

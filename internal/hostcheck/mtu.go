@@ -31,7 +31,7 @@ var nativeXDPMaxMTU = map[string]int{
 }
 
 // checkXDPMTU fails an interface MTU above the driver's native-XDP limit
-// when native XDP may be used: the attach would be refused (FIELD-NOTES 5:
+// when native XDP may be used: the attach would be refused (docs/field-notes.md, note 5:
 // such NICs cannot follow a 9000-byte switch). SafeAttachMode then picks
 // generic XDP for attach mode auto.
 func checkXDPMTU(_ context.Context, h Host, s Spec) Result {
@@ -68,7 +68,7 @@ func checkXDPMTU(_ context.Context, h Host, s Spec) Result {
 }
 
 // checkMTU compares the XDP interface's MTU with the switch's, knowing the
-// driver's native-XDP limit (FIELD-NOTES 5). Since BIRD 2.0.7 an OSPF MTU
+// driver's native-XDP limit (docs/field-notes.md, note 5). Since BIRD 2.0.7 an OSPF MTU
 // mismatch is an error: the adjacency stays in ExStart unless BIRD is
 // patched with `ignoremtu` and the config sets it.
 func checkMTU(ctx context.Context, h Host, s Spec) Result {

@@ -10,7 +10,7 @@ import (
 )
 
 // checkRxVLAN reports hardware VLAN stripping on the XDP interface
-// (FIELD-NOTES 6): with rx-vlan-offload on, the NIC removes the 802.1Q tag
+// (docs/field-notes.md, note 6): with rx-vlan-offload on, the NIC removes the 802.1Q tag
 // before XDP runs, so the program never sees the VLAN id and frames it
 // sends back with XDP_TX leave untagged.
 func checkRxVLAN(_ context.Context, h Host, s Spec) Result {
@@ -84,7 +84,7 @@ func countCPUs(list string) (int, error) {
 const ixgbeMaxTxQueues = 64
 
 // checkIxgbe flags the ixgbe "Detected Tx Unit Hang (XDP)" reset loop
-// (FIELD-NOTES 1). With an XDP program the driver adds one XDP Tx queue per
+// (docs/field-notes.md, note 1). With an XDP program the driver adds one XDP Tx queue per
 // CPU (nr_cpu_ids); before Linux 4.20 (fix: upstream commit 8d7179b1e2d6,
 // 4.20-rc1) it did not cap combined + nr_cpu_ids at MAX_TX_QUEUES = 64, and
 // packets received on a high core hang the ring. The CPU count is
@@ -172,7 +172,7 @@ var x722DeviceIDs = map[string]string{
 }
 
 // i40eXDPCrash are i40e driver versions that oops in i40e_xdp when XDP is
-// loaded on an X722 (FIELD-NOTES 2: "failed to get tracking for 256 queues
+// loaded on an X722 (docs/field-notes.md, note 2: "failed to get tracking for 256 queues
 // for VSI 0 err -12", then a NULL dereference from dev_change_xdp_fd). The
 // field notes name the in-tree 2.3.2-k (CentOS 7 / 4.19 hosts); fixed
 // upstream in 92947844b8be and in Intel's out-of-tree driver.
@@ -185,7 +185,7 @@ var i40eXDPCrash = map[string]bool{"2.3.2-k": true}
 var i40eRxStuck = map[string]bool{"2.3.2-k": true}
 
 // checkI40eXDP flags i40e driver versions known to crash on XDP load on an
-// X722, and those whose RX counters stick (FIELD-NOTES 2).
+// X722, and those whose RX counters stick (docs/field-notes.md, note 2).
 func checkI40eXDP(_ context.Context, h Host, s Spec) Result {
 	r := Result{ID: IDI40eXDP, Name: "i40e/X722 driver version"}
 	di, ok := onlyDriver(h, s, "i40e", &r)
@@ -226,7 +226,7 @@ func checkI40eXDP(_ context.Context, h Host, s Spec) Result {
 // /lib/modules/RELEASE/updates or weak-updates) wins over the in-tree one
 // after a kernel upgrade: the driver package's depmod ran against the old
 // kernel, so without an /etc/depmod.d override the next boot loads the
-// in-tree driver and a second reboot is needed (FIELD-NOTES 2).
+// in-tree driver and a second reboot is needed (docs/field-notes.md, note 2).
 func checkI40eDepmod(_ context.Context, h Host, s Spec) Result {
 	r := Result{ID: "i40e-depmod", Name: "depmod override for out-of-tree i40e"}
 	rel, err := h.KernelRelease()

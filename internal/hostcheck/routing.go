@@ -136,7 +136,7 @@ func checkPeers(ctx context.Context, h Host, s Spec) Result {
 
 // checkOSPFAdjacency asks the running BIRD for OSPF neighbours stuck in
 // ExStart, the symptom of an MTU mismatch with the switch that BIRD >= 2.0.7
-// refuses (FIELD-NOTES 5); with [routing.bird] log_file set, the mismatch
+// refuses (docs/field-notes.md, note 5); with [routing.bird] log_file set, the mismatch
 // itself ("remote 9000, local 1500") is in the finding.
 func checkOSPFAdjacency(ctx context.Context, _ Host, s Spec) Result {
 	r := Result{ID: IDOSPF, Name: "OSPF adjacencies (MTU mismatch)"}

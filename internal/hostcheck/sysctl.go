@@ -24,7 +24,7 @@ func sysctlPath(key string) string {
 	return "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
 }
 
-// checkForwarding flags IP forwarding on a backend (FIELD-NOTES 3): a
+// checkForwarding flags IP forwarding on a backend (docs/field-notes.md, note 3): a
 // backend that loses a VIP while still receiving decapsulated traffic for it
 // routes the packets back to the network, and they loop until TTL runs out.
 func checkForwarding(_ context.Context, h Host, s Spec) Result {
@@ -61,7 +61,7 @@ func checkForwarding(_ context.Context, h Host, s Spec) Result {
 }
 
 // checkAcceptLocal verifies accept_local on the uplink when a GUE packet may
-// come from this node itself (FIELD-NOTES 7): the kernel drops packets whose
+// come from this node itself (docs/field-notes.md, note 7): the kernel drops packets whose
 // source is a local address unless accept_local is set (all OR interface).
 func checkAcceptLocal(_ context.Context, h Host, s Spec) Result {
 	r := Result{ID: "accept-local", Name: "accept_local for local GUE"}

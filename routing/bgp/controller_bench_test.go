@@ -232,7 +232,7 @@ func (nullBinder) Bind(context.Context, netip.Addr) error      { return nil }
 func (nullBinder) Unbind(context.Context, netip.Addr) error    { return nil }
 func (nullBinder) Bound(context.Context) ([]netip.Addr, error) { return nil, nil }
 
-func (nullDataplane) Program(context.Context, vip.ProgramSpec) error       { return nil }
+func (nullDataplane) Program(context.Context, vip.ProgramSpec) error   { return nil }
 func (nullDataplane) Unprogram(context.Context, netip.Addr) error      { return nil }
 func (nullDataplane) SetBound(context.Context, []netip.Addr) error     { return nil }
 func (nullDataplane) Programmed(context.Context) ([]netip.Addr, error) { return nil, nil }

@@ -255,7 +255,7 @@ type MTUMismatch struct {
 var mtuLine = regexp.MustCompile(`(\S+): MTU mismatch with nbr (\S+) on (\S+) \(remote (\d+), local (\d+)\)`)
 
 // ScanMTUMismatches reads a BIRD log and returns the distinct MTU mismatches
-// it reports (the adjacency then stays in ExStart; FIELD-NOTES 5).
+// it reports (the adjacency then stays in ExStart; docs/field-notes.md, note 5).
 func ScanMTUMismatches(r io.Reader) ([]MTUMismatch, error) {
 	seen := map[MTUMismatch]bool{}
 	var out []MTUMismatch

@@ -22,7 +22,7 @@ func (p Problem) String() string {
 
 // Diagnose looks for OSPF adjacencies stuck in ExStart (birdc show ospf
 // neighbors) and explains them with the MTU mismatches in cfg.LogFile when
-// there is one (FIELD-NOTES 5). A BIRD that cannot be reached is an error.
+// there is one (docs/field-notes.md, note 5). A BIRD that cannot be reached is an error.
 func Diagnose(ctx context.Context, cfg Config) ([]Problem, error) {
 	cfg = cfg.WithDefaults()
 	ns, err := Neighbors(ctx, cfg.Birdc, cfg.Socket)

@@ -2,7 +2,7 @@
 // addresses (IPv4 /32, IPv6 /128 without duplicate address detection) on the
 // node's loopback so the local stack accepts decapsulated traffic for them.
 //
-// Advertisement never follows from these addresses (DESIGN.md): binding only
+// Advertisement never follows from these addresses (docs/design.md): binding only
 // makes the node accept traffic, routes are announced by routing/.
 package netlink
 
