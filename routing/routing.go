@@ -61,6 +61,32 @@ type Peer struct {
 	LastError string
 }
 
+// Exported is what the routing daemon really exports to its peers, read
+// back from the daemon itself (BGP: each established neighbor's
+// adj-RIB-out after export policy; BIRD: the routes `show route export`
+// lists for vipd's protocols), never from the advertiser's own record of
+// what it asked for. It is the ground truth a claim of "advertised" is
+// checked against.
+type Exported struct {
+	// At is when it was read.
+	At time.Time
+	// SessionsUp counts the sessions routes flow over now (Peer.Up).
+	SessionsUp int
+	// Routes holds every VIP prefix exported to at least one up session.
+	Routes map[netip.Prefix]ExportedRoute
+}
+
+// ExportedRoute is one prefix in Exported.
+type ExportedRoute struct {
+	// Peers are the sessions (Peer.Name) that have the route, sorted.
+	Peers []string
+	// Draining is true when the route carries the drain attributes (a
+	// worse MED, prepend or community; a higher OSPF metric). When the
+	// drain attributes equal the normal ones it cannot be told apart and
+	// is reported as false.
+	Draining bool
+}
+
 // Advertiser announces VIP routes to the routers. Implementations are safe
 // for concurrent use and idempotent: setting the same VIPs or routes again
 // does nothing and succeeds.
@@ -86,6 +112,16 @@ type Advertiser interface {
 	SetRoutes(ctx context.Context, routes []Route) ([]Route, error)
 	// Peers lists the routing sessions, for status and metrics.
 	Peers(ctx context.Context) ([]Peer, error)
+	// Exported reads back what the routing daemon exports now (see
+	// Exported). It is cheap enough to call every few seconds with 10k
+	// VIPs.
+	Exported(ctx context.Context) (Exported, error)
+	// Resync sends every announced route again from scratch: the caller
+	// found that Exported disagrees with what SetRoutes reported (a route
+	// the daemon lost, or one it still exports after a withdraw). BGP
+	// re-installs its export policy and paths and refreshes each peer's
+	// adj-RIB-out; BIRD rewrites its file and reconfigures.
+	Resync(ctx context.Context) error
 	// Close withdraws every route, waits (bounded by ctx) until the peers
 	// were told, and stops: a shutdown.
 	Close(ctx context.Context) error

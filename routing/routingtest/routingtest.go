@@ -12,14 +12,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vipd/vipd/routing"
 )
 
 // Call is one call a Recorder received.
 type Call struct {
-	// Op is the method: "SetVIPs", "SetRoutes", "Peers", "Close" or
-	// "Abandon".
+	// Op is the method: "SetVIPs", "SetRoutes", "Peers", "Exported",
+	// "Resync", "Close" or "Abandon".
 	Op string
 	// VIPs are SetVIPs' argument.
 	VIPs []routing.VIP
@@ -65,6 +66,9 @@ type Recorder struct {
 	closed    string // "Close" or "Abandon" once called
 	peers     []routing.Peer
 	fail      map[string]error
+	// lost are prefixes the simulated daemon does not export although they
+	// are announced (or exports although they are not), until Resync.
+	lost map[netip.Prefix]bool
 }
 
 var _ routing.Advertiser = (*Recorder)(nil)
@@ -72,7 +76,7 @@ var _ routing.Advertiser = (*Recorder)(nil)
 // New returns a Recorder that may announce vips, as an advertiser built
 // from a configuration listing them would.
 func New(tb testing.TB, vips ...routing.VIP) *Recorder {
-	r := &Recorder{tb: tb, vips: map[netip.Prefix]routing.VIP{}, fail: map[string]error{}}
+	r := &Recorder{tb: tb, vips: map[netip.Prefix]routing.VIP{}, fail: map[string]error{}, lost: map[netip.Prefix]bool{}}
 	for _, v := range vips {
 		r.vips[v.Prefix] = v
 	}
@@ -87,11 +91,12 @@ func (r *Recorder) Calls() []Call {
 }
 
 // Ops returns the calls so far as strings (Call.String), in order; Peers
-// calls are left out (status and metrics poll them at any time).
+// and Exported calls are left out (status, metrics and the claim checks
+// poll them at any time).
 func (r *Recorder) Ops() []string {
 	var out []string
 	for _, c := range r.Calls() {
-		if c.Op != "Peers" {
+		if c.Op != "Peers" && c.Op != "Exported" {
 			out = append(out, c.String())
 		}
 	}
@@ -122,6 +127,15 @@ func (r *Recorder) SetPeers(peers []routing.Peer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.peers = slices.Clone(peers)
+}
+
+// Diverge makes the simulated daemon disagree with the advertiser about
+// prefix until the next Resync: an announced route is missing from
+// Exported, a withdrawn one is still in it.
+func (r *Recorder) Diverge(prefix netip.Prefix) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lost[prefix] = true
 }
 
 // Fail makes every later call of op return err (nil: succeed again). A
@@ -201,6 +215,58 @@ func (r *Recorder) Peers(context.Context) ([]routing.Peer, error) {
 		return nil, err
 	}
 	return slices.Clone(r.peers), nil
+}
+
+// Exported implements routing.Advertiser: every announced route is
+// exported to every up peer (SetPeers), except where Diverge says
+// otherwise.
+func (r *Recorder) Exported(context.Context) (routing.Exported, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.record(Call{Op: "Exported"}); err != nil {
+		return routing.Exported{}, err
+	}
+	if err := r.fail["Exported"]; err != nil {
+		return routing.Exported{}, err
+	}
+	var up []string
+	for _, p := range r.peers {
+		if p.Up {
+			up = append(up, p.Name)
+		}
+	}
+	slices.Sort(up)
+	ex := routing.Exported{At: time.Now(), SessionsUp: len(up), Routes: map[netip.Prefix]routing.ExportedRoute{}}
+	if len(up) == 0 {
+		return ex, nil
+	}
+	announced := map[netip.Prefix]routing.Route{}
+	for _, rt := range r.announced {
+		announced[rt.Prefix] = rt
+	}
+	for p := range r.vips {
+		rt, on := announced[p]
+		if on == r.lost[p] {
+			continue
+		}
+		ex.Routes[p] = routing.ExportedRoute{Peers: slices.Clone(up), Draining: rt.Draining}
+	}
+	return ex, nil
+}
+
+// Resync implements routing.Advertiser: the simulated daemon agrees with
+// the advertiser again.
+func (r *Recorder) Resync(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.record(Call{Op: "Resync"}); err != nil {
+		return err
+	}
+	if err := r.fail["Resync"]; err != nil {
+		return err
+	}
+	clear(r.lost)
+	return nil
 }
 
 // Close implements routing.Advertiser: everything is withdrawn.

@@ -1,0 +1,21 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/vipd/vipd/routing"
+)
+
+// Exported implements routing.Advertiser. Reading the daemon back is not
+// implemented yet: callers see errors.ErrUnsupported and must not treat it
+// as an empty export.
+func (s *Speaker) Exported(context.Context) (routing.Exported, error) {
+	return routing.Exported{}, fmt.Errorf("reading back the exported routes: %w", errors.ErrUnsupported)
+}
+
+// Resync implements routing.Advertiser; not implemented yet.
+func (s *Speaker) Resync(context.Context) error {
+	return fmt.Errorf("resyncing the routes: %w", errors.ErrUnsupported)
+}
