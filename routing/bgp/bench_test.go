@@ -31,6 +31,8 @@ type peerWatch struct {
 	cond   *sync.Cond
 	last   map[string]event // prefix -> last event
 	events int              // paths received, announcements and withdrawals
+	// per prefix: announcements and withdrawals received
+	announces, withdraws map[string]int
 }
 
 type event struct {
@@ -46,7 +48,8 @@ func watchPeer(b testing.TB, g *gobgpPeer) *peerWatch {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(func() { cancel(); conn.Close() })
-	w := &peerWatch{client: api.NewGobgpApiClient(conn), last: map[string]event{}}
+	w := &peerWatch{client: api.NewGobgpApiClient(conn), last: map[string]event{},
+		announces: map[string]int{}, withdraws: map[string]int{}}
 	w.cond = sync.NewCond(&w.mu)
 	stream, err := w.client.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
 		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_ADJIN}},
@@ -73,6 +76,11 @@ func watchPeer(b testing.TB, g *gobgpPeer) *peerWatch {
 				}
 				w.last[n.String()] = event{withdraw: p.IsWithdraw, at: now}
 				w.events++
+				if p.IsWithdraw {
+					w.withdraws[n.String()]++
+				} else {
+					w.announces[n.String()]++
+				}
 			}
 			w.cond.Broadcast()
 			w.mu.Unlock()
@@ -106,6 +114,14 @@ func (w *peerWatch) received() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.events
+}
+
+// counts returns how many announcements and withdrawals of prefix reached
+// the peer so far.
+func (w *peerWatch) counts(prefix string) (announces, withdraws int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.announces[prefix], w.withdraws[prefix]
 }
 
 // count returns the number of prefixes in the peer's global RIB.

@@ -22,6 +22,9 @@ import (
 const (
 	envHelperConfig     = "VIPD_BGP_HELPER_CONFIG"
 	envHelperRestarting = "VIPD_BGP_HELPER_RESTARTING"
+	// envHelperRoutes, when set, is the JSON list of routes to announce
+	// (default: every VIP of the config).
+	envHelperRoutes = "VIPD_BGP_HELPER_ROUTES"
 )
 
 // TestHelperSpeaker is not a test: it is the vipd of TestGracefulRestartFRR,
@@ -42,6 +45,13 @@ func TestHelperSpeaker(t *testing.T) {
 	for _, v := range cfg.VIPs {
 		routes = append(routes, routing.Route{Prefix: v.Prefix})
 	}
+	if raw := os.Getenv(envHelperRoutes); raw != "" {
+		routes = nil
+		if err := json.Unmarshal([]byte(raw), &routes); err != nil {
+			fmt.Fprintln(os.Stderr, "helper: parsing routes:", err)
+			os.Exit(2)
+		}
+	}
 	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Name: "helper", Output: os.Stderr}))
 	if err == nil {
 		err = s.Start(context.Background(), StartOptions{Routes: routes, Restarting: os.Getenv(envHelperRestarting) == "1"})
@@ -59,6 +69,12 @@ func TestHelperSpeaker(t *testing.T) {
 // the test if it still runs.
 func startHelper(t *testing.T, cfg Config, restarting bool) *exec.Cmd {
 	t.Helper()
+	return startHelperRoutes(t, cfg, restarting, nil)
+}
+
+// startHelperRoutes is startHelper announcing routes (nil: every VIP).
+func startHelperRoutes(t *testing.T, cfg Config, restarting bool, routes []routing.Route) *exec.Cmd {
+	t.Helper()
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +83,13 @@ func startHelper(t *testing.T, cfg Config, restarting bool) *exec.Cmd {
 	cmd.Env = append(os.Environ(), envHelperConfig+"="+string(raw))
 	if restarting {
 		cmd.Env = append(cmd.Env, envHelperRestarting+"=1")
+	}
+	if routes != nil {
+		rr, err := json.Marshal(routes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = append(cmd.Env, envHelperRoutes+"="+string(rr))
 	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
