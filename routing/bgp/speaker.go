@@ -51,6 +51,9 @@ type Speaker struct {
 	started   bool
 	stopped   bool // closed or abandoned
 	announced map[netip.Prefix]announcedRoute
+	// exportGen is the generation of the export policy in force (see
+	// installExportLocked); -1 before the first is installed.
+	exportGen int
 
 	errMu   sync.Mutex
 	lastErr map[netip.Addr]string
@@ -93,6 +96,7 @@ func New(cfg Config, log hclog.Logger) (*Speaker, error) {
 		spec:      pathSpec{asn: cfg.ASN, nextHop4: cfg.NextHop4, nextHop6: cfg.NextHop6},
 		vips:      vips,
 		announced: map[netip.Prefix]announcedRoute{},
+		exportGen: -1,
 		lastErr:   map[netip.Addr]string{},
 	}
 	s.srv = server.NewBgpServer(server.LoggerOption(&logAdapter{log: log.Named("gobgp"), peerErr: s.setPeerErr}))
@@ -183,29 +187,6 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("adding import policy: %w", err)
 	}
-	// Both families always get a prefix set and a statement (a set holds a
-	// placeholder that is never a VIP), so SetVIPs only ever replaces set
-	// contents and never has to touch the policy or its assignment.
-	sets := prefixSets(s.vips)
-	var stmts []*api.Statement
-	for i, name := range []string{setVIPs4, setVIPs6} {
-		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
-			DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: sets[i],
-		}}); err != nil {
-			return fmt.Errorf("adding prefix set %s: %w", name, err)
-		}
-		stmts = append(stmts, &api.Statement{
-			Name: policyExport + "-" + name,
-			Conditions: &api.Conditions{
-				RouteType: api.Conditions_ROUTE_TYPE_LOCAL,
-				PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: name},
-			},
-			Actions: accept,
-		})
-	}
-	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: policyExport, Statements: stmts}}); err != nil {
-		return fmt.Errorf("adding export policy: %w", err)
-	}
 	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name: "global", Direction: api.PolicyDirection_IMPORT,
 		Policies:      []*api.Policy{{Name: policyImport}},
@@ -213,12 +194,7 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("assigning import policy: %w", err)
 	}
-	exp := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT,
-		Policies: []*api.Policy{{Name: policyExport}}}
-	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: exp}); err != nil {
-		return fmt.Errorf("assigning export policy: %w", err)
-	}
-	return nil
+	return s.installExportLocked(ctx)
 }
 
 // peerConf translates a Neighbor into GoBGP's peer configuration.

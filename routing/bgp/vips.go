@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
 
 	api "github.com/osrg/gobgp/v3/api"
 
@@ -38,11 +40,113 @@ func prefixSets(vips map[netip.Prefix]RouteAttrs) [2][]*api.Prefix {
 	return sets
 }
 
+// exportPolicyName names generation gen of the export policy.
+func exportPolicyName(gen int) string {
+	if gen == 0 {
+		return policyExport
+	}
+	return policyExport + "-" + strconv.Itoa(gen)
+}
+
+// installExportLocked installs the export policy from scratch: both prefix
+// sets with exactly the configured VIPs (replacing whatever GoBGP holds
+// under their names), a new generation of the export policy whose
+// statements are bound to those set objects, assigned in one step in place
+// of the previous generation, which is then deleted. At no moment is a
+// configured VIP rejected: until the assignment switches, the previous
+// generation decides, and it is the one that let the routes out so far.
+// Start installs generation 0; Resync a new one each time. Caller holds mu.
+//
+// GoBGP binds a statement to the set object it finds when the statement is
+// added: replacing a set later (AddDefinedSet with Replace) leaves the
+// statement on the old object (issue 10, defect 2). SetVIPs therefore edits
+// the sets in place (editSetsLocked) and only this function replaces them,
+// always followed by new statements.
+func (s *Speaker) installExportLocked(ctx context.Context) error {
+	sets := prefixSets(s.vips)
+	gen := s.exportGen + 1
+	name := exportPolicyName(gen)
+	accept := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
+	var stmts []*api.Statement
+	for i, set := range []string{setVIPs4, setVIPs6} {
+		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: &api.DefinedSet{
+			DefinedType: api.DefinedType_PREFIX, Name: set, Prefixes: sets[i],
+		}}); err != nil {
+			return fmt.Errorf("installing prefix set %s: %w", set, err)
+		}
+		// Both families always get a prefix set and a statement (a set
+		// holds a placeholder that is never a VIP), so SetVIPs only ever
+		// edits set contents and never has to touch the policy.
+		stmts = append(stmts, &api.Statement{
+			Name: name + "-" + set,
+			Conditions: &api.Conditions{
+				RouteType: api.Conditions_ROUTE_TYPE_LOCAL,
+				PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: set},
+			},
+			Actions: accept,
+		})
+	}
+	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: name, Statements: stmts}}); err != nil {
+		return fmt.Errorf("adding export policy %s: %w", name, err)
+	}
+	exp := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT,
+		Policies: []*api.Policy{{Name: name}}}
+	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: exp}); err != nil {
+		// The new generation is unused: drop it, the old one stays.
+		_ = s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: name}, All: true})
+		return fmt.Errorf("assigning export policy %s: %w", name, err)
+	}
+	if s.exportGen >= 0 {
+		old := exportPolicyName(s.exportGen)
+		if err := s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: old}, All: true}); err != nil {
+			s.log.Warn("deleting the previous export policy", "policy", old, "reason", err)
+		}
+	}
+	s.exportGen = gen
+	return nil
+}
+
+// editSetsLocked adds prefixes to (remove false) or removes them from the
+// export prefix sets in place: the objects the export statements are bound
+// to change, so the policy follows at once. Caller holds mu.
+func (s *Speaker) editSetsLocked(ctx context.Context, prefixes []netip.Prefix, remove bool) error {
+	var byFam [2][]*api.Prefix
+	for _, p := range prefixes {
+		i, bits := 0, uint32(32)
+		if p.Addr().Is6() {
+			i, bits = 1, 128
+		}
+		byFam[i] = append(byFam[i], &api.Prefix{IpPrefix: p.String(), MaskLengthMin: bits, MaskLengthMax: bits})
+	}
+	for i, name := range []string{setVIPs4, setVIPs6} {
+		if len(byFam[i]) == 0 {
+			continue
+		}
+		set := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: byFam[i]}
+		if remove {
+			if err := s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: set}); err != nil {
+				return fmt.Errorf("removing %d prefixes from set %s: %w", len(byFam[i]), name, err)
+			}
+			continue
+		}
+		// Replace false appends to the existing set object.
+		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
+			return fmt.Errorf("adding %d prefixes to set %s: %w", len(byFam[i]), name, err)
+		}
+	}
+	return nil
+}
+
 // SetVIPs replaces the configured VIPs on a config reload (see
 // routing.Advertiser): from now on only these may be announced (the export
 // policy's prefix sets follow), with these attributes (RouteAttrs; nil for
 // none). Routes announced now are re-announced when their attributes
 // changed; a route whose VIP is no longer listed is withdrawn at once.
+//
+// Added VIPs enter the export prefix sets before anything else happens and
+// removed ones leave them after their routes were withdrawn; the sets are
+// edited in place, so the export policy sees the change at once and no
+// route that stays is withdrawn or re-sent.
 func (s *Speaker) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 	next := make(map[netip.Prefix]RouteAttrs, len(vips))
 	for _, rv := range vips {
@@ -70,13 +174,19 @@ func (s *Speaker) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 		s.vips = next
 		return nil
 	}
-	sets := prefixSets(next)
-	for i, name := range []string{setVIPs4, setVIPs6} {
-		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: &api.DefinedSet{
-			DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: sets[i],
-		}}); err != nil {
-			return fmt.Errorf("replacing prefix set %s: %w", name, err)
+	var added, removed []netip.Prefix
+	for p := range next {
+		if _, ok := s.vips[p]; !ok {
+			added = append(added, p)
 		}
+	}
+	for p := range s.vips {
+		if _, ok := next[p]; !ok {
+			removed = append(removed, p)
+		}
+	}
+	if err := s.editSetsLocked(ctx, added, false); err != nil {
+		return fmt.Errorf("setting bgp VIPs: %w", err)
 	}
 	s.vips = next
 	var keep []routing.Route
@@ -85,10 +195,15 @@ func (s *Speaker) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 			keep = append(keep, r)
 		}
 	}
-	if _, err := s.setRoutesLocked(ctx, keep); err != nil {
-		return fmt.Errorf("re-announcing with the new attributes: %w", err)
+	_, rerr := s.setRoutesLocked(ctx, keep)
+	// A removed VIP whose withdraw failed stays in the sets: its route is
+	// still out there, and the next SetRoutes or Resync withdraws it.
+	removed = slices.DeleteFunc(removed, func(p netip.Prefix) bool { _, on := s.announced[p]; return on })
+	serr := s.editSetsLocked(ctx, removed, true)
+	if rerr != nil {
+		rerr = fmt.Errorf("re-announcing with the new attributes: %w", rerr)
 	}
-	return nil
+	return errors.Join(rerr, serr)
 }
 
 // vipRoute converts a routing.VIP, whose attributes must be RouteAttrs (or
