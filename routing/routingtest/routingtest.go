@@ -318,3 +318,56 @@ func CheckUnknownPrefix(tb testing.TB, a routing.Advertiser, known []routing.Rou
 		tb.Errorf("SetRoutes(%v) announced %v, want the known routes %v", ask, got, want)
 	}
 }
+
+// CheckExported checks the claim every advertiser must back with its
+// daemon: after SetRoutes announced routes, Exported reports, within
+// timeout, exactly those routes, each exported to every up session with
+// its drain state and no Mismatch (routing.Exported.Divergences is empty),
+// and SessionsUp counts the up sessions Peers lists. a must have at least
+// one session up and be able to announce routes. It returns the last
+// Exported read.
+func CheckExported(tb testing.TB, a routing.Advertiser, routes []routing.Route, timeout time.Duration) routing.Exported {
+	tb.Helper()
+	ctx := context.Background()
+	got, err := a.SetRoutes(ctx, routes)
+	if err != nil {
+		tb.Errorf("SetRoutes(%v): %v", routes, err)
+		return routing.Exported{}
+	}
+	var ex routing.Exported
+	var div []string
+	deadline := time.Now().Add(timeout)
+	for {
+		ex, err = a.Exported(ctx)
+		if err != nil {
+			tb.Errorf("Exported: %v", err)
+			return ex
+		}
+		div = ex.Divergences(got)
+		if len(div) == 0 && ex.SessionsUp > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ex.SessionsUp == 0 {
+		tb.Errorf("Exported: no session up; CheckExported needs one")
+	}
+	if len(div) > 0 {
+		tb.Errorf("Exported disagrees with the %d routes SetRoutes announced, after %s:\n%s", len(got), timeout, strings.Join(div, "\n"))
+	}
+	peers, err := a.Peers(ctx)
+	if err != nil {
+		tb.Errorf("Peers: %v", err)
+		return ex
+	}
+	up := 0
+	for _, p := range peers {
+		if p.Up {
+			up++
+		}
+	}
+	if up != ex.SessionsUp {
+		tb.Errorf("Exported.SessionsUp = %d, Peers lists %d up", ex.SessionsUp, up)
+	}
+	return ex
+}
