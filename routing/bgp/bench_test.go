@@ -358,3 +358,80 @@ func rssMB(b testing.TB) float64 {
 	b.Fatal(fmt.Errorf("no VmRSS in /proc/self/status"))
 	return 0
 }
+
+// BenchmarkExported10k: Exported with 10,000 VIPs announced to two
+// established gobgpd neighbors, against the raw loop any GoBGP user would
+// write for the same answer (ListPath of the adj-RIB-out, per neighbor and
+// family, counting the paths) in the same run. Each side runs 10 times,
+// alternating, and the medians count. Goal: cheap enough to call every few
+// seconds (routing.Advertiser), and within 1.5x the raw loop.
+func BenchmarkExported10k(b *testing.B) {
+	const n, rounds = 10000, 10
+	pr := newPair(b)
+	pr2 := pair{speaker: pr.speaker, peer: netip.AddrFrom4([4]byte{pr.peer.As4()[0], pr.peer.As4()[1], pr.peer.As4()[2], 3})}
+	g1, g2 := startGoBGP(b, pr), startGoBGP(b, pr2)
+	w1, w2 := watchPeer(b, g1), watchPeer(b, g2)
+	var vips []VIPRoute
+	var routes []routing.Route
+	for i := range n {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)}), 32)
+		vips = append(vips, VIPRoute{Prefix: p, Attrs: RouteAttrs{Communities: []string{"65000:100"}, MED: u32(10)}})
+		// Every tenth route draining, so both signatures are compared.
+		routes = append(routes, routing.Route{Prefix: p, Draining: i%10 == 0})
+	}
+	cfg := testConfig(pr, g1.port, vips...)
+	nb := cfg.Neighbors[0]
+	nb.Address, nb.Port = pr2.peer, g2.port
+	cfg.Neighbors = append(cfg.Neighbors, nb)
+	cfg.DrainAttrs = drainAttrs
+	s := startSpeaker(b, cfg, StartOptions{})
+	waitEstablished(b, s)
+	ctx := context.Background()
+	if _, err := s.SetRoutes(ctx, routes); err != nil {
+		b.Fatal(err)
+	}
+	waitCount(b, w1, n)
+	waitCount(b, w2, n)
+
+	raw := func() int {
+		total := 0
+		for _, nb := range cfg.Neighbors {
+			for _, fam := range []*api.Family{familyV4, familyV6} {
+				if err := s.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: nb.Address.String(), Family: fam},
+					func(d *api.Destination) { total += len(d.Paths) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		return total
+	}
+	var exp, rawT []time.Duration
+	b.ResetTimer()
+	for range rounds {
+		t0 := time.Now()
+		ex, err := s.Exported(ctx)
+		exp = append(exp, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ex.SessionsUp != 2 || len(ex.Routes) != n {
+			b.Fatalf("Exported: %d sessions, %d routes; want 2 and %d", ex.SessionsUp, len(ex.Routes), n)
+		}
+		if div := ex.Divergences(routes); div != nil {
+			b.Fatalf("Exported diverges: %d lines, first %s", len(div), div[0])
+		}
+		t0 = time.Now()
+		if got := raw(); got != 2*n {
+			b.Fatalf("raw ListPath saw %d paths, want %d", got, 2*n)
+		}
+		rawT = append(rawT, time.Since(t0))
+	}
+	b.StopTimer()
+	e50, r50 := percentile(exp, 0.5), percentile(rawT, 0.5)
+	ratio := float64(e50) / float64(r50)
+	b.ReportMetric(float64(e50.Microseconds())/1000, "exported-ms")
+	b.ReportMetric(float64(r50.Microseconds())/1000, "raw-listpath-ms")
+	b.ReportMetric(ratio, "ratio-vs-raw")
+	b.Logf("Exported with %d VIPs and 2 peers, median of %d: %s; raw ListPath adj-RIB-out loop %s; ratio %.2fx (goal <= 1.5x)",
+		n, rounds, e50.Round(time.Millisecond), r50.Round(time.Millisecond), ratio)
+}

@@ -120,11 +120,11 @@ func classify(got exportSig, base, drain RouteAttrs, ebgp bool) (draining bool, 
 	if got == normal {
 		return false, ""
 	}
-	if d := attrsSig(withDrain(base, drain), ebgp); got == d {
+	d := attrsSig(withDrain(base, drain), ebgp)
+	if got == d {
 		return true, ""
-	} else {
-		return false, fmt.Sprintf("exported with %s; want %s (normal) or %s (draining)", got, normal, d)
 	}
+	return false, fmt.Sprintf("exported with %s; want %s (normal) or %s (draining)", got, normal, d)
 }
 
 // Exported implements routing.Advertiser: each established neighbor's
