@@ -80,6 +80,17 @@ func TestDivergences(t *testing.T) {
 	if got := (Exported{}).Divergences(want); len(got) != 1 || !strings.Contains(got[0], "no routing session up") {
 		t.Errorf("no session up: %q", got)
 	}
+	// OSPF: an IPv4 route rides the v2 adjacency only, an IPv6 one the v3.
+	split := Exported{SessionsUp: 2, SessionsUp4: 1, SessionsUp6: 1, Routes: map[netip.Prefix]ExportedRoute{
+		a: {Peers: []string{"ospf_v2 x"}}, e: {Peers: []string{"ospf_v3 x"}}}}
+	if got := split.Divergences([]Route{{Prefix: a}, {Prefix: e}}); got != nil {
+		t.Errorf("routes on every session of their family diverge: %q", got)
+	}
+	split.SessionsUp, split.SessionsUp6 = 1, 0
+	delete(split.Routes, e)
+	if got := split.Divergences([]Route{{Prefix: a}, {Prefix: e}}); len(got) != 1 || !strings.Contains(got[0], "no session of its address family") {
+		t.Errorf("IPv6 route with no IPv6 session: %q", got)
+	}
 	if got := (Exported{}).Divergences(nil); got != nil {
 		t.Errorf("nothing announced, no session: %q", got)
 	}

@@ -163,7 +163,9 @@ func (s *Speaker) Exported(ctx context.Context) (routing.Exported, error) {
 		return routing.Exported{}, fmt.Errorf("listing peers: %w", err)
 	}
 	slices.SortFunc(up, func(a, b peerInfo) int { return strings.Compare(a.name, b.name) })
-	ex := routing.Exported{At: time.Now(), SessionsUp: len(up), Routes: map[netip.Prefix]routing.ExportedRoute{}}
+	// Every neighbor is configured with both families.
+	ex := routing.Exported{At: time.Now(), SessionsUp: len(up), SessionsUp4: len(up), SessionsUp6: len(up),
+		Routes: map[netip.Prefix]routing.ExportedRoute{}}
 	for _, pi := range up {
 		for _, fam := range []*api.Family{familyV4, familyV6} {
 			var perr error

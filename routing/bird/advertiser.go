@@ -56,6 +56,9 @@ type ApplyStats struct {
 
 type request struct {
 	routes []routing.Route
+	// resync asks for the routes in effect to be applied again even if
+	// nothing changed (routes is unused).
+	resync bool
 	reply  chan result
 }
 
@@ -183,7 +186,16 @@ func (a *Advertiser) known(routes []routing.Route) ([]routing.Route, error) {
 }
 
 func (a *Advertiser) setRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
-	req := request{routes: routes, reply: make(chan result, 1)}
+	return a.send(ctx, request{routes: routes})
+}
+
+// send hands req to the apply loop and waits for its result.
+func (a *Advertiser) send(ctx context.Context, req request) ([]routing.Route, error) {
+	req.reply = make(chan result, 1)
+	routes := req.routes
+	if req.resync {
+		routes = a.Routes()
+	}
 	select {
 	case <-a.stop:
 		return a.Routes(), routing.ErrClosed
@@ -247,8 +259,18 @@ func (a *Advertiser) run() {
 			}
 		case <-fire:
 			fire = nil
-			routes := batch[len(batch)-1].routes
-			res := a.apply(routes, len(batch))
+			// The latest SetRoutes of the batch wins; a batch of Resync
+			// calls only applies the routes in effect again.
+			routes, _ := a.known(a.Routes())
+			force := false
+			for _, r := range batch {
+				if r.resync {
+					force = true
+				} else {
+					routes = r.routes
+				}
+			}
+			res := a.apply(routes, len(batch), force)
 			for _, r := range batch {
 				// Each caller owns its slice.
 				r.reply <- result{routes: slices.Clone(res.routes), err: res.err}
@@ -266,11 +288,12 @@ func (a *Advertiser) run() {
 	}
 }
 
-// apply renders routes, validates, installs and reloads. Only run calls it.
-func (a *Advertiser) apply(routes []routing.Route, coalesced int) result {
+// apply renders routes, validates, installs and reloads; unless force, it
+// does nothing when BIRD is known to run them already. Only run calls it.
+func (a *Advertiser) apply(routes []routing.Route, coalesced int, force bool) result {
 	want := announced(routes)
 	a.mu.Lock()
-	same := a.liveSure && slices.Equal(want, a.live)
+	same := !force && a.liveSure && slices.Equal(want, a.live)
 	a.mu.Unlock()
 	if same {
 		return result{routes: slices.Clone(want)}
