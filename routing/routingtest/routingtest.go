@@ -69,6 +69,9 @@ type Recorder struct {
 	// lost are prefixes the simulated daemon does not export although they
 	// are announced (or exports although they are not), until Resync.
 	lost map[netip.Prefix]bool
+	// mismatch are prefixes the simulated daemon exports with attributes
+	// other than asked (routing.ExportedRoute.Mismatch), until Resync.
+	mismatch map[netip.Prefix]string
 }
 
 var _ routing.Advertiser = (*Recorder)(nil)
@@ -76,7 +79,8 @@ var _ routing.Advertiser = (*Recorder)(nil)
 // New returns a Recorder that may announce vips, as an advertiser built
 // from a configuration listing them would.
 func New(tb testing.TB, vips ...routing.VIP) *Recorder {
-	r := &Recorder{tb: tb, vips: map[netip.Prefix]routing.VIP{}, fail: map[string]error{}, lost: map[netip.Prefix]bool{}}
+	r := &Recorder{tb: tb, vips: map[netip.Prefix]routing.VIP{}, fail: map[string]error{}, lost: map[netip.Prefix]bool{},
+		mismatch: map[netip.Prefix]string{}}
 	for _, v := range vips {
 		r.vips[v.Prefix] = v
 	}
@@ -136,6 +140,16 @@ func (r *Recorder) Diverge(prefix netip.Prefix) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lost[prefix] = true
+}
+
+// DivergeAttrs makes the simulated daemon export prefix, while it is
+// announced, with attributes other than asked until the next Resync:
+// Exported reports it with Mismatch set to why (a reload whose new
+// attributes did not apply).
+func (r *Recorder) DivergeAttrs(prefix netip.Prefix, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mismatch[prefix] = why
 }
 
 // Fail makes every later call of op return err (nil: succeed again). A
@@ -218,8 +232,8 @@ func (r *Recorder) Peers(context.Context) ([]routing.Peer, error) {
 }
 
 // Exported implements routing.Advertiser: every announced route is
-// exported to every up peer (SetPeers), except where Diverge says
-// otherwise.
+// exported to every up peer (SetPeers), except where Diverge or
+// DivergeAttrs say otherwise.
 func (r *Recorder) Exported(context.Context) (routing.Exported, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -249,7 +263,7 @@ func (r *Recorder) Exported(context.Context) (routing.Exported, error) {
 		if on == r.lost[p] {
 			continue
 		}
-		ex.Routes[p] = routing.ExportedRoute{Peers: slices.Clone(up), Draining: rt.Draining}
+		ex.Routes[p] = routing.ExportedRoute{Peers: slices.Clone(up), Draining: rt.Draining, Mismatch: r.mismatch[p]}
 	}
 	return ex, nil
 }
@@ -266,6 +280,7 @@ func (r *Recorder) Resync(context.Context) error {
 		return err
 	}
 	clear(r.lost)
+	clear(r.mismatch)
 	return nil
 }
 

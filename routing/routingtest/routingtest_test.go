@@ -129,4 +129,17 @@ func TestCheckExported(t *testing.T) {
 	if len(tb.errs) != 1 || !strings.Contains(tb.errs[0], "192.0.2.2/32: announced but not exported") {
 		t.Errorf("CheckExported on a daemon that lost a route reported %q", tb.errs)
 	}
+
+	tb = &tbRecorder{TB: t}
+	stale := New(tb, routing.VIP{Prefix: p1})
+	stale.SetPeers([]routing.Peer{{Name: "a", Up: true}})
+	stale.DivergeAttrs(p1, "exported with med 50; want med 70")
+	CheckExported(tb, stale, []routing.Route{{Prefix: p1}}, 50*time.Millisecond)
+	if len(tb.errs) != 1 || !strings.Contains(tb.errs[0], "192.0.2.1/32: exported with med 50; want med 70") {
+		t.Errorf("CheckExported on a daemon with stale attributes reported %q", tb.errs)
+	}
+	if err := stale.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	CheckExported(t, stale, []routing.Route{{Prefix: p1}}, time.Second)
 }
