@@ -65,6 +65,10 @@ var _ routing.Advertiser = (*Speaker)(nil)
 type announcedRoute struct {
 	attrs    RouteAttrs
 	draining bool
+	// stale: the path out there is not the one attrs describe (its next
+	// hop changed and the new one could not be announced yet): announce
+	// it again even if attrs are asked again.
+	stale bool
 }
 
 // New validates cfg and returns a Speaker that is not started yet. Router id
@@ -366,9 +370,9 @@ func (s *Speaker) Withdraw(ctx context.Context, prefix netip.Prefix) error {
 }
 
 func (s *Speaker) announceLocked(ctx context.Context, p netip.Prefix, attrs RouteAttrs, draining bool) error {
-	if cur, ok := s.announced[p]; ok && equalAttrs(cur.attrs, attrs) {
+	if cur, ok := s.announced[p]; ok && !cur.stale && equalAttrs(cur.attrs, attrs) {
 		if cur.draining != draining {
-			s.announced[p] = announcedRoute{attrs, draining}
+			s.announced[p] = announcedRoute{attrs: attrs, draining: draining}
 		}
 		return nil
 	}
@@ -379,7 +383,7 @@ func (s *Speaker) announceLocked(ctx context.Context, p netip.Prefix, attrs Rout
 	if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
 		return fmt.Errorf("announcing %s: %w", p, err)
 	}
-	s.announced[p] = announcedRoute{attrs, draining}
+	s.announced[p] = announcedRoute{attrs: attrs, draining: draining}
 	s.log.Debug("announced", "vip", p, "draining", draining)
 	return nil
 }

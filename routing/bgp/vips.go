@@ -10,6 +10,7 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 
+	"github.com/vipd/vipd/internal/fielderr"
 	"github.com/vipd/vipd/routing"
 )
 
@@ -157,18 +158,20 @@ func (s *Speaker) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 		if err := errors.Join(v.Attrs.validate(fmt.Sprintf("vip(%s)", v.Prefix))...); err != nil {
 			return fmt.Errorf("setting bgp VIPs: %w", err)
 		}
-		if v.Prefix.Addr().Is4() && !s.cfg.NextHop4.IsValid() {
-			return fmt.Errorf("setting bgp VIPs: IPv4 VIP %s needs next_hop_v4", v.Prefix)
-		}
-		if v.Prefix.Addr().Is6() && !s.cfg.NextHop6.IsValid() {
-			return fmt.Errorf("setting bgp VIPs: IPv6 VIP %s needs next_hop_v6", v.Prefix)
-		}
 		next[v.Prefix] = v.Attrs
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
 		return routing.ErrClosed
+	}
+	for p := range next {
+		if p.Addr().Is4() && !s.spec.nextHop4.IsValid() {
+			return fmt.Errorf("setting bgp VIPs: IPv4 VIP %s needs next_hop_v4", p)
+		}
+		if p.Addr().Is6() && !s.spec.nextHop6.IsValid() {
+			return fmt.Errorf("setting bgp VIPs: IPv6 VIP %s needs next_hop_v6", p)
+		}
 	}
 	if !s.started {
 		s.vips = next
@@ -221,4 +224,73 @@ func vipRoute(v routing.VIP) (VIPRoute, error) {
 		return VIPRoute{Prefix: v.Prefix, Attrs: *a}, nil
 	}
 	return VIPRoute{}, fmt.Errorf("VIP %s: %T: %w", v.Prefix, v.Attrs, routing.ErrAttrs)
+}
+
+// RouteSettings are the route attributes a speaker applies to every VIP:
+// the next hop of each family and the drain attributes (Config's NextHop4,
+// NextHop6 and DrainAttrs).
+type RouteSettings struct {
+	NextHop4, NextHop6 netip.Addr
+	DrainAttrs         RouteAttrs
+}
+
+// SetRouteSettings changes the next hops and drain attributes at run time,
+// as a fresh start with them would announce: every announced route whose
+// next hop or (draining) attributes change is announced again with the new
+// ones, which replaces the path at the peers without a withdraw; the
+// others are not touched. A family with a configured VIP must keep a next
+// hop. internal/config treats these keys as needing a restart today; this
+// is what a reload would call if it did not.
+func (s *Speaker) SetRouteSettings(ctx context.Context, rs RouteSettings) error {
+	probe := Config{NextHop4: rs.NextHop4, NextHop6: rs.NextHop6}
+	var errs []error
+	for _, e := range fielderr.All(probe.Validate()) {
+		var fe *fielderr.Error
+		if errors.As(e, &fe) && (fe.Path == "next_hop_v4" || fe.Path == "next_hop_v6") {
+			errs = append(errs, e)
+		}
+	}
+	errs = append(errs, rs.DrainAttrs.validate("drain_attributes")...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("setting bgp route settings: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return routing.ErrClosed
+	}
+	for p := range s.vips {
+		if p.Addr().Is4() && !rs.NextHop4.IsValid() {
+			return fmt.Errorf("setting bgp route settings: IPv4 VIP %s needs next_hop_v4", p)
+		}
+		if p.Addr().Is6() && !rs.NextHop6.IsValid() {
+			return fmt.Errorf("setting bgp route settings: IPv6 VIP %s needs next_hop_v6", p)
+		}
+	}
+	moved4, moved6 := rs.NextHop4 != s.spec.nextHop4, rs.NextHop6 != s.spec.nextHop6
+	s.spec.nextHop4, s.spec.nextHop6 = rs.NextHop4, rs.NextHop6
+	s.cfg.NextHop4, s.cfg.NextHop6, s.cfg.DrainAttrs = rs.NextHop4, rs.NextHop6, rs.DrainAttrs
+	if !s.started {
+		return nil
+	}
+	for _, r := range s.routesLocked() {
+		attrs := s.vips[r.Prefix]
+		if r.Draining {
+			attrs = withDrain(attrs, rs.DrainAttrs)
+		}
+		if r.Prefix.Addr().Is4() && moved4 || r.Prefix.Addr().Is6() && moved6 {
+			// Same attributes, new next hop: make announceLocked send it
+			// (and retry it later if this fails).
+			cur := s.announced[r.Prefix]
+			cur.stale = true
+			s.announced[r.Prefix] = cur
+		}
+		if err := s.announceLocked(ctx, r.Prefix, attrs, r.Draining); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("re-announcing with the new route settings: %w", err)
+	}
+	return nil
 }

@@ -267,7 +267,7 @@ func (s *Speaker) Resync(ctx context.Context) error {
 	}
 	readded := 0
 	for p, a := range s.announced {
-		if g, ok := inRIB[p]; ok && g == attrsSig(a.attrs, false) {
+		if g, ok := inRIB[p]; ok && !a.stale && g == attrsSig(a.attrs, false) {
 			continue
 		}
 		path, err := s.spec.announce(p, a.attrs)
@@ -277,6 +277,7 @@ func (s *Speaker) Resync(ctx context.Context) error {
 		if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
 			return fmt.Errorf("resyncing: announcing %s: %w", p, err)
 		}
+		s.announced[p] = announcedRoute{attrs: a.attrs, draining: a.draining}
 		readded++
 	}
 	for _, w := range stray {

@@ -483,17 +483,22 @@ func (a *Advertiser) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 		}
 		cfg.VIPs = append(cfg.VIPs, v)
 	}
-	r, err := newRenderer(cfg)
-	if err != nil {
-		return fmt.Errorf("setting bird VIPs: %w", err)
-	}
 	m := make(map[netip.Prefix]bool, len(cfg.VIPs))
 	for _, v := range cfg.VIPs {
 		m[v.Prefix] = true
 	}
+	// Under the lock: the drain metric is the renderer's (SetDrainMetric),
+	// and a concurrent SetDrainMetric must not be lost.
 	a.vipMu.Lock()
-	a.vips, a.r = m, r
+	cfg.DrainMetric = a.r.cfg.DrainMetric
+	r, err := newRenderer(cfg)
+	if err == nil {
+		a.vips, a.r = m, r
+	}
 	a.vipMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("setting bird VIPs: %w", err)
+	}
 
 	a.mu.Lock()
 	a.liveSure = false // same routes, maybe new attributes: render again
@@ -506,6 +511,40 @@ func (a *Advertiser) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 	}
 	if _, err := a.SetRoutes(ctx, keep); err != nil {
 		return fmt.Errorf("applying new VIP attributes: %w", err)
+	}
+	return nil
+}
+
+// SetDrainMetric changes the metric of draining routes at run time
+// (drain_metric; 0 for the largest), as a fresh start with it would
+// announce: the draining routes are rendered again and BIRD reconfigured;
+// the others do not change. internal/config treats the key as needing a
+// restart today; this is what a reload would call if it did not.
+func (a *Advertiser) SetDrainMetric(ctx context.Context, metric uint32) error {
+	if metric > maxMetric {
+		return fmt.Errorf("setting the bird drain metric: %d is more than %d (24-bit OSPF metric)", metric, maxMetric)
+	}
+	select {
+	case <-a.stop:
+		return routing.ErrClosed
+	default:
+	}
+	a.vipMu.Lock()
+	cfg := a.r.cfg
+	cfg.DrainMetric = metric
+	r, err := newRenderer(cfg)
+	if err == nil {
+		a.r = r
+	}
+	a.vipMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("setting the bird drain metric: %w", err)
+	}
+	a.mu.Lock()
+	a.liveSure = false // same routes, maybe a new metric: render again
+	a.mu.Unlock()
+	if _, err := a.SetRoutes(ctx, a.Routes()); err != nil {
+		return fmt.Errorf("applying the new drain metric: %w", err)
 	}
 	return nil
 }

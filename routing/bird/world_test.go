@@ -296,8 +296,8 @@ func TestOSPFExportedAndResync(t *testing.T) {
 }
 
 // TestOSPFReloadEqualsFreshStart (issue 10, deliverable 2): a director
-// that lives through reloads (SetVIPs with the new VIPs and attributes,
-// then SetRoutes) must leave its router's table exactly as a director
+// that lives through reloads (SetVIPs with the new VIPs and attributes, or
+// SetDrainMetric, then SetRoutes) must leave its router's table exactly as a director
 // started fresh on the new config leaves another router's: the same VIP
 // prefixes with the same external type, metric and tag. Each step's fresh
 // start is a lab of its own, started at once so they converge together. A
@@ -307,23 +307,25 @@ func TestOSPFReloadEqualsFreshStart(t *testing.T) {
 	vipC := netip.MustParsePrefix("192.0.2.12/32")
 	vipB6 := netip.MustParsePrefix("2001:db8::11/128")
 	all := []netip.Prefix{vipA, vipB, vipC, vipA6, vipB6}
-	const drain = 1000
 	type step struct {
 		name   string
 		attrs  map[netip.Prefix]RouteAttrs // the VIPs, with their attributes
 		routes []routing.Route
+		drain  uint32 // drain_metric
 	}
 	steps := []step{
 		{"initial", map[netip.Prefix]RouteAttrs{vipA: {}, vipB: {Metric: 30, Tag: 7}, vipA6: {}},
-			[]routing.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}}},
+			[]routing.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}}, 1000},
 		{"add v4 and v6 VIPs", map[netip.Prefix]RouteAttrs{vipA: {}, vipB: {Metric: 30, Tag: 7}, vipA6: {},
 			vipC: {Type: 1, Metric: 50}, vipB6: {Tag: 9}},
-			[]routing.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}, {Prefix: vipC}, {Prefix: vipB6}}},
+			[]routing.Route{{Prefix: vipA}, {Prefix: vipB}, {Prefix: vipA6}, {Prefix: vipC}, {Prefix: vipB6}}, 1000},
 		{"change metric, type and tag", map[netip.Prefix]RouteAttrs{vipA: {Metric: 99}, vipB: {Type: 1, Metric: 30, Tag: 8},
 			vipA6: {}, vipC: {Type: 1, Metric: 50}, vipB6: {Metric: 5, Tag: 9}},
-			[]routing.Route{{Prefix: vipA}, {Prefix: vipB, Draining: true}, {Prefix: vipA6}, {Prefix: vipC}, {Prefix: vipB6}}},
+			[]routing.Route{{Prefix: vipA}, {Prefix: vipB, Draining: true}, {Prefix: vipA6}, {Prefix: vipC}, {Prefix: vipB6}}, 1000},
 		{"remove VIPs", map[netip.Prefix]RouteAttrs{vipB: {Type: 1, Metric: 30, Tag: 8}, vipC: {Type: 1, Metric: 50}, vipA6: {}},
-			[]routing.Route{{Prefix: vipB, Draining: true}, {Prefix: vipC}, {Prefix: vipA6}}},
+			[]routing.Route{{Prefix: vipB, Draining: true}, {Prefix: vipC}, {Prefix: vipA6}}, 1000},
+		{"change the drain metric", map[netip.Prefix]RouteAttrs{vipB: {Type: 1, Metric: 30, Tag: 8}, vipC: {Type: 1, Metric: 50}, vipA6: {}},
+			[]routing.Route{{Prefix: vipB, Draining: true}, {Prefix: vipC}, {Prefix: vipA6, Draining: true}}, 2000},
 	}
 	prefixes := func(m map[netip.Prefix]RouteAttrs) []netip.Prefix {
 		var out []netip.Prefix
@@ -343,10 +345,10 @@ func TestOSPFReloadEqualsFreshStart(t *testing.T) {
 	fresh := make([]*ospfLab, len(steps))
 	for i, st := range steps[1:] {
 		fresh[i+1] = newOSPFLab(t, labOptions{vips: prefixes(st.attrs), attrs: st.attrs, v6: true,
-			drainMetric: drain, initial: st.routes})
+			drainMetric: st.drain, initial: st.routes})
 	}
 	live := newOSPFLab(t, labOptions{vips: prefixes(steps[0].attrs), attrs: steps[0].attrs, v6: true,
-		drainMetric: drain, initial: steps[0].routes})
+		drainMetric: steps[0].drain, initial: steps[0].routes})
 	waitFor(t, 30*time.Second, "the live director's routes at its router", func() bool {
 		return len(live.routerView(t, all)) == len(steps[0].routes)
 	})
@@ -363,6 +365,11 @@ func TestOSPFReloadEqualsFreshStart(t *testing.T) {
 		for _, p := range all {
 			before[p] = kw.deletions(p)
 		}
+		if st.drain != steps[i-1].drain {
+			if err := live.adv.SetDrainMetric(ctx, st.drain); err != nil {
+				t.Fatalf("%s: SetDrainMetric: %v", st.name, err)
+			}
+		}
 		if err := live.adv.SetVIPs(ctx, vipsOf(st.attrs)); err != nil {
 			t.Fatalf("%s: SetVIPs: %v", st.name, err)
 		}
@@ -375,17 +382,17 @@ func TestOSPFReloadEqualsFreshStart(t *testing.T) {
 			return cmp.Equal(want, got, routeOpts)
 		})
 		t.Logf("%s: the router's table equals the fresh start's after %s: %v", st.name, took, got)
-		if div := live.exportedAgrees(t, st.name, all, drain).Divergences(announced(st.routes)); div != nil {
+		if div := live.exportedAgrees(t, st.name, all, st.drain).Divergences(announced(st.routes)); div != nil {
 			t.Errorf("%s: Exported diverges: %q", st.name, div)
 		}
 		// Routes kept with the same attributes never left the kernel.
 		prev := map[netip.Prefix]string{}
 		for _, r := range steps[i-1].routes {
 			a := steps[i-1].attrs[r.Prefix]
-			prev[r.Prefix] = fmt.Sprint(a, r.Draining)
+			prev[r.Prefix] = fmt.Sprint(a, r.Draining, r.Draining && steps[i-1].drain != st.drain)
 		}
 		for _, r := range st.routes {
-			if prev[r.Prefix] != fmt.Sprint(st.attrs[r.Prefix], r.Draining) {
+			if prev[r.Prefix] != fmt.Sprint(st.attrs[r.Prefix], r.Draining, false) {
 				continue
 			}
 			if n := kw.deletions(r.Prefix) - before[r.Prefix]; n != 0 {
