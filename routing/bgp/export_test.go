@@ -61,7 +61,7 @@ func (s *Speaker) setVIPsReplacing(t testing.TB, vips []VIPRoute) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sets := prefixSets(next)
-	for i, name := range []string{setVIPs4, setVIPs6} {
+	for i, name := range setNames(s.exportGen) {
 		if err := s.srv.AddDefinedSet(context.Background(), &api.AddDefinedSetRequest{Replace: true, DefinedSet: &api.DefinedSet{
 			DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: sets[i],
 		}}); err != nil {
@@ -95,4 +95,26 @@ func (s *Speaker) addBehindBack(t testing.TB, p netip.Prefix, attrs RouteAttrs) 
 	if _, err := s.srv.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// exportState lists the speaker's export policies and prefix sets, sorted:
+// a Resync must leave exactly one generation behind.
+func (s *Speaker) exportState(t testing.TB) (policies, sets []string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.srv.ListPolicy(ctx, &api.ListPolicyRequest{}, func(p *api.Policy) {
+		if p.Name != policyImport {
+			policies = append(policies, p.Name)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.srv.ListDefinedSet(ctx, &api.ListDefinedSetRequest{DefinedType: api.DefinedType_PREFIX}, func(d *api.DefinedSet) {
+		sets = append(sets, d.Name)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(policies)
+	sort.Strings(sets)
+	return policies, sets
 }

@@ -49,30 +49,50 @@ func exportPolicyName(gen int) string {
 	return policyExport + "-" + strconv.Itoa(gen)
 }
 
-// installExportLocked installs the export policy from scratch: both prefix
-// sets with exactly the configured VIPs (replacing whatever GoBGP holds
-// under their names), a new generation of the export policy whose
-// statements are bound to those set objects, assigned in one step in place
-// of the previous generation, which is then deleted. At no moment is a
-// configured VIP rejected: until the assignment switches, the previous
-// generation decides, and it is the one that let the routes out so far.
-// Start installs generation 0; Resync a new one each time. Caller holds mu.
+// setNames names generation gen's prefix sets, IPv4 then IPv6.
+func setNames(gen int) [2]string {
+	if gen == 0 {
+		return [2]string{setVIPs4, setVIPs6}
+	}
+	g := "-" + strconv.Itoa(gen)
+	return [2]string{setVIPs4 + g, setVIPs6 + g}
+}
+
+// installExportLocked installs the export policy from scratch as a new
+// generation: prefix sets of its own holding exactly the configured VIPs,
+// and a policy whose statements are bound to them, assigned in one step in
+// place of the previous generation, whose policy, statements and sets are
+// then deleted. At no moment is a configured VIP rejected: until the
+// assignment switches, the previous generation decides, and it is the one
+// that let the routes out so far; if anything fails before, the new
+// generation is removed and the previous one stays whole. Start installs
+// generation 0; Resync a new one each time. Caller holds mu.
 //
 // GoBGP binds a statement to the set object it finds when the statement is
 // added: replacing a set later (AddDefinedSet with Replace) leaves the
-// statement on the old object (issue 10, defect 2). SetVIPs therefore edits
-// the sets in place (editSetsLocked) and only this function replaces them,
-// always followed by new statements.
+// statement on the old object (issue 10, defect 2). So a set in use is
+// never replaced: SetVIPs edits the current generation's sets in place
+// (editSetsLocked), and a new generation brings new sets.
 func (s *Speaker) installExportLocked(ctx context.Context) error {
 	sets := prefixSets(s.vips)
 	gen := s.exportGen + 1
-	name := exportPolicyName(gen)
+	name, names := exportPolicyName(gen), setNames(gen)
 	accept := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
 	var stmts []*api.Statement
-	for i, set := range []string{setVIPs4, setVIPs6} {
+	undo := func() {
+		_ = s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: name}, All: true})
+		for _, set := range names {
+			_ = s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{All: true,
+				DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: set}})
+		}
+	}
+	for i, set := range names {
+		// Replace: a set of this name can only be left over from a failed
+		// install, and nothing refers to it.
 		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{Replace: true, DefinedSet: &api.DefinedSet{
 			DefinedType: api.DefinedType_PREFIX, Name: set, Prefixes: sets[i],
 		}}); err != nil {
+			undo()
 			return fmt.Errorf("installing prefix set %s: %w", set, err)
 		}
 		// Both families always get a prefix set and a statement (a set
@@ -88,19 +108,25 @@ func (s *Speaker) installExportLocked(ctx context.Context) error {
 		})
 	}
 	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: name, Statements: stmts}}); err != nil {
+		undo()
 		return fmt.Errorf("adding export policy %s: %w", name, err)
 	}
 	exp := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT,
 		Policies: []*api.Policy{{Name: name}}}
 	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: exp}); err != nil {
-		// The new generation is unused: drop it, the old one stays.
-		_ = s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: name}, All: true})
+		undo()
 		return fmt.Errorf("assigning export policy %s: %w", name, err)
 	}
 	if s.exportGen >= 0 {
 		old := exportPolicyName(s.exportGen)
 		if err := s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: old}, All: true}); err != nil {
 			s.log.Warn("deleting the previous export policy", "policy", old, "reason", err)
+		}
+		for _, set := range setNames(s.exportGen) {
+			if err := s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{All: true,
+				DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: set}}); err != nil {
+				s.log.Warn("deleting the previous export prefix set", "set", set, "reason", err)
+			}
 		}
 	}
 	s.exportGen = gen
@@ -119,7 +145,7 @@ func (s *Speaker) editSetsLocked(ctx context.Context, prefixes []netip.Prefix, r
 		}
 		byFam[i] = append(byFam[i], &api.Prefix{IpPrefix: p.String(), MaskLengthMin: bits, MaskLengthMax: bits})
 	}
-	for i, name := range []string{setVIPs4, setVIPs6} {
+	for i, name := range setNames(s.exportGen) {
 		if len(byFam[i]) == 0 {
 			continue
 		}

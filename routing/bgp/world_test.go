@@ -204,6 +204,18 @@ func TestExportedAndResync(t *testing.T) {
 		}
 	})
 
+	t.Run("one policy generation left", func(t *testing.T) {
+		pols, sets := r.s.exportState(t)
+		gen := r.s.exportGen
+		if gen < 3 {
+			t.Errorf("export policy generation %d after three Resyncs, want 3", gen)
+		}
+		wantSets := setNames(gen)
+		if !slices.Equal(pols, []string{exportPolicyName(gen)}) || !slices.Equal(sets, wantSets[:]) {
+			t.Errorf("after the Resyncs the speaker holds policies %q and sets %q, want only generation %d's", pols, sets, gen)
+		}
+	})
+
 	t.Run("sessions down", func(t *testing.T) {
 		for _, n := range r.s.cfg.Neighbors {
 			if err := r.s.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: n.Address.String()}); err != nil {
