@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/buildinfo"
 )
 
 // exitCode is an error that only carries the process exit code (doctor's
@@ -39,12 +40,14 @@ run it as root). Offline commands (config check, bird-config, doctor) need no
 running vipd.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildinfo.Get().String(),
 	}
+	root.SetVersionTemplate("vipctl {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.socket, "socket", api.DefaultSocket, "vipd's API socket")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long to wait for vipd")
 	root.AddCommand(
 		statusCmd(g), drainCmd(g, true), drainCmd(g, false), vipsCmd(g), restartCmd(g),
-		configCmd(), birdConfigCmd(), doctorCmd(),
+		configCmd(), birdConfigCmd(), doctorCmd(), genDocsCmd(root),
 	)
 	return root
 }

@@ -14,8 +14,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/vipd/vipd/internal/buildinfo"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/daemon"
+	"github.com/vipd/vipd/internal/fielderr"
 )
 
 const usage = `usage: vipd [-c FILE] [flags]
@@ -41,11 +43,20 @@ func main() {
 	jsonLog := fs.Bool("log-json", false, "log JSON lines")
 	drainWait := fs.Duration("shutdown-timeout", 5*time.Minute, "longest SIGTERM waits for the drain")
 	skipChecks := fs.Bool("skip-host-checks", false, "do not run the start-up host checks (testing only)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	checkOnly := fs.Bool("check-config", false, "validate the config file and exit (0 valid, 1 errors, each as FILE:LINE: ITEM: message)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
 	fs.Parse(os.Args[1:])
+	switch {
+	case *showVersion:
+		fmt.Println("vipd", buildinfo.Get())
+		return
+	case *checkOnly:
+		os.Exit(checkConfig(*cfgPath))
+	}
 
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "vipd", Level: hclog.LevelFromString(*level), JSONFormat: *jsonLog, Output: os.Stderr,
@@ -54,6 +65,20 @@ func main() {
 		log.Error("vipd failed", "error", err)
 		os.Exit(1)
 	}
+}
+
+// checkConfig validates the config file the way a start or a SIGHUP would,
+// for package scripts and ExecReload guards, and returns the exit code.
+func checkConfig(path string) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		for _, e := range fielderr.All(err) {
+			fmt.Fprintln(os.Stderr, e)
+		}
+		return 1
+	}
+	fmt.Printf("%s: ok (node %s, %d VIPs, routing %s)\n", path, cfg.Node.Name, len(cfg.VIPs), cfg.Routing.Mode)
+	return 0
 }
 
 func run(log hclog.Logger, cfgPath string, drainWait time.Duration, skipChecks bool) error {
