@@ -89,7 +89,11 @@ type Config struct {
 	WithdrawGrace time.Duration // routers converge after a withdraw
 	TableGrace    time.Duration // peers stop sending after we publish inactive
 	DrainTimeout  time.Duration // max wait for idle while draining
-	DrainPolicy   DrainPolicy   // DrainWithdraw (the default) or DrainDeprefer
+	// RemoveTimeout is DrainTimeout for a VIP removed by a reload: it is
+	// drained like any other before it goes, and waits at most this long
+	// for its flows to end.
+	RemoveTimeout time.Duration
+	DrainPolicy   DrainPolicy // DrainWithdraw (the default) or DrainDeprefer
 	// PeerWait is how long a starting controller waits for every other
 	// member's state before it changes a table or announces anything with
 	// what it has. A director that does not know its peers would build a
@@ -152,6 +156,7 @@ func (c Config) Validate() error {
 	}
 	for path, d := range map[string]time.Duration{
 		"withdraw_grace": c.WithdrawGrace, "table_grace": c.TableGrace, "drain_timeout": c.DrainTimeout,
+		"remove_timeout": c.RemoveTimeout,
 	} {
 		if d < 0 {
 			add(path, "must not be negative")

@@ -188,8 +188,9 @@ func (c *Controller) send(f func(*machine)) {
 	}
 }
 
-// Reload applies a new config. VIPs it removes go down in order: withdraw,
-// withdraw grace, unprogram, publish inactive, table grace, unbind.
+// Reload applies a new config. VIPs it removes go down as a drained VIP
+// does: withdraw, withdraw grace, publish draining (and unprogram), idle or
+// RemoveTimeout, publish inactive, table grace, unbind.
 func (c *Controller) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("validating vip config: %w", err)

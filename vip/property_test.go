@@ -41,7 +41,9 @@ func propMembers() []Member {
 // TestProperty drives the machine with random events (config reloads, node
 // and VIP drains, health flaps, peer changes, holds, failing calls, restarts
 // adopting the world, clock jumps), checks every invariant after every step
-// from the machine's and the world's view, and after each episode stops the
+// from the machine's and the world's view (and that a VIP going down, drained
+// or removed by a reload, is published draining for its timeout before
+// inactive), and after each episode stops the
 // events, heals the fakes, lets the clock run and checks that the world is
 // exactly the desired state.
 func TestProperty(t *testing.T) {
@@ -97,6 +99,7 @@ func newProp(t *testing.T, seed uint64) *prop {
 		WithdrawGrace: graces[rng.IntN(len(graces))],
 		TableGrace:    graces[rng.IntN(len(graces))],
 		DrainTimeout:  graces[rng.IntN(len(graces))] * 2,
+		RemoveTimeout: graces[rng.IntN(len(graces))] * 3,
 		PeerWait:      graces[rng.IntN(len(graces))],
 	}
 	if rng.IntN(3) == 0 {

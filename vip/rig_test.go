@@ -33,6 +33,7 @@ func testConfig() Config {
 		WithdrawGrace: 10 * time.Second,
 		TableGrace:    30 * time.Second,
 		DrainTimeout:  60 * time.Second,
+		RemoveTimeout: 20 * time.Second,
 	}
 }
 
@@ -50,6 +51,10 @@ type rig struct {
 	// active/draining (absent counts), for invariant 2.
 	lastDoc       map[netip.Addr]cluster.VIPState
 	firstInactive map[netip.Addr]time.Time
+	// served and drainingSince follow each VIP's published state within
+	// one machine's life, for the drain sequence check.
+	served        map[netip.Addr]cluster.ServeState
+	drainingSince map[netip.Addr]time.Time
 	steps         int
 	quiet         bool // keep transitions out of r.trans (property test)
 }
@@ -69,6 +74,8 @@ func (r *rig) start(cfg Config) {
 		d.Idle = r.w
 	}
 	r.m = newMachine(cfg, d)
+	// A new process knows nothing of what the old one published.
+	r.served, r.drainingSince = map[netip.Addr]cluster.ServeState{}, map[netip.Addr]time.Time{}
 	// Quiet rigs rely on the machine counting a transition without a
 	// reason as a violation.
 	if !r.quiet {
@@ -122,6 +129,7 @@ func (r *rig) check() {
 		}
 	}
 	r.lastDoc = doc
+	r.checkDrainSequence(doc, now)
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
 	for a, s := range doc {
@@ -133,6 +141,37 @@ func (r *rig) check() {
 		if now.Before(t.Add(r.m.cfg.TableGrace)) && !(r.w.lo[a] && r.w.dp[a]) {
 			r.t.Fatalf("step %d: invariant 2: %s inactive since %s, within table grace, but lo=%v bound=%v", r.steps, a, now.Sub(t), r.w.lo[a], r.w.dp[a])
 		}
+	}
+}
+
+// checkDrainSequence: going down, a VIP (drained or removed by a reload)
+// is published draining before inactive, and stays draining for its
+// timeout unless the IdleChecker found it idle.
+func (r *rig) checkDrainSequence(doc map[netip.Addr]cluster.VIPState, at time.Time) {
+	r.t.Helper()
+	minDrain := min(r.m.cfg.DrainTimeout, r.m.cfg.RemoveTimeout)
+	for a, was := range r.served {
+		// Absent (forgotten) reads as inactive to the peers.
+		now := cluster.StateInactive
+		if s, ok := doc[a]; ok {
+			now = s.State
+		} else {
+			delete(r.served, a)
+		}
+		switch {
+		case was == cluster.StateActive && now == cluster.StateInactive:
+			r.t.Fatalf("step %d: %s went from active to inactive without draining", r.steps, a)
+		case was == cluster.StateDraining && now == cluster.StateInactive:
+			if d := at.Sub(r.drainingSince[a]); d < minDrain && !r.idle {
+				r.t.Fatalf("step %d: %s drained for %s only, timeouts drain %s / remove %s", r.steps, a, d, r.m.cfg.DrainTimeout, r.m.cfg.RemoveTimeout)
+			}
+		}
+	}
+	for a, s := range doc {
+		if s.State == cluster.StateDraining && r.served[a] != cluster.StateDraining {
+			r.drainingSince[a] = at
+		}
+		r.served[a] = s.State
 	}
 }
 

@@ -161,6 +161,10 @@ type Timers struct {
 	TableGrace time.Duration
 	// DrainTimeout: longest a drain waits for established flows.
 	DrainTimeout time.Duration
+	// RemoveTimeout: longest a VIP removed by a reload waits for its
+	// established flows (it is drained like any other). Default:
+	// DrainTimeout.
+	RemoveTimeout time.Duration
 }
 
 // API is where vipd listens ([api]).

@@ -87,6 +87,7 @@ type rawTimers struct {
 	WithdrawGrace string `toml:"withdraw_grace"`
 	TableGrace    string `toml:"table_grace"`
 	DrainTimeout  string `toml:"drain_timeout"`
+	RemoveTimeout string `toml:"remove_timeout"`
 }
 
 type rawAPI struct {

@@ -412,6 +412,7 @@ func (p *parser) dataplane(prim *tomlPrim, d *Dataplane) {
 func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 	t := &cfg.Timers
 	t.WithdrawGrace, t.TableGrace, t.DrainTimeout = DefaultWithdrawGrace, DefaultTableGrace, DefaultDrainTimeout
+	t.RemoveTimeout = DefaultDrainTimeout
 	var r rawTimers
 	if prim != nil && !p.decode(prim, "timers", &r) {
 		return
@@ -419,6 +420,7 @@ func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 	t.WithdrawGrace = p.duration("timers.withdraw_grace", r.WithdrawGrace, DefaultWithdrawGrace)
 	t.TableGrace = p.duration("timers.table_grace", r.TableGrace, DefaultTableGrace)
 	t.DrainTimeout = p.duration("timers.drain_timeout", r.DrainTimeout, DefaultDrainTimeout)
+	t.RemoveTimeout = p.duration("timers.remove_timeout", r.RemoveTimeout, t.DrainTimeout)
 	// Peers need fall polls to drop this node from their tables; unbinding
 	// sooner would blackhole (or loop, docs/field-notes.md, note 3) what they still send.
 	c := cfg.Cluster

@@ -317,6 +317,7 @@ func controllerConfig(c *config.Config) vip.Config {
 		WithdrawGrace: c.Timers.WithdrawGrace,
 		TableGrace:    c.Timers.TableGrace,
 		DrainTimeout:  c.Timers.DrainTimeout,
+		RemoveTimeout: c.Timers.RemoveTimeout,
 		DrainPolicy:   c.Routing.Drain,
 		// The poller decides every member within max(rise, fall) polls;
 		// one more interval of margin for jitter.
