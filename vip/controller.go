@@ -101,6 +101,22 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.adopt(ctx); err != nil {
 		return nil // ctx ended while adopting
 	}
+	// The verifier must be gone when Run returns: the caller may close
+	// the advertiser then.
+	vctx, stopVerifier := context.WithCancel(ctx)
+	var verifying sync.WaitGroup
+	defer func() {
+		stopVerifier()
+		verifying.Wait()
+	}()
+	resync := make(chan struct{}, 1)
+	if m.cfg.VerifyInterval > 0 {
+		verifying.Add(1)
+		go func() {
+			defer verifying.Done()
+			c.verifier(vctx, resync)
+		}()
+	}
 	for {
 		c.drainQueue()
 		m.reconcile(ctx)
@@ -110,6 +126,12 @@ func (c *Controller) Run(ctx context.Context) error {
 			m.log.Error("invariant violated", "error", err)
 		}
 		c.snapshot()
+		if m.takeResync() {
+			select {
+			case resync <- struct{}{}:
+			default: // one is pending already
+			}
+		}
 		var timer Timer
 		var timerC <-chan time.Time
 		if next := m.nextWake(); !next.IsZero() {
@@ -323,7 +345,7 @@ func (m *machine) setPeer(node string, st *cluster.NodeState) {
 // stopped: a Shutdown drain has nothing left to withdraw, publish or unbind.
 func (m *machine) stopped() bool {
 	for _, v := range m.vips {
-		if v.live.adv != advNone || v.live.onLo || v.live.maybeDP || v.live.serve != cluster.StateInactive {
+		if m.stillAnnounced(v) || v.live.onLo || v.live.maybeDP || v.live.serve != cluster.StateInactive {
 			return false
 		}
 	}

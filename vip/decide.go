@@ -91,6 +91,9 @@ func (m *machine) wantProgrammed(v *vipState) (bool, string) {
 	if v.live.adv != advNone {
 		return true, "still announced"
 	}
+	if m.stillAnnounced(v) {
+		return true, "still exported by the routing daemon"
+	}
 	if m.advUnknown {
 		return true, "advertiser state unknown"
 	}

@@ -26,6 +26,9 @@ func (m *machine) nextServe(v *vipState) (cluster.ServeState, string) {
 		if v.live.adv == advNormal {
 			return cluster.StateActive, "waiting for withdraw"
 		}
+		if m.stillAnnouncedNormal(v) {
+			return cluster.StateActive, "waiting for the routing daemon to withdraw"
+		}
 		if now.Before(v.live.normalOff.Add(m.cfg.WithdrawGrace)) {
 			return cluster.StateActive, "withdraw grace"
 		}

@@ -57,6 +57,11 @@ type rig struct {
 	drainingSince map[netip.Addr]time.Time
 	steps         int
 	quiet         bool // keep transitions out of r.trans (property test)
+	// verifyEvery > 0 reads the world back (verify) every so often while
+	// running, as the Controller's verifier does; nextRead is when next.
+	verifyEvery time.Duration
+	nextRead    time.Time
+	reads       int
 }
 
 func newRig(t *testing.T, cfg Config) *rig {
@@ -89,6 +94,53 @@ func (r *rig) start(cfg Config) {
 	bound, _ := r.w.Bound(context.Background())
 	programmed, _ := r.w.Programmed(context.Background())
 	r.m.adopt(bound, programmed)
+}
+
+// verify does what the Controller's verifier does, synchronously: the
+// Resync the loop asked for, then a read of the world handed to the loop.
+func (r *rig) verify() {
+	ctx := context.Background()
+	if r.m.takeResync() {
+		r.m.resynced(r.w.Resync(ctx))
+	}
+	at := r.clock.Now()
+	ex, err := r.w.Exported(ctx)
+	r.m.setWorld(at, ex, err)
+	r.reads++
+	r.nextRead = r.clock.Now().Add(r.verifyEvery)
+}
+
+// readIfDue reads the world if a periodic read is due, and runs the pass
+// that follows the event.
+func (r *rig) readIfDue() {
+	if r.verifyEvery > 0 && !r.clock.Now().Before(r.nextRead) {
+		r.verify()
+		r.step()
+	}
+}
+
+// wake is when the rig must act next: the machine's next wake or the next
+// periodic read.
+func (r *rig) wake() time.Time {
+	next := r.m.nextWake()
+	if r.verifyEvery > 0 && (next.IsZero() || r.nextRead.Before(next)) {
+		next = r.nextRead
+	}
+	return next
+}
+
+// checking: a route check waits for a read (pending) or a fix (diverged),
+// or a stray route for a Resync.
+func (r *rig) checking() bool {
+	if len(r.m.strays()) > 0 {
+		return true
+	}
+	for _, v := range r.m.vips {
+		if v.check.word == RoutePending || v.check.word == RouteDiverged {
+			return true
+		}
+	}
+	return false
 }
 
 // step runs one reconcile pass and checks everything.
@@ -181,7 +233,8 @@ func (r *rig) runUntil(target time.Time) {
 	r.t.Helper()
 	for i := 0; ; i++ {
 		r.step()
-		next := r.m.nextWake()
+		r.readIfDue()
+		next := r.wake()
 		if next.IsZero() || next.After(target) {
 			break
 		}
@@ -193,17 +246,23 @@ func (r *rig) runUntil(target time.Time) {
 	if r.clock.Now().Before(target) {
 		r.clock.Set(target)
 		r.step()
+		r.readIfDue()
 	}
 }
 
 func (r *rig) run(d time.Duration) { r.runUntil(r.clock.Now().Add(d)) }
 
-// settle steps until nothing is scheduled.
+// settle steps until nothing is scheduled and no route check waits for
+// the world.
 func (r *rig) settle() {
 	r.t.Helper()
 	for i := 0; ; i++ {
 		r.step()
+		r.readIfDue()
 		next := r.m.nextWake()
+		if next.IsZero() && r.verifyEvery > 0 && (r.checking() || r.m.world.err != "") {
+			next = r.nextRead
+		}
 		if next.IsZero() {
 			return
 		}

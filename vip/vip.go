@@ -55,12 +55,19 @@ import (
 )
 
 // Advertiser is the part of routing.Advertiser the state machine uses: it
-// only ever sets the announced routes (see routing.Advertiser.SetRoutes for
-// the contract). A draining VIP is passed with Route.Draining set under the
-// deprefer drain policy and left out under withdraw: the policy is decided
-// here, never by the advertiser.
+// sets the announced routes (see routing.Advertiser.SetRoutes for the
+// contract), and reads back what the routing daemon really exports to check
+// those claims, resyncing when the two disagree. A draining VIP is passed
+// with Route.Draining set under the deprefer drain policy and left out under
+// withdraw: the policy is decided here, never by the advertiser.
 type Advertiser interface {
 	SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error)
+	// Exported reads back what the routing daemon exports now
+	// (routing.Advertiser.Exported). It is called from a goroutine of the
+	// Controller, never from its loop.
+	Exported(ctx context.Context) (routing.Exported, error)
+	// Resync sends every announced route again (routing.Advertiser.Resync).
+	Resync(ctx context.Context) error
 }
 
 // Binder puts VIP addresses on the node's loopback so decapsulated traffic

@@ -165,6 +165,12 @@ type Timers struct {
 	// established flows (it is drained like any other). Default:
 	// DrainTimeout.
 	RemoveTimeout time.Duration
+	// VerifyInterval: how often the routing daemon is read back to check
+	// that what vipd claims announced is what it exports.
+	VerifyInterval time.Duration
+	// VerifySettle: how long after a route changes the daemon is given
+	// before a disagreement counts.
+	VerifySettle time.Duration
 }
 
 // API is where vipd listens ([api]).
@@ -184,14 +190,16 @@ const DefaultPath = "/etc/vipd/vipd.toml"
 // Defaults for optional keys. (The GUE port defaults to
 // dataplane.DefaultGUEPort, the API socket to api.DefaultSocket.)
 const (
-	DefaultPinPath       = "/sys/fs/bpf/vipd"
-	DefaultPollInterval  = time.Second
-	DefaultPollTimeout   = 500 * time.Millisecond
-	DefaultRise          = 2
-	DefaultFall          = 3
-	DefaultWithdrawGrace = 3 * time.Second
-	DefaultTableGrace    = 10 * time.Second
-	DefaultDrainTimeout  = 60 * time.Second
+	DefaultPinPath        = "/sys/fs/bpf/vipd"
+	DefaultPollInterval   = time.Second
+	DefaultPollTimeout    = 500 * time.Millisecond
+	DefaultRise           = 2
+	DefaultFall           = 3
+	DefaultWithdrawGrace  = 3 * time.Second
+	DefaultTableGrace     = 10 * time.Second
+	DefaultDrainTimeout   = 60 * time.Second
+	DefaultVerifyInterval = 2 * time.Second
+	DefaultVerifySettle   = 3 * time.Second
 )
 
 // Member returns the member named name.

@@ -151,7 +151,8 @@ func TestParseBase(t *testing.T) {
 			},
 		},
 		Dataplane: Dataplane{Interface: "eth0", Attach: dataplane.AttachAuto, GUEPort: 19523, PinPath: "/sys/fs/bpf/vipd"},
-		Timers:    Timers{WithdrawGrace: 3 * time.Second, TableGrace: 10 * time.Second, DrainTimeout: time.Minute, RemoveTimeout: time.Minute},
+		Timers: Timers{WithdrawGrace: 3 * time.Second, TableGrace: 10 * time.Second, DrainTimeout: time.Minute, RemoveTimeout: time.Minute,
+			VerifyInterval: 2 * time.Second, VerifySettle: 3 * time.Second},
 		API: API{
 			Socket:      "/run/vipd/vipd.sock",
 			StateListen: netip.MustParseAddrPort("192.0.2.11:9180"),

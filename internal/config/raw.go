@@ -84,10 +84,12 @@ type rawDataplane struct {
 }
 
 type rawTimers struct {
-	WithdrawGrace string `toml:"withdraw_grace"`
-	TableGrace    string `toml:"table_grace"`
-	DrainTimeout  string `toml:"drain_timeout"`
-	RemoveTimeout string `toml:"remove_timeout"`
+	WithdrawGrace  string `toml:"withdraw_grace"`
+	TableGrace     string `toml:"table_grace"`
+	DrainTimeout   string `toml:"drain_timeout"`
+	RemoveTimeout  string `toml:"remove_timeout"`
+	VerifyInterval string `toml:"verify_interval"`
+	VerifySettle   string `toml:"verify_settle"`
 }
 
 type rawAPI struct {

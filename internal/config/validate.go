@@ -413,6 +413,7 @@ func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 	t := &cfg.Timers
 	t.WithdrawGrace, t.TableGrace, t.DrainTimeout = DefaultWithdrawGrace, DefaultTableGrace, DefaultDrainTimeout
 	t.RemoveTimeout = DefaultDrainTimeout
+	t.VerifyInterval, t.VerifySettle = DefaultVerifyInterval, DefaultVerifySettle
 	var r rawTimers
 	if prim != nil && !p.decode(prim, "timers", &r) {
 		return
@@ -421,6 +422,8 @@ func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 	t.TableGrace = p.duration("timers.table_grace", r.TableGrace, DefaultTableGrace)
 	t.DrainTimeout = p.duration("timers.drain_timeout", r.DrainTimeout, DefaultDrainTimeout)
 	t.RemoveTimeout = p.duration("timers.remove_timeout", r.RemoveTimeout, t.DrainTimeout)
+	t.VerifyInterval = p.duration("timers.verify_interval", r.VerifyInterval, DefaultVerifyInterval)
+	t.VerifySettle = p.duration("timers.verify_settle", r.VerifySettle, DefaultVerifySettle)
 	// Peers need fall polls to drop this node from their tables; unbinding
 	// sooner would blackhole (or loop, docs/field-notes.md, note 3) what they still send.
 	c := cfg.Cluster

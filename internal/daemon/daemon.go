@@ -313,12 +313,14 @@ func (d *Daemon) hostChecks(ctx context.Context) (autoGeneric bool, err error) {
 // controllerConfig maps the node config onto the state machine's.
 func controllerConfig(c *config.Config) vip.Config {
 	vc := vip.Config{
-		Node:          c.Node.Name,
-		WithdrawGrace: c.Timers.WithdrawGrace,
-		TableGrace:    c.Timers.TableGrace,
-		DrainTimeout:  c.Timers.DrainTimeout,
-		RemoveTimeout: c.Timers.RemoveTimeout,
-		DrainPolicy:   c.Routing.Drain,
+		Node:           c.Node.Name,
+		WithdrawGrace:  c.Timers.WithdrawGrace,
+		TableGrace:     c.Timers.TableGrace,
+		DrainTimeout:   c.Timers.DrainTimeout,
+		RemoveTimeout:  c.Timers.RemoveTimeout,
+		VerifyInterval: c.Timers.VerifyInterval,
+		VerifySettle:   c.Timers.VerifySettle,
+		DrainPolicy:    c.Routing.Drain,
 		// The poller decides every member within max(rise, fall) polls;
 		// one more interval of margin for jitter.
 		PeerWait: c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,

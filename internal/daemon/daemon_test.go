@@ -248,6 +248,8 @@ interface = "eth0"
 withdraw_grace = "50ms"
 table_grace = "200ms"
 drain_timeout = "100ms"
+verify_interval = "50ms"
+verify_settle = "50ms"
 
 [api]
 socket = "` + filepath.Join(dir, "vipd.sock") + `"
