@@ -55,6 +55,13 @@ type Node struct {
 	// ClientPrefixes are where clients live: before an IPv6 VIP is
 	// advertised there must be a route back to them (docs/field-notes.md, note 4).
 	ClientPrefixes []netip.Prefix
+	// StateDir is where vipd keeps what must outlive it: the operator's
+	// drains and the announced routes (package statedir). Default
+	// statedir.DefaultPath.
+	StateDir string
+	// StartDrained starts the node in maintenance: a node drain is
+	// recorded at start unless one is already.
+	StartDrained bool
 }
 
 // Cluster is the cluster membership and peer polling ([cluster]).

@@ -127,6 +127,7 @@ func TestParseBase(t *testing.T) {
 			UnderlayV4:     a("192.0.2.11"),
 			UnderlayV6:     a("2001:db8::11"),
 			ClientPrefixes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
+			StateDir:       "/var/lib/vipd",
 		},
 		Cluster: Cluster{
 			Seed: 7, PollInterval: time.Second, PollTimeout: 500 * time.Millisecond, Rise: 2, Fall: 3,

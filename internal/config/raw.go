@@ -30,6 +30,8 @@ type rawNode struct {
 	UnderlayV6     string    `toml:"underlay_v6"`
 	AllowIPForward bool      `toml:"allow_ip_forward"`
 	ClientPrefixes *[]string `toml:"client_prefixes"`
+	StateDir       string    `toml:"state_dir"`
+	StartDrained   bool      `toml:"start_drained"`
 }
 
 type rawCluster struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/fielderr"
+	"github.com/vipd/vipd/internal/statedir"
 	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/routing/bird"
@@ -41,6 +42,7 @@ func (p *parser) build(raw *rawFile) *Config {
 }
 
 func (p *parser) node(prim *tomlPrim, n *Node) {
+	n.StateDir = statedir.DefaultPath
 	if prim == nil {
 		p.errorf("node", "missing section [node]")
 		return
@@ -57,6 +59,15 @@ func (p *parser) node(prim *tomlPrim, n *Node) {
 	n.UnderlayV4 = p.addrFamily("node.underlay_v4", r.UnderlayV4, 32, false)
 	n.UnderlayV6 = p.addrFamily("node.underlay_v6", r.UnderlayV6, 128, false)
 	n.AllowIPForward = r.AllowIPForward
+	n.StartDrained = r.StartDrained
+	n.StateDir = statedir.DefaultPath
+	if r.StateDir != "" {
+		if !filepath.IsAbs(r.StateDir) {
+			p.errorf("node.state_dir", "%q is not an absolute path", r.StateDir)
+		} else {
+			n.StateDir = filepath.Clean(r.StateDir)
+		}
+	}
 	n.ClientPrefixes = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 	if r.ClientPrefixes != nil {
 		n.ClientPrefixes = nil
