@@ -176,7 +176,7 @@ func drainCmd(g *globals, drain bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var req api.DrainRequest
+			req := api.DrainRequest{Node: vipFlag == ""}
 			if vipFlag != "" {
 				a, err := netip.ParseAddr(vipFlag)
 				if err != nil {

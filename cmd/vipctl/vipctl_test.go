@@ -73,7 +73,7 @@ func (fakeDaemon) Restart() error                 { return nil }
 
 func TestStatusTable(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "vipd.sock")
-	s, err := api.Listen(hclog.NewNullLogger(), sock, fakeDaemon{})
+	s, err := api.Listen(hclog.NewNullLogger(), sock, fakeDaemon{}, api.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,7 +204,7 @@ func New(cfg *config.Config, opts Options, parts Parts) (*Daemon, error) {
 }
 
 func (d *Daemon) listenAPI() error {
-	srv, err := api.Listen(d.log.Named("api"), d.cfg.API.Socket, d)
+	srv, err := api.Listen(d.log.Named("api"), d.cfg.API.Socket, d, api.Options{})
 	if err != nil {
 		return err
 	}
