@@ -51,7 +51,7 @@ func (m *machine) docEntry(v *vipState) cluster.VIPState {
 // wantAdvertise is how the VIP's route should be announced, given the table
 // it will be programmed with.
 func (m *machine) wantAdvertise(v *vipState, table []Backend) (advState, string) {
-	draining := m.nodeDrain || v.in.drained
+	draining := m.nodeDrain || m.vipDrains[v.addr]
 	switch {
 	case v.spec == nil:
 		return advNone, "removed from config"

@@ -64,7 +64,6 @@ type liveFacets struct {
 type inputs struct {
 	healthy      bool
 	healthReason string
-	drained      bool            // per-VIP drain
 	idle         bool            // the IdleChecker's last answer while draining
 	inTable      map[string]bool // members in the last desired table (a failed peer stays as secondary)
 }
@@ -102,7 +101,11 @@ type machine struct {
 	holds  map[netip.Addr]string
 	health map[netip.Addr]healthReport
 
+	// nodeDrain and vipDrains are the operator's drains; a VIP's drain is
+	// kept by address, so it holds again if the VIP leaves the config and
+	// comes back.
 	nodeDrain bool
+	vipDrains map[netip.Addr]bool
 	stopping  bool
 
 	announced  []routing.Route // the advertiser's last report
@@ -172,6 +175,7 @@ func newMachine(cfg Config, d Deps) *machine {
 		advUnknown: true,
 		dpUnknown:  true,
 		offAt:      map[netip.Addr]time.Time{},
+		vipDrains:  map[netip.Addr]bool{},
 	}
 	m.applyConfig(cfg)
 	return m

@@ -130,7 +130,7 @@ func TestNodeDrainIdle(t *testing.T) {
 func TestVIPDrain(t *testing.T) {
 	r := newRig(t, testConfig())
 	r.run(time.Second)
-	r.vip(vip4).in.drained = true
+	r.m.vipDrains[vip4] = true
 	r.run(5 * time.Minute)
 	got := r.w.routes
 	if _, ok := got[vip4]; ok {
@@ -143,7 +143,7 @@ func TestVIPDrain(t *testing.T) {
 	if v.live.serve != cluster.StateActive || !v.live.inDP || !v.live.programmed || v.why.reasons.Advertised != "draining" {
 		t.Errorf("drained vip: serve=%s bound=%v programmed=%v reason=%q", v.live.serve, v.live.inDP, v.live.programmed, v.why.reasons.Advertised)
 	}
-	v.in.drained = false
+	r.m.vipDrains[vip4] = false
 	r.step()
 	if _, ok := r.w.routes[vip4]; !ok {
 		t.Errorf("%s not announced after undrain", vip4)
@@ -157,13 +157,13 @@ func TestDeprefer(t *testing.T) {
 	r := newRig(t, cfg)
 	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Second)
-	r.vip(vip4).in.drained = true
+	r.m.vipDrains[vip4] = true
 	r.step()
 	if diff := cmp.Diff(map[netip.Addr]routing.Route{vip4: {Prefix: netip.MustParsePrefix("192.0.2.10/32"), Draining: true}}, r.w.routes, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
 	// A node drain deprefers too, and still goes draining after the grace.
-	r.vip(vip4).in.drained = false
+	r.m.vipDrains[vip4] = false
 	r.m.nodeDrain = true
 	r.run(11 * time.Second)
 	if got := r.vip(vip4).live.serve; got != cluster.StateDraining {
@@ -535,7 +535,7 @@ func TestPlanRoutes(t *testing.T) {
 			r := newRig(t, cfg)
 			r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 			r.run(time.Second)
-			r.vip(vip4).in.drained = tc.drain
+			r.m.vipDrains[vip4] = tc.drain
 			calls := len(r.w.calls)
 			r.m.tables = map[netip.Addr][]Backend{}
 			p := r.m.planRoutes(tc.withdrawOnly)

@@ -199,8 +199,8 @@ func (p *prop) event() {
 	case k < 22:
 		a := p.pick()
 		if v, ok := m.vips[a]; ok && v.spec != nil {
-			v.in.drained = !v.in.drained
-			p.note("vip drain %s = %v", a, v.in.drained)
+			m.vipDrains[a] = !m.vipDrains[a]
+			p.note("vip drain %s = %v", a, m.vipDrains[a])
 		}
 	case k < 34:
 		a, h := p.pick(), rng.IntN(3) > 0
@@ -352,7 +352,7 @@ func (p *prop) checkConverged() {
 			p.Fatalf("converged: %s programmed %s %v, want %s %v", a, describe(prog.Backends), prog.Services, describe(want), spec.Services)
 		}
 		route, announced := r.w.routes[a]
-		draining := m.nodeDrain || v.in.drained
+		draining := m.nodeDrain || m.vipDrains[a]
 		wantAnnounced := !m.stopping && m.holds[a] == "" && hasPrimary(want) && (!draining || m.cfg.deprefer())
 		if announced != wantAnnounced || announced && route.Draining != draining {
 			p.Fatalf("converged: %s announced=%v %+v, want %v (held=%q draining=%v table %s)", a, announced, route, wantAnnounced, m.holds[a], draining, describe(want))

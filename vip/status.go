@@ -161,7 +161,7 @@ func (m *machine) status() Status {
 			Depreferred: v.live.adv == advDeprefer,
 			Bound:       v.live.onLo && v.live.inDP,
 			Healthy:     v.in.healthy,
-			Draining:    m.nodeDrain || v.in.drained,
+			Draining:    m.nodeDrain || m.vipDrains[v.addr],
 			Held:        m.holds[v.addr],
 			Serve:       v.live.serve,
 			Reason:      v.why.reason,

@@ -218,7 +218,7 @@ func TestStaleReadIgnored(t *testing.T) {
 		t.Fatalf("exported %v, %v", ex, err)
 	}
 	r.clock.Advance(time.Second)
-	r.vip(vip4).in.drained = true
+	r.m.vipDrains[vip4] = true
 	r.step()
 	v := r.vip(vip4)
 	if v.live.adv != advNone || !r.m.stillAnnounced(v) {

@@ -40,8 +40,11 @@ type Status struct {
 	// config: kept in the state directory, they apply again if the VIP
 	// comes back (vipctl undrain --vip removes one).
 	UnconfiguredDrains []VIPDrain `json:"unconfigured_drains"`
-	// StateDir is where the drains and the announced routes are kept.
-	StateDir string `json:"state_dir"`
+	// StateDir is where the drains and the announced routes are kept;
+	// StateError says that a drain in effect could not be written there
+	// (it would not survive a restart; vipd keeps trying).
+	StateDir   string `json:"state_dir"`
+	StateError string `json:"state_error,omitempty"`
 	// World is the routing daemon as vipd last read it back.
 	World     World       `json:"world"`
 	VIPs      []VIPStatus `json:"vips"`

@@ -113,7 +113,10 @@ type Dir struct {
 
 	mu     sync.Mutex // guards drains and the files' writes
 	drains Drains
-	routes []routing.Route // as read at Open
+	// unsaved is why the drains in memory are not on disk (the last
+	// write failed), or nil.
+	unsaved error
+	routes  []routing.Route // as read at Open
 	// Recovered is why drains.json could not be read at Open (it was
 	// moved aside and the node drained, ByRecovery), or "".
 	recovered string
@@ -212,46 +215,59 @@ func (d *Dir) StartRoutes() []routing.Route {
 
 // SetNodeDrain drains the node (on) or undrains it, and writes it down
 // before returning. Draining a drained node keeps its first Since; changed
-// says whether anything changed. On a write error the drain is not
-// recorded (in memory or on disk).
+// says whether anything changed. A write error is returned, but the drain
+// stays in effect in memory (an operator draining a node with a full disk
+// still wants it drained): Unsaved reports it until SaveDrains succeeds.
 func (d *Dir) SetNodeDrain(on bool, by Origin, at time.Time) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	next := d.drains.clone()
 	switch {
-	case on && next.Node == nil:
-		next.Node = &Drain{Since: at.UTC(), By: by}
-	case !on && next.Node != nil:
-		next.Node = nil
+	case on && d.drains.Node == nil:
+		d.drains.Node = &Drain{Since: at.UTC(), By: by}
+	case !on && d.drains.Node != nil:
+		d.drains.Node = nil
 	default:
-		return false, nil
+		return false, d.unsaved
 	}
-	if err := d.writeDrainsLocked(next); err != nil {
-		return false, err
-	}
-	d.drains = next
-	return true, nil
+	return true, d.saveLocked()
 }
 
 // SetVIPDrain drains one VIP (on) or undrains it, like SetNodeDrain.
 func (d *Dir) SetVIPDrain(addr netip.Addr, on bool, by Origin, at time.Time) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	next := d.drains.clone()
-	_, had := next.VIPs[addr]
+	_, had := d.drains.VIPs[addr]
 	switch {
 	case on && !had:
-		next.VIPs[addr] = Drain{Since: at.UTC(), By: by}
+		d.drains.VIPs[addr] = Drain{Since: at.UTC(), By: by}
 	case !on && had:
-		delete(next.VIPs, addr)
+		delete(d.drains.VIPs, addr)
 	default:
-		return false, nil
+		return false, d.unsaved
 	}
-	if err := d.writeDrainsLocked(next); err != nil {
-		return false, err
+	return true, d.saveLocked()
+}
+
+// Unsaved reports why the drains in effect are not all on disk, or nil.
+func (d *Dir) Unsaved() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.unsaved
+}
+
+// SaveDrains writes the drains again if the last write failed.
+func (d *Dir) SaveDrains() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unsaved == nil {
+		return nil
 	}
-	d.drains = next
-	return true, nil
+	return d.saveLocked()
+}
+
+func (d *Dir) saveLocked() error {
+	d.unsaved = d.writeDrainsLocked(d.drains)
+	return d.unsaved
 }
 
 // WriteRoutes records the routes announced now, durably. An empty list

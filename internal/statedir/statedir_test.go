@@ -143,19 +143,32 @@ func TestUnreadableFiles(t *testing.T) {
 	}
 }
 
-// A write that fails records nothing, in memory or on disk.
-func TestWriteFailureRecordsNothing(t *testing.T) {
-	path := t.TempDir() // removed below: even root cannot write there
-
+// A write that fails keeps the drain in effect and says it is unsaved;
+// SaveDrains writes it once the directory works again.
+func TestWriteFailure(t *testing.T) {
+	path := t.TempDir()
 	d := open(t, path, "n1")
-	if err := os.RemoveAll(path); err != nil {
+	if err := os.RemoveAll(path); err != nil { // even root cannot write there now
 		t.Fatal(err)
 	}
 	changed, err := d.SetNodeDrain(true, ByOperator, at)
-	if err == nil || changed {
+	if err == nil || !changed {
 		t.Fatalf("SetNodeDrain in a removed directory: changed %v, %v", changed, err)
 	}
-	if d.Drains().Node != nil {
-		t.Error("a drain that could not be written is in effect")
+	if d.Drains().Node == nil || d.Unsaved() == nil {
+		t.Fatalf("drain %+v, unsaved %v: want in effect and unsaved", d.Drains().Node, d.Unsaved())
+	}
+	if changed, err := d.SetNodeDrain(true, ByOperator, at); changed || err == nil {
+		t.Errorf("draining again: changed %v, %v; want unchanged, still unsaved", changed, err)
+	}
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SaveDrains(); err != nil || d.Unsaved() != nil {
+		t.Fatalf("SaveDrains: %v, unsaved %v", err, d.Unsaved())
+	}
+	data, err := os.ReadFile(filepath.Join(path, DrainsFile))
+	if err != nil || !strings.Contains(string(data), `"node_drain"`) {
+		t.Errorf("drains.json after SaveDrains: %s, %v", data, err)
 	}
 }
