@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -416,3 +417,32 @@ func routingtestNew(t *testing.T, cfg *config.Config) *routingtest.Recorder {
 }
 
 func loadFile(path string) (*config.Config, error) { return config.Load(path) }
+
+// Claims checked against the world through the daemon, with the Recorder
+// simulating a routing daemon that lost a route (issue 10, defect 2 as the
+// controller sees it): the status says diverged with the reason, the
+// metrics count it, the advertiser is resynced, and the route is
+// confirmed again. With no session up the route is no-session, and when
+// the daemon cannot be read it is unknown: never a silent yes.
+func TestWorldCheckWithRecorder(t *testing.T) {
+	r := newRig(t, vipA)
+	waitFor(t, "confirmed", func() bool { return r.vipStatus(r.status(), vipA).Route == "announced" })
+	r.adv.Diverge(vipA)
+	waitFor(t, "the divergence found and fixed", func() bool {
+		v := r.vipStatus(r.status(), vipA)
+		return v.Divergences == 1 && v.Route == "announced" && !v.Diverged
+	})
+	if !slices.Contains(r.adv.Ops(), "Resync") || r.status().World.Resyncs < 1 {
+		t.Errorf("no Resync: %q, status %+v", r.adv.Ops(), r.status().World)
+	}
+	r.adv.SetPeers(nil)
+	waitFor(t, "no session", func() bool { return r.vipStatus(r.status(), vipA).Route == "no-session" })
+	r.adv.Fail("Exported", errors.New("birdc: connection refused"))
+	waitFor(t, "unknown", func() bool {
+		v := r.vipStatus(r.status(), vipA)
+		return v.Route == "unknown" && strings.Contains(v.RouteReason, "connection refused")
+	})
+	if st := r.status(); !strings.Contains(st.World.Error, "connection refused") || !r.vipStatus(st, vipA).Advertised {
+		t.Errorf("world %+v", st.World)
+	}
+}
