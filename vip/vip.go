@@ -40,7 +40,14 @@
 //   - Drain: a per-VIP drain withdraws that VIP's route and keeps serving
 //     it; a node drain goes through the phases of Phase. The DrainPolicy
 //     (withdraw or deprefer) decides, here and only here, whether a
-//     draining VIP stays announced with its drain attributes.
+//     draining VIP stays announced with its drain attributes. A VIP
+//     removed by a reload is drained the same way (RemoveTimeout). The
+//     operator's drains are kept by address (SetDrains).
+//   - Want, claim and world: what the decisions ask of a route (want),
+//     what the advertiser reported (claim: the advertised facet) and what
+//     the routing daemon exports, read back with Exported (world). A
+//     RouteCheck compares them; a disagreement seen twice is a divergence,
+//     fixed by a Resync when the world is the odd one out.
 //   - Hold: a veto on announcing a VIP (no IPv6 route back to the clients).
 package vip
 
