@@ -199,8 +199,8 @@ func HostPrefix(addr netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(addr, addr.BitLen())
 }
 
-// sessionsFor is the number of up sessions that should carry p.
-func (e Exported) sessionsFor(p netip.Prefix) int {
+// SessionsFor is the number of up sessions that should carry p.
+func (e Exported) SessionsFor(p netip.Prefix) int {
 	if e.SessionsUp4 == 0 && e.SessionsUp6 == 0 {
 		return e.SessionsUp
 	}
@@ -234,7 +234,7 @@ func (e Exported) Divergences(want []Route) []string {
 	for _, r := range want {
 		wanted[r.Prefix] = r
 		ex, ok := e.Routes[r.Prefix]
-		n := e.sessionsFor(r.Prefix)
+		n := e.SessionsFor(r.Prefix)
 		switch {
 		case !ok && n == 0:
 			out = append(out, line{r.Prefix, "announced, but no session of its address family is up"})

@@ -89,21 +89,91 @@ func yn(b bool) string {
 	return "-"
 }
 
+// drainLine says since when and by whom a drain holds, and whether this
+// vipd restored it at its start.
+func drainLine(d api.Drain) string {
+	s := "since " + d.Since.UTC().Format(time.RFC3339)
+	if d.By != "" && d.By != "vipctl" {
+		s += " (" + d.By + ")"
+	}
+	if d.Restored {
+		s += " (restored at start)"
+	}
+	return s
+}
+
+// advertisedWord is the ADVERTISED column: "yes" (or "depref") only when
+// the claim and the routing daemon agree and a session has the route, "-"
+// when both say withdrawn, otherwise the route check's word (pending,
+// no-session, diverged, unknown).
+func advertisedWord(v api.VIPStatus) string {
+	switch v.Route {
+	case "announced":
+		if v.Depreferred {
+			return "depref"
+		}
+		return "yes"
+	case "withdrawn":
+		return "-"
+	case "":
+		// A vipd that does not read the routing daemon back.
+		if v.Depreferred {
+			return "depref"
+		}
+		return yn(v.Advertised)
+	}
+	return v.Route
+}
+
 func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "node %s  phase %s  routing %s  generation %d\n", st.Node, st.Phase, st.Routing, st.Generation)
+	if d := st.NodeDrain; d != nil {
+		fmt.Fprintf(out, "node drained %s\n", drainLine(*d))
+	}
+	for _, d := range st.UnconfiguredDrains {
+		fmt.Fprintf(out, "drain of %s kept (not in the config; applies if it comes back) %s\n", d.Address, drainLine(d.Drain))
+	}
+	if st.StateError != "" {
+		fmt.Fprintf(out, "STATE DIRECTORY: %s\n", st.StateError)
+	}
+	if wd := st.World; !wd.ReadAt.IsZero() || wd.Error != "" {
+		line := "routing daemon: "
+		if wd.Error != "" {
+			line += "cannot be read (" + wd.Error + "): routes unconfirmed"
+		} else {
+			line += fmt.Sprintf("read %s ago, %d sessions up", now.Sub(wd.ReadAt).Round(time.Second), wd.SessionsUp)
+		}
+		if wd.Resyncs > 0 {
+			line += fmt.Sprintf(", %d resyncs", wd.Resyncs)
+		}
+		if wd.ResyncError != "" {
+			line += " (last resync failed: " + wd.ResyncError + ")"
+		}
+		if len(wd.Stray) > 0 {
+			var s []string
+			for _, a := range wd.Stray {
+				s = append(s, a.String())
+			}
+			line += ", exports routes of no VIP here: " + strings.Join(s, " ")
+		}
+		fmt.Fprintln(out, line)
+	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "VIP\tPROGRAMMED\tADVERTISED\tBOUND\tHEALTHY\tSERVES\tSINCE\tREASON")
 	for _, v := range st.VIPs {
-		adv := yn(v.Advertised)
-		if v.Depreferred {
-			adv = "depref"
-		}
+		adv := advertisedWord(v)
 		since := "-"
 		if !v.Since.IsZero() {
 			since = now.Sub(v.Since).Round(time.Second).String() + " ago"
 		}
 		reason := v.Reason
+		if adv != "yes" && adv != "depref" && adv != "-" && v.RouteReason != "" {
+			reason += " [route " + adv + ": " + v.RouteReason + "]"
+		}
+		if v.Drain != nil {
+			reason += " (drained " + drainLine(*v.Drain) + ")"
+		}
 		if v.LastError != "" {
 			reason += " (last error: " + v.LastError + ")"
 		}
@@ -169,21 +239,25 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 }
 
 func drainCmd(g *globals, drain bool) *cobra.Command {
-	var vipFlag string
+	var (
+		vipFlag string
+		wait    bool
+		waitFor time.Duration
+	)
 	use, short := "drain", "Drain the node (withdraw, demote, wait idle, go inactive, unbind) or, with --vip, withdraw one VIP's route"
 	if !drain {
-		use, short = "undrain", "Reverse a drain of the node or, with --vip, of one VIP"
+		use, short = "undrain", "Reverse a drain of the node or, with --vip, of one VIP (also removes a kept drain of a VIP no longer configured)"
 	}
 	c := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var req api.DrainRequest
+			req := api.DrainRequest{Node: vipFlag == ""}
 			if vipFlag != "" {
 				a, err := netip.ParseAddr(vipFlag)
 				if err != nil {
-					return fmt.Errorf("--vip %q: not an IP address", vipFlag)
+					return waitErr(cmd, wait, fmt.Errorf("--vip %q: not an IP address", vipFlag))
 				}
 				req.VIP = &a
 			}
@@ -197,18 +271,126 @@ func drainCmd(g *globals, drain bool) *cobra.Command {
 				err = cl.Undrain(ctx, req)
 			}
 			if err != nil {
-				return err
+				return waitErr(cmd, wait, err)
 			}
-			what := "node"
+			what := "the node"
 			if req.VIP != nil {
 				what = req.VIP.String()
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s of %s started; follow it with 'vipctl status'\n", use, what)
-			return nil
+			if !wait {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s of %s started (saved: it survives a restart); follow it with 'vipctl status' or 'vipctl drain --wait'\n", use, what)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s of %s started (saved: it survives a restart)\n", use, what)
+			return waitDrained(cmd, cl, req, waitFor)
 		},
 	}
 	c.Flags().StringVar(&vipFlag, "vip", "", "only this VIP")
+	if drain {
+		c.Flags().BoolVar(&wait, "wait", false, "print each step as it happens and exit 0 once drained, 1 on timeout, 2 on error "+
+			"(node: phase drained; --vip: the route withdrawn in the routing daemon, as read back)")
+		c.Flags().DurationVar(&waitFor, "timeout", 10*time.Minute, "with --wait: how long to wait for the drain")
+	}
 	return c
+}
+
+// waitErr prints err and makes it exit 2 when waiting (the --wait exit
+// codes), or returns it as is.
+func waitErr(cmd *cobra.Command, wait bool, err error) error {
+	if !wait {
+		return err
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "vipctl:", err)
+	return exitCode(2)
+}
+
+// waitPoll is how often drain --wait reads the status.
+const waitPoll = 200 * time.Millisecond
+
+// waitDrained follows a drain in the status until it is done: for the
+// node, phase drained; for one VIP, its route withdrawn in the world
+// (claim and routing daemon agree; with the deprefer policy, announced
+// with the drain attributes). It prints each new step with the time left.
+func waitDrained(cmd *cobra.Command, cl *api.Client, req api.DrainRequest, timeout time.Duration) error {
+	out := cmd.OutOrStdout()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	last := ""
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), min(10*time.Second, max(time.Until(deadline), time.Second)))
+		st, err := cl.Status(ctx)
+		cancel()
+		if err != nil {
+			return waitErr(cmd, true, fmt.Errorf("following the drain: %w", err))
+		}
+		step, done, err := drainStep(st, req)
+		if err != nil {
+			return waitErr(cmd, true, err)
+		}
+		now := time.Now()
+		left := max(deadline.Sub(now), 0).Round(time.Second)
+		if step != last {
+			fmt.Fprintf(out, "%s  %s (%s left)\n", now.Format("15:04:05"), step, left)
+			last = step
+		}
+		if done {
+			fmt.Fprintf(out, "%s  drained after %s\n", now.Format("15:04:05"), now.Sub(start).Round(time.Second))
+			return nil
+		}
+		if !now.Before(deadline) {
+			fmt.Fprintf(out, "%s  timed out after %s, still: %s\n", now.Format("15:04:05"), timeout, step)
+			return exitCode(1)
+		}
+		time.Sleep(min(waitPoll, time.Until(deadline)))
+	}
+}
+
+// nodePhases explain each node drain phase, in order.
+var nodePhases = map[string]string{
+	"active":      "active: the drain is not in effect yet",
+	"withdrawing": "withdrawing: routes going away, withdraw grace",
+	"draining":    "draining: published draining, waiting for idle or the drain timeout",
+	"inactive":    "inactive: published inactive, table grace",
+	"drained":     "drained: nothing left announced or bound",
+}
+
+// drainStep says where a drain stands in st, and whether it is done.
+func drainStep(st api.Status, req api.DrainRequest) (step string, done bool, err error) {
+	if req.Node {
+		step, ok := nodePhases[st.Phase]
+		if !ok {
+			step = "phase " + st.Phase
+		}
+		return step, st.Phase == "drained", nil
+	}
+	for _, v := range st.VIPs {
+		if v.Address != *req.VIP {
+			continue
+		}
+		route := v.Route
+		if route == "" { // a vipd that does not read the world back
+			route = map[bool]string{true: "announced", false: "withdrawn"}[v.Advertised]
+		}
+		step = fmt.Sprintf("route %s (claim: %s): %s", route, claimWord(v), v.RouteReason)
+		switch {
+		case !v.Advertised && route == "withdrawn":
+			return "route withdrawn in the routing daemon: " + v.RouteReason, true, nil
+		case v.Depreferred && route == "announced":
+			return "route depreferred in the routing daemon: " + v.RouteReason, true, nil
+		}
+		return step, false, nil
+	}
+	return "", false, fmt.Errorf("%s is not in vipd's status", req.VIP)
+}
+
+func claimWord(v api.VIPStatus) string {
+	switch {
+	case v.Depreferred:
+		return "announced with the drain attributes"
+	case v.Advertised:
+		return "announced"
+	}
+	return "withdrawn"
 }
 
 func vipsCmd(g *globals) *cobra.Command {

@@ -33,6 +33,9 @@ Signals:
             graceful restart keeps the routes at the peers, the pinned XDP
             program keeps forwarding, the next vipd adopts both
 
+Operator drains are kept in [node] state_dir (default /var/lib/vipd) and
+honoured at every start, after a crash or a reboot too.
+
 Flags:
 `
 
@@ -45,6 +48,7 @@ func main() {
 	skipChecks := fs.Bool("skip-host-checks", false, "do not run the start-up host checks (testing only)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	checkOnly := fs.Bool("check-config", false, "validate the config file and exit (0 valid, 1 errors, each as FILE:LINE: ITEM: message)")
+	drained := fs.Bool("drained", false, "start the node in maintenance: record a node drain (kept until 'vipctl undrain')")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -61,7 +65,8 @@ func main() {
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "vipd", Level: hclog.LevelFromString(*level), JSONFormat: *jsonLog, Output: os.Stderr,
 	})
-	if err := run(log, *cfgPath, *drainWait, *skipChecks); err != nil {
+	opts := daemon.Options{ConfigPath: *cfgPath, Logger: log, SkipHostChecks: *skipChecks, StartDrained: *drained}
+	if err := run(log, opts, *drainWait); err != nil {
 		log.Error("vipd failed", "error", err)
 		os.Exit(1)
 	}
@@ -81,12 +86,12 @@ func checkConfig(path string) int {
 	return 0
 }
 
-func run(log hclog.Logger, cfgPath string, drainWait time.Duration, skipChecks bool) error {
+func run(log hclog.Logger, opts daemon.Options, drainWait time.Duration) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	d, err := daemon.Start(ctx, daemon.Options{ConfigPath: cfgPath, Logger: log, SkipHostChecks: skipChecks})
+	d, err := daemon.Start(ctx, opts)
 	cancel()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,45 @@ type Daemon interface {
 // ErrAlreadyRunning: another vipd answers on the socket.
 var ErrAlreadyRunning = errors.New("another vipd is already serving this socket")
 
+// Options tune the server. Zero fields take the defaults.
+type Options struct {
+	// ReadHeaderTimeout, ReadTimeout (headers and body), WriteTimeout
+	// (from the end of the headers to the end of the answer) and
+	// IdleTimeout (between requests on a kept-alive connection) bound how
+	// long one client may hold a connection, and so a file descriptor:
+	// a slow or stuck client is cut off.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxBody is the largest request body accepted (413 above).
+	MaxBody int64
+}
+
+// Defaults of Options.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxBody           = 64 << 10
+)
+
+func (o Options) withDefaults() Options {
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&o.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&o.ReadTimeout, DefaultReadTimeout},
+		{&o.WriteTimeout, DefaultWriteTimeout}, {&o.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	return o
+}
+
 // Server serves the API on a unix socket.
 type Server struct {
 	log  hclog.Logger
@@ -39,12 +79,13 @@ type Server struct {
 	ln   net.Listener
 	srv  *http.Server
 	path string
+	opts Options
 }
 
 // Listen creates the socket at path (mode 0600, parent directory created
 // 0755). If a vipd already answers there it fails with ErrAlreadyRunning; a
 // stale socket file left by a crashed vipd is replaced.
-func Listen(log hclog.Logger, path string, d Daemon) (*Server, error) {
+func Listen(log hclog.Logger, path string, d Daemon, opts Options) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating socket directory: %w", err)
 	}
@@ -69,14 +110,21 @@ func Listen(log hclog.Logger, path string, d Daemon) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("setting mode of %s: %w", path, err)
 	}
-	s := &Server{log: log, d: d, ln: ln, path: path}
+	opts = opts.withDefaults()
+	s := &Server{log: log, d: d, ln: ln, path: path, opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/vips", s.vips)
 	mux.HandleFunc("POST /v1/drain", s.drain(d.Drain))
 	mux.HandleFunc("POST /v1/undrain", s.drain(d.Undrain))
 	mux.HandleFunc("POST /v1/restart", s.restart)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout, ReadTimeout: opts.ReadTimeout,
+		WriteTimeout: opts.WriteTimeout, IdleTimeout: opts.IdleTimeout,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
 	return s, nil
 }
 
@@ -111,23 +159,50 @@ func (s *Server) vips(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.d.VIPs())
 }
 
+// drain serves POST /v1/drain and /v1/undrain. The body must name what to
+// drain: an empty body or {} is refused, never taken for the whole node.
 func (s *Server) drain(do func(DrainRequest) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req DrainRequest
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-		if err == nil && len(body) > 0 {
-			err = json.Unmarshal(body, &req)
-		}
+		req, code, err := s.decodeDrain(w, r)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("decoding request: %w", err))
+			writeError(w, code, err)
 			return
 		}
-		if err := do(req); err != nil {
+		switch err := do(req); {
+		case err == nil:
+			w.WriteHeader(http.StatusNoContent)
+		case errors.Is(err, ErrNotSaved):
+			writeError(w, http.StatusInternalServerError, err)
+		default:
 			writeError(w, http.StatusConflict, err)
-			return
 		}
-		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+func (s *Server) decodeDrain(w http.ResponseWriter, r *http.Request) (DrainRequest, int, error) {
+	var req DrainRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return req, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", tooBig.Limit)
+	case err != nil:
+		return req, http.StatusBadRequest, fmt.Errorf("reading request: %w", err)
+	case len(bytes.TrimSpace(body)) == 0:
+		return req, http.StatusBadRequest, fmt.Errorf("empty request: %w", req.Validate())
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, http.StatusBadRequest, fmt.Errorf("decoding request: %w", err)
+	}
+	if dec.More() {
+		return req, http.StatusBadRequest, errors.New("decoding request: more than one JSON value")
+	}
+	if err := req.Validate(); err != nil {
+		return req, http.StatusBadRequest, err
+	}
+	return req, 0, nil
 }
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) {

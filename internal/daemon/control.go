@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,8 +33,16 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 	st := api.Status{
 		Node: cs.Node, Phase: cs.Phase.String(), Stopping: cs.Stopping, Generation: cs.Generation,
 		Config: d.path, Started: d.started, Routing: cfg.Routing.Mode.String(),
+		World: api.World{
+			ReadAt: cs.World.ReadAt, SessionsUp: cs.World.SessionsUp, Error: cs.World.Error,
+			Resyncs: cs.World.Resyncs, ResyncError: cs.World.ResyncError, Stray: slices.Clone(cs.World.Stray),
+		},
 		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members,
 	}
+	if st.World.Stray == nil {
+		st.World.Stray = []netip.Addr{}
+	}
+	d.stateStatus(&st)
 	if withPeers {
 		peers, err := d.adv.Peers(ctx)
 		if err != nil {
@@ -69,6 +79,10 @@ func apiVIPs(vs []vip.VIPStatus) []api.VIPStatus {
 			},
 			Since: v.Since, LastError: v.LastError, Backends: []api.Backend{},
 			Transitions: v.Transitions, Errors: v.Errors,
+			Route: v.Route.String(), RouteReason: v.RouteReason,
+			World: api.VIPWorld{Read: v.World.Read, Exported: v.World.Exported, Draining: v.World.Draining,
+				Peers: append([]string{}, v.World.Peers...)},
+			Diverged: v.Diverged, DivergedSince: v.DivergedSince, Divergences: v.Divergences,
 		}
 		for _, b := range v.Backends {
 			a.Backends = append(a.Backends, api.Backend{Name: b.Name, Address: b.Addr, Role: b.Role.String(), Local: b.Local})
@@ -105,11 +119,12 @@ func checkString(v config.VIP) string {
 	return c.Type
 }
 
-// Drain implements api.Daemon.
-func (d *Daemon) Drain(req api.DrainRequest) error { return d.ctrl.Drain(req.VIP) }
+// Drain implements api.Daemon: the drain is in the state directory when
+// it returns.
+func (d *Daemon) Drain(req api.DrainRequest) error { return d.setDrain(req, true) }
 
-// Undrain implements api.Daemon.
-func (d *Daemon) Undrain(req api.DrainRequest) error { return d.ctrl.Undrain(req.VIP) }
+// Undrain implements api.Daemon, as Drain.
+func (d *Daemon) Undrain(req api.DrainRequest) error { return d.setDrain(req, false) }
 
 // Reload is SIGHUP: read and validate the file again and apply it. On any
 // error the old config keeps running.
@@ -121,13 +136,18 @@ func (d *Daemon) Reload() error {
 	return d.apply(cfg)
 }
 
-// apply takes a new, validated config. config.Diff alone decides what a
-// reload may change: anything it lists under Restart refuses the reload.
-// The controller's config is built and validated before anything is
-// applied to anyone; then the advertiser learns the new VIPs (before the
-// controller could ask for one), the controller gets its config, the
-// checks and the poller follow.
+// apply takes a new, validated config, handing everything to the
+// advertiser and the controller as a fresh start with it would. config.Diff
+// alone decides what a reload may change: anything it lists under Restart
+// refuses the reload. The controller's config is built and validated
+// before anything is applied to anyone; then the advertiser learns the new
+// VIPs and route attributes (before the controller could ask for one; a
+// removed VIP stays announceable until the controller has drained and
+// forgotten it), the controller gets its config and the drains kept for
+// VIPs that come back, the checks and the poller follow.
 func (d *Daemon) apply(cfg *config.Config) error {
+	d.advMu.Lock()
+	defer d.advMu.Unlock()
 	old := d.config()
 	if ch := cfg.Diff(old); len(ch.Restart) > 0 {
 		return fmt.Errorf("%s: changes to %s need a restart of vipd; config not reloaded", d.path, strings.Join(ch.Restart, ", "))
@@ -138,9 +158,14 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
 	defer cancel()
-	if err := d.adv.SetVIPs(ctx, advertisedVIPs(cfg, old)); err != nil {
+	prevLeaving := d.leaving
+	d.leaving = d.nowLeaving(cfg, old)
+	if err := d.adv.SetVIPs(ctx, d.announceable(cfg)); err != nil {
+		d.leaving = prevLeaving
 		return fmt.Errorf("setting the advertiser's VIPs: %w", err)
 	}
+	d.drainMu.Lock() // a drain request sees the old config or the new one, with its drains
+	defer d.drainMu.Unlock()
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
@@ -154,6 +179,15 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		d.cfg = old
 		d.mu.Unlock()
 		return err
+	}
+	// A drain kept for a VIP that left the config holds again (the
+	// controller kept it by address).
+	drains := d.state.Drains()
+	for _, a := range sortedAddrs(drains.VIPs) {
+		if d.configuredLocked(cfg, a) && !d.configuredLocked(old, a) {
+			d.log.Warn("vip back in the config: its kept drain holds", "vip", a,
+				"since", drains.VIPs[a].Since.Format(time.RFC3339))
+		}
 	}
 	d.setChecks(cfg)
 	if !reflect.DeepEqual(old.Cluster, cfg.Cluster) {

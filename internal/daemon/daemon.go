@@ -1,10 +1,13 @@
 // Package daemon is one vipd node at run time: it wires the config into the
 // state machine (vip.Controller) and its side effects (one
 // routing.Advertiser, the netlink binder, the XDP dataplane), the local
-// service checks, the cluster poller and node-state server, the API socket
-// and the metrics listener, and owns the three ways of stopping: drain and
-// exit (SIGTERM), upgrade exit without withdrawing (SIGUSR2, vipctl
-// restart), and reload (SIGHUP).
+// service checks, the cluster poller and node-state server, the API socket,
+// the metrics listener and the state directory (the operator's drains and
+// the announced routes, package statedir), and owns the three ways of
+// stopping: drain and exit (SIGTERM), upgrade exit without withdrawing
+// (SIGUSR2, vipctl restart), and reload (SIGHUP). A crash needs no code:
+// whatever it interrupts, the state directory holds what the next start
+// needs.
 package daemon
 
 import (
@@ -12,8 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/internal/hostcheck"
 	"github.com/vipd/vipd/internal/metrics"
+	"github.com/vipd/vipd/internal/statedir"
 	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/vip"
 	"github.com/vipd/vipd/vip/netlink"
@@ -39,6 +42,9 @@ type Options struct {
 	// check (tests on hosts the checks would refuse). Never set it in
 	// production.
 	SkipHostChecks bool
+	// StartDrained starts the node in maintenance (vipd --drained): a node
+	// drain is recorded in the state directory unless one already is.
+	StartDrained bool
 }
 
 // Dataplane is what the daemon needs of the XDP dataplane (package
@@ -65,9 +71,22 @@ type Binder interface {
 // XDP dataplane, the netlink binder, the routing mode's advertiser); tests
 // hand fakes to New.
 type Parts struct {
-	Advertiser routing.Advertiser
-	Binder     Binder
-	Dataplane  Dataplane
+	// Advertiser is an advertiser opened by the caller; or NewAdvertiser
+	// opens one once the state directory has been read, with the routes
+	// the previous vipd left announced. Exactly one is set.
+	Advertiser    routing.Advertiser
+	NewAdvertiser func(ctx context.Context, start AdvertiserStart) (routing.Advertiser, error)
+	Binder        Binder
+	Dataplane     Dataplane
+}
+
+// AdvertiserStart is what a new advertiser needs of the previous vipd.
+type AdvertiserStart struct {
+	// Routes are the routes the previous vipd announced last (from the
+	// state directory). After a crash or an upgrade exit they are still at
+	// the peers: a BGP speaker announces them again as a graceful
+	// restarter before anything else. Empty after a clean stop.
+	Routes []routing.Route
 }
 
 // Daemon is a running vipd node.
@@ -80,6 +99,19 @@ type Daemon struct {
 
 	mu  sync.Mutex // guards cfg
 	cfg *config.Config
+	// advMu serializes the advertiser's SetVIPs calls (reloads, and
+	// dropping forgotten VIPs) and guards leaving: VIPs removed by reloads
+	// that the controller has not forgotten yet, still announceable.
+	advMu   sync.Mutex
+	leaving map[netip.Prefix]routing.VIP
+
+	// state is the state directory. drainMu orders drain requests (each
+	// written, then handed to the controller) and guards the restored
+	// flags: drains read back at start and unchanged since.
+	state        *statedir.Dir
+	drainMu      sync.Mutex
+	restoredNode bool
+	restoredVIPs map[netip.Addr]bool
 	// members is the poller's latest view of every member, for status.
 	members *cluster.Membership
 
@@ -100,8 +132,6 @@ type Daemon struct {
 
 	restartReq chan struct{}
 	restartOne sync.Once
-	// restart is what the previous vipd left at an upgrade exit, or nil.
-	restart *restartState
 }
 
 func newDaemon(cfg *config.Config, opts Options) *Daemon {
@@ -111,9 +141,11 @@ func newDaemon(cfg *config.Config, opts Options) *Daemon {
 	}
 	d := &Daemon{
 		log: log, path: opts.ConfigPath, cfg: cfg, started: time.Now(), skipChecks: opts.SkipHostChecks,
-		members:    cluster.NewMembership(),
-		ctrlDone:   make(chan error, 1),
-		restartReq: make(chan struct{}),
+		members:      cluster.NewMembership(),
+		ctrlDone:     make(chan error, 1),
+		restartReq:   make(chan struct{}),
+		leaving:      map[netip.Prefix]routing.VIP{},
+		restoredVIPs: map[netip.Addr]bool{},
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d
@@ -143,6 +175,11 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { d.apiSrv.Close(context.Background()) })
+	routes, err := d.openState(opts.StartDrained)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { d.state.Close() })
 
 	autoGeneric, err := d.hostChecks(ctx)
 	if err != nil {
@@ -169,33 +206,34 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	closers = append(closers, func() { binder.Close() })
 
-	d.loadRestart()
-	adv, err := openAdvertiser(ctx, cfg, d.restart, d.log)
-	if err != nil {
-		return nil, err
-	}
-	closers = append(closers, func() { adv.Abandon() })
-
-	if err := d.run(Parts{Advertiser: adv, Binder: binder, Dataplane: dp}); err != nil {
+	parts := Parts{Binder: binder, Dataplane: dp, NewAdvertiser: func(ctx context.Context, st AdvertiserStart) (routing.Advertiser, error) {
+		return openAdvertiser(ctx, cfg, st.Routes, d.log)
+	}}
+	if err := d.run(ctx, parts, routes); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
 // New starts a node on parts the caller opened, as Start does once it has
-// opened the real ones: the API socket, the controller, the checks, the
-// poller, the node-state server and the metrics listener. It reads (and
-// removes) the restart state like Start, but the advertiser is the
-// caller's, so its routes are not re-announced. On error the parts are
-// left to the caller.
+// opened the real ones: the API socket, the state directory, the
+// advertiser (if parts.NewAdvertiser opens it), the controller, the
+// checks, the poller, the node-state server and the metrics listener. On
+// error the parts the caller opened are left to it.
 func New(cfg *config.Config, opts Options, parts Parts) (*Daemon, error) {
 	d := newDaemon(cfg, opts)
 	if err := d.listenAPI(); err != nil {
 		d.cancel()
 		return nil, err
 	}
-	d.loadRestart()
-	if err := d.run(parts); err != nil {
+	routes, err := d.openState(opts.StartDrained)
+	if err == nil {
+		err = d.run(context.Background(), parts, routes)
+		if err != nil {
+			d.state.Close()
+		}
+	}
+	if err != nil {
 		d.apiSrv.Close(context.Background())
 		d.cancel()
 		return nil, err
@@ -204,7 +242,7 @@ func New(cfg *config.Config, opts Options, parts Parts) (*Daemon, error) {
 }
 
 func (d *Daemon) listenAPI() error {
-	srv, err := api.Listen(d.log.Named("api"), d.cfg.API.Socket, d)
+	srv, err := api.Listen(d.log.Named("api"), d.cfg.API.Socket, d, api.Options{})
 	if err != nil {
 		return err
 	}
@@ -212,14 +250,28 @@ func (d *Daemon) listenAPI() error {
 	return nil
 }
 
-// run builds the controller on parts and starts every loop and server.
-func (d *Daemon) run(parts Parts) error {
-	if parts.Advertiser == nil || parts.Binder == nil || parts.Dataplane == nil {
-		return errors.New("starting vipd: advertiser, binder and dataplane are required")
+// run opens the advertiser if parts says how (handing it routes, what the
+// previous vipd left announced), builds the controller on parts, restores
+// the drains and starts every loop and server. An advertiser it opened is
+// abandoned on error.
+func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (err error) {
+	if (parts.Advertiser == nil) == (parts.NewAdvertiser == nil) || parts.Binder == nil || parts.Dataplane == nil {
+		return errors.New("starting vipd: an advertiser (or a way to open one), binder and dataplane are required")
+	}
+	if parts.NewAdvertiser != nil {
+		adv, err := parts.NewAdvertiser(ctx, AdvertiserStart{Routes: slices.Clone(routes)})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				adv.Abandon()
+			}
+		}()
+		parts.Advertiser = adv
 	}
 	d.adv, d.binder, d.dp = parts.Advertiser, parts.Binder, parts.Dataplane
 	cfg := d.cfg
-	var err error
 	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
 		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
 	})
@@ -229,18 +281,16 @@ func (d *Daemon) run(parts Parts) error {
 	if !d.skipChecks {
 		d.checkIPv6Route() // before Run: never announce an IPv6 VIP without a route back
 	}
-	if rs := d.restart; rs != nil {
-		if rs.NodeDrained {
-			d.ctrl.Drain(nil)
-		}
-		for _, a := range rs.DrainedVIPs {
-			d.ctrl.Drain(&a)
-		}
-	}
+	d.syncDrains() // before Run: a drained node never announces anything
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		d.ctrlDone <- d.ctrl.Run(d.ctx)
+	}()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.follow(d.ctrl.Updates())
 	}()
 	d.checks = health.NewMonitor(d.log.Named("health"), d.ctrl.SetHealth)
 	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
@@ -313,11 +363,14 @@ func (d *Daemon) hostChecks(ctx context.Context) (autoGeneric bool, err error) {
 // controllerConfig maps the node config onto the state machine's.
 func controllerConfig(c *config.Config) vip.Config {
 	vc := vip.Config{
-		Node:          c.Node.Name,
-		WithdrawGrace: c.Timers.WithdrawGrace,
-		TableGrace:    c.Timers.TableGrace,
-		DrainTimeout:  c.Timers.DrainTimeout,
-		DrainPolicy:   c.Routing.Drain,
+		Node:           c.Node.Name,
+		WithdrawGrace:  c.Timers.WithdrawGrace,
+		TableGrace:     c.Timers.TableGrace,
+		DrainTimeout:   c.Timers.DrainTimeout,
+		RemoveTimeout:  c.Timers.RemoveTimeout,
+		VerifyInterval: c.Timers.VerifyInterval,
+		VerifySettle:   c.Timers.VerifySettle,
+		DrainPolicy:    c.Routing.Drain,
 		// The poller decides every member within max(rise, fall) polls;
 		// one more interval of margin for jitter.
 		PeerWait: c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,
@@ -375,7 +428,9 @@ func (d *Daemon) ControllerDone() <-chan error { return d.ctrlDone }
 // then close the advertiser, which withdraws anything left and waits until
 // the peers were told, then stop. The XDP program stays attached (pinned): a
 // node with nothing announced attracts no VIP traffic, and the next vipd
-// adopts it.
+// adopts it. The operator's drains stay in the state directory; the routes
+// there are emptied once the advertiser withdrew everything, so the next
+// start is a fresh one.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.log.Info("draining before exit")
 	err := d.ctrl.Shutdown(ctx)
@@ -385,30 +440,32 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.cancel()
 	err = errors.Join(err, d.apiSrv.Close(context.Background()))
 	d.wg.Wait() // the controller is done: nothing calls the advertiser any more
-	err = errors.Join(err, d.adv.Close(ctx), d.binder.Close(), d.dp.Close())
-	os.Remove(restartFile(d.config()))
+	closeErr := d.adv.Close(ctx)
+	var left []routing.Route // all withdrawn
+	if closeErr != nil {
+		// Some may still be out: a next start re-announces them as a
+		// graceful restart rather than leave them stale at the peers.
+		left = d.ctrl.Status().Routes
+	}
+	err = errors.Join(err, closeErr, d.state.WriteRoutes(left, time.Now()), d.state.SaveDrains(),
+		d.binder.Close(), d.dp.Close(), d.state.Close())
 	return err
 }
 
 // Abandon is the upgrade exit: stop without withdrawing, unbinding or
-// detaching anything, and leave the announced routes for the next vipd.
+// detaching anything. The state directory keeps the routes announced (for
+// the next vipd's graceful restart) and the drains.
 func (d *Daemon) Abandon() error {
 	d.log.Info("exiting for an upgrade: routes, bindings and the XDP program stay in place")
-	cs := d.ctrl.Status()
-	st := restartState{NodeDrained: cs.Phase != vip.PhaseActive}
-	for _, v := range cs.VIPs {
-		if v.Advertised {
-			st.Routes = append(st.Routes, routing.Route{Prefix: routing.HostPrefix(v.Addr), Draining: v.Depreferred})
-		}
-		if v.Draining && !st.NodeDrained {
-			st.DrainedVIPs = append(st.DrainedVIPs, v.Addr)
-		}
-	}
-	err := writeRestart(restartFile(d.config()), st)
 	d.cancel()
-	err = errors.Join(err, d.apiSrv.Close(context.Background()))
+	err := d.apiSrv.Close(context.Background())
 	d.wg.Wait()
-	return errors.Join(err, d.adv.Abandon(), d.binder.Close(), d.dp.Close())
+	if st := d.ctrl.Status(); st.RoutesKnown {
+		// Otherwise nothing was announced since the start, and the file
+		// still holds what the previous vipd left, still out there.
+		err = errors.Join(err, d.state.WriteRoutes(st.Routes, time.Now()))
+	}
+	return errors.Join(err, d.state.SaveDrains(), d.adv.Abandon(), d.binder.Close(), d.dp.Close(), d.state.Close())
 }
 
 // Restart implements api.Daemon.
@@ -468,11 +525,4 @@ func (d *Daemon) every(interval time.Duration, fn func()) {
 			fn()
 		}
 	}()
-}
-
-// restartFile is where an upgrade exit leaves the routes it announced, so
-// the next vipd starts its BGP speaker as a graceful restarter announcing
-// them again before anything else.
-func restartFile(c *config.Config) string {
-	return filepath.Join(filepath.Dir(c.API.Socket), "vipd-"+c.Node.Name+".restart")
 }

@@ -28,6 +28,19 @@ var (
 		"Facet changes of the VIP since vipd started.", []string{"vip"}, nil)
 	vipErrors = prometheus.NewDesc("vipd_vip_errors_total",
 		"Failed advertiser, binder or dataplane calls for the VIP since vipd started.", []string{"vip"}, nil)
+	vipRoute = prometheus.NewDesc("vipd_vip_route",
+		"1 for the VIP's route as checked against the routing daemon: announced (claimed and exported), withdrawn, pending, no-session, diverged or unknown.",
+		[]string{"vip", "state"}, nil)
+	vipDiverged = prometheus.NewDesc("vipd_vip_diverged",
+		"1 while the VIP's route diverges: what vipd wants, claims and the routing daemon exports disagree.", []string{"vip"}, nil)
+	vipDivergences = prometheus.NewDesc("vipd_vip_divergences_total",
+		"Divergences of the VIP's route confirmed since vipd started.", []string{"vip"}, nil)
+	worldErr = prometheus.NewDesc("vipd_routing_world_error",
+		"1 if the last read of the routing daemon's exported routes failed (the routes are unconfirmed).", nil, nil)
+	resyncs = prometheus.NewDesc("vipd_routing_resyncs_total",
+		"Resyncs of the advertiser asked for because the routing daemon disagreed with vipd's claims.", nil, nil)
+	stateErr = prometheus.NewDesc("vipd_state_unsaved",
+		"1 while a drain in effect could not be written to the state directory (it would not survive a restart).", nil, nil)
 	nodeDraining = prometheus.NewDesc("vipd_node_draining",
 		"1 while the node is draining (any phase other than active).", nil, nil)
 	peerUp = prometheus.NewDesc("vipd_routing_peer_up",
@@ -60,7 +73,8 @@ func NewCollector(status func(context.Context) (api.Status, error), peers func(c
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{vipFacet, vipTransitions, vipErrors, nodeDraining, peerUp, peerRoutes, peerUptime, peersErr, memberUp, dpPackets, scrapeErr} {
+	for _, d := range []*prometheus.Desc{vipFacet, vipTransitions, vipErrors, vipRoute, vipDiverged, vipDivergences,
+		worldErr, resyncs, stateErr, nodeDraining, peerUp, peerRoutes, peerUptime, peersErr, memberUp, dpPackets, scrapeErr} {
 		ch <- d
 	}
 }
@@ -77,6 +91,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, 0)
 	ch <- prometheus.MustNewConstMetric(nodeDraining, prometheus.GaugeValue, b2f(st.Phase != "" && st.Phase != "active"))
+	ch <- prometheus.MustNewConstMetric(worldErr, prometheus.GaugeValue, b2f(st.World.Error != ""))
+	ch <- prometheus.MustNewConstMetric(resyncs, prometheus.CounterValue, float64(st.World.Resyncs))
+	ch <- prometheus.MustNewConstMetric(stateErr, prometheus.GaugeValue, b2f(st.StateError != ""))
 	for _, v := range st.VIPs {
 		a := v.Address.String()
 		for facet, on := range map[string]bool{
@@ -87,6 +104,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(vipTransitions, prometheus.CounterValue, float64(v.Transitions), a)
 		ch <- prometheus.MustNewConstMetric(vipErrors, prometheus.CounterValue, float64(v.Errors), a)
+		if v.Route != "" {
+			ch <- prometheus.MustNewConstMetric(vipRoute, prometheus.GaugeValue, 1, a, v.Route)
+		}
+		ch <- prometheus.MustNewConstMetric(vipDiverged, prometheus.GaugeValue, b2f(v.Diverged), a)
+		ch <- prometheus.MustNewConstMetric(vipDivergences, prometheus.CounterValue, float64(v.Divergences), a)
 	}
 	for _, m := range st.Members {
 		ch <- prometheus.MustNewConstMetric(memberUp, prometheus.GaugeValue, b2f(m.Up), m.Name)

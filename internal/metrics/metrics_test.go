@@ -33,9 +33,12 @@ func TestCollector(t *testing.T) {
 		VIPs: []api.VIPStatus{{
 			Address: netip.MustParseAddr("198.51.100.10"), Programmed: true, Bound: true, Healthy: true,
 			Transitions: 7, Errors: 2,
+			Route: "diverged", Diverged: true, Divergences: 4,
 		}},
-		Members:   []api.Member{{Name: "n2", Up: true}, {Name: "n3"}},
-		Dataplane: &api.Dataplane{Counters: map[string]uint64{"drop_loop_guard": 3}},
+		World:      api.World{Resyncs: 3, Error: "birdc: connection refused"},
+		StateError: "drains in effect but not saved: disk full",
+		Members:    []api.Member{{Name: "n2", Up: true}, {Name: "n3"}},
+		Dataplane:  &api.Dataplane{Counters: map[string]uint64{"drop_loop_guard": 3}},
 	}
 	peers := []routing.Peer{
 		{Name: "192.0.2.1 AS65000", State: "established", Up: true, Uptime: 90 * time.Second, Advertised: 1},
@@ -51,6 +54,12 @@ func TestCollector(t *testing.T) {
 		`vipd_vip_facet{facet="bound",vip="198.51.100.10"} 1`,
 		`vipd_vip_transitions_total{vip="198.51.100.10"} 7`,
 		`vipd_vip_errors_total{vip="198.51.100.10"} 2`,
+		`vipd_vip_route{state="diverged",vip="198.51.100.10"} 1`,
+		`vipd_vip_diverged{vip="198.51.100.10"} 1`,
+		`vipd_vip_divergences_total{vip="198.51.100.10"} 4`,
+		`vipd_routing_world_error 1`,
+		`vipd_routing_resyncs_total 3`,
+		`vipd_state_unsaved 1`,
 		`vipd_routing_peer_up{peer="192.0.2.1 AS65000"} 1`,
 		`vipd_routing_peer_routes_advertised{peer="192.0.2.1 AS65000"} 1`,
 		`vipd_routing_peer_uptime_seconds{peer="192.0.2.1 AS65000"} 90`,
