@@ -538,7 +538,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // the next vipd's graceful restart) and the drains.
 func (d *Daemon) Abandon() error {
 	d.log.Info("exiting for an upgrade: routes, bindings and the XDP program stay in place")
-	d.notify.send(sd.SdNotifyStopping, sdStatus("exiting for an upgrade (status %d): routes, bindings and the XDP program stay in place", UpgradeExitStatus))
+	// Not STOPPING=1: for systemd this is a restart, not a stop (the unit
+	// restarts the exit status at once).
+	d.notify.send(sdStatus("exiting for an upgrade (status %d): routes, bindings and the XDP program stay in place", UpgradeExitStatus))
 	d.cancel()
 	err := d.apiSrv.Close(context.Background())
 	d.wg.Wait()

@@ -149,7 +149,8 @@ func TestNotifyLifecycle(t *testing.T) {
 	sd.expect(time.Second, "STATUS=drained: closing the routing sessions")
 }
 
-// TestUpgradeExitNotify: the upgrade exit says so, with its exit status.
+// TestUpgradeExitNotify: the upgrade exit says so, with its exit status,
+// and does not say STOPPING=1: for systemd it is a restart.
 func TestUpgradeExitNotify(t *testing.T) {
 	sd := listenNotify(t, 0)
 	r := newRig(t, vipA)
@@ -157,7 +158,10 @@ func TestUpgradeExitNotify(t *testing.T) {
 	if err := r.d.Abandon(); err != nil {
 		t.Fatal(err)
 	}
-	sd.expect(time.Second, "STOPPING=1", "STATUS=exiting for an upgrade (status 75): *")
+	m := sd.expect(time.Second, "STATUS=exiting for an upgrade (status 75): *")
+	if strings.Contains(m, "STOPPING=1") {
+		t.Errorf("the upgrade exit told systemd it stops: %q", m)
+	}
 }
 
 // TestWatchdogFedByTheLoop: WATCHDOG=1 flows while the controller's event
