@@ -152,6 +152,9 @@ func NewVerifier(keys *Keyring, opts VerifierOptions) *Verifier {
 		last: map[string]accepted{}}
 }
 
+// MaxSkew returns the clock-skew tolerance.
+func (v *Verifier) MaxSkew() time.Duration { return v.maxSkew }
+
 // Verify checks data, a signed document fetched for member, and returns it
 // decoded. maxAge is how old a signature may be on top of the skew
 // tolerance: 0 for a document signed when it was requested (the poller),
