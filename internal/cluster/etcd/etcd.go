@@ -221,11 +221,12 @@ func (b *Backend) Run(ctx context.Context) error {
 		Password:    b.cfg.Password,
 		Logger:      zap.NewNop(), // errors reach hclog through the backend
 		// Without keepalive pings a dead endpoint is noticed only when a
-		// request times out. etcd refuses pings more often than every 5 s
-		// (--grpc-keepalive-min-time) with "too_many_pings".
+		// request times out. etcd answers pings more often than every 5 s
+		// (--grpc-keepalive-min-time), or on a connection without streams,
+		// with GOAWAY "too_many_pings": ping only where a watch or a
+		// keepalive runs, and not too often.
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
-		PermitWithoutStream:  true,
 	}
 	if b.cfg.Dialer != nil {
 		ccfg.DialOptions = append(ccfg.DialOptions, grpc.WithContextDialer(b.cfg.Dialer))
@@ -265,6 +266,7 @@ type view struct {
 	rev       int64     // revision of the snapshot
 	liveSince time.Time // when the current watch started (staleness clock)
 	unknown   int       // keys under the prefix for no member, reported so far
+	frozen    bool      // frozen, and said so
 }
 
 func (b *Backend) watchLoop(ctx context.Context, cli *clientv3.Client) {
@@ -301,15 +303,17 @@ func (b *Backend) watchLoop(ctx context.Context, cli *clientv3.Client) {
 
 // freeze keeps the snapshot as it is and says so.
 func (b *Backend) freeze(v *view, err error) {
-	if b.cfg.Membership == nil || !b.cfg.Membership.Backend().Frozen {
+	if !v.frozen {
 		b.log.Warn("etcd unavailable: keeping the last member states", "revision", v.rev, "reason", err)
+		v.frozen = true
 	}
 	b.setStatus(cluster.BackendStatus{Backend: statusBackend, Frozen: true, Revision: v.rev, Err: err.Error()})
 }
 
 func (b *Backend) thaw(v *view) {
-	if b.cfg.Membership != nil && b.cfg.Membership.Backend().Frozen {
+	if v.frozen {
 		b.log.Info("etcd available: member states current", "revision", v.rev)
+		v.frozen = false
 	}
 	// A keepalive lost before this read is old news: the read just proved
 	// the quorum, and the publisher resumes or replaces the lease.

@@ -156,7 +156,7 @@ func TestEtcdMemberKilledAndQuorum(t *testing.T) {
 	names := []string{"n1", "n2", "n3"}
 	var nodes []*node
 	for _, n := range names {
-		nodes = append(nodes, startNode(t, c, n, names, rigOptions{ttl: 2 * time.Second}))
+		nodes = append(nodes, startNode(t, c, n, names, rigOptions{ttl: 3 * time.Second}))
 	}
 	for i, n := range nodes {
 		n.b.Publish(docState(names[i], 1, cluster.StateActive))
@@ -188,10 +188,10 @@ func TestEtcdMemberKilledAndQuorum(t *testing.T) {
 		n.waitFor(t, "frozen", 15*time.Second, func() bool { return n.members.Backend().Frozen })
 	}
 	t.Logf("quorum lost: every node frozen after %s", time.Since(lost).Round(10*time.Millisecond))
-	// A change that cannot be written, and time past the lease TTL: the
-	// views stay as they were.
+	// A change that cannot be written, and time past the lease TTL (3 s):
+	// the views stay as they were.
 	nodes[2].b.Publish(docState("n3", 3, cluster.StateDraining))
-	time.Sleep(4 * time.Second)
+	time.Sleep(5 * time.Second)
 	for _, n := range nodes {
 		for _, m := range names {
 			if m == n.name {
@@ -220,7 +220,7 @@ func TestEtcdMemberKilledAndQuorum(t *testing.T) {
 	}
 	t.Logf("quorum back: views current %s after the restart", time.Since(back).Round(10*time.Millisecond))
 	// Past the old leases' lifetime on the new leader: still nobody fails.
-	time.Sleep(3 * time.Second)
+	time.Sleep(4 * time.Second)
 	for _, n := range nodes {
 		for _, m := range names {
 			if m != n.name && n.failures(m) != 0 {

@@ -55,7 +55,7 @@ type rigOptions struct {
 func startNode(t *testing.T, c *etcdtest.Cluster, name string, names []string, o rigOptions) *node {
 	t.Helper()
 	if o.ttl == 0 {
-		o.ttl = 2 * time.Second
+		o.ttl = 3 * time.Second // margin for a loaded test machine
 	}
 	if o.refresh == 0 {
 		o.refresh = 10 * time.Second

@@ -202,6 +202,16 @@ func (m *Member) kill() {
 	<-done
 }
 
+// PID returns the pid of the member's etcd, or 0 when it is not running.
+func (m *Member) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
 // Members returns the members.
 func (c *Cluster) Members() []*Member { return c.members }
 
