@@ -253,3 +253,53 @@ func BenchmarkSealVerify(b *testing.B) {
 		}
 	}
 }
+
+// The envelope parser takes bytes from the network and from etcd: it must
+// never panic, and nothing but a document signed with our key may pass.
+func FuzzVerify(f *testing.F) {
+	r := mustKeyring(f, testKey(1))
+	good, _ := r.Seal(docState("n2", 3, StateActive), t0)
+	f.Add(good)
+	f.Add([]byte(`{"v":1,"node":"n2","ts":1,"key":"75874146","sig":"00","doc":{}}`))
+	f.Add([]byte(`{"node":"n2","generation":1}`))
+	f.Add([]byte(`{"v":1,"sig":"x","doc":null}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v := NewVerifier(r, VerifierOptions{MaxSkew: time.Hour, Now: func() time.Time { return t0 }})
+		got, err := v.Verify("n2", data, 0)
+		if err != nil {
+			if got != nil {
+				t.Fatalf("error %v with a document", err)
+			}
+			if _, ok := ReasonOf(err); !ok {
+				t.Fatalf("refusal without a reason: %v", err)
+			}
+			return
+		}
+		// Accepted: it must be exactly a document we signed, modulo JSON
+		// the envelope parser tolerates around the signed bytes.
+		var env envelope
+		if json.Unmarshal(data, &env) != nil || env.Node != "n2" || got.State.Node != "n2" || got.Unsigned {
+			t.Fatalf("accepted %q as %+v", data, got)
+		}
+		if !bytes.Contains(good, env.Doc) {
+			t.Fatalf("accepted a document that was never signed: %s", env.Doc)
+		}
+	})
+}
+
+func FuzzParseKeyFile(f *testing.F) {
+	f.Add(FormatKeyFile(testKey(1), testKey(2)))
+	f.Add([]byte("# x\n\n00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := ParseKeyFile(data)
+		if err != nil {
+			return
+		}
+		for _, k := range keys {
+			if len(k) < KeySize || len(k) > maxKeySize {
+				t.Fatalf("accepted a %d-byte key", len(k))
+			}
+		}
+	})
+}
