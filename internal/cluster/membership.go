@@ -73,11 +73,6 @@ type BackendStatus struct {
 	Err string
 }
 
-// memberRecord is what Membership keeps of one member.
-type memberRecord struct {
-	view MemberView
-}
-
 // Observation is one outcome of fetching a member's document, as a Source
 // reports it to Membership.Observe.
 type Observation struct {
@@ -114,28 +109,28 @@ type Membership struct {
 	now func() time.Time
 
 	mu      sync.Mutex
-	members map[string]*memberRecord
+	members map[string]*MemberView
 	local   *Digests
 	backend BackendStatus
 }
 
 // NewMembership returns an empty Membership.
 func NewMembership(opts ...MembershipOption) *Membership {
-	m := &Membership{log: hclog.NewNullLogger(), now: time.Now, members: map[string]*memberRecord{}}
+	m := &Membership{log: hclog.NewNullLogger(), now: time.Now, members: map[string]*MemberView{}}
 	for _, o := range opts {
 		o(m)
 	}
 	return m
 }
 
-// recordLocked returns node's record, creating it. Caller must hold mu.
-func (m *Membership) recordLocked(node string) *memberRecord {
-	r, ok := m.members[node]
+// viewLocked returns node's view, creating it. Caller must hold mu.
+func (m *Membership) viewLocked(node string) *MemberView {
+	v, ok := m.members[node]
 	if !ok {
-		r = &memberRecord{view: MemberView{Name: node}}
-		m.members[node] = r
+		v = &MemberView{Name: node}
+		m.members[node] = v
 	}
-	return r
+	return v
 }
 
 // Record takes one state report: st is the member's document, or nil when
@@ -143,11 +138,11 @@ func (m *Membership) recordLocked(node string) *memberRecord {
 func (m *Membership) Record(node string, st *NodeState) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.recordLocked(node)
-	r.view.Up = st != nil
-	r.view.Generation = 0
+	v := m.viewLocked(node)
+	v.Up = st != nil
+	v.Generation = 0
 	if st != nil {
-		r.view.Generation = st.Generation
+		v.Generation = st.Generation
 	}
 }
 
@@ -156,8 +151,7 @@ func (m *Membership) Record(node string, st *NodeState) {
 func (m *Membership) Observe(node string, o Observation) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.recordLocked(node)
-	v := &r.view
+	v := m.viewLocked(node)
 	switch {
 	case o.Doc != nil && o.Doc.Unsigned:
 		v.Signature, v.KeyID, v.SignedAt = string(ReasonUnsigned), "", time.Time{}
@@ -184,7 +178,7 @@ func (m *Membership) Observe(node string, o Observation) {
 		v.Revision = o.Revision
 	}
 	v.Digests = o.Doc.State.Digests.Clone()
-	m.compareLocked(r)
+	m.compareLocked(v)
 }
 
 // SetLocal sets this node's own digests (nil: none, nothing is compared)
@@ -198,23 +192,23 @@ func (m *Membership) SetLocal(d *Digests) {
 	}
 }
 
-// compareLocked compares r's digests with this node's and logs a change.
+// compareLocked compares v's digests with this node's and logs a change.
 // Caller must hold mu.
-func (m *Membership) compareLocked(r *memberRecord) {
+func (m *Membership) compareLocked(v *MemberView) {
 	var d Differences
-	if r.view.Digests != nil || m.local != nil {
-		d = CompareDigests(m.local, r.view.Digests)
+	if v.Digests != nil || m.local != nil {
+		d = CompareDigests(m.local, v.Digests)
 	}
-	old := r.view.Differs
-	r.view.Differs = d
+	old := v.Differs
+	v.Differs = d
 	if slices.Equal(old.Config, d.Config) && slices.Equal(old.Tables, d.Tables) {
 		return
 	}
 	switch {
 	case !d.Empty():
-		m.log.Warn(d.Describe(r.view.Name), "peer", r.view.Name, "items", strings.Join(d.Items(), ", "))
+		m.log.Warn(d.Describe(v.Name), "peer", v.Name, "items", strings.Join(d.Items(), ", "))
 	case !old.Empty():
-		m.log.Info("member agrees again", "peer", r.view.Name)
+		m.log.Info("member agrees again", "peer", v.Name)
 	}
 }
 
@@ -249,8 +243,8 @@ func (m *Membership) Views() []MemberView {
 	m.mu.Lock()
 	now := m.now()
 	out := make([]MemberView, 0, len(m.members))
-	for _, r := range m.members {
-		v := r.view
+	for _, p := range m.members {
+		v := *p
 		v.Rejected = maps.Clone(v.Rejected)
 		v.Digests = v.Digests.Clone()
 		v.Differs = Differences{Config: slices.Clone(v.Differs.Config), Tables: slices.Clone(v.Differs.Tables)}

@@ -33,11 +33,12 @@ func docState(node string, gen uint64, state cluster.ServeState) cluster.NodeSta
 // consumer a director would have, recording every update and the view it
 // leads to.
 type node struct {
-	name    string
-	b       *Backend
-	members *cluster.Membership
-	cancel  context.CancelFunc
-	done    chan error
+	name     string
+	b        *Backend
+	members  *cluster.Membership
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
 
 	mu      sync.Mutex
 	updates []cluster.Update
@@ -86,14 +87,16 @@ func startNode(t *testing.T, c *etcdtest.Cluster, name string, names []string, o
 }
 
 // stop ends the node without revoking its lease, as a crash would (the
-// publisher never revokes).
+// publisher never revokes). It may be called again.
 func (n *node) stop() {
-	n.cancel()
-	select {
-	case <-n.done:
-	case <-time.After(10 * time.Second):
-		panic("Backend.Run did not return after cancel")
-	}
+	n.stopOnce.Do(func() {
+		n.cancel()
+		select {
+		case <-n.done:
+		case <-time.After(10 * time.Second):
+			panic("Backend.Run did not return after cancel")
+		}
+	})
 }
 
 func (n *node) consume(u cluster.Update) {
