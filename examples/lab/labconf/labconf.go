@@ -94,6 +94,15 @@ var DefaultTimers = Timers{WithdrawGrace: 2 * time.Second, TableGrace: 2 * time.
 // in minutes, long enough for the lab's BGP and polling to converge.
 var FastTimers = Timers{WithdrawGrace: time.Second, TableGrace: 2 * time.Second, DrainTimeout: 3 * time.Second, RemoveTimeout: 3 * time.Second, HoldTime: 3 * time.Second}
 
+// Poll is how the nodes poll each other ([cluster]).
+type Poll struct {
+	Interval, Timeout time.Duration
+	Rise, Fall        int
+}
+
+// LabPoll is the lab's polling: a failed node is seen within a second.
+var LabPoll = Poll{Interval: 300 * time.Millisecond, Timeout: 250 * time.Millisecond, Rise: 1, Fall: 3}
+
 // Spec is the whole lab's configuration; Render writes one node's file.
 type Spec struct {
 	// Run is the lab's run directory: sockets, pins (Run/bpffs/NODE), state
@@ -102,6 +111,8 @@ type Spec struct {
 	VIPs    []VIP
 	Phantom bool
 	Timers  Timers
+	// Poll is LabPoll when zero.
+	Poll Poll
 	// StateDir sets [node] state_dir to Run/state/NODE. Every lab node
 	// needs a directory of its own (drains written to one shared default
 	// would come back on every node), but a vipd that predates the key
@@ -156,10 +167,10 @@ state_dir = "{{.StatePath}}"
 
 [cluster]
 seed = {{.Seed}}
-poll_interval = "300ms"
-poll_timeout = "250ms"
-rise = 1
-fall = 3
+poll_interval = "{{dur .Poll.Interval}}"
+poll_timeout = "{{dur .Poll.Timeout}}"
+rise = {{.Poll.Rise}}
+fall = {{.Poll.Fall}}
 {{- range .Members}}
 [[cluster.member]]
 name = "{{.Name}}"
@@ -239,13 +250,17 @@ func (s Spec) Render(node string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("no lab node %q", node)
 	}
+	poll := s.Poll
+	if poll == (Poll{}) {
+		poll = LabPoll
+	}
 	members := slices.Clone(Nodes)
 	if s.Phantom {
 		members = append(members, Phantom)
 	}
 	var b bytes.Buffer
 	err := nodeTmpl.Execute(&b, map[string]any{
-		"Spec": s, "Node": n, "Members": members, "Seed": Seed,
+		"Spec": s, "Node": n, "Members": members, "Seed": Seed, "Poll": poll,
 		"StatePath": s.StatePath(node), "PinPath": s.PinPath(node), "Socket": s.Socket(node),
 	})
 	if err != nil {
