@@ -35,8 +35,29 @@ type mismatch struct {
 //     node, and whether its service runs;
 //   - draining and phase: the operator's intent, as the test knows it;
 //   - peers: session state and route count at the router;
-//   - members: who really answers, and the generations they publish.
+//   - members: who really answers, and the generations they publish;
+//   - where the vipd makes them (issue 10): the operator's drains it
+//     reports, and each VIP's route as it read it back from its routing
+//     daemon (route, world.exported).
+//
+// A claim counts only if the vipd made it both just before and just after
+// the world was read: a claim that changed meanwhile may be about either
+// side of the change.
 func claims(snap *snapshot, m modelState, digests *digestCache) []mismatch {
+	before := map[string]bool{}
+	for _, x := range claimsAt(snap.asBefore(), m, digests) {
+		before[x.key] = true
+	}
+	var out []mismatch
+	for _, x := range claimsAt(snap, m, digests) {
+		if before[x.key] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func claimsAt(snap *snapshot, m modelState, digests *digestCache) []mismatch {
 	var out []mismatch
 	bad := func(key, format string, args ...any) {
 		out = append(out, mismatch{key: key, detail: fmt.Sprintf(format, args...)})
@@ -121,6 +142,36 @@ func claims(snap *snapshot, m modelState, digests *digestCache) []mismatch {
 					}
 				}
 			}
+			if x, ok := snap.extra[n].vip(a); ok && snap.routerErr == nil {
+				_, has := snap.routeFrom(a, n)
+				switch x.Route {
+				case "announced":
+					if !has || !sessionUp {
+						bad(k+"route", "%s says the route of %s is announced (%s); the router has it: %v, session %s %s", n, a, x.RouteReason, has, proto.State, proto.Info)
+					}
+				case "withdrawn":
+					if has {
+						bad(k+"route", "%s says the route of %s is withdrawn (%s); the router has it", n, a, x.RouteReason)
+					}
+				case "no-session":
+					if sessionUp {
+						bad(k+"route", "%s says %s has no session up (%s); the router's session is established", n, a, x.RouteReason)
+					}
+				case "diverged":
+					// vipd itself finds its claim and the world apart: fine
+					// for a moment (it resyncs), a divergence if it lasts.
+					bad(k+"route", "%s says the route of %s diverged: %s", n, a, x.RouteReason)
+				}
+				if w := x.RouteWorld; w != nil && w.Read && w.Exported != (has && sessionUp) {
+					bad(k+"world", "%s read %s back as exported=%v (to %v); the router has it: %v, session up: %v", n, a, w.Exported, w.Peers, has, sessionUp)
+				}
+			}
+			if x := snap.extra[n]; x != nil && x.Drains {
+				xv, _ := x.vip(a)
+				if want := m.vipDrained[n][a]; (xv.Drain != nil) != want {
+					bad(k+"drain", "%s reports a drain of %s: %v; the operator's intent: %v", n, a, xv.Drain != nil, want)
+				}
+			}
 			if vs.Healthy != m.serviceUp[n] {
 				bad(k+"healthy", "%s claims %s healthy=%v; its service runs: %v", n, a, vs.Healthy, m.serviceUp[n])
 			}
@@ -199,6 +250,9 @@ func claims(snap *snapshot, m modelState, digests *digestCache) []mismatch {
 			}
 		}
 		// Operator intent: a drain is never lost.
+		if x := snap.extra[n]; x != nil && x.Drains && (x.NodeDrain != nil) != m.nodeDrained[n] {
+			bad(n+" node_drain", "%s reports a node drain: %v; the operator's intent: %v", n, x.NodeDrain != nil, m.nodeDrained[n])
+		}
 		if m.nodeDrained[n] && st.Phase == "active" {
 			bad(n+" phase", "%s says phase active; it was drained", n)
 		}

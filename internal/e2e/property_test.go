@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/examples/lab/labconf"
+	"github.com/vipd/vipd/internal/netnstest"
 )
 
 var (
@@ -56,6 +57,10 @@ func TestLabProperty(t *testing.T) {
 	seed := *propSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
+	}
+	netnstest.RequireRoot(t)
+	if _, err := Binaries(); err != nil { // built before the clock starts
+		t.Fatal(err)
 	}
 	t0 := time.Now()
 	spec := labconf.Spec{

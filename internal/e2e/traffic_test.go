@@ -219,7 +219,8 @@ type hop struct {
 	at   time.Time
 	node string
 	// what: "director" (the router sent the client's packet to node),
-	// "backend" (GUE for the flow went to node), "answer" (node answered).
+	// "encap" (node sent GUE for the flow), "backend" (GUE for the flow
+	// was addressed to node), "answer" (node answered).
 	what string
 }
 
@@ -350,10 +351,13 @@ func readCapture(file string, ifaces map[int]string) (*flows, error) {
 				k := flowKey{vip: src, port: dport}
 				f.byKey[k] = append(f.byKey[k], hop{at: at, node: node, what: "answer"})
 			}
-		case proto == 17 && out:
-			// GUE: UDP, then the 4-byte base header (hlen in its low 5
-			// bits: words of private data and hops), then the inner IP.
-			if len(l4) < 12 {
+		case proto == 17 && !out:
+			// GUE from a node (a director, or a backend passing a
+			// second chance on): its outer destination is the next hop,
+			// whether or not the router can still deliver it. UDP, then
+			// the 4-byte base header (hlen in its low 5 bits: words of
+			// private data and hops), then the inner IP.
+			if len(l4) < 12 || 12+4*int(l4[8]&0x1f) > len(l4) {
 				continue
 			}
 			inner := l4[8+4+4*int(l4[8]&0x1f):]
@@ -363,7 +367,7 @@ func readCapture(file string, ifaces map[int]string) (*flows, error) {
 			}
 			if sport, _, ok := ports(il4); ok {
 				k := flowKey{vip: idst, port: sport}
-				f.byKey[k] = append(f.byKey[k], hop{at: at, node: node, what: "backend"})
+				f.byKey[k] = append(f.byKey[k], hop{at: at, node: node, what: "encap"}, hop{at: at, node: nodeByAddr(dst), what: "backend"})
 			}
 		}
 	}

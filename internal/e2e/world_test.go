@@ -20,9 +20,15 @@ import (
 // what the world has: each node's lo and pinned maps, the router's BIRD
 // table and sessions, the router's kernel routes.
 type snapshot struct {
-	at        time.Time
-	status    map[string]*api.Status // nil: vipd did not answer
+	at time.Time
+	// status is what each vipd said just after the world was read (nil:
+	// it did not answer); before, what it said just before. A claim is
+	// compared with the world only if both say the same (see claims).
+	status    map[string]*api.Status
+	extra     map[string]*statusExtra
 	statusErr map[string]error
+	before    map[string]*api.Status
+	beforeX   map[string]*statusExtra
 	nodes     map[string]world.Node
 	nodeErr   map[string]error
 	// rib is the router's BIRD table: VIP -> session (node) -> route.
@@ -43,7 +49,10 @@ func (l *lab) look() *snapshot {
 	s := &snapshot{
 		at:        time.Now(),
 		status:    map[string]*api.Status{},
+		extra:     map[string]*statusExtra{},
 		statusErr: map[string]error{},
+		before:    map[string]*api.Status{},
+		beforeX:   map[string]*statusExtra{},
 		nodes:     map[string]world.Node{},
 		nodeErr:   map[string]error{},
 	}
@@ -54,13 +63,20 @@ func (l *lab) look() *snapshot {
 	l.mu.Lock()
 	spec := l.spec
 	l.mu.Unlock()
+	statuses := func(into map[string]*api.Status, intoX map[string]*statusExtra) {
+		for _, n := range nodeNames {
+			wg.Go(func() {
+				st, x, err := l.statusDoc(n)
+				mu.Lock()
+				into[n], intoX[n], s.statusErr[n] = st, x, err
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+	statuses(s.before, s.beforeX)
+	s.at = time.Now()
 	for _, n := range nodeNames {
-		wg.Go(func() {
-			st, err := l.apiStatus(n)
-			mu.Lock()
-			s.status[n], s.statusErr[n] = st, err
-			mu.Unlock()
-		})
 		wg.Go(func() {
 			w, err := l.readNode(n, spec.PinPath(n))
 			mu.Lock()
@@ -74,7 +90,15 @@ func (l *lab) look() *snapshot {
 		}
 	})
 	wg.Wait()
+	statuses(s.status, s.extra)
 	return s
+}
+
+// asBefore returns s with the statuses read before the world.
+func (s *snapshot) asBefore() *snapshot {
+	c := *s
+	c.status, c.extra = s.before, s.beforeX
+	return &c
 }
 
 // readNode reads node's lo (netlink in its namespace) and pinned maps.
