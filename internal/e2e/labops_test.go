@@ -280,11 +280,11 @@ func (l *lab) statusDoc(node string) (*api.Status, *statusExtra, error) {
 // or without them: a claim a vipd does not make is not checked.
 type statusExtra struct {
 	// Drains: the vipd reports operator drains (state_dir is present).
-	Drains    bool
+	Drains    bool             `json:"-"`
 	NodeDrain *json.RawMessage `json:"node_drain"`
 	// World: the vipd reports what the routing daemon exports (world is
 	// present).
-	World bool
+	World bool       `json:"-"`
 	VIPs  []vipExtra `json:"vips"`
 }
 
