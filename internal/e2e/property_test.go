@@ -20,7 +20,12 @@ var (
 	propSteps  = flag.Int("e2e.steps", 30, "steps of TestLabProperty")
 	propSeed   = flag.Uint64("e2e.seed", 0, "seed of TestLabProperty (0: from the clock; the test prints it)")
 	propSettle = flag.Duration("e2e.settle", 8*time.Second, "how long a claim may disagree with the world before it is a divergence")
+	propKinds  = flag.String("e2e.kinds", "", "comma-separated step kinds TestLabProperty may pick (default all): "+strings.Join(stepKinds, ","))
 )
+
+// stepKinds are the kinds of step of TestLabProperty.
+var stepKinds = []string{"reload-add", "reload-remove", "reload-change", "reload-members", "sighup",
+	"drain", "undrain", "drain-vip", "undrain-vip", "upgrade", "kill", "link", "service"}
 
 // propRun is the state of one property run.
 type propRun struct {
@@ -260,7 +265,13 @@ func (r *propRun) pick() (string, func()) {
 		do   func()
 	}
 	var cs []cand
-	add := func(w int, name string, do func()) { cs = append(cs, cand{w, name, do}) }
+	add := func(w int, name string, do func()) {
+		kind := strings.Fields(name)[0]
+		if *propKinds != "" && !slices.Contains(strings.Split(*propKinds, ","), kind) {
+			return
+		}
+		cs = append(cs, cand{w, name, do})
+	}
 	node := func() string { return nodeNames[r.rng.IntN(len(nodeNames))] }
 	spec := r.l.specCopy()
 
@@ -442,6 +453,9 @@ func (r *propRun) pick() (string, func()) {
 		})
 	}
 
+	if len(cs) == 0 {
+		r.t.Fatalf("no step of kinds %q can run in this state", *propKinds)
+	}
 	total := 0
 	for _, c := range cs {
 		total += c.w
