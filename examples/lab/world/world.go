@@ -61,12 +61,19 @@ type Table struct {
 type Row struct{ Primary, Secondary netip.Addr }
 
 // TableDigest hashes rows in order (SHA-256 over each row's two addresses
-// as 16 bytes each), so a table read from the maps and one computed with
-// dataplane.BuildTable can be compared in one string.
+// as 16 bytes each, IPv4 mapped; an invalid address as 16 zeros), so a
+// table read from the maps and one computed with dataplane.BuildTable can
+// be compared in one string.
 func TableDigest(rows []Row) string {
 	h := sha256.New()
 	for _, r := range rows {
-		p, s := r.Primary.As16(), r.Secondary.As16()
+		var p, s [16]byte
+		if r.Primary.IsValid() {
+			p = r.Primary.As16()
+		}
+		if r.Secondary.IsValid() {
+			s = r.Secondary.As16()
+		}
 		h.Write(p[:])
 		h.Write(s[:])
 	}
@@ -267,6 +274,16 @@ func service(proto uint8, port uint16) string {
 // rowsPerBatch bounds one BatchLookup; a table has 65536 rows.
 const rowsPerBatch = 8192
 
+// slot is a backend slot as a table row points at it.
+type slot struct {
+	read  bool
+	addr  netip.Addr // invalid: an empty slot
+	a16   [16]byte
+	local bool
+	// rows in which it is primary and secondary
+	primary, secondary int
+}
+
 func readTable(tables, backends *ebpf.Map, id uint32, cache map[uint32]backend) (*Table, error) {
 	var inner *ebpf.Map
 	err := tables.Lookup(id, &inner)
@@ -280,50 +297,61 @@ func readTable(tables, backends *ebpf.Map, id uint32, cache map[uint32]backend) 
 	if inner.ValueSize() != 8 {
 		return nil, fmt.Errorf("rows of %d bytes, bpf/vipd.h of this tree says 8", inner.ValueSize())
 	}
-	lookup := func(slot uint32) (backend, error) {
-		if b, ok := cache[slot]; ok {
-			return b, nil
+	// Rows point at slots of `backends`: resolve each slot once (the
+	// tests read every table several times a second).
+	slots := make([]slot, backends.MaxEntries())
+	resolve := func(i uint32) (*slot, error) {
+		if int(i) >= len(slots) {
+			return nil, fmt.Errorf("a row points at backend %d of %d", i, len(slots))
 		}
-		var b backend
-		if err := backends.Lookup(slot, &b); err != nil {
-			return b, fmt.Errorf("reading backend %d: %w", slot, err)
+		s := &slots[i]
+		if s.read {
+			return s, nil
 		}
-		cache[slot] = b
-		return b, nil
+		b, ok := cache[i]
+		if !ok {
+			if err := backends.Lookup(i, &b); err != nil {
+				return nil, fmt.Errorf("reading backend %d: %w", i, err)
+			}
+			cache[i] = b
+		}
+		s.read = true
+		if a, ok := addrOf(b.Addr, b.Family); ok {
+			s.addr, s.a16, s.local = a, a.As16(), b.Flags&backendLocal != 0
+		}
+		return s, nil
 	}
-	t := &Table{Primary: map[netip.Addr]int{}, Secondary: map[netip.Addr]int{}}
-	local := map[netip.Addr]bool{}
-	rows := make([]Row, 0, inner.MaxEntries())
+	digest := sha256.New()
+	buf := make([]byte, 0, rowsPerBatch*32)
+	rows, empty := 0, 0
 	keys := make([]uint32, rowsPerBatch)
 	vals := make([]uint64, rowsPerBatch) // struct row {u32 primary, secondary}
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := inner.BatchLookup(&cursor, keys, vals, nil)
+		buf = buf[:0]
 		for i := range n {
-			var ends [2]netip.Addr
-			for j, slot := range []uint32{uint32(vals[i]), uint32(vals[i] >> 32)} {
-				b, err := lookup(slot)
-				if err != nil {
-					return nil, err
-				}
-				a, ok := addrOf(b.Addr, b.Family)
-				if !ok {
-					t.Empty++
-					continue
-				}
-				ends[j] = a
-				if b.Flags&backendLocal != 0 {
-					local[a] = true
+			p, err := resolve(uint32(vals[i]))
+			if err != nil {
+				return nil, err
+			}
+			s, err := resolve(uint32(vals[i] >> 32))
+			if err != nil {
+				return nil, err
+			}
+			p.primary++
+			s.secondary++
+			for _, x := range []*slot{p, s} {
+				if !x.addr.IsValid() {
+					empty++
 				}
 			}
-			rows = append(rows, Row{Primary: ends[0], Secondary: ends[1]})
-			if ends[0].IsValid() {
-				t.Primary[ends[0]]++
-			}
-			if ends[1].IsValid() {
-				t.Secondary[ends[1]]++
-			}
+			// As TableDigest writes a row (an empty slot as zeros).
+			buf = append(buf, p.a16[:]...)
+			buf = append(buf, s.a16[:]...)
 		}
+		digest.Write(buf)
+		rows += n
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			break
 		}
@@ -331,12 +359,23 @@ func readTable(tables, backends *ebpf.Map, id uint32, cache map[uint32]backend) 
 			return nil, fmt.Errorf("reading rows: %w", err)
 		}
 	}
-	if uint32(len(rows)) != inner.MaxEntries() {
-		return nil, fmt.Errorf("read %d rows of %d", len(rows), inner.MaxEntries())
+	if uint32(rows) != inner.MaxEntries() {
+		return nil, fmt.Errorf("read %d rows of %d", rows, inner.MaxEntries())
 	}
-	t.Digest = TableDigest(rows)
-	for a := range local {
-		t.Local = append(t.Local, a)
+	t := &Table{Digest: hex.EncodeToString(digest.Sum(nil)), Primary: map[netip.Addr]int{}, Secondary: map[netip.Addr]int{}, Empty: empty}
+	for _, s := range slots {
+		if !s.read || !s.addr.IsValid() {
+			continue
+		}
+		if s.primary > 0 {
+			t.Primary[s.addr] += s.primary
+		}
+		if s.secondary > 0 {
+			t.Secondary[s.addr] += s.secondary
+		}
+		if s.local && !slices.Contains(t.Local, s.addr) {
+			t.Local = append(t.Local, s.addr)
+		}
 	}
 	slices.SortFunc(t.Local, netip.Addr.Compare)
 	return t, nil
