@@ -157,14 +157,15 @@ func TestLabProperty(t *testing.T) {
 			guard += st.Dataplane.Counters["drop_loop_guard"]
 		}
 	}
+	samples, perSample := r.s.count()
 	elapsed := time.Since(t0)
 	summary := fmt.Sprintf("lab property test: %d steps (seed %d) in %v (lab up %v, settle mean %v max %v): %s; "+
-		"%d connections (%d requests), broken by cause %s, %d unexplained; %d divergences, %d steps not settled (%d transient mismatches over %d samples); "+
+		"%d connections (%d requests), broken by cause %s, %d unexplained; %d divergences, %d steps not settled (%d transient mismatches over %d samples of %v); "+
 		"%d looped packets (%d captured), %d loop-guard drops",
 		*propSteps, seed, elapsed.Round(time.Second), up.Round(100*time.Millisecond),
 		(r.settleSum / time.Duration(max(1, *propSteps))).Round(10*time.Millisecond), r.settleMax.Round(10*time.Millisecond),
 		fmtCountMap(r.steps), r.total.Connections, r.total.Requests, fmtCountMap(byCause), len(unexpl),
-		len(divs), len(r.notSettled), transient, r.s.count(), len(fl.looped), fl.packets, guard)
+		len(divs), len(r.notSettled), transient, samples, perSample.Round(time.Millisecond), len(fl.looped), fl.packets, guard)
 	fmt.Println(summary)
 	t.Log(summary)
 	t.Logf("steps: %s", fmtList(trail))

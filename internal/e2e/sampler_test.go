@@ -24,6 +24,7 @@ type sampler struct {
 	seq     int
 	last    sample
 	samples int
+	spent   time.Duration // looking, over all samples
 	// slow is, for the last settle, how long into it each problem was
 	// still seen: what a slow settle waited for.
 	slow map[string]time.Duration
@@ -68,6 +69,7 @@ func (s *sampler) run() {
 
 // once takes a snapshot and records what it shows.
 func (s *sampler) once() sample {
+	t0 := time.Now()
 	snap := s.l.look()
 	view := s.m.view()
 	ms := claims(snap, view, &s.digests)
@@ -77,6 +79,7 @@ func (s *sampler) once() sample {
 	defer s.mu.Unlock()
 	s.seq++
 	s.samples++
+	s.spent += time.Since(t0)
 	s.last = sample{seq: s.seq, at: snap.at, mismatches: ms, expected: exp, snap: snap}
 	return s.last
 }
@@ -141,10 +144,11 @@ func (s *sampler) waitedFor(n int) []string {
 	return out
 }
 
-func (s *sampler) count() int {
+// count returns the number of samples and the mean time one took.
+func (s *sampler) count() (int, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.samples
+	return s.samples, s.spent / time.Duration(max(1, s.samples))
 }
 
 func fmtList(ss []string) string {
