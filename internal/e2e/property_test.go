@@ -420,7 +420,7 @@ func (r *propRun) pick() (string, func()) {
 		n := node()
 		pause := time.Duration(r.rng.IntN(1500)) * time.Millisecond
 		add(3, fmt.Sprintf("kill %s (down %v)", n, pause), func() {
-			d := r.ds.begin("node killed", n)
+			d := r.ds.begin(causeKilled, n)
 			r.m.update(func(s *modelState) { s.vipdUp[n] = false })
 			r.l.signalVipd(n, syscall.SIGKILL, 5*time.Second)
 			time.Sleep(pause)
@@ -432,7 +432,7 @@ func (r *propRun) pick() (string, func()) {
 	if n := node(); spare(n, true) {
 		hold := 1500*time.Millisecond + time.Duration(r.rng.IntN(1500))*time.Millisecond
 		add(2, fmt.Sprintf("link %s (down %v)", n, hold), func() {
-			d := r.ds.begin("link down", n)
+			d := r.ds.begin(causeLink, n)
 			r.m.update(func(s *modelState) { s.linkUp[n] = false })
 			r.l.linkDown(n)
 			time.Sleep(hold)
@@ -444,7 +444,7 @@ func (r *propRun) pick() (string, func()) {
 	if n := node(); spare(n, true) {
 		hold := 1500*time.Millisecond + time.Duration(r.rng.IntN(1500))*time.Millisecond
 		add(2, fmt.Sprintf("service %s (stopped %v)", n, hold), func() {
-			d := r.ds.begin("service stopped", n)
+			d := r.ds.begin(causeService, n)
 			r.m.update(func(s *modelState) { s.serviceUp[n] = false })
 			r.l.stopService(n)
 			time.Sleep(hold)

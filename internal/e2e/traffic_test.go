@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -395,7 +396,7 @@ func ports(l4 []byte) (src, dst uint16, ok bool) {
 // disruption is a time a node was failed on purpose: every connection it
 // served then may break.
 type disruption struct {
-	cause    string // "node killed", "link down", "service stopped"
+	cause    string // causeKilled, causeLink, causeService
 	node     string
 	from, to time.Time
 }
@@ -422,7 +423,13 @@ func (d *disruptions) end(x *disruption) {
 	x.to = time.Now()
 }
 
-const unexplained = "UNEXPLAINED"
+// The causes of a broken connection.
+const (
+	causeKilled  = "node killed"
+	causeLink    = "link down"
+	causeService = "service stopped"
+	unexplained  = "UNEXPLAINED"
+)
 
 // classified is a broken connection and why it broke.
 type classified struct {
@@ -462,7 +469,13 @@ func classify(bs []broken, f *flows, ds []*disruption) []classified {
 			if to.IsZero() {
 				to = time.Now()
 			}
-			if c.participants[d.node] != nil && !d.from.After(b.At) && !b.LastOK.After(to) {
+			roles := c.participants[d.node]
+			if d.cause == causeService {
+				// A stopped service fails the node as a backend only:
+				// as a director it still forwards.
+				roles = slices.DeleteFunc(slices.Clone(roles), func(r string) bool { return r == "director" || r == "encap" })
+			}
+			if len(roles) > 0 && !d.from.After(b.At) && !b.LastOK.After(to) {
 				c.cause = d.cause
 				break
 			}
