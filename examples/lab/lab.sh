@@ -31,6 +31,7 @@ ns() { echo "$LAB-$1"; }
 nsx() { local n; n=$(ns "$1"); shift; ip netns exec "$n" "$@"; }
 log() { printf '\033[1m[lab]\033[0m %s\n' "$*"; }
 
+# The address plan, as examples/lab/labconf.Nodes has it (the node configs).
 node_ip()   { case $1 in n1) echo 192.0.2.2;; n2) echo 192.0.2.6;; n3) echo 192.0.2.10;; esac; }
 router_ip() { case $1 in n1) echo 192.0.2.1;; n2) echo 192.0.2.5;; n3) echo 192.0.2.9;; esac; }
 
