@@ -434,15 +434,3 @@ func (t *tracker) results() ([]divergence, int) {
 	sort.Slice(out, func(i, j int) bool { return out[i].since.Before(out[j].since) })
 	return out, t.transient
 }
-
-// pending lists the mismatches open now.
-func (t *tracker) pending() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []string
-	for _, d := range t.open {
-		out = append(out, d.detail)
-	}
-	sort.Strings(out)
-	return out
-}
