@@ -46,6 +46,18 @@ var (
 	supportedErr     error
 )
 
+// unknownKeys returns the optional config keys ("node.state_dir", ...) the
+// vipd under test does not know, asking its vipctl once.
+func unknownKeys(bin string) ([]string, error) {
+	supportedOnce.Do(func() {
+		_, supportedDropped, supportedErr = labconf.Default(os.TempDir()).Supported(filepath.Join(bin, "vipctl"))
+		if len(supportedDropped) > 0 {
+			fmt.Printf("e2e: the vipd under test does not know %s: the tests run without\n", strings.Join(supportedDropped, ", "))
+		}
+	})
+	return supportedDropped, supportedErr
+}
+
 // startLabSpec starts the lab with the nodes' configs written from spec
 // (spec.Run is set here), and vipd on every node.
 func startLabSpec(t *testing.T, spec labconf.Spec) *lab {
@@ -75,16 +87,11 @@ func startLabSpec(t *testing.T, spec labconf.Spec) *lab {
 func (l *lab) writeSpec(spec labconf.Spec) {
 	l.t.Helper()
 	spec.Run = l.run
-	supportedOnce.Do(func() {
-		_, supportedDropped, supportedErr = spec.Supported(filepath.Join(l.bin, "vipctl"))
-		if len(supportedDropped) > 0 {
-			fmt.Printf("e2e: the vipd under test does not know %s: the lab runs without\n", strings.Join(supportedDropped, ", "))
-		}
-	})
-	if supportedErr != nil {
-		l.t.Fatal(supportedErr)
+	dropped, err := unknownKeys(l.bin)
+	if err != nil {
+		l.t.Fatal(err)
 	}
-	for _, k := range supportedDropped {
+	for _, k := range dropped {
 		switch k {
 		case "node.state_dir":
 			spec.StateDir = false
