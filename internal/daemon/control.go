@@ -237,7 +237,6 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	d.setChecks(cfg)
 	if !reflect.DeepEqual(old.Cluster, cfg.Cluster) {
-		d.pollCancel()
 		d.startPoller(cfg)
 	}
 	d.log.Info("config reloaded", "vips", len(cfg.VIPs))

@@ -160,7 +160,8 @@ type Daemon struct {
 
 	// checks run the local service checks of every VIP.
 	checks     *health.Monitor
-	pollCancel context.CancelFunc
+	pollMu     sync.Mutex         // guards pollCancel, orders reports against a reload
+	pollCancel context.CancelFunc // stops the current poller
 
 	restartReq chan struct{}
 	restartOne sync.Once
@@ -471,17 +472,37 @@ func (d *Daemon) setChecks(cfg *config.Config) {
 // startPoller polls every other member's node state, feeding the controller.
 func (d *Daemon) startPoller(cfg *config.Config) {
 	var peers []cluster.Member
+	polled := map[string]bool{}
 	for _, m := range cfg.Cluster.Members {
 		if m.Name != cfg.Node.Name {
 			peers = append(peers, cluster.Member{Name: m.Name, URL: m.StateURL.String()})
+			polled[m.Name] = true
+		}
+	}
+	// Stop the previous poller (a reload) and, under the same lock its
+	// reports take, forget the members the new config removed: the status
+	// lists them as a fresh start with the new config would (never).
+	d.pollMu.Lock()
+	if d.pollCancel != nil {
+		d.pollCancel()
+	}
+	for _, v := range d.members.Views() {
+		if !polled[v.Name] {
+			d.members.Forget(v.Name)
 		}
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	d.pollCancel = cancel
+	d.pollMu.Unlock()
 	p := cluster.NewPoller(d.log, peers, cluster.PollOptions{
 		Interval: cfg.Cluster.PollInterval, Timeout: cfg.Cluster.PollTimeout,
 		Rise: cfg.Cluster.Rise, Fall: cfg.Cluster.Fall,
 	}, func(node string, st *cluster.NodeState) {
+		d.pollMu.Lock()
+		defer d.pollMu.Unlock()
+		if ctx.Err() != nil {
+			return // a reload replaced this poller; its members may be gone
+		}
 		d.members.Record(node, st)
 		d.ctrl.SetPeer(node, st)
 	})

@@ -597,3 +597,40 @@ func TestStatusPeers(t *testing.T) {
 		t.Errorf("peers when the advertiser fails: %+v", st.Peers)
 	}
 }
+
+// TestReloadForgetsRemovedMember: a member a reload removes leaves the
+// status, as a fresh start with the new config would never list it (the
+// lab property test found it listed forever).
+func TestReloadForgetsRemovedMember(t *testing.T) {
+	r := newIdleRig(t)
+	r.startNode(Options{}, vipA)
+	r.waitAnnounced(vipA)
+	// A second member whose state URL answers nothing: the poller reports
+	// it failed after fall (1) misses.
+	text := nodeConfig(r.dir, r.port, vipA)
+	n2 := "\n[[cluster.member]]\nname = \"n2\"\nunderlay_v4 = \"192.0.2.12\"\nstate_url = \"http://127.0.0.1:" +
+		strconv.Itoa(freePort(t)) + "/state\"\n"
+	text = strings.Replace(text, "\n[[vip]]", n2+"\n[[vip]]", 1)
+	if err := os.WriteFile(r.path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	listed := func() bool {
+		st, _ := r.d.Status(context.Background())
+		return slices.ContainsFunc(st.Members, func(m api.Member) bool { return m.Name == "n2" })
+	}
+	waitFor(t, "n2 listed in the status", listed)
+	r.write(vipA)
+	if err := r.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if listed() {
+		t.Fatal("n2 is still listed right after the reload that removed it")
+	}
+	time.Sleep(300 * time.Millisecond) // several poll intervals: no late report brings it back
+	if listed() {
+		t.Fatal("n2 came back in the status after the reload that removed it")
+	}
+}

@@ -8,10 +8,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
+	"github.com/vipd/vipd/examples/lab/labconf"
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/netnstest"
 )
@@ -22,9 +26,16 @@ type lab struct {
 	t        *testing.T
 	name     string
 	run, bin string
+	bird     *birdCLI // the router's BIRD
+
+	mu      sync.Mutex // guards the fields below
+	spec    labconf.Spec
+	handles map[string]*netlink.Handle
 }
 
-func startLab(t *testing.T) *lab {
+// newLab prepares a lab (not up yet) and its cleanup: on failure the
+// vipd logs' tails, then lab.sh down.
+func newLab(t *testing.T) *lab {
 	t.Helper()
 	netnstest.RequireRoot(t)
 	bin, err := Binaries()
@@ -32,24 +43,32 @@ func startLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	l := &lab{t: t, name: netnstest.UniqueName("lb"), run: t.TempDir(), bin: bin}
+	l.bird = &birdCLI{path: filepath.Join(l.run, "router-bird.ctl")}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, n := range []string{"n1", "n2", "n3"} {
+			for _, n := range nodeNames {
 				data, _ := os.ReadFile(filepath.Join(l.run, n+"-vipd.log"))
 				t.Logf("%s vipd log (tail):\n%s", n, tail(string(data), 25))
 			}
 		}
+		l.bird.close()
+		l.closeHandles()
 		if out, err := l.script("down"); err != nil {
 			t.Logf("lab down: %v: %s", err, out)
 		}
 	})
+	return l
+}
+
+// startLab starts the lab as lab.sh configures it, and vipd on every node.
+func startLab(t *testing.T) *lab {
+	t.Helper()
+	l := newLab(t)
 	if out, err := l.script("up"); err != nil {
 		t.Fatalf("lab up: %v: %s", err, out)
 	}
-	for _, n := range []string{"n1", "n2", "n3"} {
-		if out, err := l.script("start", n); err != nil {
-			t.Fatalf("starting vipd on %s: %v: %s", n, err, out)
-		}
+	for _, n := range nodeNames {
+		l.startVipd(n)
 	}
 	return l
 }
