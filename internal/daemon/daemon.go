@@ -532,6 +532,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	steps := make(chan struct{})
 	go d.stopSteps(steps)
 	err := d.ctrl.Shutdown(ctx)
+	if err == nil {
+		// The pass that finished the drain reaches the watcher before the
+		// loops stop: event readers see "drained" before the stream ends.
+		d.watch.waitPhase(vip.PhaseDrained, time.Second)
+	}
 	close(steps)
 	if err != nil {
 		d.log.Error("drain did not complete", "error", err)

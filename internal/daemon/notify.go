@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -108,12 +109,12 @@ func (d *Daemon) feedWatchdog(interval time.Duration) {
 	}
 }
 
-// pingLoop queues an event that changes nothing (the drains in effect,
-// again) so that the loop runs a pass.
+// pingLoop queues an event that changes nothing, so that the loop runs a
+// pass: lifting a hold of the zero address, which nothing ever holds. (Not
+// the drains again: during a SIGTERM drain the controller's node drain is
+// the shutdown's, not the state directory's.)
 func (d *Daemon) pingLoop() {
-	d.drainMu.Lock()
-	defer d.drainMu.Unlock()
-	d.syncDrains()
+	d.ctrl.Release(netip.Addr{})
 }
 
 // stopSteps tells systemd each step of the SIGTERM drain until done is

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,5 +248,44 @@ func TestPhaseEnds(t *testing.T) {
 		if !end.Equal(at(tc.end)) || !last.Equal(at(tc.last)) {
 			t.Errorf("%s: ends %v, drain ends %v; want %v, %v", tc.phase, end, last, at(tc.end), at(tc.last))
 		}
+	}
+}
+
+// TestWatchdogDuringShutdown: feeding the watchdog changes nothing the
+// controller decides: through a SIGTERM drain (with the watchdog asking the
+// loop for passes all along) the node's phase only moves forward, to
+// drained, and never reads active again.
+func TestWatchdogDuringShutdown(t *testing.T) {
+	listenNotify(t, 100*time.Millisecond)
+	r := newIdleRig(t)
+	r.edit = func(s string) string {
+		return strings.Replace(s, `drain_timeout = "100ms"`, `drain_timeout = "600ms"`, 1)
+	}
+	r.startNode(Options{}, vipA)
+	r.waitAnnounced(vipA)
+	past, events, stop := r.d.Events(0)
+	defer stop()
+	if len(past) != 0 {
+		t.Fatalf("replayed %v", past)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var phases []string
+	for {
+		select {
+		case e := <-events:
+			if e.What == "phase" {
+				phases = append(phases, e.To)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if len(phases) == 0 || phases[len(phases)-1] != "drained" || slices.Contains(phases, "active") {
+		t.Errorf("phases through the shutdown %v: want forward to drained, never active", phases)
 	}
 }

@@ -111,6 +111,24 @@ func (w *watcher) phase() (vip.Phase, time.Time) {
 	return w.prev.Phase, w.phaseSince
 }
 
+// waitPhase waits until the last snapshot's phase is p, or for timeout.
+func (w *watcher) waitPhase(p vip.Phase, timeout time.Duration) bool {
+	deadline := time.After(timeout)
+	for {
+		w.mu.Lock()
+		ok, next := w.have && w.prev.Phase == p, w.passed
+		w.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-next:
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 // subscribe returns the last n past events and a channel of the next ones.
 // The channel is closed by unsubscribe, or when the reader lags too far
 // behind (lost then reports true).
