@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -316,6 +317,12 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	if err != nil {
 		return err
 	}
+	var metricsLn net.Listener
+	if cfg.API.MetricsListen.IsValid() {
+		if metricsLn, err = listenMetrics(cfg); err != nil {
+			return err
+		}
+	}
 	if !d.skipChecks {
 		d.checkIPv6Route() // before Run: never announce an IPv6 VIP without a route back
 	}
@@ -349,12 +356,8 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 		return cluster.ListenAndServe(d.ctx, cfg.API.StateListen.String(), cluster.NewHandler(d.ctrl.NodeState))
 	})
 	d.goServe("api", d.apiSrv.Serve)
-	if cfg.API.MetricsListen.IsValid() {
-		if err := d.serveMetrics(cfg); err != nil {
-			d.cancel()
-			d.wg.Wait()
-			return err
-		}
+	if metricsLn != nil {
+		d.serveMetrics(cfg, metricsLn)
 	}
 	if w := d.notify.watchdog; w > 0 {
 		d.wg.Add(1)

@@ -14,16 +14,21 @@ import (
 	"github.com/vipd/vipd/internal/statuspage"
 )
 
-// serveMetrics serves the metrics listener ([api] metrics_listen): GET
-// /metrics for Prometheus and the read-only status page at GET /. Nothing
-// on it writes: every other method is refused (405), every other path is
-// 404. It listens before returning, so a taken port fails the start.
-func (d *Daemon) serveMetrics(cfg *config.Config) error {
+// listenMetrics opens the metrics listener ([api] metrics_listen), before
+// anything starts: a taken port fails the start.
+func listenMetrics(cfg *config.Config) (net.Listener, error) {
 	addr := cfg.API.MetricsListen.String()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listening for metrics on %s: %w", addr, err)
+		return nil, fmt.Errorf("listening for metrics on %s: %w", addr, err)
 	}
+	return ln, nil
+}
+
+// serveMetrics serves the metrics listener: GET /metrics for Prometheus
+// and the read-only status page at GET /. Nothing on it writes: every
+// other method is refused (405), every other path is 404.
+func (d *Daemon) serveMetrics(cfg *config.Config, ln net.Listener) {
 	// Both read the status without the sessions: the collector asks the
 	// advertiser for them once per scrape itself.
 	status := func(ctx context.Context) (api.Status, error) { return d.status(ctx, false) }
@@ -53,5 +58,4 @@ func (d *Daemon) serveMetrics(cfg *config.Config) error {
 		defer d.wg.Done()
 		page.Run(d.ctx)
 	}()
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/monitoring"
+	"github.com/vipd/vipd/routing"
 )
 
 // newMetricsRig is a node on fakes serving /metrics and the status page:
@@ -156,4 +157,25 @@ func TestStatusPageMounted(t *testing.T) {
 		return strings.Contains(body, `id="drain-left"`) && strings.Contains(body, "node drained") &&
 			strings.Contains(body, "by vipctl")
 	})
+}
+
+// TestMetricsPortTaken: a metrics listener that cannot listen fails the
+// start, and nothing is left running (the API socket is free again).
+func TestMetricsPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	r := newIdleRig(t)
+	r.edit = func(s string) string { return s + "metrics_listen = \"" + taken.Addr().String() + "\"\n" }
+	cfg := r.write(vipA)
+	_, err = New(cfg, Options{ConfigPath: r.path, SkipHostChecks: true}, Parts{Binder: r.b, Dataplane: r.dp,
+		NewAdvertiser: func(context.Context, AdvertiserStart) (routing.Advertiser, error) { return routingtestNew(t, cfg), nil }})
+	if err == nil || !strings.Contains(err.Error(), "listening for metrics") {
+		t.Fatalf("New with the metrics port taken = %v", err)
+	}
+	if _, err := r.client().Status(context.Background()); err == nil {
+		t.Error("the API still answers after a failed start")
+	}
 }
