@@ -35,6 +35,10 @@ type Metric struct {
 	// Labels are the family's own labels, without the target labels
 	// Prometheus adds (job, instance).
 	Labels []string
+	// Until names the issue whose part exports the family, while a live
+	// vipd may still lack it ("issue-12"); empty for every family vipd
+	// exports today.
+	Until string
 }
 
 // Contract returns the metric families vipd exports, by name.
@@ -46,10 +50,17 @@ func Contract() (map[string]Metric, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("metrics.txt:%d: want NAME TYPE LABELS, got %q", i+1, line)
+		if len(f) != 3 && len(f) != 4 {
+			return nil, fmt.Errorf("metrics.txt:%d: want NAME TYPE LABELS [until:ISSUE], got %q", i+1, line)
 		}
 		m := Metric{Name: f[0], Type: f[1]}
+		if len(f) == 4 {
+			until, ok := strings.CutPrefix(f[3], "until:")
+			if !ok || until == "" {
+				return nil, fmt.Errorf("metrics.txt:%d: fourth column %q, want until:ISSUE", i+1, f[3])
+			}
+			m.Until = until
+		}
 		if f[2] != "-" {
 			m.Labels = strings.Split(f[2], ",")
 		}

@@ -1,6 +1,7 @@
 package packaging
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/internal/daemon"
 	"github.com/vipd/vipd/internal/e2e"
 	"github.com/vipd/vipd/internal/netnstest"
 )
@@ -177,13 +179,27 @@ func (r *capsRig) serving(v *vipd) (bool, error) {
 	}
 }
 
+// stop signals vipd and waits for its exit: status 0 after SIGTERM (the
+// drain), daemon.UpgradeExitStatus after SIGUSR2 (the upgrade exit the
+// unit restarts).
 func (r *capsRig) stop(v *vipd, sig syscall.Signal) {
 	r.t.Helper()
 	v.cmd.Process.Signal(sig)
+	want := 0
+	if sig == syscall.SIGUSR2 {
+		want = daemon.UpgradeExitStatus
+	}
 	select {
 	case err := <-v.exited:
-		if err != nil {
-			r.t.Fatalf("vipd exit after %v: %v\n%s", sig, err, v.logText())
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		if code != want {
+			r.t.Fatalf("vipd exit after %v: %v, want status %d\n%s", sig, err, want, v.logText())
 		}
 	case <-time.After(60 * time.Second):
 		r.t.Fatalf("vipd did not exit on %v", sig)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/daemon"
 )
 
 // unit is a parsed systemd unit: section -> key -> values, in order (a key
@@ -97,6 +98,10 @@ func TestUnit(t *testing.T) {
 		{"Service", "RuntimeDirectory", "vipd"},
 		{"Service", "RuntimeDirectoryPreserve", "yes"},
 		{"Service", "LimitMEMLOCK", "infinity"},
+		// vipd's upgrade exit status (daemon.UpgradeExitStatus): restarted
+		// at once, and not a failure.
+		{"Service", "RestartForceExitStatus", strconv.Itoa(daemon.UpgradeExitStatus)},
+		{"Service", "SuccessExitStatus", strconv.Itoa(daemon.UpgradeExitStatus)},
 		{"Install", "WantedBy", "multi-user.target"},
 	} {
 		if got := u.get(kv[0], kv[1]); got != kv[2] {

@@ -16,7 +16,8 @@ func TestGenDocs(t *testing.T) {
 	if _, stderr, err := vipctl(t, "gendocs", dir); err != nil {
 		t.Fatalf("gendocs: %v\n%s", err, stderr)
 	}
-	for _, page := range []string{"vipctl.1", "vipctl-status.1", "vipctl-drain.1", "vipctl-config-check.1", "vipctl-doctor.1", "vipctl-completion-bash.1"} {
+	for _, page := range []string{"vipctl.1", "vipctl-status.1", "vipctl-drain.1", "vipctl-config-check.1", "vipctl-doctor.1", "vipctl-completion-bash.1",
+		"vipctl-routes.1", "vipctl-table.1", "vipctl-lookup.1", "vipctl-events.1", "vipctl-config-show.1"} {
 		b, err := os.ReadFile(filepath.Join(dir, "man1", page))
 		if err != nil {
 			t.Errorf("missing man page: %v", err)

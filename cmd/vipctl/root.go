@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -46,8 +45,8 @@ running vipd.`,
 	root.PersistentFlags().StringVar(&g.socket, "socket", api.DefaultSocket, "vipd's API socket")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long to wait for vipd")
 	root.AddCommand(
-		statusCmd(g), drainCmd(g, true), drainCmd(g, false), vipsCmd(g), restartCmd(g),
-		configCmd(), birdConfigCmd(), doctorCmd(), genDocsCmd(root),
+		statusCmd(g), drainCmd(g, true), drainCmd(g, false), vipsCmd(g), routesCmd(g), tableCmd(g), lookupCmd(g),
+		eventsCmd(g), restartCmd(g), configCmd(g), birdConfigCmd(), doctorCmd(), genDocsCmd(root),
 	)
 	return root
 }
@@ -62,23 +61,22 @@ func statusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show every VIP's facets (programmed, advertised, bound) with the reason and since when",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			st, err := api.NewClient(g.socket).Status(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			printStatus(cmd, st, time.Now())
-			return nil
-		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	out := addOutput(c)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := g.ctx()
+		defer cancel()
+		st, err := api.NewClient(g.socket).Status(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON || *out == outJSON {
+			return writeJSON(cmd.OutOrStdout(), st)
+		}
+		printStatus(cmd, st, time.Now(), *out == outWide)
+		return nil
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (same as -o json)")
 	return c
 }
 
@@ -125,11 +123,17 @@ func advertisedWord(v api.VIPStatus) string {
 	return v.Route
 }
 
-func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
+func printStatus(cmd *cobra.Command, st api.Status, now time.Time, wide bool) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "node %s  phase %s  routing %s  generation %d\n", st.Node, st.Phase, st.Routing, st.Generation)
 	if d := st.NodeDrain; d != nil {
 		fmt.Fprintf(out, "node drained %s\n", drainLine(*d))
+	}
+	if line := timeLeftLine(st, now); line != "" {
+		fmt.Fprintln(out, line)
+	}
+	if r := st.LastReload; r != nil && !r.OK {
+		fmt.Fprintf(out, "LAST RELOAD REFUSED at %s (the previous config keeps running): %s\n", r.At.UTC().Format(time.RFC3339), r.Error)
 	}
 	for _, d := range st.UnconfiguredDrains {
 		fmt.Fprintf(out, "drain of %s kept (not in the config; applies if it comes back) %s\n", d.Address, drainLine(d.Drain))
@@ -160,7 +164,11 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 		fmt.Fprintln(out, line)
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "VIP\tPROGRAMMED\tADVERTISED\tBOUND\tHEALTHY\tSERVES\tSINCE\tREASON")
+	if wide {
+		fmt.Fprintln(w, "VIP\tCONFIGURED\tPROGRAMMED\tADVERTISED\tBOUND\tHEALTHY\tDRAINING\tHELD\tSERVES\tROUTE\tCHANGES\tERRORS\tSINCE\tREASON")
+	} else {
+		fmt.Fprintln(w, "VIP\tPROGRAMMED\tADVERTISED\tBOUND\tHEALTHY\tSERVES\tSINCE\tREASON")
+	}
 	for _, v := range st.VIPs {
 		adv := advertisedWord(v)
 		since := "-"
@@ -176,6 +184,12 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 		}
 		if v.LastError != "" {
 			reason += " (last error: " + v.LastError + ")"
+		}
+		if wide {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", v.Address, yn(v.Configured),
+				yn(v.Programmed), adv, yn(v.Bound), yn(v.Healthy), yn(v.Draining), yn(v.Held != ""), v.ServeState,
+				v.Route, v.Transitions, v.Errors, since, reason)
+			continue
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Address, yn(v.Programmed), adv, yn(v.Bound),
 			yn(v.Healthy), v.ServeState, since, reason)
@@ -227,7 +241,7 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 		fmt.Fprintln(out)
 		var names []string
 		for k, n := range d.Counters {
-			if n > 0 {
+			if n > 0 || wide {
 				names = append(names, fmt.Sprintf("%s=%d", k, n))
 			}
 		}
@@ -236,6 +250,23 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time) {
 			fmt.Fprintf(out, "  %s\n", strings.Join(names, " "))
 		}
 	}
+}
+
+// timeLeftLine says how long a node drain has left at most (by the timers
+// of the phases it has left), or "".
+func timeLeftLine(st api.Status, now time.Time) string {
+	if st.DrainEndsBy.IsZero() {
+		return ""
+	}
+	s := "drain: phase " + st.Phase
+	if !st.PhaseSince.IsZero() {
+		s += " for " + now.Sub(st.PhaseSince).Round(time.Second).String()
+	}
+	if !st.PhaseEndsBy.IsZero() {
+		s += fmt.Sprintf(", this step ends within %s", max(st.PhaseEndsBy.Sub(now), 0).Round(time.Second))
+	}
+	return s + fmt.Sprintf(", the drain within %s (by %s)", max(st.DrainEndsBy.Sub(now), 0).Round(time.Second),
+		st.DrainEndsBy.UTC().Format(time.RFC3339))
 }
 
 func drainCmd(g *globals, drain bool) *cobra.Command {
@@ -286,6 +317,7 @@ func drainCmd(g *globals, drain bool) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&vipFlag, "vip", "", "only this VIP")
+	_ = c.RegisterFlagCompletionFunc("vip", completeVIPs(g, 0))
 	if drain {
 		c.Flags().BoolVar(&wait, "wait", false, "print each step as it happens and exit 0 once drained, 1 on timeout, 2 on error "+
 			"(node: phase drained; --vip: the route withdrawn in the routing daemon, as read back)")
@@ -394,25 +426,35 @@ func claimWord(v api.VIPStatus) string {
 }
 
 func vipsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "vips",
 		Short: "List the VIPs configured on this node",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			vips, err := api.NewClient(g.socket).VIPs(ctx)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tADDRESS\tSERVICES\tCHECK")
-			for _, v := range vips {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Name, v.Address, strings.Join(v.Services, ","), v.Check)
-			}
-			return w.Flush()
-		},
 	}
+	out := addOutput(c)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := g.ctx()
+		defer cancel()
+		vips, err := api.NewClient(g.socket).VIPs(ctx)
+		if err != nil {
+			return err
+		}
+		if *out == outJSON {
+			return writeJSON(cmd.OutOrStdout(), vips)
+		}
+		w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tADDRESS\tSERVICES\tCHECK")
+		for _, v := range vips {
+			check := v.Check
+			// A long command check would push the table off the screen.
+			if r := []rune(check); *out != outWide && len(r) > 48 {
+				check = string(r[:47]) + "…"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Name, v.Address, strings.Join(v.Services, ","), check)
+		}
+		return w.Flush()
+	}
+	return c
 }
 
 func restartCmd(g *globals) *cobra.Command {
@@ -421,9 +463,11 @@ func restartCmd(g *globals) *cobra.Command {
 		Short: "Make vipd exit for an upgrade WITHOUT withdrawing (graceful restart keeps routes; pinned XDP keeps forwarding)",
 		Long: `restart asks vipd to exit without withdrawing routes, unbinding VIPs or
 detaching the XDP program. BGP peers with graceful restart keep the routes as
-stale, the pinned XDP program keeps forwarding, and the next vipd (started by
-your supervisor) adopts that state and re-announces. Use it for upgrades; use
-'vipctl drain' (or SIGTERM) to take a node out of service.`,
+stale, the pinned XDP program keeps forwarding, and the next vipd adopts that
+state and re-announces. vipd exits with status 75, which the packaged systemd
+unit restarts at once (RestartForceExitStatus=75): after installing a new
+binary, 'vipctl restart' alone brings it up. Use it for upgrades; use 'vipctl
+drain' (or SIGTERM, systemctl stop) to take a node out of service.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := g.ctx()
@@ -431,7 +475,8 @@ your supervisor) adopts that state and re-announces. Use it for upgrades; use
 			if err := api.NewClient(g.socket).Restart(ctx); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "vipd is exiting for an upgrade; routes and forwarding stay in place")
+			fmt.Fprintln(cmd.OutOrStdout(), "vipd is exiting for an upgrade (exit status 75); routes and forwarding stay in place.")
+			fmt.Fprintln(cmd.OutOrStdout(), "Under systemd the unit starts the installed binary at once (RestartForceExitStatus=75).")
 			return nil
 		},
 	}

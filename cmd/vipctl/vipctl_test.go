@@ -58,7 +58,7 @@ func TestConfigCheckNamesFileLineItem(t *testing.T) {
 	}
 }
 
-type fakeDaemon struct{}
+type fakeDaemon struct{ views }
 
 func (fakeDaemon) Status(context.Context) (api.Status, error) {
 	return api.Status{Node: "n1", Phase: "active", Routing: "bgp", VIPs: []api.VIPStatus{{
@@ -115,6 +115,7 @@ func TestDoctorWithoutConfigRuns(t *testing.T) {
 // scripted is a vipd whose status moves through a list, one entry per
 // Status call (the last one stays), and records drain requests.
 type scripted struct {
+	views
 	mu     sync.Mutex
 	states []api.Status
 	reqs   []api.DrainRequest

@@ -31,7 +31,12 @@ Signals:
   SIGINT    same as SIGTERM
   SIGUSR2   exit for an upgrade WITHOUT withdrawing (same as 'vipctl restart'):
             graceful restart keeps the routes at the peers, the pinned XDP
-            program keeps forwarding, the next vipd adopts both
+            program keeps forwarding, the next vipd adopts both. Exit
+            status 75, which the systemd unit restarts at once
+
+Under systemd (Type=notify) vipd reports READY=1 after bring-up,
+RELOADING=1/READY=1 around a reload, STOPPING=1 and each drain step in
+STATUS=, and feeds WatchdogSec from its controller's event loop.
 
 Operator drains are kept in [node] state_dir (default /var/lib/vipd) and
 honoured at every start, after a crash or a reboot too.
@@ -66,9 +71,15 @@ func main() {
 		Name: "vipd", Level: hclog.LevelFromString(*level), JSONFormat: *jsonLog, Output: os.Stderr,
 	})
 	opts := daemon.Options{ConfigPath: *cfgPath, Logger: log, SkipHostChecks: *skipChecks, StartDrained: *drained}
-	if err := run(log, opts, *drainWait); err != nil {
+	upgrade, err := run(log, opts, *drainWait)
+	switch {
+	case err != nil:
 		log.Error("vipd failed", "error", err)
 		os.Exit(1)
+	case upgrade:
+		// Distinct from a stop: the unit's RestartForceExitStatus starts
+		// the new binary at once.
+		os.Exit(daemon.UpgradeExitStatus)
 	}
 }
 
@@ -86,7 +97,9 @@ func checkConfig(path string) int {
 	return 0
 }
 
-func run(log hclog.Logger, opts daemon.Options, drainWait time.Duration) error {
+// run starts vipd and serves signals until it exits; upgrade says the exit
+// was an upgrade exit (it returns the status daemon.UpgradeExitStatus).
+func run(log hclog.Logger, opts daemon.Options, drainWait time.Duration) (upgrade bool, err error) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
 
@@ -94,7 +107,7 @@ func run(log hclog.Logger, opts daemon.Options, drainWait time.Duration) error {
 	d, err := daemon.Start(ctx, opts)
 	cancel()
 	if err != nil {
-		return err
+		return false, err
 	}
 	for {
 		select {
@@ -105,20 +118,20 @@ func run(log hclog.Logger, opts daemon.Options, drainWait time.Duration) error {
 					log.Error("reload refused; the running config stays", "error", err)
 				}
 			case syscall.SIGUSR2:
-				return d.Abandon()
+				return true, d.Abandon()
 			default:
 				ctx, cancel := context.WithTimeout(context.Background(), drainWait)
 				err := d.Shutdown(ctx)
 				cancel()
-				return err
+				return false, err
 			}
 		case <-d.RestartRequested():
-			return d.Abandon()
+			return true, d.Abandon()
 		case err := <-d.ControllerDone():
 			if err == nil {
 				err = errors.New("controller stopped")
 			}
-			return err
+			return false, err
 		}
 	}
 }

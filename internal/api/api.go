@@ -45,12 +45,37 @@ type Status struct {
 	// (it would not survive a restart; vipd keeps trying).
 	StateDir   string `json:"state_dir"`
 	StateError string `json:"state_error,omitempty"`
+	// PhaseSince is when the node drain phase last changed (or when
+	// vipd started). PhaseEndsBy is when the current phase ends at the
+	// latest by its timer (withdrawing: withdraw grace; draining: drain
+	// timeout, sooner once idle; inactive: table grace), and DrainEndsBy
+	// when the whole drain does if every phase left takes its full timer:
+	// the drain's time left. Both are absent when the node is not
+	// draining or is drained. A drain whose withdraw is not yet confirmed
+	// by the routing daemon stays in withdrawing past PhaseEndsBy.
+	PhaseSince  time.Time `json:"phase_since,omitzero"`
+	PhaseEndsBy time.Time `json:"phase_ends_by,omitzero"`
+	DrainEndsBy time.Time `json:"drain_ends_by,omitzero"`
+	// ConfigLoaded is when the running config was loaded: the start, or
+	// the last reload that applied. LastReload is the last SIGHUP's
+	// outcome, absent before the first.
+	ConfigLoaded time.Time `json:"config_loaded"`
+	LastReload   *Reload   `json:"last_reload,omitempty"`
 	// World is the routing daemon as vipd last read it back.
 	World     World       `json:"world"`
 	VIPs      []VIPStatus `json:"vips"`
 	Peers     []Peer      `json:"peers"`
 	Members   []Member    `json:"members"`
 	Dataplane *Dataplane  `json:"dataplane,omitempty"`
+}
+
+// Reload is the outcome of a config reload (SIGHUP, systemctl reload).
+type Reload struct {
+	At time.Time `json:"at"`
+	// OK: the new config applied; otherwise Error says why it was refused
+	// (the previous config keeps running).
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
 }
 
 // Drain is an operator's drain, as the state directory keeps it.
@@ -146,6 +171,21 @@ type VIPStatus struct {
 	Diverged      bool      `json:"diverged"`
 	DivergedSince time.Time `json:"diverged_since,omitzero"`
 	Divergences   uint64    `json:"divergences"`
+	// Traffic is the dataplane's per-VIP packet and byte counters, by
+	// verdict; absent while the dataplane keeps no per-VIP counters.
+	Traffic []Traffic `json:"traffic,omitempty"`
+}
+
+// Traffic is one VIP's packets and bytes for one verdict of the XDP
+// program, summed over CPUs.
+type Traffic struct {
+	// Verdict: "encapsulated" (sent to a backend), "local" (delivered to
+	// this node's stack), "second_chance" (sent on to the secondary),
+	// "loop_guard" (dropped: not bound here).
+	Verdict string `json:"verdict"`
+	Packets uint64 `json:"packets"`
+	// Bytes of the VIP packets as the client sent them (inner IP packet).
+	Bytes uint64 `json:"bytes"`
 }
 
 // VIPWorld is one VIP's route as the routing daemon exported it.
@@ -216,6 +256,10 @@ type Dataplane struct {
 	Attach   string            `json:"attach"`
 	Counters map[string]uint64 `json:"counters,omitempty"`
 	Error    string            `json:"error,omitempty"`
+	// LoForwardingRestored counts the times vipd found forwarding on lo
+	// (which the program's route lookups need) turned off and turned it
+	// on again since it started.
+	LoForwardingRestored uint64 `json:"lo_forwarding_restored"`
 }
 
 // DrainRequest is the body of POST /v1/drain and /v1/undrain. It names
@@ -257,6 +301,8 @@ var (
 	// ErrNotSaved: the change is in effect, but could not be written to
 	// the state directory, so a restart would lose it (500).
 	ErrNotSaved = errors.New("in effect but not saved to the state directory: it will not survive a restart")
+	// ErrNotSupported: this vipd cannot answer the request (501).
+	ErrNotSupported = errors.New("not supported")
 )
 
 // Error is the body of every non-2xx answer.

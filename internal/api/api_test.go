@@ -20,8 +20,12 @@ import (
 )
 
 type fakeDaemon struct {
-	mu     sync.Mutex
-	drains []string
+	mu      sync.Mutex
+	drains  []string
+	lookups []LookupRequest
+	// events feeds the event streams; subs counts the open ones.
+	events chan Event
+	subs   int
 }
 
 func (f *fakeDaemon) Status(context.Context) (Status, error) {
@@ -66,6 +70,12 @@ func startServer(t *testing.T) (string, *fakeDaemon) {
 
 func startServerWith(t *testing.T, opts Options) (string, *fakeDaemon) {
 	t.Helper()
+	_, path, b := startServerHandle(t, opts)
+	return path, b
+}
+
+func startServerHandle(t *testing.T, opts Options) (*Server, string, *fakeDaemon) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "run", "vipd.sock")
 	b := &fakeDaemon{}
 	s, err := Listen(hclog.NewNullLogger(), path, b, opts)
@@ -74,7 +84,7 @@ func startServerWith(t *testing.T, opts Options) (string, *fakeDaemon) {
 	}
 	go s.Serve()
 	t.Cleanup(func() { s.Close(context.Background()) })
-	return path, b
+	return s, path, b
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -176,7 +186,12 @@ func TestStatusJSON(t *testing.T) {
 		NodeDrain: &Drain{Since: started.Add(-time.Hour), By: "vipctl", Restored: true},
 		UnconfiguredDrains: []VIPDrain{{Address: netip.MustParseAddr("198.51.100.99"),
 			Drain: Drain{Since: started.Add(-2 * time.Hour), By: "vipctl", Restored: true}}},
-		StateDir: "/var/lib/vipd",
+		StateDir:     "/var/lib/vipd",
+		PhaseSince:   started.Add(time.Minute),
+		PhaseEndsBy:  started.Add(2 * time.Minute),
+		DrainEndsBy:  started.Add(130 * time.Second),
+		ConfigLoaded: started,
+		LastReload:   &Reload{At: started.Add(30 * time.Second), Error: "vipd.toml:3: node.name: required key is missing"},
 		World: World{ReadAt: started.Add(2 * time.Minute), SessionsUp: 2, Resyncs: 1, ResyncError: "resyncing: boom",
 			Stray: []netip.Addr{netip.MustParseAddr("198.51.100.77")}},
 		VIPs: []VIPStatus{{
@@ -191,10 +206,11 @@ func TestStatusJSON(t *testing.T) {
 			Route: "diverged", RouteReason: "announced, but no up session exports it",
 			World:    VIPWorld{Read: true, Exported: false, Peers: []string{}},
 			Diverged: true, DivergedSince: started.Add(90 * time.Second), Divergences: 3,
+			Traffic: []Traffic{{Verdict: "encapsulated", Packets: 10, Bytes: 1500}},
 		}},
 		Peers:     []Peer{{Name: "192.0.2.1 AS65000", Address: netip.MustParseAddr("192.0.2.1"), ASN: 65000, State: "established", Up: true, UptimeSeconds: 90, RoutesAdvertised: 1}},
 		Members:   []Member{{Name: "n2", Up: true, Generation: 9}, {Name: "n3"}},
-		Dataplane: &Dataplane{Interface: "eth0", Attach: "auto", Counters: map[string]uint64{"xdp_tx": 5}},
+		Dataplane: &Dataplane{Interface: "eth0", Attach: "auto", Counters: map[string]uint64{"xdp_tx": 5}, LoForwardingRestored: 2},
 	}
 	got, err := json.Marshal(st)
 	if err != nil {
@@ -204,7 +220,10 @@ func TestStatusJSON(t *testing.T) {
 		`"started":"2026-12-01T10:00:00Z","routing":"bgp",` +
 		`"node_drain":{"since":"2026-12-01T09:00:00Z","by":"vipctl","restored":true},` +
 		`"unconfigured_drains":[{"address":"198.51.100.99","since":"2026-12-01T08:00:00Z","by":"vipctl","restored":true}],` +
-		`"state_dir":"/var/lib/vipd","world":{"read_at":"2026-12-01T10:02:00Z","sessions_up":2,"resyncs":1,` +
+		`"state_dir":"/var/lib/vipd","phase_since":"2026-12-01T10:01:00Z","phase_ends_by":"2026-12-01T10:02:00Z",` +
+		`"drain_ends_by":"2026-12-01T10:02:10Z","config_loaded":"2026-12-01T10:00:00Z",` +
+		`"last_reload":{"at":"2026-12-01T10:00:30Z","ok":false,"error":"vipd.toml:3: node.name: required key is missing"},` +
+		`"world":{"read_at":"2026-12-01T10:02:00Z","sessions_up":2,"resyncs":1,` +
 		`"resync_error":"resyncing: boom","stray":["198.51.100.77"]},` +
 		`"vips":[{"address":"198.51.100.10","configured":true,` +
 		`"programmed":true,"advertised":true,"depreferred":true,"bound":true,"healthy":true,"draining":true,` +
@@ -214,10 +233,11 @@ func TestStatusJSON(t *testing.T) {
 		`"transitions":7,"errors":1,"drain":{"since":"2026-12-01T10:01:00Z","by":"vipctl","restored":false},` +
 		`"route":"diverged","route_reason":"announced, but no up session exports it",` +
 		`"world":{"read":true,"exported":false,"draining":false,"peers":[]},` +
-		`"diverged":true,"diverged_since":"2026-12-01T10:01:30Z","divergences":3}],` +
+		`"diverged":true,"diverged_since":"2026-12-01T10:01:30Z","divergences":3,` +
+		`"traffic":[{"verdict":"encapsulated","packets":10,"bytes":1500}]}],` +
 		`"peers":[{"name":"192.0.2.1 AS65000","address":"192.0.2.1","asn":65000,` +
 		`"state":"established","up":true,"uptime_seconds":90,"routes_advertised":1}],"members":[{"name":"n2","up":true,` +
-		`"generation":9},{"name":"n3","up":false}],"dataplane":{"interface":"eth0","attach":"auto","counters":{"xdp_tx":5}}}`
+		`"generation":9},{"name":"n3","up":false}],"dataplane":{"interface":"eth0","attach":"auto","counters":{"xdp_tx":5},"lo_forwarding_restored":2}}`
 	if d := cmp.Diff(want, string(got)); d != "" {
 		t.Errorf("status JSON (-want +got):\n%s", d)
 	}
@@ -226,7 +246,13 @@ func TestStatusJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, absent := range []string{`"since"`, `"held"`, `"last_error"`, `"drain"`, `"diverged_since"`} {
+	for _, absent := range []string{`"since"`, `"held"`, `"last_error"`, `"drain"`, `"diverged_since"`, `"traffic"`} {
+		if strings.Contains(string(got), absent) {
+			t.Errorf("%s present in %s", absent, got)
+		}
+	}
+	got, _ = json.Marshal(Status{})
+	for _, absent := range []string{`"phase_since"`, `"phase_ends_by"`, `"drain_ends_by"`, `"last_reload"`} {
 		if strings.Contains(string(got), absent) {
 			t.Errorf("%s present in %s", absent, got)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/health"
@@ -42,6 +44,17 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 	if st.World.Stray == nil {
 		st.World.Stray = []netip.Addr{}
 	}
+	d.mu.Lock()
+	st.ConfigLoaded = d.loaded
+	if r := d.lastReload; r != nil {
+		rc := *r
+		st.LastReload = &rc
+	}
+	d.mu.Unlock()
+	if phase, since := d.watch.phase(); phase == cs.Phase && !since.IsZero() {
+		st.PhaseSince = since
+		st.PhaseEndsBy, st.DrainEndsBy = phaseEnds(phase, since, cfg.Timers.WithdrawGrace, cfg.Timers.DrainTimeout, cfg.Timers.TableGrace)
+	}
 	d.stateStatus(&st)
 	if withPeers {
 		peers, err := d.adv.Peers(ctx)
@@ -49,20 +62,35 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 			st.Peers = append(st.Peers, api.Peer{Name: cfg.Routing.Mode.String(), State: "unknown", LastError: err.Error()})
 		}
 		for _, p := range peers {
-			st.Peers = append(st.Peers, api.Peer{
-				Name: p.Name, Address: p.Address, ASN: p.ASN, State: p.State, Up: p.Up,
-				UptimeSeconds: int64(p.Uptime / time.Second), RoutesAdvertised: p.Advertised, LastError: p.LastError,
-			})
+			st.Peers = append(st.Peers, apiPeer(p))
 		}
 	}
-	dp := &api.Dataplane{Interface: cfg.Dataplane.Interface, Attach: cfg.Dataplane.Attach.String()}
+	dp := &api.Dataplane{Interface: cfg.Dataplane.Interface, Attach: cfg.Dataplane.Attach.String(),
+		LoForwardingRestored: d.loRestored.Load()}
 	if c, err := d.dp.Stats(); err != nil {
 		dp.Error = err.Error()
 	} else {
 		dp.Counters = c
 	}
 	st.Dataplane = dp
+	if d.traffic != nil {
+		if err := d.trafficStatus(ctx, &st); err != nil {
+			dp.Error = strings.TrimPrefix(dp.Error+"; ", "; ") + "per-VIP counters: " + err.Error()
+		}
+	}
 	return st, nil
+}
+
+// trafficStatus adds the dataplane's per-VIP counters to st.
+func (d *Daemon) trafficStatus(ctx context.Context, st *api.Status) error {
+	t, err := d.traffic(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range st.VIPs {
+		st.VIPs[i].Traffic = t[st.VIPs[i].Address]
+	}
+	return nil
 }
 
 // apiVIPs translates the controller's VIPs into the API's words.
@@ -85,7 +113,7 @@ func apiVIPs(vs []vip.VIPStatus) []api.VIPStatus {
 			Diverged: v.Diverged, DivergedSince: v.DivergedSince, Divergences: v.Divergences,
 		}
 		for _, b := range v.Backends {
-			a.Backends = append(a.Backends, api.Backend{Name: b.Name, Address: b.Addr, Role: b.Role.String(), Local: b.Local})
+			a.Backends = append(a.Backends, apiBackend(b))
 		}
 		out = append(out, a)
 	}
@@ -127,13 +155,31 @@ func (d *Daemon) Drain(req api.DrainRequest) error { return d.setDrain(req, true
 func (d *Daemon) Undrain(req api.DrainRequest) error { return d.setDrain(req, false) }
 
 // Reload is SIGHUP: read and validate the file again and apply it. On any
-// error the old config keeps running.
+// error the old config keeps running. systemd is told RELOADING=1 before
+// and READY=1 after, with the outcome in STATUS=.
 func (d *Daemon) Reload() error {
+	d.notify.send(reloading()...)
 	cfg, err := config.Load(d.path)
+	if err == nil {
+		err = d.apply(cfg)
+	}
+	now := time.Now()
+	d.mu.Lock()
+	d.lastReload = &api.Reload{At: now, OK: err == nil}
 	if err != nil {
+		d.lastReload.Error = err.Error()
+	} else {
+		d.loaded = now
+	}
+	n := len(d.cfg.VIPs)
+	d.mu.Unlock()
+	if err != nil {
+		first := strings.SplitN(err.Error(), "\n", 2)[0]
+		d.notify.send(sd.SdNotifyReady, sdStatus("reload refused, the previous config keeps running: %s", first))
 		return err
 	}
-	return d.apply(cfg)
+	d.notify.send(sd.SdNotifyReady, sdStatus("serving: config reloaded, %d VIPs", n))
+	return nil
 }
 
 // apply takes a new, validated config, handing everything to the

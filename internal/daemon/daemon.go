@@ -14,11 +14,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vipd/vipd/dataplane"
@@ -67,6 +70,16 @@ type Binder interface {
 	Close() error
 }
 
+// FlowLooker is optional on a Dataplane: it answers vipctl lookup from the
+// programmed state itself. LookupFlow returns the row of vip's table that
+// the XDP program's flow hash picks for a flow from client to vip port
+// (proto 6 TCP, 17 UDP), and the underlay addresses in that row of the
+// pinned table: the program's own hash and table, never a copy that could
+// drift from them. Without it vipd answers lookups "not supported".
+type FlowLooker interface {
+	LookupFlow(ctx context.Context, vip netip.Addr, client netip.AddrPort, proto uint8, port uint16) (row uint32, primary, secondary netip.Addr, err error)
+}
+
 // Parts are the side effects a node drives. Start opens the real ones (the
 // XDP dataplane, the netlink binder, the routing mode's advertiser); tests
 // hand fakes to New.
@@ -78,6 +91,11 @@ type Parts struct {
 	NewAdvertiser func(ctx context.Context, start AdvertiserStart) (routing.Advertiser, error)
 	Binder        Binder
 	Dataplane     Dataplane
+	// Traffic reads the dataplane's per-VIP counters for status and
+	// metrics (vipd_vip_packets_total, vipd_vip_bytes_total); nil while
+	// the dataplane keeps none. (Issue 11's per-VIP counters plug in
+	// here: Start adapts dataplane.VIPStats to it.)
+	Traffic func(ctx context.Context) (map[netip.Addr][]api.Traffic, error)
 }
 
 // AdvertiserStart is what a new advertiser needs of the previous vipd.
@@ -97,8 +115,11 @@ type Daemon struct {
 	// skipChecks: the host checks are off (tests only).
 	skipChecks bool
 
-	mu  sync.Mutex // guards cfg
+	mu  sync.Mutex // guards cfg, loaded, lastReload
 	cfg *config.Config
+	// loaded is when cfg was loaded; lastReload the last reload's outcome.
+	loaded     time.Time
+	lastReload *api.Reload
 	// advMu serializes the advertiser's SetVIPs calls (reloads, and
 	// dropping forgotten VIPs) and guards leaving: VIPs removed by reloads
 	// that the controller has not forgotten yet, still announceable.
@@ -115,11 +136,23 @@ type Daemon struct {
 	// members is the poller's latest view of every member, for status.
 	members *cluster.Membership
 
-	ctrl   *vip.Controller
-	adv    routing.Advertiser
-	dp     Dataplane
-	binder Binder
-	apiSrv *api.Server
+	ctrl    *vip.Controller
+	adv     routing.Advertiser
+	dp      Dataplane
+	binder  Binder
+	traffic func(ctx context.Context) (map[netip.Addr][]api.Traffic, error)
+	apiSrv  *api.Server
+
+	// watch follows the controller's passes (watch.go); notify talks to
+	// systemd (notify.go).
+	watch  *watcher
+	notify *notifier
+	// followKick wakes follow after a pass.
+	followKick chan struct{}
+	// loRestored counts the times forwarding on lo had to be turned on again.
+	loRestored atomic.Uint64
+	// checkMetrics records every service check's result and duration.
+	checkMetrics *metrics.Checks
 
 	ctx      context.Context // lives until Shutdown/Abandon
 	cancel   context.CancelFunc
@@ -140,9 +173,14 @@ func newDaemon(cfg *config.Config, opts Options) *Daemon {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	now := time.Now()
 	d := &Daemon{
-		log: log, path: opts.ConfigPath, cfg: cfg, started: time.Now(), skipChecks: opts.SkipHostChecks,
+		log: log, path: opts.ConfigPath, cfg: cfg, started: now, loaded: now, skipChecks: opts.SkipHostChecks,
 		members:      cluster.NewMembership(),
+		watch:        newWatcher(),
+		notify:       newNotifier(log.Named("systemd")),
+		followKick:   make(chan struct{}, 1),
+		checkMetrics: metrics.NewChecks(),
 		ctrlDone:     make(chan error, 1),
 		restartReq:   make(chan struct{}),
 		leaving:      map[netip.Prefix]routing.VIP{},
@@ -271,13 +309,19 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 		}()
 		parts.Advertiser = adv
 	}
-	d.adv, d.binder, d.dp = parts.Advertiser, parts.Binder, parts.Dataplane
+	d.adv, d.binder, d.dp, d.traffic = parts.Advertiser, parts.Binder, parts.Dataplane, parts.Traffic
 	cfg := d.cfg
 	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
 		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
 	})
 	if err != nil {
 		return err
+	}
+	var metricsLn net.Listener
+	if cfg.API.MetricsListen.IsValid() {
+		if metricsLn, err = listenMetrics(cfg); err != nil {
+			return err
+		}
 	}
 	if !d.skipChecks {
 		d.checkIPv6Route() // before Run: never announce an IPv6 VIP without a route back
@@ -288,12 +332,17 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 		defer d.wg.Done()
 		d.ctrlDone <- d.ctrl.Run(d.ctx)
 	}()
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go func() {
 		defer d.wg.Done()
-		d.follow(d.ctrl.Updates())
+		d.watchPasses(d.ctrl.Updates())
+	}()
+	go func() {
+		defer d.wg.Done()
+		d.follow(d.followKick)
 	}()
 	d.checks = health.NewMonitor(d.log.Named("health"), d.ctrl.SetHealth)
+	d.checks.SetObserver(d.checkMetrics.Observe)
 	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
 	d.setChecks(cfg)
 	d.startPoller(cfg)
@@ -307,17 +356,42 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 		return cluster.ListenAndServe(d.ctx, cfg.API.StateListen.String(), cluster.NewHandler(d.ctrl.NodeState))
 	})
 	d.goServe("api", d.apiSrv.Serve)
-	if cfg.API.MetricsListen.IsValid() {
-		// The collector reads the sessions itself: the status it reads
-		// leaves them out, so a scrape asks the advertiser once.
-		c := metrics.NewCollector(func(ctx context.Context) (api.Status, error) { return d.status(ctx, false) }, d.adv.Peers)
-		d.goServe("metrics", func() error {
-			return metrics.Serve(d.ctx, cfg.API.MetricsListen.String(), metrics.Handler(c))
-		})
+	if metricsLn != nil {
+		d.serveMetrics(cfg, metricsLn)
+	}
+	if w := d.notify.watchdog; w > 0 {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.feedWatchdog(w)
+		}()
+		d.log.Info("feeding the systemd watchdog from the controller's event loop", "watchdog", w)
 	}
 	d.log.Info("vipd started", "node", cfg.Node.Name, "vips", len(cfg.VIPs), "routing", cfg.Routing.Mode,
 		"iface", cfg.Dataplane.Interface)
+	d.notify.send(sd.SdNotifyReady, sdStatus("serving: node %s, %d VIPs, routing %s", cfg.Node.Name, len(cfg.VIPs), cfg.Routing.Mode))
 	return nil
+}
+
+// watchPasses hands every pass of the controller's loop to the watcher
+// and wakes follow.
+func (d *Daemon) watchPasses(updates <-chan struct{}) {
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-updates:
+		}
+		members := map[string]bool{}
+		for _, v := range d.members.Views() {
+			members[v.Name] = v.Up
+		}
+		d.watch.pass(d.ctrl.Status(), members, time.Now())
+		select {
+		case d.followKick <- struct{}{}:
+		default: // follow has one pending: it reads the latest status
+		}
+	}
 }
 
 func (d *Daemon) goServe(what string, serve func() error) {
@@ -389,9 +463,12 @@ func controllerConfig(c *config.Config) vip.Config {
 // the unchanged ones running (their rise/fall state survives a reload).
 func (d *Daemon) setChecks(cfg *config.Config) {
 	want := make(map[netip.Addr]health.CheckConfig, len(cfg.VIPs))
+	keep := make(map[netip.Addr]bool, len(cfg.VIPs))
 	for _, v := range cfg.VIPs {
 		want[v.Addr] = v.Check
+		keep[v.Addr] = true
 	}
+	d.checkMetrics.Retain(keep)
 	d.checks.Set(want)
 }
 
@@ -454,9 +531,21 @@ func (d *Daemon) ControllerDone() <-chan error { return d.ctrlDone }
 // start is a fresh one.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.log.Info("draining before exit")
+	d.notify.send(sd.SdNotifyStopping, sdStatus("draining before exit"))
+	steps := make(chan struct{})
+	go d.stopSteps(steps)
 	err := d.ctrl.Shutdown(ctx)
+	if err == nil {
+		// The pass that finished the drain reaches the watcher before the
+		// loops stop: event readers see "drained" before the stream ends.
+		d.watch.waitPhase(vip.PhaseDrained, time.Second)
+	}
+	close(steps)
 	if err != nil {
 		d.log.Error("drain did not complete", "error", err)
+		d.notify.send(sdStatus("drain did not complete (%v): closing the routing sessions", err))
+	} else {
+		d.notify.send(sdStatus("drained: closing the routing sessions"))
 	}
 	d.cancel()
 	err = errors.Join(err, d.apiSrv.Close(context.Background()))
@@ -478,6 +567,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // the next vipd's graceful restart) and the drains.
 func (d *Daemon) Abandon() error {
 	d.log.Info("exiting for an upgrade: routes, bindings and the XDP program stay in place")
+	// Not STOPPING=1: for systemd this is a restart, not a stop (the unit
+	// restarts the exit status at once).
+	d.notify.send(sdStatus("exiting for an upgrade (status %d): routes, bindings and the XDP program stay in place", UpgradeExitStatus))
 	d.cancel()
 	err := d.apiSrv.Close(context.Background())
 	d.wg.Wait()
@@ -525,8 +617,12 @@ func (d *Daemon) checkIPv6Route() {
 // keepLookupForwarding re-enables forwarding on lo (the program's route
 // lookups need it) whenever a sysctl write elsewhere turned it off.
 func (d *Daemon) keepLookupForwarding() {
-	if _, err := d.dp.EnsureLookupForwarding(); err != nil {
+	restored, err := d.dp.EnsureLookupForwarding()
+	if err != nil {
 		d.log.Error("keeping forwarding on lo for the fib lookups", "error", err)
+	}
+	if restored {
+		d.loRestored.Add(1)
 	}
 }
 

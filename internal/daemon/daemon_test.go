@@ -171,9 +171,22 @@ type fakeDataplane struct {
 	programmed map[netip.Addr]vip.ProgramSpec
 	bound      []netip.Addr
 	closed     bool
+	// wedge, when set, makes Program block until it is closed (or the
+	// caller's context ends): a side effect that never returns.
+	wedge chan struct{}
 }
 
-func (f *fakeDataplane) Program(_ context.Context, p vip.ProgramSpec) error {
+func (f *fakeDataplane) Program(ctx context.Context, p vip.ProgramSpec) error {
+	f.mu.Lock()
+	wedge := f.wedge
+	f.mu.Unlock()
+	if wedge != nil {
+		select {
+		case <-wedge:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.programmed[p.Addr] = p
@@ -204,8 +217,11 @@ func (f *fakeDataplane) Programmed(context.Context) ([]netip.Addr, error) {
 	return out, nil
 }
 
+// Stats returns counters named as the XDP program's are (a verdict, a
+// drop reason, the two that are facts of their own).
 func (f *fakeDataplane) Stats() (map[string]uint64, error) {
-	return map[string]uint64{"xdp_pass": 1}, nil
+	return map[string]uint64{"xdp_pass": 1, "director_tx": 0, "drop_loop_guard": 0, "director_icmp": 0,
+		"director_local_second_chance": 0}, nil
 }
 
 func (f *fakeDataplane) EnsureLookupForwarding() (bool, error) { return false, nil }
@@ -287,6 +303,12 @@ type rig struct {
 	d    *Daemon
 	// start is what the last advertiser was opened with.
 	start AdvertiserStart
+	// dpPart, if set, is the Dataplane part instead of dp (a wrapper of
+	// it with more methods); traffic the Traffic part.
+	dpPart  Dataplane
+	traffic func(context.Context) (map[netip.Addr][]api.Traffic, error)
+	// edit, if set, rewrites the config text write writes.
+	edit func(string) string
 }
 
 func freePort(t *testing.T) int {
@@ -323,7 +345,11 @@ func (r *rig) startNode(opts Options, vips ...netip.Prefix) {
 	r.t.Helper()
 	cfg := r.write(vips...)
 	opts.ConfigPath, opts.SkipHostChecks = r.path, true
-	d, err := New(cfg, opts, Parts{Binder: r.b, Dataplane: r.dp,
+	var dp Dataplane = r.dp
+	if r.dpPart != nil {
+		dp = r.dpPart
+	}
+	d, err := New(cfg, opts, Parts{Binder: r.b, Dataplane: dp, Traffic: r.traffic,
 		NewAdvertiser: func(_ context.Context, st AdvertiserStart) (routing.Advertiser, error) {
 			r.start = st
 			r.adv = routingtestNew(r.t, cfg)
@@ -349,6 +375,9 @@ func (r *rig) kill(d *Daemon) {
 func (r *rig) write(vips ...netip.Prefix) *config.Config {
 	r.t.Helper()
 	text := nodeConfig(r.dir, r.port, vips...)
+	if r.edit != nil {
+		text = r.edit(text)
+	}
 	if err := os.WriteFile(r.path, []byte(text), 0o600); err != nil {
 		r.t.Fatal(err)
 	}

@@ -60,12 +60,16 @@ func newLab(t *testing.T) *lab {
 	return l
 }
 
-// startLab starts the lab as lab.sh configures it, and vipd on every node.
-func startLab(t *testing.T) *lab {
+// startLab starts the lab as lab.sh configures it, and vipd on every node;
+// each of before runs between the two (to change the configs lab.sh wrote).
+func startLab(t *testing.T, before ...func(*lab)) *lab {
 	t.Helper()
 	l := newLab(t)
 	if out, err := l.script("up"); err != nil {
 		t.Fatalf("lab up: %v: %s", err, out)
+	}
+	for _, f := range before {
+		f(l)
 	}
 	for _, n := range nodeNames {
 		l.startVipd(n)
@@ -135,9 +139,17 @@ type loadResult struct {
 // long-lived TCP connections to the VIP, a live drain and undrain of n2.
 // No connection may break, no packet may loop (a VIP packet coming back
 // from a node to the router), and the loop guard must never have fired.
+// A real Prometheus scrapes the nodes all along (prometheus_test.go): their
+// live /metrics hold to monitoring/'s contract, the drain is read back
+// from Prometheus, and the shipped alert rules evaluate without error.
 func TestLabDrainUndrain(t *testing.T) {
-	l := startLab(t)
+	var p *prometheus
+	// Prometheus boots while the nodes do.
+	l := startLab(t, withMetrics, func(l *lab) { p = startPrometheus(t, l) })
 	l.waitFor("the VIP from all three nodes at the router (ECMP)", 60*time.Second, func() bool { return l.nextHops() == 3 })
+	if p != nil {
+		p.checkScraped(t)
+	}
 
 	// Looped packets: anything addressed to the VIP that a node sends back
 	// to the router.
@@ -167,6 +179,9 @@ func TestLabDrainUndrain(t *testing.T) {
 	}
 	l.waitFor("n2's route withdrawn", 10*time.Second, func() bool { return l.nextHops() == 2 })
 	l.waitFor("n2 drained (unbound)", 20*time.Second, func() bool { return l.status("n2").Phase == "drained" })
+	if p != nil {
+		p.checkDrainedReadBack(t, "n2")
+	}
 	if out, err := l.vipctl("n2", "undrain"); err != nil {
 		t.Fatalf("undrain: %v: %s", err, out)
 	}
@@ -208,6 +223,9 @@ func TestLabDrainUndrain(t *testing.T) {
 		if res.ByBackend[n] == 0 {
 			t.Errorf("no connection served by %s: %v", n, res.ByBackend)
 		}
+	}
+	if p != nil {
+		p.checkRules(t)
 	}
 	if res.Connections < 100 {
 		t.Errorf("only %d connections made", res.Connections)

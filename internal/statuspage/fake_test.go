@@ -54,6 +54,8 @@ func (f *fakeNode) status(context.Context) (api.Status, error) {
 	return api.Status{
 		Node: "n1", Phase: "draining", Generation: 1764669600000123, Config: "/etc/vipd/vipd.toml",
 		Started: f.now.Add(-76 * time.Hour), Routing: "bgp",
+		NodeDrain:  &api.Drain{Since: f.now.Add(-50 * time.Second), By: "vipctl"},
+		PhaseSince: f.now.Add(-42 * time.Second), PhaseEndsBy: f.now.Add(18 * time.Second), DrainEndsBy: f.now.Add(28 * time.Second),
 		VIPs: []api.VIPStatus{
 			{Address: addr("198.51.100.10"), Configured: true, Programmed: true, Advertised: false, Bound: true, Healthy: true, Draining: true,
 				ServeState: "draining", Reason: "advertised: draining",

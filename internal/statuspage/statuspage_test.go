@@ -91,6 +91,12 @@ func checkDOM(t *testing.T, doc *html.Node) {
 		!strings.Contains(text(p[0]), "2 inactive") || !strings.Contains(text(p[0]), "0 of 5 announced") {
 		t.Errorf("drain progress missing or wrong: %q", text(first(p)))
 	}
+	// The drain's time left, by the timers of the phases it has left.
+	if d := text(first(findAll(doc, hasID("drain-left")))); !strings.Contains(d, "node drained 50s ago by vipctl") ||
+		!strings.Contains(d, "phase draining for 42s") || !strings.Contains(d, "this step ends within 18s") ||
+		!strings.Contains(d, "the drain within 28s") {
+		t.Errorf("drain time left missing or wrong: %q", d)
+	}
 	members := findAll(doc, hasAttr("data-member"))
 	if len(members) != 2 || !strings.Contains(text(members[0]), "up") || !strings.Contains(text(members[1]), "down") {
 		t.Errorf("members: %d rows", len(members))

@@ -23,10 +23,13 @@ type view struct {
 
 	Steps    []step
 	Progress progress
-	VIPs     []vipView
-	Peers    []peerView
-	Members  []api.Member
-	DP       *dpView
+	// Drain is the operator's node drain and how long the drain has
+	// left: empty when there is none to tell.
+	Drain   drainView
+	VIPs    []vipView
+	Peers   []peerView
+	Members []api.Member
+	DP      *dpView
 }
 
 // step is one phase of a node drain, in the order a drain runs them.
@@ -34,6 +37,15 @@ type step struct {
 	Name, Hint string
 	// State is "done", "current" or "todo".
 	State string
+}
+
+// drainView says who drained the node, how long the phase has held and
+// how long the step and the whole drain have left at most (by their
+// timers; api.Status's phase_since, phase_ends_by, drain_ends_by).
+type drainView struct {
+	By, PhaseFor         string
+	StepLeft, StepEnds   string
+	DrainLeft, DrainEnds string
 }
 
 type progress struct {
@@ -124,6 +136,7 @@ func buildView(st api.Status, err error, stale time.Time, ring []sample, opts Op
 		}
 		v.Steps = append(v.Steps, s)
 	}
+	v.Drain = drainOf(st, now)
 	for _, x := range st.VIPs {
 		v.VIPs = append(v.VIPs, vipOf(x, now))
 		v.Progress.VIPs++
@@ -158,6 +171,30 @@ func buildView(st api.Status, err error, stale time.Time, ring []sample, opts Op
 		v.DP = dpOf(*st.Dataplane, ring, opts)
 	}
 	return v
+}
+
+func drainOf(st api.Status, now time.Time) drainView {
+	var d drainView
+	if n := st.NodeDrain; n != nil {
+		d.By = "node drained " + ago(now.Sub(n.Since)) + " ago"
+		if n.By != "" {
+			d.By += " by " + n.By
+		}
+		if n.Restored {
+			d.By += " (restored at start)"
+		}
+	}
+	if st.Phase != "" && st.Phase != "active" && !st.PhaseSince.IsZero() {
+		d.PhaseFor = ago(now.Sub(st.PhaseSince))
+	}
+	clock := func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") }
+	if !st.PhaseEndsBy.IsZero() {
+		d.StepLeft, d.StepEnds = ago(max(st.PhaseEndsBy.Sub(now), 0)), clock(st.PhaseEndsBy)
+	}
+	if !st.DrainEndsBy.IsZero() {
+		d.DrainLeft, d.DrainEnds = ago(max(st.DrainEndsBy.Sub(now), 0)), clock(st.DrainEndsBy)
+	}
+	return d
 }
 
 func vipOf(x api.VIPStatus, now time.Time) vipView {
