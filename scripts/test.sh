@@ -11,7 +11,11 @@ rc=$?
 # Package results and failures, not the whole verbose log.
 grep -E '^(ok|FAIL|\?|panic:|--- FAIL|--- SKIP)|^\s+--- (FAIL|SKIP)|^vip property test:|^lab property test:' "$log" || true
 if [ $rc -ne 0 ]; then
-	echo "test: failures; the end of the log:"
+	# A failing test's messages come before its "--- FAIL" line (go test -v
+	# streams them), so show its own message lines first, then the context.
+	echo "test: failures; each failed test's messages:"
+	awk '/^=== (RUN|CONT|PAUSE|NAME)/ { buf = "" } /^ +[A-Za-z0-9_]+_test\.go:[0-9]+: |^        \t/ { buf = buf $0 "\n" } /^ *--- FAIL/ { printf "%s%s\n", buf, $0; buf = "" }' "$log" | cut -c1-2000 | head -150
+	echo "test: the end of the log around each failure:"
 	grep -B2 -A30 -E -- '--- FAIL|^panic:' "$log" | head -200
 fi
 # The .deb: built with nfpm, checked with dpkg-deb, systemd-analyze verify
