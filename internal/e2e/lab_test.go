@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,13 @@ func newLab(t *testing.T) *lab {
 			for _, n := range nodeNames {
 				data, _ := os.ReadFile(filepath.Join(l.run, n+"-vipd.log"))
 				t.Logf("%s vipd log (tail):\n%s", n, tail(string(data), 25))
+				keepLog(t, n+"-vipd.log", data)
+			}
+			if *keepDir != "" {
+				// The router's capture, for a look at the packets.
+				if data, err := os.ReadFile(filepath.Join(l.run, "router.pcap")); err == nil {
+					keepLog(t, "router.pcap", data)
+				}
 			}
 		}
 		l.bird.close()
@@ -331,4 +339,25 @@ func TestLabUpgradeRestart(t *testing.T) {
 	if res.ByBackend["n2"] == 0 {
 		t.Errorf("n2 served no connection: %v", res.ByBackend)
 	}
+}
+
+// keepDir is where a failed test's whole vipd logs are copied (-e2e.keep):
+// the failure message holds only their tails, and the lab's run directory
+// is removed with the test.
+var keepDir = flag.String("e2e.keep", "", "directory to copy a failed lab test's vipd logs into (kept after the test)")
+
+// keepLog copies data to -e2e.keep as <test>-name, if the flag is set.
+func keepLog(t *testing.T, name string, data []byte) {
+	if *keepDir == "" {
+		return
+	}
+	dst := filepath.Join(*keepDir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+name)
+	if err := os.MkdirAll(*keepDir, 0o755); err == nil {
+		err = os.WriteFile(dst, data, 0o644)
+		if err == nil {
+			t.Logf("kept %s", dst)
+			return
+		}
+	}
+	t.Logf("keeping %s: failed", dst)
 }
