@@ -397,6 +397,7 @@ func (r *propRun) pick() (string, func()) {
 	if drained == "" {
 		if n := node(); spare(n, true) {
 			add(2, "drain "+n, func() {
+				r.ds.begin(causeDrained, n)
 				r.m.update(func(s *modelState) { s.nodeDrained[n] = true })
 				r.l.drain(n, netip.Addr{}, false)
 			})
@@ -405,6 +406,7 @@ func (r *propRun) pick() (string, func()) {
 		add(3, "undrain "+drained, func() {
 			r.m.update(func(s *modelState) { s.nodeDrained[drained] = false })
 			r.l.drain(drained, netip.Addr{}, true)
+			r.ds.endDrain(drained)
 		})
 	}
 	{

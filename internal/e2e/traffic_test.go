@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,9 @@ var (
 )
 
 // loadProc is one `labtool load` in the client namespace.
+// loadStarts numbers the loads started, for their ready files.
+var loadStarts atomic.Int64
+
 type loadProc struct {
 	vip    netip.Addr
 	kind   loadKind
@@ -75,16 +79,28 @@ func (l *lab) startLoad(vip netip.Addr, kind loadKind, slot int) *loadProc {
 	l.t.Helper()
 	lo := 20000 + slot*5000
 	p := &loadProc{vip: vip, kind: kind, events: filepath.Join(l.run, fmt.Sprintf("load-%s-%s.jsonl", vip, kind.name)), done: make(chan error, 1)}
+	ready := filepath.Join(l.run, fmt.Sprintf("load-%s-%s-%d.ready", vip, kind.name, loadStarts.Add(1)))
 	p.cmd = l.exec("client", filepath.Join(l.bin, "labtool"), "load", "-target", netip.AddrPortFrom(vip, 80).String(),
 		"-conns", fmt.Sprint(kind.conns), "-lifetime", kind.lifetime.String(), "-duration", "1h", "-progress", "0", "-json",
-		"-ports", fmt.Sprintf("%d-%d", lo, lo+4999), "-events", p.events)
+		"-ports", fmt.Sprintf("%d-%d", lo, lo+4999), "-events", p.events, "-ready", ready)
 	p.cmd.Stdout = &p.out
 	if err := p.cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}
 	go func() { p.done <- p.cmd.Wait() }()
 	l.t.Cleanup(func() { p.cmd.Process.Kill() })
-	return p
+	// A SIGUSR1 before labtool handles it would kill it: a step may end
+	// the load right away (a VIP removed by the first step).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			return p
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("load to %s (%s) not ready within 10s", vip, kind.name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // finish asks the load to end cleanly (no new connection; each open one
@@ -394,11 +410,18 @@ func ports(l4 []byte) (src, dst uint16, ok bool) {
 }
 
 // disruption is a time a node was failed on purpose: every connection it
-// served then may break.
+// served then may break. A drain is recorded too (cause causeDrained), only
+// to know when the node could not take new flows: a drain itself must
+// break nothing.
 type disruption struct {
-	cause    string // causeKilled, causeLink, causeService
+	cause    string // causeKilled, causeLink, causeService, causeDrained
 	node     string
 	from, to time.Time
+}
+
+// covers reports whether the node was out of the primaries at t.
+func (d *disruption) covers(t time.Time) bool {
+	return !d.from.After(t) && (d.to.IsZero() || !d.to.Before(t))
 }
 
 // disruptions is safe for concurrent use.
@@ -428,7 +451,15 @@ const (
 	causeKilled  = "node killed"
 	causeLink    = "link down"
 	causeService = "service stopped"
-	unexplained  = "UNEXPLAINED"
+	// causeTwoChanges: the connection opened while its backend was the only
+	// one able to take new flows, and at least two others came back before
+	// it ended. A row holds two hops (primary and second chance), so the
+	// second return can push the backend out of the flow's row: the limit
+	// docs/design.md states ("A flow survives one change of its row").
+	causeTwoChanges = "two returns while it lived (two-hop limit)"
+	unexplained     = "UNEXPLAINED"
+	// causeDrained marks a drain in the disruption list; never a cause.
+	causeDrained = "node drained"
 )
 
 // classified is a broken connection and why it broke.
@@ -465,6 +496,9 @@ func classify(bs []broken, f *flows, ds []*disruption) []classified {
 			c.participants[b.Backend] = []string{"answered"}
 		}
 		for _, d := range ds {
+			if d.cause == causeDrained {
+				continue
+			}
 			to := d.to
 			if to.IsZero() {
 				to = time.Now()
@@ -480,7 +514,50 @@ func classify(bs []broken, f *flows, ds []*disruption) []classified {
 				break
 			}
 		}
+		if c.cause == unexplained && pushedOut(b, ds) {
+			c.cause = causeTwoChanges
+		}
 		out = append(out, c)
 	}
 	return out
+}
+
+// pushedOut reports whether b's backend was the only node able to take new
+// flows when b opened (every other node failed, stopped or drained then)
+// and at least two of the others came back before b broke. Rendezvous
+// rows change only where a returning node ranks above the row's hops, so
+// this is the only way a row with two hops can lose the backend of an
+// established flow without the backend failing.
+func pushedOut(b broken, ds []*disruption) bool {
+	if b.Backend == "" || b.Start.IsZero() {
+		return false
+	}
+	out := map[string]bool{}  // out of the primaries when b opened
+	back := map[string]bool{} // and back before b broke
+	for _, d := range ds {
+		if d.node == b.Backend || !d.covers(b.Start) {
+			continue
+		}
+		out[d.node] = true
+		if !d.to.IsZero() && d.to.Before(b.At) {
+			back[d.node] = true
+		}
+	}
+	for _, n := range nodeNames {
+		if n != b.Backend && !out[n] {
+			return false
+		}
+	}
+	return len(back) >= 2
+}
+
+// endDrain closes node's open drain record.
+func (d *disruptions) endDrain(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, x := range d.list {
+		if x.cause == causeDrained && x.node == node && x.to.IsZero() {
+			x.to = time.Now()
+		}
+	}
 }

@@ -85,6 +85,7 @@ func load(args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	ports := fs.String("ports", "", "LO-HI: bind client ports from this range, round robin (default: the kernel picks)")
 	events := fs.String("events", "", "append one JSON line per broken connection to this file")
+	ready := fs.String("ready", "", "create this file once the signals are handled (a caller may send SIGUSR1 from then on)")
 	fs.Parse(args)
 	if *target == "" {
 		return errors.New("load: -target is required")
@@ -118,6 +119,11 @@ func load(args []string) error {
 		case <-ctx.Done():
 		}
 	}()
+	if *ready != "" {
+		if err := os.WriteFile(*ready, nil, 0o644); err != nil {
+			return err
+		}
+	}
 	finishing := func() bool {
 		select {
 		case <-finish:
