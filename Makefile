@@ -17,9 +17,11 @@ deps: ## Install the Debian packages builds, tests and the demo need (idempotent
 	@bash scripts/deps.sh
 
 .PHONY: build
-build: ## Build vipd and vipctl into bin/
+build: ## Build vipd and vipctl into bin/, stamped with the version (vipd --version)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/vipd ./cmd/vipctl
+	@. scripts/version.sh && set -x && $(GO) build \
+		-ldflags "-X github.com/vipd/vipd/internal/buildinfo.version=$$VERSION -X github.com/vipd/vipd/internal/buildinfo.revision=$$rev" \
+		-o $(BIN)/ ./cmd/vipd ./cmd/vipctl
 
 .PHONY: generate
 generate: ## Regenerate the bpf2go objects from bpf/ (needs clang)

@@ -13,17 +13,8 @@ stage=bin/pkg
 rm -rf "$stage" bin/vipd_*.deb
 mkdir -p "$stage/man" "$stage/man8"
 
-rev=$(git rev-parse --short=12 HEAD)
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
-if [ -z "${VERSION:-}" ]; then
-	if tag=$(git describe --tags --match 'v[0-9]*' --exact-match 2>/dev/null); then
-		VERSION=${tag#v}
-	else
-		# Before the first release tag: sorts by commit time, names the commit.
-		VERSION="0.0~git$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S).${rev:0:7}"
-	fi
-	git diff --quiet HEAD -- . ':!bin' 2>/dev/null || VERSION="$VERSION+dirty"
-fi
+# shellcheck source=scripts/version.sh
+. scripts/version.sh
 ARCH=${ARCH:-$(go env GOARCH)}
 export VERSION ARCH
 echo "package: vipd $VERSION ($ARCH), commit $rev" >&2
