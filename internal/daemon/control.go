@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -195,12 +194,24 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	d.advMu.Lock()
 	defer d.advMu.Unlock()
 	old := d.config()
-	if ch := cfg.Diff(old); len(ch.Restart) > 0 {
+	ch := cfg.Diff(old)
+	if len(ch.Restart) > 0 {
 		return fmt.Errorf("%s: changes to %s need a restart of vipd; config not reloaded", d.path, strings.Join(ch.Restart, ", "))
 	}
 	vc := controllerConfig(cfg)
 	if err := vc.Validate(); err != nil {
 		return fmt.Errorf("%s: %w; config not reloaded", d.path, err)
+	}
+	// The key file is read at every reload (it may change under the same
+	// path: a rotation step) and checked before anything is applied.
+	keys, err := readKeys(cfg)
+	if err != nil {
+		return fmt.Errorf("%w; config not reloaded", err)
+	}
+	if cfg.Cluster.Backend == config.BackendEtcd && ch.SourceRestart() {
+		if _, err := etcdConfig(cfg); err != nil {
+			return fmt.Errorf("%w; config not reloaded", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
 	defer cancel()
@@ -236,8 +247,12 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		}
 	}
 	d.setChecks(cfg)
-	if !reflect.DeepEqual(old.Cluster, cfg.Cluster) {
-		d.startPoller(cfg)
+	d.cluster.setKeys(cfg, keys)
+	if ch.SourceRestart() {
+		if err := d.startSource(cfg); err != nil {
+			// Checked above: this is a bug; the old source keeps running.
+			d.log.Error("restarting the source of member states", "error", err)
+		}
 	}
 	d.log.Info("config reloaded", "vips", len(cfg.VIPs))
 	return nil
