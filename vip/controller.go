@@ -28,7 +28,7 @@ type Deps struct {
 	Logger     hclog.Logger // nil: no logging
 	Idle       IdleChecker  // nil: a drain waits the whole DrainTimeout
 	// TableDigest, if set, digests a table right after it is programmed
-	// (cluster.TableDigest of the rows the dataplane built); the digest is
+	// (the daemon digests the build's inputs, cluster.BuildDigest); it is
 	// published with Config.Digests.
 	TableDigest func(addr netip.Addr, backends []Backend) cluster.Digest
 	// Publish, if set, is handed every new node-state document (a new

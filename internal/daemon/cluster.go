@@ -100,28 +100,17 @@ func clusterSpec(cfg *config.Config) cluster.ClusterSpec {
 	return spec
 }
 
-// tableDigester digests a table as the dataplane builds it from backends
-// (the same build, on the same inputs: dataplane.BuildTable).
-func tableDigester(seed uint64) func(netip.Addr, []vip.Backend) cluster.Digest {
-	return func(addr netip.Addr, backends []vip.Backend) cluster.Digest {
-		rows, err := dataplane.BuildTable(seed, addr, backends)
-		if err != nil {
-			return cluster.Digest{}
-		}
-		names := make([]string, len(backends))
-		for i, b := range backends {
-			names[i] = b.Name
-		}
-		return cluster.TableDigest(names, func(yield func(uint32, uint32) bool) {
-			for _, r := range rows {
-				if !yield(r.Primary, r.Secondary) {
-					return
-				}
-			}
-		})
+// tableDigest digests a table by the inputs of its build
+// (cluster.BuildDigest): the seed, rows and algorithm are in the
+// configuration digest, so equal digests are equal rows, at no cost on the
+// controller's loop.
+func tableDigest(addr netip.Addr, backends []vip.Backend) cluster.Digest {
+	bs := make([]cluster.TableBackend, len(backends))
+	for i, b := range backends {
+		bs[i] = cluster.TableBackend{Name: b.Name, Primary: b.Role == vip.RolePrimary}
 	}
+	return cluster.BuildDigest(addr, bs)
 }
-
 
 // publish is the controller's Publish hook, called from its loop with every
 // new document: the membership compares the members' digests with ours,

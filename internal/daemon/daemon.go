@@ -325,7 +325,7 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	d.cluster.setKeys(cfg, keys)
 	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
 		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
-		TableDigest: tableDigester(cfg.Cluster.Seed), Publish: d.publish,
+		TableDigest: tableDigest, Publish: d.publish,
 	})
 	if err != nil {
 		return err
