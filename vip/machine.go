@@ -137,7 +137,7 @@ type machine struct {
 	// were built from. (Not peerRev itself: every document a peer writes
 	// to etcd makes a revision, and republishing for each would never end.)
 	peerRev, tablesAt int64
-	started time.Time
+	started           time.Time
 	// settled latches once every other member has been heard of (or
 	// PeerWait passed since started): tables and routes may change.
 	settled bool
