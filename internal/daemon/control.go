@@ -26,10 +26,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) { return d.stat
 // status builds the status; withPeers asks the advertiser for its sessions.
 func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error) {
 	cfg := d.config()
-	members := []api.Member{}
-	for _, v := range d.members.Views() {
-		members = append(members, api.Member{Name: v.Name, Up: v.Up, Generation: v.Generation})
-	}
+	members := d.memberStatus()
 	cs := d.ctrl.Status()
 	st := api.Status{
 		Node: cs.Node, Phase: cs.Phase.String(), Stopping: cs.Stopping, Generation: cs.Generation,
@@ -38,7 +35,7 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 			ReadAt: cs.World.ReadAt, SessionsUp: cs.World.SessionsUp, Error: cs.World.Error,
 			Resyncs: cs.World.Resyncs, ResyncError: cs.World.ResyncError, Stray: slices.Clone(cs.World.Stray),
 		},
-		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members,
+		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members, Cluster: d.clusterStatus(cfg),
 	}
 	if st.World.Stray == nil {
 		st.World.Stray = []netip.Addr{}
