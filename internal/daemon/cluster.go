@@ -209,7 +209,7 @@ func (d *Daemon) startSource(cfg *config.Config) error {
 			cancel()
 			return err
 		}
-		ecfg.Keys, ecfg.Verifier, ecfg.Membership = c.keys, c.verifier, d.members
+		ecfg.Keys, ecfg.Verifier, ecfg.Membership, ecfg.Dialer = c.keys, c.verifier, d.members, d.etcdDialer
 		if backend, err = etcd.New(d.log, ecfg, consume); err != nil {
 			cancel()
 			return fmt.Errorf("%s: cluster.etcd: %w", cfg.File, err)

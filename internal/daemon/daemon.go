@@ -48,6 +48,9 @@ type Options struct {
 	// StartDrained starts the node in maintenance (vipd --drained): a node
 	// drain is recorded in the state directory unless one already is.
 	StartDrained bool
+	// EtcdDialer, if set, opens the etcd backend's connections (tests dial
+	// the etcd of internal/cluster/etcd/etcdtest from its namespace).
+	EtcdDialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Dataplane is what the daemon needs of the XDP dataplane (package
@@ -114,6 +117,8 @@ type Daemon struct {
 	started time.Time
 	// skipChecks: the host checks are off (tests only).
 	skipChecks bool
+	// etcdDialer is Options.EtcdDialer.
+	etcdDialer func(ctx context.Context, addr string) (net.Conn, error)
 
 	mu  sync.Mutex // guards cfg, loaded, lastReload
 	cfg *config.Config
@@ -177,6 +182,7 @@ func newDaemon(cfg *config.Config, opts Options) *Daemon {
 	now := time.Now()
 	d := &Daemon{
 		log: log, path: opts.ConfigPath, cfg: cfg, started: now, loaded: now, skipChecks: opts.SkipHostChecks,
+		etcdDialer:   opts.EtcdDialer,
 		members:      cluster.NewMembership(cluster.WithLogger(log)),
 		cluster:      newClusterState(),
 		watch:        newWatcher(),
