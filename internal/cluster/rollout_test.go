@@ -77,3 +77,25 @@ func get(t *testing.T, h http.Handler) string {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// After Reset an older document of a member is accepted again (a switch
+// of backends), and the replay check resumes from it.
+func TestVerifierReset(t *testing.T) {
+	keys := mustKeyring(t, testKey(1))
+	now := t0
+	v := NewVerifier(keys, VerifierOptions{Now: func() time.Time { return now }})
+	older := seal(t, keys, docState("n2", 5, StateActive), now.Add(-time.Second))
+	if _, err := v.Verify("n2", seal(t, keys, docState("n2", 6, StateActive), now), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify("n2", older, 0); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("older document before Reset: %v, want ErrReplayed", err)
+	}
+	v.Reset()
+	if _, err := v.Verify("n2", older, 0); err != nil {
+		t.Errorf("older document after Reset: %v", err)
+	}
+	if _, err := v.Verify("n2", older, 0); !errors.Is(err, ErrReplayed) {
+		t.Errorf("the same document again after Reset: %v, want ErrReplayed", err)
+	}
+}

@@ -161,6 +161,16 @@ func NewVerifier(keys *Keyring, opts VerifierOptions) *Verifier {
 // MaxSkew returns the clock-skew tolerance.
 func (v *Verifier) MaxSkew() time.Duration { return time.Duration(v.maxSkew.Load()) }
 
+// Reset forgets the newest document accepted from every member. The
+// daemon calls it when it switches backends: a member's document in etcd
+// was signed when written, before the answers to polls this verifier
+// accepted, and would be refused as replayed until the member rewrites it.
+func (v *Verifier) Reset() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clear(v.last)
+}
+
 // SetOptions changes the skew tolerance (<= 0: DefaultMaxSkew) and whether
 // unsigned documents are accepted, in place: a reload keeps the verifier's
 // memory of what each member last sent (its replay protection).

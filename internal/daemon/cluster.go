@@ -42,6 +42,7 @@ type clusterState struct {
 	mu      sync.Mutex // guards the fields below, orders reports against a reload
 	cancel  context.CancelFunc
 	backend *etcd.Backend // the running etcd backend, nil with poll
+	kind    string        // the running source's backend ("" before the first)
 	// last is the last document handed to the etcd backend; pending a
 	// digest-only change waiting for the rate limit (timer running).
 	last    *cluster.NodeState
@@ -238,6 +239,12 @@ func (d *Daemon) startSource(cfg *config.Config) error {
 		}
 	}
 	c.cancel, c.backend, c.last, c.pending = cancel, backend, nil, nil
+	if c.kind != "" && c.kind != cfg.Cluster.Backend {
+		// Documents from the other backend were signed at other times:
+		// judged against them, the new backend's would look replayed.
+		c.verifier.Reset()
+	}
+	c.kind = cfg.Cluster.Backend
 	if backend == nil {
 		d.members.SetBackend(cluster.BackendStatus{Backend: config.BackendPoll, Connected: true})
 	} else if doc := d.ctrl.NodeState(); doc.Generation != 0 {
