@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -51,7 +52,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newPeerRig(t *testing.T) *peerRig {
+func newPeerRig(t *testing.T) *peerRig { t.Helper(); return newPeerRigWith(t, nil, nil) }
+
+// newPeerRigWith is newPeerRig with more edits of the config text, and
+// serve (nil: good signed documents) set before n1 starts.
+func newPeerRigWith(t *testing.T, more func(string) string, serve func(*peerRig)) *peerRig {
 	t.Helper()
 	pr := &peerRig{rig: newIdleRig(t), log: &syncBuffer{}}
 	var err error
@@ -75,12 +80,19 @@ name = "n2"
 underlay_v4 = "192.0.2.12"
 state_url = "`+srv.URL+`/state"
 `+"\n[[vip]]", 1)
-		return s + "metrics_listen = \"" + pr.metrics + "\"\n"
+		s += "metrics_listen = \"" + pr.metrics + "\"\n"
+		if more != nil {
+			s = more(s)
+		}
+		return s
 	}
 	cfg := pr.write(vipA)
 	pr.digests2.Store(cluster.ComputeDigests(clusterSpec(cfg)))
 	pr.gen.Store(100)
 	pr.serveGood()
+	if serve != nil {
+		serve(pr)
+	}
 	logger := hclog.New(&hclog.LoggerOptions{Output: pr.log, Level: hclog.Info})
 	pr.startNode(Options{Logger: logger}, vipA)
 	pr.waitAnnounced(vipA)
@@ -337,3 +349,80 @@ func TestKeyRotationNoFlap(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// The rollout of docs/cluster.md at daemon level: n1 starts without a key
+// (allow_unsigned), n2 publishes plain documents; n1 gets the key with
+// unsigned still allowed, n2 starts signing, n1 stops allowing unsigned.
+// No document of n2 is refused on the way, and n1's documents are plain,
+// then signed.
+func TestSigningRolloutNoFlap(t *testing.T) {
+	step := "unsigned"
+	more := func(s string) string {
+		switch step {
+		case "unsigned":
+			return strings.Replace(s, "key_file = ", "allow_unsigned = true\n# key_file = ", 1)
+		case "key":
+			return strings.Replace(s, "key_file = ", "allow_unsigned = true\nkey_file = ", 1)
+		}
+		return s
+	}
+	plain := func(pr *peerRig) {
+		f := func() []byte {
+			b, _ := json.Marshal(pr.doc())
+			return b
+		}
+		pr.serve.Store(&f)
+	}
+	pr := newPeerRigWith(t, more, plain)
+	waitFor(t, "n2 up, unsigned", func() bool { m := pr.member("n2"); return m.Up && m.Signature == "unsigned" })
+	if ids := pr.status().Cluster.KeyIDs; len(ids) != 0 {
+		t.Errorf("keys without a key file: %v", ids)
+	}
+	served := func() string {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(pr.port) + cluster.StatePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if s := served(); strings.Contains(s, `"sig"`) {
+		t.Errorf("n1 without a key served %s", s)
+	}
+	refused := func() {
+		t.Helper()
+		if m := pr.member("n2"); len(m.Rejected) > 0 {
+			t.Fatalf("n2 refused during the rollout (step %s): %v", step, m.Rejected)
+		}
+	}
+	// 1. The key, unsigned still allowed.
+	step = "key"
+	pr.write(vipA)
+	if err := pr.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if s := served(); !strings.Contains(s, `"sig"`) {
+		t.Errorf("n1 with a key served %s", s)
+	}
+	time.Sleep(300 * time.Millisecond)
+	refused()
+	// n2 signs.
+	pr.serveGood()
+	waitFor(t, "n2 signing", func() bool { return pr.member("n2").Signature == "ok" })
+	refused()
+	// 2. Unsigned no longer allowed.
+	step = "strict"
+	pr.write(vipA)
+	if err := pr.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	refused()
+	if m := pr.member("n2"); m.Signature != "ok" || m.KeyID != cluster.KeyID(testKey(1)) {
+		t.Errorf("n2 at the end: %+v", m)
+	}
+	// And a plain document is now refused.
+	plain(pr)
+	waitFor(t, "a plain document refused", func() bool { return pr.member("n2").Rejected["unsigned"] > 0 })
+}
