@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vipd/vipd/internal/api"
-	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/buildinfo"
+	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/routing"
 )
 
