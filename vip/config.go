@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/fielderr"
 )
 
@@ -110,6 +111,10 @@ type Config struct {
 	// every member (state, or failed after fall misses) within about
 	// poll_interval * max(rise, fall) + poll_timeout.
 	PeerWait time.Duration
+	// Digests are this node's cluster-configuration digests
+	// (cluster.ComputeDigests), published in the node-state document with
+	// the digest of each VIP's table filled in; nil publishes none.
+	Digests *cluster.Digests
 }
 
 // Validate reports every problem of c, each as a *fielderr.Error naming the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -28,6 +27,14 @@ type Deps struct {
 	Clock      Clock        // nil: RealClock
 	Logger     hclog.Logger // nil: no logging
 	Idle       IdleChecker  // nil: a drain waits the whole DrainTimeout
+	// TableDigest, if set, digests a table right after it is programmed
+	// (the daemon digests the build's inputs, cluster.BuildDigest); it is
+	// published with Config.Digests.
+	TableDigest func(addr netip.Addr, backends []Backend) cluster.Digest
+	// Publish, if set, is handed every new node-state document (a new
+	// generation) from the loop, after the pass that made it: the etcd
+	// backend writes it. It must not block.
+	Publish func(cluster.NodeState)
 }
 
 // Errors returned by the controller.
@@ -194,8 +201,12 @@ func (c *Controller) drainQueue() {
 func (c *Controller) snapshot() {
 	st, doc := c.m.status(), c.m.nodeState()
 	c.mu.Lock()
+	published := c.doc.Generation
 	c.status, c.doc = st, doc
 	c.mu.Unlock()
+	if c.m.deps.Publish != nil && doc.Generation != published {
+		c.m.deps.Publish(copyDoc(doc))
+	}
 	if c.m.stopping && c.m.stopped() {
 		c.stopOnce.Do(func() { close(c.stopped) })
 	}
@@ -283,6 +294,19 @@ func (c *Controller) SetPeer(node string, st *cluster.NodeState) {
 	c.send(func(m *machine) { m.setPeer(node, st) })
 }
 
+// SetPeers applies one cluster.Update, every member state in it, as one
+// event: the next pass builds the tables from all of them, so one update is
+// one table switch. A non-zero Revision is recorded as the view the tables
+// are built from (published as the digests' TablesAt).
+func (c *Controller) SetPeers(u cluster.Update) {
+	states := make(map[string]*cluster.NodeState, len(u.States))
+	for node, st := range u.States {
+		states[node] = st.Clone()
+	}
+	rev := u.Revision
+	c.send(func(m *machine) { m.setPeers(states, rev) })
+}
+
 // Hold vetoes announcing addr (for example: no IPv6 route back to clients)
 // until Release.
 func (c *Controller) Hold(addr netip.Addr, reason string) {
@@ -309,12 +333,16 @@ func (c *Controller) Status() Status {
 func (c *Controller) NodeState() cluster.NodeState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	doc := c.doc
-	doc.VIPs = maps.Clone(c.doc.VIPs)
-	if doc.VIPs == nil {
-		doc.VIPs = map[netip.Addr]cluster.VIPState{} // "vips": {}, never null
+	return copyDoc(c.doc)
+}
+
+// copyDoc is a deep copy of doc whose VIPs are never nil ("vips": {}).
+func copyDoc(doc cluster.NodeState) cluster.NodeState {
+	c := *doc.Clone()
+	if c.VIPs == nil {
+		c.VIPs = map[netip.Addr]cluster.VIPState{}
 	}
-	return doc
+	return c
 }
 
 // Shutdown runs the node drain for SIGTERM (every route withdrawn whatever
@@ -360,6 +388,17 @@ func (m *machine) setPeer(node string, st *cluster.NodeState) {
 		}
 	}
 	m.peers[node] = st
+}
+
+// setPeers applies one cluster.Update's states (rev: its revision, 0 from
+// the poller).
+func (m *machine) setPeers(states map[string]*cluster.NodeState, rev int64) {
+	for node, st := range states {
+		m.setPeer(node, st)
+	}
+	if rev != 0 {
+		m.peerRev = rev
+	}
 }
 
 // stopped: a Shutdown drain has nothing left to withdraw, publish or unbind.

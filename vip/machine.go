@@ -50,6 +50,7 @@ type liveFacets struct {
 	table        []Backend          // the programmed table
 	tableUnknown bool               // adopted: programmed by a previous vipd
 	services     []Service          // the programmed services
+	tableDigest  cluster.Digest     // of the programmed table (Deps.TableDigest); zero: none
 	adv          advState           // what the advertiser reported (the claim)
 	advAt        time.Time          // when adv last changed
 	prevAdv      advState           // adv before that change (the world until a read confirms it)
@@ -130,7 +131,13 @@ type machine struct {
 
 	gen     uint64
 	doc     map[netip.Addr]cluster.VIPState
-	started time.Time
+	digests *cluster.Digests // published with doc
+	// peerRev is the etcd revision of the last update applied (0: poll);
+	// tablesAt is peerRev when a table last changed: the view the tables
+	// were built from. (Not peerRev itself: every document a peer writes
+	// to etcd makes a revision, and republishing for each would never end.)
+	peerRev, tablesAt int64
+	started           time.Time
 	// settled latches once every other member has been heard of (or
 	// PeerWait passed since started): tables and routes may change.
 	settled bool

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // syncTables programs each configured VIP with its desired table (a
@@ -74,6 +76,10 @@ func (m *machine) syncTables(ctx context.Context) int {
 			m.transition(v, "table", tableString(v.live.table), tableString(table), "backends changed")
 		}
 		v.live.programmed, v.live.table, v.live.services, v.live.tableUnknown = true, table, p.Services, false
+		if m.deps.TableDigest != nil {
+			v.live.tableDigest = m.deps.TableDigest(v.addr, table)
+		}
+		m.tablesAt = m.peerRev
 	}
 	return failed
 }
@@ -93,6 +99,7 @@ func (m *machine) unprogram(ctx context.Context, v *vipState, why string) bool {
 		return false
 	}
 	v.live.programmed, v.live.table, v.live.services, v.live.tableUnknown = false, nil, nil, false
+	v.live.tableDigest = cluster.Digest{}
 	m.transition(v, "programmed", true, false, why)
 	return true
 }

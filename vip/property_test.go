@@ -90,6 +90,7 @@ type prop struct {
 	cfg      Config
 	events   int
 	episodes int
+	revision int64    // of the last whole-update peers event
 	log      []string // the last events, shown on failure
 }
 
@@ -184,6 +185,22 @@ func (p *prop) episode() {
 	p.checkConverged()
 }
 
+// randomPeer is a random document of member name, or nil (failed).
+func (p *prop) randomPeer(name string) *cluster.NodeState {
+	rng := p.rng
+	if rng.IntN(5) == 0 {
+		return nil
+	}
+	st := &cluster.NodeState{Node: name, VIPs: map[netip.Addr]cluster.VIPState{}}
+	for _, a := range propPool {
+		if rng.IntN(4) > 0 {
+			s := []cluster.ServeState{cluster.StateActive, cluster.StateActive, cluster.StateDraining, cluster.StateInactive}[rng.IntN(4)]
+			st.VIPs[a] = cluster.VIPState{State: s, Healthy: rng.IntN(4) > 0}
+		}
+	}
+	return st
+}
+
 func (p *prop) pick() netip.Addr { return propPool[p.rng.IntN(len(propPool))] }
 
 func (p *prop) event() {
@@ -206,22 +223,27 @@ func (p *prop) event() {
 		a, h := p.pick(), rng.IntN(3) > 0
 		p.note("health %s = %v", a, h)
 		m.setHealth(a, h, "")
-	case k < 52:
+	case k < 48:
 		name := propPeers[rng.IntN(len(propPeers))]
-		if rng.IntN(5) == 0 {
+		st := p.randomPeer(name)
+		if st == nil {
 			p.note("peer %s failed", name)
-			m.setPeer(name, nil)
-			break
+		} else {
+			p.note("peer %s = %v", name, st.VIPs)
 		}
-		st := &cluster.NodeState{Node: name, VIPs: map[netip.Addr]cluster.VIPState{}}
-		for _, a := range propPool {
-			if rng.IntN(4) > 0 {
-				s := []cluster.ServeState{cluster.StateActive, cluster.StateActive, cluster.StateDraining, cluster.StateInactive}[rng.IntN(4)]
-				st.VIPs[a] = cluster.VIPState{State: s, Healthy: rng.IntN(4) > 0}
+		m.setPeer(name, st)
+	case k < 52:
+		// One update of several members (the etcd backend's watch
+		// response): one event, one table switch.
+		states := map[string]*cluster.NodeState{}
+		for _, name := range propPeers {
+			if rng.IntN(2) == 0 {
+				states[name] = p.randomPeer(name)
 			}
 		}
-		p.note("peer %s = %v", name, st.VIPs)
-		m.setPeer(name, st)
+		p.revision++
+		p.note("peers update at revision %d: %v", p.revision, states)
+		m.setPeers(states, p.revision)
 	case k < 57:
 		a := p.pick()
 		if _, held := m.holds[a]; held {

@@ -124,7 +124,8 @@ func (m *machine) publishNodeState() {
 	for _, v := range m.vips {
 		doc[v.addr] = m.docEntry(v)
 	}
-	if m.doc != nil && maps.Equal(doc, m.doc) {
+	digests := m.publishedDigests()
+	if m.doc != nil && maps.Equal(doc, m.doc) && m.digests.Equal(digests) {
 		return
 	}
 	if m.gen == 0 {
@@ -133,7 +134,24 @@ func (m *machine) publishNodeState() {
 		m.gen = uint64(max(m.now().UnixMicro(), 0))
 	}
 	m.gen++
-	m.doc = doc
+	m.doc, m.digests = doc, digests
+}
+
+// publishedDigests are the configuration digests with the digest of every
+// programmed table, at the revision of the view the tables were built
+// from; nil without configuration digests.
+func (m *machine) publishedDigests() *cluster.Digests {
+	if m.cfg.Digests == nil {
+		return nil
+	}
+	d := m.cfg.Digests.Clone()
+	for _, v := range m.vips {
+		if !v.live.tableDigest.IsZero() {
+			d.SetTable(v.addr, v.live.tableDigest)
+		}
+	}
+	d.TablesAt = m.tablesAt
+	return d
 }
 
 // nodeState is a copy of the published document.
@@ -142,7 +160,7 @@ func (m *machine) nodeState() cluster.NodeState {
 	if vips == nil {
 		vips = map[netip.Addr]cluster.VIPState{}
 	}
-	return cluster.NodeState{Node: m.cfg.Node, Generation: m.gen, VIPs: vips}
+	return cluster.NodeState{Node: m.cfg.Node, Generation: m.gen, VIPs: vips, Digests: m.digests.Clone()}
 }
 
 // refuse logs a step that would break an invariant and does not take it.

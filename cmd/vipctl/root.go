@@ -46,7 +46,7 @@ running vipd.`,
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long to wait for vipd")
 	root.AddCommand(
 		statusCmd(g), drainCmd(g, true), drainCmd(g, false), vipsCmd(g), routesCmd(g), tableCmd(g), lookupCmd(g),
-		eventsCmd(g), restartCmd(g), configCmd(g), birdConfigCmd(), doctorCmd(), genDocsCmd(root),
+		eventsCmd(g), restartCmd(g), clusterCmd(g), configCmd(g), birdConfigCmd(), doctorCmd(), genDocsCmd(root),
 	)
 	return root
 }
@@ -225,11 +225,7 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time, wide bool) {
 		fmt.Fprintln(out)
 		var m []string
 		for _, x := range st.Members {
-			s := "down"
-			if x.Up {
-				s = fmt.Sprintf("up(gen %d)", x.Generation)
-			}
-			m = append(m, x.Name+"="+s)
+			m = append(m, memberWord(x))
 		}
 		fmt.Fprintf(out, "members: %s\n", strings.Join(m, " "))
 	}

@@ -66,6 +66,7 @@ type Status struct {
 	VIPs      []VIPStatus `json:"vips"`
 	Peers     []Peer      `json:"peers"`
 	Members   []Member    `json:"members"`
+	Cluster   *Cluster    `json:"cluster,omitempty"`
 	Dataplane *Dataplane  `json:"dataplane,omitempty"`
 }
 
@@ -240,13 +241,74 @@ type Peer struct {
 // Uptime returns UptimeSeconds as a duration.
 func (p Peer) Uptime() time.Duration { return time.Duration(p.UptimeSeconds) * time.Second }
 
-// Member is a cluster member as this node's poller sees it.
+// Member is a cluster member as this node sees it (docs/cluster.md).
 type Member struct {
 	Name string `json:"name"`
 	// Up: its node state answers (after rise good polls).
 	Up bool `json:"up"`
 	// Generation of its last document while up.
 	Generation uint64 `json:"generation,omitempty"`
+	// Signature is the signature status of its last document: "ok",
+	// "unsigned" (accepted without one: no key here, or allow_unsigned),
+	// or the reason the last one was refused ("forged", "wrong-key",
+	// "replayed", "stale", ...). Empty before any document.
+	Signature string `json:"signature,omitempty"`
+	// KeyID names the key that signed its last accepted document.
+	KeyID string `json:"key_id,omitempty"`
+	// Rejected counts its refused documents by reason since vipd started.
+	Rejected map[string]uint64 `json:"rejected,omitempty"`
+	// Misses counts polls that got no document (timeout, refused
+	// connection, bad status); LastError is why the last one failed.
+	Misses    uint64 `json:"misses,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// SignedAt is when it signed its last accepted document (its clock);
+	// LastSeen when this node accepted it; LagSeconds how long ago.
+	SignedAt   time.Time `json:"signed_at,omitzero"`
+	LastSeen   time.Time `json:"last_seen,omitzero"`
+	LagSeconds float64   `json:"lag_seconds,omitempty"`
+	// Revision is the etcd revision of its document (etcd backend).
+	Revision int64 `json:"revision,omitempty"`
+	// Digests are the digests it publishes (absent from an older vipd).
+	Digests *Digests `json:"digests,omitempty"`
+	// Differs names what differs from this node's digests ("seed", "vips
+	// 198.51.100.10 services", "vips 198.51.100.10 table", ...); empty
+	// when they agree. ConfigDiffers: the cluster configuration differs
+	// (what vipd_cluster_config_digest_mismatch reports).
+	Differs       []string `json:"differs,omitempty"`
+	ConfigDiffers bool     `json:"config_differs,omitempty"`
+}
+
+// Digests are a node's configuration and table digests (hex, truncated
+// SHA-256).
+type Digests struct {
+	// Config covers members, seed, table parameters and VIPs with their
+	// services.
+	Config string `json:"config"`
+	// Tables has the digest of each VIP's programmed table.
+	Tables map[netip.Addr]string `json:"tables,omitempty"`
+	// TablesAt is the etcd revision the tables were built from (0: poll).
+	TablesAt int64 `json:"tables_at,omitempty"`
+}
+
+// Cluster is how this node exchanges state with its members.
+type Cluster struct {
+	// Backend is "poll" or "etcd".
+	Backend string `json:"backend"`
+	// Connected: the etcd watch is live (always true for poll). Frozen:
+	// the etcd quorum is lost or unreachable and the member states are the
+	// last snapshot, kept until it is back. Error says why.
+	Connected bool      `json:"connected"`
+	Frozen    bool      `json:"frozen"`
+	Revision  int64     `json:"revision,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	Error     string    `json:"error,omitempty"`
+	// KeyIDs are this node's cluster keys, the signing key first (none:
+	// it publishes unsigned documents). AllowUnsigned: members' unsigned
+	// documents are accepted (the rollout step).
+	KeyIDs        []string `json:"key_ids"`
+	AllowUnsigned bool     `json:"allow_unsigned,omitempty"`
+	// Digests are the digests this node publishes.
+	Digests *Digests `json:"digests,omitempty"`
 }
 
 // Dataplane is the XDP side of the status.

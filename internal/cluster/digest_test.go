@@ -247,3 +247,22 @@ func BenchmarkTableDigest(b *testing.B) {
 		TableDigest(names, rowsOf(rows))
 	}
 }
+
+// BuildDigest ignores the order of the backends, and tells roles, names
+// and VIPs apart.
+func TestBuildDigest(t *testing.T) {
+	a := netip.MustParseAddr("198.51.100.10")
+	base := BuildDigest(a, []TableBackend{{"n1", true}, {"n2", true}, {"n3", false}})
+	if got := BuildDigest(a, []TableBackend{{"n3", false}, {"n1", true}, {"n2", true}}); got != base {
+		t.Error("the order of the backends changed the digest")
+	}
+	for name, other := range map[string]Digest{
+		"role":   BuildDigest(a, []TableBackend{{"n1", true}, {"n2", true}, {"n3", true}}),
+		"member": BuildDigest(a, []TableBackend{{"n1", true}, {"n2", true}}),
+		"vip":    BuildDigest(netip.MustParseAddr("198.51.100.11"), []TableBackend{{"n1", true}, {"n2", true}, {"n3", false}}),
+	} {
+		if other == base || other.IsZero() {
+			t.Errorf("another %s, same digest", name)
+		}
+	}
+}

@@ -202,7 +202,18 @@ func (r *Keyring) Set(keys ...[]byte) error {
 	return nil
 }
 
-// IDs returns the key ids, the signing key's first.
+// Clear removes every key: the node publishes plain documents and, if its
+// verifier allows unsigned documents, reads its peers' unverified. The
+// zero Keyring is empty too.
+func (r *Keyring) Clear() { r.cur.Store(nil) }
+
+// Empty reports whether the keyring holds no key.
+func (r *Keyring) Empty() bool { return r == nil || r.cur.Load() == nil }
+
+// IDs returns the key ids, the signing key's first (none when empty).
 func (r *Keyring) IDs() []string {
+	if r.Empty() {
+		return nil
+	}
 	return append([]string(nil), r.cur.Load().ids...)
 }

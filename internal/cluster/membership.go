@@ -196,7 +196,8 @@ func (m *Membership) SetLocal(d *Digests) {
 // Caller must hold mu.
 func (m *Membership) compareLocked(v *MemberView) {
 	var d Differences
-	if v.Digests != nil || m.local != nil {
+	// A member never heard of publishes nothing yet: it does not differ.
+	if (v.Digests != nil || m.local != nil) && !v.LastSeen.IsZero() {
 		d = CompareDigests(m.local, v.Digests)
 	}
 	old := v.Differs

@@ -54,7 +54,14 @@ func NewHandler(get func() NodeState, opts ...HandlerOption) http.Handler {
 	}
 	encode := func(st NodeState) ([]byte, error) { return json.Marshal(st) }
 	if cfg.keys != nil {
-		encode = func(st NodeState) ([]byte, error) { return cfg.keys.Seal(st, cfg.now()) }
+		// An empty keyring (no key file during a rollout) serves the plain
+		// document; a key set by a reload signs from the next request on.
+		encode = func(st NodeState) ([]byte, error) {
+			if cfg.keys.Empty() {
+				return json.Marshal(st)
+			}
+			return cfg.keys.Seal(st, cfg.now())
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(StatePath, func(w http.ResponseWriter, r *http.Request) {

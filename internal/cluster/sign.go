@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,6 +66,9 @@ func (r *Keyring) Seal(st NodeState, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("encoding node name: %w", err)
 	}
 	ks := r.cur.Load()
+	if ks == nil {
+		return nil, fmt.Errorf("signing the node state: %w: the keyring is empty", ErrBadKey)
+	}
 	ts := now.UnixNano()
 	sig := mac(ks.keys[0], macInput(st.Node, ts, doc))
 	// Written by hand so doc is embedded byte for byte as signed.
@@ -125,9 +129,9 @@ type VerifierOptions struct {
 // keeps that memory. It is safe for concurrent use.
 type Verifier struct {
 	keys          *Keyring
-	maxSkew       time.Duration
+	maxSkew       atomic.Int64 // time.Duration
 	now           func() time.Time
-	allowUnsigned bool
+	allowUnsigned atomic.Bool
 
 	mu   sync.Mutex
 	last map[string]accepted // newest document accepted per member
@@ -148,12 +152,35 @@ func NewVerifier(keys *Keyring, opts VerifierOptions) *Verifier {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Verifier{keys: keys, maxSkew: opts.MaxSkew, now: opts.Now, allowUnsigned: opts.AllowUnsigned,
-		last: map[string]accepted{}}
+	v := &Verifier{keys: keys, now: opts.Now, last: map[string]accepted{}}
+	v.maxSkew.Store(int64(opts.MaxSkew))
+	v.allowUnsigned.Store(opts.AllowUnsigned)
+	return v
 }
 
 // MaxSkew returns the clock-skew tolerance.
-func (v *Verifier) MaxSkew() time.Duration { return v.maxSkew }
+func (v *Verifier) MaxSkew() time.Duration { return time.Duration(v.maxSkew.Load()) }
+
+// Reset forgets the newest document accepted from every member. The
+// daemon calls it when it switches backends: a member's document in etcd
+// was signed when written, before the answers to polls this verifier
+// accepted, and would be refused as replayed until the member rewrites it.
+func (v *Verifier) Reset() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clear(v.last)
+}
+
+// SetOptions changes the skew tolerance (<= 0: DefaultMaxSkew) and whether
+// unsigned documents are accepted, in place: a reload keeps the verifier's
+// memory of what each member last sent (its replay protection).
+func (v *Verifier) SetOptions(maxSkew time.Duration, allowUnsigned bool) {
+	if maxSkew <= 0 {
+		maxSkew = DefaultMaxSkew
+	}
+	v.maxSkew.Store(int64(maxSkew))
+	v.allowUnsigned.Store(allowUnsigned)
+}
 
 // Verify checks data, a signed document fetched for member, and returns it
 // decoded. maxAge is how old a signature may be on top of the skew
@@ -182,7 +209,7 @@ func (v *Verifier) Verify(member string, data []byte, maxAge time.Duration) (*Si
 		return nil, fmt.Errorf("%w: %w", ErrBadDocument, err)
 	}
 	if env.Sig == "" {
-		if v.allowUnsigned {
+		if v.allowUnsigned.Load() {
 			return decodeUnsigned(data, member)
 		}
 		return nil, fmt.Errorf("%w: no signature (is the cluster key configured on %s?)", ErrUnsigned, member)
@@ -191,6 +218,14 @@ func (v *Verifier) Verify(member string, data []byte, maxAge time.Duration) (*Si
 		return nil, fmt.Errorf("%w: envelope version %d, want %d", ErrBadDocument, env.V, envelopeVersion)
 	}
 	ks := v.keys.cur.Load()
+	if ks == nil {
+		// No key on this node (a rollout): envelopes are read unverified
+		// if that is allowed, refused otherwise.
+		if v.allowUnsigned.Load() {
+			return decodeUnsigned(data, member)
+		}
+		return nil, fmt.Errorf("%w: key id %q, this node holds no cluster key", ErrWrongKey, env.Key)
+	}
 	key := ks.lookup(env.Key)
 	if key == nil {
 		return nil, fmt.Errorf("%w: key id %q, ours are %s", ErrWrongKey, env.Key, strings.Join(ks.ids, ", "))
@@ -202,12 +237,12 @@ func (v *Verifier) Verify(member string, data []byte, maxAge time.Duration) (*Si
 	if env.Node != member {
 		return nil, fmt.Errorf("%w: document is from %q, expected %q", ErrWrongNode, env.Node, member)
 	}
-	signed, now := time.Unix(0, env.TS), v.now()
-	if d := signed.Sub(now); d > v.maxSkew {
-		return nil, fmt.Errorf("%w: signed %s ahead of this node's clock, tolerance %s", ErrFuture, d.Round(time.Millisecond), v.maxSkew)
+	signed, now, skew := time.Unix(0, env.TS), v.now(), v.MaxSkew()
+	if d := signed.Sub(now); d > skew {
+		return nil, fmt.Errorf("%w: signed %s ahead of this node's clock, tolerance %s", ErrFuture, d.Round(time.Millisecond), skew)
 	}
-	if age := now.Sub(signed); age > v.maxSkew+maxAge {
-		return nil, fmt.Errorf("%w: signed %s ago, bound %s", ErrStale, age.Round(time.Millisecond), v.maxSkew+maxAge)
+	if age := now.Sub(signed); age > skew+maxAge {
+		return nil, fmt.Errorf("%w: signed %s ago, bound %s", ErrStale, age.Round(time.Millisecond), skew+maxAge)
 	}
 	st, err := DecodeNodeState(env.Doc, member)
 	if err != nil {

@@ -15,6 +15,8 @@ package config
 import (
 	"net/netip"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vipd/vipd/dataplane"
@@ -73,7 +75,55 @@ type Cluster struct {
 	// Rise/Fall: consecutive successful/failed polls before a peer counts
 	// as up/failed.
 	Rise, Fall int
-	Members    []Member
+	// Backend is how member states travel: BackendPoll (every director
+	// polls every member's state_url) or BackendEtcd.
+	Backend string
+	// KeyFile is the cluster key file (docs/cluster.md): this node signs
+	// its document with its first key and accepts documents signed with
+	// any. Empty only with AllowUnsigned: the node then publishes plain
+	// documents and reads its peers' unverified.
+	KeyFile string
+	// AllowUnsigned accepts members' unsigned documents: the rollout step
+	// that turns signing on in a running cluster without a flap.
+	AllowUnsigned bool
+	// MaxClockSkew is how far a member's signing clock may be from this
+	// node's (default cluster.DefaultMaxSkew).
+	MaxClockSkew time.Duration
+	// Etcd configures backend etcd ([cluster.etcd]); nil when absent.
+	Etcd    *Etcd
+	Members []Member
+}
+
+// Backends of [cluster] backend.
+const (
+	BackendPoll = "poll"
+	BackendEtcd = "etcd"
+)
+
+// Etcd is the etcd backend's section ([cluster.etcd]).
+type Etcd struct {
+	// Endpoints are the etcd client URLs (http or https).
+	Endpoints []string
+	// Prefix is where the node states live, Prefix + member name; it
+	// starts and ends with "/".
+	Prefix string
+	// LeaseTTL: a node whose vipd died is dropped by its peers this long
+	// after its last keepalive (whole seconds, at least 2s).
+	LeaseTTL time.Duration
+	// DialTimeout and RequestTimeout bound connecting and each request.
+	DialTimeout, RequestTimeout time.Duration
+	// CAFile verifies the etcd servers (TLS); CertFile and KeyFile are
+	// this node's client certificate (both or neither). Absolute paths.
+	CAFile, CertFile, KeyFile string
+	// Username and Password authenticate to etcd (optional).
+	Username, Password string
+}
+
+// TLS reports whether the etcd connection uses TLS.
+func (e *Etcd) TLS() bool {
+	return e.CAFile != "" || e.CertFile != "" || slices.ContainsFunc(e.Endpoints, func(s string) bool {
+		return strings.HasPrefix(s, "https://")
+	})
 }
 
 // Member is one node of the cluster ([[cluster.member]]).
@@ -207,6 +257,11 @@ const (
 	DefaultDrainTimeout   = 60 * time.Second
 	DefaultVerifyInterval = 2 * time.Second
 	DefaultVerifySettle   = 3 * time.Second
+	DefaultMaxClockSkew   = 10 * time.Second // cluster.DefaultMaxSkew
+	DefaultEtcdPrefix     = "/vipd/nodes/"   // etcd.DefaultPrefix
+	DefaultEtcdLeaseTTL   = 5 * time.Second
+	DefaultEtcdDial       = 5 * time.Second
+	DefaultEtcdRequest    = 3 * time.Second
 )
 
 // Member returns the member named name.

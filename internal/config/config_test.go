@@ -25,9 +25,9 @@ import (
 const base = `[node]
 name = "n1"
 underlay_v4 = "192.0.2.11"
-
 [cluster]
 seed = 7
+key_file = "/etc/vipd/cluster.key"
 [[cluster.member]]
 name = "n1"
 underlay_v4 = "192.0.2.11"
@@ -131,6 +131,7 @@ func TestParseBase(t *testing.T) {
 		},
 		Cluster: Cluster{
 			Seed: 7, PollInterval: time.Second, PollTimeout: 500 * time.Millisecond, Rise: 2, Fall: 3,
+			Backend: BackendPoll, KeyFile: "/etc/vipd/cluster.key", MaxClockSkew: 10 * time.Second,
 			Members: []Member{
 				{Name: "n1", UnderlayV4: a("192.0.2.11"), UnderlayV6: a("2001:db8::11"), StateURL: u("http://192.0.2.11:9180/state")},
 				{Name: "n2", UnderlayV4: a("192.0.2.12"), UnderlayV6: a("2001:db8::12"), StateURL: u("http://192.0.2.12:9180/state")},
@@ -175,7 +176,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:  "toml syntax error",
 			edits: []string{`seed = 7`, `seed = = 7`},
-			want:  []string{`vipd.toml:6: cluster.seed: expected value but found '=' instead`},
+			want:  []string{`vipd.toml:5: cluster.seed: expected value but found '=' instead`},
 		},
 		{
 			name:  "unknown top-level table",
@@ -333,7 +334,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:  "poll timeout not shorter than interval",
 			edits: []string{`seed = 7`, "seed = 7\npoll_interval = \"1s\"\npoll_timeout = \"1s\""},
-			want:  []string{`vipd.toml:8: cluster.poll_timeout: 1s must be shorter than poll_interval 1s`},
+			want:  []string{`vipd.toml:7: cluster.poll_timeout: 1s must be shorter than poll_interval 1s`},
 		},
 		{
 			name:  "table grace shorter than peers take to notice",
@@ -389,12 +390,12 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name:  "client prefix with host bits",
-			edits: []string{`underlay_v4 = "192.0.2.11"` + "\n\n", `underlay_v4 = "192.0.2.11"` + "\nclient_prefixes = [\"10.1.2.3/8\"]\n\n"},
+			edits: []string{`underlay_v4 = "192.0.2.11"` + "\n[cluster]", `underlay_v4 = "192.0.2.11"` + "\nclient_prefixes = [\"10.1.2.3/8\"]\n[cluster]"},
 			want:  []string{`vipd.toml:4: node.client_prefixes[0]: "10.1.2.3/8" has host bits set (did you mean 10.0.0.0/8?)`},
 		},
 		{
 			name:  "node underlay differs from its member entry",
-			edits: []string{`underlay_v4 = "192.0.2.11"` + "\n\n", `underlay_v4 = "192.0.2.99"` + "\n\n"},
+			edits: []string{`underlay_v4 = "192.0.2.11"` + "\n[cluster]", `underlay_v4 = "192.0.2.99"` + "\n[cluster]"},
 			want:  []string{`vipd.toml:3: node.underlay_v4: 192.0.2.99 differs from cluster.member[0].underlay_v4 (192.0.2.11), this node's entry`},
 		},
 		{
@@ -420,7 +421,7 @@ func TestParseErrors(t *testing.T) {
 				`seed = 7`, `seed = -1`,
 			},
 			want: []string{
-				`vipd.toml:6: cluster.seed: -1 must not be negative`,
+				`vipd.toml:5: cluster.seed: -1 must not be negative`,
 				`vipd.toml:29: vip[1].address: "10.0.0.300" is not an IP address`,
 				`vipd.toml:48: api.socket: "vipd.sock" is not an absolute path`,
 			},

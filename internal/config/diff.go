@@ -77,6 +77,15 @@ func (c *Config) Diff(old *Config) *Changes {
 		// The dataplane hashes flows with the seed it was opened with.
 		{"cluster.seed", old.Cluster.Seed, c.Cluster.Seed, true},
 		{"cluster.polling", pollOf(old.Cluster), pollOf(c.Cluster), false},
+		// A changed backend (or etcd section) restarts the source of member
+		// states; the membership and its counters stay.
+		{"cluster.backend", old.Cluster.Backend, c.Cluster.Backend, false},
+		// The key file is read again at every reload, changed path or not,
+		// and swapped in place (cluster.Keyring.Set).
+		{"cluster.key_file", old.Cluster.KeyFile, c.Cluster.KeyFile, false},
+		{"cluster.allow_unsigned", old.Cluster.AllowUnsigned, c.Cluster.AllowUnsigned, false},
+		{"cluster.max_clock_skew", old.Cluster.MaxClockSkew, c.Cluster.MaxClockSkew, false},
+		{"cluster.etcd", old.Cluster.Etcd, c.Cluster.Etcd, false},
 		{"cluster.member", old.Cluster.Members, c.Cluster.Members, false},
 		{"routing.mode", old.Routing.Mode, c.Routing.Mode, true},
 		{"routing.drain", old.Routing.Drain, c.Routing.Drain, true},
@@ -107,9 +116,23 @@ func (c *Config) Diff(old *Config) *Changes {
 	return ch
 }
 
-func pollOf(c Cluster) Cluster {
-	c.Seed, c.Members = 0, nil
-	return c
+// pollOf is the polling keys of [cluster].
+func pollOf(c Cluster) any {
+	return [4]any{c.PollInterval, c.PollTimeout, c.Rise, c.Fall}
+}
+
+// SourceRestart reports whether ch needs the source of member states (the
+// poller or the etcd backend) restarted: a changed backend, etcd section,
+// member list or polling. The signing keys and the skew tolerance apply in
+// place.
+func (ch *Changes) SourceRestart() bool {
+	for _, it := range ch.Live {
+		switch it {
+		case "cluster.backend", "cluster.etcd", "cluster.member", "cluster.polling":
+			return true
+		}
+	}
+	return false
 }
 
 // routeBGP is the BGP section without its VIP list (VIP changes are

@@ -104,6 +104,7 @@ var rawOf = map[reflect.Type]reflect.Type{
 	reflect.TypeFor[Node]():      reflect.TypeFor[rawNode](),
 	reflect.TypeFor[Cluster]():   reflect.TypeFor[rawCluster](),
 	reflect.TypeFor[Member]():    reflect.TypeFor[rawMember](),
+	reflect.TypeFor[Etcd]():      reflect.TypeFor[rawEtcd](),
 	reflect.TypeFor[VIP]():       reflect.TypeFor[rawVIP](),
 	reflect.TypeFor[Dataplane](): reflect.TypeFor[rawDataplane](),
 	reflect.TypeFor[Timers]():    reflect.TypeFor[rawTimers](),

@@ -35,12 +35,30 @@ type rawNode struct {
 }
 
 type rawCluster struct {
-	Seed         *int64           `toml:"seed"`
-	PollInterval string           `toml:"poll_interval"`
-	PollTimeout  string           `toml:"poll_timeout"`
-	Rise         *int64           `toml:"rise"`
-	Fall         *int64           `toml:"fall"`
-	Members      []toml.Primitive `toml:"member"`
+	Seed          *int64           `toml:"seed"`
+	PollInterval  string           `toml:"poll_interval"`
+	PollTimeout   string           `toml:"poll_timeout"`
+	Rise          *int64           `toml:"rise"`
+	Fall          *int64           `toml:"fall"`
+	Backend       string           `toml:"backend"`
+	KeyFile       string           `toml:"key_file"`
+	AllowUnsigned bool             `toml:"allow_unsigned"`
+	MaxClockSkew  string           `toml:"max_clock_skew"`
+	Etcd          *toml.Primitive  `toml:"etcd"`
+	Members       []toml.Primitive `toml:"member"`
+}
+
+type rawEtcd struct {
+	Endpoints      []string `toml:"endpoints"`
+	Prefix         string   `toml:"prefix"`
+	LeaseTTL       string   `toml:"lease_ttl"`
+	DialTimeout    string   `toml:"dial_timeout"`
+	RequestTimeout string   `toml:"request_timeout"`
+	CAFile         string   `toml:"ca_file"`
+	CertFile       string   `toml:"cert_file"`
+	KeyFile        string   `toml:"key_file"`
+	Username       string   `toml:"username"`
+	Password       string   `toml:"password"`
 }
 
 type rawMember struct {

@@ -18,6 +18,7 @@ var sectionTypes = map[string]reflect.Type{
 	"node":           reflect.TypeFor[rawNode](),
 	"cluster":        reflect.TypeFor[rawCluster](),
 	"cluster.member": reflect.TypeFor[rawMember](),
+	"cluster.etcd":   reflect.TypeFor[rawEtcd](),
 	"vip":            reflect.TypeFor[rawVIP](),
 	"vip.check":      reflect.TypeFor[health.CheckConfig](),
 	"vip.bgp":        reflect.TypeFor[bgp.RouteAttrs](),

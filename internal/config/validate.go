@@ -89,6 +89,7 @@ func (p *parser) node(prim *tomlPrim, n *Node) {
 func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 	c.PollInterval, c.PollTimeout = DefaultPollInterval, DefaultPollTimeout
 	c.Rise, c.Fall = DefaultRise, DefaultFall
+	c.Backend, c.MaxClockSkew = BackendPoll, DefaultMaxClockSkew
 	if prim == nil {
 		p.errorf("cluster", "missing section [cluster]")
 		return
@@ -111,6 +112,7 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 	}
 	c.Rise = p.count("cluster.rise", r.Rise, DefaultRise)
 	c.Fall = p.count("cluster.fall", r.Fall, DefaultFall)
+	p.clusterState(&r, c, len(r.Members))
 
 	if len(r.Members) == 0 {
 		p.errorf("cluster.member", "no [[cluster.member]]: list every node, this one included")
@@ -438,7 +440,13 @@ func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 	// Peers need fall polls to drop this node from their tables; unbinding
 	// sooner would blackhole (or loop, docs/field-notes.md, note 3) what they still send.
 	c := cfg.Cluster
-	if peersNotice := c.PollInterval*time.Duration(c.Fall) + c.PollTimeout; t.TableGrace < peersNotice {
+	if c.Backend == BackendEtcd && c.Etcd != nil {
+		// With etcd, peers notice when the lease expires (etcd checks
+		// expiry about twice a second: one second of margin).
+		if peersNotice := c.Etcd.LeaseTTL + time.Second; t.TableGrace < peersNotice {
+			p.errorf("timers.table_grace", "%s is shorter than the %s peers take to notice a node leave (cluster.etcd.lease_ttl + 1s)", t.TableGrace, peersNotice)
+		}
+	} else if peersNotice := c.PollInterval*time.Duration(c.Fall) + c.PollTimeout; t.TableGrace < peersNotice {
 		p.errorf("timers.table_grace", "%s is shorter than the %s peers take to notice a node leave (poll_interval x fall + poll_timeout)", t.TableGrace, peersNotice)
 	}
 }

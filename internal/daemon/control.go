@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -27,10 +26,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) { return d.stat
 // status builds the status; withPeers asks the advertiser for its sessions.
 func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error) {
 	cfg := d.config()
-	members := []api.Member{}
-	for _, v := range d.members.Views() {
-		members = append(members, api.Member{Name: v.Name, Up: v.Up, Generation: v.Generation})
-	}
+	members := d.memberStatus()
 	cs := d.ctrl.Status()
 	st := api.Status{
 		Node: cs.Node, Phase: cs.Phase.String(), Stopping: cs.Stopping, Generation: cs.Generation,
@@ -39,7 +35,7 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 			ReadAt: cs.World.ReadAt, SessionsUp: cs.World.SessionsUp, Error: cs.World.Error,
 			Resyncs: cs.World.Resyncs, ResyncError: cs.World.ResyncError, Stray: slices.Clone(cs.World.Stray),
 		},
-		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members,
+		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members, Cluster: d.clusterStatus(cfg),
 	}
 	if st.World.Stray == nil {
 		st.World.Stray = []netip.Addr{}
@@ -195,12 +191,24 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	d.advMu.Lock()
 	defer d.advMu.Unlock()
 	old := d.config()
-	if ch := cfg.Diff(old); len(ch.Restart) > 0 {
+	ch := cfg.Diff(old)
+	if len(ch.Restart) > 0 {
 		return fmt.Errorf("%s: changes to %s need a restart of vipd; config not reloaded", d.path, strings.Join(ch.Restart, ", "))
 	}
 	vc := controllerConfig(cfg)
 	if err := vc.Validate(); err != nil {
 		return fmt.Errorf("%s: %w; config not reloaded", d.path, err)
+	}
+	// The key file is read at every reload (it may change under the same
+	// path: a rotation step) and checked before anything is applied.
+	keys, err := readKeys(cfg)
+	if err != nil {
+		return fmt.Errorf("%w; config not reloaded", err)
+	}
+	if cfg.Cluster.Backend == config.BackendEtcd && ch.SourceRestart() {
+		if _, err := etcdConfig(cfg); err != nil {
+			return fmt.Errorf("%w; config not reloaded", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
 	defer cancel()
@@ -236,8 +244,12 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		}
 	}
 	d.setChecks(cfg)
-	if !reflect.DeepEqual(old.Cluster, cfg.Cluster) {
-		d.startPoller(cfg)
+	d.cluster.setKeys(cfg, keys)
+	if ch.SourceRestart() {
+		if err := d.startSource(cfg); err != nil {
+			// Checked above: this is a bug; the old source keeps running.
+			d.log.Error("restarting the source of member states", "error", err)
+		}
 	}
 	d.log.Info("config reloaded", "vips", len(cfg.VIPs))
 	return nil

@@ -48,6 +48,9 @@ type Options struct {
 	// StartDrained starts the node in maintenance (vipd --drained): a node
 	// drain is recorded in the state directory unless one already is.
 	StartDrained bool
+	// EtcdDialer, if set, opens the etcd backend's connections (tests dial
+	// the etcd of internal/cluster/etcd/etcdtest from its namespace).
+	EtcdDialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Dataplane is what the daemon needs of the XDP dataplane (package
@@ -114,6 +117,8 @@ type Daemon struct {
 	started time.Time
 	// skipChecks: the host checks are off (tests only).
 	skipChecks bool
+	// etcdDialer is Options.EtcdDialer.
+	etcdDialer func(ctx context.Context, addr string) (net.Conn, error)
 
 	mu  sync.Mutex // guards cfg, loaded, lastReload
 	cfg *config.Config
@@ -133,8 +138,11 @@ type Daemon struct {
 	drainMu      sync.Mutex
 	restoredNode bool
 	restoredVIPs map[netip.Addr]bool
-	// members is the poller's latest view of every member, for status.
+	// members is the latest view of every member (signature status,
+	// rejections, digests), kept across reloads and source restarts;
+	// cluster is the rest of the cluster wiring (cluster.go).
 	members *cluster.Membership
+	cluster *clusterState
 
 	ctrl    *vip.Controller
 	adv     routing.Advertiser
@@ -160,9 +168,7 @@ type Daemon struct {
 	ctrlDone chan error
 
 	// checks run the local service checks of every VIP.
-	checks     *health.Monitor
-	pollMu     sync.Mutex         // guards pollCancel, orders reports against a reload
-	pollCancel context.CancelFunc // stops the current poller
+	checks *health.Monitor
 
 	restartReq chan struct{}
 	restartOne sync.Once
@@ -176,7 +182,9 @@ func newDaemon(cfg *config.Config, opts Options) *Daemon {
 	now := time.Now()
 	d := &Daemon{
 		log: log, path: opts.ConfigPath, cfg: cfg, started: now, loaded: now, skipChecks: opts.SkipHostChecks,
-		members:      cluster.NewMembership(),
+		etcdDialer:   opts.EtcdDialer,
+		members:      cluster.NewMembership(cluster.WithLogger(log)),
+		cluster:      newClusterState(),
 		watch:        newWatcher(),
 		notify:       newNotifier(log.Named("systemd")),
 		followKick:   make(chan struct{}, 1),
@@ -311,8 +319,19 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	}
 	d.adv, d.binder, d.dp, d.traffic = parts.Advertiser, parts.Binder, parts.Dataplane, parts.Traffic
 	cfg := d.cfg
+	keys, err := readKeys(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.Cluster.Backend == config.BackendEtcd {
+		if _, err := etcdConfig(cfg); err != nil {
+			return err
+		}
+	}
+	d.cluster.setKeys(cfg, keys)
 	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
 		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
+		TableDigest: tableDigest, Publish: d.publish,
 	})
 	if err != nil {
 		return err
@@ -345,7 +364,9 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	d.checks.SetObserver(d.checkMetrics.Observe)
 	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
 	d.setChecks(cfg)
-	d.startPoller(cfg)
+	if err := d.startSource(cfg); err != nil {
+		return err
+	}
 	if !d.skipChecks {
 		// Hold the IPv6 VIPs while there is no route back to the
 		// clients, release them once one appears (docs/field-notes.md, note 4).
@@ -353,7 +374,8 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	}
 	d.every(10*time.Second, d.keepLookupForwarding)
 	d.goServe("state", func() error {
-		return cluster.ListenAndServe(d.ctx, cfg.API.StateListen.String(), cluster.NewHandler(d.ctrl.NodeState))
+		return cluster.ListenAndServe(d.ctx, cfg.API.StateListen.String(),
+			cluster.NewHandler(d.ctrl.NodeState, cluster.SignWith(d.cluster.keys, nil)))
 	})
 	d.goServe("api", d.apiSrv.Serve)
 	if metricsLn != nil {
@@ -449,6 +471,11 @@ func controllerConfig(c *config.Config) vip.Config {
 		// The poller decides every member within max(rise, fall) polls;
 		// one more interval of margin for jitter.
 		PeerWait: c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,
+		Digests:  cluster.ComputeDigests(clusterSpec(c)),
+	}
+	if e := c.Cluster.Etcd; c.Cluster.Backend == config.BackendEtcd && e != nil {
+		// The first read of the prefix decides every member at once.
+		vc.PeerWait = e.DialTimeout + e.RequestTimeout + time.Second
 	}
 	for _, v := range c.VIPs {
 		vc.VIPs = append(vc.VIPs, vip.VIPConfig{Addr: v.Addr, Services: v.Services})
@@ -470,50 +497,6 @@ func (d *Daemon) setChecks(cfg *config.Config) {
 	}
 	d.checkMetrics.Retain(keep)
 	d.checks.Set(want)
-}
-
-// startPoller polls every other member's node state, feeding the controller.
-func (d *Daemon) startPoller(cfg *config.Config) {
-	var peers []cluster.Member
-	polled := map[string]bool{}
-	for _, m := range cfg.Cluster.Members {
-		if m.Name != cfg.Node.Name {
-			peers = append(peers, cluster.Member{Name: m.Name, URL: m.StateURL.String()})
-			polled[m.Name] = true
-		}
-	}
-	// Stop the previous poller (a reload) and, under the same lock its
-	// reports take, forget the members the new config removed: the status
-	// lists them as a fresh start with the new config would (never).
-	d.pollMu.Lock()
-	if d.pollCancel != nil {
-		d.pollCancel()
-	}
-	for _, v := range d.members.Views() {
-		if !polled[v.Name] {
-			d.members.Forget(v.Name)
-		}
-	}
-	ctx, cancel := context.WithCancel(d.ctx)
-	d.pollCancel = cancel
-	d.pollMu.Unlock()
-	p := cluster.NewPoller(d.log, peers, cluster.PollOptions{
-		Interval: cfg.Cluster.PollInterval, Timeout: cfg.Cluster.PollTimeout,
-		Rise: cfg.Cluster.Rise, Fall: cfg.Cluster.Fall,
-	}, func(node string, st *cluster.NodeState) {
-		d.pollMu.Lock()
-		defer d.pollMu.Unlock()
-		if ctx.Err() != nil {
-			return // a reload replaced this poller; its members may be gone
-		}
-		d.members.Record(node, st)
-		d.ctrl.SetPeer(node, st)
-	})
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		_ = p.Run(ctx)
-	}()
 }
 
 // RestartRequested is closed when vipctl asked for an upgrade exit.
@@ -541,6 +524,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.watch.waitPhase(vip.PhaseDrained, time.Second)
 	}
 	close(steps)
+	d.stopSource()
 	if err != nil {
 		d.log.Error("drain did not complete", "error", err)
 		d.notify.send(sdStatus("drain did not complete (%v): closing the routing sessions", err))
@@ -571,6 +555,7 @@ func (d *Daemon) Abandon() error {
 	// restarts the exit status at once).
 	d.notify.send(sdStatus("exiting for an upgrade (status %d): routes, bindings and the XDP program stay in place", UpgradeExitStatus))
 	d.cancel()
+	d.stopSource()
 	err := d.apiSrv.Close(context.Background())
 	d.wg.Wait()
 	if st := d.ctrl.Status(); st.RoutesKnown {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/statedir"
 	"github.com/vipd/vipd/routing"
@@ -255,6 +257,7 @@ poll_interval = "100ms"
 poll_timeout = "50ms"
 rise = 1
 fall = 1
+key_file = "` + filepath.Join(dir, "cluster.key") + `"
 
 [[cluster.member]]
 name = "n1"
@@ -336,7 +339,22 @@ func newIdleRig(t *testing.T) *rig {
 	r.path = filepath.Join(r.dir, "vipd.toml")
 	r.dp = &fakeDataplane{programmed: map[netip.Addr]vip.ProgramSpec{}}
 	r.b = &fakeBinder{bound: map[netip.Addr]bool{}}
+	writeKeyFile(t, filepath.Join(r.dir, "cluster.key"), testKey(1))
 	return r
+}
+
+// testKey is a cluster key made of one repeated byte.
+func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, cluster.KeySize) }
+
+// writeKeyFile writes a key file of keys (the signing key first), mode 0600.
+func writeKeyFile(t *testing.T, path string, keys ...[]byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", cluster.FormatKeyFile(keys...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startNode starts a vipd (the first, or the next after a stop) serving

@@ -111,6 +111,9 @@ func TestLiveMetricsContract(t *testing.T) {
 	t.Logf("%d vipd_ families exported; waiting for their issue: %v", rep.Families, rep.Waiting)
 	for _, want := range []string{
 		`vipd_cluster_member_up{member="n2"} 0`,
+		`vipd_cluster_config_digest_mismatch{member="n2"} 0`,
+		`vipd_cluster_documents_rejected_total{member="n2",reason="forged"} 0`,
+		`vipd_cluster_backend_frozen 0`,
 		`vipd_vip_packets_total{verdict="encapsulated",vip="198.51.100.10"} 10`,
 		`vipd_routing_session_up{peer="r1",protocol="bgp"} 1`,
 		`vipd_health_checks_total{result="success",vip="198.51.100.10"}`,

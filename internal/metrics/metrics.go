@@ -20,6 +20,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/buildinfo"
+	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/routing"
 )
 
@@ -74,6 +75,16 @@ var (
 	resyncs       = desc("vipd_routing_resyncs_total", "Resyncs of the advertiser asked for because the routing daemon disagreed with vipd's claims.")
 
 	memberUp = desc("vipd_cluster_member_up", "1 if the member's node state answers (after rise/fall).", "member")
+	// The cluster state's trust and consistency (docs/cluster.md).
+	memberRejected = desc("vipd_cluster_documents_rejected_total",
+		"Node-state documents of the member this node refused, by reason (invalid, unsigned, wrong-key, forged, wrong-node, future, stale, replayed).",
+		"member", "reason")
+	memberDigest = desc("vipd_cluster_config_digest_mismatch",
+		"1 if the member publishes another cluster configuration digest than this node (members, seed, table parameters, VIPs and services).", "member")
+	memberLag = desc("vipd_cluster_member_lag_seconds",
+		"Seconds since this node last accepted a document of the member (since vipd started if never).", "member")
+	backendFrozen = desc("vipd_cluster_backend_frozen",
+		"1 while the etcd backend is frozen (quorum lost or unreachable): the member states are the last snapshot, kept.")
 
 	dpPackets     = desc("vipd_dataplane_packets_total", "Packets by XDP verdict (drops are vipd_dataplane_drops_total), summed over CPUs.", "verdict")
 	dpDrops       = desc("vipd_dataplane_drops_total", "Packets the XDP program dropped, by reason, summed over CPUs.", "reason")
@@ -134,6 +145,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		vipConfigured, vipProgrammed, vipAdvertised, vipBound, vipHealthy, vipDraining, vipHeld, vipServe, vipBackends,
 		vipTransitions, vipErrors, vipRoute, vipDiverged, vipDivergences, vipPackets, vipBytes,
 		sessionUp, sessionUptime, sessionRoutes, sessionsErr, worldErr, resyncs, memberUp,
+		memberRejected, memberDigest, memberLag, backendFrozen,
 		dpPackets, dpDrops, dpICMP, dpLocalSecond, dpLoRestored, dpCountersErr,
 	} {
 		ch <- d
@@ -172,9 +184,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, v := range st.VIPs {
 		collectVIP(v, gauge, counter)
 	}
-	for _, m := range st.Members {
-		gauge(memberUp, b2f(m.Up), m.Name)
-	}
+	collectCluster(st, gauge, counter)
 	if d := st.Dataplane; d != nil {
 		gauge(dpCountersErr, b2f(d.Counters == nil && d.Error != ""))
 		counter(dpLoRestored, d.LoForwardingRestored)
@@ -259,4 +269,24 @@ func Handler(cs ...prometheus.Collector) http.Handler {
 	reg.MustRegister(cs...)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// collectCluster exports the members and the backend; every reason of
+// every member is exported, at 0 until a document is refused for it.
+func collectCluster(st api.Status, gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
+	for _, m := range st.Members {
+		gauge(memberUp, b2f(m.Up), m.Name)
+		for _, r := range cluster.Reasons() {
+			counter(memberRejected, m.Rejected[string(r)], m.Name, string(r))
+		}
+		gauge(memberDigest, b2f(m.ConfigDiffers), m.Name)
+		lag := m.LagSeconds
+		if m.LastSeen.IsZero() && !st.Started.IsZero() {
+			lag = time.Since(st.Started).Seconds()
+		}
+		gauge(memberLag, lag, m.Name)
+	}
+	if c := st.Cluster; c != nil {
+		gauge(backendFrozen, b2f(c.Frozen))
+	}
 }
