@@ -18,6 +18,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/vipd/vipd/internal/cluster"
 )
 
 // Node is one lab node and its point-to-point link to the router.
@@ -150,6 +152,28 @@ func (s Spec) Socket(node string) string { return filepath.Join(s.Run, node+".so
 // PinPath is node's bpffs pin directory.
 func (s Spec) PinPath(node string) string { return filepath.Join(s.Run, "bpffs", node) }
 
+// KeyPath is the cluster key file every node signs its state with
+// ([cluster] key_file); Write creates it once per lab run.
+func (s Spec) KeyPath() string { return filepath.Join(s.Run, "cluster.key") }
+
+// writeKey creates the lab's cluster key unless it exists: the lab signs
+// its node state as a production cluster does.
+func (s Spec) writeKey() error {
+	path := s.KeyPath()
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, cluster.FormatKeyFile(key), 0o600); err != nil {
+		return fmt.Errorf("writing the lab's cluster key: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
 // StatePath is node's state directory (when Spec.StateDir).
 func (s Spec) StatePath(node string) string { return filepath.Join(s.Run, "state", node) }
 
@@ -171,6 +195,7 @@ poll_interval = "{{dur .Poll.Interval}}"
 poll_timeout = "{{dur .Poll.Timeout}}"
 rise = {{.Poll.Rise}}
 fall = {{.Poll.Fall}}
+key_file = "{{.KeyPath}}"
 {{- range .Members}}
 [[cluster.member]]
 name = "{{.Name}}"
@@ -262,6 +287,7 @@ func (s Spec) Render(node string) ([]byte, error) {
 	err := nodeTmpl.Execute(&b, map[string]any{
 		"Spec": s, "Node": n, "Members": members, "Seed": Seed, "Poll": poll,
 		"StatePath": s.StatePath(node), "PinPath": s.PinPath(node), "Socket": s.Socket(node),
+		"KeyPath": s.KeyPath(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rendering the config of %s: %w", node, err)
@@ -274,6 +300,9 @@ func (s Spec) Render(node string) ([]byte, error) {
 func (s Spec) Write(node string) error {
 	data, err := s.Render(node)
 	if err != nil {
+		return err
+	}
+	if err := s.writeKey(); err != nil {
 		return err
 	}
 	if s.StateDir {
