@@ -10,16 +10,23 @@
 #include "packet.h"
 #include "vipd.h"
 
-#define MAX_HOPS_RX 4 /* hops accepted in a received GUE header */
 #define OUTER_TTL 64
 #define GUE_SPORT_BASE 0xC000 /* outer source ports 49152-65535, picked by the flow hash (ECMP) */
 #define GUE_SPORT_MASK 0x3FFF
 #define GUE_BASE_LEN 4      /* ver_c_hlen, proto, flags: hlen counts the words after them */
 #define GUE_HLEN_MASK 0x1f  /* ver_c_hlen: the header length in 32-bit words */
-#define GUE_VER_C_MASK 0xe0 /* ver_c_hlen: version 0 and C (control) 0, or not ours */
+#define GUE_VER_MASK 0xc0  /* ver_c_hlen: the version, 0 */
+#define GUE_C_BIT 0x20     /* ver_c_hlen: a control message (a probe), not data */
 #define HOP_LEN_MAX 16      /* an IPv6 hop: a forwarder checks that much for either family */
 
-/* GUE base header plus GLB's private data, hops follow. */
+/*
+ * GUE base header plus GLB's private data, hops follow (GLB's
+ * docs/development/gue-header.md): the hops are the *alternates* only, the
+ * outer destination is not among them; next_hop is the index of the
+ * alternate to try next, 0 from a director; a node that cannot use the
+ * packet sends it to hops[next_hop] with its own address as the outer
+ * source and next_hop + 1, and handles it itself once next_hop >= hop_count.
+ */
 struct gue_hdr {
 	__u8 ver_c_hlen; /* version (2 bits) | C (1) | hlen (5, 32-bit words) */
 	__u8 proto;      /* 4 = IPv4 inner, 41 = IPv6 inner */
@@ -29,7 +36,7 @@ struct gue_hdr {
 	__u8 hop_count;
 };
 
-/* The longest outer header a director pushes: IPv6, MAX_HOPS IPv6 hops. */
+/* The longest outer header a director pushes: IPv6, MAX_HOPS IPv6 alternates. */
 #define ENCAP_LEN_MAX (sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * MAX_HOPS)
 /* The longest packet a director encapsulates: room for ENCAP_LEN_MAX in a 16-bit IP length. */
 #define INNER_LEN_MAX (0xFFFF - 128)
@@ -49,12 +56,12 @@ static __always_inline __u16 gue_port(const struct dp_config *cfg)
 	return cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
 }
 
-/* Outer headers the director pushes for an underlay family and hop count. */
-static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
+/* Outer headers the director pushes for an underlay family and number of alternates. */
+static __always_inline __u32 encap_len(__u8 family, __u32 nalt)
 {
 	if (family == 4)
-		return sizeof(struct ip4_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 4 * nhops;
-	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nhops;
+		return sizeof(struct ip4_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 4 * nalt;
+	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nalt;
 }
 
 /* Copies an L2 header of l2_len (14, 18 or 22) bytes from src to dst. */
@@ -120,7 +127,8 @@ static __always_inline void outer_ip6(struct ip6_hdr *ip6, __u32 payload_len, co
 
 /*
  * outer_udp_gue writes the UDP header (len bytes, checksum 0: see "Outer UDP
- * checksum" in vipd.c) and the GUE header of hlen words before the hops.
+ * checksum" in vipd.c) and the GUE header of hlen words (GLB: 1 + hop words)
+ * before the nhops alternates.
  */
 static __always_inline void outer_udp_gue(struct udp_hdr *udp, __u32 len, __u16 port, __u32 hash,
 					  __u32 hlen, __u8 inner_family, __u8 next, __u8 nhops)

@@ -29,6 +29,17 @@ func (*Dataplane) SetBound(context.Context, []netip.Addr) error { return ErrNotS
 // Programmed fails with ErrNotSupported.
 func (*Dataplane) Programmed(context.Context) ([]netip.Addr, error) { return nil, ErrNotSupported }
 
+// SetTrust fails with ErrNotSupported.
+func (*Dataplane) SetTrust(context.Context, Trust) error { return ErrNotSupported }
+
+// VIPStats fails with ErrNotSupported.
+func (*Dataplane) VIPStats(context.Context) (map[netip.Addr]VIPCounters, error) {
+	return nil, ErrNotSupported
+}
+
+// Memory fails with ErrNotSupported.
+func (*Dataplane) Memory() (Memory, error) { return Memory{}, ErrNotSupported }
+
 // Stats fails with ErrNotSupported.
 func (*Dataplane) Stats() (map[string]uint64, error) { return nil, ErrNotSupported }
 

@@ -235,12 +235,12 @@ func dpTableID(t *testing.T, d *Dataplane, addr netip.Addr) ebpf.MapID {
 	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := d.vips[addr]
-	if st == nil {
-		t.Fatalf("%s not programmed", addr)
+	a := d.addrs[addr]
+	if a == nil || a.vip == nil || len(a.vip.tables) != 1 {
+		t.Fatalf("%s not programmed with one table", addr)
 	}
 	var inner *ebpf.Map
-	if err := d.objs.Tables.Lookup(st.id, &inner); err != nil {
+	if err := d.objs.Tables.Lookup(a.vip.tables[0].id, &inner); err != nil {
 		t.Fatalf("looking up table of %s: %v", addr, err)
 	}
 	defer inner.Close()

@@ -179,6 +179,31 @@ func (l *lab) addNode(name string, subnet int) *labNode {
 	return n
 }
 
+// nodes lists the director and the backends.
+func (l *lab) nodes() []*labNode {
+	out := []*labNode{l.dir}
+	for _, name := range []string{"be1", "be2", "be3"} {
+		if n := l.be[name]; n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// trustMembers gives every node the lab's nodes as the cluster's members:
+// the trust boundary on, as on a real node.
+func (l *lab) trustMembers(directors ...netip.Prefix) {
+	var members []netip.Addr
+	for _, n := range l.nodes() {
+		members = append(members, n.addr)
+	}
+	for _, n := range l.nodes() {
+		if err := n.dp.SetTrust(context.Background(), Trust{Members: members, Directors: directors}); err != nil {
+			l.t.Fatalf("setting trust on %s: %v", n.name, err)
+		}
+	}
+}
+
 // serve runs a TCP server on the VIP in n's namespace that answers every
 // line with its node name.
 func (l *lab) serve(n *labNode) {
@@ -272,7 +297,7 @@ func (c *conn) ask() (string, error) {
 
 // primaryFor is the backend the director's table gives a client flow.
 func (l *lab) primaryFor(bs []vip.Backend, sport uint16) string {
-	rows, err := BuildTable(l.seed, l.vipAddr, bs)
+	rows, err := BuildSharedTable(l.seed, bs)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -383,6 +408,7 @@ func testNamespaceTCP(t *testing.T, v6 bool) {
 		l.serve(n)
 		l.be[name] = n
 	}
+	l.trustMembers()
 	be1, be2 := l.be["be1"], l.be["be2"]
 	prog := vip.ProgramSpec{
 		Addr:     l.vipAddr,
