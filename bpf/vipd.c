@@ -1064,8 +1064,9 @@ int vipd_xdp(struct xdp_md *ctx)
 
 		if (l4 > HDR_OFF_MAX)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
+		/* A UDP header cut short is no GUE; for a VIP, read_ports says so. */
 		if ((void *)(udp + 1) > data_end)
-			return count(STAT_PASS_NON_VIP, XDP_PASS);
+			goto not_gue;
 		if (f.family == 4)
 			ours = f.dst[0] == *(__u32 *)cfg->addr4;
 		else
@@ -1073,6 +1074,7 @@ int vipd_xdp(struct xdp_md *ctx)
 		if (ours && udp->dport == bpf_htons(gue_port(cfg)))
 			return backend(ctx, cfg, l2_len, f.family, l4);
 	}
+not_gue:
 
 	/* Most traffic that is not for a VIP stops here, ports unread. */
 	if (!maybe_vip(cfg, &f))

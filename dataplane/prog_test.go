@@ -350,6 +350,7 @@ func TestProgDirector(t *testing.T) {
 		return flowHash(testHashSeed, src, dst, sport, dport, proto)
 	}
 	tx := map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_TX: 1}
+	short := map[vipdStat]uint64{vipdStatSTAT_PASS_SHORT_L4: 1}
 
 	synV4 := tcpFrame(t, 0, client4, 40000, vipTCP, 80, syn)
 	ackV4 := tcpFrame(t, 0, client4, 40000, vipTCP, 80, ack)
@@ -419,6 +420,20 @@ func TestProgDirector(t *testing.T) {
 		{name: "udp to our address, not the gue port", in: udpFrame(t, client4, 1000, node4, 53, []byte("x")), wantCode: xdpPass,
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
 		{name: "truncated ipv4", in: tcpFrame(t, 0, client4, 40012, vipTCP, 80, syn)[:30], wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
+		// Issue 11 item 3: never encapsulated.
+		{name: "tcp header of 14 bytes", in: cutL4(tcpFrame(t, 0, client4, 40020, vipTCP, 80, ack), 14, 0), wantCode: xdpPass, wantStats: short},
+		{name: "tcp header of 19 bytes", in: cutL4(tcpFrame(t, 0, client4, 40021, vipTCP, 80, ack), 19, 0), wantCode: xdpPass, wantStats: short},
+		{name: "tcp header of 14 bytes in a padded frame", in: cutL4(tcpFrame(t, 0, client4, 40022, vipTCP, 80, ack), 14, 60),
+			wantCode: xdpPass, wantStats: short},
+		{name: "ipv6 tcp header of 16 bytes", in: cutL4(tcpFrame(t, 0, client6, 40023, vip6TCP, 443, ack), 16, 0), wantCode: xdpPass, wantStats: short},
+		{name: "udp header of 6 bytes", in: cutL4(udpFrame(t, client4, 40024, vipTCP, 443, nil), 6, 0), wantCode: xdpPass, wantStats: short},
+		{name: "ip length beyond the frame", in: longIPLength(tcpFrame(t, 0, client4, 40025, vipTCP, 80, ack)), wantCode: xdpPass, wantStats: short},
+		{name: "icmp error quoting 4 bytes of tcp", in: cutL4(icmpErrorFrame(t, client4, 40026, vipTCP, 80), 20+4, 0), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_ICMP_SHORT_QUOTE: 1}},
+		{name: "icmpv6 error quoting 4 bytes of tcp", in: cutL4(icmpErrorFrame(t, client6, 40027, vip6TCP, 443), 4+40+4, 0), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_ICMP_SHORT_QUOTE: 1}},
+		{name: "short tcp header to no vip", in: cutL4(tcpFrame(t, 0, client4, 40028, vipNone, 80, ack), 14, 0), wantCode: xdpPass,
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -871,4 +886,105 @@ func laterFragment(t testing.TB, src, dst netip.Addr, proto layers.IPProtocol) [
 	later := ipLayer(src, dst, proto).(*layers.IPv4)
 	later.FragOffset = 100
 	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), later, gopacket.Payload(make([]byte, 24)))...)
+}
+
+// vipCounters reads the rig's per-VIP counters, summed over CPUs.
+func (r *rig) vipCounters(t testing.TB) map[netip.Addr][4]Counter {
+	t.Helper()
+	ncpu, err := ebpf.PossibleCPU()
+	must(t, err)
+	out := map[netip.Addr][4]Counter{}
+	for a, idx := range rigVIPIdx {
+		vals := make([]vipdVipCounters, ncpu)
+		must(t, r.objs.VipStats.Lookup(idx, &vals))
+		var sum [4]Counter
+		for _, v := range vals {
+			for i := range sum {
+				sum[i].Packets += v.C[i].Packets
+				sum[i].Bytes += v.C[i].Bytes
+			}
+		}
+		if sum != ([4]Counter{}) {
+			out[a] = sum
+		}
+	}
+	return out
+}
+
+// TestProgVIPCounters: every verdict that matters is counted for its VIP,
+// packets and the bytes of the VIP packet (no L2, no encapsulation):
+// encapsulated, delivered locally (local primary, decapsulated), second
+// chance (forward, local second chance), loop guard.
+func TestProgVIPCounters(t *testing.T) {
+	r := newRig(t)
+	syn4 := tcpFrame(t, 0, client4, 47000, vipTCP, 80, syn)
+	ack4 := tcpFrame(t, 0, client4, 47001, vipTCP, 80, ack)
+	local := tcpFrame(t, 0, client4, 47002, vipLocal, 80, syn)
+	localAck := tcpFrame(t, 0, client4, 47003, vipLocal, 80, ack)
+	nb := tcpFrame(t, 0, client4, 47004, vipNB, 80, ack)
+	ipLen := func(f []byte) uint64 { return uint64(len(f) - l2Len(f)) }
+	one := func(f []byte) Counter { return Counter{Packets: 1, Bytes: ipLen(f)} }
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want map[netip.Addr][4]Counter
+	}{
+		{"encapsulated", syn4, map[netip.Addr][4]Counter{vipTCP: {0: one(syn4)}}},
+		{"local primary", local, map[netip.Addr][4]Counter{vipLocal: {1: one(local)}}},
+		{"local second chance", localAck, map[netip.Addr][4]Counter{vipLocal: {0: one(localAck), 2: one(localAck)}}},
+		{"decapsulated", gueFrame(dir4, node4, 0, []netip.Addr{be4a}, syn4), map[netip.Addr][4]Counter{vipTCP: {1: one(syn4)}}},
+		{"second-chance forward", gueFrame(dir4, node4, 0, []netip.Addr{be4a}, ack4), map[netip.Addr][4]Counter{vipTCP: {2: one(ack4)}}},
+		{"loop guard", gueFrame(dir4, node4, 0, nil, nb), map[netip.Addr][4]Counter{vipNB: {3: one(nb)}}},
+		{"loop guard, vip unknown here", gueFrame(dir4, node4, 0, nil, tcpFrame(t, 0, client4, 47005, vipNone, 80, ack)), map[netip.Addr][4]Counter{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := r.vipCounters(t)
+			r.run(t, r.objs.VipdXdp, c.in)
+			got := map[netip.Addr][4]Counter{}
+			for a, after := range r.vipCounters(t) {
+				var d [4]Counter
+				for i := range d {
+					d[i] = Counter{after[i].Packets - before[a][i].Packets, after[i].Bytes - before[a][i].Bytes}
+				}
+				if d != ([4]Counter{}) {
+					got[a] = d
+				}
+			}
+			if diff := cmp.Diff(c.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("per-VIP counters (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// cutL4 cuts the IP packet of frame to its IP header (IPv4 without options
+// or IPv6 without extensions) and l4 bytes after it, fixing the IP length
+// (and IPv4 checksum), then pads the frame with zeros to pad bytes as
+// Ethernet does for short frames.
+func cutL4(frame []byte, l4, pad int) []byte {
+	l := l2Len(frame)
+	out := append([]byte(nil), frame...)
+	if out[l]>>4 == 4 {
+		out = out[:l+20+l4]
+		binary.BigEndian.PutUint16(out[l+2:], uint16(20+l4))
+		binary.BigEndian.PutUint16(out[l+10:], 0)
+		binary.BigEndian.PutUint16(out[l+10:], ipChecksum(out[l:l+20]))
+	} else {
+		out = out[:l+40+l4]
+		binary.BigEndian.PutUint16(out[l+4:], uint16(l4))
+	}
+	for len(out) < pad {
+		out = append(out, 0)
+	}
+	return out
+}
+
+// longIPLength makes frame's IPv4 length claim 10 bytes more than it has.
+func longIPLength(frame []byte) []byte {
+	out := append([]byte(nil), frame...)
+	l := l2Len(out)
+	binary.BigEndian.PutUint16(out[l+2:], binary.BigEndian.Uint16(out[l+2:])+10)
+	binary.BigEndian.PutUint16(out[l+10:], 0)
+	binary.BigEndian.PutUint16(out[l+10:], ipChecksum(out[l:l+20]))
+	return out
 }
