@@ -278,4 +278,3 @@ func TestSetTrust(t *testing.T) {
 		t.Error("SetTrust with an invalid member: no error")
 	}
 }
-
