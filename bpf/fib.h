@@ -22,7 +22,7 @@ struct nh_entry {
 	__u32 in_ifindex;
 	__u32 out_ifindex;
 	__u16 mtu;
-	__u8 dmac[ETH_ALEN];
+	__u8 dmac[ETH_ALEN]; /* dmac and smac side by side: set_macs12 */
 	__u8 smac[ETH_ALEN];
 	__u8 family;
 	__u8 uses; /* the clock is read every NH_CHECK_EVERY uses */

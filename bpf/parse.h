@@ -24,6 +24,7 @@ struct flow {
 	__u8 tcp_flags;
 	__u8 df;       /* IPv4 DF set (a "too big" answer is allowed) */
 	__u32 ip_end;  /* offset of the end of the IP packet (its length field), <= the frame */
+	__u32 len;     /* the frame's length */
 };
 
 #define FRAG_FIRST 1

@@ -171,9 +171,16 @@ const enum bench_stage *unused_bench_stage __attribute__((unused));
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_VIP_KEYS);
-	__type(key, struct vip_key);
+	__type(key, struct vip4_key);
 	__type(value, struct vip_info);
-} vips SEC(".maps");
+} vips4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_VIP_KEYS);
+	__type(key, struct vip6_key);
+	__type(value, struct vip_info);
+} vips6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
@@ -263,7 +270,8 @@ struct {
 /* Full BTF for the types bpf2go exports to Go (-type). */
 const struct row *unused_row __attribute__((unused));
 const struct row_pair *unused_row_pair __attribute__((unused));
-const struct vip_key *unused_vip_key __attribute__((unused));
+const struct vip4_key *unused_vip4_key __attribute__((unused));
+const struct vip6_key *unused_vip6_key __attribute__((unused));
 const struct addr_key *unused_addr_key __attribute__((unused));
 const struct addr_info *unused_addr_info __attribute__((unused));
 const struct prefix_key *unused_prefix_key __attribute__((unused));
@@ -277,6 +285,7 @@ const enum config_flags *unused_config_flags __attribute__((unused));
 const enum addr_flags *unused_addr_flags __attribute__((unused));
 const enum vip_key_flags *unused_vip_key_flags __attribute__((unused));
 const enum probe_kind *unused_probe_kind __attribute__((unused));
+const enum vip_filter_bits *unused_vip_filter_bits __attribute__((unused));
 _Static_assert(sizeof(struct probe_body) == PROBE_LEN, "PROBE_LEN is the probe body");
 
 static __always_inline int count(__u32 id, int verdict)
@@ -299,34 +308,41 @@ static __always_inline void count_vip(__u32 vip, __u32 which, __u32 bytes)
 	}
 }
 
-static __always_inline void vip_key_of(struct vip_key *k, const struct flow *f)
+/* vip_lookup: the VIP entry of f's destination and protocol with port and
+ * flags (VIP_KEY_FRAGMENTS), in the map of its family. */
+static __always_inline struct vip_info *vip_lookup(const struct flow *f, __u16 port, __u8 flags)
 {
-	__builtin_memset(k, 0, sizeof(*k));
 	if (f->family == 4) {
-		*(__u32 *)k->addr = f->dst[0];
+		struct vip4_key k = {.port = port, .proto = f->proto, .flags = flags};
+
+		*(__u32 *)k.addr = f->dst[0];
+		return bpf_map_lookup_elem(&vips4, &k);
 	} else {
-		copy16(k->addr, f->dst);
+		struct vip6_key k = {.port = port, .proto = f->proto, .flags = flags};
+
+		copy16(k.addr, f->dst);
+		return bpf_map_lookup_elem(&vips6, &k);
 	}
-	k->proto = f->proto;
-	k->family = f->family;
-	k->port = f->vip_port;
 }
 
-/* maybe_vip: false only when vip_filter is maintained and f's destination's
- * bit is clear, so the VIP lookups can be skipped. */
-static __always_inline int maybe_vip(const struct dp_config *cfg, const struct flow *f)
+/*
+ * vip_bits: f's destination's vip_filter bits (VF_*), 0 when it is surely
+ * no VIP and the lookups can be skipped; both bits when the filter is not
+ * maintained.
+ */
+static __always_inline __u32 vip_bits(const struct dp_config *cfg, const struct flow *f)
 {
-	__u32 bit, word;
+	__u32 slot, word;
 	__u64 *w;
 
 	if (!(cfg->flags & DP_F_VIP_FILTER))
-		return 1;
-	bit = vip_filter_bit(f);
-	word = bit >> 6;
+		return VF_PORTS | VF_ANY_PORT;
+	slot = vip_filter_slot(f);
+	word = slot >> 5;
 	w = bpf_map_lookup_elem(&vip_filter, &word);
 	if (!w)
-		return 1;
-	return (*w >> (bit & 63)) & 1;
+		return VF_PORTS | VF_ANY_PORT;
+	return (*w >> ((slot & 31) * 2)) & (VF_PORTS | VF_ANY_PORT);
 }
 
 static __always_inline void addr_key_of(struct addr_key *k, const void *addr, __u8 family)
@@ -452,8 +468,7 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 				 __u8 next, const struct dp_config *cfg, __u32 hash, __u32 vip, int second)
 {
 	struct nh_entry *nh;
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data, *data_end;
 	__u8 fam = dst->family;
 	__u32 nalt = alt ? 1 : 0, elen, inner_len, ip_len, mtu = 0, slot;
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
@@ -461,7 +476,7 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 	long rc;
 
 	elen = encap_len(fam, nalt);
-	inner_len = frame_len(data, data_end) - l2_len;
+	inner_len = f->len - l2_len;
 	if (inner_len > INNER_LEN_MAX)
 		return count(STAT_DROP_TOO_BIG, XDP_DROP);
 
@@ -488,9 +503,12 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (data + elen + L2_LEN_MAX > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
-	copy_l2(data, data + elen, l2_len);
-	if (!no_neigh)
-		set_macs(data, nh->dmac, nh->smac);
+	if (no_neigh) {
+		copy_l2(data, data + elen, l2_len);
+	} else {
+		set_macs12(data, nh->dmac);
+		copy_l2_tail(data, data + elen, l2_len);
+	}
 
 	void *l3 = data + l2_len;
 	struct udp_hdr *udp;
@@ -561,11 +579,8 @@ static __always_inline int local_second_chance(struct xdp_md *ctx, const struct 
 }
 
 static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2_len, __u32 l4,
-				    const struct dp_config *cfg)
+				    const struct dp_config *cfg, __u32 bits)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct vip_key key;
 	struct vip_info *vi;
 	struct backend *b0, *b1;
 	const struct backend *dst, *alt;
@@ -576,17 +591,16 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	__u8 next = 0;
 	int second = 0;
 
-	vip_key_of(&key, f);
 	if (f->frag == FRAG_LATER) {
 		/* No ports: the VIP's entry for its later fragments. */
-		key.family |= VIP_KEY_FRAGMENTS;
-		vi = bpf_map_lookup_elem(&vips, &key);
+		vi = vip_lookup(f, 0, VIP_KEY_FRAGMENTS);
+	} else if (!(bits & VF_PORTS) || !f->vip_port) {
+		/* No VIP here has a port-specific service: port 0 at once. */
+		vi = vip_lookup(f, 0, 0);
 	} else {
-		vi = bpf_map_lookup_elem(&vips, &key);
-		if (!vi && key.port) {
-			key.port = 0;
-			vi = bpf_map_lookup_elem(&vips, &key);
-		}
+		vi = vip_lookup(f, f->vip_port, 0);
+		if (!vi && (bits & VF_ANY_PORT))
+			vi = vip_lookup(f, 0, 0);
 	}
 	if (!vi)
 		return count(f->frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
@@ -619,7 +633,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	if (b0->flags & BACKEND_LOCAL) {
 		if (is_bound(f->dst, f->family)) {
 			if (!local_second_chance(ctx, f, l2_len, l4, p_idx, s_idx, b0, b1)) {
-				count_vip(vip, VIP_STAT_LOCAL, frame_len(data, data_end) - l2_len);
+				count_vip(vip, VIP_STAT_LOCAL, f->len - l2_len);
 				return count(STAT_DIRECTOR_LOCAL_PASS, XDP_PASS);
 			}
 			/* A flow the secondary holds: what a second chance
@@ -1007,8 +1021,9 @@ int vipd_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct dp_config *cfg;
 	struct flow f;
-	__u32 zero = 0, l2_len = 0, l4;
+	__u32 zero = 0, l2_len = 0, l4, bits;
 	__u16 proto;
+	__u8 family;
 	enum parse_result pr;
 
 	proto = parse_l2(data, data_end, &l2_len);
@@ -1019,9 +1034,11 @@ int vipd_xdp(struct xdp_md *ctx)
 		return count(STAT_PASS_NON_VIP, XDP_PASS);
 	if (l2_len > L2_LEN_MAX)
 		return count(STAT_PASS_NON_VIP, XDP_PASS);
-
+	family = proto == bpf_htons(ETH_P_IP) ? 4 : 6;
 	__builtin_memset(&f, 0, sizeof(f));
-	if (proto == bpf_htons(ETH_P_IP)) {
+	f.family = family;
+	f.len = frame_len(data, data_end);
+	if (family == 4) {
 		struct ip4_hdr *ip = data + l2_len;
 		__u32 ihl;
 
@@ -1030,7 +1047,6 @@ int vipd_xdp(struct xdp_md *ctx)
 		ihl = ip4_hdr_len(ip);
 		if (!ihl)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		f.family = 4;
 		f.proto = ip->proto;
 		f.src[0] = *(__u32 *)ip->saddr;
 		f.dst[0] = *(__u32 *)ip->daddr;
@@ -1048,7 +1064,6 @@ int vipd_xdp(struct xdp_md *ctx)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		if (!ip6_hdr_ok(ip6))
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		f.family = 6;
 		f.proto = ip6->nexthdr;
 		copy16(f.src, ip6->saddr);
 		copy16(f.dst, ip6->daddr);
@@ -1067,29 +1082,28 @@ int vipd_xdp(struct xdp_md *ctx)
 		/* A UDP header cut short is no GUE; for a VIP, read_ports says so. */
 		if ((void *)(udp + 1) > data_end)
 			goto not_gue;
-		if (f.family == 4)
+		if (family == 4)
 			ours = f.dst[0] == *(__u32 *)cfg->addr4;
 		else
 			ours = addr16_eq(f.dst, cfg->addr6);
 		if (ours && udp->dport == bpf_htons(gue_port(cfg)))
-			return backend(ctx, cfg, l2_len, f.family, l4);
+			return backend(ctx, cfg, l2_len, family, l4);
 	}
 not_gue:
-
 	/* Most traffic that is not for a VIP stops here, ports unread. */
-	if (!maybe_vip(cfg, &f))
+	bits = vip_bits(cfg, &f);
+	if (!bits)
 		return count(f.frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
 
 	if (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP) {
-		if (f.ip_end > frame_len(data, data_end))
+		if (f.ip_end > f.len)
 			return count(STAT_PASS_SHORT_L4, XDP_PASS);
 		pr = read_ports(data, data_end, l4, &f);
 		if (pr == PARSE_SHORT)
 			return count(STAT_PASS_SHORT_L4, XDP_PASS);
 		if (pr != PARSE_OK)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-	} else if ((f.proto == IPPROTO_ICMP && f.family == 4) ||
-		   (f.proto == IPPROTO_ICMPV6 && f.family == 6)) {
+	} else if ((family == 4 && f.proto == IPPROTO_ICMP) || (family == 6 && f.proto == IPPROTO_ICMPV6)) {
 		struct icmp_hdr *icmp = data + l4;
 
 		if (f.frag)
@@ -1098,9 +1112,9 @@ not_gue:
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		if ((void *)(icmp + 1) > data_end)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		if (!is_icmp_error(f.family, icmp->type))
+		if (!is_icmp_error(family, icmp->type))
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
-		if (f.ip_end > frame_len(data, data_end))
+		if (f.ip_end > f.len)
 			return count(STAT_PASS_ICMP_SHORT_QUOTE, XDP_PASS);
 		pr = parse_icmp_inner(data, data_end, l4 + sizeof(*icmp), &f);
 		if (pr == PARSE_SHORT)
@@ -1111,7 +1125,7 @@ not_gue:
 		return count(f.frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
 	}
 	STAGE(STAGE_PARSE);
-	return director(ctx, &f, l2_len, l4, cfg);
+	return director(ctx, &f, l2_len, l4, cfg, bits);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -16,14 +16,14 @@
 /* Sizes and defaults (bpf2go -type limits). */
 enum limits {
 	MAX_VIPS = 16384,      /* VIP addresses programmed or bound: per-VIP counters, `vip_addrs` */
-	MAX_VIP_KEYS = 131072, /* `vips` entries: one per service plus one per (VIP, protocol) for later fragments */
+	MAX_VIP_KEYS = 131072, /* entries of `vips4`, and of `vips6`: one per service plus one per (VIP, protocol) for later fragments */
 	MAX_TABLES = 16384,    /* stored tables; VIPs with the same backends and roles share one */
 	MAX_BACKENDS = 16384,  /* backend slots (distinct underlay addresses in tables); a row holds 16-bit slots */
 	MAX_MEMBERS = 16384,   /* cluster members' underlay addresses (`members`) */
 	MAX_DIRECTOR_PREFIXES = 1024, /* extra allowed GUE sources (`directors`) */
 	TABLE_ROWS = 65536,    /* rows per table; a power of two */
 	TABLE_PAIRS = 32768,   /* elements per table map: two rows each (struct row_pair) */
-	VIP_FILTER_WORDS = 1024, /* __u64 words of vip_filter (below) */
+	VIP_FILTER_WORDS = 2048, /* __u64 words of vip_filter (below): 65536 slots of 2 bits */
 	GUE_PORT_DEFAULT = 19523,
 	MAX_HOPS = 1,          /* alternates a director writes in a GUE header (GLB: hops = alternates only) */
 	MAX_HOPS_RX = 3,       /* the most alternates a node can be told to accept (GLB's director hashing twice) */
@@ -35,22 +35,30 @@ enum limits {
 };
 
 /*
- * A `vips` key. IPv4 in addr[0..3], the rest 0. port 0 = any port. The
- * loader also writes, for every (VIP, protocol) it programs, one entry with
- * port 0 and VIP_KEY_FRAGMENTS in family: the entry a non-first fragment
- * (no ports) matches, so every fragment of a datagram reaches the VIP's
- * table, whatever ports its services name.
+ * The keys of `vips4` and `vips6`, one map per family so an IPv4 VIP is
+ * hashed and compared as 8 bytes. port 0 = any port. The loader also
+ * writes, for every (VIP, protocol) it programs, one entry with port 0 and
+ * VIP_KEY_FRAGMENTS: the entry a non-first fragment (no ports) matches, so
+ * every fragment of a datagram reaches the VIP's table, whatever ports its
+ * services name.
  */
-struct vip_key {
-	__u8 addr[16];
+struct vip4_key {
+	__u8 addr[4];
 	__u16 port;  /* host order, 0 = any */
 	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 family; /* 4 or 6, | VIP_KEY_FRAGMENTS */
+	__u8 flags;  /* VIP_KEY_FRAGMENTS */
 };
 
-/* vip_key.family flags (bpf2go -type vip_key_flags). */
+struct vip6_key {
+	__u8 addr[16];
+	__u16 port;
+	__u8 proto;
+	__u8 flags;
+};
+
+/* vip4_key.flags, vip6_key.flags (bpf2go -type vip_key_flags). */
 enum vip_key_flags {
-	VIP_KEY_FRAGMENTS = 0x80, /* the entry non-first fragments match */
+	VIP_KEY_FRAGMENTS = 1, /* the entry non-first fragments match */
 };
 
 struct vip_info {
@@ -124,14 +132,21 @@ enum config_flags {
 };
 
 /*
- * vip_filter: an ARRAY of VIP_FILTER_WORDS __u64, a bitmap over VIP addresses
- * that lets non-VIP traffic skip the VIP lookups. Bit index of an address:
- * XOR its four little-endian 32-bit words (IPv4: one word, the rest 0),
- * fold f ^ (f >> 16), keep the low 16 bits; word index >> 6, bit index & 63.
- * The loader sets the bit of every VIP address BEFORE inserting the VIP and
- * rebuilds the bitmap after deleting one, then sets DP_F_VIP_FILTER. Without
- * the flag every packet is looked up.
+ * vip_filter: an ARRAY of VIP_FILTER_WORDS __u64, two bits (enum
+ * vip_filter_bits) for each of 65536 slots over VIP addresses, so non-VIP
+ * traffic skips the VIP lookups and a VIP with only any-port services
+ * skips the port lookup. Slot of an address: XOR its four little-endian
+ * 32-bit words (IPv4: one word, the rest 0), fold f ^ (f >> 16), keep the
+ * low 16 bits; word index slot >> 5, bits at (slot & 31) * 2. A slot's bits
+ * are the union over the VIPs in it, so a clear bit is exact. The loader
+ * sets the bits of a VIP's services BEFORE inserting them and rebuilds the
+ * bitmap after deleting some, then sets DP_F_VIP_FILTER. Without the flag
+ * every packet is looked up, port first.
  */
+enum vip_filter_bits {
+	VF_PORTS = 1,    /* a VIP here has a service with a port */
+	VF_ANY_PORT = 2, /* a VIP here has an any-port service */
+};
 
 /* This node's config, the single element of the `config` array. */
 struct dp_config {

@@ -25,6 +25,8 @@ import (
 const (
 	vipFilterWords  = uint32(vipdLimitsVIP_FILTER_WORDS)
 	dpFlagVIPFilter = uint16(vipdConfigFlagsDP_F_VIP_FILTER)
+	vfPorts         = uint64(vipdVipFilterBitsVF_PORTS)
+	vfAnyPort       = uint64(vipdVipFilterBitsVF_ANY_PORT)
 	dpFlagGUETrust  = uint16(vipdConfigFlagsDP_F_GUE_TRUST)
 	dpFlagDirectors = uint16(vipdConfigFlagsDP_F_DIRECTORS)
 	backendLocal    = uint8(vipdBackendFlagsBACKEND_LOCAL)
@@ -71,7 +73,10 @@ type addrState struct {
 // vipState is what the Dataplane knows of one programmed VIP.
 type vipState struct {
 	services []vip.Service // sorted
-	keys     []vipdVipKey  // its `vips` entries: services and fragment entries
+	// pending are services being added by a Program that has not
+	// finished: the filter keeps their bits too.
+	pending []vip.Service
+	keys     []vipKey      // its `vips4`/`vips6` entries: services and fragment entries
 	// tables are the tables its entries point at: one, more only after
 	// adopting the state of a vipd that stopped in the middle of a move.
 	tables []*tableState
@@ -90,29 +95,83 @@ type tableState struct {
 	bytes uint64   // the kernel's memlock figure for it
 }
 
-func vipKey(addr netip.Addr, s vip.Service) vipdVipKey {
-	k := vipdVipKey{Port: s.Port, Proto: s.Proto}
-	k.Addr, k.Family = addrBytes(addr)
-	return k
+// vipKey is one entry of `vips4` or `vips6`, by the address's family.
+type vipKey struct {
+	addr  netip.Addr
+	port  uint16
+	proto uint8
+	frag  bool // VIP_KEY_FRAGMENTS: the entry later fragments match
 }
 
-// vipKeys are the `vips` entries of a VIP: one per service, then one per
-// protocol for later fragments (VIP_KEY_FRAGMENTS), which carry no port.
-func vipKeys(addr netip.Addr, services []vip.Service) []vipdVipKey {
-	keys := make([]vipdVipKey, 0, len(services)+2)
+// entry returns the map k lives in and its key there.
+func (d *Dataplane) entry(k vipKey) (*ebpf.Map, any) {
+	var flags uint8
+	if k.frag {
+		flags = keyFragments
+	}
+	if k.addr.Is4() {
+		return d.objs.Vips4, &vipdVip4Key{Addr: k.addr.As4(), Port: k.port, Proto: k.proto, Flags: flags}
+	}
+	return d.objs.Vips6, &vipdVip6Key{Addr: k.addr.As16(), Port: k.port, Proto: k.proto, Flags: flags}
+}
+
+func (d *Dataplane) putVIPKey(k vipKey, info *vipdVipInfo) error {
+	m, key := d.entry(k)
+	return m.Put(key, info)
+}
+
+func (d *Dataplane) deleteVIPKey(k vipKey) error {
+	m, key := d.entry(k)
+	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
+// vipKeys are the `vips4`/`vips6` entries of a VIP: one per service, then
+// one per protocol for later fragments (VIP_KEY_FRAGMENTS), which carry no
+// port.
+func vipKeys(addr netip.Addr, services []vip.Service) []vipKey {
+	keys := make([]vipKey, 0, len(services)+2)
 	var protos []uint8
 	for _, s := range services {
-		keys = append(keys, vipKey(addr, s))
+		keys = append(keys, vipKey{addr: addr, port: s.Port, proto: s.Proto})
 		if !slices.Contains(protos, s.Proto) {
 			protos = append(protos, s.Proto)
 		}
 	}
 	for _, p := range protos {
-		k := vipKey(addr, vip.Service{Proto: p})
-		k.Family |= keyFragments
-		keys = append(keys, k)
+		keys = append(keys, vipKey{addr: addr, proto: p, frag: true})
 	}
 	return keys
+}
+
+// vipEntries lists every entry of `vips4` and `vips6`.
+func (d *Dataplane) vipEntries() ([]vipKey, []vipdVipInfo, error) {
+	var (
+		keys  []vipKey
+		infos []vipdVipInfo
+		info  vipdVipInfo
+		k4    vipdVip4Key
+		k6    vipdVip6Key
+	)
+	it := d.objs.Vips4.Iterate()
+	for it.Next(&k4, &info) {
+		keys = append(keys, vipKey{addr: netip.AddrFrom4(k4.Addr), port: k4.Port, proto: k4.Proto, frag: k4.Flags&keyFragments != 0})
+		infos = append(infos, info)
+	}
+	if err := it.Err(); err != nil {
+		return nil, nil, fmt.Errorf("reading vips4: %w", err)
+	}
+	it = d.objs.Vips6.Iterate()
+	for it.Next(&k6, &info) {
+		keys = append(keys, vipKey{addr: netip.AddrFrom16(k6.Addr), port: k6.Port, proto: k6.Proto, frag: k6.Flags&keyFragments != 0})
+		infos = append(infos, info)
+	}
+	if err := it.Err(); err != nil {
+		return nil, nil, fmt.Errorf("reading vips6: %w", err)
+	}
+	return keys, infos, nil
 }
 
 func addrKey(addr netip.Addr) vipdAddrKey {
@@ -133,7 +192,7 @@ func addrBytes(addr netip.Addr) ([16]byte, uint8) {
 }
 
 func addrFromBytes(b [16]byte, family uint8) (netip.Addr, bool) {
-	switch family &^ keyFragments {
+	switch family {
 	case 4:
 		return netip.AddrFrom4([4]byte(b[:4])), true
 	case 6:
@@ -257,29 +316,33 @@ func (d *Dataplane) Program(ctx context.Context, p vip.ProgramSpec) error {
 	}
 	st.last = nil // until every entry points at t
 
-	// The filter bit first, then add before delete: the VIP never
+	// The filter bits first, then add before delete: the VIP never
 	// disappears for a service it keeps.
+	st.pending = p.Services
 	if err := d.setFilterLocked(); err != nil {
 		return fmt.Errorf("programming vip %s: %w", p.Addr, err)
 	}
 	info := vipdVipInfo{Table: t.id, Vip: a.idx}
 	for i, k := range keys {
-		if err := d.objs.Vips.Put(k, &info); err != nil {
+		if err := d.putVIPKey(k, &info); err != nil {
 			d.recordKeysLocked(st, mergeKeys(st.keys, keys[:i]))
-			return fmt.Errorf("programming vip %s service %d/%d: %w", p.Addr, k.Proto, k.Port, err)
+			return fmt.Errorf("programming vip %s service %d/%d: %w", p.Addr, k.proto, k.port, err)
 		}
 	}
 	for _, k := range st.keys {
 		if slices.Contains(keys, k) {
 			continue
 		}
-		if err := d.objs.Vips.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := d.deleteVIPKey(k); err != nil {
 			d.recordKeysLocked(st, mergeKeys(st.keys, keys))
-			return fmt.Errorf("removing vip %s service %d/%d: %w", p.Addr, k.Proto, k.Port, err)
+			return fmt.Errorf("removing vip %s service %d/%d: %w", p.Addr, k.proto, k.port, err)
 		}
 	}
 	d.recordKeysLocked(st, keys)
-	st.services = p.Services
+	st.services, st.pending = p.Services, nil
+	if err := d.setFilterLocked(); err != nil {
+		return fmt.Errorf("programming vip %s: %w", p.Addr, err)
+	}
 	// Every entry points at t now: release the tables it used before.
 	var errs []error
 	for _, ot := range st.tables {
@@ -297,12 +360,12 @@ func (d *Dataplane) Program(ctx context.Context, p vip.ProgramSpec) error {
 }
 
 // recordKeysLocked sets st's `vips` entries, keeping the total count.
-func (d *Dataplane) recordKeysLocked(st *vipState, keys []vipdVipKey) {
+func (d *Dataplane) recordKeysLocked(st *vipState, keys []vipKey) {
 	d.nkeys += len(keys) - len(st.keys)
 	st.keys = keys
 }
 
-func mergeKeys(a, b []vipdVipKey) []vipdVipKey {
+func mergeKeys(a, b []vipKey) []vipKey {
 	out := slices.Clone(a)
 	for _, k := range b {
 		if !slices.Contains(out, k) {
@@ -518,10 +581,10 @@ func (d *Dataplane) releaseLocked(slots []uint32) {
 	}
 }
 
-// setFilterLocked makes vip_filter the bitmap of the programmed VIPs,
-// writing only the words that change. Bits are set before a VIP's entries
-// are added and cleared after they are deleted, so the filter never hides
-// a VIP.
+// setFilterLocked makes vip_filter the bitmap of the programmed VIPs'
+// services (and those being added), writing only the words that change.
+// Bits are set before a VIP's entries are added and cleared after they are
+// deleted, so the filter never hides a VIP or one of its services.
 func (d *Dataplane) setFilterLocked() error { return d.writeFilterLocked(false) }
 
 // writeFilterLocked computes the bitmap and writes the words that differ
@@ -533,8 +596,16 @@ func (d *Dataplane) writeFilterLocked(all bool) error {
 		if a.vip == nil {
 			continue
 		}
-		bit := addrFilterBit(addr)
-		want[bit>>6] |= 1 << (bit & 63)
+		var bits uint64
+		for _, s := range slices.Concat(a.vip.services, a.vip.pending) {
+			if s.Port == 0 {
+				bits |= vfAnyPort
+			} else {
+				bits |= vfPorts
+			}
+		}
+		slot := addrFilterSlot(addr)
+		want[slot>>5] |= bits << ((slot & 31) * 2)
 	}
 	for i := range want {
 		if !all && want[i] == d.filter[i] {
@@ -568,8 +639,8 @@ func (d *Dataplane) Unprogram(ctx context.Context, addr netip.Addr) error {
 	st.last = nil
 	for len(st.keys) > 0 {
 		k := st.keys[0]
-		if err := d.objs.Vips.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("unprogramming vip %s service %d/%d: %w", addr, k.Proto, k.Port, err)
+		if err := d.deleteVIPKey(k); err != nil {
+			return fmt.Errorf("unprogramming vip %s service %d/%d: %w", addr, k.proto, k.port, err)
 		}
 		d.recordKeysLocked(st, st.keys[1:])
 	}
@@ -602,18 +673,12 @@ func (d *Dataplane) Programmed(ctx context.Context) ([]netip.Addr, error) {
 		return nil, ErrClosed
 	}
 	seen := map[netip.Addr]bool{}
-	var (
-		k    vipdVipKey
-		info vipdVipInfo
-	)
-	it := d.objs.Vips.Iterate()
-	for it.Next(&k, &info) {
-		if addr, ok := addrFromBytes(k.Addr, k.Family); ok {
-			seen[addr] = true
-		}
-	}
-	if err := it.Err(); err != nil {
+	keys, _, err := d.vipEntries()
+	if err != nil {
 		return nil, fmt.Errorf("listing programmed vips: %w", err)
+	}
+	for _, k := range keys {
+		seen[k.addr] = true
 	}
 	out := make([]netip.Addr, 0, len(seen))
 	for a := range seen {
@@ -706,15 +771,14 @@ func (d *Dataplane) adoptLocked() error {
 		return fmt.Errorf("reading vip_addrs: %w", err)
 	}
 
-	var (
-		k    vipdVipKey
-		info vipdVipInfo
-	)
-	vit := d.objs.Vips.Iterate()
-	for vit.Next(&k, &info) {
-		addr, ok := addrFromBytes(k.Addr, k.Family)
-		if !ok || int(info.Table) >= len(d.tableIDs) {
-			return fmt.Errorf("bad vips entry %v -> %+v", k, info)
+	keys, infos, err := d.vipEntries()
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		info, addr := infos[i], k.addr
+		if int(info.Table) >= len(d.tableIDs) {
+			return fmt.Errorf("bad vips entry %+v -> %+v", k, info)
 		}
 		a := d.addrs[addr]
 		if a == nil {
@@ -730,8 +794,8 @@ func (d *Dataplane) adoptLocked() error {
 		st := a.vip
 		st.keys = append(st.keys, k)
 		d.nkeys++
-		if k.Family&keyFragments == 0 {
-			st.services = mergeServices(st.services, []vip.Service{{Proto: k.Proto, Port: k.Port}})
+		if !k.frag {
+			st.services = mergeServices(st.services, []vip.Service{{Proto: k.proto, Port: k.port}})
 		}
 		t := d.tableByID[info.Table]
 		if t == nil {
@@ -743,9 +807,6 @@ func (d *Dataplane) adoptLocked() error {
 			st.tables = append(st.tables, t)
 			t.refs++
 		}
-	}
-	if err := vit.Err(); err != nil {
-		return fmt.Errorf("reading vips: %w", err)
 	}
 
 	backends := make([]vipdBackend, len(d.slots.refs))

@@ -85,8 +85,9 @@ func TestMapsContent(t *testing.T) {
 	}
 	wantFilter := map[uint32]uint64{}
 	for _, a := range []netip.Addr{testVIP4, testVIP6} {
+		// tcp/80 and udp/*: both bits (VF_PORTS, VF_ANY_PORT).
 		w, b := vipFilterBit(a)
-		wantFilter[w] |= 1 << b
+		wantFilter[w] |= 3 << b
 	}
 	if diff := cmp.Diff(wantFilter, filterWords()); diff != "" {
 		t.Errorf("vip filter (-want +got):\n%s", diff)
@@ -137,8 +138,17 @@ func TestMapsContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, b := vipFilterBit(testVIP6)
-	if diff := cmp.Diff(map[uint32]uint64{w: 1 << b}, filterWords()); diff != "" {
+	if diff := cmp.Diff(map[uint32]uint64{w: 3 << b}, filterWords()); diff != "" {
 		t.Errorf("vip filter after Unprogram (-want +got):\n%s", diff)
+	}
+	// A VIP left with port-specific services only: VF_PORTS alone.
+	portOnly := vipProgram(testVIP6, "a", "b")
+	portOnly.Services = portOnly.Services[:1]
+	if err := d.Program(ctx, portOnly); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[uint32]uint64{w: 1 << b}, filterWords()); diff != "" {
+		t.Errorf("vip filter with tcp/80 only (-want +got):\n%s", diff)
 	}
 	var gone *ebpf.Map
 	if err := d.objs.Tables.Lookup(tid, &gone); err == nil {
@@ -147,7 +157,8 @@ func TestMapsContent(t *testing.T) {
 	}
 	for _, k := range vipKeys(testVIP4, p.Services) {
 		var info vipdVipInfo
-		if err := d.objs.Vips.Lookup(k, &info); err == nil {
+		m, key := d.entry(k)
+		if err := m.Lookup(key, &info); err == nil {
 			t.Errorf("vips entry %+v still there after Unprogram", k)
 		}
 	}

@@ -72,11 +72,12 @@ func flowHash(seed uint32, src, dst netip.Addr, sport, dport uint16, proto uint8
 // outerSport is the GUE source port the program derives from a flow hash.
 func outerSport(h uint32) uint16 { return 0xC000 | uint16((h>>16)&0x3FFF) }
 
-// vipFilterBit mirrors maybe_vip: the vip_filter bit of an address.
-func vipFilterBit(a netip.Addr) (word uint32, bit uint) {
+// vipFilterBit mirrors vip_bits: the vip_filter word of an address and the
+// shift of its slot's two bits.
+func vipFilterBit(a netip.Addr) (word uint32, shift uint) {
 	f := fold(a)
-	idx := (f ^ (f >> 16)) & 0xffff
-	return idx >> 6, uint(idx & 63)
+	slot := (f ^ (f >> 16)) & 0xffff
+	return slot >> 5, uint(slot&31) * 2
 }
 
 func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {

@@ -224,18 +224,35 @@ func (r *rig) addVIP(t testing.TB, a netip.Addr, port uint16, proto uint8, id ui
 	_, err = inner.BatchUpdate(keys, vals, nil)
 	must(t, err)
 	must(t, r.objs.Tables.Put(id, inner))
-	word, bit := vipFilterBit(a)
+	word, shift := vipFilterBit(a)
 	var w uint64
 	must(t, r.objs.VipFilter.Lookup(word, &w))
-	must(t, r.objs.VipFilter.Put(word, w|1<<bit))
-	b, fam := addr16(a)
-	info := vipdVipInfo{Table: id, Vip: rigVIPIdx[a]}
-	must(t, r.objs.Vips.Put(vipdVipKey{Addr: b, Port: port, Proto: proto, Family: fam}, info))
-	frag := vipdVipKey{Addr: b, Proto: proto, Family: fam | 0x80}
-	var have vipdVipInfo
-	if r.objs.Vips.Lookup(frag, &have) != nil {
-		must(t, r.objs.Vips.Put(frag, info))
+	bits := uint64(1) // VF_PORTS
+	if port == 0 {
+		bits = 2 // VF_ANY_PORT
 	}
+	must(t, r.objs.VipFilter.Put(word, w|bits<<shift))
+	r.putVIPKey(t, a, port, proto, 0, vipdVipInfo{Table: id, Vip: rigVIPIdx[a]}, false)
+	r.putVIPKey(t, a, 0, proto, 1, vipdVipInfo{Table: id, Vip: rigVIPIdx[a]}, true)
+}
+
+// putVIPKey writes a `vips4`/`vips6` entry; keep leaves an existing one.
+func (r *rig) putVIPKey(t testing.TB, a netip.Addr, port uint16, proto, flags uint8, info vipdVipInfo, keep bool) {
+	t.Helper()
+	var (
+		m   *ebpf.Map
+		key any
+	)
+	if a.Is4() {
+		m, key = r.objs.Vips4, vipdVip4Key{Addr: a.As4(), Port: port, Proto: proto, Flags: flags}
+	} else {
+		m, key = r.objs.Vips6, vipdVip6Key{Addr: a.As16(), Port: port, Proto: proto, Flags: flags}
+	}
+	var have vipdVipInfo
+	if keep && m.Lookup(key, &have) == nil {
+		return
+	}
+	must(t, m.Put(key, info))
 }
 
 func must(t testing.TB, err error) {

@@ -6,10 +6,10 @@ import (
 	"net/netip"
 )
 
-// addrFilterBit is the bit of addr in the vip_filter bitmap (bpf/vipd.h):
+// addrFilterSlot is the slot of addr in the vip_filter bitmap (bpf/vipd.h):
 // XOR of the address's four little-endian 32-bit words (IPv4: the first
 // word, the rest 0), folded to 16 bits.
-func addrFilterBit(addr netip.Addr) uint32 {
+func addrFilterSlot(addr netip.Addr) uint32 {
 	var b [16]byte
 	if addr.Is4() {
 		a4 := addr.As4()

@@ -84,7 +84,7 @@ const (
 	vipdLimitsMAX_DIRECTOR_PREFIXES vipdLimits = 1024
 	vipdLimitsTABLE_ROWS            vipdLimits = 65536
 	vipdLimitsTABLE_PAIRS           vipdLimits = 32768
-	vipdLimitsVIP_FILTER_WORDS      vipdLimits = 1024
+	vipdLimitsVIP_FILTER_WORDS      vipdLimits = 2048
 	vipdLimitsGUE_PORT_DEFAULT      vipdLimits = 19523
 	vipdLimitsMAX_HOPS              vipdLimits = 1
 	vipdLimitsMAX_HOPS_RX           vipdLimits = 3
@@ -179,6 +179,22 @@ const (
 	vipdStatSTAT_MAX                          vipdStat = 31
 )
 
+type vipdVip4Key struct {
+	_     structs.HostLayout
+	Addr  [4]uint8
+	Port  uint16
+	Proto uint8
+	Flags uint8
+}
+
+type vipdVip6Key struct {
+	_     structs.HostLayout
+	Addr  [16]uint8
+	Port  uint16
+	Proto uint8
+	Flags uint8
+}
+
 type vipdVipCounters struct {
 	_ structs.HostLayout
 	C [4]struct {
@@ -188,24 +204,23 @@ type vipdVipCounters struct {
 	}
 }
 
+type vipdVipFilterBits uint32
+
+const (
+	vipdVipFilterBitsVF_PORTS    vipdVipFilterBits = 1
+	vipdVipFilterBitsVF_ANY_PORT vipdVipFilterBits = 2
+)
+
 type vipdVipInfo struct {
 	_     structs.HostLayout
 	Table uint32
 	Vip   uint32
 }
 
-type vipdVipKey struct {
-	_      structs.HostLayout
-	Addr   [16]uint8
-	Port   uint16
-	Proto  uint8
-	Family uint8
-}
-
 type vipdVipKeyFlags uint32
 
 const (
-	vipdVipKeyFlagsVIP_KEY_FRAGMENTS vipdVipKeyFlags = 128
+	vipdVipKeyFlagsVIP_KEY_FRAGMENTS vipdVipKeyFlags = 1
 )
 
 type vipdVipStat uint32
@@ -222,35 +237,38 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	vipdMapBackends           = "backends"
-	vipdMapConfig             = "config"
-	vipdMapDirectors          = "directors"
-	vipdMapIcmpLimit          = "icmp_limit"
-	vipdMapMembers            = "members"
-	vipdMapNhCache            = "nh_cache"
-	vipdMapStats              = "stats"
-	vipdMapTables             = "tables"
-	vipdMapVipAddrs           = "vip_addrs"
-	vipdMapVipFilter          = "vip_filter"
-	vipdMapVipStats           = "vip_stats"
-	vipdMapVips               = "vips"
-	vipdProgVipdXdp           = "vipd_xdp"
-	vipdVarUnusedAddrFlags    = "unused_addr_flags"
-	vipdVarUnusedAddrInfo     = "unused_addr_info"
-	vipdVarUnusedAddrKey      = "unused_addr_key"
-	vipdVarUnusedBackendFlags = "unused_backend_flags"
-	vipdVarUnusedConfigFlags  = "unused_config_flags"
-	vipdVarUnusedLimits       = "unused_limits"
-	vipdVarUnusedPrefixKey    = "unused_prefix_key"
-	vipdVarUnusedProbeBody    = "unused_probe_body"
-	vipdVarUnusedProbeKind    = "unused_probe_kind"
-	vipdVarUnusedRow          = "unused_row"
-	vipdVarUnusedRowPair      = "unused_row_pair"
-	vipdVarUnusedStat         = "unused_stat"
-	vipdVarUnusedVipCounters  = "unused_vip_counters"
-	vipdVarUnusedVipKey       = "unused_vip_key"
-	vipdVarUnusedVipKeyFlags  = "unused_vip_key_flags"
-	vipdVarUnusedVipStat      = "unused_vip_stat"
+	vipdMapBackends            = "backends"
+	vipdMapConfig              = "config"
+	vipdMapDirectors           = "directors"
+	vipdMapIcmpLimit           = "icmp_limit"
+	vipdMapMembers             = "members"
+	vipdMapNhCache             = "nh_cache"
+	vipdMapStats               = "stats"
+	vipdMapTables              = "tables"
+	vipdMapVipAddrs            = "vip_addrs"
+	vipdMapVipFilter           = "vip_filter"
+	vipdMapVipStats            = "vip_stats"
+	vipdMapVips4               = "vips4"
+	vipdMapVips6               = "vips6"
+	vipdProgVipdXdp            = "vipd_xdp"
+	vipdVarUnusedAddrFlags     = "unused_addr_flags"
+	vipdVarUnusedAddrInfo      = "unused_addr_info"
+	vipdVarUnusedAddrKey       = "unused_addr_key"
+	vipdVarUnusedBackendFlags  = "unused_backend_flags"
+	vipdVarUnusedConfigFlags   = "unused_config_flags"
+	vipdVarUnusedLimits        = "unused_limits"
+	vipdVarUnusedPrefixKey     = "unused_prefix_key"
+	vipdVarUnusedProbeBody     = "unused_probe_body"
+	vipdVarUnusedProbeKind     = "unused_probe_kind"
+	vipdVarUnusedRow           = "unused_row"
+	vipdVarUnusedRowPair       = "unused_row_pair"
+	vipdVarUnusedStat          = "unused_stat"
+	vipdVarUnusedVip4Key       = "unused_vip4_key"
+	vipdVarUnusedVip6Key       = "unused_vip6_key"
+	vipdVarUnusedVipCounters   = "unused_vip_counters"
+	vipdVarUnusedVipFilterBits = "unused_vip_filter_bits"
+	vipdVarUnusedVipKeyFlags   = "unused_vip_key_flags"
+	vipdVarUnusedVipStat       = "unused_vip_stat"
 )
 
 // loadVipd returns the embedded CollectionSpec for vipd.
@@ -313,29 +331,32 @@ type vipdMapSpecs struct {
 	VipAddrs  *ebpf.MapSpec `ebpf:"vip_addrs"`
 	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats  *ebpf.MapSpec `ebpf:"vip_stats"`
-	Vips      *ebpf.MapSpec `ebpf:"vips"`
+	Vips4     *ebpf.MapSpec `ebpf:"vips4"`
+	Vips6     *ebpf.MapSpec `ebpf:"vips6"`
 }
 
 // vipdVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdVariableSpecs struct {
-	UnusedAddrFlags    *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
-	UnusedAddrInfo     *ebpf.VariableSpec `ebpf:"unused_addr_info"`
-	UnusedAddrKey      *ebpf.VariableSpec `ebpf:"unused_addr_key"`
-	UnusedBackendFlags *ebpf.VariableSpec `ebpf:"unused_backend_flags"`
-	UnusedConfigFlags  *ebpf.VariableSpec `ebpf:"unused_config_flags"`
-	UnusedLimits       *ebpf.VariableSpec `ebpf:"unused_limits"`
-	UnusedPrefixKey    *ebpf.VariableSpec `ebpf:"unused_prefix_key"`
-	UnusedProbeBody    *ebpf.VariableSpec `ebpf:"unused_probe_body"`
-	UnusedProbeKind    *ebpf.VariableSpec `ebpf:"unused_probe_kind"`
-	UnusedRow          *ebpf.VariableSpec `ebpf:"unused_row"`
-	UnusedRowPair      *ebpf.VariableSpec `ebpf:"unused_row_pair"`
-	UnusedStat         *ebpf.VariableSpec `ebpf:"unused_stat"`
-	UnusedVipCounters  *ebpf.VariableSpec `ebpf:"unused_vip_counters"`
-	UnusedVipKey       *ebpf.VariableSpec `ebpf:"unused_vip_key"`
-	UnusedVipKeyFlags  *ebpf.VariableSpec `ebpf:"unused_vip_key_flags"`
-	UnusedVipStat      *ebpf.VariableSpec `ebpf:"unused_vip_stat"`
+	UnusedAddrFlags     *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
+	UnusedAddrInfo      *ebpf.VariableSpec `ebpf:"unused_addr_info"`
+	UnusedAddrKey       *ebpf.VariableSpec `ebpf:"unused_addr_key"`
+	UnusedBackendFlags  *ebpf.VariableSpec `ebpf:"unused_backend_flags"`
+	UnusedConfigFlags   *ebpf.VariableSpec `ebpf:"unused_config_flags"`
+	UnusedLimits        *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedPrefixKey     *ebpf.VariableSpec `ebpf:"unused_prefix_key"`
+	UnusedProbeBody     *ebpf.VariableSpec `ebpf:"unused_probe_body"`
+	UnusedProbeKind     *ebpf.VariableSpec `ebpf:"unused_probe_kind"`
+	UnusedRow           *ebpf.VariableSpec `ebpf:"unused_row"`
+	UnusedRowPair       *ebpf.VariableSpec `ebpf:"unused_row_pair"`
+	UnusedStat          *ebpf.VariableSpec `ebpf:"unused_stat"`
+	UnusedVip4Key       *ebpf.VariableSpec `ebpf:"unused_vip4_key"`
+	UnusedVip6Key       *ebpf.VariableSpec `ebpf:"unused_vip6_key"`
+	UnusedVipCounters   *ebpf.VariableSpec `ebpf:"unused_vip_counters"`
+	UnusedVipFilterBits *ebpf.VariableSpec `ebpf:"unused_vip_filter_bits"`
+	UnusedVipKeyFlags   *ebpf.VariableSpec `ebpf:"unused_vip_key_flags"`
+	UnusedVipStat       *ebpf.VariableSpec `ebpf:"unused_vip_stat"`
 }
 
 // vipdObjects contains all objects after they have been loaded into the kernel.
@@ -369,7 +390,8 @@ type vipdMaps struct {
 	VipAddrs  *ebpf.Map `ebpf:"vip_addrs"`
 	VipFilter *ebpf.Map `ebpf:"vip_filter"`
 	VipStats  *ebpf.Map `ebpf:"vip_stats"`
-	Vips      *ebpf.Map `ebpf:"vips"`
+	Vips4     *ebpf.Map `ebpf:"vips4"`
+	Vips6     *ebpf.Map `ebpf:"vips6"`
 }
 
 func (m *vipdMaps) Close() error {
@@ -385,7 +407,8 @@ func (m *vipdMaps) Close() error {
 		m.VipAddrs,
 		m.VipFilter,
 		m.VipStats,
-		m.Vips,
+		m.Vips4,
+		m.Vips6,
 	)
 }
 
@@ -393,22 +416,24 @@ func (m *vipdMaps) Close() error {
 //
 // It can be passed to loadVipdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdVariables struct {
-	UnusedAddrFlags    *ebpf.Variable `ebpf:"unused_addr_flags"`
-	UnusedAddrInfo     *ebpf.Variable `ebpf:"unused_addr_info"`
-	UnusedAddrKey      *ebpf.Variable `ebpf:"unused_addr_key"`
-	UnusedBackendFlags *ebpf.Variable `ebpf:"unused_backend_flags"`
-	UnusedConfigFlags  *ebpf.Variable `ebpf:"unused_config_flags"`
-	UnusedLimits       *ebpf.Variable `ebpf:"unused_limits"`
-	UnusedPrefixKey    *ebpf.Variable `ebpf:"unused_prefix_key"`
-	UnusedProbeBody    *ebpf.Variable `ebpf:"unused_probe_body"`
-	UnusedProbeKind    *ebpf.Variable `ebpf:"unused_probe_kind"`
-	UnusedRow          *ebpf.Variable `ebpf:"unused_row"`
-	UnusedRowPair      *ebpf.Variable `ebpf:"unused_row_pair"`
-	UnusedStat         *ebpf.Variable `ebpf:"unused_stat"`
-	UnusedVipCounters  *ebpf.Variable `ebpf:"unused_vip_counters"`
-	UnusedVipKey       *ebpf.Variable `ebpf:"unused_vip_key"`
-	UnusedVipKeyFlags  *ebpf.Variable `ebpf:"unused_vip_key_flags"`
-	UnusedVipStat      *ebpf.Variable `ebpf:"unused_vip_stat"`
+	UnusedAddrFlags     *ebpf.Variable `ebpf:"unused_addr_flags"`
+	UnusedAddrInfo      *ebpf.Variable `ebpf:"unused_addr_info"`
+	UnusedAddrKey       *ebpf.Variable `ebpf:"unused_addr_key"`
+	UnusedBackendFlags  *ebpf.Variable `ebpf:"unused_backend_flags"`
+	UnusedConfigFlags   *ebpf.Variable `ebpf:"unused_config_flags"`
+	UnusedLimits        *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedPrefixKey     *ebpf.Variable `ebpf:"unused_prefix_key"`
+	UnusedProbeBody     *ebpf.Variable `ebpf:"unused_probe_body"`
+	UnusedProbeKind     *ebpf.Variable `ebpf:"unused_probe_kind"`
+	UnusedRow           *ebpf.Variable `ebpf:"unused_row"`
+	UnusedRowPair       *ebpf.Variable `ebpf:"unused_row_pair"`
+	UnusedStat          *ebpf.Variable `ebpf:"unused_stat"`
+	UnusedVip4Key       *ebpf.Variable `ebpf:"unused_vip4_key"`
+	UnusedVip6Key       *ebpf.Variable `ebpf:"unused_vip6_key"`
+	UnusedVipCounters   *ebpf.Variable `ebpf:"unused_vip_counters"`
+	UnusedVipFilterBits *ebpf.Variable `ebpf:"unused_vip_filter_bits"`
+	UnusedVipKeyFlags   *ebpf.Variable `ebpf:"unused_vip_key_flags"`
+	UnusedVipStat       *ebpf.Variable `ebpf:"unused_vip_stat"`
 }
 
 // vipdPrograms contains all programs after they have been loaded into the kernel.

@@ -83,6 +83,22 @@ type vipdstagesPrefixKey struct {
 	Addr      [16]uint8
 }
 
+type vipdstagesVip4Key struct {
+	_     structs.HostLayout
+	Addr  [4]uint8
+	Port  uint16
+	Proto uint8
+	Flags uint8
+}
+
+type vipdstagesVip6Key struct {
+	_     structs.HostLayout
+	Addr  [16]uint8
+	Port  uint16
+	Proto uint8
+	Flags uint8
+}
+
 type vipdstagesVipCounters struct {
 	_ structs.HostLayout
 	C [4]struct {
@@ -98,49 +114,44 @@ type vipdstagesVipInfo struct {
 	Vip   uint32
 }
 
-type vipdstagesVipKey struct {
-	_      structs.HostLayout
-	Addr   [16]uint8
-	Port   uint16
-	Proto  uint8
-	Family uint8
-}
-
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	vipdstagesMapBackends           = "backends"
-	vipdstagesMapConfig             = "config"
-	vipdstagesMapDirectors          = "directors"
-	vipdstagesMapIcmpLimit          = "icmp_limit"
-	vipdstagesMapMembers            = "members"
-	vipdstagesMapNhCache            = "nh_cache"
-	vipdstagesMapStats              = "stats"
-	vipdstagesMapTables             = "tables"
-	vipdstagesMapVipAddrs           = "vip_addrs"
-	vipdstagesMapVipFilter          = "vip_filter"
-	vipdstagesMapVipStats           = "vip_stats"
-	vipdstagesMapVips               = "vips"
-	vipdstagesProgVipdXdp           = "vipd_xdp"
-	vipdstagesVarStopStage          = "stop_stage"
-	vipdstagesVarUnusedAddrFlags    = "unused_addr_flags"
-	vipdstagesVarUnusedAddrInfo     = "unused_addr_info"
-	vipdstagesVarUnusedAddrKey      = "unused_addr_key"
-	vipdstagesVarUnusedBackendFlags = "unused_backend_flags"
-	vipdstagesVarUnusedBenchStage   = "unused_bench_stage"
-	vipdstagesVarUnusedConfigFlags  = "unused_config_flags"
-	vipdstagesVarUnusedLimits       = "unused_limits"
-	vipdstagesVarUnusedPrefixKey    = "unused_prefix_key"
-	vipdstagesVarUnusedProbeBody    = "unused_probe_body"
-	vipdstagesVarUnusedProbeKind    = "unused_probe_kind"
-	vipdstagesVarUnusedRow          = "unused_row"
-	vipdstagesVarUnusedRowPair      = "unused_row_pair"
-	vipdstagesVarUnusedStat         = "unused_stat"
-	vipdstagesVarUnusedVipCounters  = "unused_vip_counters"
-	vipdstagesVarUnusedVipKey       = "unused_vip_key"
-	vipdstagesVarUnusedVipKeyFlags  = "unused_vip_key_flags"
-	vipdstagesVarUnusedVipStat      = "unused_vip_stat"
+	vipdstagesMapBackends            = "backends"
+	vipdstagesMapConfig              = "config"
+	vipdstagesMapDirectors           = "directors"
+	vipdstagesMapIcmpLimit           = "icmp_limit"
+	vipdstagesMapMembers             = "members"
+	vipdstagesMapNhCache             = "nh_cache"
+	vipdstagesMapStats               = "stats"
+	vipdstagesMapTables              = "tables"
+	vipdstagesMapVipAddrs            = "vip_addrs"
+	vipdstagesMapVipFilter           = "vip_filter"
+	vipdstagesMapVipStats            = "vip_stats"
+	vipdstagesMapVips4               = "vips4"
+	vipdstagesMapVips6               = "vips6"
+	vipdstagesProgVipdXdp            = "vipd_xdp"
+	vipdstagesVarStopStage           = "stop_stage"
+	vipdstagesVarUnusedAddrFlags     = "unused_addr_flags"
+	vipdstagesVarUnusedAddrInfo      = "unused_addr_info"
+	vipdstagesVarUnusedAddrKey       = "unused_addr_key"
+	vipdstagesVarUnusedBackendFlags  = "unused_backend_flags"
+	vipdstagesVarUnusedBenchStage    = "unused_bench_stage"
+	vipdstagesVarUnusedConfigFlags   = "unused_config_flags"
+	vipdstagesVarUnusedLimits        = "unused_limits"
+	vipdstagesVarUnusedPrefixKey     = "unused_prefix_key"
+	vipdstagesVarUnusedProbeBody     = "unused_probe_body"
+	vipdstagesVarUnusedProbeKind     = "unused_probe_kind"
+	vipdstagesVarUnusedRow           = "unused_row"
+	vipdstagesVarUnusedRowPair       = "unused_row_pair"
+	vipdstagesVarUnusedStat          = "unused_stat"
+	vipdstagesVarUnusedVip4Key       = "unused_vip4_key"
+	vipdstagesVarUnusedVip6Key       = "unused_vip6_key"
+	vipdstagesVarUnusedVipCounters   = "unused_vip_counters"
+	vipdstagesVarUnusedVipFilterBits = "unused_vip_filter_bits"
+	vipdstagesVarUnusedVipKeyFlags   = "unused_vip_key_flags"
+	vipdstagesVarUnusedVipStat       = "unused_vip_stat"
 )
 
 // loadVipdstages returns the embedded CollectionSpec for vipdstages.
@@ -203,31 +214,34 @@ type vipdstagesMapSpecs struct {
 	VipAddrs  *ebpf.MapSpec `ebpf:"vip_addrs"`
 	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats  *ebpf.MapSpec `ebpf:"vip_stats"`
-	Vips      *ebpf.MapSpec `ebpf:"vips"`
+	Vips4     *ebpf.MapSpec `ebpf:"vips4"`
+	Vips6     *ebpf.MapSpec `ebpf:"vips6"`
 }
 
 // vipdstagesVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdstagesVariableSpecs struct {
-	StopStage          *ebpf.VariableSpec `ebpf:"stop_stage"`
-	UnusedAddrFlags    *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
-	UnusedAddrInfo     *ebpf.VariableSpec `ebpf:"unused_addr_info"`
-	UnusedAddrKey      *ebpf.VariableSpec `ebpf:"unused_addr_key"`
-	UnusedBackendFlags *ebpf.VariableSpec `ebpf:"unused_backend_flags"`
-	UnusedBenchStage   *ebpf.VariableSpec `ebpf:"unused_bench_stage"`
-	UnusedConfigFlags  *ebpf.VariableSpec `ebpf:"unused_config_flags"`
-	UnusedLimits       *ebpf.VariableSpec `ebpf:"unused_limits"`
-	UnusedPrefixKey    *ebpf.VariableSpec `ebpf:"unused_prefix_key"`
-	UnusedProbeBody    *ebpf.VariableSpec `ebpf:"unused_probe_body"`
-	UnusedProbeKind    *ebpf.VariableSpec `ebpf:"unused_probe_kind"`
-	UnusedRow          *ebpf.VariableSpec `ebpf:"unused_row"`
-	UnusedRowPair      *ebpf.VariableSpec `ebpf:"unused_row_pair"`
-	UnusedStat         *ebpf.VariableSpec `ebpf:"unused_stat"`
-	UnusedVipCounters  *ebpf.VariableSpec `ebpf:"unused_vip_counters"`
-	UnusedVipKey       *ebpf.VariableSpec `ebpf:"unused_vip_key"`
-	UnusedVipKeyFlags  *ebpf.VariableSpec `ebpf:"unused_vip_key_flags"`
-	UnusedVipStat      *ebpf.VariableSpec `ebpf:"unused_vip_stat"`
+	StopStage           *ebpf.VariableSpec `ebpf:"stop_stage"`
+	UnusedAddrFlags     *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
+	UnusedAddrInfo      *ebpf.VariableSpec `ebpf:"unused_addr_info"`
+	UnusedAddrKey       *ebpf.VariableSpec `ebpf:"unused_addr_key"`
+	UnusedBackendFlags  *ebpf.VariableSpec `ebpf:"unused_backend_flags"`
+	UnusedBenchStage    *ebpf.VariableSpec `ebpf:"unused_bench_stage"`
+	UnusedConfigFlags   *ebpf.VariableSpec `ebpf:"unused_config_flags"`
+	UnusedLimits        *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedPrefixKey     *ebpf.VariableSpec `ebpf:"unused_prefix_key"`
+	UnusedProbeBody     *ebpf.VariableSpec `ebpf:"unused_probe_body"`
+	UnusedProbeKind     *ebpf.VariableSpec `ebpf:"unused_probe_kind"`
+	UnusedRow           *ebpf.VariableSpec `ebpf:"unused_row"`
+	UnusedRowPair       *ebpf.VariableSpec `ebpf:"unused_row_pair"`
+	UnusedStat          *ebpf.VariableSpec `ebpf:"unused_stat"`
+	UnusedVip4Key       *ebpf.VariableSpec `ebpf:"unused_vip4_key"`
+	UnusedVip6Key       *ebpf.VariableSpec `ebpf:"unused_vip6_key"`
+	UnusedVipCounters   *ebpf.VariableSpec `ebpf:"unused_vip_counters"`
+	UnusedVipFilterBits *ebpf.VariableSpec `ebpf:"unused_vip_filter_bits"`
+	UnusedVipKeyFlags   *ebpf.VariableSpec `ebpf:"unused_vip_key_flags"`
+	UnusedVipStat       *ebpf.VariableSpec `ebpf:"unused_vip_stat"`
 }
 
 // vipdstagesObjects contains all objects after they have been loaded into the kernel.
@@ -261,7 +275,8 @@ type vipdstagesMaps struct {
 	VipAddrs  *ebpf.Map `ebpf:"vip_addrs"`
 	VipFilter *ebpf.Map `ebpf:"vip_filter"`
 	VipStats  *ebpf.Map `ebpf:"vip_stats"`
-	Vips      *ebpf.Map `ebpf:"vips"`
+	Vips4     *ebpf.Map `ebpf:"vips4"`
+	Vips6     *ebpf.Map `ebpf:"vips6"`
 }
 
 func (m *vipdstagesMaps) Close() error {
@@ -277,7 +292,8 @@ func (m *vipdstagesMaps) Close() error {
 		m.VipAddrs,
 		m.VipFilter,
 		m.VipStats,
-		m.Vips,
+		m.Vips4,
+		m.Vips6,
 	)
 }
 
@@ -285,24 +301,26 @@ func (m *vipdstagesMaps) Close() error {
 //
 // It can be passed to loadVipdstagesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdstagesVariables struct {
-	StopStage          *ebpf.Variable `ebpf:"stop_stage"`
-	UnusedAddrFlags    *ebpf.Variable `ebpf:"unused_addr_flags"`
-	UnusedAddrInfo     *ebpf.Variable `ebpf:"unused_addr_info"`
-	UnusedAddrKey      *ebpf.Variable `ebpf:"unused_addr_key"`
-	UnusedBackendFlags *ebpf.Variable `ebpf:"unused_backend_flags"`
-	UnusedBenchStage   *ebpf.Variable `ebpf:"unused_bench_stage"`
-	UnusedConfigFlags  *ebpf.Variable `ebpf:"unused_config_flags"`
-	UnusedLimits       *ebpf.Variable `ebpf:"unused_limits"`
-	UnusedPrefixKey    *ebpf.Variable `ebpf:"unused_prefix_key"`
-	UnusedProbeBody    *ebpf.Variable `ebpf:"unused_probe_body"`
-	UnusedProbeKind    *ebpf.Variable `ebpf:"unused_probe_kind"`
-	UnusedRow          *ebpf.Variable `ebpf:"unused_row"`
-	UnusedRowPair      *ebpf.Variable `ebpf:"unused_row_pair"`
-	UnusedStat         *ebpf.Variable `ebpf:"unused_stat"`
-	UnusedVipCounters  *ebpf.Variable `ebpf:"unused_vip_counters"`
-	UnusedVipKey       *ebpf.Variable `ebpf:"unused_vip_key"`
-	UnusedVipKeyFlags  *ebpf.Variable `ebpf:"unused_vip_key_flags"`
-	UnusedVipStat      *ebpf.Variable `ebpf:"unused_vip_stat"`
+	StopStage           *ebpf.Variable `ebpf:"stop_stage"`
+	UnusedAddrFlags     *ebpf.Variable `ebpf:"unused_addr_flags"`
+	UnusedAddrInfo      *ebpf.Variable `ebpf:"unused_addr_info"`
+	UnusedAddrKey       *ebpf.Variable `ebpf:"unused_addr_key"`
+	UnusedBackendFlags  *ebpf.Variable `ebpf:"unused_backend_flags"`
+	UnusedBenchStage    *ebpf.Variable `ebpf:"unused_bench_stage"`
+	UnusedConfigFlags   *ebpf.Variable `ebpf:"unused_config_flags"`
+	UnusedLimits        *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedPrefixKey     *ebpf.Variable `ebpf:"unused_prefix_key"`
+	UnusedProbeBody     *ebpf.Variable `ebpf:"unused_probe_body"`
+	UnusedProbeKind     *ebpf.Variable `ebpf:"unused_probe_kind"`
+	UnusedRow           *ebpf.Variable `ebpf:"unused_row"`
+	UnusedRowPair       *ebpf.Variable `ebpf:"unused_row_pair"`
+	UnusedStat          *ebpf.Variable `ebpf:"unused_stat"`
+	UnusedVip4Key       *ebpf.Variable `ebpf:"unused_vip4_key"`
+	UnusedVip6Key       *ebpf.Variable `ebpf:"unused_vip6_key"`
+	UnusedVipCounters   *ebpf.Variable `ebpf:"unused_vip_counters"`
+	UnusedVipFilterBits *ebpf.Variable `ebpf:"unused_vip_filter_bits"`
+	UnusedVipKeyFlags   *ebpf.Variable `ebpf:"unused_vip_key_flags"`
+	UnusedVipStat       *ebpf.Variable `ebpf:"unused_vip_stat"`
 }
 
 // vipdstagesPrograms contains all programs after they have been loaded into the kernel.
