@@ -282,15 +282,6 @@ func setFilterFlag(t testing.TB, r *rig, on bool) {
 // spent rescheduled excluded, whole ns).
 type sample struct{ kernel float64 }
 
-func median(ss []sample) float64 {
-	xs := make([]float64, len(ss))
-	for i, s := range ss {
-		xs[i] = s.kernel
-	}
-	slices.Sort(xs)
-	return xs[len(xs)/2]
-}
-
 // trimmedMean averages xs without its lowest and highest fifth.
 func trimmedMean(xs []float64) float64 {
 	s := slices.Clone(xs)

@@ -76,7 +76,7 @@ type vipState struct {
 	// pending are services being added by a Program that has not
 	// finished: the filter keeps their bits too.
 	pending []vip.Service
-	keys     []vipKey      // its `vips4`/`vips6` entries: services and fragment entries
+	keys    []vipKey // its `vips4`/`vips6` entries: services and fragment entries
 	// tables are the tables its entries point at: one, more only after
 	// adopting the state of a vipd that stopped in the middle of a move.
 	tables []*tableState
