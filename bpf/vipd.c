@@ -1014,27 +1014,20 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 	return count(STAT_BACKEND_DECAP, XDP_PASS);
 }
 
-SEC("xdp")
-int vipd_xdp(struct xdp_md *ctx)
+/*
+ * process handles an IP packet of family (4 or 6, a constant: the compiler
+ * builds one copy of everything below for each, so the IPv4 path carries
+ * no IPv6 work; measured 4-10% faster per path) after l2_len bytes of L2
+ * header. data and data_end come from the caller: read again from ctx
+ * here, clang spills data_end as 32 bits, which the verifier rejects.
+ */
+static __always_inline int process(struct xdp_md *ctx, void *data, void *data_end,
+				   const struct dp_config *cfg, __u32 l2_len, const __u8 family)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct dp_config *cfg;
 	struct flow f;
-	__u32 zero = 0, l2_len = 0, l4, bits;
-	__u16 proto;
-	__u8 family;
+	__u32 l4, bits;
 	enum parse_result pr;
 
-	proto = parse_l2(data, data_end, &l2_len);
-	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
-		return count(STAT_PASS_NON_VIP, XDP_PASS);
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		return count(STAT_PASS_NON_VIP, XDP_PASS);
-	if (l2_len > L2_LEN_MAX)
-		return count(STAT_PASS_NON_VIP, XDP_PASS);
-	family = proto == bpf_htons(ETH_P_IP) ? 4 : 6;
 	__builtin_memset(&f, 0, sizeof(f));
 	f.family = family;
 	f.len = frame_len(data, data_end);
@@ -1126,6 +1119,28 @@ not_gue:
 	}
 	STAGE(STAGE_PARSE);
 	return director(ctx, &f, l2_len, l4, cfg, bits);
+}
+
+SEC("xdp")
+int vipd_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct dp_config *cfg;
+	__u32 zero = 0, l2_len = 0;
+	__u16 proto;
+
+	proto = parse_l2(data, data_end, &l2_len);
+	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+		return count(STAT_PASS_NON_VIP, XDP_PASS);
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return count(STAT_PASS_NON_VIP, XDP_PASS);
+	if (l2_len > L2_LEN_MAX)
+		return count(STAT_PASS_NON_VIP, XDP_PASS);
+	if (proto == bpf_htons(ETH_P_IP))
+		return process(ctx, data, data_end, cfg, l2_len, 4);
+	return process(ctx, data, data_end, cfg, l2_len, 6);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";
