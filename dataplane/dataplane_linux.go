@@ -41,13 +41,13 @@ type Dataplane struct {
 	innerSpec    *ebpf.MapSpec
 	statNames    []string // index = enum stat value
 	addrs        map[netip.Addr]*addrState
-	vipIdx       []bool // per-VIP counter indexes in use
-	nkeys        int    // `vips` entries
+	vipIdx       ids // per-VIP counter indexes
+	nkeys        int // `vips` entries
 	tables       map[string]*tableState
 	tableByID    map[uint32]*tableState
-	tableIDs     []bool // slots of `tables` in use
+	tableIDs     ids // slots of `tables`
 	slots        backendSlots
-	filter       [vipFilterWords]uint64
+	vf           *vipFilter
 	trust        Trust
 	warnedTrust  bool
 	rowKeys      []uint32          // 0..TableRows/2-1: the pairs of a table, for adoption's reads
@@ -115,10 +115,11 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 		innerSpec:    spec.Maps["tables"].InnerMap.Copy(),
 		statNames:    names,
 		addrs:        map[netip.Addr]*addrState{},
-		vipIdx:       make([]bool, spec.Maps["vip_stats"].MaxEntries),
+		vipIdx:       newIDs(int(spec.Maps["vip_stats"].MaxEntries)),
 		tables:       map[string]*tableState{},
 		tableByID:    map[uint32]*tableState{},
-		tableIDs:     make([]bool, spec.Maps["tables"].MaxEntries),
+		tableIDs:     newIDs(int(spec.Maps["tables"].MaxEntries)),
+		vf:           &vipFilter{},
 		slots:        newBackendSlots(int(spec.Maps["backends"].MaxEntries)),
 		rowKeys:      make([]uint32, TableRows/2),
 		rowVals:      make([]vipdRowPair, TableRows/2),

@@ -15,8 +15,10 @@ const (
 	// MaxVIPs is the most VIP addresses the dataplane can program and bind
 	// at once.
 	MaxVIPs = 16384
-	// MaxVIPKeys is the most `vips` entries: one per service of every VIP,
-	// plus one per (VIP, protocol) that later fragments match (VIPKeys).
+	// MaxVIPKeys is the most VIP map entries (`vips4` and `vips6`
+	// together, though each map could hold this many): one per service of
+	// every VIP, plus one per (VIP, protocol) that later fragments match
+	// (VIPKeys).
 	MaxVIPKeys = 131072
 	// MaxTables is the most forwarding tables stored at once. VIPs with
 	// the same backends and roles share one, and a VIP uses one table, so

@@ -76,6 +76,7 @@ type vipState struct {
 	// pending are services being added by a Program that has not
 	// finished: the filter keeps their bits too.
 	pending []vip.Service
+	fbits   uint64   // the vip_filter bits it is counted with
 	keys    []vipKey // its `vips4`/`vips6` entries: services and fragment entries
 	// tables are the tables its entries point at: one, more only after
 	// adopting the state of a vipd that stopped in the middle of a move.
@@ -319,7 +320,8 @@ func (d *Dataplane) Program(ctx context.Context, p vip.ProgramSpec) error {
 	// The filter bits first, then add before delete: the VIP never
 	// disappears for a service it keeps.
 	st.pending = p.Services
-	if err := d.setFilterLocked(); err != nil {
+	var err error
+	if st.fbits, err = d.setVIPFilterLocked(p.Addr, st, st.fbits); err != nil {
 		return fmt.Errorf("programming vip %s: %w", p.Addr, err)
 	}
 	info := vipdVipInfo{Table: t.id, Vip: a.idx}
@@ -340,7 +342,7 @@ func (d *Dataplane) Program(ctx context.Context, p vip.ProgramSpec) error {
 	}
 	d.recordKeysLocked(st, keys)
 	st.services, st.pending = p.Services, nil
-	if err := d.setFilterLocked(); err != nil {
+	if st.fbits, err = d.setVIPFilterLocked(p.Addr, st, st.fbits); err != nil {
 		return fmt.Errorf("programming vip %s: %w", p.Addr, err)
 	}
 	// Every entry points at t now: release the tables it used before.
@@ -383,15 +385,9 @@ func (d *Dataplane) newTableLocked(key string, bs []vip.Backend) (*tableState, e
 	if err != nil {
 		return nil, fmt.Errorf("building table: %w", err)
 	}
-	id := -1
-	for i, used := range d.tableIDs {
-		if !used {
-			id = i
-			break
-		}
-	}
-	if id < 0 {
-		return nil, fmt.Errorf("%w (%d)", ErrTooManyTables, len(d.tableIDs))
+	id, ok := d.tableIDs.peek()
+	if !ok {
+		return nil, fmt.Errorf("%w (%d)", ErrTooManyTables, len(d.tableIDs.used))
 	}
 	slots, err := d.acquireLocked(bs)
 	if err != nil {
@@ -404,7 +400,7 @@ func (d *Dataplane) newTableLocked(key string, bs []vip.Backend) (*tableState, e
 		return nil, err
 	}
 	t := &tableState{id: uint32(id), key: key, slots: slots, bytes: bytes}
-	d.tableIDs[id] = true
+	d.tableIDs.take(id)
 	d.tables[key] = t
 	d.tableByID[t.id] = t
 	return t, nil
@@ -442,7 +438,7 @@ func (d *Dataplane) releaseTableLocked(t *tableState) error {
 		t.refs = 1 // keep it: retried when its last VIP moves again
 		return fmt.Errorf("removing table %d: %w", t.id, err)
 	}
-	d.tableIDs[t.id] = false
+	d.tableIDs.free(int(t.id))
 	delete(d.tableByID, t.id)
 	if d.tables[t.key] == t {
 		delete(d.tables, t.key)
@@ -502,15 +498,9 @@ func mapBytes(m *ebpf.Map) uint64 {
 // newAddrLocked gives addr a `vip_addrs` entry (not bound) with a fresh
 // per-VIP counter index, its counters zeroed.
 func (d *Dataplane) newAddrLocked(addr netip.Addr) (*addrState, error) {
-	idx := -1
-	for i, used := range d.vipIdx {
-		if !used {
-			idx = i
-			break
-		}
-	}
-	if idx < 0 {
-		return nil, fmt.Errorf("%w (%d)", ErrTooManyVIPs, len(d.vipIdx))
+	idx, ok := d.vipIdx.peek()
+	if !ok {
+		return nil, fmt.Errorf("%w (%d)", ErrTooManyVIPs, len(d.vipIdx.used))
 	}
 	if err := d.objs.VipStats.Put(uint32(idx), d.zeroCounters); err != nil {
 		return nil, fmt.Errorf("zeroing counters of %s: %w", addr, err)
@@ -519,7 +509,7 @@ func (d *Dataplane) newAddrLocked(addr netip.Addr) (*addrState, error) {
 		return nil, fmt.Errorf("adding %s: %w", addr, err)
 	}
 	a := &addrState{idx: uint32(idx)}
-	d.vipIdx[idx] = true
+	d.vipIdx.take(idx)
 	d.addrs[addr] = a
 	return a, nil
 }
@@ -533,7 +523,7 @@ func (d *Dataplane) dropAddrIfUnusedLocked(addr netip.Addr, a *addrState) error 
 	if err := d.objs.VipAddrs.Delete(addrKey(addr)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("removing %s: %w", addr, err)
 	}
-	d.vipIdx[a.idx] = false
+	d.vipIdx.free(int(a.idx))
 	delete(d.addrs, addr)
 	return nil
 }
@@ -581,40 +571,111 @@ func (d *Dataplane) releaseLocked(slots []uint32) {
 	}
 }
 
-// setFilterLocked makes vip_filter the bitmap of the programmed VIPs'
-// services (and those being added), writing only the words that change.
-// Bits are set before a VIP's entries are added and cleared after they are
-// deleted, so the filter never hides a VIP or one of its services.
-func (d *Dataplane) setFilterLocked() error { return d.writeFilterLocked(false) }
-
-// writeFilterLocked computes the bitmap and writes the words that differ
-// from the Go copy, or every word when all is set (the pinned map's content
-// is unknown after a restart).
-func (d *Dataplane) writeFilterLocked(all bool) error {
-	var want [vipFilterWords]uint64
-	for addr, a := range d.addrs {
-		if a.vip == nil {
-			continue
-		}
-		var bits uint64
-		for _, s := range slices.Concat(a.vip.services, a.vip.pending) {
+// serviceBits are the vip_filter bits (VF_*) of VIPs with these services.
+func serviceBits(lists ...[]vip.Service) uint64 {
+	var bits uint64
+	for _, ss := range lists {
+		for _, s := range ss {
 			if s.Port == 0 {
 				bits |= vfAnyPort
 			} else {
 				bits |= vfPorts
 			}
 		}
-		slot := addrFilterSlot(addr)
-		want[slot>>5] |= bits << ((slot & 31) * 2)
 	}
-	for i := range want {
-		if !all && want[i] == d.filter[i] {
+	return bits
+}
+
+// vipFilter is the Go side of vip_filter: for each slot, how many
+// programmed VIPs contribute each bit, so a VIP's change touches its slot's
+// word only (16,384 VIPs program in linear time).
+type vipFilter struct {
+	ports, any [1 << 16]uint16 // VIPs per slot with VF_PORTS, VF_ANY_PORT
+	words      [vipFilterWords]uint64
+}
+
+// setVIPFilterLocked makes st's contribution to the filter the bits of its
+// services and of those being added (none when st is nil: unprogrammed),
+// writing its slot's word when it changes. Bits are set before a VIP's
+// entries are added and cleared after they are deleted, so the filter never
+// hides a VIP or one of its services.
+func (d *Dataplane) setVIPFilterLocked(addr netip.Addr, st *vipState, have uint64) (uint64, error) {
+	var want uint64
+	if st != nil {
+		want = serviceBits(st.services, st.pending)
+	}
+	if want == have {
+		return have, nil
+	}
+	slot := addrFilterSlot(addr)
+	count := func(from, to uint64) {
+		for _, c := range []struct {
+			bit uint64
+			n   *uint16
+		}{{vfPorts, &d.vf.ports[slot]}, {vfAnyPort, &d.vf.any[slot]}} {
+			switch {
+			case to&c.bit != 0 && from&c.bit == 0:
+				*c.n++
+			case to&c.bit == 0 && from&c.bit != 0:
+				*c.n--
+			}
+		}
+	}
+	count(have, want)
+	if err := d.writeFilterWordLocked(slot >> 5); err != nil {
+		count(want, have)
+		return have, err
+	}
+	return want, nil
+}
+
+// writeFilterWordLocked writes word w of vip_filter from the counts, if it
+// changed.
+func (d *Dataplane) writeFilterWordLocked(w uint32) error {
+	var word uint64
+	for i := range uint32(32) {
+		slot := w<<5 | i
+		var b uint64
+		if d.vf.ports[slot] > 0 {
+			b |= vfPorts
+		}
+		if d.vf.any[slot] > 0 {
+			b |= vfAnyPort
+		}
+		word |= b << (i * 2)
+	}
+	if word == d.vf.words[w] {
+		return nil
+	}
+	if err := d.objs.VipFilter.Put(w, word); err != nil {
+		return fmt.Errorf("writing vip filter: %w", err)
+	}
+	d.vf.words[w] = word
+	return nil
+}
+
+// rebuildFilterLocked counts every programmed VIP afresh and writes every
+// word: the pinned map's content is unknown after a restart.
+func (d *Dataplane) rebuildFilterLocked() error {
+	*d.vf = vipFilter{}
+	for addr, a := range d.addrs {
+		if a.vip == nil {
 			continue
 		}
-		if err := d.objs.VipFilter.Put(uint32(i), want[i]); err != nil {
-			return fmt.Errorf("writing vip filter: %w", err)
+		a.vip.fbits = serviceBits(a.vip.services, a.vip.pending)
+		slot := addrFilterSlot(addr)
+		if a.vip.fbits&vfPorts != 0 {
+			d.vf.ports[slot]++
 		}
-		d.filter[i] = want[i]
+		if a.vip.fbits&vfAnyPort != 0 {
+			d.vf.any[slot]++
+		}
+	}
+	for w := range vipFilterWords {
+		d.vf.words[w] = ^uint64(0) // unknown: written whatever it holds
+		if err := d.writeFilterWordLocked(w); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -650,9 +711,13 @@ func (d *Dataplane) Unprogram(ctx context.Context, addr netip.Addr) error {
 	}
 	st.tables = nil
 	a.vip = nil
-	errs = append(errs, d.dropAddrIfUnusedLocked(addr, a))
-	if err := d.setFilterLocked(); err != nil {
+	if fbits, err := d.setVIPFilterLocked(addr, nil, st.fbits); err != nil {
+		// Keep the VIP's bits counted: a later Program or Unprogram
+		// retries from them.
+		a.vip, st.fbits = st, fbits
 		errs = append(errs, err)
+	} else {
+		errs = append(errs, d.dropAddrIfUnusedLocked(addr, a))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("unprogramming vip %s: %w", addr, err)
@@ -760,11 +825,11 @@ func (d *Dataplane) adoptLocked() error {
 	it := d.objs.VipAddrs.Iterate()
 	for it.Next(&ak, &ai) {
 		addr, ok := addrFromBytes(ak.Addr, ak.Family)
-		if !ok || int(ai.Vip) >= len(d.vipIdx) || seen[ai.Vip] {
+		if !ok || int(ai.Vip) >= len(d.vipIdx.used) || seen[ai.Vip] {
 			return fmt.Errorf("bad vip_addrs entry %v -> %+v", ak, ai)
 		}
 		seen[ai.Vip] = true
-		d.vipIdx[ai.Vip] = true
+		d.vipIdx.take(int(ai.Vip))
 		d.addrs[addr] = &addrState{idx: ai.Vip, bound: ai.Flags&addrBound != 0}
 	}
 	if err := it.Err(); err != nil {
@@ -777,7 +842,7 @@ func (d *Dataplane) adoptLocked() error {
 	}
 	for i, k := range keys {
 		info, addr := infos[i], k.addr
-		if int(info.Table) >= len(d.tableIDs) {
+		if int(info.Table) >= len(d.tableIDs.used) {
 			return fmt.Errorf("bad vips entry %+v -> %+v", k, info)
 		}
 		a := d.addrs[addr]
@@ -801,7 +866,7 @@ func (d *Dataplane) adoptLocked() error {
 		if t == nil {
 			t = &tableState{id: info.Table}
 			d.tableByID[t.id] = t
-			d.tableIDs[t.id] = true
+			d.tableIDs.take(int(t.id))
 		}
 		if !slices.Contains(st.tables, t) {
 			st.tables = append(st.tables, t)
@@ -838,14 +903,14 @@ func (d *Dataplane) adoptLocked() error {
 			}
 		}
 	}
-	for id, used := range d.tableIDs {
+	for id, used := range d.tableIDs.used {
 		if !used {
 			if err := d.objs.Tables.Delete(uint32(id)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				return fmt.Errorf("clearing unused table %d: %w", id, err)
 			}
 		}
 	}
-	if err := d.writeFilterLocked(true); err != nil {
+	if err := d.rebuildFilterLocked(); err != nil {
 		return err
 	}
 	if n := len(d.tableByID); n > 0 || len(d.addrs) > 0 {
