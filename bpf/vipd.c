@@ -35,10 +35,10 @@
  * Trust boundary: with DP_F_GUE_TRUST (the loader sets it once it knows the
  * cluster's members), GUE is decapsulated, forwarded or answered only when
  * its outer source is a member or in `directors`, lists at most
- * max_hops_rx alternates, names only members as the hops still to use, and
- * has a next_hop a forwarding member could have written (0, or from a
- * member with hops[next_hop - 1] this node). Everything else is dropped and
- * counted by its reason. An inner packet with a spoofed source is only
+ * max_hops_rx alternates, and has a next_hop a forwarding member could have
+ * written (0, or from a member with hops[next_hop - 1] this node); it is
+ * forwarded only to a member. Everything else is dropped and counted by its
+ * reason. An inner packet with a spoofed source is only
  * accepted from a trusted sender, like any other.
  *
  * Fragments: every fragment of a fragmented packet (IPv4 MF or offset != 0,
@@ -208,12 +208,21 @@ struct {
 	__type(value, struct addr_info);
 } vip_addrs SEC(".maps");
 
+/* The members' underlay addresses, one map per family: a 4-byte key for
+ * IPv4, hashed and compared as one word. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_MEMBERS);
-	__type(key, struct addr_key);
+	__type(key, __u32);
 	__type(value, __u8);
-} members SEC(".maps");
+} members4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_MEMBERS);
+	__type(key, struct in6_key);
+	__type(value, __u8);
+} members6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -374,10 +383,16 @@ static __always_inline int is_bound(const void *addr, __u8 family)
 /* is_member: whether addr (family's) is a cluster member's underlay address. */
 static __always_inline int is_member(const void *addr, __u8 family)
 {
-	struct addr_key k;
+	if (family == 4) {
+		__u32 k = *(const __u32 *)addr;
 
-	addr_key_of(&k, addr, family);
-	return bpf_map_lookup_elem(&members, &k) != NULL;
+		return bpf_map_lookup_elem(&members4, &k) != NULL;
+	} else {
+		struct in6_key k;
+
+		copy16(k.addr, addr);
+		return bpf_map_lookup_elem(&members6, &k) != NULL;
+	}
 }
 
 /*
@@ -907,27 +922,19 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 	if (inner_off > GUE_END_MAX || inner_off - l2_len > ip_len)
 		return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 	inner_len = ip_len - (inner_off - l2_len);
-	{
-		/* The hops: a preset next_hop only as a forwarding member
-		 * writes it (it sent to hops[next_hop - 1], this node); the
-		 * hops still to use only members. */
-		__u8 *hops = (void *)(gue + 1);
+	if (next) {
+		/* A preset next_hop only as a forwarding member writes it: it
+		 * sent to hops[next_hop - 1], this node. (Whether a hop is a
+		 * member is asked before forwarding to it.) */
+		__u32 prev_off = gue_off + sizeof(*gue) + hop_size * (next - 1);
+		__u8 *h = data + prev_off;
 
-#pragma clang loop unroll(full)
-		for (__u32 i = 0; i < MAX_HOPS_RX; i++) {
-			__u8 *h = hops + i * hop_size;
-
-			if (i >= nhops)
-				break;
-			if ((void *)(h + HOP_LEN_MAX) > data_end)
-				return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
-			if (i + 1 == next) {
-				if (from != 2 || !(ofam == 4 ? *(__u32 *)h == *(__u32 *)self : addr16_eq(h, self)))
-					return count(STAT_DROP_GUE_BAD_NEXT_HOP, XDP_DROP);
-			}
-			if (i >= next && (cfg->flags & DP_F_GUE_TRUST) && !is_member(h, ofam))
-				return count(STAT_DROP_GUE_HOP_NOT_MEMBER, XDP_DROP);
-		}
+		if (from != 2)
+			return count(STAT_DROP_GUE_BAD_NEXT_HOP, XDP_DROP);
+		if (prev_off > GUE_END_MAX || (void *)(h + HOP_LEN_MAX) > data_end)
+			return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
+		if (!(ofam == 4 ? *(__u32 *)h == *(__u32 *)self : addr16_eq(h, self)))
+			return count(STAT_DROP_GUE_BAD_NEXT_HOP, XDP_DROP);
 	}
 
 	__builtin_memset(idst, 0, sizeof(idst));
@@ -985,9 +992,13 @@ static __always_inline int backend(struct xdp_md *ctx, const struct dp_config *c
 				return count(STAT_DROP_GUE_MALFORMED, XDP_DROP);
 			/* Never to this node itself (GLB does the same): handled here. */
 			if (owner == TCP_NOT_OWNED &&
-			    !(ofam == 4 ? *(__u32 *)hop == *(__u32 *)self : addr16_eq(hop, self)))
+			    !(ofam == 4 ? *(__u32 *)hop == *(__u32 *)self : addr16_eq(hop, self))) {
+				/* Only ever to a member. */
+				if ((cfg->flags & DP_F_GUE_TRUST) && !is_member(hop, ofam))
+					return count(STAT_DROP_GUE_HOP_NOT_MEMBER, XDP_DROP);
 				return forward(ctx, fib_ifindex(ctx, cfg), l2_len, ofam, gue_off, hop_off,
 					       ai->vip, inner_len);
+			}
 		}
 	}
 

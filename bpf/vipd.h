@@ -19,7 +19,7 @@ enum limits {
 	MAX_VIP_KEYS = 131072, /* entries of `vips4`, and of `vips6`: one per service plus one per (VIP, protocol) for later fragments */
 	MAX_TABLES = 16384,    /* stored tables; VIPs with the same backends and roles share one */
 	MAX_BACKENDS = 16384,  /* backend slots (distinct underlay addresses in tables); a row holds 16-bit slots */
-	MAX_MEMBERS = 16384,   /* cluster members' underlay addresses (`members`) */
+	MAX_MEMBERS = 16384,   /* cluster members' underlay addresses (`members4`, and `members6`) */
 	MAX_DIRECTOR_PREFIXES = 1024, /* extra allowed GUE sources (`directors`) */
 	TABLE_ROWS = 65536,    /* rows per table; a power of two */
 	TABLE_PAIRS = 32768,   /* elements per table map: two rows each (struct row_pair) */
@@ -95,11 +95,17 @@ struct backend {
 	__u16 pad;
 };
 
-/* Key of `vip_addrs` and `members`: an address of either family. */
+/* Key of `vip_addrs`: an address of either family. */
 struct addr_key {
 	__u8 addr[16];
 	__u8 family;
 	__u8 pad[3];
+};
+
+/* Key of `members6`: an IPv6 address (`members4` is keyed by the IPv4
+ * address itself, a __u32 as loaded). */
+struct in6_key {
+	__u8 addr[16];
 };
 
 /* addr_info.flags (bpf2go -type addr_flags). */
@@ -127,7 +133,7 @@ struct prefix_key {
 /* dp_config.flags (bpf2go -type config_flags). */
 enum config_flags {
 	DP_F_VIP_FILTER = 1, /* vip_filter is maintained: skip VIP lookups on a clear bit */
-	DP_F_GUE_TRUST = 2,  /* `members` is filled: GUE only from members or `directors`, hops only members */
+	DP_F_GUE_TRUST = 2,  /* `members4`/`members6` filled: GUE only from members or `directors`, forwards only to members */
 	DP_F_DIRECTORS = 4,  /* `directors` has entries: look sources up there too */
 };
 
@@ -214,7 +220,7 @@ enum stat {
 	 * forwarding member writes (from a non-member, or hops[next_hop-1] is
 	 * not this node). */
 	STAT_DROP_GUE_BAD_NEXT_HOP = 27,
-	STAT_DROP_GUE_HOP_NOT_MEMBER = 28,   /* a hop still to be used is not a cluster member */
+	STAT_DROP_GUE_HOP_NOT_MEMBER = 28,   /* the alternate it would be forwarded to is not a cluster member */
 	STAT_PROBE_REPLY = 29,               /* data-path probe answered (XDP_TX back to the sender) */
 	STAT_PROBE_PASS = 30,                /* a probe reply to this node's GUE port: passed to the stack */
 	STAT_MAX = 31,

@@ -108,7 +108,7 @@ func BenchmarkXDP(b *testing.B) {
 		must(b, err)
 		repl := map[string]*ebpf.Map{}
 		for name, m := range map[string]*ebpf.Map{"vips4": r.objs.Vips4, "vips6": r.objs.Vips6, "tables": r.objs.Tables, "backends": r.objs.Backends,
-			"vip_addrs": r.objs.VipAddrs, "members": r.objs.Members, "directors": r.objs.Directors, "config": r.objs.Config,
+			"vip_addrs": r.objs.VipAddrs, "members4": r.objs.Members4, "members6": r.objs.Members6, "directors": r.objs.Directors, "config": r.objs.Config,
 			"vip_filter": r.objs.VipFilter, "stats": r.objs.Stats, "vip_stats": r.objs.VipStats, "nh_cache": r.objs.NhCache,
 			"icmp_limit": r.objs.IcmpLimit} {
 			repl[name] = m

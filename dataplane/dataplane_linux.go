@@ -22,7 +22,7 @@ import (
 
 // pinnedMaps are the maps that outlive vipd: an upgrade restart adopts them
 // (and the link that keeps the program attached) instead of flushing them.
-var pinnedMaps = []string{"vips4", "vips6", "tables", "backends", "vip_addrs", "members", "directors", "config",
+var pinnedMaps = []string{"vips4", "vips6", "tables", "backends", "vip_addrs", "members4", "members6", "directors", "config",
 	"vip_filter", "stats", "vip_stats"}
 
 // linkPin is the name of the pinned XDP link inside Options.PinPath.

@@ -9,7 +9,7 @@
 // Pinned state, under Options.PinPath (a directory on a bpffs):
 //
 //	vips4 vips6 tables backends vip_addrs       VIPs, tables, bound set
-//	members directors config vip_filter          trust boundary, config
+//	members4 members6 directors config vip_filter  trust boundary, config
 //	stats vip_stats                              counters
 //	link                                         the XDP link
 //

@@ -142,8 +142,12 @@ func (r *rig) fill(t testing.TB) {
 	cfg.Addr6 = node6.As16()
 	must(t, r.objs.Config.Put(uint32(0), cfg))
 	for _, m := range rigMembers {
-		b, fam := addr16(m)
-		must(t, r.objs.Members.Put(vipdAddrKey{Addr: b, Family: fam}, uint8(1)))
+		if m.Is4() {
+			b := m.As4()
+			must(t, r.objs.Members4.Put(binary.NativeEndian.Uint32(b[:]), uint8(1)))
+		} else {
+			must(t, r.objs.Members6.Put(vipdIn6Key{Addr: m.As16()}, uint8(1)))
+		}
 	}
 
 	slots := map[uint32]netip.Addr{1: be4a, 2: be4b, 3: node4, 4: be4nn, 5: be6a, 6: be6b}

@@ -109,9 +109,9 @@ func TestProgGLBInterop(t *testing.T) {
 
 // TestProgTrust: the trust boundary of the backend path. GUE is only taken
 // from members (and configured director prefixes), with at most the
-// alternates a director writes, naming only members as hops still to use,
-// and with a next_hop a forwarding member could have written. Each crafted
-// case of issue 11 is dropped and counted by its reason.
+// alternates a director writes and a next_hop a forwarding member could
+// have written, and only forwarded to a member. Each crafted case of issue
+// 11 is dropped and counted by its reason.
 func TestProgTrust(t *testing.T) {
 	r := newRig(t)
 	ackIn := tcpFrame(t, 0, client4, 46000, vipTCP, 80, ack)
@@ -125,6 +125,7 @@ func TestProgTrust(t *testing.T) {
 	decap := map[vipdStat]uint64{vipdStatSTAT_BACKEND_DECAP: 1}
 	lastHop := gueFrame(be4a, node4, 1, []netip.Addr{node4}, ackIn)
 	toSelf := gueFrame(dir4, node4, 0, []netip.Addr{node4}, ackIn)
+	synStray := gueFrame(dir4, node4, 0, []netip.Addr{stray4}, synIn)
 	for _, c := range []progCase{
 		{name: "from outside the cluster", in: gueFrame(stray4, node4, 0, []netip.Addr{be4a}, synIn), wantCode: xdpDrop, wantStats: untrusted},
 		{name: "from outside, hops [node, other node] (vipd's old layout)", in: gueFrame(stray4, node4, 0, []netip.Addr{node4, be4a}, ackIn),
@@ -132,7 +133,10 @@ func TestProgTrust(t *testing.T) {
 		{name: "from outside, spoofed inner source", in: gueFrame(stray4, node4, 0, nil, spoofed), wantCode: xdpDrop, wantStats: untrusted},
 		{name: "from outside over ipv6", in: gueFrame(stray6, node6, 0, []netip.Addr{be6a}, ackIn), wantCode: xdpDrop, wantStats: untrusted},
 		{name: "hop outside the cluster", in: gueFrame(dir4, node4, 0, []netip.Addr{stray4}, ackIn), wantCode: xdpDrop, wantStats: notMember},
-		{name: "hop outside the cluster, syn too", in: gueFrame(dir4, node4, 0, []netip.Addr{stray4}, synIn), wantCode: xdpDrop, wantStats: notMember},
+		// The alternate is only asked about when it would be used: a SYN
+		// is handled here, never forwarded.
+		{name: "hop outside the cluster, syn: handled here", in: synStray, wantCode: xdpPass, wantOut: decapOf(synStray, synIn),
+			wantStats: decap},
 		{name: "two alternates", in: gueFrame(dir4, node4, 0, []netip.Addr{be4a, be4b}, ackIn), wantCode: xdpDrop, wantStats: tooMany},
 		{name: "[n1,n3,n1,n3]", in: gueFrame(dir4, node4, 0, []netip.Addr{be4a, be4b, be4a, be4b}, ackIn), wantCode: xdpDrop, wantStats: tooMany},
 		{name: "preset next_hop: not from a forward to this node", in: gueFrame(dir4, node4, 1, []netip.Addr{be4a}, ackIn),

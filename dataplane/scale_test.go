@@ -232,13 +232,14 @@ func TestSetTrust(t *testing.T) {
 	read := func() (members []string, dirs []string, flags uint16) {
 		t.Helper()
 		var (
-			k  vipdAddrKey
 			pk vipdPrefixKey
 			v  uint8
 		)
-		it := d.objs.Members.Iterate()
-		for it.Next(&k, &v) {
-			a, _ := addrFromBytes(k.Addr, k.Family)
+		have, err := d.members()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for a := range have {
 			members = append(members, a.String())
 		}
 		pit := d.objs.Directors.Iterate()

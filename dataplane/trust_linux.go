@@ -5,6 +5,7 @@ package dataplane
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -71,42 +72,74 @@ func prefixKey(p netip.Prefix) vipdPrefixKey {
 	return k
 }
 
+// memberEntry is the map and key of a member address.
+func (d *Dataplane) memberEntry(a netip.Addr) (*ebpf.Map, any) {
+	if a.Is4() {
+		b := a.As4()
+		return d.objs.Members4, binary.NativeEndian.Uint32(b[:])
+	}
+	return d.objs.Members6, vipdIn6Key{Addr: a.As16()}
+}
+
+// members lists the addresses in `members4` and `members6`.
+func (d *Dataplane) members() (map[netip.Addr]bool, error) {
+	out := map[netip.Addr]bool{}
+	var (
+		k4 uint32
+		k6 vipdIn6Key
+		v  uint8
+	)
+	it := d.objs.Members4.Iterate()
+	for it.Next(&k4, &v) {
+		var b [4]byte
+		binary.NativeEndian.PutUint32(b[:], k4)
+		out[netip.AddrFrom4(b)] = true
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading members4: %w", err)
+	}
+	it = d.objs.Members6.Iterate()
+	for it.Next(&k6, &v) {
+		out[netip.AddrFrom16(k6.Addr)] = true
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading members6: %w", err)
+	}
+	return out, nil
+}
+
 func (d *Dataplane) setTrustLocked(t Trust) error {
 	t = t.normalize()
-	wantM := map[vipdAddrKey]bool{}
+	wantM := map[netip.Addr]bool{}
 	for _, m := range t.Members {
-		wantM[addrKey(m)] = true
+		wantM[m] = true
 	}
 	wantD := map[vipdPrefixKey]bool{}
 	for _, p := range t.Directors {
 		wantD[prefixKey(p)] = true
 	}
-	haveM := map[vipdAddrKey]bool{}
-	var (
-		mk vipdAddrKey
-		mv uint8
-	)
-	it := d.objs.Members.Iterate()
-	for it.Next(&mk, &mv) {
-		haveM[mk] = true
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("reading members: %w", err)
+	haveM, err := d.members()
+	if err != nil {
+		return err
 	}
 	haveD := map[vipdPrefixKey]bool{}
-	var pk vipdPrefixKey
+	var (
+		pk vipdPrefixKey
+		pv uint8
+	)
 	pit := d.objs.Directors.Iterate()
-	for pit.Next(&pk, &mv) {
+	for pit.Next(&pk, &pv) {
 		haveD[pk] = true
 	}
 	if err := pit.Err(); err != nil {
 		return fmt.Errorf("reading director prefixes: %w", err)
 	}
 
-	for k := range wantM {
-		if !haveM[k] {
-			if err := d.objs.Members.Put(k, uint8(1)); err != nil {
-				return fmt.Errorf("adding member %v: %w", k.Addr, err)
+	for a := range wantM {
+		if !haveM[a] {
+			m, k := d.memberEntry(a)
+			if err := m.Put(k, uint8(1)); err != nil {
+				return fmt.Errorf("adding member %s: %w", a, err)
 			}
 		}
 	}
@@ -124,10 +157,11 @@ func (d *Dataplane) setTrustLocked(t Trust) error {
 		return err
 	}
 	var errs []error
-	for k := range haveM {
-		if !wantM[k] {
-			if err := d.objs.Members.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				errs = append(errs, fmt.Errorf("removing member %v: %w", k.Addr, err))
+	for a := range haveM {
+		if !wantM[a] {
+			m, k := d.memberEntry(a)
+			if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, fmt.Errorf("removing member %s: %w", a, err))
 			}
 		}
 	}

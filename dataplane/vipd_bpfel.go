@@ -73,6 +73,11 @@ type vipdIcmpBucket struct {
 	Credit uint64
 }
 
+type vipdIn6Key struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
 type vipdLimits uint32
 
 const (
@@ -241,7 +246,8 @@ const (
 	vipdMapConfig              = "config"
 	vipdMapDirectors           = "directors"
 	vipdMapIcmpLimit           = "icmp_limit"
-	vipdMapMembers             = "members"
+	vipdMapMembers4            = "members4"
+	vipdMapMembers6            = "members6"
 	vipdMapNhCache             = "nh_cache"
 	vipdMapStats               = "stats"
 	vipdMapTables              = "tables"
@@ -324,7 +330,8 @@ type vipdMapSpecs struct {
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Directors *ebpf.MapSpec `ebpf:"directors"`
 	IcmpLimit *ebpf.MapSpec `ebpf:"icmp_limit"`
-	Members   *ebpf.MapSpec `ebpf:"members"`
+	Members4  *ebpf.MapSpec `ebpf:"members4"`
+	Members6  *ebpf.MapSpec `ebpf:"members6"`
 	NhCache   *ebpf.MapSpec `ebpf:"nh_cache"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Tables    *ebpf.MapSpec `ebpf:"tables"`
@@ -383,7 +390,8 @@ type vipdMaps struct {
 	Config    *ebpf.Map `ebpf:"config"`
 	Directors *ebpf.Map `ebpf:"directors"`
 	IcmpLimit *ebpf.Map `ebpf:"icmp_limit"`
-	Members   *ebpf.Map `ebpf:"members"`
+	Members4  *ebpf.Map `ebpf:"members4"`
+	Members6  *ebpf.Map `ebpf:"members6"`
 	NhCache   *ebpf.Map `ebpf:"nh_cache"`
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Tables    *ebpf.Map `ebpf:"tables"`
@@ -400,7 +408,8 @@ func (m *vipdMaps) Close() error {
 		m.Config,
 		m.Directors,
 		m.IcmpLimit,
-		m.Members,
+		m.Members4,
+		m.Members6,
 		m.NhCache,
 		m.Stats,
 		m.Tables,

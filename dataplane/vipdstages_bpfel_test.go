@@ -64,6 +64,11 @@ type vipdstagesIcmpBucket struct {
 	Credit uint64
 }
 
+type vipdstagesIn6Key struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
 type vipdstagesNhEntry struct {
 	_          structs.HostLayout
 	Expires    uint64
@@ -122,7 +127,8 @@ const (
 	vipdstagesMapConfig              = "config"
 	vipdstagesMapDirectors           = "directors"
 	vipdstagesMapIcmpLimit           = "icmp_limit"
-	vipdstagesMapMembers             = "members"
+	vipdstagesMapMembers4            = "members4"
+	vipdstagesMapMembers6            = "members6"
 	vipdstagesMapNhCache             = "nh_cache"
 	vipdstagesMapStats               = "stats"
 	vipdstagesMapTables              = "tables"
@@ -207,7 +213,8 @@ type vipdstagesMapSpecs struct {
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Directors *ebpf.MapSpec `ebpf:"directors"`
 	IcmpLimit *ebpf.MapSpec `ebpf:"icmp_limit"`
-	Members   *ebpf.MapSpec `ebpf:"members"`
+	Members4  *ebpf.MapSpec `ebpf:"members4"`
+	Members6  *ebpf.MapSpec `ebpf:"members6"`
 	NhCache   *ebpf.MapSpec `ebpf:"nh_cache"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Tables    *ebpf.MapSpec `ebpf:"tables"`
@@ -268,7 +275,8 @@ type vipdstagesMaps struct {
 	Config    *ebpf.Map `ebpf:"config"`
 	Directors *ebpf.Map `ebpf:"directors"`
 	IcmpLimit *ebpf.Map `ebpf:"icmp_limit"`
-	Members   *ebpf.Map `ebpf:"members"`
+	Members4  *ebpf.Map `ebpf:"members4"`
+	Members6  *ebpf.Map `ebpf:"members6"`
 	NhCache   *ebpf.Map `ebpf:"nh_cache"`
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Tables    *ebpf.Map `ebpf:"tables"`
@@ -285,7 +293,8 @@ func (m *vipdstagesMaps) Close() error {
 		m.Config,
 		m.Directors,
 		m.IcmpLimit,
-		m.Members,
+		m.Members4,
+		m.Members6,
 		m.NhCache,
 		m.Stats,
 		m.Tables,
