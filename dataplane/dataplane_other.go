@@ -52,5 +52,8 @@ func (*Dataplane) Close() error { return nil }
 // Uninstall fails with ErrNotSupported.
 func (*Dataplane) Uninstall() error { return ErrNotSupported }
 
+// ReadPinned fails with ErrNotSupported.
+func ReadPinned(string) (Pinned, error) { return Pinned{}, ErrNotSupported }
+
 // RemovePinned fails with ErrNotSupported.
 func RemovePinned(string) error { return ErrNotSupported }

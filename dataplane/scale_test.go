@@ -279,3 +279,62 @@ func TestSetTrust(t *testing.T) {
 		t.Error("SetTrust with an invalid member: no error")
 	}
 }
+
+// TestReadPinned: what ReadPinned reads from the pins is what Program and
+// SetBound wrote: the VIPs and services, one table shared by the VIPs with
+// the same backends and equal to BuildSharedTable, the bound set.
+func TestReadPinned(t *testing.T) {
+	ctx := context.Background()
+	r := newDPRig(t)
+	d := r.open(t, r.options())
+	a, b, c := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("2001:db8::9")
+	pa, pb, pc := vipProgram(a, "n1", "n2"), vipProgram(b, "n1", "n2"), vipProgram(c, "n1", "n2", "n3")
+	pc.Backends[2].Local = true
+	for _, p := range []vip.ProgramSpec{pa, pb, pc} {
+		if err := d.Program(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.SetBound(ctx, []netip.Addr{b, netip.MustParseAddr("203.0.113.1")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadPinned(r.pinPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrCmp := cmp.Comparer(func(x, y netip.Addr) bool { return x == y })
+	var vips []netip.Addr
+	for _, v := range got.VIPs {
+		vips = append(vips, v.Addr)
+		if diff := cmp.Diff(pa.Services, v.Services); diff != "" || !v.HasTable {
+			t.Errorf("%s: services (-want +got):\n%s, has table %v", v.Addr, diff, v.HasTable)
+		}
+	}
+	if diff := cmp.Diff([]netip.Addr{a, b, c}, vips, addrCmp); diff != "" {
+		t.Errorf("VIPs (-want +got):\n%s", diff)
+	}
+	if got.VIPs[0].Table != got.VIPs[1].Table || got.VIPs[0].Table == got.VIPs[2].Table || len(got.Tables) != 2 {
+		t.Errorf("tables %d %d %d (%d read): want a and b sharing one, c its own", got.VIPs[0].Table, got.VIPs[1].Table,
+			got.VIPs[2].Table, len(got.Tables))
+	}
+	for _, x := range []struct {
+		v PinnedVIP
+		p vip.ProgramSpec
+	}{{got.VIPs[0], pa}, {got.VIPs[2], pc}} {
+		want, err := BuildSharedTable(d.opts.Seed, x.p.Backends)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := got.Tables[x.v.Table]
+		for i := range want {
+			wp, ws := x.p.Backends[want[i].Primary], x.p.Backends[want[i].Secondary]
+			gp, gs := got.Backends[rows[i].Primary], got.Backends[rows[i].Secondary]
+			if gp.Addr != wp.Addr || gp.Local != wp.Local || gs.Addr != ws.Addr || gs.Local != ws.Local {
+				t.Fatalf("%s row %d: %+v %+v, want %s %s", x.v.Addr, i, gp, gs, wp.Addr, ws.Addr)
+			}
+		}
+	}
+	if diff := cmp.Diff([]netip.Addr{b, netip.MustParseAddr("203.0.113.1")}, got.Bound, addrCmp); diff != "" {
+		t.Errorf("bound (-want +got):\n%s", diff)
+	}
+}
