@@ -47,6 +47,14 @@ bench: deps ## Run the benchmarks and print their figures
 demo: deps build ## Start the namespace lab and show VIPs announced, traffic balanced, a live drain
 	@bash examples/lab/demo.sh
 
+.PHONY: package
+package: deps ## Build the Debian package bin/vipd_VERSION-1_ARCH.deb (nfpm) and check it (dpkg-deb, lintian, systemd-analyze)
+	@deb=$$(bash scripts/package.sh | tail -n1) && bash scripts/package-check.sh "$$deb"
+
+.PHONY: package-test
+package-test: deps ## Install the package into a debootstrap'd Debian root (cached in .cache/) and run vipctl/vipd there
+	@bash scripts/package-test.sh
+
 .PHONY: bird-ignoremtu
 bird-ignoremtu: ## Build BIRD 2 with the ignoremtu patch into .cache/bird-ignoremtu
 	@bash scripts/bird-ignoremtu.sh

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -72,6 +74,12 @@ type Exported struct {
 	At time.Time
 	// SessionsUp counts the sessions routes flow over now (Peer.Up).
 	SessionsUp int
+	// SessionsUp4 and SessionsUp6 count the up sessions that carry IPv4
+	// and IPv6 routes (an OSPFv2 adjacency carries only IPv4, an OSPFv3 one
+	// only IPv6; a BGP session both). A route is expected on every up
+	// session of its family. Both 0 (not filled in): every up session
+	// carries both families.
+	SessionsUp4, SessionsUp6 int
 	// Routes holds every VIP prefix exported to at least one up session.
 	Routes map[netip.Prefix]ExportedRoute
 }
@@ -85,6 +93,12 @@ type ExportedRoute struct {
 	// drain attributes equal the normal ones it cannot be told apart and
 	// is reported as false.
 	Draining bool
+	// Mismatch is empty when the exported attributes are the VIP's normal
+	// or drain ones as the advertiser would announce them now; otherwise it
+	// says what was exported instead (a reload whose new attributes did not
+	// reach the daemon, a route that is not a configured VIP, sessions that
+	// disagree). A claim check treats a route with a Mismatch as wrong.
+	Mismatch string
 }
 
 // Advertiser announces VIP routes to the routers. Implementations are safe
@@ -183,4 +197,71 @@ func (m *Mode) UnmarshalText(b []byte) error {
 // HostPrefix returns addr as a host route (/32 or /128).
 func HostPrefix(addr netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(addr, addr.BitLen())
+}
+
+// SessionsFor is the number of up sessions that should carry p.
+func (e Exported) SessionsFor(p netip.Prefix) int {
+	if e.SessionsUp4 == 0 && e.SessionsUp6 == 0 {
+		return e.SessionsUp
+	}
+	if p.Addr().Is4() {
+		return e.SessionsUp4
+	}
+	return e.SessionsUp6
+}
+
+// Divergences compares what an advertiser reported announced (want, as
+// SetRoutes returned it) with what its daemon exports, and describes each
+// difference in one line, sorted by prefix: a route announced but not
+// exported (or with no session of its family up), exported but not
+// announced, exported to only some of the up sessions of its family, with
+// the other drain state, or with a Mismatch. With no session up nothing
+// reaches a router: that is one line for all the routes. No lines means
+// the claim holds.
+func (e Exported) Divergences(want []Route) []string {
+	if e.SessionsUp == 0 {
+		if len(want) == 0 {
+			return nil
+		}
+		return []string{fmt.Sprintf("no routing session up: none of the %d announced routes reaches a router", len(want))}
+	}
+	type line struct {
+		p   netip.Prefix
+		msg string
+	}
+	var out []line
+	wanted := make(map[netip.Prefix]Route, len(want))
+	for _, r := range want {
+		wanted[r.Prefix] = r
+		ex, ok := e.Routes[r.Prefix]
+		n := e.SessionsFor(r.Prefix)
+		switch {
+		case !ok && n == 0:
+			out = append(out, line{r.Prefix, "announced, but no session of its address family is up"})
+		case !ok:
+			out = append(out, line{r.Prefix, "announced but not exported"})
+		case ex.Mismatch != "":
+			out = append(out, line{r.Prefix, ex.Mismatch})
+		case ex.Draining != r.Draining:
+			out = append(out, line{r.Prefix, fmt.Sprintf("exported with draining=%v, announced with draining=%v", ex.Draining, r.Draining)})
+		case len(ex.Peers) < n:
+			out = append(out, line{r.Prefix, fmt.Sprintf("exported to %d of %d up sessions (%s)", len(ex.Peers), n, strings.Join(ex.Peers, ", "))})
+		}
+	}
+	for p := range e.Routes {
+		if _, ok := wanted[p]; !ok {
+			out = append(out, line{p, "exported but not announced"})
+		}
+	}
+	slices.SortFunc(out, func(a, b line) int {
+		if c := a.p.Addr().Compare(b.p.Addr()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.msg, b.msg)
+	})
+	var res []string
+	for _, l := range out {
+		res = append(res, l.p.String()+": "+l.msg)
+	}
+	return res
 }

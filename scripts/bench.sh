@@ -18,6 +18,8 @@ section "BIRD: change-to-withdrawn at the router, 10k VIPs vs bird -p alone"
 run go test -count=1 -run '^$' -bench 'BenchmarkDrainToWithdrawn|Benchmark10kVIPs' -benchtime 1x ./routing/bird/
 section "Config parse vs bare TOML decode; node-state decode vs json.Unmarshal"
 run go test -count=1 -run '^$' -bench . ./internal/config/ ./internal/cluster/
+section "Cluster state at N=16/64/256: CPU per node and switch time, poll vs etcd"
+run go test -count=1 -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 30m ./internal/cluster/etcd/
 section "State machine: 1M random steps with every invariant checked"
 run go test -count=1 -run TestProperty -v ./vip/ -args -vip.steps=1000000 -vip.seeds=200
 exit $rc

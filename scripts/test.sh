@@ -9,10 +9,22 @@ echo "test: go test -race ./... (full log in $log)"
 go test -race -count=1 -timeout 20m -v ./... >"$log" 2>&1
 rc=$?
 # Package results and failures, not the whole verbose log.
-grep -E '^(ok|FAIL|\?|panic:|--- FAIL|--- SKIP)|^\s+--- (FAIL|SKIP)|^vip property test:' "$log" || true
+grep -E '^(ok|FAIL|\?|panic:|--- FAIL|--- SKIP)|^\s+--- (FAIL|SKIP)|^vip property test:|^lab property test:' "$log" || true
 if [ $rc -ne 0 ]; then
 	echo "test: failures; the end of the log:"
 	grep -B2 -A30 -E -- '--- FAIL|^panic:' "$log" | head -200
+fi
+# The .deb: built with nfpm, checked with dpkg-deb, systemd-analyze verify
+# and lintian (scripts/package-check.sh); its checks count as tests.
+pkglog=.cache/package-check.txt
+echo "test: package checks (full log in $pkglog)"
+bash scripts/package-check.sh >"$pkglog" 2>&1 || rc=1
+grep -E '^  FAIL|^    |^package-check: [0-9]' "$pkglog" | head -60
+pkg_passed=$(grep -cE '^  ok ' "$pkglog")
+pkg_failed=$(grep -cE '^  FAIL ' "$pkglog")
+if ! grep -qE '^package-check: [0-9]' "$pkglog"; then
+	echo "test: the package check did not finish:"; tail -n 20 "$pkglog"
+	pkg_failed=$((pkg_failed + 1))
 fi
 passed=$(grep -cE -- '--- PASS' "$log")
 failed=$(grep -cE -- '--- FAIL' "$log")
@@ -22,5 +34,7 @@ if [ "${CI:-}" = "true" ] && [ "$skipped" -gt 0 ]; then
 	grep -E -- '--- SKIP' -A2 "$log" | head -40
 	rc=1
 fi
+passed=$((passed + pkg_passed))
+failed=$((failed + pkg_failed))
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $rc

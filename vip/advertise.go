@@ -61,8 +61,12 @@ func (m *machine) advertise(ctx context.Context, withdrawOnly bool) int {
 		return 0
 	}
 	plan := m.planRoutes(withdrawOnly)
+	now := m.now()
 	for _, v := range m.sorted() {
 		v.why.reasons.Advertised = plan.reasons[v.addr]
+		if w := plan.want[v.addr]; !withdrawOnly && w != v.check.want {
+			v.check.want, v.check.wantAt = w, now
+		}
 	}
 	if !plan.call {
 		return 0
@@ -101,6 +105,15 @@ func (m *machine) recordRoutes(got []routing.Route, err error, want map[netip.Ad
 		if err != nil && s != want[v.addr] {
 			m.fail(v, "setting routes", err)
 		}
+		if wasUnknown {
+			// The claim is known from now on: a read of the world from
+			// before says nothing about it, and until one confirms it,
+			// an adopted VIP's route may still be out (graceful restart).
+			v.live.advAt, v.live.prevAdv = now, advNone
+			if v.live.programmed {
+				v.live.prevAdv = advNormal
+			}
+		}
 		if wasUnknown && s == advNone {
 			// Until this first call after a restart the route may have
 			// been announced (graceful restart kept it): it is withdrawn
@@ -116,6 +129,7 @@ func (m *machine) recordRoutes(got []routing.Route, err error, want map[netip.Ad
 		if s == advNone {
 			v.live.advOff = now
 		}
+		v.live.advAt, v.live.prevAdv = now, v.live.adv
 		why := v.why.reasons.Advertised
 		if s != want[v.addr] {
 			why = "advertiser reported it"

@@ -89,7 +89,18 @@ type Config struct {
 	WithdrawGrace time.Duration // routers converge after a withdraw
 	TableGrace    time.Duration // peers stop sending after we publish inactive
 	DrainTimeout  time.Duration // max wait for idle while draining
-	DrainPolicy   DrainPolicy   // DrainWithdraw (the default) or DrainDeprefer
+	// RemoveTimeout is DrainTimeout for a VIP removed by a reload: it is
+	// drained like any other before it goes, and waits at most this long
+	// for its flows to end.
+	RemoveTimeout time.Duration
+	DrainPolicy   DrainPolicy // DrainWithdraw (the default) or DrainDeprefer
+	// VerifyInterval is how often the routing daemon is read back to
+	// check the claims (Advertiser.Exported); zero: never (the world stays
+	// unknown). VerifySettle is how long after a route changes a read must
+	// start to be compared with it: what the daemon exports may lag the
+	// call that changed it.
+	VerifyInterval time.Duration
+	VerifySettle   time.Duration
 	// PeerWait is how long a starting controller waits for every other
 	// member's state before it changes a table or announces anything with
 	// what it has. A director that does not know its peers would build a
@@ -152,6 +163,7 @@ func (c Config) Validate() error {
 	}
 	for path, d := range map[string]time.Duration{
 		"withdraw_grace": c.WithdrawGrace, "table_grace": c.TableGrace, "drain_timeout": c.DrainTimeout,
+		"remove_timeout": c.RemoveTimeout, "verify_interval": c.VerifyInterval, "verify_settle": c.VerifySettle,
 	} {
 		if d < 0 {
 			add(path, "must not be negative")

@@ -54,6 +54,7 @@ type Controller struct {
 	stopped  chan struct{} // closed when a Shutdown drain completed
 	stopOnce sync.Once
 	wake     chan struct{}
+	updates  chan struct{} // signalled after every snapshot (Updates)
 }
 
 // New validates cfg and returns a controller that does nothing until Run.
@@ -75,6 +76,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		cfg:     cfg,
 		stopped: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+		updates: make(chan struct{}, 1),
 	}
 	c.status = c.m.status()
 	return c, nil
@@ -101,6 +103,22 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.adopt(ctx); err != nil {
 		return nil // ctx ended while adopting
 	}
+	// The verifier must be gone when Run returns: the caller may close
+	// the advertiser then.
+	vctx, stopVerifier := context.WithCancel(ctx)
+	var verifying sync.WaitGroup
+	defer func() {
+		stopVerifier()
+		verifying.Wait()
+	}()
+	resync := make(chan struct{}, 1)
+	if m.cfg.VerifyInterval > 0 {
+		verifying.Add(1)
+		go func() {
+			defer verifying.Done()
+			c.verifier(vctx, resync)
+		}()
+	}
 	for {
 		c.drainQueue()
 		m.reconcile(ctx)
@@ -110,6 +128,12 @@ func (c *Controller) Run(ctx context.Context) error {
 			m.log.Error("invariant violated", "error", err)
 		}
 		c.snapshot()
+		if m.takeResync() {
+			select {
+			case resync <- struct{}{}:
+			default: // one is pending already
+			}
+		}
 		var timer Timer
 		var timerC <-chan time.Time
 		if next := m.nextWake(); !next.IsZero() {
@@ -175,7 +199,17 @@ func (c *Controller) snapshot() {
 	if c.m.stopping && c.m.stopped() {
 		c.stopOnce.Do(func() { close(c.stopped) })
 	}
+	select {
+	case c.updates <- struct{}{}:
+	default: // the reader has one pending: it reads the latest Status
+	}
 }
+
+// Updates is signalled, without ever blocking the loop, after each pass
+// has stored its snapshot: a reader follows what the loop reaches (the
+// daemon persists the announced routes) by reading Status when it fires.
+// Signals coalesce; there must be one reader at most.
+func (c *Controller) Updates() <-chan struct{} { return c.updates }
 
 // send queues an event for the loop.
 func (c *Controller) send(f func(*machine)) {
@@ -188,8 +222,9 @@ func (c *Controller) send(f func(*machine)) {
 	}
 }
 
-// Reload applies a new config. VIPs it removes go down in order: withdraw,
-// withdraw grace, unprogram, publish inactive, table grace, unbind.
+// Reload applies a new config. VIPs it removes go down as a drained VIP
+// does: withdraw, withdraw grace, publish draining (and unprogram), idle or
+// RemoveTimeout, publish inactive, table grace, unbind.
 func (c *Controller) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("validating vip config: %w", err)
@@ -202,7 +237,7 @@ func (c *Controller) Reload(cfg Config) error {
 }
 
 // Drain drains the whole node (vip nil) or withdraws one VIP's route while
-// still serving it.
+// still serving it. A VIP must be configured.
 func (c *Controller) Drain(vip *netip.Addr) error { return c.setDrain(vip, true) }
 
 // Undrain reverses Drain.
@@ -220,12 +255,20 @@ func (c *Controller) setDrain(vip *netip.Addr, drain bool) error {
 	if !known {
 		return fmt.Errorf("draining %s: %w", addr, ErrUnknownVIP)
 	}
-	c.send(func(m *machine) {
-		if v, ok := m.vips[addr]; ok {
-			v.in.drained = drain
-		}
-	})
+	c.send(func(m *machine) { m.vipDrains[addr] = drain })
 	return nil
+}
+
+// SetDrains makes the operator's drains exactly these: the node's, and
+// those of the VIPs in vips, configured or not (a drain kept for a VIP that
+// left the config holds again when a reload brings it back, in the same
+// event). Setting the same drains again does nothing.
+func (c *Controller) SetDrains(node bool, vips []netip.Addr) {
+	set := make(map[netip.Addr]bool, len(vips))
+	for _, a := range vips {
+		set[a] = true
+	}
+	c.send(func(m *machine) { m.nodeDrain, m.vipDrains = node, set })
 }
 
 // SetHealth reports the local service check result for a VIP.
@@ -322,7 +365,7 @@ func (m *machine) setPeer(node string, st *cluster.NodeState) {
 // stopped: a Shutdown drain has nothing left to withdraw, publish or unbind.
 func (m *machine) stopped() bool {
 	for _, v := range m.vips {
-		if v.live.adv != advNone || v.live.onLo || v.live.maybeDP || v.live.serve != cluster.StateInactive {
+		if m.stillAnnounced(v) || v.live.onLo || v.live.maybeDP || v.live.serve != cluster.StateInactive {
 			return false
 		}
 	}

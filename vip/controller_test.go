@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -214,4 +215,32 @@ func TestControllerConcurrent(t *testing.T) {
 	if n := c.Status().Refusals; n != 0 {
 		t.Errorf("%d refusals", n)
 	}
+}
+
+// SetDrains sets the operator's drains by address: a drain of a VIP not in
+// the config holds when a reload brings it back, with no announcement in
+// between; setting them again changes nothing.
+func TestSetDrainsKeptAcrossReload(t *testing.T) {
+	clock := newFakeClock()
+	cfg := testConfig()
+	w := newWorld(clock, cfg.WithdrawGrace)
+	c, _, _ := runController(t, oneVIP(cfg), w, clock)
+	eventually(t, clock, 0, "bring-up", func() bool { return vipStatus(c, vip4).Advertised })
+	c.SetDrains(false, []netip.Addr{vip6}) // not configured yet
+	if err := c.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, clock, time.Second, "vip6 up, drained", func() bool {
+		s := vipStatus(c, vip6)
+		return s.Bound && s.Programmed && s.Draining && s.Serve == cluster.StateActive
+	})
+	w.mu.Lock()
+	for _, call := range w.calls {
+		if strings.HasPrefix(call, "SetRoutes") && strings.Contains(call, vip6.String()) {
+			t.Errorf("a VIP with a kept drain was announced: %s", call)
+		}
+	}
+	w.mu.Unlock()
+	c.SetDrains(false, nil)
+	eventually(t, clock, time.Second, "undrained", func() bool { return vipStatus(c, vip6).Advertised })
 }

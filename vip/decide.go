@@ -51,7 +51,7 @@ func (m *machine) docEntry(v *vipState) cluster.VIPState {
 // wantAdvertise is how the VIP's route should be announced, given the table
 // it will be programmed with.
 func (m *machine) wantAdvertise(v *vipState, table []Backend) (advState, string) {
-	draining := m.nodeDrain || v.in.drained
+	draining := m.nodeDrain || m.vipDrains[v.addr]
 	switch {
 	case v.spec == nil:
 		return advNone, "removed from config"
@@ -90,6 +90,9 @@ func (m *machine) wantProgrammed(v *vipState) (bool, string) {
 	}
 	if v.live.adv != advNone {
 		return true, "still announced"
+	}
+	if m.stillAnnounced(v) {
+		return true, "still exported by the routing daemon"
 	}
 	if m.advUnknown {
 		return true, "advertiser state unknown"

@@ -9,8 +9,9 @@ import (
 // The drain and undrain sequences of docs/design.md, one step at a time.
 
 // nextServe is the state to publish next. Bring-up: bound first, then active.
-// Going down: withdraw, withdraw grace, draining, idle or drain timeout,
-// inactive; a removed VIP goes inactive right after the withdraw grace.
+// Going down: withdraw, withdraw grace, draining, idle or timeout, inactive.
+// A VIP removed by a reload goes down the same way as a drained one (its
+// timeout is RemoveTimeout), so the flows it still serves can finish.
 func (m *machine) nextServe(v *vipState) (cluster.ServeState, string) {
 	now := m.now()
 	want, why := m.wantServing(v)
@@ -25,25 +26,33 @@ func (m *machine) nextServe(v *vipState) (cluster.ServeState, string) {
 		if v.live.adv == advNormal {
 			return cluster.StateActive, "waiting for withdraw"
 		}
+		if m.stillAnnouncedNormal(v) {
+			return cluster.StateActive, "waiting for the routing daemon to withdraw"
+		}
 		if now.Before(v.live.normalOff.Add(m.cfg.WithdrawGrace)) {
 			return cluster.StateActive, "withdraw grace"
 		}
-		if v.spec == nil {
-			return cluster.StateInactive, why
-		}
 		return cluster.StateDraining, why
 	case cluster.StateDraining:
-		switch {
-		case v.spec == nil:
-			return cluster.StateInactive, why
+		switch timeout, what := m.drainTimeout(v); {
 		case v.in.idle:
 			return cluster.StateInactive, "idle"
-		case !now.Before(v.live.servedAt.Add(m.cfg.DrainTimeout)):
-			return cluster.StateInactive, "drain timeout"
+		case !now.Before(v.live.servedAt.Add(timeout)):
+			return cluster.StateInactive, what
 		}
 		return cluster.StateDraining, "waiting for idle"
 	}
 	return cluster.StateInactive, why
+}
+
+// drainTimeout is how long v may stay published draining before it goes
+// inactive without being idle, and the reason given then: a VIP removed by
+// a reload has its own timeout.
+func (m *machine) drainTimeout(v *vipState) (time.Duration, string) {
+	if v.spec == nil {
+		return m.cfg.RemoveTimeout, "remove timeout"
+	}
+	return m.cfg.DrainTimeout, "drain timeout"
 }
 
 // canUnbind: may the VIP leave lo and the bound set? Only once this node has
@@ -76,7 +85,8 @@ func (m *machine) deadlines(v *vipState) []time.Time {
 		case cluster.StateActive:
 			out = append(out, v.live.normalOff.Add(m.cfg.WithdrawGrace))
 		case cluster.StateDraining:
-			out = append(out, v.live.servedAt.Add(m.cfg.DrainTimeout))
+			timeout, _ := m.drainTimeout(v)
+			out = append(out, v.live.servedAt.Add(timeout))
 			if m.deps.Idle != nil {
 				out = append(out, m.now().Add(idlePoll))
 			}

@@ -85,9 +85,11 @@ func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 var errInjected = errors.New("injected failure")
 
 // world is what the fakes hold: the addresses on lo, the dataplane's
-// programs and bound set, the announced routes. It implements Advertiser,
-// Binder, Dataplane and IdleChecker, records every call, can be told to fail,
-// and checks the invariants from its own view after every operation.
+// programs and bound set, the announced routes and what the routing daemon
+// exports of them. It implements Advertiser, Binder, Dataplane and
+// IdleChecker, records every call, can be told to fail or to lose routes
+// (diverge), and checks the invariants from its own view after every
+// operation.
 type world struct {
 	mu            sync.Mutex
 	clock         *fakeClock
@@ -99,6 +101,17 @@ type world struct {
 	routes      map[netip.Addr]routing.Route
 	withdrawnAt map[netip.Addr]time.Time
 	flows       map[netip.Addr]int
+	// lost: the simulated routing daemon disagrees with the advertiser
+	// about the route (an announced one is not exported, a withdrawn one
+	// still is: a ghost) until a Resync or a SetRoutes that changes it.
+	lost map[netip.Addr]bool
+	// ghostSeen: a ghost that the last Exported reported (cleared by a
+	// failed one): the controller knows, and unprogramming it breaks
+	// invariant 4 (and within the withdraw grace after a read stops
+	// reporting it).
+	ghostSeen  map[netip.Addr]bool
+	ghostDrain map[netip.Addr]bool // a ghost's drain attributes
+	sessionsUp int
 
 	calls      []string
 	noRecord   bool // the property test keeps no call log
@@ -115,7 +128,9 @@ func newWorld(clock *fakeClock, withdrawGrace time.Duration) *world {
 		lo: map[netip.Addr]bool{}, dp: map[netip.Addr]bool{},
 		programs: map[netip.Addr]ProgramSpec{}, routes: map[netip.Addr]routing.Route{},
 		withdrawnAt: map[netip.Addr]time.Time{}, flows: map[netip.Addr]int{},
-		failNext: map[string]int{},
+		lost: map[netip.Addr]bool{}, ghostSeen: map[netip.Addr]bool{}, ghostDrain: map[netip.Addr]bool{},
+		sessionsUp: 1,
+		failNext:   map[string]int{},
 	}
 }
 
@@ -172,12 +187,17 @@ func (w *world) SetRoutes(_ context.Context, routes []routing.Route) ([]routing.
 	// A failing call applies a random part of the change.
 	for _, a := range sortedKeys(w.routes) { // sorted: a seed replays exactly
 		if _, ok := want[a]; !ok && (!fail || w.rng != nil && w.rng.IntN(2) == 0) {
+			w.ghostDrain[a] = w.routes[a].Draining
 			delete(w.routes, a)
 			w.withdrawnAt[a] = now
+			w.forgetLost(a)
 		}
 	}
 	for _, a := range sortedKeys(want) {
 		if !fail || w.rng != nil && w.rng.IntN(2) == 0 {
+			if _, was := w.routes[a]; !was || w.routes[a] != want[a] {
+				w.forgetLost(a)
+			}
 			w.routes[a] = want[a]
 		}
 	}
@@ -190,6 +210,90 @@ func (w *world) SetRoutes(_ context.Context, routes []routing.Route) ([]routing.
 		return out, fmt.Errorf("announcing: %w", errInjected)
 	}
 	return out, nil
+}
+
+// forgetLost: the daemon was given a new instruction for a and follows it
+// again; a ghost it had reported ends now. Caller holds mu.
+func (w *world) forgetLost(a netip.Addr) {
+	if w.ghostSeen[a] {
+		w.withdrawnAt[a] = w.clock.Now()
+	}
+	delete(w.lost, a)
+	delete(w.ghostSeen, a)
+}
+
+// exports reports whether the simulated daemon holds a's route, and with
+// which drain attributes. Caller holds mu.
+func (w *world) exports(a netip.Addr) (ok, draining bool) {
+	r, announced := w.routes[a]
+	if announced == w.lost[a] {
+		return false, false
+	}
+	if !announced {
+		return true, w.ghostDrain[a]
+	}
+	return true, r.Draining
+}
+
+// Diverge makes the simulated daemon lose a's route, or keep it after a
+// withdraw (as routingtest.Recorder.Diverge).
+func (w *world) Diverge(a netip.Addr) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lost[a] = true
+}
+
+func (w *world) Exported(context.Context) (routing.Exported, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("Exported")
+	if w.failing("Exported") {
+		// The controller falls back to its claims while the world is
+		// unknown: what it was told of ghosts no longer binds it.
+		clear(w.ghostSeen)
+		return routing.Exported{}, fmt.Errorf("reading the daemon: %w", errInjected)
+	}
+	ex := routing.Exported{At: w.clock.Now(), SessionsUp: w.sessionsUp, Routes: map[netip.Prefix]routing.ExportedRoute{}}
+	reported := w.ghostSeen
+	w.ghostSeen = map[netip.Addr]bool{}
+	defer func() {
+		for a := range reported {
+			if !w.ghostSeen[a] {
+				w.withdrawnAt[a] = w.clock.Now() // as far as the controller knows
+			}
+		}
+	}()
+	held := unionKeys(w.lost, w.lost)
+	for a := range w.routes {
+		held[a] = true
+	}
+	for a := range held {
+		ok, draining := w.exports(a)
+		if !ok {
+			continue
+		}
+		if w.sessionsUp == 0 {
+			continue // held, but exported to nobody (nor reported)
+		}
+		if _, announced := w.routes[a]; !announced {
+			w.ghostSeen[a] = true
+		}
+		ex.Routes[netip.PrefixFrom(a, a.BitLen())] = routing.ExportedRoute{Peers: []string{"r1"}, Draining: draining}
+	}
+	return ex, nil
+}
+
+func (w *world) Resync(context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record("Resync")
+	if w.failing("Resync") {
+		return fmt.Errorf("resyncing: %w", errInjected)
+	}
+	for a := range w.lost {
+		w.forgetLost(a)
+	}
+	return nil
 }
 
 func (w *world) Bind(_ context.Context, a netip.Addr) error {
@@ -247,6 +351,8 @@ func (w *world) Unprogram(_ context.Context, a netip.Addr) error {
 	}
 	if _, ok := w.routes[a]; ok {
 		w.violations = append(w.violations, fmt.Sprintf("invariant 4: unprogramming %s while announced", a))
+	} else if w.ghostSeen[a] {
+		w.violations = append(w.violations, fmt.Sprintf("invariant 4: unprogramming %s while the routing daemon still exports it (reported)", a))
 	} else if at, ok := w.withdrawnAt[a]; ok && w.clock.Now().Before(at.Add(w.withdrawGrace)) {
 		w.violations = append(w.violations, fmt.Sprintf("invariant 4: unprogramming %s %s after its withdraw", a, w.clock.Now().Sub(at)))
 	}

@@ -34,6 +34,10 @@ type vipState struct {
 	live liveFacets
 	in   inputs
 	why  explanations
+	// world is what the routing daemon exported for it at the last read;
+	// check compares it with the want and the claim.
+	world worldView
+	check routeCheck
 }
 
 // liveFacets are what the side effects reported: what is on lo, in the
@@ -46,9 +50,11 @@ type liveFacets struct {
 	table        []Backend          // the programmed table
 	tableUnknown bool               // adopted: programmed by a previous vipd
 	services     []Service          // the programmed services
-	adv          advState           // what the advertiser reported
-	advOff       time.Time          // when adv last became advNone
-	normalOff    time.Time          // when adv last stopped being advNormal
+	adv          advState           // what the advertiser reported (the claim)
+	advAt        time.Time          // when adv last changed
+	prevAdv      advState           // adv before that change (the world until a read confirms it)
+	advOff       time.Time          // when the route last stopped being announced (claim or world)
+	normalOff    time.Time          // when the route last stopped being announced normally (claim or world)
 	serve        cluster.ServeState // the serve state this node publishes
 	servedAt     time.Time          // when serve last changed
 }
@@ -58,7 +64,6 @@ type liveFacets struct {
 type inputs struct {
 	healthy      bool
 	healthReason string
-	drained      bool            // per-VIP drain
 	idle         bool            // the IdleChecker's last answer while draining
 	inTable      map[string]bool // members in the last desired table (a failed peer stays as secondary)
 }
@@ -96,13 +101,23 @@ type machine struct {
 	holds  map[netip.Addr]string
 	health map[netip.Addr]healthReport
 
+	// nodeDrain and vipDrains are the operator's drains; a VIP's drain is
+	// kept by address, so it holds again if the VIP leaves the config and
+	// comes back.
 	nodeDrain bool
+	vipDrains map[netip.Addr]bool
 	stopping  bool
 
 	announced  []routing.Route // the advertiser's last report
 	advUnknown bool            // no report yet (restart): any route may be announced
 	advRetry   bool            // the last SetRoutes failed: call again
 	dpUnknown  bool            // the dataplane's bound set is unknown: set it
+
+	world  worldState // the routing daemon as last read back
+	resync resyncState
+	// offAt: when the routes of addresses with no state here (forgotten
+	// VIPs, stray routes) were last seen announced (recentlyOff).
+	offAt map[netip.Addr]time.Time
 
 	// changes counts transitions; a pass that made any is followed by
 	// another right away, since a change may enable the next step (a grace
@@ -159,6 +174,8 @@ func newMachine(cfg Config, d Deps) *machine {
 		health:     map[netip.Addr]healthReport{},
 		advUnknown: true,
 		dpUnknown:  true,
+		offAt:      map[netip.Addr]time.Time{},
+		vipDrains:  map[netip.Addr]bool{},
 	}
 	m.applyConfig(cfg)
 	return m
@@ -178,6 +195,12 @@ func (m *machine) state(addr netip.Addr) *vipState {
 			addr: addr,
 			live: liveFacets{serve: cluster.StateInactive},
 			in:   inputs{healthy: h.healthy, healthReason: h.reason, inTable: map[string]bool{}},
+		}
+		// A route may be out already, or have been until just now (a
+		// ghost of a removed VIP): invariant 4 holds for it too.
+		m.seeWorld(v)
+		if t, ok := m.offAt[addr]; ok {
+			v.live.advOff, v.live.normalOff = t, t
 		}
 		m.vips[addr] = v
 		m.order = nil

@@ -2,6 +2,7 @@ package vip
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +130,7 @@ func TestNodeDrainIdle(t *testing.T) {
 func TestVIPDrain(t *testing.T) {
 	r := newRig(t, testConfig())
 	r.run(time.Second)
-	r.vip(vip4).in.drained = true
+	r.m.vipDrains[vip4] = true
 	r.run(5 * time.Minute)
 	got := r.w.routes
 	if _, ok := got[vip4]; ok {
@@ -142,7 +143,7 @@ func TestVIPDrain(t *testing.T) {
 	if v.live.serve != cluster.StateActive || !v.live.inDP || !v.live.programmed || v.why.reasons.Advertised != "draining" {
 		t.Errorf("drained vip: serve=%s bound=%v programmed=%v reason=%q", v.live.serve, v.live.inDP, v.live.programmed, v.why.reasons.Advertised)
 	}
-	v.in.drained = false
+	r.m.vipDrains[vip4] = false
 	r.step()
 	if _, ok := r.w.routes[vip4]; !ok {
 		t.Errorf("%s not announced after undrain", vip4)
@@ -156,13 +157,13 @@ func TestDeprefer(t *testing.T) {
 	r := newRig(t, cfg)
 	r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 	r.run(time.Second)
-	r.vip(vip4).in.drained = true
+	r.m.vipDrains[vip4] = true
 	r.step()
 	if diff := cmp.Diff(map[netip.Addr]routing.Route{vip4: {Prefix: netip.MustParsePrefix("192.0.2.10/32"), Draining: true}}, r.w.routes, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
 	// A node drain deprefers too, and still goes draining after the grace.
-	r.vip(vip4).in.drained = false
+	r.m.vipDrains[vip4] = false
 	r.m.nodeDrain = true
 	r.run(11 * time.Second)
 	if got := r.vip(vip4).live.serve; got != cluster.StateDraining {
@@ -289,8 +290,12 @@ func TestWithdrawFailureKeepsTable(t *testing.T) {
 	}
 }
 
-// Removing a VIP: withdraw at t0, unprogram and inactive at t0+WithdrawGrace,
-// unbind at +TableGrace, then it is forgotten. Adding one brings it up.
+// Removing a VIP drains it like a drained VIP, so the flows it serves can
+// finish (issue 10, defect 3: main went inactive right after the withdraw
+// grace and reset them): withdraw at t0, draining at t0+WithdrawGrace
+// (unprogrammed then: no router sends to it any more), inactive after the
+// RemoveTimeout, unbind a TableGrace later, then it is forgotten. Adding one
+// brings it up.
 func TestReloadRemoveAdd(t *testing.T) {
 	cfg := testConfig()
 	r := newRig(t, cfg)
@@ -298,14 +303,22 @@ func TestReloadRemoveAdd(t *testing.T) {
 	r.trans = nil
 	t0 := r.clock.Now()
 	r.m.applyConfig(oneVIP(cfg))
-	r.run(time.Minute)
+	r.run(15 * time.Second)
+	if got := r.m.nodeState().VIPs[vip6].State; got != cluster.StateDraining {
+		t.Errorf("removed vip published %s during its drain, want draining", got)
+	}
+	if !r.w.lo[vip6] || !r.w.dp[vip6] {
+		t.Errorf("removed vip unbound during its drain")
+	}
+	r.run(2 * time.Minute)
 	off := func(d time.Duration) string { return (since(t0) + d).String() }
 	want := []string{
 		"advertised announced->withdrawn (removed from config) @" + off(0),
-		"serve active->inactive (removed from config) @" + off(10*time.Second),
+		"serve active->draining (removed from config) @" + off(10*time.Second),
 		"programmed true->false (removed from config) @" + off(10*time.Second),
-		"bound true->false (removed from config) @" + off(40*time.Second),
-		"lo true->false (removed from config) @" + off(40*time.Second),
+		"serve draining->inactive (remove timeout) @" + off(30*time.Second),
+		"bound true->false (removed from config) @" + off(60*time.Second),
+		"lo true->false (removed from config) @" + off(60*time.Second),
 	}
 	if diff := cmp.Diff(want, r.transitions(vip6)); diff != "" {
 		t.Errorf("removal (-want +got):\n%s", diff)
@@ -320,6 +333,46 @@ func TestReloadRemoveAdd(t *testing.T) {
 	r.step()
 	if _, ok := r.w.routes[vip6]; !ok || !r.w.dp[vip6] {
 		t.Errorf("re-added vip not up: routes=%v bound=%v", r.w.routes, r.w.dp)
+	}
+}
+
+// A removed VIP that goes idle leaves before its RemoveTimeout; one added
+// back while draining serves again without being unbound.
+func TestReloadRemoveIdleAndReadd(t *testing.T) {
+	cfg := testConfig()
+	r := newRig(t, cfg)
+	r.idle = true
+	r.start(cfg)
+	r.w.flows[vip6] = 2
+	r.run(time.Second)
+	r.m.applyConfig(oneVIP(cfg))
+	r.run(12 * time.Second)
+	if got := r.vip(vip6).live.serve; got != cluster.StateDraining {
+		t.Fatalf("removed vip %s, want draining", got)
+	}
+	r.w.flows[vip6] = 0
+	r.run(2 * time.Second)
+	if tr := r.transitions(vip6); !slices.ContainsFunc(tr, func(s string) bool { return strings.HasPrefix(s, "serve draining->inactive (idle)") }) {
+		t.Fatalf("idle removed vip did not go inactive as idle: %q", tr)
+	}
+
+	r2 := newRig(t, cfg)
+	r2.run(time.Second)
+	r2.m.applyConfig(oneVIP(cfg))
+	r2.run(12 * time.Second)
+	r2.w.takeCalls()
+	r2.m.applyConfig(cfg)
+	r2.run(time.Second)
+	for _, c := range r2.w.takeCalls() {
+		if strings.HasPrefix(c, "Unbind") {
+			t.Errorf("re-added while draining: %s", c)
+		}
+	}
+	if s := r2.m.nodeState().VIPs[vip6].State; s != cluster.StateActive {
+		t.Errorf("re-added vip published %s, want active", s)
+	}
+	if _, ok := r2.w.routes[vip6]; !ok {
+		t.Errorf("re-added vip not announced")
 	}
 }
 
@@ -482,7 +535,7 @@ func TestPlanRoutes(t *testing.T) {
 			r := newRig(t, cfg)
 			r.m.setPeer("b", peerState("b", cluster.StateActive, true, vip4))
 			r.run(time.Second)
-			r.vip(vip4).in.drained = tc.drain
+			r.m.vipDrains[vip4] = tc.drain
 			calls := len(r.w.calls)
 			r.m.tables = map[netip.Addr][]Backend{}
 			p := r.m.planRoutes(tc.withdrawOnly)

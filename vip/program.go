@@ -82,7 +82,7 @@ func (m *machine) syncTables(ctx context.Context) int {
 // that unprogramming it cannot blackhole traffic routers still send
 // (invariant 4)?
 func (m *machine) withdrawnForGrace(v *vipState, now time.Time) bool {
-	return v.live.adv == advNone && !m.advUnknown && !now.Before(v.live.advOff.Add(m.cfg.WithdrawGrace))
+	return !m.stillAnnounced(v) && !m.advUnknown && !now.Before(v.live.advOff.Add(m.cfg.WithdrawGrace))
 }
 
 // unprogram removes v from the dataplane and records it; false if the call

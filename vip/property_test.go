@@ -40,10 +40,15 @@ func propMembers() []Member {
 
 // TestProperty drives the machine with random events (config reloads, node
 // and VIP drains, health flaps, peer changes, holds, failing calls, restarts
-// adopting the world, clock jumps), checks every invariant after every step
-// from the machine's and the world's view, and after each episode stops the
+// adopting the world, clock jumps, a routing daemon that loses routes or
+// keeps withdrawn ones, sessions down, reads of it that fail), checks every
+// invariant after every step
+// from the machine's and the world's view (and that a VIP going down, drained
+// or removed by a reload, is published draining for its timeout before
+// inactive), and after each episode stops the
 // events, heals the fakes, lets the clock run and checks that the world is
-// exactly the desired state.
+// exactly the desired state and that every claim in Status matches the
+// fake world.
 func TestProperty(t *testing.T) {
 	seeds := *propSeeds
 	perSeed := (*propSteps + seeds - 1) / seeds
@@ -97,7 +102,12 @@ func newProp(t *testing.T, seed uint64) *prop {
 		WithdrawGrace: graces[rng.IntN(len(graces))],
 		TableGrace:    graces[rng.IntN(len(graces))],
 		DrainTimeout:  graces[rng.IntN(len(graces))] * 2,
+		RemoveTimeout: graces[rng.IntN(len(graces))] * 3,
 		PeerWait:      graces[rng.IntN(len(graces))],
+		// The world is read back every 1-5s and compared 0-3s after a
+		// change.
+		VerifyInterval: time.Duration(1+rng.IntN(5)) * time.Second,
+		VerifySettle:   time.Duration(rng.IntN(4)) * time.Second,
 	}
 	if rng.IntN(3) == 0 {
 		cfg.DrainPolicy = DrainDeprefer
@@ -108,6 +118,7 @@ func newProp(t *testing.T, seed uint64) *prop {
 	p.r = &rig{t: p, clock: clock, w: newWorld(clock, cfg.WithdrawGrace), firstInactive: map[netip.Addr]time.Time{}, quiet: true, idle: rng.IntN(2) == 0}
 	p.r.w.rng = rand.New(rand.NewPCG(seed, 1))
 	p.r.w.noRecord = true
+	p.r.verifyEvery = cfg.VerifyInterval
 	p.r.start(cfg)
 	return p
 }
@@ -168,6 +179,7 @@ func (p *prop) episode() {
 	p.r.w.failRate = 0
 	clear(p.r.w.failNext)
 	p.r.w.mu.Unlock()
+	p.r.verify() // the verifier reads within an interval: the last events are seen
 	p.r.settle()
 	p.checkConverged()
 }
@@ -187,8 +199,8 @@ func (p *prop) event() {
 	case k < 22:
 		a := p.pick()
 		if v, ok := m.vips[a]; ok && v.spec != nil {
-			v.in.drained = !v.in.drained
-			p.note("vip drain %s = %v", a, v.in.drained)
+			m.vipDrains[a] = !m.vipDrains[a]
+			p.note("vip drain %s = %v", a, m.vipDrains[a])
 		}
 	case k < 34:
 		a, h := p.pick(), rng.IntN(3) > 0
@@ -225,7 +237,8 @@ func (p *prop) event() {
 			r.w.failRate = []float64{0, 0.05, 0.2, 0.5}[rng.IntN(4)]
 			p.note("fail rate %.2f", r.w.failRate)
 		} else {
-			op := []string{"SetRoutes", "Bind", "Unbind", "ProgramSpec", "Unprogram", "SetBound"}[rng.IntN(6)]
+			ops := []string{"SetRoutes", "Bind", "Unbind", "ProgramSpec", "Unprogram", "SetBound", "Exported", "Resync"}
+			op := ops[rng.IntN(len(ops))]
 			r.w.failNext[op] += 1 + rng.IntN(3)
 			p.note("fail next %s", op)
 		}
@@ -239,9 +252,13 @@ func (p *prop) event() {
 			for a := range r.w.routes {
 				delete(r.w.routes, a)
 				r.w.withdrawnAt[a] = r.clock.Now()
+				r.w.forgetLost(a)
 			}
 			r.w.mu.Unlock()
 		}
+		r.w.mu.Lock()
+		clear(r.w.ghostSeen) // the new process has not read the daemon yet
+		r.w.mu.Unlock()
 		r.start(p.cfg)
 	case k < 70:
 		p.note("shutdown")
@@ -251,7 +268,19 @@ func (p *prop) event() {
 		r.w.mu.Lock()
 		r.w.flows[a] = rng.IntN(2)
 		r.w.mu.Unlock()
-	case k < 88:
+	case k < 77:
+		a := p.pick()
+		p.note("the routing daemon diverges on %s", a)
+		r.w.Diverge(a)
+	case k < 78:
+		r.w.mu.Lock()
+		r.w.sessionsUp = 1 - r.w.sessionsUp
+		p.note("sessions up %d", r.w.sessionsUp)
+		r.w.mu.Unlock()
+	case k < 81:
+		p.note("read the world")
+		r.verify()
+	case k < 92:
 		d := time.Duration(rng.IntN(int(40 * time.Second)))
 		p.note("run %s", d)
 		r.run(d)
@@ -323,7 +352,7 @@ func (p *prop) checkConverged() {
 			p.Fatalf("converged: %s programmed %s %v, want %s %v", a, describe(prog.Backends), prog.Services, describe(want), spec.Services)
 		}
 		route, announced := r.w.routes[a]
-		draining := m.nodeDrain || v.in.drained
+		draining := m.nodeDrain || m.vipDrains[a]
 		wantAnnounced := !m.stopping && m.holds[a] == "" && hasPrimary(want) && (!draining || m.cfg.deprefer())
 		if announced != wantAnnounced || announced && route.Draining != draining {
 			p.Fatalf("converged: %s announced=%v %+v, want %v (held=%q draining=%v table %s)", a, announced, route, wantAnnounced, m.holds[a], draining, describe(want))
@@ -332,6 +361,38 @@ func (p *prop) checkConverged() {
 	for a := range r.w.routes {
 		if !slices.Contains(propPool, a) {
 			p.Fatalf("converged: unknown route %s", a)
+		}
+	}
+	p.checkClaims()
+}
+
+// checkClaims: once settled, every claim in Status matches the fake world:
+// advertised is what the advertiser holds, the route check is what the
+// routing daemon exports, and nothing is left diverged or unread.
+func (p *prop) checkClaims() {
+	r, m := p.r, p.r.m
+	st := m.status()
+	if st.World.Error != "" || st.World.ReadAt.IsZero() {
+		p.Fatalf("converged: world unread (%q)", st.World.Error)
+	}
+	for _, v := range st.VIPs {
+		a := v.Addr
+		_, held := r.w.routes[a]
+		exported, draining := r.w.exports(a)
+		if r.w.sessionsUp == 0 {
+			exported, draining = false, false
+		}
+		want := RouteWithdrawn
+		switch {
+		case held && r.w.sessionsUp == 0:
+			want = RouteNoSession
+		case held:
+			want = RouteAnnounced
+		}
+		if v.Advertised != held || v.Route != want || v.Diverged || exported != (want == RouteAnnounced) ||
+			v.World.Exported != exported || v.World.Draining != draining || v.Depreferred != (held && r.w.routes[a].Draining) {
+			p.Fatalf("converged: %s claims advertised=%v depreferred=%v route=%s (%s) world=%+v diverged=%v; the fake holds=%v exports=%v draining=%v sessions=%d",
+				a, v.Advertised, v.Depreferred, v.Route, v.RouteReason, v.World, v.Diverged, held, exported, draining, r.w.sessionsUp)
 		}
 	}
 }

@@ -30,6 +30,7 @@ func (m *machine) reconcile(ctx context.Context) {
 	failed += m.advertise(ctx, false) // announce what the tables allow
 	failed += m.syncBoundSet(ctx)
 	failed += m.unbindLo(ctx)
+	m.checkRoutes()
 	m.forget()
 	m.order, m.tables = nil, nil
 	m.publishNodeState()
@@ -57,6 +58,7 @@ func (m *machine) nextWake() time.Time {
 		}
 	}
 	consider(m.retryAt)
+	consider(m.resyncDeadline())
 	if !m.settled {
 		consider(m.started.Add(m.cfg.PeerWait))
 	}
@@ -105,8 +107,9 @@ func (m *machine) stepServe() {
 // forget drops a removed VIP once nothing of it is left.
 func (m *machine) forget() {
 	for a, v := range m.vips {
-		if v.spec == nil && !v.live.onLo && !v.live.maybeDP && !v.live.programmed && v.live.adv == advNone && v.live.serve == cluster.StateInactive {
+		if v.spec == nil && !v.live.onLo && !v.live.maybeDP && !v.live.programmed && !m.stillAnnounced(v) && v.live.serve == cluster.StateInactive {
 			if ok, _ := m.canUnbind(v); ok {
+				m.recentlyOff(a, v.live.advOff)
 				delete(m.vips, a)
 				m.order = nil
 			}

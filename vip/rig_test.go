@@ -33,6 +33,7 @@ func testConfig() Config {
 		WithdrawGrace: 10 * time.Second,
 		TableGrace:    30 * time.Second,
 		DrainTimeout:  60 * time.Second,
+		RemoveTimeout: 20 * time.Second,
 	}
 }
 
@@ -50,8 +51,17 @@ type rig struct {
 	// active/draining (absent counts), for invariant 2.
 	lastDoc       map[netip.Addr]cluster.VIPState
 	firstInactive map[netip.Addr]time.Time
+	// served and drainingSince follow each VIP's published state within
+	// one machine's life, for the drain sequence check.
+	served        map[netip.Addr]cluster.ServeState
+	drainingSince map[netip.Addr]time.Time
 	steps         int
 	quiet         bool // keep transitions out of r.trans (property test)
+	// verifyEvery > 0 reads the world back (verify) every so often while
+	// running, as the Controller's verifier does; nextRead is when next.
+	verifyEvery time.Duration
+	nextRead    time.Time
+	reads       int
 }
 
 func newRig(t *testing.T, cfg Config) *rig {
@@ -69,6 +79,8 @@ func (r *rig) start(cfg Config) {
 		d.Idle = r.w
 	}
 	r.m = newMachine(cfg, d)
+	// A new process knows nothing of what the old one published.
+	r.served, r.drainingSince = map[netip.Addr]cluster.ServeState{}, map[netip.Addr]time.Time{}
 	// Quiet rigs rely on the machine counting a transition without a
 	// reason as a violation.
 	if !r.quiet {
@@ -82,6 +94,53 @@ func (r *rig) start(cfg Config) {
 	bound, _ := r.w.Bound(context.Background())
 	programmed, _ := r.w.Programmed(context.Background())
 	r.m.adopt(bound, programmed)
+}
+
+// verify does what the Controller's verifier does, synchronously: the
+// Resync the loop asked for, then a read of the world handed to the loop.
+func (r *rig) verify() {
+	ctx := context.Background()
+	if r.m.takeResync() {
+		r.m.resynced(r.w.Resync(ctx))
+	}
+	at := r.clock.Now()
+	ex, err := r.w.Exported(ctx)
+	r.m.setWorld(at, ex, err)
+	r.reads++
+	r.nextRead = r.clock.Now().Add(r.verifyEvery)
+}
+
+// readIfDue reads the world if a periodic read is due, and runs the pass
+// that follows the event.
+func (r *rig) readIfDue() {
+	if r.verifyEvery > 0 && !r.clock.Now().Before(r.nextRead) {
+		r.verify()
+		r.step()
+	}
+}
+
+// wake is when the rig must act next: the machine's next wake or the next
+// periodic read.
+func (r *rig) wake() time.Time {
+	next := r.m.nextWake()
+	if r.verifyEvery > 0 && (next.IsZero() || r.nextRead.Before(next)) {
+		next = r.nextRead
+	}
+	return next
+}
+
+// checking: a route check waits for a read (pending) or a fix (diverged),
+// or a stray route for a Resync.
+func (r *rig) checking() bool {
+	if len(r.m.strays()) > 0 {
+		return true
+	}
+	for _, v := range r.m.vips {
+		if v.check.word == RoutePending || v.check.word == RouteDiverged {
+			return true
+		}
+	}
+	return false
 }
 
 // step runs one reconcile pass and checks everything.
@@ -122,6 +181,7 @@ func (r *rig) check() {
 		}
 	}
 	r.lastDoc = doc
+	r.checkDrainSequence(doc, now)
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
 	for a, s := range doc {
@@ -136,13 +196,45 @@ func (r *rig) check() {
 	}
 }
 
+// checkDrainSequence: going down, a VIP (drained or removed by a reload)
+// is published draining before inactive, and stays draining for its
+// timeout unless the IdleChecker found it idle.
+func (r *rig) checkDrainSequence(doc map[netip.Addr]cluster.VIPState, at time.Time) {
+	r.t.Helper()
+	minDrain := min(r.m.cfg.DrainTimeout, r.m.cfg.RemoveTimeout)
+	for a, was := range r.served {
+		// Absent (forgotten) reads as inactive to the peers.
+		now := cluster.StateInactive
+		if s, ok := doc[a]; ok {
+			now = s.State
+		} else {
+			delete(r.served, a)
+		}
+		switch {
+		case was == cluster.StateActive && now == cluster.StateInactive:
+			r.t.Fatalf("step %d: %s went from active to inactive without draining", r.steps, a)
+		case was == cluster.StateDraining && now == cluster.StateInactive:
+			if d := at.Sub(r.drainingSince[a]); d < minDrain && !r.idle {
+				r.t.Fatalf("step %d: %s drained for %s only, timeouts drain %s / remove %s", r.steps, a, d, r.m.cfg.DrainTimeout, r.m.cfg.RemoveTimeout)
+			}
+		}
+	}
+	for a, s := range doc {
+		if s.State == cluster.StateDraining && r.served[a] != cluster.StateDraining {
+			r.drainingSince[a] = at
+		}
+		r.served[a] = s.State
+	}
+}
+
 // runUntil steps at every deadline the machine asks for up to target, and
 // then at target.
 func (r *rig) runUntil(target time.Time) {
 	r.t.Helper()
 	for i := 0; ; i++ {
 		r.step()
-		next := r.m.nextWake()
+		r.readIfDue()
+		next := r.wake()
 		if next.IsZero() || next.After(target) {
 			break
 		}
@@ -154,17 +246,23 @@ func (r *rig) runUntil(target time.Time) {
 	if r.clock.Now().Before(target) {
 		r.clock.Set(target)
 		r.step()
+		r.readIfDue()
 	}
 }
 
 func (r *rig) run(d time.Duration) { r.runUntil(r.clock.Now().Add(d)) }
 
-// settle steps until nothing is scheduled.
+// settle steps until nothing is scheduled and no route check waits for
+// the world.
 func (r *rig) settle() {
 	r.t.Helper()
 	for i := 0; ; i++ {
 		r.step()
+		r.readIfDue()
 		next := r.m.nextWake()
+		if next.IsZero() && r.verifyEvery > 0 && (r.checking() || r.m.world.err != "") {
+			next = r.nextRead
+		}
 		if next.IsZero() {
 			return
 		}

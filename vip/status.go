@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/cluster"
+	"github.com/vipd/vipd/routing"
 )
 
 // Phase is how far the node drain has gone, as Status reports it.
@@ -62,7 +63,42 @@ type Status struct {
 	// and invariant violations found after a pass; anything but 0 is a bug
 	// worth a report (the log has the details).
 	Refusals uint64
-	VIPs     []VIPStatus
+	// Routes are the routes the advertiser last reported announced (the
+	// claims); RoutesKnown is false until the first report since the
+	// start.
+	Routes      []routing.Route
+	RoutesKnown bool
+	// World is the routing daemon as last read back.
+	World WorldStatus
+	VIPs  []VIPStatus
+}
+
+// WorldStatus is what the last read of the routing daemon said.
+type WorldStatus struct {
+	// ReadAt is when the last successful read started (zero: none yet).
+	ReadAt time.Time
+	// SessionsUp counts the sessions routes flow over at that read.
+	SessionsUp int
+	// Error is why the last read failed; the world is unknown meanwhile.
+	Error string
+	// Resyncs counts the Resyncs asked for since vipd started, and
+	// ResyncError is why the last one failed.
+	Resyncs     uint64
+	ResyncError string
+	// Stray are routes the daemon exported at that read for addresses
+	// that are no VIP of this node (a Resync is asked for).
+	Stray []netip.Addr
+}
+
+// VIPWorld is what the routing daemon exported for a VIP at the last read.
+type VIPWorld struct {
+	// Read: the world was read since the start (else the rest is zero).
+	Read bool
+	// Exported: to at least one up session; Draining: with the drain
+	// attributes.
+	Exported, Draining bool
+	// Peers are the sessions that have the route.
+	Peers []string
 }
 
 // VIPStatus is one VIP in a Status.
@@ -87,11 +123,36 @@ type VIPStatus struct {
 	Backends  []Backend // the programmed table
 	// Transitions and Errors count facet changes and failed calls.
 	Transitions, Errors uint64
+	// Route is the route checked against the world, RouteReason why.
+	// Advertised is the claim; only RouteAnnounced confirms it.
+	Route       RouteCheck
+	RouteReason string
+	World       VIPWorld
+	// Diverged is true from a confirmed divergence until a read agrees;
+	// DivergedSince is when it was confirmed; Divergences counts them.
+	Diverged      bool
+	DivergedSince time.Time
+	Divergences   uint64
 }
 
 func (m *machine) status() Status {
-	s := Status{Node: m.cfg.Node, Phase: m.phase(), Stopping: m.stopping, Generation: m.gen, Refusals: m.violations}
+	s := Status{
+		Node: m.cfg.Node, Phase: m.phase(), Stopping: m.stopping, Generation: m.gen, Refusals: m.violations,
+		Routes: slices.Clone(m.announced), RoutesKnown: !m.advUnknown,
+		World: WorldStatus{
+			ReadAt: m.world.at, SessionsUp: m.world.sessionsUp, Error: m.world.err,
+			Resyncs: m.resync.count, ResyncError: m.resync.lastErr, Stray: m.strays(),
+		},
+	}
 	for _, v := range m.sorted() {
+		var divergedSince time.Time
+		if v.check.diverged {
+			divergedSince = v.check.since
+		}
+		route, why := v.check.word, v.check.why
+		if route == "" {
+			route, why, _ = m.routeView(v) // before the first pass
+		}
 		s.VIPs = append(s.VIPs, VIPStatus{
 			Addr:        v.addr,
 			Configured:  v.spec != nil,
@@ -100,7 +161,7 @@ func (m *machine) status() Status {
 			Depreferred: v.live.adv == advDeprefer,
 			Bound:       v.live.onLo && v.live.inDP,
 			Healthy:     v.in.healthy,
-			Draining:    m.nodeDrain || v.in.drained,
+			Draining:    m.nodeDrain || m.vipDrains[v.addr],
 			Held:        m.holds[v.addr],
 			Serve:       v.live.serve,
 			Reason:      v.why.reason,
@@ -110,6 +171,15 @@ func (m *machine) status() Status {
 			Backends:    slices.Clone(v.live.table),
 			Transitions: v.why.transits,
 			Errors:      v.why.errs,
+			Route:       route,
+			RouteReason: why,
+			World: VIPWorld{
+				Read: !v.world.at.IsZero(), Exported: v.world.exported, Draining: v.world.draining,
+				Peers: slices.Clone(v.world.peers),
+			},
+			Diverged:      v.check.diverged,
+			DivergedSince: divergedSince,
+			Divergences:   v.check.count,
 		})
 	}
 	return s
@@ -125,7 +195,7 @@ func (m *machine) phase() Phase {
 	for _, v := range m.vips {
 		q := PhaseDrained
 		switch {
-		case v.live.serve == cluster.StateActive || v.live.adv == advNormal:
+		case v.live.serve == cluster.StateActive || m.stillAnnouncedNormal(v):
 			q = PhaseWithdrawing
 		case v.live.serve == cluster.StateDraining:
 			q = PhaseDraining
@@ -139,10 +209,24 @@ func (m *machine) phase() Phase {
 	return p
 }
 
+// strays lists the stray routes of the last read that are still no VIP.
+func (m *machine) strays() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range m.world.stray {
+		if _, ok := m.vips[a]; !ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func (s Status) clone() Status {
+	s.Routes = slices.Clone(s.Routes)
+	s.World.Stray = slices.Clone(s.World.Stray)
 	s.VIPs = slices.Clone(s.VIPs)
 	for i := range s.VIPs {
 		s.VIPs[i].Backends = slices.Clone(s.VIPs[i].Backends)
+		s.VIPs[i].World.Peers = slices.Clone(s.VIPs[i].World.Peers)
 	}
 	return s
 }

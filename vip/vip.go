@@ -40,7 +40,14 @@
 //   - Drain: a per-VIP drain withdraws that VIP's route and keeps serving
 //     it; a node drain goes through the phases of Phase. The DrainPolicy
 //     (withdraw or deprefer) decides, here and only here, whether a
-//     draining VIP stays announced with its drain attributes.
+//     draining VIP stays announced with its drain attributes. A VIP
+//     removed by a reload is drained the same way (RemoveTimeout). The
+//     operator's drains are kept by address (SetDrains).
+//   - Want, claim and world: what the decisions ask of a route (want),
+//     what the advertiser reported (claim: the advertised facet) and what
+//     the routing daemon exports, read back with Exported (world). A
+//     RouteCheck compares them; a disagreement seen twice is a divergence,
+//     fixed by a Resync when the world is the odd one out.
 //   - Hold: a veto on announcing a VIP (no IPv6 route back to the clients).
 package vip
 
@@ -55,12 +62,19 @@ import (
 )
 
 // Advertiser is the part of routing.Advertiser the state machine uses: it
-// only ever sets the announced routes (see routing.Advertiser.SetRoutes for
-// the contract). A draining VIP is passed with Route.Draining set under the
-// deprefer drain policy and left out under withdraw: the policy is decided
-// here, never by the advertiser.
+// sets the announced routes (see routing.Advertiser.SetRoutes for the
+// contract), and reads back what the routing daemon really exports to check
+// those claims, resyncing when the two disagree. A draining VIP is passed
+// with Route.Draining set under the deprefer drain policy and left out under
+// withdraw: the policy is decided here, never by the advertiser.
 type Advertiser interface {
 	SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error)
+	// Exported reads back what the routing daemon exports now
+	// (routing.Advertiser.Exported). It is called from a goroutine of the
+	// Controller, never from its loop.
+	Exported(ctx context.Context) (routing.Exported, error)
+	// Resync sends every announced route again (routing.Advertiser.Resync).
+	Resync(ctx context.Context) error
 }
 
 // Binder puts VIP addresses on the node's loopback so decapsulated traffic

@@ -15,8 +15,9 @@ import (
 	"github.com/vipd/vipd/routing/bird"
 )
 
-func configCmd() *cobra.Command {
-	c := &cobra.Command{Use: "config", Short: "Work with vipd configuration files"}
+func configCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "config", Short: "Work with vipd configuration files: check them, show the effective one"}
+	c.AddCommand(configShowCmd(g))
 	c.AddCommand(&cobra.Command{
 		Use:   "check FILE...",
 		Short: "Validate config files; every mistake is printed as FILE:LINE: ITEM: message",
@@ -134,6 +135,12 @@ skipped. Exit code: 0 all pass, 1 any WARN, 2 any FAIL.`,
 		},
 	}
 	c.Flags().StringVarP(&cfgPath, "config", "c", config.DefaultPath, "vipd config file")
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (same as -o json)")
+	out := addOutput(c)
+	run := c.RunE
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		asJSON = asJSON || *out == outJSON
+		return run(cmd, args)
+	}
 	return c
 }

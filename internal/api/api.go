@@ -10,6 +10,7 @@
 package api
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -31,11 +32,87 @@ type Status struct {
 	Config     string    `json:"config"`
 	Started    time.Time `json:"started"`
 	// Routing is the routing mode: "bgp" or "bird-ospf".
-	Routing   string      `json:"routing"`
+	Routing string `json:"routing"`
+	// NodeDrain is the operator's drain of the whole node (vipctl drain,
+	// vipd --drained, [node] start_drained), absent when there is none.
+	NodeDrain *Drain `json:"node_drain,omitempty"`
+	// UnconfiguredDrains are drains of VIPs that are no longer in the
+	// config: kept in the state directory, they apply again if the VIP
+	// comes back (vipctl undrain --vip removes one).
+	UnconfiguredDrains []VIPDrain `json:"unconfigured_drains"`
+	// StateDir is where the drains and the announced routes are kept;
+	// StateError says that a drain in effect could not be written there
+	// (it would not survive a restart; vipd keeps trying).
+	StateDir   string `json:"state_dir"`
+	StateError string `json:"state_error,omitempty"`
+	// PhaseSince is when the node drain phase last changed (or when
+	// vipd started). PhaseEndsBy is when the current phase ends at the
+	// latest by its timer (withdrawing: withdraw grace; draining: drain
+	// timeout, sooner once idle; inactive: table grace), and DrainEndsBy
+	// when the whole drain does if every phase left takes its full timer:
+	// the drain's time left. Both are absent when the node is not
+	// draining or is drained. A drain whose withdraw is not yet confirmed
+	// by the routing daemon stays in withdrawing past PhaseEndsBy.
+	PhaseSince  time.Time `json:"phase_since,omitzero"`
+	PhaseEndsBy time.Time `json:"phase_ends_by,omitzero"`
+	DrainEndsBy time.Time `json:"drain_ends_by,omitzero"`
+	// ConfigLoaded is when the running config was loaded: the start, or
+	// the last reload that applied. LastReload is the last SIGHUP's
+	// outcome, absent before the first.
+	ConfigLoaded time.Time `json:"config_loaded"`
+	LastReload   *Reload   `json:"last_reload,omitempty"`
+	// World is the routing daemon as vipd last read it back.
+	World     World       `json:"world"`
 	VIPs      []VIPStatus `json:"vips"`
 	Peers     []Peer      `json:"peers"`
 	Members   []Member    `json:"members"`
 	Dataplane *Dataplane  `json:"dataplane,omitempty"`
+}
+
+// Reload is the outcome of a config reload (SIGHUP, systemctl reload).
+type Reload struct {
+	At time.Time `json:"at"`
+	// OK: the new config applied; otherwise Error says why it was refused
+	// (the previous config keeps running).
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Drain is an operator's drain, as the state directory keeps it.
+type Drain struct {
+	// Since is when it was asked for.
+	Since time.Time `json:"since"`
+	// By is who asked: "vipctl" (POST /v1/drain), "flag" (vipd
+	// --drained), "config" ([node] start_drained) or "unreadable-state"
+	// (the state directory's drains could not be read at start: the node
+	// is drained to be safe).
+	By string `json:"by"`
+	// Restored: read back from the state directory at this vipd's start
+	// (set before it started).
+	Restored bool `json:"restored"`
+}
+
+// VIPDrain is a drain of a VIP that is not in the config.
+type VIPDrain struct {
+	Address netip.Addr `json:"address"`
+	Drain
+}
+
+// World is what vipd last read back from the routing daemon.
+type World struct {
+	// ReadAt is when the last successful read started; absent before one.
+	ReadAt time.Time `json:"read_at,omitzero"`
+	// SessionsUp counts the sessions routes flowed over at that read.
+	SessionsUp int `json:"sessions_up"`
+	// Error is why the last read failed (the world is unknown meanwhile).
+	Error string `json:"error,omitempty"`
+	// Resyncs counts the resyncs vipd asked of the advertiser because the
+	// world disagreed with its claims; ResyncError is why the last failed.
+	Resyncs     uint64 `json:"resyncs"`
+	ResyncError string `json:"resync_error,omitempty"`
+	// Stray are addresses the routing daemon exports a route for that
+	// are no VIP of this node.
+	Stray []netip.Addr `json:"stray"`
 }
 
 // VIPStatus is one VIP of this node: its facets, what the node publishes
@@ -72,6 +149,56 @@ type VIPStatus struct {
 	// vipd started.
 	Transitions uint64 `json:"transitions"`
 	Errors      uint64 `json:"errors"`
+	// Drain is the operator's drain of this VIP itself (vipctl drain
+	// --vip), absent when there is none; a node drain is in NodeDrain.
+	Drain *Drain `json:"drain,omitempty"`
+	// Route is the route checked against the world: "announced"
+	// (Advertised, and the routing daemon exports it to at least one up
+	// session), "withdrawn" (not advertised, and exported to none),
+	// "pending" (changed within the settle time, not read since, or a
+	// disagreement waiting for a second read), "no-session" (advertised,
+	// no session up), "diverged" (want, claim and world disagree: see
+	// RouteReason) or "unknown" (the world cannot be read: see
+	// RouteReason).
+	Route       string `json:"route"`
+	RouteReason string `json:"route_reason"`
+	// World is what the routing daemon exported for the VIP at the last
+	// read.
+	World VIPWorld `json:"world"`
+	// Diverged: a confirmed divergence, until a read agrees again;
+	// DivergedSince is when it was confirmed; Divergences counts them
+	// since vipd started.
+	Diverged      bool      `json:"diverged"`
+	DivergedSince time.Time `json:"diverged_since,omitzero"`
+	Divergences   uint64    `json:"divergences"`
+	// Traffic is the dataplane's per-VIP packet and byte counters, by
+	// verdict; absent while the dataplane keeps no per-VIP counters.
+	Traffic []Traffic `json:"traffic,omitempty"`
+}
+
+// Traffic is one VIP's packets and bytes for one verdict of the XDP
+// program, summed over CPUs.
+type Traffic struct {
+	// Verdict: "encapsulated" (sent to a backend), "local" (delivered to
+	// this node's stack), "second_chance" (sent on to the secondary),
+	// "loop_guard" (dropped: not bound here).
+	Verdict string `json:"verdict"`
+	Packets uint64 `json:"packets"`
+	// Bytes of the VIP packets as the client sent them (inner IP packet).
+	Bytes uint64 `json:"bytes"`
+}
+
+// VIPWorld is one VIP's route as the routing daemon exported it.
+type VIPWorld struct {
+	// Read: the routing daemon was read since vipd started (otherwise
+	// the other fields are false and empty).
+	Read bool `json:"read"`
+	// Exported: to at least one up session; Draining: with the drain
+	// attributes.
+	Exported bool `json:"exported"`
+	Draining bool `json:"draining"`
+	// Peers are the sessions that have the route.
+	Peers []string `json:"peers"`
 }
 
 // FacetReasons explain each facet's current value, or why it does not
@@ -129,12 +256,31 @@ type Dataplane struct {
 	Attach   string            `json:"attach"`
 	Counters map[string]uint64 `json:"counters,omitempty"`
 	Error    string            `json:"error,omitempty"`
+	// LoForwardingRestored counts the times vipd found forwarding on lo
+	// (which the program's route lookups need) turned off and turned it
+	// on again since it started.
+	LoForwardingRestored uint64 `json:"lo_forwarding_restored"`
 }
 
-// DrainRequest is the body of POST /v1/drain and /v1/undrain. A zero VIP
-// means the whole node.
+// DrainRequest is the body of POST /v1/drain and /v1/undrain. It names
+// exactly one of the whole node (Node) or one VIP: an empty request is
+// refused, never taken for the node.
 type DrainRequest struct {
-	VIP *netip.Addr `json:"vip,omitempty"`
+	Node bool        `json:"node,omitempty"`
+	VIP  *netip.Addr `json:"vip,omitempty"`
+}
+
+// Validate reports what is wrong with the request, naming what is missing.
+func (r DrainRequest) Validate() error {
+	switch {
+	case r.Node && r.VIP != nil:
+		return errors.New(`"node" and "vip" both given: name the node or one VIP`)
+	case !r.Node && r.VIP == nil:
+		return errors.New(`missing "node": true (the whole node) or "vip": "ADDRESS" (one VIP)`)
+	case r.VIP != nil && !r.VIP.IsValid():
+		return errors.New(`"vip" is not an address`)
+	}
+	return nil
 }
 
 // VIP is one configured VIP (GET /v1/vips).
@@ -147,6 +293,17 @@ type VIP struct {
 	// "http http://...", "command [...]", "none").
 	Check string `json:"check,omitempty"`
 }
+
+// Errors the daemon returns to the server, which map them to status codes.
+var (
+	// ErrUnknownVIP: the request names a VIP that is not configured (409).
+	ErrUnknownVIP = errors.New("unknown vip")
+	// ErrNotSaved: the change is in effect, but could not be written to
+	// the state directory, so a restart would lose it (500).
+	ErrNotSaved = errors.New("in effect but not saved to the state directory: it will not survive a restart")
+	// ErrNotSupported: this vipd cannot answer the request (501).
+	ErrNotSupported = errors.New("not supported")
+)
 
 // Error is the body of every non-2xx answer.
 type Error struct {

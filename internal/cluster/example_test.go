@@ -9,48 +9,61 @@ import (
 )
 
 // How the daemon wires the package to the controller: this node's document
-// is served to the peers, and every member's is polled and handed to the
-// controller's loop. (Compiled, not run: it would serve and poll until
-// cancelled.)
+// is served to the peers, signed with the cluster key, and every member's is
+// polled, verified and handed to the controller's loop, one Update at a
+// time. (Compiled, not run: it would serve and poll until cancelled.)
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := hclog.NewNullLogger()
 
-	type peerEvent struct {
-		node string
-		st   *cluster.NodeState // nil: failed
+	// The cluster key, from a file that is the same on every member. A
+	// reload calls keys.Set with the file's new contents.
+	raw, err := cluster.LoadKeyFile("/etc/vipd/cluster.key")
+	if err != nil {
+		log.Error("loading the cluster key", "reason", err)
+		return
 	}
-	peers := make(chan peerEvent)
+	keys, err := cluster.NewKeyring(raw...)
+	if err != nil {
+		log.Error("loading the cluster key", "reason", err)
+		return
+	}
+	// The verifier and the membership outlive pollers (a reload restarts
+	// the poller, not them): replay marks and counters survive.
+	verifier := cluster.NewVerifier(keys, cluster.VerifierOptions{})
+	members := cluster.NewMembership(cluster.WithLogger(log))
+	members.SetLocal(cluster.ComputeDigests(cluster.ClusterSpec{Seed: 42}))
 
 	// This node's state, served to the peers. The getter returns a copy the
 	// controller publishes (for example through an atomic.Pointer).
 	current := func() cluster.NodeState { return cluster.NodeState{Node: "n1"} }
 	go func() {
-		if err := cluster.ListenAndServe(ctx, "192.0.2.1:7946", cluster.NewHandler(current)); err != nil {
+		h := cluster.NewHandler(current, cluster.SignWith(keys, nil))
+		if err := cluster.ListenAndServe(ctx, "192.0.2.1:7946", h); err != nil {
 			log.Error("serving node state", "reason", err)
 		}
 	}()
 
-	// The peers' states, from the cluster list; the membership keeps the
-	// latest view of each for status.
-	members := cluster.NewMembership()
-	poller := cluster.NewPoller(log, []cluster.Member{
+	// The peers' states, from the cluster list. Backend "etcd" would be
+	// etcd.New(log, etcd.Config{...}, consume) instead: the same Source.
+	updates := make(chan cluster.Update)
+	var src cluster.Source = cluster.NewPollSource(log, []cluster.Member{
 		{Name: "n2", URL: "http://192.0.2.2:7946/state"},
 		{Name: "n3", URL: "http://192.0.2.3:7946/state"},
-	}, cluster.PollOptions{Interval: time.Second, Timeout: 500 * time.Millisecond}, func(node string, st *cluster.NodeState) {
-		members.Record(node, st)
-		peers <- peerEvent{node, st}
-	})
-	go poller.Run(ctx)
+	}, cluster.PollOptions{
+		Interval: time.Second, Timeout: 500 * time.Millisecond,
+		Verifier: verifier, Membership: members,
+	}, func(u cluster.Update) { updates <- u })
+	go src.Run(ctx)
 
 	// The controller's loop (here: until the example ends).
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case e := <-peers:
-			_ = e // rebuild the tables of the VIPs e.node serves
+		case u := <-updates:
+			_ = u // apply u.States in one step, then rebuild the tables
 		}
 	}
 }

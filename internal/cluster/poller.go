@@ -36,11 +36,20 @@ type PollOptions struct {
 	Timeout  time.Duration
 	Rise     int // consecutive good polls before a peer counts (again)
 	Fall     int // consecutive misses before a peer counts as failed
+
+	// Verifier checks every document's signature; a refused document
+	// (unsigned, forged, replayed, stale, wrong key) is a miss. Nil accepts
+	// documents unverified (a node without a cluster key).
+	Verifier *Verifier
+	// Membership, if set, records every poll's outcome and every report
+	// (signature status, rejections by reason, lag, digests).
+	Membership *Membership
 }
 
 func (o PollOptions) withDefaults() PollOptions {
 	c := health.CheckConfig{Interval: o.Interval, Timeout: o.Timeout, Rise: o.Rise, Fall: o.Fall}.WithDefaults()
-	return PollOptions{Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall}
+	o.Interval, o.Timeout, o.Rise, o.Fall = c.Interval, c.Timeout, c.Rise, c.Fall
+	return o
 }
 
 // ReportFunc receives a member's state: st is nil when the member has
@@ -48,28 +57,37 @@ func (o PollOptions) withDefaults() PollOptions {
 // (the poller never touches it again).
 type ReportFunc func(node string, st *NodeState)
 
-// Poller polls the state document of every cluster member.
+// Poller polls the state document of every cluster member: the Source of
+// backend "poll".
 //
 // Per peer: nothing is reported until the peer is decided. After fall
-// consecutive misses (unreachable, timeout, non-200, invalid document) it
-// reports nil once; after rise consecutive good polls it reports the
-// document; while up it reports every document whose generation or content
-// changed. Peers are polled concurrently; one peer's reports arrive in order,
-// and report is never called concurrently, so it may be a plain send to the
-// controller's event loop. It should not block for long: it holds up every
-// other peer's reports.
+// consecutive misses (unreachable, timeout, non-200, invalid or refused
+// document) it reports nil once; after rise consecutive good polls it
+// reports the document; while up it reports every document whose
+// generation or content changed. Each report is an Update of one member.
+// Peers are polled concurrently; one peer's reports arrive in order, and
+// the consumer is never called concurrently, so it may be a plain send to
+// the controller's event loop. It should not block for long: it holds up
+// every other peer's reports.
 type Poller struct {
 	log     hclog.Logger
 	members []Member
 	opts    PollOptions
-	report  ReportFunc
+	consume Consumer
 	client  *http.Client
 
-	reportMu sync.Mutex // serialises report calls
+	reportMu sync.Mutex // serialises consume calls
 }
 
-// NewPoller returns a Poller for members. Run starts it.
+// NewPoller returns a Poller for members that reports each member's state
+// to report. Run starts it.
 func NewPoller(log hclog.Logger, members []Member, opts PollOptions, report ReportFunc) *Poller {
+	return NewPollSource(log, members, opts, PerMember(report))
+}
+
+// NewPollSource returns a Poller for members that hands its reports to
+// consume, as the etcd backend does. Run starts it.
+func NewPollSource(log hclog.Logger, members []Member, opts PollOptions, consume Consumer) *Poller {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // peers are on the underlay, never behind a proxy
 	tr.MaxIdleConnsPerHost = 1
@@ -77,7 +95,7 @@ func NewPoller(log hclog.Logger, members []Member, opts PollOptions, report Repo
 		log:     log.Named("peers"),
 		members: slices.Clone(members),
 		opts:    opts.withDefaults(),
-		report:  report,
+		consume: consume,
 		client: &http.Client{
 			Transport: tr,
 			// A state URL that redirects is misconfigured: fail, don't follow.
@@ -158,13 +176,43 @@ func (ps *peerState) next(ok bool) (st *NodeState, report bool) {
 }
 
 func (p *Poller) emit(node string, st *NodeState) {
+	if p.opts.Membership != nil {
+		p.opts.Membership.Record(node, st)
+	}
 	p.reportMu.Lock()
 	defer p.reportMu.Unlock()
-	p.report(node, st)
+	p.consume(Update{States: map[string]*NodeState{node: st}})
 }
 
-// fetch gets and validates one peer's document.
+// fetch gets, verifies and decodes one peer's document, and records the
+// outcome in the membership.
 func (p *Poller) fetch(ctx context.Context, m Member) (*NodeState, error) {
+	body, err := p.get(ctx, m)
+	var doc *Signed
+	if err == nil {
+		if p.opts.Verifier != nil {
+			doc, err = p.opts.Verifier.Verify(m.Name, body, 0)
+		} else {
+			doc, err = decodeUnsigned(body, m.Name)
+		}
+		if err != nil {
+			err = fmt.Errorf("decoding state from %s: %w", m.URL, err)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // cut short by shutdown: not an outcome
+	}
+	if p.opts.Membership != nil {
+		p.opts.Membership.Observe(m.Name, Observation{Doc: doc, Err: err})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return doc.State, nil
+}
+
+// get fetches one peer's document, bounded in time and size.
+func (p *Poller) get(ctx context.Context, m Member) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.URL, nil)
@@ -186,13 +234,9 @@ func (p *Poller) fetch(ctx context.Context, m Member) (*NodeState, error) {
 		return nil, fmt.Errorf("polling %s: status %s", m.URL, resp.Status)
 	}
 	if len(body) > maxStateBody {
-		return nil, fmt.Errorf("reading %s: document larger than %d bytes", m.URL, maxStateBody)
+		return nil, fmt.Errorf("reading %s: %w: document larger than %d bytes", m.URL, ErrBadDocument, maxStateBody)
 	}
-	st, err := DecodeNodeState(body, m.Name)
-	if err != nil {
-		return nil, fmt.Errorf("decoding state from %s: %w", m.URL, err)
-	}
-	return st, nil
+	return body, nil
 }
 
 func jitter(d time.Duration) time.Duration {

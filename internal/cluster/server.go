@@ -20,18 +20,48 @@ const (
 // shutdownTimeout bounds how long ListenAndServe waits for in-flight requests.
 const shutdownTimeout = 5 * time.Second
 
+// HandlerOption configures NewHandler.
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	keys *Keyring
+	now  func() time.Time
+}
+
+// SignWith has the handler serve the document signed with the signing key
+// of keys, signed anew for every request so its timestamp is fresh (a
+// poller refuses a signature older than its skew tolerance). now is the
+// clock (nil: time.Now).
+func SignWith(keys *Keyring, now func() time.Time) HandlerOption {
+	return func(c *handlerConfig) {
+		c.keys, c.now = keys, now
+		if c.now == nil {
+			c.now = time.Now
+		}
+	}
+}
+
 // NewHandler returns the read-only HTTP handler peers poll: GET (or
-// HEAD) /state answers the JSON document returned by get, /healthz answers
-// 200 "ok"; any other method is 405 and any other path 404. get is called
-// once per request, from the server's goroutines, so it must be safe for
-// concurrent use (typically it returns a copy held by the controller).
-func NewHandler(get func() NodeState) http.Handler {
+// HEAD) /state answers the JSON document returned by get (signed, with
+// SignWith), /healthz answers 200 "ok"; any other method is 405 and any
+// other path 404. get is called once per request, from the server's
+// goroutines, so it must be safe for concurrent use (typically it returns
+// a copy held by the controller).
+func NewHandler(get func() NodeState, opts ...HandlerOption) http.Handler {
+	var cfg handlerConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	encode := func(st NodeState) ([]byte, error) { return json.Marshal(st) }
+	if cfg.keys != nil {
+		encode = func(st NodeState) ([]byte, error) { return cfg.keys.Seal(st, cfg.now()) }
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(StatePath, func(w http.ResponseWriter, r *http.Request) {
 		if !readOnly(w, r) {
 			return
 		}
-		body, err := json.Marshal(get())
+		body, err := encode(get())
 		if err != nil {
 			http.Error(w, "encoding node state: "+err.Error(), http.StatusInternalServerError)
 			return

@@ -1,12 +1,16 @@
 // Package cluster is what one vipd node knows of the others: the node-state
-// document every node serves read-only over HTTP (per VIP: active, draining
-// or inactive, and the local service health, with a generation number), the
-// server that publishes this node's document, the poller that fetches every
-// other member's, and the membership view the daemon shows in status.
+// document every node publishes (per VIP: active, draining or inactive, and
+// the local service health, with a generation number, the digests of its
+// cluster configuration and tables), signed with the cluster key; the
+// server that serves this node's document over HTTP and the poller that
+// fetches every other member's (backend "poll"; package cluster/etcd is
+// backend "etcd"); the verifier that refuses unsigned, forged, replayed and
+// stale documents; and the membership view the daemon shows in status.
 //
-// The package decides nothing about VIPs: the poller reports each member's
-// document (or its failure after fall misses) through a callback, and the
-// state machine in package vip builds the forwarding tables from them.
+// The package decides nothing about VIPs: a Source (the poller, or the etcd
+// backend) hands the member states to a Consumer as Updates, and the state
+// machine in package vip builds the forwarding tables from them.
+// docs/cluster.md has the threat model and the key rotation steps.
 package cluster
 
 import (
@@ -74,4 +78,12 @@ type NodeState struct {
 	// Generation increases whenever anything in the document changes.
 	Generation uint64                  `json:"generation"`
 	VIPs       map[netip.Addr]VIPState `json:"vips"`
+	// Weight, when present, is the member's current weight in the table
+	// build, which slow start ramps up after a join or undrain; absent
+	// means the weight configured for the member. It is published by the
+	// member itself, so every director builds with the same value.
+	Weight *uint32 `json:"weight,omitempty"`
+	// Digests of the member's cluster configuration and of the tables it
+	// built, for the consistency check; absent from an older vipd.
+	Digests *Digests `json:"digests,omitempty"`
 }

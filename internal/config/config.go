@@ -55,6 +55,13 @@ type Node struct {
 	// ClientPrefixes are where clients live: before an IPv6 VIP is
 	// advertised there must be a route back to them (docs/field-notes.md, note 4).
 	ClientPrefixes []netip.Prefix
+	// StateDir is where vipd keeps what must outlive it: the operator's
+	// drains and the announced routes (package statedir). Default
+	// statedir.DefaultPath.
+	StateDir string
+	// StartDrained starts the node in maintenance: a node drain is
+	// recorded at start unless one is already.
+	StartDrained bool
 }
 
 // Cluster is the cluster membership and peer polling ([cluster]).
@@ -161,6 +168,16 @@ type Timers struct {
 	TableGrace time.Duration
 	// DrainTimeout: longest a drain waits for established flows.
 	DrainTimeout time.Duration
+	// RemoveTimeout: longest a VIP removed by a reload waits for its
+	// established flows (it is drained like any other). Default:
+	// DrainTimeout.
+	RemoveTimeout time.Duration
+	// VerifyInterval: how often the routing daemon is read back to check
+	// that what vipd claims announced is what it exports.
+	VerifyInterval time.Duration
+	// VerifySettle: how long after a route changes the daemon is given
+	// before a disagreement counts.
+	VerifySettle time.Duration
 }
 
 // API is where vipd listens ([api]).
@@ -180,14 +197,16 @@ const DefaultPath = "/etc/vipd/vipd.toml"
 // Defaults for optional keys. (The GUE port defaults to
 // dataplane.DefaultGUEPort, the API socket to api.DefaultSocket.)
 const (
-	DefaultPinPath       = "/sys/fs/bpf/vipd"
-	DefaultPollInterval  = time.Second
-	DefaultPollTimeout   = 500 * time.Millisecond
-	DefaultRise          = 2
-	DefaultFall          = 3
-	DefaultWithdrawGrace = 3 * time.Second
-	DefaultTableGrace    = 10 * time.Second
-	DefaultDrainTimeout  = 60 * time.Second
+	DefaultPinPath        = "/sys/fs/bpf/vipd"
+	DefaultPollInterval   = time.Second
+	DefaultPollTimeout    = 500 * time.Millisecond
+	DefaultRise           = 2
+	DefaultFall           = 3
+	DefaultWithdrawGrace  = 3 * time.Second
+	DefaultTableGrace     = 10 * time.Second
+	DefaultDrainTimeout   = 60 * time.Second
+	DefaultVerifyInterval = 2 * time.Second
+	DefaultVerifySettle   = 3 * time.Second
 )
 
 // Member returns the member named name.

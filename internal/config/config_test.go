@@ -127,6 +127,7 @@ func TestParseBase(t *testing.T) {
 			UnderlayV4:     a("192.0.2.11"),
 			UnderlayV6:     a("2001:db8::11"),
 			ClientPrefixes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
+			StateDir:       "/var/lib/vipd",
 		},
 		Cluster: Cluster{
 			Seed: 7, PollInterval: time.Second, PollTimeout: 500 * time.Millisecond, Rise: 2, Fall: 3,
@@ -151,7 +152,8 @@ func TestParseBase(t *testing.T) {
 			},
 		},
 		Dataplane: Dataplane{Interface: "eth0", Attach: dataplane.AttachAuto, GUEPort: 19523, PinPath: "/sys/fs/bpf/vipd"},
-		Timers:    Timers{WithdrawGrace: 3 * time.Second, TableGrace: 10 * time.Second, DrainTimeout: time.Minute},
+		Timers: Timers{WithdrawGrace: 3 * time.Second, TableGrace: 10 * time.Second, DrainTimeout: time.Minute, RemoveTimeout: time.Minute,
+			VerifyInterval: 2 * time.Second, VerifySettle: 3 * time.Second},
 		API: API{
 			Socket:      "/run/vipd/vipd.sock",
 			StateListen: netip.MustParseAddrPort("192.0.2.11:9180"),

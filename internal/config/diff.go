@@ -70,6 +70,10 @@ func (c *Config) Diff(old *Config) *Changes {
 		{"node.underlay_v6", old.Node.UnderlayV6, c.Node.UnderlayV6, true},
 		{"node.allow_ip_forward", old.Node.AllowIPForward, c.Node.AllowIPForward, false},
 		{"node.client_prefixes", old.Node.ClientPrefixes, c.Node.ClientPrefixes, false},
+		// The running vipd holds its state directory.
+		{"node.state_dir", old.Node.StateDir, c.Node.StateDir, true},
+		// Read at start only: a reload records it for the next one.
+		{"node.start_drained", old.Node.StartDrained, c.Node.StartDrained, false},
 		// The dataplane hashes flows with the seed it was opened with.
 		{"cluster.seed", old.Cluster.Seed, c.Cluster.Seed, true},
 		{"cluster.polling", pollOf(old.Cluster), pollOf(c.Cluster), false},

@@ -119,7 +119,8 @@ func checkInvariants(t *testing.T, c *Config) {
 		t.Fatalf("drain policy %v", c.Routing.Drain)
 	}
 	tm, cl := c.Timers, c.Cluster
-	if tm.WithdrawGrace <= 0 || tm.TableGrace <= 0 || tm.DrainTimeout <= 0 ||
+	if tm.WithdrawGrace <= 0 || tm.TableGrace <= 0 || tm.DrainTimeout <= 0 || tm.RemoveTimeout <= 0 ||
+		tm.VerifyInterval <= 0 || tm.VerifySettle <= 0 ||
 		cl.PollInterval <= 0 || cl.PollTimeout <= 0 || cl.PollTimeout >= cl.PollInterval || cl.Rise < 1 || cl.Fall < 1 {
 		t.Fatalf("timers %+v, cluster %+v", tm, cl)
 	}

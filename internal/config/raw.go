@@ -30,6 +30,8 @@ type rawNode struct {
 	UnderlayV6     string    `toml:"underlay_v6"`
 	AllowIPForward bool      `toml:"allow_ip_forward"`
 	ClientPrefixes *[]string `toml:"client_prefixes"`
+	StateDir       string    `toml:"state_dir"`
+	StartDrained   bool      `toml:"start_drained"`
 }
 
 type rawCluster struct {
@@ -84,9 +86,12 @@ type rawDataplane struct {
 }
 
 type rawTimers struct {
-	WithdrawGrace string `toml:"withdraw_grace"`
-	TableGrace    string `toml:"table_grace"`
-	DrainTimeout  string `toml:"drain_timeout"`
+	WithdrawGrace  string `toml:"withdraw_grace"`
+	TableGrace     string `toml:"table_grace"`
+	DrainTimeout   string `toml:"drain_timeout"`
+	RemoveTimeout  string `toml:"remove_timeout"`
+	VerifyInterval string `toml:"verify_interval"`
+	VerifySettle   string `toml:"verify_settle"`
 }
 
 type rawAPI struct {

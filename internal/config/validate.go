@@ -14,6 +14,7 @@ import (
 	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/fielderr"
+	"github.com/vipd/vipd/internal/statedir"
 	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/routing/bird"
@@ -41,6 +42,7 @@ func (p *parser) build(raw *rawFile) *Config {
 }
 
 func (p *parser) node(prim *tomlPrim, n *Node) {
+	n.StateDir = statedir.DefaultPath
 	if prim == nil {
 		p.errorf("node", "missing section [node]")
 		return
@@ -57,6 +59,15 @@ func (p *parser) node(prim *tomlPrim, n *Node) {
 	n.UnderlayV4 = p.addrFamily("node.underlay_v4", r.UnderlayV4, 32, false)
 	n.UnderlayV6 = p.addrFamily("node.underlay_v6", r.UnderlayV6, 128, false)
 	n.AllowIPForward = r.AllowIPForward
+	n.StartDrained = r.StartDrained
+	n.StateDir = statedir.DefaultPath
+	if r.StateDir != "" {
+		if !filepath.IsAbs(r.StateDir) {
+			p.errorf("node.state_dir", "%q is not an absolute path", r.StateDir)
+		} else {
+			n.StateDir = filepath.Clean(r.StateDir)
+		}
+	}
 	n.ClientPrefixes = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 	if r.ClientPrefixes != nil {
 		n.ClientPrefixes = nil
@@ -412,6 +423,8 @@ func (p *parser) dataplane(prim *tomlPrim, d *Dataplane) {
 func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 	t := &cfg.Timers
 	t.WithdrawGrace, t.TableGrace, t.DrainTimeout = DefaultWithdrawGrace, DefaultTableGrace, DefaultDrainTimeout
+	t.RemoveTimeout = DefaultDrainTimeout
+	t.VerifyInterval, t.VerifySettle = DefaultVerifyInterval, DefaultVerifySettle
 	var r rawTimers
 	if prim != nil && !p.decode(prim, "timers", &r) {
 		return
@@ -419,6 +432,9 @@ func (p *parser) timers(prim *tomlPrim, cfg *Config) {
 	t.WithdrawGrace = p.duration("timers.withdraw_grace", r.WithdrawGrace, DefaultWithdrawGrace)
 	t.TableGrace = p.duration("timers.table_grace", r.TableGrace, DefaultTableGrace)
 	t.DrainTimeout = p.duration("timers.drain_timeout", r.DrainTimeout, DefaultDrainTimeout)
+	t.RemoveTimeout = p.duration("timers.remove_timeout", r.RemoveTimeout, t.DrainTimeout)
+	t.VerifyInterval = p.duration("timers.verify_interval", r.VerifyInterval, DefaultVerifyInterval)
+	t.VerifySettle = p.duration("timers.verify_settle", r.VerifySettle, DefaultVerifySettle)
 	// Peers need fall polls to drop this node from their tables; unbinding
 	// sooner would blackhole (or loop, docs/field-notes.md, note 3) what they still send.
 	c := cfg.Cluster

@@ -3,9 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
@@ -31,28 +35,62 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 	st := api.Status{
 		Node: cs.Node, Phase: cs.Phase.String(), Stopping: cs.Stopping, Generation: cs.Generation,
 		Config: d.path, Started: d.started, Routing: cfg.Routing.Mode.String(),
+		World: api.World{
+			ReadAt: cs.World.ReadAt, SessionsUp: cs.World.SessionsUp, Error: cs.World.Error,
+			Resyncs: cs.World.Resyncs, ResyncError: cs.World.ResyncError, Stray: slices.Clone(cs.World.Stray),
+		},
 		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members,
 	}
+	if st.World.Stray == nil {
+		st.World.Stray = []netip.Addr{}
+	}
+	d.mu.Lock()
+	st.ConfigLoaded = d.loaded
+	if r := d.lastReload; r != nil {
+		rc := *r
+		st.LastReload = &rc
+	}
+	d.mu.Unlock()
+	if phase, since := d.watch.phase(); phase == cs.Phase && !since.IsZero() {
+		st.PhaseSince = since
+		st.PhaseEndsBy, st.DrainEndsBy = phaseEnds(phase, since, cfg.Timers.WithdrawGrace, cfg.Timers.DrainTimeout, cfg.Timers.TableGrace)
+	}
+	d.stateStatus(&st)
 	if withPeers {
 		peers, err := d.adv.Peers(ctx)
 		if err != nil {
 			st.Peers = append(st.Peers, api.Peer{Name: cfg.Routing.Mode.String(), State: "unknown", LastError: err.Error()})
 		}
 		for _, p := range peers {
-			st.Peers = append(st.Peers, api.Peer{
-				Name: p.Name, Address: p.Address, ASN: p.ASN, State: p.State, Up: p.Up,
-				UptimeSeconds: int64(p.Uptime / time.Second), RoutesAdvertised: p.Advertised, LastError: p.LastError,
-			})
+			st.Peers = append(st.Peers, apiPeer(p))
 		}
 	}
-	dp := &api.Dataplane{Interface: cfg.Dataplane.Interface, Attach: cfg.Dataplane.Attach.String()}
+	dp := &api.Dataplane{Interface: cfg.Dataplane.Interface, Attach: cfg.Dataplane.Attach.String(),
+		LoForwardingRestored: d.loRestored.Load()}
 	if c, err := d.dp.Stats(); err != nil {
 		dp.Error = err.Error()
 	} else {
 		dp.Counters = c
 	}
 	st.Dataplane = dp
+	if d.traffic != nil {
+		if err := d.trafficStatus(ctx, &st); err != nil {
+			dp.Error = strings.TrimPrefix(dp.Error+"; ", "; ") + "per-VIP counters: " + err.Error()
+		}
+	}
 	return st, nil
+}
+
+// trafficStatus adds the dataplane's per-VIP counters to st.
+func (d *Daemon) trafficStatus(ctx context.Context, st *api.Status) error {
+	t, err := d.traffic(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range st.VIPs {
+		st.VIPs[i].Traffic = t[st.VIPs[i].Address]
+	}
+	return nil
 }
 
 // apiVIPs translates the controller's VIPs into the API's words.
@@ -69,9 +107,13 @@ func apiVIPs(vs []vip.VIPStatus) []api.VIPStatus {
 			},
 			Since: v.Since, LastError: v.LastError, Backends: []api.Backend{},
 			Transitions: v.Transitions, Errors: v.Errors,
+			Route: v.Route.String(), RouteReason: v.RouteReason,
+			World: api.VIPWorld{Read: v.World.Read, Exported: v.World.Exported, Draining: v.World.Draining,
+				Peers: append([]string{}, v.World.Peers...)},
+			Diverged: v.Diverged, DivergedSince: v.DivergedSince, Divergences: v.Divergences,
 		}
 		for _, b := range v.Backends {
-			a.Backends = append(a.Backends, api.Backend{Name: b.Name, Address: b.Addr, Role: b.Role.String(), Local: b.Local})
+			a.Backends = append(a.Backends, apiBackend(b))
 		}
 		out = append(out, a)
 	}
@@ -105,29 +147,53 @@ func checkString(v config.VIP) string {
 	return c.Type
 }
 
-// Drain implements api.Daemon.
-func (d *Daemon) Drain(req api.DrainRequest) error { return d.ctrl.Drain(req.VIP) }
+// Drain implements api.Daemon: the drain is in the state directory when
+// it returns.
+func (d *Daemon) Drain(req api.DrainRequest) error { return d.setDrain(req, true) }
 
-// Undrain implements api.Daemon.
-func (d *Daemon) Undrain(req api.DrainRequest) error { return d.ctrl.Undrain(req.VIP) }
+// Undrain implements api.Daemon, as Drain.
+func (d *Daemon) Undrain(req api.DrainRequest) error { return d.setDrain(req, false) }
 
 // Reload is SIGHUP: read and validate the file again and apply it. On any
-// error the old config keeps running.
+// error the old config keeps running. systemd is told RELOADING=1 before
+// and READY=1 after, with the outcome in STATUS=.
 func (d *Daemon) Reload() error {
+	d.notify.send(reloading()...)
 	cfg, err := config.Load(d.path)
+	if err == nil {
+		err = d.apply(cfg)
+	}
+	now := time.Now()
+	d.mu.Lock()
+	d.lastReload = &api.Reload{At: now, OK: err == nil}
 	if err != nil {
+		d.lastReload.Error = err.Error()
+	} else {
+		d.loaded = now
+	}
+	n := len(d.cfg.VIPs)
+	d.mu.Unlock()
+	if err != nil {
+		first := strings.SplitN(err.Error(), "\n", 2)[0]
+		d.notify.send(sd.SdNotifyReady, sdStatus("reload refused, the previous config keeps running: %s", first))
 		return err
 	}
-	return d.apply(cfg)
+	d.notify.send(sd.SdNotifyReady, sdStatus("serving: config reloaded, %d VIPs", n))
+	return nil
 }
 
-// apply takes a new, validated config. config.Diff alone decides what a
-// reload may change: anything it lists under Restart refuses the reload.
-// The controller's config is built and validated before anything is
-// applied to anyone; then the advertiser learns the new VIPs (before the
-// controller could ask for one), the controller gets its config, the
-// checks and the poller follow.
+// apply takes a new, validated config, handing everything to the
+// advertiser and the controller as a fresh start with it would. config.Diff
+// alone decides what a reload may change: anything it lists under Restart
+// refuses the reload. The controller's config is built and validated
+// before anything is applied to anyone; then the advertiser learns the new
+// VIPs and route attributes (before the controller could ask for one; a
+// removed VIP stays announceable until the controller has drained and
+// forgotten it), the controller gets its config and the drains kept for
+// VIPs that come back, the checks and the poller follow.
 func (d *Daemon) apply(cfg *config.Config) error {
+	d.advMu.Lock()
+	defer d.advMu.Unlock()
 	old := d.config()
 	if ch := cfg.Diff(old); len(ch.Restart) > 0 {
 		return fmt.Errorf("%s: changes to %s need a restart of vipd; config not reloaded", d.path, strings.Join(ch.Restart, ", "))
@@ -138,9 +204,14 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
 	defer cancel()
-	if err := d.adv.SetVIPs(ctx, advertisedVIPs(cfg, old)); err != nil {
+	prevLeaving := d.leaving
+	d.leaving = d.nowLeaving(cfg, old)
+	if err := d.adv.SetVIPs(ctx, d.announceable(cfg)); err != nil {
+		d.leaving = prevLeaving
 		return fmt.Errorf("setting the advertiser's VIPs: %w", err)
 	}
+	d.drainMu.Lock() // a drain request sees the old config or the new one, with its drains
+	defer d.drainMu.Unlock()
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
@@ -155,9 +226,17 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		d.mu.Unlock()
 		return err
 	}
+	// A drain kept for a VIP that left the config holds again (the
+	// controller kept it by address).
+	drains := d.state.Drains()
+	for _, a := range sortedAddrs(drains.VIPs) {
+		if d.configuredLocked(cfg, a) && !d.configuredLocked(old, a) {
+			d.log.Warn("vip back in the config: its kept drain holds", "vip", a,
+				"since", drains.VIPs[a].Since.Format(time.RFC3339))
+		}
+	}
 	d.setChecks(cfg)
 	if !reflect.DeepEqual(old.Cluster, cfg.Cluster) {
-		d.pollCancel()
 		d.startPoller(cfg)
 	}
 	d.log.Info("config reloaded", "vips", len(cfg.VIPs))

@@ -1,22 +1,27 @@
 // Package daemon is one vipd node at run time: it wires the config into the
 // state machine (vip.Controller) and its side effects (one
 // routing.Advertiser, the netlink binder, the XDP dataplane), the local
-// service checks, the cluster poller and node-state server, the API socket
-// and the metrics listener, and owns the three ways of stopping: drain and
-// exit (SIGTERM), upgrade exit without withdrawing (SIGUSR2, vipctl
-// restart), and reload (SIGHUP).
+// service checks, the cluster poller and node-state server, the API socket,
+// the metrics listener and the state directory (the operator's drains and
+// the announced routes, package statedir), and owns the three ways of
+// stopping: drain and exit (SIGTERM), upgrade exit without withdrawing
+// (SIGUSR2, vipctl restart), and reload (SIGHUP). A crash needs no code:
+// whatever it interrupts, the state directory holds what the next start
+// needs.
 package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vipd/vipd/dataplane"
@@ -26,6 +31,7 @@ import (
 	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/internal/hostcheck"
 	"github.com/vipd/vipd/internal/metrics"
+	"github.com/vipd/vipd/internal/statedir"
 	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/vip"
 	"github.com/vipd/vipd/vip/netlink"
@@ -39,6 +45,9 @@ type Options struct {
 	// check (tests on hosts the checks would refuse). Never set it in
 	// production.
 	SkipHostChecks bool
+	// StartDrained starts the node in maintenance (vipd --drained): a node
+	// drain is recorded in the state directory unless one already is.
+	StartDrained bool
 }
 
 // Dataplane is what the daemon needs of the XDP dataplane (package
@@ -61,13 +70,41 @@ type Binder interface {
 	Close() error
 }
 
+// FlowLooker is optional on a Dataplane: it answers vipctl lookup from the
+// programmed state itself. LookupFlow returns the row of vip's table that
+// the XDP program's flow hash picks for a flow from client to vip port
+// (proto 6 TCP, 17 UDP), and the underlay addresses in that row of the
+// pinned table: the program's own hash and table, never a copy that could
+// drift from them. Without it vipd answers lookups "not supported".
+type FlowLooker interface {
+	LookupFlow(ctx context.Context, vip netip.Addr, client netip.AddrPort, proto uint8, port uint16) (row uint32, primary, secondary netip.Addr, err error)
+}
+
 // Parts are the side effects a node drives. Start opens the real ones (the
 // XDP dataplane, the netlink binder, the routing mode's advertiser); tests
 // hand fakes to New.
 type Parts struct {
-	Advertiser routing.Advertiser
-	Binder     Binder
-	Dataplane  Dataplane
+	// Advertiser is an advertiser opened by the caller; or NewAdvertiser
+	// opens one once the state directory has been read, with the routes
+	// the previous vipd left announced. Exactly one is set.
+	Advertiser    routing.Advertiser
+	NewAdvertiser func(ctx context.Context, start AdvertiserStart) (routing.Advertiser, error)
+	Binder        Binder
+	Dataplane     Dataplane
+	// Traffic reads the dataplane's per-VIP counters for status and
+	// metrics (vipd_vip_packets_total, vipd_vip_bytes_total); nil while
+	// the dataplane keeps none. (Issue 11's per-VIP counters plug in
+	// here: Start adapts dataplane.VIPStats to it.)
+	Traffic func(ctx context.Context) (map[netip.Addr][]api.Traffic, error)
+}
+
+// AdvertiserStart is what a new advertiser needs of the previous vipd.
+type AdvertiserStart struct {
+	// Routes are the routes the previous vipd announced last (from the
+	// state directory). After a crash or an upgrade exit they are still at
+	// the peers: a BGP speaker announces them again as a graceful
+	// restarter before anything else. Empty after a clean stop.
+	Routes []routing.Route
 }
 
 // Daemon is a running vipd node.
@@ -78,16 +115,44 @@ type Daemon struct {
 	// skipChecks: the host checks are off (tests only).
 	skipChecks bool
 
-	mu  sync.Mutex // guards cfg
+	mu  sync.Mutex // guards cfg, loaded, lastReload
 	cfg *config.Config
+	// loaded is when cfg was loaded; lastReload the last reload's outcome.
+	loaded     time.Time
+	lastReload *api.Reload
+	// advMu serializes the advertiser's SetVIPs calls (reloads, and
+	// dropping forgotten VIPs) and guards leaving: VIPs removed by reloads
+	// that the controller has not forgotten yet, still announceable.
+	advMu   sync.Mutex
+	leaving map[netip.Prefix]routing.VIP
+
+	// state is the state directory. drainMu orders drain requests (each
+	// written, then handed to the controller) and guards the restored
+	// flags: drains read back at start and unchanged since.
+	state        *statedir.Dir
+	drainMu      sync.Mutex
+	restoredNode bool
+	restoredVIPs map[netip.Addr]bool
 	// members is the poller's latest view of every member, for status.
 	members *cluster.Membership
 
-	ctrl   *vip.Controller
-	adv    routing.Advertiser
-	dp     Dataplane
-	binder Binder
-	apiSrv *api.Server
+	ctrl    *vip.Controller
+	adv     routing.Advertiser
+	dp      Dataplane
+	binder  Binder
+	traffic func(ctx context.Context) (map[netip.Addr][]api.Traffic, error)
+	apiSrv  *api.Server
+
+	// watch follows the controller's passes (watch.go); notify talks to
+	// systemd (notify.go).
+	watch  *watcher
+	notify *notifier
+	// followKick wakes follow after a pass.
+	followKick chan struct{}
+	// loRestored counts the times forwarding on lo had to be turned on again.
+	loRestored atomic.Uint64
+	// checkMetrics records every service check's result and duration.
+	checkMetrics *metrics.Checks
 
 	ctx      context.Context // lives until Shutdown/Abandon
 	cancel   context.CancelFunc
@@ -96,12 +161,11 @@ type Daemon struct {
 
 	// checks run the local service checks of every VIP.
 	checks     *health.Monitor
-	pollCancel context.CancelFunc
+	pollMu     sync.Mutex         // guards pollCancel, orders reports against a reload
+	pollCancel context.CancelFunc // stops the current poller
 
 	restartReq chan struct{}
 	restartOne sync.Once
-	// restart is what the previous vipd left at an upgrade exit, or nil.
-	restart *restartState
 }
 
 func newDaemon(cfg *config.Config, opts Options) *Daemon {
@@ -109,11 +173,18 @@ func newDaemon(cfg *config.Config, opts Options) *Daemon {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	now := time.Now()
 	d := &Daemon{
-		log: log, path: opts.ConfigPath, cfg: cfg, started: time.Now(), skipChecks: opts.SkipHostChecks,
-		members:    cluster.NewMembership(),
-		ctrlDone:   make(chan error, 1),
-		restartReq: make(chan struct{}),
+		log: log, path: opts.ConfigPath, cfg: cfg, started: now, loaded: now, skipChecks: opts.SkipHostChecks,
+		members:      cluster.NewMembership(),
+		watch:        newWatcher(),
+		notify:       newNotifier(log.Named("systemd")),
+		followKick:   make(chan struct{}, 1),
+		checkMetrics: metrics.NewChecks(),
+		ctrlDone:     make(chan error, 1),
+		restartReq:   make(chan struct{}),
+		leaving:      map[netip.Prefix]routing.VIP{},
+		restoredVIPs: map[netip.Addr]bool{},
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d
@@ -143,6 +214,11 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { d.apiSrv.Close(context.Background()) })
+	routes, err := d.openState(opts.StartDrained)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { d.state.Close() })
 
 	autoGeneric, err := d.hostChecks(ctx)
 	if err != nil {
@@ -169,33 +245,34 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	closers = append(closers, func() { binder.Close() })
 
-	d.loadRestart()
-	adv, err := openAdvertiser(ctx, cfg, d.restart, d.log)
-	if err != nil {
-		return nil, err
-	}
-	closers = append(closers, func() { adv.Abandon() })
-
-	if err := d.run(Parts{Advertiser: adv, Binder: binder, Dataplane: dp}); err != nil {
+	parts := Parts{Binder: binder, Dataplane: dp, NewAdvertiser: func(ctx context.Context, st AdvertiserStart) (routing.Advertiser, error) {
+		return openAdvertiser(ctx, cfg, st.Routes, d.log)
+	}}
+	if err := d.run(ctx, parts, routes); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
 // New starts a node on parts the caller opened, as Start does once it has
-// opened the real ones: the API socket, the controller, the checks, the
-// poller, the node-state server and the metrics listener. It reads (and
-// removes) the restart state like Start, but the advertiser is the
-// caller's, so its routes are not re-announced. On error the parts are
-// left to the caller.
+// opened the real ones: the API socket, the state directory, the
+// advertiser (if parts.NewAdvertiser opens it), the controller, the
+// checks, the poller, the node-state server and the metrics listener. On
+// error the parts the caller opened are left to it.
 func New(cfg *config.Config, opts Options, parts Parts) (*Daemon, error) {
 	d := newDaemon(cfg, opts)
 	if err := d.listenAPI(); err != nil {
 		d.cancel()
 		return nil, err
 	}
-	d.loadRestart()
-	if err := d.run(parts); err != nil {
+	routes, err := d.openState(opts.StartDrained)
+	if err == nil {
+		err = d.run(context.Background(), parts, routes)
+		if err != nil {
+			d.state.Close()
+		}
+	}
+	if err != nil {
 		d.apiSrv.Close(context.Background())
 		d.cancel()
 		return nil, err
@@ -204,7 +281,7 @@ func New(cfg *config.Config, opts Options, parts Parts) (*Daemon, error) {
 }
 
 func (d *Daemon) listenAPI() error {
-	srv, err := api.Listen(d.log.Named("api"), d.cfg.API.Socket, d)
+	srv, err := api.Listen(d.log.Named("api"), d.cfg.API.Socket, d, api.Options{})
 	if err != nil {
 		return err
 	}
@@ -212,37 +289,60 @@ func (d *Daemon) listenAPI() error {
 	return nil
 }
 
-// run builds the controller on parts and starts every loop and server.
-func (d *Daemon) run(parts Parts) error {
-	if parts.Advertiser == nil || parts.Binder == nil || parts.Dataplane == nil {
-		return errors.New("starting vipd: advertiser, binder and dataplane are required")
+// run opens the advertiser if parts says how (handing it routes, what the
+// previous vipd left announced), builds the controller on parts, restores
+// the drains and starts every loop and server. An advertiser it opened is
+// abandoned on error.
+func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (err error) {
+	if (parts.Advertiser == nil) == (parts.NewAdvertiser == nil) || parts.Binder == nil || parts.Dataplane == nil {
+		return errors.New("starting vipd: an advertiser (or a way to open one), binder and dataplane are required")
 	}
-	d.adv, d.binder, d.dp = parts.Advertiser, parts.Binder, parts.Dataplane
+	if parts.NewAdvertiser != nil {
+		adv, err := parts.NewAdvertiser(ctx, AdvertiserStart{Routes: slices.Clone(routes)})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				adv.Abandon()
+			}
+		}()
+		parts.Advertiser = adv
+	}
+	d.adv, d.binder, d.dp, d.traffic = parts.Advertiser, parts.Binder, parts.Dataplane, parts.Traffic
 	cfg := d.cfg
-	var err error
 	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
 		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
 	})
 	if err != nil {
 		return err
 	}
+	var metricsLn net.Listener
+	if cfg.API.MetricsListen.IsValid() {
+		if metricsLn, err = listenMetrics(cfg); err != nil {
+			return err
+		}
+	}
 	if !d.skipChecks {
 		d.checkIPv6Route() // before Run: never announce an IPv6 VIP without a route back
 	}
-	if rs := d.restart; rs != nil {
-		if rs.NodeDrained {
-			d.ctrl.Drain(nil)
-		}
-		for _, a := range rs.DrainedVIPs {
-			d.ctrl.Drain(&a)
-		}
-	}
+	d.syncDrains() // before Run: a drained node never announces anything
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		d.ctrlDone <- d.ctrl.Run(d.ctx)
 	}()
+	d.wg.Add(2)
+	go func() {
+		defer d.wg.Done()
+		d.watchPasses(d.ctrl.Updates())
+	}()
+	go func() {
+		defer d.wg.Done()
+		d.follow(d.followKick)
+	}()
 	d.checks = health.NewMonitor(d.log.Named("health"), d.ctrl.SetHealth)
+	d.checks.SetObserver(d.checkMetrics.Observe)
 	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
 	d.setChecks(cfg)
 	d.startPoller(cfg)
@@ -256,17 +356,42 @@ func (d *Daemon) run(parts Parts) error {
 		return cluster.ListenAndServe(d.ctx, cfg.API.StateListen.String(), cluster.NewHandler(d.ctrl.NodeState))
 	})
 	d.goServe("api", d.apiSrv.Serve)
-	if cfg.API.MetricsListen.IsValid() {
-		// The collector reads the sessions itself: the status it reads
-		// leaves them out, so a scrape asks the advertiser once.
-		c := metrics.NewCollector(func(ctx context.Context) (api.Status, error) { return d.status(ctx, false) }, d.adv.Peers)
-		d.goServe("metrics", func() error {
-			return metrics.Serve(d.ctx, cfg.API.MetricsListen.String(), metrics.Handler(c))
-		})
+	if metricsLn != nil {
+		d.serveMetrics(cfg, metricsLn)
+	}
+	if w := d.notify.watchdog; w > 0 {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.feedWatchdog(w)
+		}()
+		d.log.Info("feeding the systemd watchdog from the controller's event loop", "watchdog", w)
 	}
 	d.log.Info("vipd started", "node", cfg.Node.Name, "vips", len(cfg.VIPs), "routing", cfg.Routing.Mode,
 		"iface", cfg.Dataplane.Interface)
+	d.notify.send(sd.SdNotifyReady, sdStatus("serving: node %s, %d VIPs, routing %s", cfg.Node.Name, len(cfg.VIPs), cfg.Routing.Mode))
 	return nil
+}
+
+// watchPasses hands every pass of the controller's loop to the watcher
+// and wakes follow.
+func (d *Daemon) watchPasses(updates <-chan struct{}) {
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-updates:
+		}
+		members := map[string]bool{}
+		for _, v := range d.members.Views() {
+			members[v.Name] = v.Up
+		}
+		d.watch.pass(d.ctrl.Status(), members, time.Now())
+		select {
+		case d.followKick <- struct{}{}:
+		default: // follow has one pending: it reads the latest status
+		}
+	}
 }
 
 func (d *Daemon) goServe(what string, serve func() error) {
@@ -313,11 +438,14 @@ func (d *Daemon) hostChecks(ctx context.Context) (autoGeneric bool, err error) {
 // controllerConfig maps the node config onto the state machine's.
 func controllerConfig(c *config.Config) vip.Config {
 	vc := vip.Config{
-		Node:          c.Node.Name,
-		WithdrawGrace: c.Timers.WithdrawGrace,
-		TableGrace:    c.Timers.TableGrace,
-		DrainTimeout:  c.Timers.DrainTimeout,
-		DrainPolicy:   c.Routing.Drain,
+		Node:           c.Node.Name,
+		WithdrawGrace:  c.Timers.WithdrawGrace,
+		TableGrace:     c.Timers.TableGrace,
+		DrainTimeout:   c.Timers.DrainTimeout,
+		RemoveTimeout:  c.Timers.RemoveTimeout,
+		VerifyInterval: c.Timers.VerifyInterval,
+		VerifySettle:   c.Timers.VerifySettle,
+		DrainPolicy:    c.Routing.Drain,
 		// The poller decides every member within max(rise, fall) polls;
 		// one more interval of margin for jitter.
 		PeerWait: c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,
@@ -335,26 +463,49 @@ func controllerConfig(c *config.Config) vip.Config {
 // the unchanged ones running (their rise/fall state survives a reload).
 func (d *Daemon) setChecks(cfg *config.Config) {
 	want := make(map[netip.Addr]health.CheckConfig, len(cfg.VIPs))
+	keep := make(map[netip.Addr]bool, len(cfg.VIPs))
 	for _, v := range cfg.VIPs {
 		want[v.Addr] = v.Check
+		keep[v.Addr] = true
 	}
+	d.checkMetrics.Retain(keep)
 	d.checks.Set(want)
 }
 
 // startPoller polls every other member's node state, feeding the controller.
 func (d *Daemon) startPoller(cfg *config.Config) {
 	var peers []cluster.Member
+	polled := map[string]bool{}
 	for _, m := range cfg.Cluster.Members {
 		if m.Name != cfg.Node.Name {
 			peers = append(peers, cluster.Member{Name: m.Name, URL: m.StateURL.String()})
+			polled[m.Name] = true
+		}
+	}
+	// Stop the previous poller (a reload) and, under the same lock its
+	// reports take, forget the members the new config removed: the status
+	// lists them as a fresh start with the new config would (never).
+	d.pollMu.Lock()
+	if d.pollCancel != nil {
+		d.pollCancel()
+	}
+	for _, v := range d.members.Views() {
+		if !polled[v.Name] {
+			d.members.Forget(v.Name)
 		}
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	d.pollCancel = cancel
+	d.pollMu.Unlock()
 	p := cluster.NewPoller(d.log, peers, cluster.PollOptions{
 		Interval: cfg.Cluster.PollInterval, Timeout: cfg.Cluster.PollTimeout,
 		Rise: cfg.Cluster.Rise, Fall: cfg.Cluster.Fall,
 	}, func(node string, st *cluster.NodeState) {
+		d.pollMu.Lock()
+		defer d.pollMu.Unlock()
+		if ctx.Err() != nil {
+			return // a reload replaced this poller; its members may be gone
+		}
 		d.members.Record(node, st)
 		d.ctrl.SetPeer(node, st)
 	})
@@ -375,40 +526,59 @@ func (d *Daemon) ControllerDone() <-chan error { return d.ctrlDone }
 // then close the advertiser, which withdraws anything left and waits until
 // the peers were told, then stop. The XDP program stays attached (pinned): a
 // node with nothing announced attracts no VIP traffic, and the next vipd
-// adopts it.
+// adopts it. The operator's drains stay in the state directory; the routes
+// there are emptied once the advertiser withdrew everything, so the next
+// start is a fresh one.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.log.Info("draining before exit")
+	d.notify.send(sd.SdNotifyStopping, sdStatus("draining before exit"))
+	steps := make(chan struct{})
+	go d.stopSteps(steps)
 	err := d.ctrl.Shutdown(ctx)
+	if err == nil {
+		// The pass that finished the drain reaches the watcher before the
+		// loops stop: event readers see "drained" before the stream ends.
+		d.watch.waitPhase(vip.PhaseDrained, time.Second)
+	}
+	close(steps)
 	if err != nil {
 		d.log.Error("drain did not complete", "error", err)
+		d.notify.send(sdStatus("drain did not complete (%v): closing the routing sessions", err))
+	} else {
+		d.notify.send(sdStatus("drained: closing the routing sessions"))
 	}
 	d.cancel()
 	err = errors.Join(err, d.apiSrv.Close(context.Background()))
 	d.wg.Wait() // the controller is done: nothing calls the advertiser any more
-	err = errors.Join(err, d.adv.Close(ctx), d.binder.Close(), d.dp.Close())
-	os.Remove(restartFile(d.config()))
+	closeErr := d.adv.Close(ctx)
+	var left []routing.Route // all withdrawn
+	if closeErr != nil {
+		// Some may still be out: a next start re-announces them as a
+		// graceful restart rather than leave them stale at the peers.
+		left = d.ctrl.Status().Routes
+	}
+	err = errors.Join(err, closeErr, d.state.WriteRoutes(left, time.Now()), d.state.SaveDrains(),
+		d.binder.Close(), d.dp.Close(), d.state.Close())
 	return err
 }
 
 // Abandon is the upgrade exit: stop without withdrawing, unbinding or
-// detaching anything, and leave the announced routes for the next vipd.
+// detaching anything. The state directory keeps the routes announced (for
+// the next vipd's graceful restart) and the drains.
 func (d *Daemon) Abandon() error {
 	d.log.Info("exiting for an upgrade: routes, bindings and the XDP program stay in place")
-	cs := d.ctrl.Status()
-	st := restartState{NodeDrained: cs.Phase != vip.PhaseActive}
-	for _, v := range cs.VIPs {
-		if v.Advertised {
-			st.Routes = append(st.Routes, routing.Route{Prefix: routing.HostPrefix(v.Addr), Draining: v.Depreferred})
-		}
-		if v.Draining && !st.NodeDrained {
-			st.DrainedVIPs = append(st.DrainedVIPs, v.Addr)
-		}
-	}
-	err := writeRestart(restartFile(d.config()), st)
+	// Not STOPPING=1: for systemd this is a restart, not a stop (the unit
+	// restarts the exit status at once).
+	d.notify.send(sdStatus("exiting for an upgrade (status %d): routes, bindings and the XDP program stay in place", UpgradeExitStatus))
 	d.cancel()
-	err = errors.Join(err, d.apiSrv.Close(context.Background()))
+	err := d.apiSrv.Close(context.Background())
 	d.wg.Wait()
-	return errors.Join(err, d.adv.Abandon(), d.binder.Close(), d.dp.Close())
+	if st := d.ctrl.Status(); st.RoutesKnown {
+		// Otherwise nothing was announced since the start, and the file
+		// still holds what the previous vipd left, still out there.
+		err = errors.Join(err, d.state.WriteRoutes(st.Routes, time.Now()))
+	}
+	return errors.Join(err, d.state.SaveDrains(), d.adv.Abandon(), d.binder.Close(), d.dp.Close(), d.state.Close())
 }
 
 // Restart implements api.Daemon.
@@ -447,8 +617,12 @@ func (d *Daemon) checkIPv6Route() {
 // keepLookupForwarding re-enables forwarding on lo (the program's route
 // lookups need it) whenever a sysctl write elsewhere turned it off.
 func (d *Daemon) keepLookupForwarding() {
-	if _, err := d.dp.EnsureLookupForwarding(); err != nil {
+	restored, err := d.dp.EnsureLookupForwarding()
+	if err != nil {
 		d.log.Error("keeping forwarding on lo for the fib lookups", "error", err)
+	}
+	if restored {
+		d.loRestored.Add(1)
 	}
 }
 
@@ -468,11 +642,4 @@ func (d *Daemon) every(interval time.Duration, fn func()) {
 			fn()
 		}
 	}()
-}
-
-// restartFile is where an upgrade exit leaves the routes it announced, so
-// the next vipd starts its BGP speaker as a graceful restarter announcing
-// them again before anything else.
-func restartFile(c *config.Config) string {
-	return filepath.Join(filepath.Dir(c.API.Socket), "vipd-"+c.Node.Name+".restart")
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/statedir"
 	"github.com/vipd/vipd/routing"
 	"github.com/vipd/vipd/routing/bgp"
 	"github.com/vipd/vipd/routing/routingtest"
@@ -69,6 +70,15 @@ func TestReloadLiveOrRestart(t *testing.T) {
 		{"the drain policy needs a restart", func(s string) string {
 			return strings.Replace(s, `drain = "withdraw"`, `drain = "deprefer"`, 1)
 		}, []string{"routing.drain"}},
+		{"the state directory needs a restart", func(s string) string {
+			return strings.Replace(s, "\n[node]\n", "\n[node]\nstate_dir = \"/var/lib/vipd-2\"\n", 1)
+		}, []string{"node.state_dir"}},
+		{"start_drained is read at the next start", func(s string) string {
+			return strings.Replace(s, "\n[node]\n", "\n[node]\nstart_drained = true\n", 1)
+		}, nil},
+		{"the remove timeout and the checks apply live", func(s string) string {
+			return strings.Replace(s, "[timers]\n", "[timers]\nremove_timeout = \"5m\"\nverify_interval = \"1s\"\nverify_settle = \"9s\"\n", 1)
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,6 +90,9 @@ func TestReloadLiveOrRestart(t *testing.T) {
 	}
 }
 
+// A reload's SetVIPs lists the new config's VIPs with their new attributes,
+// then the removed ones (still announceable until the controller has
+// drained and forgotten them).
 func TestAdvertisedVIPsKeepsRemoved(t *testing.T) {
 	p := netip.MustParsePrefix
 	older := loadExample(t, nil)
@@ -87,7 +100,9 @@ func TestAdvertisedVIPsKeepsRemoved(t *testing.T) {
 		s = strings.Replace(s, `address = "198.51.100.53"`, `address = "198.51.100.54"`, 1)
 		return strings.Replace(s, `communities = ["65000:100"]`, `communities = ["65000:101"]`, 1)
 	})
-	got := advertisedVIPs(newer, older)
+	d := &Daemon{leaving: map[netip.Prefix]routing.VIP{}}
+	d.leaving = d.nowLeaving(newer, older)
+	got := d.announceable(newer)
 	med := uint32(10)
 	want := []routing.VIP{
 		{Prefix: p("198.51.100.10/32"), Attrs: bgp.RouteAttrs{Communities: []string{"65000:101"}}},
@@ -156,9 +171,22 @@ type fakeDataplane struct {
 	programmed map[netip.Addr]vip.ProgramSpec
 	bound      []netip.Addr
 	closed     bool
+	// wedge, when set, makes Program block until it is closed (or the
+	// caller's context ends): a side effect that never returns.
+	wedge chan struct{}
 }
 
-func (f *fakeDataplane) Program(_ context.Context, p vip.ProgramSpec) error {
+func (f *fakeDataplane) Program(ctx context.Context, p vip.ProgramSpec) error {
+	f.mu.Lock()
+	wedge := f.wedge
+	f.mu.Unlock()
+	if wedge != nil {
+		select {
+		case <-wedge:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.programmed[p.Addr] = p
@@ -189,8 +217,11 @@ func (f *fakeDataplane) Programmed(context.Context) ([]netip.Addr, error) {
 	return out, nil
 }
 
+// Stats returns counters named as the XDP program's are (a verdict, a
+// drop reason, the two that are facts of their own).
 func (f *fakeDataplane) Stats() (map[string]uint64, error) {
-	return map[string]uint64{"xdp_pass": 1}, nil
+	return map[string]uint64{"xdp_pass": 1, "director_tx": 0, "drop_loop_guard": 0, "director_icmp": 0,
+		"director_local_second_chance": 0}, nil
 }
 
 func (f *fakeDataplane) EnsureLookupForwarding() (bool, error) { return false, nil }
@@ -216,6 +247,7 @@ func nodeConfig(dir string, port int, vips ...netip.Prefix) string {
 	b.WriteString(`[node]
 name = "n1"
 underlay_v4 = "192.0.2.11"
+state_dir = "` + filepath.Join(dir, "state") + `"
 
 [cluster]
 seed = 1
@@ -248,6 +280,8 @@ interface = "eth0"
 withdraw_grace = "50ms"
 table_grace = "200ms"
 drain_timeout = "100ms"
+verify_interval = "50ms"
+verify_settle = "50ms"
 
 [api]
 socket = "` + filepath.Join(dir, "vipd.sock") + `"
@@ -255,7 +289,9 @@ socket = "` + filepath.Join(dir, "vipd.sock") + `"
 	return b.String()
 }
 
-// rig is a daemon on fakes: a routingtest.Recorder for the advertiser.
+// rig is a daemon on fakes: a routingtest.Recorder for the advertiser
+// (with one session up), an in-memory binder and dataplane that, like the
+// kernel's, outlive a vipd.
 type rig struct {
 	t    *testing.T
 	dir  string
@@ -265,6 +301,14 @@ type rig struct {
 	dp   *fakeDataplane
 	b    *fakeBinder
 	d    *Daemon
+	// start is what the last advertiser was opened with.
+	start AdvertiserStart
+	// dpPart, if set, is the Dataplane part instead of dp (a wrapper of
+	// it with more methods); traffic the Traffic part.
+	dpPart  Dataplane
+	traffic func(context.Context) (map[netip.Addr][]api.Traffic, error)
+	// edit, if set, rewrites the config text write writes.
+	edit func(string) string
 }
 
 func freePort(t *testing.T) int {
@@ -280,32 +324,60 @@ func freePort(t *testing.T) int {
 // newRig starts a node serving vips and waits until every one is announced.
 func newRig(t *testing.T, vips ...netip.Prefix) *rig {
 	t.Helper()
-	r := &rig{t: t, dir: t.TempDir(), port: freePort(t)}
-	r.path = filepath.Join(r.dir, "vipd.toml")
-	cfg := r.write(vips...)
-	r.adv = routingtest.New(t, cfg.AdvertisedVIPs()...)
-	r.dp = &fakeDataplane{programmed: map[netip.Addr]vip.ProgramSpec{}}
-	r.b = &fakeBinder{bound: map[netip.Addr]bool{}}
-	d, err := New(cfg, Options{ConfigPath: r.path, SkipHostChecks: true}, Parts{Advertiser: r.adv, Binder: r.b, Dataplane: r.dp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.d = d
-	t.Cleanup(func() {
-		// A test that did not stop the node: stop it without touching
-		// the recorder's order checks.
-		d.cancel()
-		d.apiSrv.Close(context.Background())
-		d.wg.Wait()
-	})
+	r := newIdleRig(t)
+	r.startNode(Options{}, vips...)
 	r.waitAnnounced(vips...)
 	return r
+}
+
+// newIdleRig is a rig with no node running yet.
+func newIdleRig(t *testing.T) *rig {
+	r := &rig{t: t, dir: t.TempDir(), port: freePort(t)}
+	r.path = filepath.Join(r.dir, "vipd.toml")
+	r.dp = &fakeDataplane{programmed: map[netip.Addr]vip.ProgramSpec{}}
+	r.b = &fakeBinder{bound: map[netip.Addr]bool{}}
+	return r
+}
+
+// startNode starts a vipd (the first, or the next after a stop) serving
+// vips, over the rig's binder and dataplane and a new Recorder.
+func (r *rig) startNode(opts Options, vips ...netip.Prefix) {
+	r.t.Helper()
+	cfg := r.write(vips...)
+	opts.ConfigPath, opts.SkipHostChecks = r.path, true
+	var dp Dataplane = r.dp
+	if r.dpPart != nil {
+		dp = r.dpPart
+	}
+	d, err := New(cfg, opts, Parts{Binder: r.b, Dataplane: dp, Traffic: r.traffic,
+		NewAdvertiser: func(_ context.Context, st AdvertiserStart) (routing.Advertiser, error) {
+			r.start = st
+			r.adv = routingtestNew(r.t, cfg)
+			return r.adv, nil
+		}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.d = d
+	r.t.Cleanup(func() { r.kill(d) })
+}
+
+// kill stops d as kill -9 would: nothing is withdrawn, written or closed
+// (the state directory's lock goes with the process).
+func (r *rig) kill(d *Daemon) {
+	d.cancel()
+	d.apiSrv.Close(context.Background())
+	d.wg.Wait()
+	d.state.Close()
 }
 
 // write writes the config file for vips and returns it parsed.
 func (r *rig) write(vips ...netip.Prefix) *config.Config {
 	r.t.Helper()
 	text := nodeConfig(r.dir, r.port, vips...)
+	if r.edit != nil {
+		text = r.edit(text)
+	}
 	if err := os.WriteFile(r.path, []byte(text), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
@@ -347,8 +419,9 @@ func (r *rig) opsSince(n int) []string {
 
 // TestReloadOrder: a reload tells the advertiser the new VIPs (the old ones
 // still announceable) before the controller may ask for one; the added VIP
-// is announced and the removed one withdrawn. A second reload drops the
-// removed VIP from the advertiser.
+// is announced and the removed one withdrawn. Once the controller has
+// drained and forgotten the removed VIP, the advertiser stops listing it
+// (on main that waited for the next reload).
 func TestReloadOrder(t *testing.T) {
 	r := newRig(t, vipA, vipB)
 	before := len(r.adv.Ops())
@@ -365,6 +438,12 @@ func TestReloadOrder(t *testing.T) {
 		t.Errorf("config after reload: %+v", got)
 	}
 
+	waitFor(t, "the removed VIP forgotten and dropped from the advertiser", func() bool {
+		return len(r.d.ctrl.Status().VIPs) == 2 && slices.Equal(r.adv.VIPs(), []netip.Prefix{vipA, vipC})
+	})
+	if ops := r.opsSince(before); ops[len(ops)-1] != "SetVIPs[198.51.100.10/32 198.51.100.30/32]" {
+		t.Errorf("calls after the reload %q, want the removed VIP dropped last", ops)
+	}
 	before = len(r.adv.Ops())
 	if err := r.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -372,6 +451,30 @@ func TestReloadOrder(t *testing.T) {
 	if ops := r.opsSince(before); len(ops) == 0 || ops[0] != "SetVIPs[198.51.100.10/32 198.51.100.30/32]" {
 		t.Errorf("calls after the second reload %q, want the removed VIP gone", ops)
 	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// savedRoutes reads the routes in the state directory as the next vipd
+// will (the directory must not be held).
+func (r *rig) savedRoutes() []routing.Route {
+	r.t.Helper()
+	st, err := statedir.Open(filepath.Join(r.dir, "state"), "n1")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer st.Close()
+	return st.StartRoutes()
 }
 
 // TestReloadRefusedTouchesNothing: a config the controller would refuse,
@@ -431,8 +534,8 @@ func TestShutdownOrder(t *testing.T) {
 	if !r.b.closed || !r.dp.closed || len(r.b.bound) != 0 {
 		t.Errorf("binder closed %t (bound %v), dataplane closed %t", r.b.closed, r.b.bound, r.dp.closed)
 	}
-	if _, err := os.Stat(filepath.Join(r.dir, "vipd-n1.restart")); !os.IsNotExist(err) {
-		t.Errorf("a shutdown left a restart file: %v", err)
+	if routes := r.savedRoutes(); len(routes) != 0 {
+		t.Errorf("a clean shutdown left routes in the state directory: %v", routes)
 	}
 }
 
@@ -454,12 +557,13 @@ func TestAbandonOrder(t *testing.T) {
 	if !r.b.closed || !r.dp.closed || !r.b.bound[vipA.Addr()] {
 		t.Errorf("binder closed %t (bound %v), dataplane closed %t", r.b.closed, r.b.bound, r.dp.closed)
 	}
-	rs, err := readRestart(filepath.Join(r.dir, "vipd-n1.restart"))
-	if err != nil {
-		t.Fatal(err)
+	if routes := r.savedRoutes(); len(routes) != 1 || routes[0] != (routing.Route{Prefix: vipA}) {
+		t.Errorf("routes in the state directory %v, want the announced route", routes)
 	}
-	if len(rs.Routes) != 1 || rs.Routes[0] != (routing.Route{Prefix: vipA}) || rs.NodeDrained {
-		t.Errorf("restart state %+v, want the announced route", rs)
+	// The next vipd gets them.
+	r.startNode(Options{}, vipA)
+	if len(r.start.Routes) != 1 || r.start.Routes[0] != (routing.Route{Prefix: vipA}) {
+		t.Errorf("the next advertiser started with %v, want the announced route", r.start.Routes)
 	}
 }
 
@@ -491,5 +595,42 @@ func TestStatusPeers(t *testing.T) {
 	st, _ = r.d.Status(context.Background())
 	if len(st.Peers) != 1 || st.Peers[0].State != "unknown" || st.Peers[0].LastError == "" {
 		t.Errorf("peers when the advertiser fails: %+v", st.Peers)
+	}
+}
+
+// TestReloadForgetsRemovedMember: a member a reload removes leaves the
+// status, as a fresh start with the new config would never list it (the
+// lab property test found it listed forever).
+func TestReloadForgetsRemovedMember(t *testing.T) {
+	r := newIdleRig(t)
+	r.startNode(Options{}, vipA)
+	r.waitAnnounced(vipA)
+	// A second member whose state URL answers nothing: the poller reports
+	// it failed after fall (1) misses.
+	text := nodeConfig(r.dir, r.port, vipA)
+	n2 := "\n[[cluster.member]]\nname = \"n2\"\nunderlay_v4 = \"192.0.2.12\"\nstate_url = \"http://127.0.0.1:" +
+		strconv.Itoa(freePort(t)) + "/state\"\n"
+	text = strings.Replace(text, "\n[[vip]]", n2+"\n[[vip]]", 1)
+	if err := os.WriteFile(r.path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	listed := func() bool {
+		st, _ := r.d.Status(context.Background())
+		return slices.ContainsFunc(st.Members, func(m api.Member) bool { return m.Name == "n2" })
+	}
+	waitFor(t, "n2 listed in the status", listed)
+	r.write(vipA)
+	if err := r.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if listed() {
+		t.Fatal("n2 is still listed right after the reload that removed it")
+	}
+	time.Sleep(300 * time.Millisecond) // several poll intervals: no late report brings it back
+	if listed() {
+		t.Fatal("n2 came back in the status after the reload that removed it")
 	}
 }

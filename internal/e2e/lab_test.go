@@ -8,10 +8,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
+	"github.com/vipd/vipd/examples/lab/labconf"
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/netnstest"
 )
@@ -22,9 +26,16 @@ type lab struct {
 	t        *testing.T
 	name     string
 	run, bin string
+	bird     *birdCLI // the router's BIRD
+
+	mu      sync.Mutex // guards the fields below
+	spec    labconf.Spec
+	handles map[string]*netlink.Handle
 }
 
-func startLab(t *testing.T) *lab {
+// newLab prepares a lab (not up yet) and its cleanup: on failure the
+// vipd logs' tails, then lab.sh down.
+func newLab(t *testing.T) *lab {
 	t.Helper()
 	netnstest.RequireRoot(t)
 	bin, err := Binaries()
@@ -32,24 +43,36 @@ func startLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	l := &lab{t: t, name: netnstest.UniqueName("lb"), run: t.TempDir(), bin: bin}
+	l.bird = &birdCLI{path: filepath.Join(l.run, "router-bird.ctl")}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, n := range []string{"n1", "n2", "n3"} {
+			for _, n := range nodeNames {
 				data, _ := os.ReadFile(filepath.Join(l.run, n+"-vipd.log"))
 				t.Logf("%s vipd log (tail):\n%s", n, tail(string(data), 25))
 			}
 		}
+		l.bird.close()
+		l.closeHandles()
 		if out, err := l.script("down"); err != nil {
 			t.Logf("lab down: %v: %s", err, out)
 		}
 	})
+	return l
+}
+
+// startLab starts the lab as lab.sh configures it, and vipd on every node;
+// each of before runs between the two (to change the configs lab.sh wrote).
+func startLab(t *testing.T, before ...func(*lab)) *lab {
+	t.Helper()
+	l := newLab(t)
 	if out, err := l.script("up"); err != nil {
 		t.Fatalf("lab up: %v: %s", err, out)
 	}
-	for _, n := range []string{"n1", "n2", "n3"} {
-		if out, err := l.script("start", n); err != nil {
-			t.Fatalf("starting vipd on %s: %v: %s", n, err, out)
-		}
+	for _, f := range before {
+		f(l)
+	}
+	for _, n := range nodeNames {
+		l.startVipd(n)
 	}
 	return l
 }
@@ -116,9 +139,17 @@ type loadResult struct {
 // long-lived TCP connections to the VIP, a live drain and undrain of n2.
 // No connection may break, no packet may loop (a VIP packet coming back
 // from a node to the router), and the loop guard must never have fired.
+// A real Prometheus scrapes the nodes all along (prometheus_test.go): their
+// live /metrics hold to monitoring/'s contract, the drain is read back
+// from Prometheus, and the shipped alert rules evaluate without error.
 func TestLabDrainUndrain(t *testing.T) {
-	l := startLab(t)
+	var p *prometheus
+	// Prometheus boots while the nodes do.
+	l := startLab(t, withMetrics, func(l *lab) { p = startPrometheus(t, l) })
 	l.waitFor("the VIP from all three nodes at the router (ECMP)", 60*time.Second, func() bool { return l.nextHops() == 3 })
+	if p != nil {
+		p.checkScraped(t)
+	}
 
 	// Looped packets: anything addressed to the VIP that a node sends back
 	// to the router.
@@ -148,6 +179,9 @@ func TestLabDrainUndrain(t *testing.T) {
 	}
 	l.waitFor("n2's route withdrawn", 10*time.Second, func() bool { return l.nextHops() == 2 })
 	l.waitFor("n2 drained (unbound)", 20*time.Second, func() bool { return l.status("n2").Phase == "drained" })
+	if p != nil {
+		p.checkDrainedReadBack(t, "n2")
+	}
 	if out, err := l.vipctl("n2", "undrain"); err != nil {
 		t.Fatalf("undrain: %v: %s", err, out)
 	}
@@ -189,6 +223,9 @@ func TestLabDrainUndrain(t *testing.T) {
 		if res.ByBackend[n] == 0 {
 			t.Errorf("no connection served by %s: %v", n, res.ByBackend)
 		}
+	}
+	if p != nil {
+		p.checkRules(t)
 	}
 	if res.Connections < 100 {
 		t.Errorf("only %d connections made", res.Connections)

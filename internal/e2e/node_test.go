@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,10 +87,20 @@ func (r *nodeRig) writeConfig(broken bool) {
 	if broken {
 		extra = "\n[bogus]\nkey = 1\n"
 	}
+	// A state directory of the test's own: the default, /var/lib/vipd, is
+	// the host's (a vipd that predates the key has none).
+	stateDir := ""
+	dropped, err := unknownKeys(r.bin)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if !slices.Contains(dropped, "node.state_dir") {
+		stateDir = fmt.Sprintf("state_dir = %q\n", filepath.Join(r.dir, "state"))
+	}
 	cfg := fmt.Sprintf(`[node]
 name = "n1"
 underlay_v4 = "192.0.2.2"
-
+%s
 [cluster]
 seed = 1
 poll_interval = "200ms"
@@ -128,7 +139,7 @@ drain_timeout = "1s"
 
 [api]
 socket = "%s"
-%s`, vipAddr, r.pin, r.sock, extra)
+%s`, stateDir, vipAddr, r.pin, r.sock, extra)
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
 		r.t.Fatal(err)
 	}

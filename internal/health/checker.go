@@ -15,6 +15,12 @@ import (
 // event loop and return quickly.
 type ReportFunc func(vip netip.Addr, healthy bool, reason string)
 
+// ObserveFunc receives every probe's result and how long it took (a probe
+// that timed out took its timeout), for metrics. Checkers call it from
+// their own goroutine; it must return quickly. A check of type none runs
+// no probe and is never observed.
+type ObserveFunc func(vip netip.Addr, ok bool, took time.Duration)
+
 // Checker runs one VIP's local service check with rise/fall hysteresis.
 //
 // A Checker starts unhealthy ("checking (0/2)") and becomes healthy after
@@ -26,6 +32,8 @@ type Checker struct {
 	vip    netip.Addr
 	cfg    CheckConfig
 	report ReportFunc
+	// observer, if set before Run, sees every probe.
+	observer ObserveFunc
 
 	mu      sync.Mutex
 	h       Hysteresis // guarded by mu
@@ -90,10 +98,15 @@ func (c *Checker) Run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		start := time.Now()
 		err := p(pctx)
+		took := time.Since(start)
 		cancel()
 		if ctx.Err() != nil {
 			return // the check was cut short by shutdown: not a result
+		}
+		if c.observer != nil {
+			c.observer(c.vip, err == nil, took)
 		}
 		if healthy, reason, changed := c.observe(desc, err); changed {
 			c.log.Info("service health changed", "state", stateWord(healthy), "reason", reason)

@@ -24,8 +24,9 @@ import (
 // report, so report may block on (or call) the caller's event loop that
 // calls Set. Monitor is safe for concurrent use.
 type Monitor struct {
-	log    hclog.Logger
-	report ReportFunc
+	log     hclog.Logger
+	report  ReportFunc
+	observe ObserveFunc // guarded by mu
 
 	mu      sync.Mutex
 	want    map[netip.Addr]CheckConfig // guarded by mu
@@ -79,6 +80,14 @@ func (m *Monitor) Set(checks map[netip.Addr]CheckConfig) {
 	if m.runCtx != nil {
 		m.applyLocked()
 	}
+}
+
+// SetObserver makes every check started from now on hand each probe's
+// result and duration to fn (metrics). Call it before Set and Run.
+func (m *Monitor) SetObserver(fn ObserveFunc) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.observe = fn
 }
 
 // Status returns the current health of vip's check and whether vip has one.
@@ -160,6 +169,7 @@ func (m *Monitor) applyLocked() {
 		r.checker = NewChecker(m.log, v, cfg, func(v netip.Addr, healthy bool, reason string) {
 			m.enqueue(queuedReport{from: r, vip: v, healthy: healthy, reason: reason})
 		})
+		r.checker.observer = m.observe
 		m.running[v] = r
 		m.wg.Add(1)
 		go func() {

@@ -1,15 +1,17 @@
-// Package metrics exposes vipd's state to Prometheus. It reads a status
-// snapshot and the routing sessions (routing.Advertiser.Peers) at scrape
-// time, so the numbers are never staler than the scrape and nothing in the
-// controller has to remember to update a gauge.
+// Package metrics exposes vipd's state to Prometheus under the contract
+// in monitoring/metrics.txt (counters end in _total, durations in
+// _seconds, one family per fact, state sets as a label, a vip label on
+// everything per VIP). It reads a status snapshot and the routing sessions
+// (routing.Advertiser.Peers) at scrape time, so the numbers are never
+// staler than the scrape and nothing in the controller has to remember to
+// update a gauge. The one thing a snapshot cannot give, the service
+// checks' results and durations, Checks records as they happen.
 package metrics
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,50 +19,123 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/buildinfo"
 	"github.com/vipd/vipd/routing"
 )
 
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
 var (
-	vipFacet = prometheus.NewDesc("vipd_vip_facet",
-		"1 if the VIP's facet (programmed, advertised, bound, healthy, draining) holds on this node.",
-		[]string{"vip", "facet"}, nil)
-	vipTransitions = prometheus.NewDesc("vipd_vip_transitions_total",
-		"Facet changes of the VIP since vipd started.", []string{"vip"}, nil)
-	vipErrors = prometheus.NewDesc("vipd_vip_errors_total",
-		"Failed advertiser, binder or dataplane calls for the VIP since vipd started.", []string{"vip"}, nil)
-	nodeDraining = prometheus.NewDesc("vipd_node_draining",
-		"1 while the node is draining (any phase other than active).", nil, nil)
-	peerUp = prometheus.NewDesc("vipd_routing_peer_up",
-		"1 if the routing session is up (BGP established, OSPF full).", []string{"peer"}, nil)
-	peerRoutes = prometheus.NewDesc("vipd_routing_peer_routes_advertised",
-		"Routes advertised to the peer.", []string{"peer"}, nil)
-	peerUptime = prometheus.NewDesc("vipd_routing_peer_uptime_seconds",
-		"How long the routing session has been up (0 when down or unknown).", []string{"peer"}, nil)
-	peersErr = prometheus.NewDesc("vipd_routing_peers_error",
-		"1 if listing the routing sessions for this scrape failed.", nil, nil)
-	memberUp = prometheus.NewDesc("vipd_cluster_member_up",
-		"1 if the member's state URL answers (after rise/fall).", []string{"member"}, nil)
-	dpPackets = prometheus.NewDesc("vipd_dataplane_packets_total",
-		"XDP program verdicts and drop reasons, summed over CPUs.", []string{"counter"}, nil)
-	scrapeErr = prometheus.NewDesc("vipd_scrape_error",
-		"1 if reading vipd's status for this scrape failed.", nil, nil)
+	buildInfo = desc("vipd_build_info",
+		"Always 1; the labels say which vipd runs.", "version", "revision", "goversion")
+	reloadOK = desc("vipd_config_last_reload_successful",
+		"1 if the last config reload (SIGHUP) applied, or none was tried; 0 while the previous config keeps running after a refused one.")
+	reloadTime = desc("vipd_config_last_reload_success_timestamp_seconds",
+		"When the running config was loaded (the start, or the last reload that applied), in Unix seconds.")
+	statusErr = desc("vipd_status_error",
+		"1 if reading vipd's status for this scrape failed (the other vipd_ families are then missing).")
+	drainPhase = desc("vipd_node_drain_phase",
+		"The node drain phase, one series per phase, 1 for the current one: active, withdrawing, draining, inactive, drained.", "phase")
+	stopping = desc("vipd_node_stopping",
+		"1 while vipd drains the node before exiting (SIGTERM, systemctl stop).")
+	stateUnsaved = desc("vipd_state_unsaved",
+		"1 while a drain in effect could not be written to the state directory (it would not survive a restart).")
+
+	vipConfigured = desc("vipd_vip_configured", "1 if the VIP is in the running config; 0 for one a reload removed, on its way out.", "vip")
+	vipProgrammed = desc("vipd_vip_programmed", "1 if the XDP maps hold the VIP and its table: this node can forward it.", "vip")
+	vipAdvertised = desc("vipd_vip_advertised", "1 if vipd announces a route for the VIP (with or without the drain attributes).", "vip")
+	vipBound      = desc("vipd_vip_bound", "1 if the VIP is on lo and in the dataplane's bound set: this node accepts its decapsulated traffic.", "vip")
+	vipHealthy    = desc("vipd_vip_healthy", "1 if the VIP's local service check passes.", "vip")
+	vipDraining   = desc("vipd_vip_draining", "1 if a drain of the VIP or of the node is in effect.", "vip")
+	vipHeld       = desc("vipd_vip_held", "1 while announcing the VIP is vetoed (no IPv6 route back to the clients).", "vip")
+	vipServe      = desc("vipd_vip_serve_state",
+		"What this node publishes to its peers for the VIP, one series per state, 1 for the current one: active, draining, inactive.", "vip", "state")
+	vipBackends = desc("vipd_vip_backends",
+		"Members in the VIP's programmed forwarding table, by role (primary, secondary).", "vip", "role")
+	vipTransitions = desc("vipd_vip_transitions_total", "Facet changes of the VIP since vipd started.", "vip")
+	vipErrors      = desc("vipd_vip_errors_total", "Failed advertiser, binder or dataplane calls for the VIP since vipd started.", "vip")
+	vipRoute       = desc("vipd_vip_route",
+		"The VIP's route as checked against the routing daemon: one series at 1, for the current state (announced, withdrawn, pending, no-session, diverged, unknown).",
+		"vip", "state")
+	vipDiverged    = desc("vipd_vip_diverged", "1 while the VIP's route diverges: what vipd wants, claims and the routing daemon exports disagree.", "vip")
+	vipDivergences = desc("vipd_vip_divergences_total", "Divergences of the VIP's route confirmed since vipd started.", "vip")
+	// The per-VIP traffic families (issue 11's dataplane counters); only
+	// exported when the dataplane keeps them (api.VIPStatus.Traffic).
+	vipPackets = desc("vipd_vip_packets_total", "Packets of the VIP by XDP verdict (encapsulated, local, second_chance, loop_guard), summed over CPUs.", "vip", "verdict")
+	vipBytes   = desc("vipd_vip_bytes_total", "Bytes (of the client's IP packets) of the VIP by XDP verdict, summed over CPUs.", "vip", "verdict")
+
+	sessionUp     = desc("vipd_routing_session_up", "1 if the routing session is up (BGP established, OSPF full).", "peer", "protocol")
+	sessionUptime = desc("vipd_routing_session_uptime_seconds", "How long the BGP session has been established (0 when down, and for OSPF).", "peer", "protocol")
+	sessionRoutes = desc("vipd_routing_session_routes_advertised", "VIP routes the session has been sent.", "peer", "protocol")
+	sessionsErr   = desc("vipd_routing_sessions_error", "1 if listing the routing sessions for this scrape failed.")
+	worldErr      = desc("vipd_routing_world_error", "1 if the last read of the routing daemon's exported routes failed (the routes are unconfirmed).")
+	resyncs       = desc("vipd_routing_resyncs_total", "Resyncs of the advertiser asked for because the routing daemon disagreed with vipd's claims.")
+
+	memberUp = desc("vipd_cluster_member_up", "1 if the member's node state answers (after rise/fall).", "member")
+
+	dpPackets     = desc("vipd_dataplane_packets_total", "Packets by XDP verdict (drops are vipd_dataplane_drops_total), summed over CPUs.", "verdict")
+	dpDrops       = desc("vipd_dataplane_drops_total", "Packets the XDP program dropped, by reason, summed over CPUs.", "reason")
+	dpICMP        = desc("vipd_dataplane_icmp_steered_total", "ICMP errors steered to a backend by their inner tuple (also counted under their tx verdict).")
+	dpLocalSecond = desc("vipd_dataplane_local_second_chance_total", "Segments the local primary sent on to the secondary, which holds their flow (also counted under their tx verdict).")
+	dpLoRestored  = desc("vipd_dataplane_lo_forwarding_restored_total", "Times vipd found forwarding on lo turned off (the program's route lookups need it) and turned it on again.")
+	dpCountersErr = desc("vipd_dataplane_counters_error", "1 if reading the XDP program's counters for this scrape failed.")
 )
+
+// Dataplane counters (api.Dataplane.Counters, the program's enum stat) that
+// are facts of their own rather than verdicts: each packet they count is
+// also counted under a tx verdict.
+var ownFamily = map[string]*prometheus.Desc{
+	"director_icmp":                dpICMP,
+	"director_local_second_chance": dpLocalSecond,
+}
+
+// Phases, serve states: the state sets' members, in order.
+var (
+	phases      = []string{"active", "withdrawing", "draining", "inactive", "drained"}
+	serveStates = []string{"active", "draining", "inactive"}
+	roles       = []string{"primary", "secondary"}
+)
+
+// Sources are what a Collector reads at every scrape.
+type Sources struct {
+	// Status is the daemon's status (without the routing sessions).
+	Status func(context.Context) (api.Status, error)
+	// Peers are the routing sessions (the advertiser's Peers).
+	Peers func(context.Context) ([]routing.Peer, error)
+	// Protocol labels every session: "bgp" or "ospf".
+	Protocol string
+}
+
+// ProtocolOf is the protocol label of a routing mode's sessions.
+func ProtocolOf(m routing.Mode) string {
+	if m == routing.ModeBirdOSPF {
+		return "ospf"
+	}
+	return string(m)
+}
 
 // Collector turns a status snapshot and the routing sessions into metrics.
 type Collector struct {
-	status func(context.Context) (api.Status, error)
-	peers  func(context.Context) ([]routing.Peer, error)
+	src   Sources
+	build buildinfo.Info
 }
 
-// NewCollector returns a collector reading status and peers (the
-// advertiser's Peers) at every scrape.
-func NewCollector(status func(context.Context) (api.Status, error), peers func(context.Context) ([]routing.Peer, error)) *Collector {
-	return &Collector{status: status, peers: peers}
+// NewCollector returns a collector reading src at every scrape.
+func NewCollector(src Sources) *Collector {
+	return &Collector{src: src, build: buildinfo.Get()}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{vipFacet, vipTransitions, vipErrors, nodeDraining, peerUp, peerRoutes, peerUptime, peersErr, memberUp, dpPackets, scrapeErr} {
+	for _, d := range []*prometheus.Desc{
+		buildInfo, reloadOK, reloadTime, statusErr, drainPhase, stopping, stateUnsaved,
+		vipConfigured, vipProgrammed, vipAdvertised, vipBound, vipHealthy, vipDraining, vipHeld, vipServe, vipBackends,
+		vipTransitions, vipErrors, vipRoute, vipDiverged, vipDivergences, vipPackets, vipBytes,
+		sessionUp, sessionUptime, sessionRoutes, sessionsErr, worldErr, resyncs, memberUp,
+		dpPackets, dpDrops, dpICMP, dpLocalSecond, dpLoRestored, dpCountersErr,
+	} {
 		ch <- d
 	}
 }
@@ -69,46 +144,104 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c.collectPeers(ctx, ch)
-	st, err := c.status(ctx)
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(buildInfo, 1, c.build.Version, c.build.Revision, c.build.GoVersion)
+	c.collectSessions(ctx, gauge)
+	st, err := c.src.Status(ctx)
 	if err != nil {
-		ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, 1)
+		gauge(statusErr, 1)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(scrapeErr, prometheus.GaugeValue, 0)
-	ch <- prometheus.MustNewConstMetric(nodeDraining, prometheus.GaugeValue, b2f(st.Phase != "" && st.Phase != "active"))
+	gauge(statusErr, 0)
+	gauge(reloadOK, b2f(st.LastReload == nil || st.LastReload.OK))
+	if !st.ConfigLoaded.IsZero() {
+		gauge(reloadTime, float64(st.ConfigLoaded.UnixNano())/1e9)
+	}
+	for _, p := range phases {
+		gauge(drainPhase, b2f(st.Phase == p), p)
+	}
+	gauge(stopping, b2f(st.Stopping))
+	gauge(stateUnsaved, b2f(st.StateError != ""))
+	gauge(worldErr, b2f(st.World.Error != ""))
+	counter(resyncs, st.World.Resyncs)
 	for _, v := range st.VIPs {
-		a := v.Address.String()
-		for facet, on := range map[string]bool{
-			"programmed": v.Programmed, "advertised": v.Advertised, "bound": v.Bound,
-			"healthy": v.Healthy, "draining": v.Draining,
-		} {
-			ch <- prometheus.MustNewConstMetric(vipFacet, prometheus.GaugeValue, b2f(on), a, facet)
-		}
-		ch <- prometheus.MustNewConstMetric(vipTransitions, prometheus.CounterValue, float64(v.Transitions), a)
-		ch <- prometheus.MustNewConstMetric(vipErrors, prometheus.CounterValue, float64(v.Errors), a)
+		collectVIP(v, gauge, counter)
 	}
 	for _, m := range st.Members {
-		ch <- prometheus.MustNewConstMetric(memberUp, prometheus.GaugeValue, b2f(m.Up), m.Name)
+		gauge(memberUp, b2f(m.Up), m.Name)
 	}
-	if st.Dataplane != nil {
-		for name, n := range st.Dataplane.Counters {
-			ch <- prometheus.MustNewConstMetric(dpPackets, prometheus.CounterValue, float64(n), name)
-		}
+	if d := st.Dataplane; d != nil {
+		gauge(dpCountersErr, b2f(d.Counters == nil && d.Error != ""))
+		counter(dpLoRestored, d.LoForwardingRestored)
+		collectCounters(d.Counters, counter)
 	}
 }
 
-// collectPeers exports one set of gauges per routing session.
-func (c *Collector) collectPeers(ctx context.Context, ch chan<- prometheus.Metric) {
-	peers, err := c.peers(ctx)
-	ch <- prometheus.MustNewConstMetric(peersErr, prometheus.GaugeValue, b2f(err != nil))
+func collectVIP(v api.VIPStatus, gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
+	a := v.Address.String()
+	gauge(vipConfigured, b2f(v.Configured), a)
+	gauge(vipProgrammed, b2f(v.Programmed), a)
+	gauge(vipAdvertised, b2f(v.Advertised), a)
+	gauge(vipBound, b2f(v.Bound), a)
+	gauge(vipHealthy, b2f(v.Healthy), a)
+	gauge(vipDraining, b2f(v.Draining), a)
+	gauge(vipHeld, b2f(v.Held != ""), a)
+	for _, s := range serveStates {
+		gauge(vipServe, b2f(v.ServeState == s), a, s)
+	}
+	n := map[string]int{}
+	for _, b := range v.Backends {
+		n[b.Role]++
+	}
+	for _, r := range roles {
+		gauge(vipBackends, float64(n[r]), a, r)
+	}
+	counter(vipTransitions, v.Transitions, a)
+	counter(vipErrors, v.Errors, a)
+	if v.Route != "" {
+		gauge(vipRoute, 1, a, v.Route)
+	}
+	gauge(vipDiverged, b2f(v.Diverged), a)
+	counter(vipDivergences, v.Divergences, a)
+	for _, t := range v.Traffic {
+		counter(vipPackets, t.Packets, a, t.Verdict)
+		counter(vipBytes, t.Bytes, a, t.Verdict)
+	}
+}
+
+// collectCounters sorts the XDP program's counters into their families:
+// drop_* are drop reasons, the steered ICMP and local second chance are
+// facts of their own, the rest are verdicts.
+func collectCounters(counters map[string]uint64, counter func(*prometheus.Desc, uint64, ...string)) {
+	for name, n := range counters {
+		if d, ok := ownFamily[name]; ok {
+			counter(d, n)
+			continue
+		}
+		if reason, ok := strings.CutPrefix(name, "drop_"); ok {
+			counter(dpDrops, n, reason)
+			continue
+		}
+		counter(dpPackets, n, name)
+	}
+}
+
+// collectSessions exports one set of gauges per routing session.
+func (c *Collector) collectSessions(ctx context.Context, gauge func(*prometheus.Desc, float64, ...string)) {
+	peers, err := c.src.Peers(ctx)
+	gauge(sessionsErr, b2f(err != nil))
 	if err != nil {
 		return
 	}
 	for _, p := range peers {
-		ch <- prometheus.MustNewConstMetric(peerUp, prometheus.GaugeValue, b2f(p.Up), p.Name)
-		ch <- prometheus.MustNewConstMetric(peerRoutes, prometheus.GaugeValue, float64(p.Advertised), p.Name)
-		ch <- prometheus.MustNewConstMetric(peerUptime, prometheus.GaugeValue, p.Uptime.Seconds(), p.Name)
+		gauge(sessionUp, b2f(p.Up), p.Name, c.src.Protocol)
+		gauge(sessionRoutes, float64(p.Advertised), p.Name, c.src.Protocol)
+		gauge(sessionUptime, p.Uptime.Seconds(), p.Name, c.src.Protocol)
 	}
 }
 
@@ -120,31 +253,10 @@ func b2f(b bool) float64 {
 }
 
 // Handler returns the /metrics handler for a registry holding cs (vipd's
-// Collector) and the Go runtime and process collectors.
+// Collector and Checks) and the Go runtime and process collectors.
 func Handler(cs ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(cs...)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-}
-
-// Serve serves /metrics on addr until ctx ends.
-func Serve(ctx context.Context, addr string, h http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening for metrics on %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

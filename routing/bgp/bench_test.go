@@ -31,6 +31,8 @@ type peerWatch struct {
 	cond   *sync.Cond
 	last   map[string]event // prefix -> last event
 	events int              // paths received, announcements and withdrawals
+	// per prefix: announcements and withdrawals received
+	announces, withdraws map[string]int
 }
 
 type event struct {
@@ -46,7 +48,8 @@ func watchPeer(b testing.TB, g *gobgpPeer) *peerWatch {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(func() { cancel(); conn.Close() })
-	w := &peerWatch{client: api.NewGobgpApiClient(conn), last: map[string]event{}}
+	w := &peerWatch{client: api.NewGobgpApiClient(conn), last: map[string]event{},
+		announces: map[string]int{}, withdraws: map[string]int{}}
 	w.cond = sync.NewCond(&w.mu)
 	stream, err := w.client.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
 		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_ADJIN}},
@@ -73,6 +76,11 @@ func watchPeer(b testing.TB, g *gobgpPeer) *peerWatch {
 				}
 				w.last[n.String()] = event{withdraw: p.IsWithdraw, at: now}
 				w.events++
+				if p.IsWithdraw {
+					w.withdraws[n.String()]++
+				} else {
+					w.announces[n.String()]++
+				}
 			}
 			w.cond.Broadcast()
 			w.mu.Unlock()
@@ -106,6 +114,14 @@ func (w *peerWatch) received() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.events
+}
+
+// counts returns how many announcements and withdrawals of prefix reached
+// the peer so far.
+func (w *peerWatch) counts(prefix string) (announces, withdraws int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.announces[prefix], w.withdraws[prefix]
 }
 
 // count returns the number of prefixes in the peer's global RIB.
@@ -341,4 +357,81 @@ func rssMB(b testing.TB) float64 {
 	}
 	b.Fatal(fmt.Errorf("no VmRSS in /proc/self/status"))
 	return 0
+}
+
+// BenchmarkExported10k: Exported with 10,000 VIPs announced to two
+// established gobgpd neighbors, against the raw loop any GoBGP user would
+// write for the same answer (ListPath of the adj-RIB-out, per neighbor and
+// family, counting the paths) in the same run. Each side runs 10 times,
+// alternating, and the medians count. Goal: cheap enough to call every few
+// seconds (routing.Advertiser), and within 1.5x the raw loop.
+func BenchmarkExported10k(b *testing.B) {
+	const n, rounds = 10000, 10
+	pr := newPair(b)
+	pr2 := pair{speaker: pr.speaker, peer: netip.AddrFrom4([4]byte{pr.peer.As4()[0], pr.peer.As4()[1], pr.peer.As4()[2], 3})}
+	g1, g2 := startGoBGP(b, pr), startGoBGP(b, pr2)
+	w1, w2 := watchPeer(b, g1), watchPeer(b, g2)
+	var vips []VIPRoute
+	var routes []routing.Route
+	for i := range n {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)}), 32)
+		vips = append(vips, VIPRoute{Prefix: p, Attrs: RouteAttrs{Communities: []string{"65000:100"}, MED: u32(10)}})
+		// Every tenth route draining, so both signatures are compared.
+		routes = append(routes, routing.Route{Prefix: p, Draining: i%10 == 0})
+	}
+	cfg := testConfig(pr, g1.port, vips...)
+	nb := cfg.Neighbors[0]
+	nb.Address, nb.Port = pr2.peer, g2.port
+	cfg.Neighbors = append(cfg.Neighbors, nb)
+	cfg.DrainAttrs = drainAttrs
+	s := startSpeaker(b, cfg, StartOptions{})
+	waitEstablished(b, s)
+	ctx := context.Background()
+	if _, err := s.SetRoutes(ctx, routes); err != nil {
+		b.Fatal(err)
+	}
+	waitCount(b, w1, n)
+	waitCount(b, w2, n)
+
+	raw := func() int {
+		total := 0
+		for _, nb := range cfg.Neighbors {
+			for _, fam := range []*api.Family{familyV4, familyV6} {
+				if err := s.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: nb.Address.String(), Family: fam},
+					func(d *api.Destination) { total += len(d.Paths) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		return total
+	}
+	var exp, rawT []time.Duration
+	b.ResetTimer()
+	for range rounds {
+		t0 := time.Now()
+		ex, err := s.Exported(ctx)
+		exp = append(exp, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ex.SessionsUp != 2 || len(ex.Routes) != n {
+			b.Fatalf("Exported: %d sessions, %d routes; want 2 and %d", ex.SessionsUp, len(ex.Routes), n)
+		}
+		if div := ex.Divergences(routes); div != nil {
+			b.Fatalf("Exported diverges: %d lines, first %s", len(div), div[0])
+		}
+		t0 = time.Now()
+		if got := raw(); got != 2*n {
+			b.Fatalf("raw ListPath saw %d paths, want %d", got, 2*n)
+		}
+		rawT = append(rawT, time.Since(t0))
+	}
+	b.StopTimer()
+	e50, r50 := percentile(exp, 0.5), percentile(rawT, 0.5)
+	ratio := float64(e50) / float64(r50)
+	b.ReportMetric(float64(e50.Microseconds())/1000, "exported-ms")
+	b.ReportMetric(float64(r50.Microseconds())/1000, "raw-listpath-ms")
+	b.ReportMetric(ratio, "ratio-vs-raw")
+	b.Logf("Exported with %d VIPs and 2 peers, median of %d: %s; raw ListPath adj-RIB-out loop %s; ratio %.2fx (goal <= 1.5x)",
+		n, rounds, e50.Round(time.Millisecond), r50.Round(time.Millisecond), ratio)
 }

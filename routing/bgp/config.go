@@ -10,11 +10,21 @@
 // Lifecycle:
 //
 //	s, err := bgp.New(cfg, log.Named("bgp"))      // validates, starts nothing
-//	err = s.Start(ctx, bgp.StartOptions{Routes: adopted, Restarting: upgrade})
+//	err = s.Start(ctx, bgp.StartOptions{Routes: adopted, Restarting: adopted != nil})
 //	err = s.SetVIPs(ctx, vips)                   // on a config reload
 //	routes, err := s.SetRoutes(ctx, wanted)      // as often as the state changes
+//	ex, err := s.Exported(ctx)                   // what each peer is really sent
+//	err = s.Resync(ctx)                          // when ex disagrees with routes
 //	err = s.Close(ctx)  // shutdown/drain: withdraw, wait for the peers, Cease
 //	err = s.Abandon()   // upgrade restart instead: no Cease, GR keeps routes
+//
+// A vipd that died (SIGKILL, a crash) and one that exited for an upgrade
+// look the same to a peer: the session closed without a Cease, and a
+// graceful-restart helper keeps the routes as stale. Either way the next
+// vipd starts with the routes the previous one announced and Restarting
+// set: they are in the RIB before any neighbor is configured, the OPEN
+// carries the restart bits, and End-of-RIB follows those routes, so the
+// helper never drops one that is re-announced and flushes only the others.
 package bgp
 
 import (

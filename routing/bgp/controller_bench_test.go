@@ -193,6 +193,14 @@ type timedAdvertiser struct {
 	max   int           // most routes asked for in one call
 }
 
+// Exported and Resync pass through untimed: the controller's verifier calls
+// them off its event loop.
+func (a *timedAdvertiser) Exported(ctx context.Context) (routing.Exported, error) {
+	return a.s.Exported(ctx)
+}
+
+func (a *timedAdvertiser) Resync(ctx context.Context) error { return a.s.Resync(ctx) }
+
 func (a *timedAdvertiser) SetRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
 	start := time.Now()
 	got, err := a.s.SetRoutes(ctx, routes)

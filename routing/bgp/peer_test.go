@@ -193,14 +193,18 @@ func TestGoBGPPeer(t *testing.T) {
 
 		// The metrics vipd exports for the session come from Peers.
 		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(metrics.NewCollector(func(context.Context) (api.Status, error) { return api.Status{}, nil }, s.Peers))
+		reg.MustRegister(metrics.NewCollector(metrics.Sources{
+			Status:   func(context.Context) (api.Status, error) { return api.Status{}, nil },
+			Peers:    s.Peers,
+			Protocol: metrics.ProtocolOf(routing.ModeBGP),
+		}))
 		mfs, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := map[string]float64{}
 		for _, mf := range mfs {
-			if !strings.HasPrefix(mf.GetName(), "vipd_routing_peer") {
+			if !strings.HasPrefix(mf.GetName(), "vipd_routing_session") {
 				continue
 			}
 			for _, m := range mf.GetMetric() {
@@ -208,10 +212,10 @@ func TestGoBGPPeer(t *testing.T) {
 			}
 		}
 		wantMetrics := map[string]float64{
-			"vipd_routing_peer_up":                1,
-			"vipd_routing_peer_routes_advertised": 1,
-			"vipd_routing_peer_uptime_seconds":    got["vipd_routing_peer_uptime_seconds"],
-			"vipd_routing_peers_error":            0,
+			"vipd_routing_session_up":                1,
+			"vipd_routing_session_routes_advertised": 1,
+			"vipd_routing_session_uptime_seconds":    got["vipd_routing_session_uptime_seconds"],
+			"vipd_routing_sessions_error":            0,
 		}
 		if d := cmp.Diff(wantMetrics, got); d != "" {
 			t.Errorf("metrics (-want +got):\n%s", d)

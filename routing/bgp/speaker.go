@@ -51,6 +51,9 @@ type Speaker struct {
 	started   bool
 	stopped   bool // closed or abandoned
 	announced map[netip.Prefix]announcedRoute
+	// exportGen is the generation of the export policy in force (see
+	// installExportLocked); -1 before the first is installed.
+	exportGen int
 
 	errMu   sync.Mutex
 	lastErr map[netip.Addr]string
@@ -62,6 +65,10 @@ var _ routing.Advertiser = (*Speaker)(nil)
 type announcedRoute struct {
 	attrs    RouteAttrs
 	draining bool
+	// stale: the path out there is not the one attrs describe (its next
+	// hop changed and the new one could not be announced yet): announce
+	// it again even if attrs are asked again.
+	stale bool
 }
 
 // New validates cfg and returns a Speaker that is not started yet. Router id
@@ -93,6 +100,7 @@ func New(cfg Config, log hclog.Logger) (*Speaker, error) {
 		spec:      pathSpec{asn: cfg.ASN, nextHop4: cfg.NextHop4, nextHop6: cfg.NextHop6},
 		vips:      vips,
 		announced: map[netip.Prefix]announcedRoute{},
+		exportGen: -1,
 		lastErr:   map[netip.Addr]string{},
 	}
 	s.srv = server.NewBgpServer(server.LoggerOption(&logAdapter{log: log.Named("gobgp"), peerErr: s.setPeerErr}))
@@ -183,29 +191,6 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("adding import policy: %w", err)
 	}
-	// Both families always get a prefix set and a statement (a set holds a
-	// placeholder that is never a VIP), so SetVIPs only ever replaces set
-	// contents and never has to touch the policy or its assignment.
-	sets := prefixSets(s.vips)
-	var stmts []*api.Statement
-	for i, name := range []string{setVIPs4, setVIPs6} {
-		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
-			DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: sets[i],
-		}}); err != nil {
-			return fmt.Errorf("adding prefix set %s: %w", name, err)
-		}
-		stmts = append(stmts, &api.Statement{
-			Name: policyExport + "-" + name,
-			Conditions: &api.Conditions{
-				RouteType: api.Conditions_ROUTE_TYPE_LOCAL,
-				PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: name},
-			},
-			Actions: accept,
-		})
-	}
-	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: policyExport, Statements: stmts}}); err != nil {
-		return fmt.Errorf("adding export policy: %w", err)
-	}
 	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name: "global", Direction: api.PolicyDirection_IMPORT,
 		Policies:      []*api.Policy{{Name: policyImport}},
@@ -213,12 +198,7 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("assigning import policy: %w", err)
 	}
-	exp := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT,
-		Policies: []*api.Policy{{Name: policyExport}}}
-	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: exp}); err != nil {
-		return fmt.Errorf("assigning export policy: %w", err)
-	}
-	return nil
+	return s.installExportLocked(ctx)
 }
 
 // peerConf translates a Neighbor into GoBGP's peer configuration.
@@ -390,9 +370,9 @@ func (s *Speaker) Withdraw(ctx context.Context, prefix netip.Prefix) error {
 }
 
 func (s *Speaker) announceLocked(ctx context.Context, p netip.Prefix, attrs RouteAttrs, draining bool) error {
-	if cur, ok := s.announced[p]; ok && equalAttrs(cur.attrs, attrs) {
+	if cur, ok := s.announced[p]; ok && !cur.stale && equalAttrs(cur.attrs, attrs) {
 		if cur.draining != draining {
-			s.announced[p] = announcedRoute{attrs, draining}
+			s.announced[p] = announcedRoute{attrs: attrs, draining: draining}
 		}
 		return nil
 	}
@@ -403,7 +383,7 @@ func (s *Speaker) announceLocked(ctx context.Context, p netip.Prefix, attrs Rout
 	if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
 		return fmt.Errorf("announcing %s: %w", p, err)
 	}
-	s.announced[p] = announcedRoute{attrs, draining}
+	s.announced[p] = announcedRoute{attrs: attrs, draining: draining}
 	s.log.Debug("announced", "vip", p, "draining", draining)
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +34,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]routing.Peer, error) {
 		}
 		addr, _ := netip.ParseAddr(p.Conf.NeighborAddress)
 		st := routing.Peer{
-			Name:    addr.String() + " AS" + strconv.FormatUint(uint64(p.Conf.PeerAsn), 10),
+			Name:    peerName(addr, p.Conf.PeerAsn),
 			Address: addr,
 			ASN:     p.Conf.PeerAsn,
 			State:   strings.ToLower(strings.TrimPrefix(p.State.SessionState.String(), "PeerState_")),

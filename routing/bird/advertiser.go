@@ -56,6 +56,9 @@ type ApplyStats struct {
 
 type request struct {
 	routes []routing.Route
+	// resync asks for the routes in effect to be applied again even if
+	// nothing changed (routes is unused).
+	resync bool
 	reply  chan result
 }
 
@@ -183,7 +186,16 @@ func (a *Advertiser) known(routes []routing.Route) ([]routing.Route, error) {
 }
 
 func (a *Advertiser) setRoutes(ctx context.Context, routes []routing.Route) ([]routing.Route, error) {
-	req := request{routes: routes, reply: make(chan result, 1)}
+	return a.send(ctx, request{routes: routes})
+}
+
+// send hands req to the apply loop and waits for its result.
+func (a *Advertiser) send(ctx context.Context, req request) ([]routing.Route, error) {
+	req.reply = make(chan result, 1)
+	routes := req.routes
+	if req.resync {
+		routes = a.Routes()
+	}
 	select {
 	case <-a.stop:
 		return a.Routes(), routing.ErrClosed
@@ -247,8 +259,18 @@ func (a *Advertiser) run() {
 			}
 		case <-fire:
 			fire = nil
-			routes := batch[len(batch)-1].routes
-			res := a.apply(routes, len(batch))
+			// The latest SetRoutes of the batch wins; a batch of Resync
+			// calls only applies the routes in effect again.
+			routes, _ := a.known(a.Routes())
+			force := false
+			for _, r := range batch {
+				if r.resync {
+					force = true
+				} else {
+					routes = r.routes
+				}
+			}
+			res := a.apply(routes, len(batch), force)
 			for _, r := range batch {
 				// Each caller owns its slice.
 				r.reply <- result{routes: slices.Clone(res.routes), err: res.err}
@@ -266,11 +288,12 @@ func (a *Advertiser) run() {
 	}
 }
 
-// apply renders routes, validates, installs and reloads. Only run calls it.
-func (a *Advertiser) apply(routes []routing.Route, coalesced int) result {
+// apply renders routes, validates, installs and reloads; unless force, it
+// does nothing when BIRD is known to run them already. Only run calls it.
+func (a *Advertiser) apply(routes []routing.Route, coalesced int, force bool) result {
 	want := announced(routes)
 	a.mu.Lock()
-	same := a.liveSure && slices.Equal(want, a.live)
+	same := !force && a.liveSure && slices.Equal(want, a.live)
 	a.mu.Unlock()
 	if same {
 		return result{routes: slices.Clone(want)}
@@ -460,17 +483,22 @@ func (a *Advertiser) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 		}
 		cfg.VIPs = append(cfg.VIPs, v)
 	}
-	r, err := newRenderer(cfg)
-	if err != nil {
-		return fmt.Errorf("setting bird VIPs: %w", err)
-	}
 	m := make(map[netip.Prefix]bool, len(cfg.VIPs))
 	for _, v := range cfg.VIPs {
 		m[v.Prefix] = true
 	}
+	// Under the lock: the drain metric is the renderer's (SetDrainMetric),
+	// and a concurrent SetDrainMetric must not be lost.
 	a.vipMu.Lock()
-	a.vips, a.r = m, r
+	cfg.DrainMetric = a.r.cfg.DrainMetric
+	r, err := newRenderer(cfg)
+	if err == nil {
+		a.vips, a.r = m, r
+	}
 	a.vipMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("setting bird VIPs: %w", err)
+	}
 
 	a.mu.Lock()
 	a.liveSure = false // same routes, maybe new attributes: render again
@@ -483,6 +511,40 @@ func (a *Advertiser) SetVIPs(ctx context.Context, vips []routing.VIP) error {
 	}
 	if _, err := a.SetRoutes(ctx, keep); err != nil {
 		return fmt.Errorf("applying new VIP attributes: %w", err)
+	}
+	return nil
+}
+
+// SetDrainMetric changes the metric of draining routes at run time
+// (drain_metric; 0 for the largest), as a fresh start with it would
+// announce: the draining routes are rendered again and BIRD reconfigured;
+// the others do not change. internal/config treats the key as needing a
+// restart today; this is what a reload would call if it did not.
+func (a *Advertiser) SetDrainMetric(ctx context.Context, metric uint32) error {
+	if metric > maxMetric {
+		return fmt.Errorf("setting the bird drain metric: %d is more than %d (24-bit OSPF metric)", metric, maxMetric)
+	}
+	select {
+	case <-a.stop:
+		return routing.ErrClosed
+	default:
+	}
+	a.vipMu.Lock()
+	cfg := a.r.cfg
+	cfg.DrainMetric = metric
+	r, err := newRenderer(cfg)
+	if err == nil {
+		a.r = r
+	}
+	a.vipMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("setting the bird drain metric: %w", err)
+	}
+	a.mu.Lock()
+	a.liveSure = false // same routes, maybe a new metric: render again
+	a.mu.Unlock()
+	if _, err := a.SetRoutes(ctx, a.Routes()); err != nil {
+		return fmt.Errorf("applying the new drain metric: %w", err)
 	}
 	return nil
 }

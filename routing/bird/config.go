@@ -20,6 +20,16 @@
 // builds one); New probes the installed BIRD and refuses with
 // ErrIgnoreMTUUnsupported otherwise. Diagnose finds adjacencies stuck in
 // ExStart and the MTU mismatches behind them, for the doctor.
+//
+// Exported reads back, over BIRD's control socket, the VIP routes BIRD
+// exports to each OSPF protocol with a Full adjacency; Resync renders,
+// writes and reconfigures again when they disagree with what was asked.
+//
+// BIRD is a daemon of its own: when vipd crashes, exits for an upgrade or
+// restarts, BIRD keeps running the last file vipd wrote and keeps
+// announcing its routes, so OSPF mode needs no graceful restart. The next
+// vipd reads that file back (New) and knows what BIRD announces before its
+// first apply.
 package bird
 
 import (

@@ -12,4 +12,13 @@ var (
 		"(routing/bird/patch/bird-2.0-ignoremtu.patch); stock BIRD rejects `ignoremtu yes;`. " +
 		"Build one with `make bird-ignoremtu` (scripts/bird-ignoremtu.sh) and point " +
 		"routing.bird.bird/birdc at it, or set ignore_mtu = false and make the MTUs match")
+
+	// ErrSocketMissing: BIRD's control socket does not exist: BIRD is not
+	// running, or routing.bird.socket names the wrong file.
+	ErrSocketMissing = errors.New("bird control socket does not exist: is BIRD running, and is routing.bird.socket its -s socket?")
+	// ErrBirdDown: the control socket exists but nobody listens on it:
+	// BIRD died (a socket left behind by a killed BIRD).
+	ErrBirdDown = errors.New("bird is not running: its control socket refuses connections")
+	// ErrSocketPermission: vipd may not connect to BIRD's control socket.
+	ErrSocketPermission = errors.New("permission denied on the bird control socket: run vipd as root or as a member of the socket's group")
 )

@@ -19,6 +19,7 @@ import (
 
 // birdDaemon is one BIRD running in a test namespace, killed in t.Cleanup.
 type birdDaemon struct {
+	cmd   *exec.Cmd
 	ns    *netnstest.NS
 	birdc string
 	sock  string
@@ -32,7 +33,9 @@ func startBird(t testing.TB, ns *netnstest.NS, bird, conf string) *birdDaemon {
 	t.Helper()
 	dir := filepath.Dir(conf)
 	name := strings.TrimSuffix(filepath.Base(conf), filepath.Ext(conf))
+	cmd := ns.Cmd(lookPath(t, bird), "-f", "-c", conf, "-s", filepath.Join(dir, name+".ctl"), "-P", filepath.Join(dir, name+".pid"))
 	d := &birdDaemon{
+		cmd:   cmd,
 		ns:    ns,
 		birdc: filepath.Join(filepath.Dir(lookPath(t, bird)), "birdc"),
 		sock:  filepath.Join(dir, name+".ctl"),
@@ -43,7 +46,6 @@ func startBird(t testing.TB, ns *netnstest.NS, bird, conf string) *birdDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := ns.Cmd(lookPath(t, bird), "-f", "-c", conf, "-s", d.sock, "-P", filepath.Join(dir, name+".pid"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting bird in %s: %v", ns.Name, err)
@@ -112,6 +114,10 @@ type labOptions struct {
 	// include: the director runs an operator's bird.conf that includes
 	// vipd's file (mode "include") instead of vipd's full config.
 	include bool
+	// attrs are the VIPs' OSPF attributes (default: none).
+	attrs map[netip.Prefix]RouteAttrs
+	// drainMetric is the director's drain_metric.
+	drainMetric uint32
 }
 
 func newOSPFLab(t testing.TB, o labOptions) *ospfLab {
@@ -187,8 +193,9 @@ protocol ospf v2 core {
 			Interfaces: []Interface{{Name: l.dIf, Type: "ptp", Hello: 1, Dead: 3}}}}})
 	}
 	for _, p := range o.vips {
-		l.cfg.VIPs = append(l.cfg.VIPs, VIPRoute{Prefix: p})
+		l.cfg.VIPs = append(l.cfg.VIPs, VIPRoute{Prefix: p, Attrs: o.attrs[p]})
 	}
+	l.cfg.DrainMetric = o.drainMetric
 	l.instances = len(l.cfg.OSPF)
 	mainConf := l.cfg.ConfigFile
 	if o.include {

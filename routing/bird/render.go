@@ -136,10 +136,7 @@ func (r *renderer) render(ann []routing.Route) ([]byte, error) {
 		}
 		metric := a.Metric
 		if rt.Draining {
-			metric = r.cfg.DrainMetric
-			if metric == 0 {
-				metric = maxMetric
-			}
+			metric = r.drainMetric()
 		}
 		out = appendRoute(out, rt.Prefix, a, metric, rt.Draining)
 	}

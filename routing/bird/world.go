@@ -2,20 +2,253 @@ package bird
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/vipd/vipd/routing"
 )
 
-// Exported implements routing.Advertiser. Reading the daemon back is not
-// implemented yet: callers see errors.ErrUnsupported and must not treat it
-// as an empty export.
-func (a *Advertiser) Exported(context.Context) (routing.Exported, error) {
-	return routing.Exported{}, fmt.Errorf("reading back the exported routes: %w", errors.ErrUnsupported)
+// exportedAttrs are the OSPF attributes of one exported VIP route.
+type exportedAttrs struct {
+	typ    int // external type 1 or 2
+	metric uint32
+	tag    uint32
 }
 
-// Resync implements routing.Advertiser; not implemented yet.
-func (a *Advertiser) Resync(context.Context) error {
-	return fmt.Errorf("resyncing the routes: %w", errors.ErrUnsupported)
+func (e exportedAttrs) String() string {
+	s := fmt.Sprintf("E%d metric %d", e.typ, e.metric)
+	if e.tag != 0 {
+		s += fmt.Sprintf(" tag %d", e.tag)
+	}
+	return s
+}
+
+// exportedRoute is one route of `show route export PROTO all`.
+type exportedRoute struct {
+	prefix netip.Prefix
+	proto  string // the protocol the route comes from
+	attrs  exportedAttrs
+}
+
+// parseExport reads the reply to `show route export PROTO all`: a route
+// line ("192.0.2.10/32  blackhole [vipd_vip4 12:00:00.000] * (200)"; a
+// second route of the same prefix leaves the prefix out) followed by its
+// attribute lines ("Type: static univ", "OSPF.metric2: 20",
+// "OSPF.tag: 0x00000007").
+func parseExport(lines []replyLine) []exportedRoute {
+	var out []exportedRoute
+	var cur *exportedRoute
+	var m1, m2 *uint32
+	flush := func() {
+		if cur == nil {
+			return
+		}
+		switch {
+		case m2 != nil:
+			cur.attrs.typ, cur.attrs.metric = 2, *m2
+		case m1 != nil:
+			cur.attrs.typ, cur.attrs.metric = 1, *m1
+		}
+		out = append(out, *cur)
+		cur, m1, m2 = nil, nil, nil
+	}
+	var last netip.Prefix
+	for _, l := range lines {
+		t := l.text
+		if strings.HasPrefix(t, "\t") {
+			if cur == nil {
+				continue
+			}
+			k, v, ok := strings.Cut(strings.TrimSpace(t), ": ")
+			if !ok {
+				continue
+			}
+			switch k {
+			case "OSPF.metric1", "OSPF.metric2":
+				n, err := strconv.ParseUint(v, 10, 32)
+				if err != nil {
+					continue
+				}
+				u := uint32(n)
+				if k == "OSPF.metric1" {
+					m1 = &u
+				} else {
+					m2 = &u
+				}
+			case "OSPF.tag":
+				if n, err := strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 32); err == nil {
+					cur.attrs.tag = uint32(n)
+				}
+			}
+			continue
+		}
+		open := strings.IndexByte(t, '[')
+		if open < 0 {
+			continue // "Table master4:" and the like
+		}
+		flush()
+		if f := strings.Fields(t); len(f) > 0 {
+			if p, err := netip.ParsePrefix(f[0]); err == nil {
+				last = p
+			}
+		}
+		if !last.IsValid() {
+			continue
+		}
+		proto, _, _ := strings.Cut(t[open+1:], " ")
+		cur = &exportedRoute{prefix: last, proto: proto}
+	}
+	flush()
+	return out
+}
+
+// ospfProtocols lists vipd's OSPF protocols: those it configures in mode
+// full, every OSPF protocol BIRD runs in mode include (the operator's
+// own, which export vipd's static protocols).
+func (a *Advertiser) ospfProtocols(ctx context.Context, cc *controlConn) ([]string, error) {
+	if a.cfg.Mode != ModeInclude {
+		names := make([]string, 0, len(a.cfg.OSPF))
+		for _, o := range a.cfg.OSPF {
+			names = append(names, o.Name)
+		}
+		return names, nil
+	}
+	lines, err := cc.cmd(ctx, "show protocols")
+	if err != nil {
+		return nil, fmt.Errorf("listing bird protocols: %w", err)
+	}
+	var names []string
+	for _, l := range lines {
+		if f := strings.Fields(l.text); len(f) >= 2 && f[1] == "OSPF" {
+			names = append(names, f[0])
+		}
+	}
+	return names, nil
+}
+
+// Exported implements routing.Advertiser: for each of vipd's OSPF
+// protocols with at least one Full adjacency (`show ospf neighbors`), the
+// VIP routes BIRD exports to it (`show route export PROTO all`, routes of
+// vipd's static protocols only), attributed to that protocol's Full
+// neighbors; SessionsUp counts the Full adjacencies. Draining is true when
+// a route carries the drain metric, and Mismatch says when its type,
+// metric or tag are neither the VIP's normal nor its drain ones. It talks
+// to BIRD's control socket directly; when BIRD cannot be reached the error
+// wraps ErrSocketMissing, ErrBirdDown or ErrSocketPermission.
+func (a *Advertiser) Exported(ctx context.Context) (routing.Exported, error) {
+	select {
+	case <-a.stop:
+		return routing.Exported{}, routing.ErrClosed
+	default:
+	}
+	cc, err := dialControl(ctx, a.cfg.Socket)
+	if err != nil {
+		return routing.Exported{}, fmt.Errorf("reading back the exported routes: %w", err)
+	}
+	defer cc.Close()
+	lines, err := cc.cmd(ctx, "show ospf neighbors")
+	if err != nil {
+		return routing.Exported{}, fmt.Errorf("listing ospf neighbors: %w", err)
+	}
+	full := map[string][]string{} // protocol -> Full neighbors' session names
+	v6 := map[string]bool{}       // OSPFv3 protocols: their neighbors have IPv6 addresses
+	for _, nb := range parseNeighbors(texts(lines)) {
+		if strings.HasPrefix(nb.State, "Full") {
+			full[nb.Protocol] = append(full[nb.Protocol], nb.Protocol+" "+nb.RouterID)
+			if a, err := netip.ParseAddr(nb.Address); err == nil && a.Is6() {
+				v6[nb.Protocol] = true
+			}
+		}
+	}
+	protos, err := a.ospfProtocols(ctx, cc)
+	if err != nil {
+		return routing.Exported{}, err
+	}
+	a.vipMu.RLock()
+	r := a.r
+	a.vipMu.RUnlock()
+	ex := routing.Exported{At: time.Now(), Routes: map[netip.Prefix]routing.ExportedRoute{}}
+	for _, proto := range protos {
+		names := full[proto]
+		if len(names) == 0 {
+			continue
+		}
+		ex.SessionsUp += len(names)
+		if v6[proto] {
+			ex.SessionsUp6 += len(names)
+		} else {
+			ex.SessionsUp4 += len(names)
+		}
+		lines, err := cc.cmd(ctx, "show route export "+proto+" all")
+		if err != nil {
+			return routing.Exported{}, fmt.Errorf("listing the routes bird exports to %s: %w", proto, err)
+		}
+		for _, er := range parseExport(lines) {
+			if er.proto != StaticV4 && er.proto != StaticV6 {
+				continue // the operator's own routes (mode include)
+			}
+			draining, mismatch := r.classify(er)
+			rt, seen := ex.Routes[er.prefix]
+			if !seen {
+				rt.Draining, rt.Mismatch = draining, mismatch
+			} else if rt.Mismatch == "" && mismatch != "" {
+				rt.Mismatch = proto + ": " + mismatch
+			}
+			rt.Peers = append(rt.Peers, names...)
+			ex.Routes[er.prefix] = rt
+		}
+	}
+	for p, rt := range ex.Routes {
+		slices.Sort(rt.Peers)
+		ex.Routes[p] = rt
+	}
+	return ex, nil
+}
+
+// classify says whether an exported route carries its VIP's drain
+// attributes, and how it differs when it carries neither the normal nor
+// the drain ones.
+func (r *renderer) classify(er exportedRoute) (draining bool, mismatch string) {
+	a, ok := r.attrs[er.prefix]
+	if !ok {
+		return false, "exported, but not a configured VIP"
+	}
+	a = a.withDefaults()
+	normal := exportedAttrs{typ: a.Type, metric: a.Metric, tag: a.Tag}
+	drain := normal
+	drain.metric = r.drainMetric()
+	switch er.attrs {
+	case normal:
+		return false, ""
+	case drain:
+		return true, ""
+	}
+	return false, fmt.Sprintf("exported with %s; want %s (normal) or %s (draining)", er.attrs, normal, drain)
+}
+
+// drainMetric is the metric of a draining route.
+func (r *renderer) drainMetric() uint32 {
+	if r.cfg.DrainMetric == 0 {
+		return maxMetric
+	}
+	return r.cfg.DrainMetric
+}
+
+// Resync implements routing.Advertiser: it renders the file for the routes
+// announced now, writes it and has BIRD reconfigure, even when the
+// advertiser believes BIRD already runs it (the file may have been edited
+// or replaced, or BIRD restarted with another one). A SetRoutes call in
+// the same debounce window wins: its routes are the ones applied. Routes
+// that BIRD already exported stay: a reconfigure that changes nothing for
+// a route leaves it alone.
+func (a *Advertiser) Resync(ctx context.Context) error {
+	_, err := a.send(ctx, request{resync: true})
+	if err != nil {
+		return fmt.Errorf("resyncing bird: %w", err)
+	}
+	return nil
 }

@@ -69,6 +69,9 @@ type Recorder struct {
 	// lost are prefixes the simulated daemon does not export although they
 	// are announced (or exports although they are not), until Resync.
 	lost map[netip.Prefix]bool
+	// mismatch are prefixes the simulated daemon exports with attributes
+	// other than asked (routing.ExportedRoute.Mismatch), until Resync.
+	mismatch map[netip.Prefix]string
 }
 
 var _ routing.Advertiser = (*Recorder)(nil)
@@ -76,7 +79,8 @@ var _ routing.Advertiser = (*Recorder)(nil)
 // New returns a Recorder that may announce vips, as an advertiser built
 // from a configuration listing them would.
 func New(tb testing.TB, vips ...routing.VIP) *Recorder {
-	r := &Recorder{tb: tb, vips: map[netip.Prefix]routing.VIP{}, fail: map[string]error{}, lost: map[netip.Prefix]bool{}}
+	r := &Recorder{tb: tb, vips: map[netip.Prefix]routing.VIP{}, fail: map[string]error{}, lost: map[netip.Prefix]bool{},
+		mismatch: map[netip.Prefix]string{}}
 	for _, v := range vips {
 		r.vips[v.Prefix] = v
 	}
@@ -136,6 +140,16 @@ func (r *Recorder) Diverge(prefix netip.Prefix) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lost[prefix] = true
+}
+
+// DivergeAttrs makes the simulated daemon export prefix, while it is
+// announced, with attributes other than asked until the next Resync:
+// Exported reports it with Mismatch set to why (a reload whose new
+// attributes did not apply).
+func (r *Recorder) DivergeAttrs(prefix netip.Prefix, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mismatch[prefix] = why
 }
 
 // Fail makes every later call of op return err (nil: succeed again). A
@@ -218,8 +232,8 @@ func (r *Recorder) Peers(context.Context) ([]routing.Peer, error) {
 }
 
 // Exported implements routing.Advertiser: every announced route is
-// exported to every up peer (SetPeers), except where Diverge says
-// otherwise.
+// exported to every up peer (SetPeers), except where Diverge or
+// DivergeAttrs say otherwise.
 func (r *Recorder) Exported(context.Context) (routing.Exported, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -249,7 +263,7 @@ func (r *Recorder) Exported(context.Context) (routing.Exported, error) {
 		if on == r.lost[p] {
 			continue
 		}
-		ex.Routes[p] = routing.ExportedRoute{Peers: slices.Clone(up), Draining: rt.Draining}
+		ex.Routes[p] = routing.ExportedRoute{Peers: slices.Clone(up), Draining: rt.Draining, Mismatch: r.mismatch[p]}
 	}
 	return ex, nil
 }
@@ -266,6 +280,7 @@ func (r *Recorder) Resync(context.Context) error {
 		return err
 	}
 	clear(r.lost)
+	clear(r.mismatch)
 	return nil
 }
 
@@ -317,4 +332,57 @@ func CheckUnknownPrefix(tb testing.TB, a routing.Advertiser, known []routing.Rou
 	if !slices.Equal(want, got) {
 		tb.Errorf("SetRoutes(%v) announced %v, want the known routes %v", ask, got, want)
 	}
+}
+
+// CheckExported checks the claim every advertiser must back with its
+// daemon: after SetRoutes announced routes, Exported reports, within
+// timeout, exactly those routes, each exported to every up session with
+// its drain state and no Mismatch (routing.Exported.Divergences is empty),
+// and SessionsUp counts the up sessions Peers lists. a must have at least
+// one session up and be able to announce routes. It returns the last
+// Exported read.
+func CheckExported(tb testing.TB, a routing.Advertiser, routes []routing.Route, timeout time.Duration) routing.Exported {
+	tb.Helper()
+	ctx := context.Background()
+	got, err := a.SetRoutes(ctx, routes)
+	if err != nil {
+		tb.Errorf("SetRoutes(%v): %v", routes, err)
+		return routing.Exported{}
+	}
+	var ex routing.Exported
+	var div []string
+	deadline := time.Now().Add(timeout)
+	for {
+		ex, err = a.Exported(ctx)
+		if err != nil {
+			tb.Errorf("Exported: %v", err)
+			return ex
+		}
+		div = ex.Divergences(got)
+		if len(div) == 0 && ex.SessionsUp > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ex.SessionsUp == 0 {
+		tb.Errorf("Exported: no session up; CheckExported needs one")
+	}
+	if len(div) > 0 {
+		tb.Errorf("Exported disagrees with the %d routes SetRoutes announced, after %s:\n%s", len(got), timeout, strings.Join(div, "\n"))
+	}
+	peers, err := a.Peers(ctx)
+	if err != nil {
+		tb.Errorf("Peers: %v", err)
+		return ex
+	}
+	up := 0
+	for _, p := range peers {
+		if p.Up {
+			up++
+		}
+	}
+	if up != ex.SessionsUp {
+		tb.Errorf("Exported.SessionsUp = %d, Peers lists %d up", ex.SessionsUp, up)
+	}
+	return ex
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -107,4 +109,37 @@ func TestRecorderFail(t *testing.T) {
 	if got := r.VIPs(); !cmp.Equal(got, []netip.Prefix{p1}, cmpNet) {
 		t.Errorf("a failed SetVIPs changed the VIPs: %v", got)
 	}
+}
+
+// TestCheckExported: the check passes on a Recorder whose simulated daemon
+// exports what was announced, and catches a route the daemon lost.
+func TestCheckExported(t *testing.T) {
+	r := New(t, routing.VIP{Prefix: p1}, routing.VIP{Prefix: p2})
+	r.SetPeers([]routing.Peer{{Name: "a", Up: true}, {Name: "b", Up: true}, {Name: "c"}})
+	ex := CheckExported(t, r, []routing.Route{{Prefix: p1}, {Prefix: p2, Draining: true}}, time.Second)
+	if ex.SessionsUp != 2 || len(ex.Routes) != 2 {
+		t.Errorf("Exported = %+v, want 2 routes on 2 sessions", ex)
+	}
+
+	tb := &tbRecorder{TB: t}
+	lost := New(tb, routing.VIP{Prefix: p1}, routing.VIP{Prefix: p2})
+	lost.SetPeers([]routing.Peer{{Name: "a", Up: true}})
+	lost.Diverge(p2)
+	CheckExported(tb, lost, []routing.Route{{Prefix: p1}, {Prefix: p2}}, 50*time.Millisecond)
+	if len(tb.errs) != 1 || !strings.Contains(tb.errs[0], "192.0.2.2/32: announced but not exported") {
+		t.Errorf("CheckExported on a daemon that lost a route reported %q", tb.errs)
+	}
+
+	tb = &tbRecorder{TB: t}
+	stale := New(tb, routing.VIP{Prefix: p1})
+	stale.SetPeers([]routing.Peer{{Name: "a", Up: true}})
+	stale.DivergeAttrs(p1, "exported with med 50; want med 70")
+	CheckExported(tb, stale, []routing.Route{{Prefix: p1}}, 50*time.Millisecond)
+	if len(tb.errs) != 1 || !strings.Contains(tb.errs[0], "192.0.2.1/32: exported with med 50; want med 70") {
+		t.Errorf("CheckExported on a daemon with stale attributes reported %q", tb.errs)
+	}
+	if err := stale.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	CheckExported(t, stale, []routing.Route{{Prefix: p1}}, time.Second)
 }

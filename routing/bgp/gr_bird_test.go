@@ -1,0 +1,232 @@
+package bgp
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/netnstest"
+	"github.com/vipd/vipd/routing"
+)
+
+// birdCtl is a connection to a BIRD control socket (the protocol birdc
+// speaks), fast enough to sample BIRD's RIB every ~10 ms.
+type birdCtl struct {
+	c  net.Conn
+	rd *bufio.Reader
+}
+
+func dialBird(t testing.TB, sock string) *birdCtl {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("connecting to bird: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	b := &birdCtl{c: c, rd: bufio.NewReader(c)}
+	if _, err := b.read(); err != nil {
+		t.Fatalf("bird greeting: %v", err)
+	}
+	return b
+}
+
+func (b *birdCtl) read() (string, error) {
+	var out strings.Builder
+	for {
+		l, err := b.rd.ReadString('\n')
+		if err != nil {
+			return out.String(), err
+		}
+		out.WriteString(l)
+		if len(l) >= 5 && l[0] != ' ' && l[4] == ' ' {
+			return out.String(), nil
+		}
+	}
+}
+
+func (b *birdCtl) query(cmd string) (string, error) {
+	if err := b.c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return "", err
+	}
+	if _, err := b.c.Write([]byte(cmd + "\n")); err != nil {
+		return "", err
+	}
+	return b.read()
+}
+
+// kernelDeletions follows ns's routing table with `ip monitor route` and
+// counts the deletions of each host route: a route that leaves the kernel
+// even for a microsecond is counted.
+type kernelDeletions struct {
+	mu sync.Mutex
+	n  map[netip.Prefix]int
+}
+
+func watchKernelRoutes(t *testing.T, ns *netnstest.NS) *kernelDeletions {
+	t.Helper()
+	k := &kernelDeletions{n: map[netip.Prefix]int{}}
+	cmd := ns.Cmd("ip", "monitor", "route")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) < 2 || f[0] != "Deleted" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f[1])
+			if err != nil {
+				a, aerr := netip.ParseAddr(f[1])
+				if aerr != nil {
+					continue
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			k.mu.Lock()
+			k.n[p]++
+			k.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); <-done })
+	time.Sleep(100 * time.Millisecond) // let ip monitor subscribe
+	return k
+}
+
+func (k *kernelDeletions) of(p netip.Prefix) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.n[p]
+}
+
+// TestGracefulRestartBIRD is TestGracefulRestartFRR with BIRD 2 as the
+// router, a graceful-restart helper (`graceful restart on`) that installs
+// what it learns into its kernel, in a namespace of its own; the speaker
+// runs in another, joined by a veth. vipd is SIGKILLed (a crash) and comes
+// back as a restarting speaker with the routes it had announced: the
+// re-announced VIP never leaves the router's kernel (ip monitor sees every
+// deletion) nor BIRD's RIB (sampled every ~10 ms), and the route the new
+// vipd does not re-announce is flushed at its End-of-RIB, once.
+func TestGracefulRestartBIRD(t *testing.T) {
+	requireBinary(t, "bird")
+	spk, rtr := netnstest.New(t, "gs"), netnstest.New(t, "gr")
+	sIf, rIf := netnstest.Veth(t, spk, rtr)
+	spk.MustRun(t, "ip", "addr", "add", "10.97.0.1/30", "dev", sIf)
+	rtr.MustRun(t, "ip", "addr", "add", "10.97.0.2/30", "dev", rIf)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "router.conf")
+	sock := filepath.Join(dir, "router.ctl")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`router id 10.97.0.2;
+log "%s/router.log" all;
+protocol device {
+}
+protocol kernel {
+	ipv4 { export all; };
+}
+protocol bgp vipd {
+	local 10.97.0.2 as %d;
+	neighbor 10.97.0.1 as %d;
+	passive on;
+	hold time 9;
+	error wait time 1, 5;
+	debug { states, events };
+	graceful restart on;
+	ipv4 { import all; export none; };
+}
+`, dir, peerASN, speakerASN)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, dir, rtr.Cmd("bird", "-f", "-c", conf, "-s", sock, "-P", filepath.Join(dir, "router.pid")))
+	eventually(t, 10*time.Second, "the router BIRD's control socket", func() bool {
+		return exec.Command("birdc", "-s", sock, "show", "status").Run() == nil
+	})
+
+	cfg := Config{
+		ASN: speakerASN, RouterID: netip.MustParseAddr("10.255.0.1"), ListenPort: -1,
+		NextHop4: netip.MustParseAddr("10.97.0.1"),
+		Neighbors: []Neighbor{{Address: netip.MustParseAddr("10.97.0.2"), ASN: peerASN,
+			LocalAddress: netip.MustParseAddr("10.97.0.1"), HoldTime: 9 * time.Second, Keepalive: 3 * time.Second}},
+		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 60 * time.Second},
+		VIPs:            []VIPRoute{{vip4, attrsFull}, {vip4b, RouteAttrs{}}},
+	}
+	inKernel := func(p netip.Prefix) bool {
+		out, err := rtr.Run("ip", "route", "show", "exact", p.String())
+		return err == nil && strings.TrimSpace(out) != ""
+	}
+	old := startHelperIn(t, spk, cfg, false, nil)
+	eventually(t, 30*time.Second, "both VIPs in the router's kernel", func() bool { return inKernel(vip4) && inKernel(vip4b) })
+
+	kw := watchKernelRoutes(t, rtr)
+	ctl := dialBird(t, sock)
+	rs := sample(func() (bool, bool, error) {
+		out, err := ctl.query("show route for " + vip4.String())
+		if err != nil {
+			return false, false, err
+		}
+		return strings.Contains(out, vip4.String()), false, nil
+	})
+	if err := old.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the router's session down (helper mode)", func() bool {
+		out, _ := exec.Command("birdc", "-s", sock, "show", "protocols", "vipd").Output()
+		return !strings.Contains(string(out), "Established")
+	})
+	time.Sleep(time.Second) // a crashed vipd takes a moment to come back
+	restarted := time.Now()
+	startHelperIn(t, spk, cfg, true, []routing.Route{{Prefix: vip4}})
+	eventually(t, 30*time.Second, "End-of-RIB: the route not re-announced flushed", func() bool { return !inKernel(vip4b) })
+	took := time.Since(restarted)
+	time.Sleep(200 * time.Millisecond)
+	rs.halt()
+	med, worst := percentile(rs.gaps, 0.5), percentile(rs.gaps, 1)
+	t.Logf("restart: %d samples of BIRD's RIB (median interval %s, longest %s); End-of-RIB processed %s after the new speaker started",
+		rs.samples, med.Round(100*time.Microsecond), worst.Round(100*time.Microsecond), took.Round(time.Millisecond))
+	if med > 50*time.Millisecond { // ~10 ms when the machine is not loaded
+		t.Errorf("BIRD's RIB sampled every %s (median), want ~10 ms", med)
+	}
+	if rs.missing > 0 {
+		t.Errorf("BIRD lost %s in %d of %d samples across the crash and restart", vip4, rs.missing, rs.samples)
+	}
+	if n := kw.of(vip4); n != 0 {
+		t.Errorf("%s left the router's kernel %d times across the crash and restart, want never", vip4, n)
+	}
+	if n := kw.of(vip4b); n != 1 {
+		t.Errorf("%s left the router's kernel %d times, want once (flushed at End-of-RIB)", vip4b, n)
+	}
+	if !inKernel(vip4) {
+		t.Errorf("%s not in the router's kernel after the restart", vip4)
+	}
+	// BIRD does not print a stale flag; its protocol trace says it held
+	// the routes as a helper and when our End-of-RIB ended that.
+	b, err := os.ReadFile(filepath.Join(dir, "router.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gr []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "graceful restart") {
+			gr = append(gr, l[strings.Index(l, "vipd:"):])
+		}
+	}
+	if want := []string{"vipd: Neighbor graceful restart detected", "vipd: Neighbor graceful restart done"}; !slices.Equal(gr, want) {
+		t.Errorf("the router's graceful-restart trace = %q, want %q", gr, want)
+	}
+}
