@@ -204,10 +204,16 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
 	defer cancel()
+	// The trust boundary first: a new member's GUE is accepted before
+	// any table names it (SetTrust adds before it removes).
+	if err := d.setTrust(ctx, cfg); err != nil {
+		return fmt.Errorf("%s: %w; config not reloaded", d.path, err)
+	}
 	prevLeaving := d.leaving
 	d.leaving = d.nowLeaving(cfg, old)
 	if err := d.adv.SetVIPs(ctx, d.announceable(cfg)); err != nil {
 		d.leaving = prevLeaving
+		d.restoreTrust(ctx, old)
 		return fmt.Errorf("setting the advertiser's VIPs: %w", err)
 	}
 	d.drainMu.Lock() // a drain request sees the old config or the new one, with its drains
@@ -224,6 +230,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		d.mu.Lock()
 		d.cfg = old
 		d.mu.Unlock()
+		d.restoreTrust(ctx, old)
 		return err
 	}
 	// A drain kept for a VIP that left the config holds again (the

@@ -233,6 +233,8 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		Local4:      cfg.Node.UnderlayV4,
 		Local6:      cfg.Node.UnderlayV6,
 		Seed:        cfg.Cluster.Seed,
+		Trust:       trustOf(cfg),
+		MaxHops:     cfg.Dataplane.MaxHops,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the dataplane: %w", err)
@@ -311,6 +313,9 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	}
 	d.adv, d.binder, d.dp, d.traffic = parts.Advertiser, parts.Binder, parts.Dataplane, parts.Traffic
 	cfg := d.cfg
+	if err := d.setTrust(ctx, cfg); err != nil {
+		return err
+	}
 	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
 		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
 	})
