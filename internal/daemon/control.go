@@ -72,6 +72,11 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 	} else {
 		dp.Counters = c
 	}
+	if m, err := d.memoryStatus(); err != nil {
+		dp.Error = strings.TrimPrefix(dp.Error+"; ", "; ") + "memory: " + err.Error()
+	} else {
+		dp.Memory = m
+	}
 	st.Dataplane = dp
 	if d.traffic != nil {
 		if err := d.trafficStatus(ctx, &st); err != nil {

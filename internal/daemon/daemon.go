@@ -93,8 +93,8 @@ type Parts struct {
 	Dataplane     Dataplane
 	// Traffic reads the dataplane's per-VIP counters for status and
 	// metrics (vipd_vip_packets_total, vipd_vip_bytes_total); nil while
-	// the dataplane keeps none. (Issue 11's per-VIP counters plug in
-	// here: Start adapts dataplane.VIPStats to it.)
+	// the dataplane keeps none. Start adapts dataplane.VIPStats to it
+	// (trafficOf).
 	Traffic func(ctx context.Context) (map[netip.Addr][]api.Traffic, error)
 }
 
@@ -247,7 +247,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	closers = append(closers, func() { binder.Close() })
 
-	parts := Parts{Binder: binder, Dataplane: dp, NewAdvertiser: func(ctx context.Context, st AdvertiserStart) (routing.Advertiser, error) {
+	parts := Parts{Binder: binder, Dataplane: dp, Traffic: trafficOf(dp), NewAdvertiser: func(ctx context.Context, st AdvertiserStart) (routing.Advertiser, error) {
 		return openAdvertiser(ctx, cfg, st.Routes, d.log)
 	}}
 	if err := d.run(ctx, parts, routes); err != nil {
