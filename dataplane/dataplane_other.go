@@ -57,3 +57,8 @@ func ReadPinned(string) (Pinned, error) { return Pinned{}, ErrNotSupported }
 
 // RemovePinned fails with ErrNotSupported.
 func RemovePinned(string) error { return ErrNotSupported }
+
+// LookupFlow fails with ErrNotSupported.
+func (*Dataplane) LookupFlow(context.Context, netip.Addr, netip.AddrPort, uint8, uint16) (uint32, netip.Addr, netip.Addr, error) {
+	return 0, netip.Addr{}, netip.Addr{}, ErrNotSupported
+}

@@ -70,3 +70,12 @@ func (d *Daemon) memoryStatus() (*api.DataplaneMemory, error) {
 		Backends: m.Backends, MaxBackends: dataplane.MaxBackends,
 	}, nil
 }
+
+// The XDP dataplane Start opens offers every optional part.
+var (
+	_ Dataplane      = (*dataplane.Dataplane)(nil)
+	_ FlowLooker     = (*dataplane.Dataplane)(nil)
+	_ TrustSetter    = (*dataplane.Dataplane)(nil)
+	_ MemoryReporter = (*dataplane.Dataplane)(nil)
+	_ VIPStatser     = (*dataplane.Dataplane)(nil)
+)
