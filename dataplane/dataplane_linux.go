@@ -210,7 +210,7 @@ func (d *Dataplane) attach(iface *net.Interface) error {
 		return fmt.Errorf("pinning xdp link: %w", err)
 	}
 	d.link = l
-	d.log.Info("attached xdp program", "mode", string(mode), "state", "attached")
+	d.log.Info("attached xdp program", "mode", mode.String(), "state", "attached")
 	return nil
 }
 

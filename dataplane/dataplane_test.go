@@ -3,6 +3,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ type dpRig struct {
 	ns, peer *netnstest.NS
 	ifname   string
 	pinPath  string
+	// log, if set, is the Dataplane's logger (else a null one).
+	log hclog.Logger
 }
 
 func newDPRig(t testing.TB) *dpRig {
@@ -50,7 +53,11 @@ func (r *dpRig) open(t testing.TB, opts Options) *Dataplane {
 	t.Helper()
 	var d *Dataplane
 	err := r.ns.Do(func() (err error) {
-		d, err = Open(hclog.NewNullLogger(), opts)
+		log := r.log
+		if log == nil {
+			log = hclog.NewNullLogger()
+		}
+		d, err = Open(log, opts)
 		return err
 	})
 	if err != nil {
@@ -103,11 +110,18 @@ func TestAttachModes(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s/autoGeneric=%v", tc.mode, tc.autoGeneric), func(t *testing.T) {
 			r := newDPRig(t)
+			var logs bytes.Buffer
+			r.log = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 			opts := r.options()
 			opts.Attach, opts.AutoGeneric = tc.mode, tc.autoGeneric
 			d := r.open(t, opts)
 			if got := r.xdpMode(t); got != tc.want {
 				t.Errorf("attached %s, want %s", got, tc.want)
+			}
+			// The mode is logged as its word (it was string() of the
+			// number: mode="\x01").
+			if want := " mode=" + tc.want + " state=attached"; !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logs.String())
 			}
 			if err := d.Uninstall(); err != nil {
 				t.Fatalf("Uninstall: %v", err)
