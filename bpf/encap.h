@@ -10,16 +10,23 @@
 #include "packet.h"
 #include "vipd.h"
 
-#define MAX_HOPS_RX 4 /* hops accepted in a received GUE header */
 #define OUTER_TTL 64
 #define GUE_SPORT_BASE 0xC000 /* outer source ports 49152-65535, picked by the flow hash (ECMP) */
 #define GUE_SPORT_MASK 0x3FFF
 #define GUE_BASE_LEN 4      /* ver_c_hlen, proto, flags: hlen counts the words after them */
 #define GUE_HLEN_MASK 0x1f  /* ver_c_hlen: the header length in 32-bit words */
-#define GUE_VER_C_MASK 0xe0 /* ver_c_hlen: version 0 and C (control) 0, or not ours */
+#define GUE_VER_MASK 0xc0  /* ver_c_hlen: the version, 0 */
+#define GUE_C_BIT 0x20     /* ver_c_hlen: a control message (a probe), not data */
 #define HOP_LEN_MAX 16      /* an IPv6 hop: a forwarder checks that much for either family */
 
-/* GUE base header plus GLB's private data, hops follow. */
+/*
+ * GUE base header plus GLB's private data, hops follow (GLB's
+ * docs/development/gue-header.md): the hops are the *alternates* only, the
+ * outer destination is not among them; next_hop is the index of the
+ * alternate to try next, 0 from a director; a node that cannot use the
+ * packet sends it to hops[next_hop] with its own address as the outer
+ * source and next_hop + 1, and handles it itself once next_hop >= hop_count.
+ */
 struct gue_hdr {
 	__u8 ver_c_hlen; /* version (2 bits) | C (1) | hlen (5, 32-bit words) */
 	__u8 proto;      /* 4 = IPv4 inner, 41 = IPv6 inner */
@@ -29,7 +36,7 @@ struct gue_hdr {
 	__u8 hop_count;
 };
 
-/* The longest outer header a director pushes: IPv6, MAX_HOPS IPv6 hops. */
+/* The longest outer header a director pushes: IPv6, MAX_HOPS IPv6 alternates. */
 #define ENCAP_LEN_MAX (sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * MAX_HOPS)
 /* The longest packet a director encapsulates: room for ENCAP_LEN_MAX in a 16-bit IP length. */
 #define INNER_LEN_MAX (0xFFFF - 128)
@@ -49,12 +56,12 @@ static __always_inline __u16 gue_port(const struct dp_config *cfg)
 	return cfg->gue_port ? cfg->gue_port : GUE_PORT_DEFAULT;
 }
 
-/* Outer headers the director pushes for an underlay family and hop count. */
-static __always_inline __u32 encap_len(__u8 family, __u32 nhops)
+/* Outer headers the director pushes for an underlay family and number of alternates. */
+static __always_inline __u32 encap_len(__u8 family, __u32 nalt)
 {
 	if (family == 4)
-		return sizeof(struct ip4_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 4 * nhops;
-	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nhops;
+		return sizeof(struct ip4_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 4 * nalt;
+	return sizeof(struct ip6_hdr) + sizeof(struct udp_hdr) + sizeof(struct gue_hdr) + 16 * nalt;
 }
 
 /* Copies an L2 header of l2_len (14, 18 or 22) bytes from src to dst. */
@@ -62,6 +69,17 @@ static __always_inline void copy_l2(void *dst, const void *src, __u32 l2_len)
 {
 	copy6(dst, src);
 	copy6(dst + 6, src + 6);
+	*(__u16 *)(dst + 12) = *(const __u16 *)(src + 12);
+	if (l2_len >= 18)
+		copy4(dst + 14, src + 14);
+	if (l2_len >= 22)
+		copy4(dst + 18, src + 18);
+}
+
+/* Copies what follows the MACs in an L2 header of l2_len (14, 18 or 22)
+ * bytes: VLAN tags and the ethertype. */
+static __always_inline void copy_l2_tail(void *dst, const void *src, __u32 l2_len)
+{
 	*(__u16 *)(dst + 12) = *(const __u16 *)(src + 12);
 	if (l2_len >= 18)
 		copy4(dst + 14, src + 14);
@@ -90,20 +108,36 @@ static __always_inline void set_macs(void *data, const __u8 *dmac, const __u8 *s
 	copy6(eth->src, smac);
 }
 
-/* outer_ip4 writes the outer IPv4 header of a GUE packet of tot_len bytes. */
+/* set_macs12 writes the 12 bytes at macs (destination MAC, then source) as
+ * the frame's MACs: the next-hop cache keeps them side by side. */
+static __always_inline void set_macs12(void *data, const __u8 *macs)
+{
+	*(__u64 *)data = *(const __u64 *)macs;
+	*(__u32 *)(data + 8) = *(const __u32 *)(macs + 8);
+}
+
+/*
+ * outer_ip4 writes the outer IPv4 header of a GUE packet of tot_len bytes.
+ * Its checksum is summed from the values written, not read back: every
+ * field but the length and the addresses is a constant.
+ */
 static __always_inline void outer_ip4(struct ip4_hdr *ip, __u32 tot_len, const __u8 *src,
 				      const __u8 *dst)
 {
-	ip->ver_ihl = 0x45;
-	ip->tos = 0;
-	ip->tot_len = bpf_htons(tot_len);
-	ip->id = 0;
-	ip->frag_off = bpf_htons(IP_DF);
-	ip->ttl = OUTER_TTL;
-	ip->proto = IPPROTO_UDP;
-	copy4(ip->saddr, src);
-	copy4(ip->daddr, dst);
-	ip->check = ip4_csum(ip);
+	__u32 s = *(const __u32 *)src, d = *(const __u32 *)dst, w0, sum;
+
+	/* Word stores: version 4, IHL 5, TOS 0, length; id 0, DF; TTL,
+	 * UDP; the addresses. */
+	w0 = bpf_htonl(0x45000000 | tot_len);
+	((__u32 *)ip)[0] = w0;
+	((__u32 *)ip)[1] = bpf_htonl(IP_DF);
+	((__u16 *)ip)[4] = bpf_htons((OUTER_TTL << 8) | IPPROTO_UDP);
+	*(__u32 *)ip->saddr = s;
+	*(__u32 *)ip->daddr = d;
+	/* 16-bit words as loaded, in any byte order (RFC 1071). */
+	sum = (w0 & 0xffff) + (w0 >> 16) + bpf_htons(IP_DF) + bpf_htons((OUTER_TTL << 8) | IPPROTO_UDP) +
+	      (s & 0xffff) + (s >> 16) + (d & 0xffff) + (d >> 16);
+	ip->check = csum_fold(sum);
 }
 
 /* outer_ip6 writes the outer IPv6 header; the flow label is the flow hash's. */
@@ -120,23 +154,21 @@ static __always_inline void outer_ip6(struct ip6_hdr *ip6, __u32 payload_len, co
 
 /*
  * outer_udp_gue writes the UDP header (len bytes, checksum 0: see "Outer UDP
- * checksum" in vipd.c) and the GUE header of hlen words before the hops.
+ * checksum" in vipd.c) and the GUE header of hlen words (GLB: 1 + hop words)
+ * before the nhops alternates.
  */
 static __always_inline void outer_udp_gue(struct udp_hdr *udp, __u32 len, __u16 port, __u32 hash,
 					  __u32 hlen, __u8 inner_family, __u8 next, __u8 nhops)
 {
-	struct gue_hdr *gue = (void *)(udp + 1);
+	__u32 sport = GUE_SPORT_BASE | ((hash >> 16) & GUE_SPORT_MASK);
+	__u32 proto = inner_family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
 
-	udp->sport = bpf_htons(GUE_SPORT_BASE | ((hash >> 16) & GUE_SPORT_MASK));
-	udp->dport = bpf_htons(port);
-	udp->len = bpf_htons(len);
-	udp->check = 0;
-	gue->ver_c_hlen = hlen & GUE_HLEN_MASK;
-	gue->proto = inner_family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
-	gue->flags = 0;
-	gue->priv_type = 0;
-	gue->next_hop = next;
-	gue->hop_count = nhops;
+	/* Four word stores: ports; length and checksum 0; GUE version 0, C
+	 * 0, hlen, proto, flags 0; private type 0, next_hop, hop_count. */
+	((__u32 *)udp)[0] = bpf_htonl(sport << 16 | port);
+	((__u32 *)udp)[1] = bpf_htonl(len << 16);
+	((__u32 *)udp)[2] = bpf_htonl((hlen & GUE_HLEN_MASK) << 24 | proto << 16);
+	((__u32 *)udp)[3] = bpf_htonl((__u32)next << 8 | nhops);
 }
 
 #endif /* VIPD_ENCAP_H */

@@ -22,7 +22,7 @@ struct nh_entry {
 	__u32 in_ifindex;
 	__u32 out_ifindex;
 	__u16 mtu;
-	__u8 dmac[ETH_ALEN];
+	__u8 dmac[ETH_ALEN]; /* dmac and smac side by side: set_macs12 */
 	__u8 smac[ETH_ALEN];
 	__u8 family;
 	__u8 uses; /* the clock is read every NH_CHECK_EVERY uses */
@@ -30,6 +30,9 @@ struct nh_entry {
 
 #define NH_CACHE_NS 1000000000ULL
 #define NH_CHECK_EVERY 16
+/* Entries of the per-CPU cache, indexed by backend slot modulo this: a
+ * collision only costs a lookup (an entry is checked against its address). */
+#define NH_CACHE_SLOTS 4096
 
 /* The device bpf_fib_lookup looks up from (see "Lookup device" in vipd.c). */
 static __always_inline __u32 fib_ifindex(const struct xdp_md *ctx, const struct dp_config *cfg)
@@ -82,11 +85,13 @@ static __always_inline long fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup 
  * on every NH_CHECK_EVERY-th use only (a helper call per packet is
  * measurable here), so an expired entry serves at most NH_CHECK_EVERY - 1
  * more packets. Returns fib_outer's code: SUCCESS when c is usable,
- * NO_NEIGH (c is not), FRAG_NEEDED also when tot_len exceeds the cached
- * path MTU, or a failure.
+ * NO_NEIGH (c is not), FRAG_NEEDED when tot_len exceeds the path MTU (then
+ * in *mtu), or a failure. The route is looked up without a length, so a
+ * packet too big for the path still finds its route and MTU: the director
+ * answers it with the MTU instead of dropping it.
  */
 static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u32 lookup_if,
-				     const struct backend *b, const __u8 *src, __u32 tot_len)
+				     const struct backend *b, const __u8 *src, __u32 tot_len, __u32 *mtu)
 {
 	struct bpf_fib_lookup fib;
 	__u64 now = 0;
@@ -102,7 +107,7 @@ static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u
 	}
 	if (!now)
 		now = bpf_ktime_get_coarse_ns();
-	rc = fib_outer(ctx, &fib, lookup_if, b->family, src, b->addr, tot_len);
+	rc = fib_outer(ctx, &fib, lookup_if, b->family, src, b->addr, 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return rc;
 	__builtin_memset(c, 0, sizeof(*c));
@@ -119,8 +124,10 @@ static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED && fib.mtu_result)
 		c->mtu = fib.mtu_result;
 hit:
-	if (tot_len > c->mtu)
+	if (tot_len > c->mtu) {
+		*mtu = c->mtu;
 		return BPF_FIB_LKUP_RET_FRAG_NEEDED;
+	}
 	return BPF_FIB_LKUP_RET_SUCCESS;
 }
 

@@ -48,11 +48,11 @@ static __always_inline __u32 flow_hash(const struct flow *f, __u32 seed)
 }
 
 /*
- * vip_filter_bit: the bit of f's destination in vip_filter (bpf/vipd.h):
- * its words XOR-folded to 16 bits, one of VIP_FILTER_WORDS * 64.
- * dataplane/slots.go computes the same for the loader.
+ * vip_filter_slot: the slot of f's destination in vip_filter (bpf/vipd.h):
+ * its words XOR-folded to 16 bits, one of VIP_FILTER_WORDS * 32 slots of
+ * two bits. dataplane/slots.go computes the same for the loader.
  */
-static __always_inline __u32 vip_filter_bit(const struct flow *f)
+static __always_inline __u32 vip_filter_slot(const struct flow *f)
 {
 	__u32 fold = f->dst[0];
 
@@ -60,7 +60,7 @@ static __always_inline __u32 vip_filter_bit(const struct flow *f)
 		fold ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
 	return (fold ^ (fold >> 16)) & 0xffff;
 }
-_Static_assert(VIP_FILTER_WORDS * 64 == 0x10000, "vip_filter_bit indexes 16 bits");
+_Static_assert(VIP_FILTER_WORDS * 32 == 0x10000, "vip_filter_slot indexes 16 bits, two bits a slot");
 
 static __always_inline __u16 csum_fold(__u32 sum)
 {

@@ -38,6 +38,8 @@
 #define TCP_SYN 0x02
 #define TCP_FLAGS_OFF 13 /* offset of the flags byte in a TCP header */
 #define TCP_HDR_MIN 20   /* a TCP header without options */
+#define UDP_HDR_LEN 8
+#define ICMP_QUOTE_L4_MIN 8 /* L4 bytes an ICMP error must quote to be steered */
 #define PORTS_LEN 4      /* source and destination port, TCP or UDP */
 #define MAX_VLAN_TAGS 2  /* VLAN tags parse_l2 skips (802.1Q, QinQ) */
 

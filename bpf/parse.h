@@ -22,7 +22,9 @@ struct flow {
 	__u8 frag;     /* 0, FRAG_FIRST or FRAG_LATER */
 	__u8 icmp;     /* steered by the inner tuple of an ICMP error */
 	__u8 tcp_flags;
-	__u8 pad;
+	__u8 df;       /* IPv4 DF set (a "too big" answer is allowed) */
+	__u32 ip_end;  /* offset of the end of the IP packet (its length field), <= the frame */
+	__u32 len;     /* the frame's length */
 };
 
 #define FRAG_FIRST 1
@@ -30,8 +32,9 @@ struct flow {
 
 /* What a parse step made of a packet. */
 enum parse_result {
-	PARSE_OK,   /* the flow is filled in */
-	PARSE_PASS, /* truncated, or nothing the director steers: pass it untouched */
+	PARSE_OK,    /* the flow is filled in */
+	PARSE_PASS,  /* nothing the director steers: pass it untouched */
+	PARSE_SHORT, /* an L4 header (or an ICMP error's quote) cut short: pass it, never steer it */
 };
 
 /*
@@ -118,10 +121,15 @@ static __always_inline __u32 skip_ip6_ext(void *data, void *data_end, __u32 off,
 	return off;
 }
 
-/* Reads the ports (and TCP flags) at off unless the packet is a later fragment. */
+/*
+ * Reads the ports (and TCP flags) at off unless the packet is a later
+ * fragment. The whole L4 header must be there, inside both the frame and
+ * the IP length: 20 bytes of TCP, 8 of UDP (PARSE_SHORT otherwise, so a
+ * header cut short is never encapsulated).
+ */
 static __always_inline enum parse_result read_ports(void *data, void *data_end, __u32 off, struct flow *f)
 {
-	__u32 *p;
+	__u8 *p;
 
 	if (f->frag)
 		f->ports = 0;
@@ -129,18 +137,19 @@ static __always_inline enum parse_result read_ports(void *data, void *data_end, 
 		return PARSE_OK;
 	if (off > DEEP_OFF_MAX)
 		return PARSE_PASS;
+	/* ip_end is within the frame (the caller checked): this bounds both. */
+	if (off + (f->proto == IPPROTO_TCP ? TCP_HDR_MIN : UDP_HDR_LEN) > f->ip_end)
+		return PARSE_SHORT;
 	p = data + off;
-	if ((void *)(p + 1) > data_end)
-		return PARSE_PASS;
+	if ((void *)(p + UDP_HDR_LEN) > data_end) /* for the verifier */
+		return PARSE_SHORT;
 	f->vip_port = bpf_ntohs(((__be16 *)p)[1]);
 	if (!f->frag)
-		f->ports = *p;
+		f->ports = *(__u32 *)p;
 	if (f->proto == IPPROTO_TCP) {
-		__u8 *fl = data + off + TCP_FLAGS_OFF;
-
-		if ((void *)(fl + 1) > data_end)
-			return PARSE_PASS;
-		f->tcp_flags = *fl;
+		if ((void *)(p + TCP_FLAGS_OFF + 1) > data_end)
+			return PARSE_SHORT;
+		f->tcp_flags = p[TCP_FLAGS_OFF];
 	}
 	return PARSE_OK;
 }
@@ -148,7 +157,9 @@ static __always_inline enum parse_result read_ports(void *data, void *data_end, 
 /*
  * ICMP error: the embedded packet went VIP -> client. Fill f with the flow
  * client -> VIP so it hashes like the flow it belongs to. off is the offset
- * of the embedded IP header. PARSE_OK: f now describes a steerable flow.
+ * of the embedded IP header. PARSE_OK: f now describes a steerable flow;
+ * PARSE_SHORT: the quote stops before 8 bytes of L4 (the ports and what a
+ * host needs to match its socket).
  */
 static __always_inline enum parse_result parse_icmp_inner(void *data, void *data_end, __u32 off,
 					    struct flow *f)
@@ -161,8 +172,8 @@ static __always_inline enum parse_result parse_icmp_inner(void *data, void *data
 		struct ip4_hdr *ip = data + off;
 		__u32 ihl;
 
-		if ((void *)(ip + 1) > data_end)
-			return PARSE_PASS;
+		if ((void *)(ip + 1) > data_end || off + sizeof(*ip) > f->ip_end)
+			return PARSE_SHORT;
 		ihl = ip4_hdr_len(ip);
 		if (!ihl)
 			return PARSE_PASS;
@@ -176,8 +187,8 @@ static __always_inline enum parse_result parse_icmp_inner(void *data, void *data
 	} else {
 		struct ip6_hdr *ip6 = data + off;
 
-		if ((void *)(ip6 + 1) > data_end)
-			return PARSE_PASS;
+		if ((void *)(ip6 + 1) > data_end || off + sizeof(*ip6) > f->ip_end)
+			return PARSE_SHORT;
 		if (!addr16_eq(ip6->saddr, f->dst))
 			return PARSE_PASS;
 		f->proto = ip6->nexthdr;
@@ -189,8 +200,8 @@ static __always_inline enum parse_result parse_icmp_inner(void *data, void *data
 	if (off > DEEP_OFF_MAX)
 		return PARSE_PASS;
 	ports = data + off;
-	if ((void *)(ports + 2) > data_end)
-		return PARSE_PASS;
+	if ((void *)(ports + 4) > data_end || off + ICMP_QUOTE_L4_MIN > f->ip_end)
+		return PARSE_SHORT;
 	/* Embedded: sport = VIP port, dport = client port. */
 	f->vip_port = bpf_ntohs(ports[0]);
 	f->ports = (__u32)ports[1] | ((__u32)ports[0] << 16);

@@ -29,6 +29,15 @@ import (
 // around the syscall was tried and dropped: on a shared 2-core VM it made
 // differences of ~5 ns meaningless.
 //
+// Two more figures, same method: "director encap by stage" times copies of
+// the program built with VIPD_STAGES, each stopping after one stage of the
+// director path (parse, VIP lookup, table and backend, next hop,
+// adjust_head; the full program adds the outer headers), and reports each
+// stage's cost as the difference between neighbours. "16384 VIPs" times
+// the director encapsulation and the non-VIP pass on a second rig holding
+// 16,384 VIPs (sharing one table, as a symmetric cluster's do) against
+// the first rig's handful, as x-1vip.
+//
 //	make bench   # go test -run '^$' -bench BenchmarkXDP -benchtime 30x ./dataplane/
 //
 // b.N is the number of rounds (at least 15).
@@ -41,101 +50,221 @@ func BenchmarkXDP(b *testing.B) {
 	must(b, loadBaselineObjects(&base, nil))
 	b.Cleanup(func() { base.Close() })
 
-	hops := []netip.Addr{node4, be4a}
+	hops := []netip.Addr{be4a}
 	ack4 := tcpFrame(b, 0, client4, 40001, vipTCP, 80, ack)
+	baseFrame := tcpFrame(b, 0, client4, 40000, vipNone, 80, ack)
 	// The local primary's ACKs ask the stack for a socket: one listener
 	// and one established connection on the local VIP, as on a node.
 	est := r.serveLocal(b, vipLocal, 80)
 	cases := []struct {
 		name     string
 		frame    []byte
-		prog     *ebpf.Program
 		wantCode uint32
 		noFilter bool
 	}{
-		{"non-VIP pass", tcpFrame(b, 0, client4, 40000, vipNone, 80, ack), r.objs.VipdXdp, xdpPass, false},
-		{"non-VIP pass without vip_filter", tcpFrame(b, 0, client4, 40000, vipNone, 80, ack), r.objs.VipdXdp, xdpPass, true},
-		{"director encap TCP SYN", tcpFrame(b, 0, client4, 40002, vipTCP, 80, syn), r.objs.VipdXdp, xdpTX, false},
-		{"director encap TCP ACK", ack4, r.objs.VipdXdp, xdpTX, false},
-		{"director encap UDP", udpFrame(b, client4, 5353, vipTCP, 443, []byte("quic")), r.objs.VipdXdp, xdpTX, false},
-		{"director encap UDP any-port VIP", udpFrame(b, client4, 5353, vipTCP, 53, []byte("query")), r.objs.VipdXdp, xdpTX, false},
-		{"director encap IPv6", tcpFrame(b, 0, client6, 40003, vip6TCP, 443, ack), r.objs.VipdXdp, xdpTX, false},
-		{"director encap VLAN-tagged", tcpFrame(b, 1, client4, 40004, vipTCP, 80, ack), r.objs.VipdXdp, xdpTX, false},
-		{"director local pass TCP SYN", tcpFrame(b, 0, client4, 40005, vipLocal, 80, syn), r.objs.VipdXdp, xdpPass, false},
-		{"director local pass TCP ACK established", tcpFrame(b, 0, vipLocal, est, vipLocal, 80, ack), r.objs.VipdXdp, xdpPass, false},
-		{"director local second chance TCP ACK", tcpFrame(b, 0, client4, 40005, vipLocal, 80, ack), r.objs.VipdXdp, xdpTX, false},
-		{"backend decap", gueFrame(dir4, node4, 0, hops, tcpFrame(b, 0, client4, 40006, vipTCP, 80, syn)), r.objs.VipdXdp, xdpPass, false},
-		{"second-chance forward", gueFrame(dir4, node4, 0, hops, ack4), r.objs.VipdXdp, xdpTX, false},
-		{"loop-guard drop", gueFrame(dir4, node4, 0, hops, tcpFrame(b, 0, client4, 40007, vipNone, 80, syn)), r.objs.VipdXdp, xdpDrop, false},
-		{"baseline", tcpFrame(b, 0, client4, 40000, vipNone, 80, ack), base.BaselineXdp, xdpPass, false},
+		{"non-VIP pass", baseFrame, xdpPass, false},
+		{"non-VIP pass without vip_filter", baseFrame, xdpPass, true},
+		{"director encap TCP SYN", tcpFrame(b, 0, client4, 40002, vipTCP, 80, syn), xdpTX, false},
+		{"director encap TCP ACK", ack4, xdpTX, false},
+		{"director encap UDP", udpFrame(b, client4, 5353, vipTCP, 443, []byte("quic")), xdpTX, false},
+		{"director encap UDP any-port VIP", udpFrame(b, client4, 5353, vipTCP, 53, []byte("query")), xdpTX, false},
+		{"director encap IPv6", tcpFrame(b, 0, client6, 40003, vip6TCP, 443, ack), xdpTX, false},
+		{"director encap VLAN-tagged", tcpFrame(b, 1, client4, 40004, vipTCP, 80, ack), xdpTX, false},
+		{"director local pass TCP SYN", tcpFrame(b, 0, client4, 40005, vipLocal, 80, syn), xdpPass, false},
+		{"director local pass TCP ACK established", tcpFrame(b, 0, vipLocal, est, vipLocal, 80, ack), xdpPass, false},
+		{"director local second chance TCP ACK", tcpFrame(b, 0, client4, 40005, vipLocal, 80, ack), xdpTX, false},
+		{"backend decap", gueFrame(dir4, node4, 0, hops, tcpFrame(b, 0, client4, 40006, vipTCP, 80, syn)), xdpPass, false},
+		{"second-chance forward", gueFrame(dir4, node4, 0, hops, ack4), xdpTX, false},
+		{"loop-guard drop", gueFrame(dir4, node4, 0, hops, tcpFrame(b, 0, client4, 40007, vipNone, 80, syn)), xdpDrop, false},
+		{"probe answer", probeFrame(dir4, node4, 40008, testGUEPort, 1, 0, 0), xdpTX, false},
+		{"baseline", baseFrame, xdpPass, false},
 	}
-	const repeat = 50_000
-	baseFrame := cases[len(cases)-1].frame
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			if c.noFilter {
 				setFilterFlag(b, r, false)
 				defer setFilterFlag(b, r, true)
 			}
-			runs := map[string][]sample{}
-			err := r.ns.Do(func() error {
-				// The verdict through the wrapper must be the path named.
-				if _, code, err := r.wrapped(&bo, c.prog, c.frame, 1); err != nil || code != c.wantCode {
-					return fmt.Errorf("%s: verdict %s (%v), want %s", c.name, verdictNames[code], err, verdictNames[c.wantCode])
+			prog := r.objs.VipdXdp
+			if c.name == "baseline" {
+				prog = base.BaselineXdp
+			}
+			x := timed{r: r, prog: prog, frame: c.frame}
+			if err := x.check(&bo, c.wantCode); err != nil {
+				b.Fatalf("%s: %v", c.name, err)
+			}
+			bl := timed{r: r, prog: base.BaselineXdp, frame: baseFrame}
+			net := measure(b, &bo, max(b.N, 15), []timed{x, bl})
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(net[0], "ns/pkt")
+			b.ReportMetric(net[1], "baseline-ns/pkt")
+			b.ReportMetric(net[0]/net[1], "x-baseline")
+		})
+	}
+
+	b.Run("director encap by stage", func(b *testing.B) {
+		// One copy of the program per stage, on the rig's maps.
+		spec, err := loadVipdstages()
+		must(b, err)
+		repl := map[string]*ebpf.Map{}
+		for name, m := range map[string]*ebpf.Map{"vips4": r.objs.Vips4, "vips6": r.objs.Vips6, "tables": r.objs.Tables, "backends": r.objs.Backends,
+			"vip_addrs": r.objs.VipAddrs, "members4": r.objs.Members4, "members6": r.objs.Members6, "directors": r.objs.Directors, "config": r.objs.Config,
+			"vip_filter": r.objs.VipFilter, "stats": r.objs.Stats, "vip_stats": r.objs.VipStats, "nh_cache": r.objs.NhCache,
+			"icmp_limit": r.objs.IcmpLimit} {
+			repl[name] = m
+		}
+		items := []timed{}
+		for stage := vipdstagesBenchStageSTAGE_PARSE; stage <= vipdstagesBenchStageSTAGE_ADJUST; stage++ {
+			sp := spec.Copy()
+			must(b, sp.Variables["stop_stage"].Set(uint32(stage)))
+			coll, err := ebpf.NewCollectionWithOptions(sp, ebpf.CollectionOptions{MapReplacements: repl})
+			must(b, err)
+			b.Cleanup(coll.Close)
+			items = append(items, timed{r: r, prog: coll.Programs["vipd_xdp"], frame: ack4})
+		}
+		items = append(items, timed{r: r, prog: r.objs.VipdXdp, frame: ack4},
+			timed{r: r, prog: base.BaselineXdp, frame: baseFrame}, timed{r: r, prog: bo.BenchEmpty, frame: ack4})
+		for i, it := range items[:5] {
+			if err := it.check(&bo, xdpPass); err != nil {
+				b.Fatalf("stage %d: %v", i+1, err)
+			}
+		}
+		net := measure(b, &bo, max(b.N, 15), items)
+		empty := net[len(net)-1]
+		names := []string{"parse", "vip-lookup", "table+backend", "next-hop", "adjust-head", "outer-headers"}
+		prev := empty
+		for i, n := range names {
+			b.ReportMetric(net[i]-prev, n+"-ns")
+			prev = net[i]
+		}
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(net[5], "ns/pkt")
+		b.ReportMetric(net[6], "baseline-ns/pkt")
+		b.ReportMetric(net[5]/net[6], "x-baseline")
+	})
+
+	b.Run("16384 VIPs", func(b *testing.B) {
+		r16 := newRig(b)
+		nonVIPWord, nonVIPBit := vipFilterBit(vipNone)
+		added := 0
+		for i := 0; added < MaxVIPs-len(rigVIPIdx); i++ {
+			a := netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)})
+			// The non-VIP frame's filter bit stays clear: the case
+			// timed is a non-VIP packet the filter stops (a colliding
+			// one costs the lookups, timed as "filter bit set").
+			if w, bit := vipFilterBit(a); w == nonVIPWord && bit == nonVIPBit {
+				continue
+			}
+			r16.addVIPEntry(b, a, 80, 6, 0, uint32(len(rigVIPIdx)+added))
+			added++
+		}
+		collide := tcpFrame(b, 0, client4, 40000, collidingAddr(r16, vipNone), 80, ack)
+		items := []timed{
+			{r: r, prog: r.objs.VipdXdp, frame: ack4}, {r: r16, prog: r16.objs.VipdXdp, frame: ack4},
+			{r: r, prog: r.objs.VipdXdp, frame: baseFrame}, {r: r16, prog: r16.objs.VipdXdp, frame: baseFrame},
+			{r: r16, prog: r16.objs.VipdXdp, frame: collide},
+			{r: r, prog: base.BaselineXdp, frame: baseFrame},
+		}
+		for i, want := range []uint32{xdpTX, xdpTX, xdpPass, xdpPass, xdpPass} {
+			if err := items[i].check(&bo, want); err != nil {
+				b.Fatalf("item %d: %v", i, err)
+			}
+		}
+		net := measure(b, &bo, max(b.N, 15), items)
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(net[0], "encap-1vip-ns")
+		b.ReportMetric(net[1], "encap-16k-ns")
+		b.ReportMetric(net[1]/net[0], "encap-x-1vip")
+		b.ReportMetric(net[3]/net[2], "pass-x-1vip")
+		b.ReportMetric(net[4]/net[2], "pass-filter-bit-set-x-1vip")
+		b.ReportMetric(net[1]/net[5], "encap-16k-x-baseline")
+	})
+}
+
+// addVIPEntry adds a VIP service pointing at an installed table, with a
+// per-VIP index, its filter bit and its fragment entry, as the loader
+// does for a VIP sharing that table.
+func (r *rig) addVIPEntry(t testing.TB, a netip.Addr, port uint16, proto uint8, table, idx uint32) {
+	t.Helper()
+	word, shift := vipFilterBit(a)
+	var w uint64
+	must(t, r.objs.VipFilter.Lookup(word, &w))
+	must(t, r.objs.VipFilter.Put(word, w|1<<shift)) // VF_PORTS: the service has a port
+	k, fam := addr16(a)
+	info := vipdVipInfo{Table: table, Vip: idx}
+	r.putVIPKey(t, a, port, proto, 0, info, false)
+	r.putVIPKey(t, a, 0, proto, 1, info, false)
+	must(t, r.objs.VipAddrs.Put(vipdAddrKey{Addr: k, Family: fam}, vipdAddrInfo{Vip: idx}))
+}
+
+// collidingAddr is an address that is no VIP of r but whose filter bit a
+// VIP of r has set.
+func collidingAddr(r *rig, near netip.Addr) netip.Addr {
+	for a := near.Next(); ; a = a.Next() {
+		w, shift := vipFilterBit(a)
+		var word uint64
+		if err := r.objs.VipFilter.Lookup(w, &word); err != nil {
+			panic(err)
+		}
+		var info vipdAddrInfo
+		k, fam := addr16(a)
+		if word&(3<<shift) != 0 && r.objs.VipAddrs.Lookup(vipdAddrKey{Addr: k, Family: fam}, &info) != nil {
+			return a
+		}
+	}
+}
+
+// timed is one program on one frame, timed behind the wrapper.
+type timed struct {
+	r     *rig
+	prog  *ebpf.Program
+	frame []byte
+}
+
+// check runs it once behind the wrapper and wants the verdict want.
+func (x timed) check(bo *benchObjects, want uint32) error {
+	return x.r.ns.Do(func() error {
+		if _, code, err := x.r.wrapped(bo, x.prog, x.frame, 1); err != nil || code != want {
+			return fmt.Errorf("verdict %s (%v), want %s", verdictNames[code], err, verdictNames[want])
+		}
+		return nil
+	})
+}
+
+// measure times items in interleaved rounds, each round also timing the
+// wrapper's own cost on each item's frame, and returns each item's
+// trimmed mean ns/packet with the wrapper's cost subtracted.
+func measure(b *testing.B, bo *benchObjects, rounds int, items []timed) []float64 {
+	const repeat = 50_000
+	net := make([][]float64, len(items))
+	for range rounds {
+		for i, x := range items {
+			err := x.r.ns.Do(func() error {
+				empty, _, err := x.r.testRun(bo.BenchEmpty, x.frame, repeat)
+				if err != nil {
+					return err
 				}
-				for range max(b.N, 15) {
-					// The baseline runs on its own frame, so its wrapper
-					// cost is measured with that frame too.
-					for _, m := range []struct {
-						key   string
-						prog  *ebpf.Program
-						frame []byte
-						wrap  bool
-					}{
-						{"empty", bo.BenchEmpty, c.frame, false},
-						{"wrapEmpty", bo.BenchEmpty, c.frame, true},
-						{"x", c.prog, c.frame, true},
-						{"bEmpty", bo.BenchEmpty, baseFrame, false},
-						{"bWrapEmpty", bo.BenchEmpty, baseFrame, true},
-						{"bx", base.BaselineXdp, baseFrame, true},
-					} {
-						var s sample
-						var err error
-						if m.wrap {
-							s, _, err = r.wrapped(&bo, m.prog, m.frame, repeat)
-						} else {
-							s, _, err = r.testRun(m.prog, m.frame, repeat)
-						}
-						if err != nil {
-							return err
-						}
-						runs[m.key] = append(runs[m.key], s)
-					}
+				wrapEmpty, _, err := x.r.wrapped(bo, bo.BenchEmpty, x.frame, repeat)
+				if err != nil {
+					return err
 				}
+				s, _, err := x.r.wrapped(bo, x.prog, x.frame, repeat)
+				if err != nil {
+					return err
+				}
+				net[i] = append(net[i], s.kernel-(wrapEmpty.kernel-empty.kernel))
 				return nil
 			})
 			if err != nil {
 				b.Fatal(err)
 			}
-			// Per round: program minus the wrapper's own cost, same for
-			// the baseline. Kernel figures are whole ns, so they are
-			// averaged (trimmed of the outer fifths) rather than taken as
-			// a median.
-			var xk, bk []float64
-			for i := range runs["x"] {
-				at := func(key string) sample { return runs[key][i] }
-				xk = append(xk, at("x").kernel-(at("wrapEmpty").kernel-at("empty").kernel))
-				bk = append(bk, at("bx").kernel-(at("bWrapEmpty").kernel-at("bEmpty").kernel))
-			}
-			x, bl := trimmedMean(xk), trimmedMean(bk)
-			b.Logf("%s: kernel ns/run medians: wrapped %.0f, wrapper+empty %.0f, empty %.0f, baseline wrapped %.0f",
-				c.name, median(runs["x"]), median(runs["wrapEmpty"]), median(runs["empty"]), median(runs["bx"]))
-			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(x, "ns/pkt")
-			b.ReportMetric(bl, "baseline-ns/pkt")
-			b.ReportMetric(x/bl, "x-baseline")
-		})
+		}
 	}
+	out := make([]float64, len(items))
+	for i := range net {
+		out[i] = trimmedMean(net[i])
+	}
+	return out
 }
 
 func setFilterFlag(t testing.TB, r *rig, on bool) {
@@ -152,15 +281,6 @@ func setFilterFlag(t testing.TB, r *rig, on bool) {
 // sample is one timed batch: ns per run as the kernel measured it (time
 // spent rescheduled excluded, whole ns).
 type sample struct{ kernel float64 }
-
-func median(ss []sample) float64 {
-	xs := make([]float64, len(ss))
-	for i, s := range ss {
-		xs[i] = s.kernel
-	}
-	slices.Sort(xs)
-	return xs[len(xs)/2]
-}
 
 // trimmedMean averages xs without its lowest and highest fifth.
 func trimmedMean(xs []float64) float64 {

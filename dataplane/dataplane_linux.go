@@ -22,7 +22,8 @@ import (
 
 // pinnedMaps are the maps that outlive vipd: an upgrade restart adopts them
 // (and the link that keeps the program attached) instead of flushing them.
-var pinnedMaps = []string{"vips", "tables", "backends", "bound", "config", "vip_filter", "stats"}
+var pinnedMaps = []string{"vips4", "vips6", "tables", "backends", "vip_addrs", "members4", "members6", "directors", "config",
+	"vip_filter", "stats", "vip_stats"}
 
 // linkPin is the name of the pinned XDP link inside Options.PinPath.
 const linkPin = "link"
@@ -33,20 +34,27 @@ type Dataplane struct {
 	log  hclog.Logger
 	opts Options
 
-	mu        sync.Mutex // guards everything below
-	closed    bool
-	objs      vipdObjects
-	link      link.Link
-	innerSpec *ebpf.MapSpec
-	statNames []string // index = enum stat value
-	vips      map[netip.Addr]*vipState
-	ids       []bool // VIP ids (indexes of tables) in use
-	slots     backendSlots
-	filter    [vipFilterWords]uint64
-	rowKeys   []uint32  // 0..TableRows-1, reused by every table fill
-	rowVals   []vipdRow // reused by adoption's table reads
-	rowBuf    []byte    // TableRows*rowSize, reused by every table fill
-	fibIf     int       // the device bpf_fib_lookup looks up from: lo
+	mu           sync.Mutex // guards everything below
+	closed       bool
+	objs         vipdObjects
+	link         link.Link
+	innerSpec    *ebpf.MapSpec
+	statNames    []string // index = enum stat value
+	addrs        map[netip.Addr]*addrState
+	vipIdx       ids // per-VIP counter indexes
+	nkeys        int // `vips` entries
+	tables       map[string]*tableState
+	tableByID    map[uint32]*tableState
+	tableIDs     ids // slots of `tables`
+	slots        backendSlots
+	vf           *vipFilter
+	trust        Trust
+	warnedTrust  bool
+	rowKeys      []uint32          // 0..TableRows/2-1: the pairs of a table, for adoption's reads
+	rowVals      []vipdRowPair     // reused by adoption's table reads
+	rowBuf       []byte            // TableRows*rowSize, reused by every table fill
+	zeroCounters []vipdVipCounters // one per possible CPU, all zero
+	fibIf        int               // the device bpf_fib_lookup looks up from: lo
 }
 
 // Open loads the XDP program, opens (or adopts) the pinned maps under
@@ -97,17 +105,26 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 	if fs.Type != unix.BPF_FS_MAGIC {
 		return nil, fmt.Errorf("pin path %s: %w (mount one: mount -t bpf bpf /sys/fs/bpf)", opts.PinPath, ErrNotBPFFS)
 	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("counting cpus: %w", err)
+	}
 	d := &Dataplane{
-		log:       log.With("iface", opts.Interface),
-		opts:      opts,
-		innerSpec: spec.Maps["tables"].InnerMap.Copy(),
-		statNames: names,
-		vips:      map[netip.Addr]*vipState{},
-		ids:       make([]bool, spec.Maps["tables"].MaxEntries),
-		slots:     newBackendSlots(int(spec.Maps["backends"].MaxEntries)),
-		rowKeys:   make([]uint32, TableRows),
-		rowVals:   make([]vipdRow, TableRows),
-		rowBuf:    make([]byte, TableRows*rowSize),
+		log:          log.With("iface", opts.Interface),
+		opts:         opts,
+		innerSpec:    spec.Maps["tables"].InnerMap.Copy(),
+		statNames:    names,
+		addrs:        map[netip.Addr]*addrState{},
+		vipIdx:       newIDs(int(spec.Maps["vip_stats"].MaxEntries)),
+		tables:       map[string]*tableState{},
+		tableByID:    map[uint32]*tableState{},
+		tableIDs:     newIDs(int(spec.Maps["tables"].MaxEntries)),
+		vf:           &vipFilter{},
+		slots:        newBackendSlots(int(spec.Maps["backends"].MaxEntries)),
+		rowKeys:      make([]uint32, TableRows/2),
+		rowVals:      make([]vipdRowPair, TableRows/2),
+		rowBuf:       make([]byte, TableRows*rowSize),
+		zeroCounters: make([]vipdVipCounters, ncpu),
 	}
 	for i := range d.rowKeys {
 		d.rowKeys[i] = uint32(i)
@@ -120,7 +137,12 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 		Maps: ebpf.MapOptions{PinPath: opts.PinPath},
 	})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
-		return nil, fmt.Errorf("loading bpf objects: pinned maps in %s are from an incompatible version (uninstall first): %w", opts.PinPath, err)
+		// Not migrated: a layout change (like issue 11's 16-bit table
+		// rows, shared tables and per-VIP counters) changes what the
+		// running program reads. Replacing the pins flushes forwarding,
+		// so it is the operator's step: drain the node, uninstall, start.
+		return nil, fmt.Errorf("loading bpf objects: pinned maps in %s are from an incompatible dataplane layout; "+
+			"drain the node, then uninstall (remove the pins, which detaches the program) and start again: %w", opts.PinPath, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading bpf objects: %w", err)
@@ -133,7 +155,7 @@ func Open(log hclog.Logger, opts Options) (*Dataplane, error) {
 		d.objs.Close()
 		return nil, err
 	}
-	if err := d.writeConfigLocked(); err != nil {
+	if err := d.setTrustLocked(opts.Trust); err != nil {
 		d.objs.Close()
 		return nil, err
 	}
@@ -188,7 +210,7 @@ func (d *Dataplane) attach(iface *net.Interface) error {
 		return fmt.Errorf("pinning xdp link: %w", err)
 	}
 	d.link = l
-	d.log.Info("attached xdp program", "mode", string(mode), "state", "attached")
+	d.log.Info("attached xdp program", "mode", mode.String(), "state", "attached")
 	return nil
 }
 
@@ -200,8 +222,11 @@ func attachXDP(prog *ebpf.Program, ifindex int, mode AttachMode) (link.Link, err
 	return link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
 }
 
-// writeConfigLocked writes this node's addresses, GUE port and hash seed,
-// with the VIP filter flag: adoptLocked has rebuilt the filter already.
+// writeConfigLocked writes this node's addresses, GUE port, hash seed and
+// limits, with the VIP filter flag (adoptLocked has rebuilt the filter
+// already) and the trust flags of d.trust. Only the flags ever change after
+// Open, and they share an aligned word that is copied whole, so a packet
+// never sees a torn config.
 func (d *Dataplane) writeConfigLocked() error {
 	var c vipdDpConfig
 	if d.opts.Local4.IsValid() {
@@ -212,10 +237,18 @@ func (d *Dataplane) writeConfigLocked() error {
 	}
 	c.GuePort = d.opts.guePort()
 	c.Flags = dpFlagVIPFilter
+	if len(d.trust.Members) > 0 {
+		c.Flags |= dpFlagGUETrust
+	}
+	if len(d.trust.Directors) > 0 {
+		c.Flags |= dpFlagDirectors
+	}
 	// Every director must hash a flow to the same row: the seed is
 	// cluster-wide, folded to the program's 32 bits.
 	c.HashSeed = uint32(d.opts.Seed ^ d.opts.Seed>>32)
 	c.FibIfindex = uint32(d.fibIf)
+	c.IcmpRate = uint32(d.opts.ICMPRate)
+	c.MaxHopsRx = uint8(d.opts.MaxHops)
 	if err := d.objs.Config.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("writing dataplane config: %w", err)
 	}

@@ -29,6 +29,17 @@ func (*Dataplane) SetBound(context.Context, []netip.Addr) error { return ErrNotS
 // Programmed fails with ErrNotSupported.
 func (*Dataplane) Programmed(context.Context) ([]netip.Addr, error) { return nil, ErrNotSupported }
 
+// SetTrust fails with ErrNotSupported.
+func (*Dataplane) SetTrust(context.Context, Trust) error { return ErrNotSupported }
+
+// VIPStats fails with ErrNotSupported.
+func (*Dataplane) VIPStats(context.Context) (map[netip.Addr]VIPCounters, error) {
+	return nil, ErrNotSupported
+}
+
+// Memory fails with ErrNotSupported.
+func (*Dataplane) Memory() (Memory, error) { return Memory{}, ErrNotSupported }
+
 // Stats fails with ErrNotSupported.
 func (*Dataplane) Stats() (map[string]uint64, error) { return nil, ErrNotSupported }
 
@@ -41,5 +52,13 @@ func (*Dataplane) Close() error { return nil }
 // Uninstall fails with ErrNotSupported.
 func (*Dataplane) Uninstall() error { return ErrNotSupported }
 
+// ReadPinned fails with ErrNotSupported.
+func ReadPinned(string) (Pinned, error) { return Pinned{}, ErrNotSupported }
+
 // RemovePinned fails with ErrNotSupported.
 func RemovePinned(string) error { return ErrNotSupported }
+
+// LookupFlow fails with ErrNotSupported.
+func (*Dataplane) LookupFlow(context.Context, netip.Addr, netip.AddrPort, uint8, uint16) (uint32, netip.Addr, netip.Addr, error) {
+	return 0, netip.Addr{}, netip.Addr{}, ErrNotSupported
+}

@@ -3,6 +3,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ type dpRig struct {
 	ns, peer *netnstest.NS
 	ifname   string
 	pinPath  string
+	// log, if set, is the Dataplane's logger (else a null one).
+	log hclog.Logger
 }
 
 func newDPRig(t testing.TB) *dpRig {
@@ -50,7 +53,11 @@ func (r *dpRig) open(t testing.TB, opts Options) *Dataplane {
 	t.Helper()
 	var d *Dataplane
 	err := r.ns.Do(func() (err error) {
-		d, err = Open(hclog.NewNullLogger(), opts)
+		log := r.log
+		if log == nil {
+			log = hclog.NewNullLogger()
+		}
+		d, err = Open(log, opts)
 		return err
 	})
 	if err != nil {
@@ -103,11 +110,18 @@ func TestAttachModes(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s/autoGeneric=%v", tc.mode, tc.autoGeneric), func(t *testing.T) {
 			r := newDPRig(t)
+			var logs bytes.Buffer
+			r.log = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 			opts := r.options()
 			opts.Attach, opts.AutoGeneric = tc.mode, tc.autoGeneric
 			d := r.open(t, opts)
 			if got := r.xdpMode(t); got != tc.want {
 				t.Errorf("attached %s, want %s", got, tc.want)
+			}
+			// The mode is logged as its word (it was string() of the
+			// number: mode="\x01").
+			if want := " mode=" + tc.want + " state=attached"; !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logs.String())
 			}
 			if err := d.Uninstall(); err != nil {
 				t.Fatalf("Uninstall: %v", err)
@@ -235,12 +249,12 @@ func dpTableID(t *testing.T, d *Dataplane, addr netip.Addr) ebpf.MapID {
 	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := d.vips[addr]
-	if st == nil {
-		t.Fatalf("%s not programmed", addr)
+	a := d.addrs[addr]
+	if a == nil || a.vip == nil || len(a.vip.tables) != 1 {
+		t.Fatalf("%s not programmed with one table", addr)
 	}
 	var inner *ebpf.Map
-	if err := d.objs.Tables.Lookup(st.id, &inner); err != nil {
+	if err := d.objs.Tables.Lookup(a.vip.tables[0].id, &inner); err != nil {
 		t.Fatalf("looking up table of %s: %v", addr, err)
 	}
 	defer inner.Close()
@@ -254,32 +268,43 @@ func dpTableID(t *testing.T, d *Dataplane, addr netip.Addr) ebpf.MapID {
 
 // TestOpenIncompatiblePins: maps pinned by another version with another
 // layout are not silently replaced (that would flush the forwarding
-// state); Open says what to do.
+// state); Open says what to do. One case is a map of another shape, the
+// other the counters of the layout before issue 11 (21 of them).
 func TestOpenIncompatiblePins(t *testing.T) {
-	r := newDPRig(t)
-	if err := os.MkdirAll(r.pinPath, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "vips", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.Pin(filepath.Join(r.pinPath, "vips")); err != nil {
-		t.Fatal(err)
-	}
-	err = r.ns.Do(func() error {
-		d, err := Open(hclog.NewNullLogger(), r.options())
-		if err == nil {
-			d.Close()
-		}
-		return err
-	})
-	if !errors.Is(err, ebpf.ErrMapIncompatible) || !strings.Contains(err.Error(), "uninstall") {
-		t.Errorf("Open over incompatible pins: %v, want ErrMapIncompatible and a hint", err)
-	}
-	if got := r.xdpMode(t); got != "none" {
-		t.Errorf("program attached (%s) although Open failed", got)
+	for _, c := range []struct {
+		name string
+		spec *ebpf.MapSpec
+	}{
+		{"vips4", &ebpf.MapSpec{Name: "vips4", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 8}},
+		{"stats", &ebpf.MapSpec{Name: "stats", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 21}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newDPRig(t)
+			if err := os.MkdirAll(r.pinPath, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			m, err := ebpf.NewMap(c.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if err := m.Pin(filepath.Join(r.pinPath, c.name)); err != nil {
+				t.Fatal(err)
+			}
+			err = r.ns.Do(func() error {
+				d, err := Open(hclog.NewNullLogger(), r.options())
+				if err == nil {
+					d.Close()
+				}
+				return err
+			})
+			if !errors.Is(err, ebpf.ErrMapIncompatible) || !strings.Contains(err.Error(), "uninstall") {
+				t.Errorf("Open over incompatible pins: %v, want ErrMapIncompatible and a hint", err)
+			}
+			if got := r.xdpMode(t); got != "none" {
+				t.Errorf("program attached (%s) although Open failed", got)
+			}
+		})
 	}
 }
 

@@ -45,11 +45,10 @@ func TestFDsFlat(t *testing.T) {
 	var rows [2][]Row
 	for i, p := range progs {
 		var err error
-		if rows[i], err = BuildTable(d.opts.Seed, p.Addr, p.Backends); err != nil {
+		if rows[i], err = BuildSharedTable(d.opts.Seed, p.Backends); err != nil {
 			t.Fatal(err)
 		}
 	}
-	id := d.vips[testVIP4].id
 	before := openFDs(t)
 	start := time.Now()
 	for i := range updates {
@@ -69,11 +68,12 @@ func TestFDsFlat(t *testing.T) {
 			continue
 		}
 		d.mu.Lock()
+		tab := d.addrs[testVIP4].vip.tables[0]
 		if i%50 == 1 {
 			// The rows of the last Program, with its slots.
-			d.encodeRowsLocked(rows[(i/50)%2], d.vips[testVIP4].slots)
+			d.encodeRowsLocked(rows[(i/50)%2], tab.slots)
 		}
-		err := d.installTableLocked(id)
+		_, err := d.installTableLocked(tab.id)
 		d.mu.Unlock()
 		if err != nil {
 			t.Fatalf("update %d: %v", i, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -13,7 +14,7 @@ import (
 // seedFrames are valid frames of every kind the program handles, the
 // starting points for mutation.
 func seedFrames(t testing.TB) [][]byte {
-	hops := []netip.Addr{node4, be4a}
+	hops := []netip.Addr{be4a}
 	syn4 := tcpFrame(t, 0, client4, 40000, vipTCP, 80, syn)
 	ack4 := tcpFrame(t, 0, client4, 40001, vipTCP, 80, ack)
 	f1, f2 := ipv4Fragments(t)
@@ -40,10 +41,17 @@ func seedFrames(t testing.TB) [][]byte {
 		arpFrame(t),
 		gueFrame(dir4, node4, 0, hops, syn4),
 		gueFrame(dir4, node4, 0, hops, ack4),
-		gueFrame(dir4, node4, 1, []netip.Addr{be4a, node4}, ack4),
+		gueFrame(be4a, node4, 1, []netip.Addr{node4}, ack4),
+		gueFrame(dir4, node4, 0, nil, ack4),
 		gueFrame(dir4, node4, 0, hops, tcpFrame(t, 0, client6, 40011, vip6TCP, 443, ack)),
-		gueFrame(be6b, node6, 0, []netip.Addr{node6, be6a}, ack4),
+		gueFrame(be6b, node6, 0, []netip.Addr{be6a}, ack4),
 		gueFrame(dir4, node4, 0, hops, tcpFrame(t, 0, client4, 40012, vipNone, 80, syn)),
+		gueFrame(stray4, node4, 0, hops, ack4),
+		gueFrame(dir4, node4, 0, []netip.Addr{be4a, be4b}, ack4),
+		probeFrame(dir4, node4, 0xC555, testGUEPort, probeRequest, 0, 40),
+		probeFrame(be6a, node6, 0xC556, testGUEPort, probeRequest, 4000, 0),
+		probeFrame(dir4, node4, 0xC557, testGUEPort, probeReply, 0, 0),
+		sizedTCP(t, client4, vipTCP, 1400, true),
 	}
 }
 
@@ -51,23 +59,41 @@ var txDestinations = map[netip.Addr]bool{be4a: true, be4b: true, be6a: true, be6
 
 // checkInvariants: the kernel accepted the run, the verdict is PASS, DROP
 // or TX, a TX frame is well-formed GUE to a configured backend (or, for a
-// second chance, to a hop its GUE header named), and a PASS either leaves
-// the frame alone or is a decapsulation of GUE sent to us or a well-formed
-// GUE frame for an unresolved neighbour. A director's frame starts at
-// next_hop 0, except the local primary's second chance (checkDirectorHops).
+// second chance, to a member its GUE header named, from this node), a
+// probe's answer, or a "too big" answer to the client; and a PASS either
+// leaves the frame alone or is a decapsulation of GUE sent to us or a
+// well-formed GUE frame for an unresolved neighbour. A director's frame
+// starts at next_hop 0, except the local primary's second chance
+// (checkDirectorHops).
 func checkInvariants(t *testing.T, in []byte, code uint32, out []byte) {
 	t.Helper()
 	switch code {
 	case xdpDrop:
 	case xdpTX:
-		// A second chance goes to a hop the GUE header names; a
-		// director's encapsulation only to a configured backend.
-		dst, nh, hops, inner := checkGUEFrame(t, out, netip.Addr{}, !isGUEToNode(in))
-		if !isGUEToNode(in) {
+		switch {
+		case isGUEToNode(in) && isProbeFrame(out):
+			checkProbeAnswer(t, in, out)
+		case isGUEToNode(in):
+			// A second chance goes to a member the header names,
+			// from this node (GLB).
+			dst, nh, hops, _ := checkGUEFrame(t, out, netip.Addr{}, false)
+			if !slices.Contains(rigMembers, dst) || dst == node4 || dst == node6 {
+				t.Errorf("second chance to %v, not another member", dst)
+			}
+			if nh < 1 || hops[nh-1] != dst {
+				t.Errorf("second chance to %v with next_hop %d, hops %v", dst, nh, hops)
+			}
+			if src := outerSource(out); src != node4 && src != node6 {
+				t.Errorf("second chance from %v, not from this node", src)
+			}
+		case isTooBigAnswer(out):
+			checkTooBigAnswer(t, in, out)
+		default:
+			dst, nh, hops, inner := checkGUEFrame(t, out, netip.Addr{}, true)
 			if !txDestinations[dst] {
 				t.Errorf("TX to %v, not a configured backend", dst)
 			}
-			checkDirectorHops(t, nh, hops, inner)
+			checkDirectorHops(t, dst, nh, hops, inner)
 		}
 	case xdpPass:
 		if bytes.Equal(in, out) {
@@ -81,7 +107,7 @@ func checkInvariants(t *testing.T, in []byte, code uint32, out []byte) {
 			if dst != be4nn {
 				t.Errorf("passed a rewritten frame that is neither a decapsulation nor an encapsulation to the unresolved neighbour:\n in % x\nout % x", in, out)
 			}
-			checkDirectorHops(t, nh, hops, inner)
+			checkDirectorHops(t, dst, nh, hops, inner)
 		}
 	default:
 		t.Errorf("verdict %d (%s), want PASS, DROP or TX", code, verdictNames[code])
@@ -91,19 +117,30 @@ func checkInvariants(t *testing.T, in []byte, code uint32, out []byte) {
 	}
 }
 
-// checkDirectorHops: a director's encapsulation is addressed to hops[0]
-// (next_hop 0). Only the local primary's second chance starts at next_hop 1,
-// and then exactly as a second chance on this node would have sent it: two
-// hops, the first this node, carrying an unfragmented TCP segment without
-// SYN.
-func checkDirectorHops(t *testing.T, nextHop int, hops []netip.Addr, inner []byte) {
+// outerSource is the outer IP source of a frame.
+func outerSource(f []byte) netip.Addr {
+	l := l2Len(f)
+	if f[l]>>4 == 4 {
+		return netip.AddrFrom4([4]byte(f[l+12 : l+16]))
+	}
+	return netip.AddrFrom16([16]byte(f[l+8 : l+24]))
+}
+
+// checkDirectorHops: a director's encapsulation is addressed to the row's
+// primary with next_hop 0 (GLB). Only the local primary's second chance
+// starts at next_hop 1, and then exactly as a second chance on this node
+// would have sent it: to the secondary with hops [secondary], carrying an
+// unfragmented TCP segment without SYN.
+func checkDirectorHops(t *testing.T, dst netip.Addr, nextHop int, hops []netip.Addr, inner []byte) {
 	t.Helper()
 	switch nextHop {
 	case 0:
-		return
+		if len(hops) > 1 {
+			t.Errorf("director frame with %d alternates %v: a director writes at most one", len(hops), hops)
+		}
 	case 1:
-		if len(hops) != 2 || (hops[0] != node4 && hops[0] != node6) {
-			t.Errorf("director frame with next_hop 1, hops %v: want [this node, secondary]", hops)
+		if len(hops) != 1 || hops[0] != dst {
+			t.Errorf("director frame with next_hop 1 to %v, hops %v: want [secondary]", dst, hops)
 		}
 		if flags, ok := innerTCPFlags(inner); !ok || flags&0x02 != 0 {
 			t.Errorf("director frame with next_hop 1 carries no unfragmented TCP segment without SYN (flags %#x, tcp %v)", flags, ok)
@@ -177,7 +214,7 @@ func isGUEToNode(f []byte) bool {
 // (shorter than Ethernet, longer than a page) are skipped.
 func (r *rig) runChecked(t *testing.T, prog *ebpf.Program, in []byte) {
 	t.Helper()
-	if len(in) < 14 || len(in) > 1500 {
+	if len(in) < 14 || len(in) > 1514 {
 		return
 	}
 	code, out := r.run(t, prog, in)

@@ -32,14 +32,14 @@ func TestMapsContent(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Table rows, by backend address.
-	want, err := BuildTable(d.opts.Seed, p.Addr, p.Backends)
+	// Table rows, by backend address: the shared table of its backends.
+	want, err := BuildSharedTable(d.opts.Seed, p.Backends)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := d.vips[testVIP4]
+	tid := d.addrs[testVIP4].vip.tables[0].id
 	var inner *ebpf.Map
-	if err := d.objs.Tables.Lookup(st.id, &inner); err != nil {
+	if err := d.objs.Tables.Lookup(tid, &inner); err != nil {
 		t.Fatal(err)
 	}
 	defer inner.Close()
@@ -56,11 +56,12 @@ func TestMapsContent(t *testing.T) {
 	}
 	strip := func(b vip.Backend) vip.Backend { return vip.Backend{Addr: b.Addr, Local: b.Local} }
 	for _, i := range []uint32{0, 1, 2, 12345, TableRows - 1} {
-		var row vipdRow
-		if err := inner.Lookup(i, &row); err != nil {
+		var pair vipdRowPair
+		if err := inner.Lookup(i/2, &pair); err != nil {
 			t.Fatal(err)
 		}
-		got := [2]vip.Backend{backendOf(row.Primary), backendOf(row.Secondary)}
+		row := pair.R[i%2]
+		got := [2]vip.Backend{backendOf(uint32(row.Primary)), backendOf(uint32(row.Secondary))}
 		wantRow := [2]vip.Backend{strip(p.Backends[want[i].Primary]), strip(p.Backends[want[i].Secondary])}
 		if diff := cmp.Diff(wantRow, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 			t.Errorf("row %d (-want +got):\n%s", i, diff)
@@ -84,8 +85,9 @@ func TestMapsContent(t *testing.T) {
 	}
 	wantFilter := map[uint32]uint64{}
 	for _, a := range []netip.Addr{testVIP4, testVIP6} {
+		// tcp/80 and udp/*: both bits (VF_PORTS, VF_ANY_PORT).
 		w, b := vipFilterBit(a)
-		wantFilter[w] |= 1 << b
+		wantFilter[w] |= 3 << b
 	}
 	if diff := cmp.Diff(wantFilter, filterWords()); diff != "" {
 		t.Errorf("vip filter (-want +got):\n%s", diff)
@@ -98,15 +100,18 @@ func TestMapsContent(t *testing.T) {
 		t.Errorf("config %+v: want the filter flag and Local4 %s", cfg, d.opts.Local4)
 	}
 
-	// Bound set.
+	// Bound set: the vip_addrs entries with ADDR_BOUND.
 	bound := func() []netip.Addr {
 		var (
 			k   vipdAddrKey
-			v   uint8
+			v   vipdAddrInfo
 			out []netip.Addr
 		)
-		it := d.objs.Bound.Iterate()
+		it := d.objs.VipAddrs.Iterate()
 		for it.Next(&k, &v) {
+			if v.Flags&addrBound == 0 {
+				continue
+			}
 			a, _ := addrFromBytes(k.Addr, k.Family)
 			out = append(out, a)
 		}
@@ -133,18 +138,28 @@ func TestMapsContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, b := vipFilterBit(testVIP6)
-	if diff := cmp.Diff(map[uint32]uint64{w: 1 << b}, filterWords()); diff != "" {
+	if diff := cmp.Diff(map[uint32]uint64{w: 3 << b}, filterWords()); diff != "" {
 		t.Errorf("vip filter after Unprogram (-want +got):\n%s", diff)
 	}
-	var gone *ebpf.Map
-	if err := d.objs.Tables.Lookup(st.id, &gone); err == nil {
-		gone.Close()
-		t.Errorf("table %d still set after Unprogram", st.id)
+	// A VIP left with port-specific services only: VF_PORTS alone.
+	portOnly := vipProgram(testVIP6, "a", "b")
+	portOnly.Services = portOnly.Services[:1]
+	if err := d.Program(ctx, portOnly); err != nil {
+		t.Fatal(err)
 	}
-	for _, s := range p.Services {
+	if diff := cmp.Diff(map[uint32]uint64{w: 1 << b}, filterWords()); diff != "" {
+		t.Errorf("vip filter with tcp/80 only (-want +got):\n%s", diff)
+	}
+	var gone *ebpf.Map
+	if err := d.objs.Tables.Lookup(tid, &gone); err == nil {
+		gone.Close()
+		t.Errorf("table %d still set after Unprogram", tid)
+	}
+	for _, k := range vipKeys(testVIP4, p.Services) {
 		var info vipdVipInfo
-		if err := d.objs.Vips.Lookup(vipKey(testVIP4, s), &info); err == nil {
-			t.Errorf("vips entry %v still there after Unprogram", s)
+		m, key := d.entry(k)
+		if err := m.Lookup(key, &info); err == nil {
+			t.Errorf("vips entry %+v still there after Unprogram", k)
 		}
 	}
 	// testVIP6's two backends share no slot with testVIP4's (other

@@ -38,17 +38,19 @@ import (
 // rt's veths carry a pass-through XDP program: XDP_TX out of a veth only
 // reaches a peer that has a native XDP program (TESTBED.md).
 type lab struct {
-	t        *testing.T
-	client   *netnstest.NS
-	rt       *netnstest.NS
-	dir      *labNode
-	be       map[string]*labNode
-	vipAddr  netip.Addr
-	port     uint16
-	clientIP netip.Addr
-	seed     uint64
-	nextPort int
-	v6       bool
+	t          *testing.T
+	client     *netnstest.NS
+	clientIf   string // the client's veth
+	rtClientIf string // rt's veth towards the client
+	rt         *netnstest.NS
+	dir        *labNode
+	be         map[string]*labNode
+	vipAddr    netip.Addr
+	port       uint16
+	clientIP   netip.Addr
+	seed       uint64
+	nextPort   int
+	v6         bool
 }
 
 type labNode struct {
@@ -179,6 +181,31 @@ func (l *lab) addNode(name string, subnet int) *labNode {
 	return n
 }
 
+// nodes lists the director and the backends.
+func (l *lab) nodes() []*labNode {
+	out := []*labNode{l.dir}
+	for _, name := range []string{"be1", "be2", "be3"} {
+		if n := l.be[name]; n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// trustMembers gives every node the lab's nodes as the cluster's members:
+// the trust boundary on, as on a real node.
+func (l *lab) trustMembers(directors ...netip.Prefix) {
+	var members []netip.Addr
+	for _, n := range l.nodes() {
+		members = append(members, n.addr)
+	}
+	for _, n := range l.nodes() {
+		if err := n.dp.SetTrust(context.Background(), Trust{Members: members, Directors: directors}); err != nil {
+			l.t.Fatalf("setting trust on %s: %v", n.name, err)
+		}
+	}
+}
+
 // serve runs a TCP server on the VIP in n's namespace that answers every
 // line with its node name.
 func (l *lab) serve(n *labNode) {
@@ -272,7 +299,7 @@ func (c *conn) ask() (string, error) {
 
 // primaryFor is the backend the director's table gives a client flow.
 func (l *lab) primaryFor(bs []vip.Backend, sport uint16) string {
-	rows, err := BuildTable(l.seed, l.vipAddr, bs)
+	rows, err := BuildSharedTable(l.seed, bs)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -342,7 +369,10 @@ func TestNamespaceTCP(t *testing.T) {
 	t.Run("ipv6", func(t *testing.T) { testNamespaceTCP(t, true) })
 }
 
-func testNamespaceTCP(t *testing.T, v6 bool) {
+// newLab builds client, rt, the director and the named backends (VIP on
+// lo, in the bound set, serving TCP), with every node trusting the others
+// as the cluster's members.
+func newLab(t *testing.T, v6 bool, backends ...string) *lab {
 	ctx := context.Background()
 	l := &lab{
 		t:        t,
@@ -361,6 +391,7 @@ func testNamespaceTCP(t *testing.T, v6 bool) {
 	sysctl(t, l.rt, "net.ipv4.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
 		"net.ipv6.conf.all.forwarding=1")
 	rtEnd, clEnd := netnstest.Veth(t, l.rt, l.client)
+	l.clientIf, l.rtClientIf = clEnd, rtEnd
 	gw, client := l.subnet(1)
 	l.clientIP = client
 	l.addrAdd(l.rt, gw, rtEnd)
@@ -374,7 +405,7 @@ func testNamespaceTCP(t *testing.T, v6 bool) {
 
 	l.dir = l.addNode("dir", 2)
 	l.rt.MustRun(t, "ip", l.fam(), "route", "add", netip.PrefixFrom(l.vipAddr, l.vipAddr.BitLen()).String(), "via", l.dir.addr.String())
-	for i, name := range []string{"be1", "be2"} {
+	for i, name := range backends {
 		n := l.addNode(name, 3+i)
 		l.addrAdd(n.ns, l.vipAddr, "lo")
 		if err := n.dp.SetBound(ctx, []netip.Addr{l.vipAddr}); err != nil {
@@ -383,6 +414,13 @@ func testNamespaceTCP(t *testing.T, v6 bool) {
 		l.serve(n)
 		l.be[name] = n
 	}
+	l.trustMembers()
+	return l
+}
+
+func testNamespaceTCP(t *testing.T, v6 bool) {
+	ctx := context.Background()
+	l := newLab(t, v6, "be1", "be2")
 	be1, be2 := l.be["be1"], l.be["be2"]
 	prog := vip.ProgramSpec{
 		Addr:     l.vipAddr,

@@ -102,6 +102,31 @@ type Options struct {
 	// hash of the XDP program both use it, so every director maps a flow
 	// to the same backend.
 	Seed uint64
+	// Trust is the GUE trust boundary at start; SetTrust changes it. With
+	// no members the boundary is off: GUE is accepted from anyone (logged
+	// as a warning), which only suits tests and a node that does not know
+	// its cluster yet.
+	Trust Trust
+	// MaxHops is the most alternates a received GUE header may list,
+	// 1 to MaxHopsAccepted; 0 means 1, what vipd's directors write. 3
+	// accepts GitHub GLB's director when it hashes twice.
+	MaxHops int
+	// ICMPRate is the most "too big" answers per second per CPU (path MTU
+	// discovery for clients); 0 means the program's default, 1000.
+	ICMPRate int
+}
+
+// Trust is who may send this node GUE and whom it may forward to: the
+// trust boundary of the backend path.
+type Trust struct {
+	// Members are the underlay addresses of every cluster member, this
+	// node included. GUE is accepted from them, and the hops of a GUE
+	// header may name only them.
+	Members []netip.Addr
+	// Directors are extra prefixes GUE is accepted from (directors that
+	// are not members, like a separate GLB director tier). They may not
+	// be named as hops, and may not send a preset next_hop.
+	Directors []netip.Prefix
 }
 
 // Errors of the dataplane.
@@ -111,8 +136,13 @@ var (
 	// ErrNoService: a VIP needs at least one (protocol, port) to be
 	// programmed.
 	ErrNoService = errors.New("vip has no service")
-	// ErrTooManyVIPs: every slot of the tables map is taken.
+	// ErrTooManyVIPs: MaxVIPs addresses are programmed or bound already.
 	ErrTooManyVIPs = errors.New("too many vips")
+	// ErrTooManyVIPKeys: the VIP's services would take the `vips` map
+	// over MaxVIPKeys entries.
+	ErrTooManyVIPKeys = errors.New("too many vip services")
+	// ErrTooManyTables: MaxTables distinct tables are stored already.
+	ErrTooManyTables = errors.New("too many tables")
 	// ErrTooManyBackends: every slot of the backends map is taken.
 	ErrTooManyBackends = errors.New("too many backends")
 	// ErrNotBPFFS: Options.PinPath is not on a bpffs mount (mount one with
@@ -137,6 +167,32 @@ func (o Options) validate() error {
 	}
 	if !o.Attach.valid() {
 		return fmt.Errorf("unknown %s", o.Attach)
+	}
+	if o.MaxHops < 0 || o.MaxHops > MaxHopsAccepted {
+		return fmt.Errorf("max hops %d is outside 0-%d", o.MaxHops, MaxHopsAccepted)
+	}
+	if o.ICMPRate < 0 {
+		return fmt.Errorf("icmp rate %d is negative", o.ICMPRate)
+	}
+	return o.Trust.validate()
+}
+
+func (t Trust) validate() error {
+	if len(t.Members) > MaxMembers {
+		return fmt.Errorf("%d members: %w (MaxMembers = %d)", len(t.Members), ErrOverLimit, MaxMembers)
+	}
+	if len(t.Directors) > MaxDirectorPrefixes {
+		return fmt.Errorf("%d director prefixes: %w (MaxDirectorPrefixes = %d)", len(t.Directors), ErrOverLimit, MaxDirectorPrefixes)
+	}
+	for _, m := range t.Members {
+		if !m.IsValid() || m.Unmap().IsUnspecified() {
+			return fmt.Errorf("member address %s is not an address", m)
+		}
+	}
+	for _, p := range t.Directors {
+		if !p.IsValid() {
+			return fmt.Errorf("director prefix %s is not a prefix", p)
+		}
 	}
 	return nil
 }

@@ -72,11 +72,12 @@ func flowHash(seed uint32, src, dst netip.Addr, sport, dport uint16, proto uint8
 // outerSport is the GUE source port the program derives from a flow hash.
 func outerSport(h uint32) uint16 { return 0xC000 | uint16((h>>16)&0x3FFF) }
 
-// vipFilterBit mirrors maybe_vip: the vip_filter bit of an address.
-func vipFilterBit(a netip.Addr) (word uint32, bit uint) {
+// vipFilterBit mirrors vip_bits: the vip_filter word of an address and the
+// shift of its slot's two bits.
+func vipFilterBit(a netip.Addr) (word uint32, shift uint) {
 	f := fold(a)
-	idx := (f ^ (f >> 16)) & 0xffff
-	return idx >> 6, uint(idx & 63)
+	slot := (f ^ (f >> 16)) & 0xffff
+	return slot >> 5, uint(slot&31) * 2
 }
 
 func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
@@ -169,15 +170,26 @@ func l2Len(frame []byte) int {
 	return off + 2
 }
 
-// gueHeader is the GUE base header plus private data (GLB layout) for an
-// underlay of the hops' family.
-func gueHeader(inner4 bool, nextHop uint8, hops ...netip.Addr) []byte {
-	hsize := 4
+// glbGUE is the GUE header with GLB's private data, built byte by byte from
+// GLB's docs/development/gue-header.md (independently of bpf/encap.h):
+//
+//	byte 0    version (2 bits) 0 | C (1 bit) 0 | Hlen (5 bits): the 32-bit
+//	          words after the first one, i.e. 1 (private type, next hop
+//	          idx, hop count) + the hop words
+//	byte 1    Proto/ctype: 4 for an inner IPv4 packet, 41 for IPv6
+//	byte 2-3  Flags 0
+//	byte 4-5  Private data type 0
+//	byte 6    Next hop idx: the alternate to try next, 0 from a director
+//	byte 7    Hop count: the number of addresses that follow
+//	then      the hops: the alternates only, not the outer destination;
+//	          IPv4 addresses as GLB's document has them, 16-byte IPv6
+//	          addresses for an IPv6 underlay (vipd's extension, same rules)
+func glbGUE(inner4 bool, nextHop uint8, hops ...netip.Addr) []byte {
+	hopWords := 1
 	if len(hops) > 0 && hops[0].Is6() {
-		hsize = 16
+		hopWords = 4
 	}
-	hlen := (4 + hsize*len(hops)) / 4
-	b := []byte{byte(hlen), 41, 0, 0, 0, 0, nextHop, byte(len(hops))}
+	b := []byte{byte(1 + hopWords*len(hops)), 41, 0, 0, 0, 0, nextHop, byte(len(hops))}
 	if inner4 {
 		b[1] = 4
 	}
@@ -239,30 +251,34 @@ func ipChecksum(h []byte) uint16 {
 	return ^uint16(sum)
 }
 
-// encapOf is what the director sends for frame towards hops (hops[0] is the
-// outer destination), given the flow hash.
-func encapOf(frame []byte, dstMAC, srcMAC net.HardwareAddr, src netip.Addr, hash uint32, hops ...netip.Addr) []byte {
-	return encapNextOf(frame, dstMAC, srcMAC, src, hash, 0, hops...)
+// encapOf is what a director sends for frame, in GLB's format: to dst (the
+// row's primary), the alternates (the secondary) in the hop list, next_hop
+// 0, given the flow hash.
+func encapOf(frame []byte, dstMAC, srcMAC net.HardwareAddr, src netip.Addr, hash uint32, dst netip.Addr, alts ...netip.Addr) []byte {
+	return encapNextOf(frame, dstMAC, srcMAC, src, hash, 0, dst, alts...)
 }
 
-// encapNextOf is encapOf with next_hop set: the outer destination is
-// hops[nextHop]. A director whose row's primary is itself sends a flow it
-// does not own this way, with hops [itself, secondary] and next_hop 1.
-func encapNextOf(frame []byte, dstMAC, srcMAC net.HardwareAddr, src netip.Addr, hash uint32, nextHop uint8, hops ...netip.Addr) []byte {
+// encapNextOf is encapOf with next_hop set: what a node that forwards a
+// packet by second chance sends (GLB: from itself, to hops[next_hop - 1],
+// next_hop already incremented). A director whose row's primary is itself
+// sends a flow it does not own this way: to the secondary, hops
+// [secondary], next_hop 1.
+func encapNextOf(frame []byte, dstMAC, srcMAC net.HardwareAddr, src netip.Addr, hash uint32, nextHop uint8, dst netip.Addr, hops ...netip.Addr) []byte {
 	l2 := l2Len(frame)
 	inner := frame[l2:]
 	inner4 := inner[0]>>4 == 4
-	return outerFrame(frame[:l2], dstMAC, srcMAC, src, hops[nextHop], outerSport(hash), hash,
-		gueHeader(inner4, nextHop, hops...), inner)
+	return outerFrame(frame[:l2], dstMAC, srcMAC, src, dst, outerSport(hash), hash,
+		glbGUE(inner4, nextHop, hops...), inner)
 }
 
-// gueFrame is a GUE packet from director src to this node dst, as a director
-// sends it (untagged, hash 0 for the port and flow label).
+// gueFrame is a GUE packet from src to this node dst with the hop list
+// hops (GLB: the alternates) and next_hop, as a director or a forwarding
+// node sends it (untagged, hash 0 for the port and flow label).
 func gueFrame(src, dst netip.Addr, nextHop uint8, hops []netip.Addr, innerFrame []byte) []byte {
 	inner := innerFrame[l2Len(innerFrame):]
 	l2 := make([]byte, 14)
 	return outerFrame(l2, nodeMAC, clientMAC, src, dst, 0xC123, 0,
-		gueHeader(inner[0]>>4 == 4, nextHop, hops...), inner)
+		glbGUE(inner[0]>>4 == 4, nextHop, hops...), inner)
 }
 
 // decapOf is what the backend passes up for a GUE frame: the L2 header with
@@ -279,8 +295,9 @@ func decapOf(gue []byte, innerFrame []byte) []byte {
 }
 
 // checkGUE decodes a TX frame with gopacket and checks every outer header
-// field the program writes, plus the IPv4 header checksum. It returns the
-// outer destination, next_hop, hops and the inner packet. An invalid wantSrc
+// field the program writes, plus the IPv4 header checksum, and GLB's rules
+// for the hop list. It returns the outer destination, next_hop, hops (the
+// alternates) and the inner packet. An invalid wantSrc
 // skips the source check.
 func checkGUE(t testing.TB, frame []byte, wantSrc netip.Addr) (dst netip.Addr, nextHop int, hops []netip.Addr, inner []byte) {
 	t.Helper()
@@ -343,7 +360,8 @@ func checkGUEFrame(t testing.TB, frame []byte, wantSrc netip.Addr, director bool
 	}
 	hlen := int(g[0] & 0x1f)
 	n := int(g[7])
-	if g[0]&0xe0 != 0 || (g[1] != 4 && g[1] != 41) || g[4] != 0 || g[5] != 0 || hlen*4 != 4+n*hsize || int(g[6]) >= n {
+	// GLB: next_hop <= hop_count (equal once the alternates are used up).
+	if g[0]&0xe0 != 0 || (g[1] != 4 && g[1] != 41) || g[4] != 0 || g[5] != 0 || hlen*4 != 4+n*hsize || int(g[6]) > n {
 		t.Fatalf("bad GUE header % x", g[:8])
 	}
 	if len(g) < 4+hlen*4 {
@@ -353,8 +371,15 @@ func checkGUEFrame(t testing.TB, frame []byte, wantSrc netip.Addr, director bool
 		a, _ := netip.AddrFromSlice(g[8+i*hsize : 8+(i+1)*hsize])
 		hops = append(hops, a)
 	}
-	if hops[g[6]] != dst {
-		t.Errorf("outer destination %v is not hops[next_hop=%d] = %v", dst, g[6], hops[g[6]])
+	// GLB: the outer destination is not among the alternates still to
+	// try; after a forward it is the alternate just used.
+	if g[6] > 0 && hops[g[6]-1] != dst {
+		t.Errorf("outer destination %v is not hops[next_hop-1=%d] = %v", dst, g[6]-1, hops[g[6]-1])
+	}
+	for _, h := range hops[g[6]:] {
+		if h == dst {
+			t.Errorf("outer destination %v is among the alternates still to try %v", dst, hops[g[6]:])
+		}
 	}
 	inner = g[4+hlen*4:]
 	if (g[1] == 4) != (inner[0]>>4 == 4) {

@@ -36,7 +36,8 @@ var (
 	client6 = netip.MustParseAddr("2001:db8:c::7")
 	router4 = netip.MustParseAddr("198.18.9.1")
 	router6 = netip.MustParseAddr("2001:db8:9::1")
-	dir4    = netip.MustParseAddr("10.0.0.9") // a director sending us GUE
+	dir4    = netip.MustParseAddr("10.0.0.9")  // a director sending us GUE (a member)
+	stray4  = netip.MustParseAddr("10.0.0.66") // on the link, not a member
 
 	vipTCP   = netip.MustParseAddr("192.0.2.10")       // tcp/80 -> table 0 (A, B); udp/any -> table 1 (A, B); udp/443 -> table 8 (A, B); bound
 	vip6TCP  = netip.MustParseAddr("2001:db8:100::10") // tcp/443 -> table 2 (A, B); bound
@@ -127,12 +128,27 @@ func addr16(a netip.Addr) (b [16]byte, fam uint8) {
 	return a.As16(), 6
 }
 
+// rigMembers are the cluster members the rig's trust boundary knows.
+var rigMembers = []netip.Addr{node4, node6, be4a, be4b, be4nn, be6a, be6b, dir4}
+
+// rigVIPIdx is each VIP's per-VIP counter index in the rig.
+var rigVIPIdx = map[netip.Addr]uint32{vipTCP: 0, vip6TCP: 1, vipLocal: 2, vipNB: 3, vipNN: 4, vip6U: 5, vipSplit: 6,
+	vipL6: 7, vipSolo: 8}
+
 func (r *rig) fill(t testing.TB) {
 	t.Helper()
-	cfg := vipdDpConfig{GuePort: testGUEPort, HashSeed: testHashSeed, Flags: 1, FibIfindex: uint32(r.loIfindex)}
+	cfg := vipdDpConfig{GuePort: testGUEPort, HashSeed: testHashSeed, Flags: 1 | 2, FibIfindex: uint32(r.loIfindex)}
 	cfg.Addr4 = node4.As4()
 	cfg.Addr6 = node6.As16()
 	must(t, r.objs.Config.Put(uint32(0), cfg))
+	for _, m := range rigMembers {
+		if m.Is4() {
+			b := m.As4()
+			must(t, r.objs.Members4.Put(binary.NativeEndian.Uint32(b[:]), uint8(1)))
+		} else {
+			must(t, r.objs.Members6.Put(vipdIn6Key{Addr: m.As16()}, uint8(1)))
+		}
+	}
 
 	slots := map[uint32]netip.Addr{1: be4a, 2: be4b, 3: node4, 4: be4nn, 5: be6a, 6: be6b}
 	for slot, a := range slots {
@@ -150,7 +166,7 @@ func (r *rig) fill(t testing.TB) {
 		id    uint32
 		row   func(i uint32) vipdRow
 	}
-	same := func(p, s uint32) func(uint32) vipdRow {
+	same := func(p, s uint16) func(uint32) vipdRow {
 		return func(uint32) vipdRow { return vipdRow{Primary: p, Secondary: s} }
 	}
 	for _, v := range []vipEntry{
@@ -174,33 +190,73 @@ func (r *rig) fill(t testing.TB) {
 	} {
 		r.addVIP(t, v.addr, v.port, v.proto, v.id, v.row)
 	}
-	for _, a := range []netip.Addr{vipTCP, vip6TCP, vipLocal, vipL6, vipSolo} {
+	for a, idx := range rigVIPIdx {
 		b, fam := addr16(a)
-		must(t, r.objs.Bound.Put(vipdAddrKey{Addr: b, Family: fam}, uint8(1)))
+		must(t, r.objs.VipAddrs.Put(vipdAddrKey{Addr: b, Family: fam}, vipdAddrInfo{Vip: idx}))
+	}
+	for _, a := range []netip.Addr{vipTCP, vip6TCP, vipLocal, vipL6, vipSolo} {
+		r.setBound(t, a, true)
 	}
 }
 
-// addVIP installs a VIP with a table built by row, and sets its filter bit.
+// setBound puts a VIP in the bound set or takes it out.
+func (r *rig) setBound(t testing.TB, a netip.Addr, bound bool) {
+	t.Helper()
+	b, fam := addr16(a)
+	info := vipdAddrInfo{Vip: rigVIPIdx[a]}
+	if bound {
+		info.Flags = 1
+	}
+	must(t, r.objs.VipAddrs.Put(vipdAddrKey{Addr: b, Family: fam}, info))
+}
+
+// addVIP installs a VIP's service with a table built by row, sets its
+// filter bit, and, as the loader does, gives its protocol the entry later
+// fragments match (pointing at the table of its first service).
 func (r *rig) addVIP(t testing.TB, a netip.Addr, port uint16, proto uint8, id uint32, row func(uint32) vipdRow) {
 	t.Helper()
-	inner, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: TableRows})
+	inner, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: TableRows / 2})
 	must(t, err)
 	defer inner.Close()
-	keys := make([]uint32, TableRows)
-	vals := make([]vipdRow, TableRows)
+	keys := make([]uint32, TableRows/2)
+	vals := make([]vipdRowPair, TableRows/2)
 	for i := range keys {
 		keys[i] = uint32(i)
-		vals[i] = row(uint32(i))
+		vals[i].R[0] = row(uint32(2 * i))
+		vals[i].R[1] = row(uint32(2*i + 1))
 	}
 	_, err = inner.BatchUpdate(keys, vals, nil)
 	must(t, err)
 	must(t, r.objs.Tables.Put(id, inner))
-	word, bit := vipFilterBit(a)
+	word, shift := vipFilterBit(a)
 	var w uint64
 	must(t, r.objs.VipFilter.Lookup(word, &w))
-	must(t, r.objs.VipFilter.Put(word, w|1<<bit))
-	b, fam := addr16(a)
-	must(t, r.objs.Vips.Put(vipdVipKey{Addr: b, Port: port, Proto: proto, Family: fam}, vipdVipInfo{Id: id}))
+	bits := uint64(1) // VF_PORTS
+	if port == 0 {
+		bits = 2 // VF_ANY_PORT
+	}
+	must(t, r.objs.VipFilter.Put(word, w|bits<<shift))
+	r.putVIPKey(t, a, port, proto, 0, vipdVipInfo{Table: id, Vip: rigVIPIdx[a]}, false)
+	r.putVIPKey(t, a, 0, proto, 1, vipdVipInfo{Table: id, Vip: rigVIPIdx[a]}, true)
+}
+
+// putVIPKey writes a `vips4`/`vips6` entry; keep leaves an existing one.
+func (r *rig) putVIPKey(t testing.TB, a netip.Addr, port uint16, proto, flags uint8, info vipdVipInfo, keep bool) {
+	t.Helper()
+	var (
+		m   *ebpf.Map
+		key any
+	)
+	if a.Is4() {
+		m, key = r.objs.Vips4, vipdVip4Key{Addr: a.As4(), Port: port, Proto: proto, Flags: flags}
+	} else {
+		m, key = r.objs.Vips6, vipdVip6Key{Addr: a.As16(), Port: port, Proto: proto, Flags: flags}
+	}
+	var have vipdVipInfo
+	if keep && m.Lookup(key, &have) == nil {
+		return
+	}
+	must(t, m.Put(key, info))
 }
 
 func must(t testing.TB, err error) {
@@ -219,23 +275,29 @@ type xdpMd struct {
 // on the rig's veth.
 func (r *rig) run(t testing.TB, prog *ebpf.Program, frame []byte) (uint32, []byte) {
 	t.Helper()
-	out := make([]byte, len(frame)+256)
-	var ret uint32
-	err := r.ns.Do(func() error {
-		var err error
-		opts := &ebpf.RunOptions{
-			Data:    frame,
-			DataOut: out,
-			Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(r.ifindex)},
-		}
-		ret, err = prog.Run(opts)
-		out = opts.DataOut
+	var (
+		ret uint32
+		out []byte
+	)
+	err := r.ns.Do(func() (err error) {
+		ret, out, err = r.runRaw(prog, frame)
 		return err
 	})
 	if err != nil {
 		t.Fatalf("running program: %v", err)
 	}
 	return ret, out
+}
+
+// runRaw runs the program once on frame; call it inside r.ns.Do.
+func (r *rig) runRaw(prog *ebpf.Program, frame []byte) (uint32, []byte, error) {
+	opts := &ebpf.RunOptions{
+		Data:    frame,
+		DataOut: make([]byte, len(frame)+256),
+		Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(r.ifindex)},
+	}
+	ret, err := prog.Run(opts)
+	return ret, opts.DataOut, err
 }
 
 func (r *rig) stats(t testing.TB) map[vipdStat]uint64 {
@@ -309,6 +371,7 @@ func TestProgDirector(t *testing.T) {
 		return flowHash(testHashSeed, src, dst, sport, dport, proto)
 	}
 	tx := map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_TX: 1}
+	short := map[vipdStat]uint64{vipdStatSTAT_PASS_SHORT_L4: 1}
 
 	synV4 := tcpFrame(t, 0, client4, 40000, vipTCP, 80, syn)
 	ackV4 := tcpFrame(t, 0, client4, 40000, vipTCP, 80, ack)
@@ -322,6 +385,8 @@ func TestProgDirector(t *testing.T) {
 	frag1, frag2 := ipv4Fragments(t)
 	frag6 := ipv6Fragment(t)
 	laterTCP := ipv4LaterFragmentTCP(t)
+	laterNone := laterFragment(t, client4, vipNone, layers.IPProtocolTCP)
+	laterICMP := laterFragment(t, client4, vipTCP, layers.IPProtocolICMPv4)
 	synU6 := tcpFrame(t, 0, client6, 40004, vip6U, 80, syn)
 	hU6 := h(client6, 40004, vip6U, 80, 6)
 
@@ -350,13 +415,18 @@ func TestProgDirector(t *testing.T) {
 			wantOut: encapOf(frag2, macA, nodeMAC, node4, h(client4, 0, vipTCP, 0, 17), be4a, be4b)},
 		{name: "ipv6 fragment header", in: frag6, wantCode: xdpTX, wantStats: tx,
 			wantOut: encapOf(frag6, macA, nodeMAC, node4, h(client6, 0, vip6TCP, 0, 6), be4a, be4b)},
-		{name: "later fragment of a port-specific vip passes", in: laterTCP, wantCode: xdpPass,
+		// Issue 11: every fragment reaches the VIP's table (it passed before).
+		{name: "later fragment of a port-specific vip: by address and protocol", in: laterTCP, wantCode: xdpTX, wantStats: tx,
+			wantOut: encapOf(laterTCP, macA, nodeMAC, node4, h(client4, 0, vipTCP, 0, 6), be4a, be4b)},
+		{name: "later fragment of no vip passes", in: laterNone, wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_FRAGMENT: 1}},
+		{name: "later fragment of a vip address, other protocol, passes", in: laterICMP, wantCode: xdpPass,
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_FRAGMENT: 1}},
 		{name: "ipv6 underlay", in: synU6, wantCode: xdpTX, wantStats: tx,
 			wantOut: encapOf(synU6, macA, nodeMAC, node6, hU6, be6a, be6b)},
 		{name: "local primary, vip bound: passed as is", in: tcpFrame(t, 0, client4, 40007, vipLocal, 80, syn),
 			wantCode: xdpPass, wantStats: map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_LOCAL_PASS: 1}},
-		{name: "local primary, vip not bound: secondary, one hop", in: tcpFrame(t, 0, client4, 40008, vipNB, 80, syn),
+		{name: "local primary, vip not bound: secondary, no alternate", in: tcpFrame(t, 0, client4, 40008, vipNB, 80, syn),
 			wantCode: xdpTX, wantStats: tx,
 			wantOut: encapOf(tcpFrame(t, 0, client4, 40008, vipNB, 80, syn), macA, nodeMAC, node4, h(client4, 40008, vipNB, 80, 6), be4a)},
 		{name: "unresolved neighbour: encapsulated frame passed", in: tcpFrame(t, 0, client4, 40009, vipNN, 80, syn),
@@ -371,6 +441,20 @@ func TestProgDirector(t *testing.T) {
 		{name: "udp to our address, not the gue port", in: udpFrame(t, client4, 1000, node4, 53, []byte("x")), wantCode: xdpPass,
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
 		{name: "truncated ipv4", in: tcpFrame(t, 0, client4, 40012, vipTCP, 80, syn)[:30], wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
+		// Issue 11 item 3: never encapsulated.
+		{name: "tcp header of 14 bytes", in: cutL4(tcpFrame(t, 0, client4, 40020, vipTCP, 80, ack), 14, 0), wantCode: xdpPass, wantStats: short},
+		{name: "tcp header of 19 bytes", in: cutL4(tcpFrame(t, 0, client4, 40021, vipTCP, 80, ack), 19, 0), wantCode: xdpPass, wantStats: short},
+		{name: "tcp header of 14 bytes in a padded frame", in: cutL4(tcpFrame(t, 0, client4, 40022, vipTCP, 80, ack), 14, 60),
+			wantCode: xdpPass, wantStats: short},
+		{name: "ipv6 tcp header of 16 bytes", in: cutL4(tcpFrame(t, 0, client6, 40023, vip6TCP, 443, ack), 16, 0), wantCode: xdpPass, wantStats: short},
+		{name: "udp header of 6 bytes", in: cutL4(udpFrame(t, client4, 40024, vipTCP, 443, nil), 6, 0), wantCode: xdpPass, wantStats: short},
+		{name: "ip length beyond the frame", in: longIPLength(tcpFrame(t, 0, client4, 40025, vipTCP, 80, ack)), wantCode: xdpPass, wantStats: short},
+		{name: "icmp error quoting 4 bytes of tcp", in: cutL4(icmpErrorFrame(t, client4, 40026, vipTCP, 80), 20+4, 0), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_ICMP_SHORT_QUOTE: 1}},
+		{name: "icmpv6 error quoting 4 bytes of tcp", in: cutL4(icmpErrorFrame(t, client6, 40027, vip6TCP, 443), 4+40+4, 0), wantCode: xdpPass,
+			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_ICMP_SHORT_QUOTE: 1}},
+		{name: "short tcp header to no vip", in: cutL4(tcpFrame(t, 0, client4, 40028, vipNone, 80, ack), 14, 0), wantCode: xdpPass,
 			wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -481,10 +565,11 @@ func (r *rig) serveLocal(t testing.TB, vip netip.Addr, port uint16) uint16 {
 // without SYN that no local socket owns while the secondary is another
 // node: a drain (or undrain) moved the row's primary here and the flow
 // lives on the secondary. That segment goes to the secondary as a second
-// chance here would send it: hops [this node, secondary], next_hop 1, so
+// chance here would send it (next_hop 1, no alternate left), so
 // the secondary decapsulates it (TestProgBackend's "last hop" case) and
 // never forwards it again. A listener alone does not own a segment (no SYN
-// cookie); an established socket does.
+// cookie); an established socket does. In GLB's format that is: from this
+// node to the secondary, hops [secondary], next_hop 1.
 func TestProgDirectorLocalSecondChance(t *testing.T) {
 	r := newRig(t)
 	est := r.serveLocal(t, vipLocal, 80)
@@ -500,13 +585,13 @@ func TestProgDirectorLocalSecondChance(t *testing.T) {
 	ackV6 := tcpFrame(t, 0, client6, 44003, vipL6, 80, ack)
 	for _, c := range []progCase{
 		{name: "ack, only a listener (no syn cookie): to the secondary, next_hop 1", in: ackV4, wantCode: xdpTX, wantStats: second,
-			wantOut: encapNextOf(ackV4, macA, nodeMAC, node4, h(client4, 44000, vipLocal, 80), 1, node4, be4a)},
+			wantOut: encapNextOf(ackV4, macA, nodeMAC, node4, h(client4, 44000, vipLocal, 80), 1, be4a, be4a)},
 		{name: "rst without a socket: to the secondary, as on the backend path", in: rstV4, wantCode: xdpTX, wantStats: second,
-			wantOut: encapNextOf(rstV4, macA, nodeMAC, node4, h(client4, 44001, vipLocal, 80), 1, node4, be4a)},
+			wantOut: encapNextOf(rstV4, macA, nodeMAC, node4, h(client4, 44001, vipLocal, 80), 1, be4a, be4a)},
 		{name: "802.1Q tagged ack: tag kept", in: vlan, wantCode: xdpTX, wantStats: second,
-			wantOut: encapNextOf(vlan, macA, nodeMAC, node4, h(client4, 44002, vipLocal, 80), 1, node4, be4a)},
+			wantOut: encapNextOf(vlan, macA, nodeMAC, node4, h(client4, 44002, vipLocal, 80), 1, be4a, be4a)},
 		{name: "ipv6 inner ack, no socket at all: to the secondary", in: ackV6, wantCode: xdpTX, wantStats: second,
-			wantOut: encapNextOf(ackV6, macA, nodeMAC, node4, h(client6, 44003, vipL6, 80), 1, node4, be4a)},
+			wantOut: encapNextOf(ackV6, macA, nodeMAC, node4, h(client6, 44003, vipL6, 80), 1, be4a, be4a)},
 		{name: "ack of an established socket: passed as is", in: tcpFrame(t, 0, vipLocal, est, vipLocal, 80, ack),
 			wantCode: xdpPass, wantStats: local},
 		{name: "syn: passed as is", in: tcpFrame(t, 0, client4, 44004, vipLocal, 80, syn), wantCode: xdpPass, wantStats: local},
@@ -523,7 +608,9 @@ func TestProgDirectorLocalSecondChance(t *testing.T) {
 				return
 			}
 			dst, nh, hops, inner := checkGUE(t, out, node4)
-			if diff := cmp.Diff([]netip.Addr{node4, be4a}, hops, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			// GLB: what a second chance here sends, from this node with
+			// the used alternate in the list (issue 11: was [node, secondary]).
+			if diff := cmp.Diff([]netip.Addr{be4a}, hops, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 				t.Errorf("hops (-want +got):\n%s", diff)
 			}
 			if dst != be4a || nh != 1 {
@@ -575,7 +662,9 @@ func TestProgBackend(t *testing.T) {
 		}
 	})
 
-	hops := []netip.Addr{node4, be4a}
+	// GLB's format: the alternates only (issue 11: vipd listed this node
+	// as hops[0] before).
+	hops := []netip.Addr{be4a}
 	synIn := tcpFrame(t, 0, client4, 41000, vipTCP, 80, syn)
 	ackIn := tcpFrame(t, 0, client4, 41001, vipTCP, 80, ack)
 	estIn := tcpFrame(t, 0, vipTCP, estPort, vipTCP, 80, ack)
@@ -586,19 +675,22 @@ func TestProgBackend(t *testing.T) {
 
 	gSyn := gueFrame(dir4, node4, 0, hops, synIn)
 	gAck := gueFrame(dir4, node4, 0, hops, ackIn)
-	gAckLast := gueFrame(dir4, node4, 1, []netip.Addr{be4a, node4}, ackIn)
+	// GLB's last hop: the alternate be4a forwarded it here (from itself,
+	// next_hop = hop_count).
+	gAckLast := gueFrame(be4a, node4, 1, []netip.Addr{node4}, ackIn)
 	gEst := gueFrame(dir4, node4, 0, hops, estIn)
 	gUDP := gueFrame(dir4, node4, 0, hops, udpIn)
 	gV6 := gueFrame(dir4, node4, 0, hops, v6In)
-	gV6U := gueFrame(be6b, node6, 0, []netip.Addr{node6, be6a}, synIn)
+	gV6U := gueFrame(be6b, node6, 0, []netip.Addr{be6a}, synIn)
 	gLoop := gueFrame(dir4, node4, 0, hops, loopIn)
 	gNB := gueFrame(dir4, node4, 0, hops, nbIn)
 	gBad := append([]byte(nil), gSyn...)
 	gBad[14+20+8] |= 0x40 // GUE version 1
 
-	// Second chance: outer destination rewritten, next_hop 1, fresh
-	// checksum, MACs of the next hop.
-	fwd := gueFrame(dir4, be4a, 1, hops, ackIn)
+	// Second chance (GLB): from this node to hops[0], next_hop 1, TTL
+	// down, fresh checksum, MACs of the next hop (issue 11: the source was
+	// the director's before).
+	fwd := gueFrame(node4, be4a, 1, hops, ackIn)
 	copy(fwd[0:], macA)
 	copy(fwd[6:], nodeMAC)
 	fwd[14+8]-- // TTL
@@ -607,15 +699,15 @@ func TestProgBackend(t *testing.T) {
 
 	// Second chance to a hop without a neighbour entry: the rewritten frame
 	// goes to the stack with its MACs unchanged.
-	gNN := gueFrame(dir4, node4, 0, []netip.Addr{node4, be4nn}, ackIn)
-	fwdNN := gueFrame(dir4, be4nn, 1, []netip.Addr{node4, be4nn}, ackIn)
+	gNN := gueFrame(dir4, node4, 0, []netip.Addr{be4nn}, ackIn)
+	fwdNN := gueFrame(node4, be4nn, 1, []netip.Addr{be4nn}, ackIn)
 	fwdNN[14+8]--
 	binary.BigEndian.PutUint16(fwdNN[14+10:], 0)
 	binary.BigEndian.PutUint16(fwdNN[14+10:], ipChecksum(fwdNN[14:14+20]))
 	// Over IPv6: hop limit down, no header checksum.
-	hops6 := []netip.Addr{node6, be6a}
+	hops6 := []netip.Addr{be6a}
 	gAck6 := gueFrame(be6b, node6, 0, hops6, ackIn)
-	fwd6 := gueFrame(be6b, be6a, 1, hops6, ackIn)
+	fwd6 := gueFrame(node6, be6a, 1, hops6, ackIn)
 	copy(fwd6[0:], macA)
 	copy(fwd6[6:], nodeMAC)
 	fwd6[14+7]--
@@ -780,9 +872,10 @@ func icmpErrorFrame(t testing.TB, client netip.Addr, cport uint16, vip netip.Add
 	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv6), ip.(gopacket.SerializableLayer), icmp, gopacket.Payload(append(mtu, emb...)))...)
 }
 
-// TestProgTooBig: an encapsulated frame over the egress MTU is dropped and
-// counted, both when bpf_fib_lookup reports it and when the next-hop cache
-// (which learnt the MTU) does; one that just fits goes out.
+// TestProgTooBig: an encapsulated frame over the egress MTU that cannot be
+// answered (IPv4 without DF) is dropped and counted, both on the first
+// packet to a backend and once the next-hop cache knows the MTU; one that
+// just fits goes out. TestProgTooBigAnswered has the packets with DF.
 func TestProgTooBig(t *testing.T) {
 	r := newRig(t)
 	dev := r.ns.MustRun(t, "ip", "-o", "link", "show", "up", "type", "veth")
@@ -798,10 +891,121 @@ func TestProgTooBig(t *testing.T) {
 	}
 	h := flowHash(testHashSeed, client4, vipTCP, 43000, 80, 6)
 	tooBig := map[vipdStat]uint64{vipdStatSTAT_DROP_TOO_BIG: 1}
-	fits := sized(1300 - 20 - 8 - 8 - 8) // outer IPv4 + UDP + GUE + two hops
+	// Outer IPv4 + UDP + GUE + one alternate (GLB's format: issue 11 made
+	// it one hop shorter, so these sizes grew by 4).
+	fits := sized(1300 - 20 - 8 - 8 - 4)
 	r.check(t, progCase{name: "fib reports it", in: sized(1300), wantCode: xdpDrop, wantStats: tooBig})
 	r.check(t, progCase{name: "fits", in: fits, wantCode: xdpTX,
 		wantOut:   encapOf(fits, macA, nodeMAC, node4, h, be4a, be4b),
 		wantStats: map[vipdStat]uint64{vipdStatSTAT_DIRECTOR_TX: 1}})
-	r.check(t, progCase{name: "cache reports it", in: sized(1257), wantCode: xdpDrop, wantStats: tooBig})
+	r.check(t, progCase{name: "cache reports it", in: sized(1261), wantCode: xdpDrop, wantStats: tooBig})
+}
+
+// laterFragment is a non-first IPv4 fragment (offset 100) src -> dst of
+// protocol proto, 24 bytes of data.
+func laterFragment(t testing.TB, src, dst netip.Addr, proto layers.IPProtocol) []byte {
+	later := ipLayer(src, dst, proto).(*layers.IPv4)
+	later.FragOffset = 100
+	return serialize(t, append(l2Layers(0, layers.EthernetTypeIPv4), later, gopacket.Payload(make([]byte, 24)))...)
+}
+
+// vipCounters reads the rig's per-VIP counters, summed over CPUs.
+func (r *rig) vipCounters(t testing.TB) map[netip.Addr][4]Counter {
+	t.Helper()
+	ncpu, err := ebpf.PossibleCPU()
+	must(t, err)
+	out := map[netip.Addr][4]Counter{}
+	for a, idx := range rigVIPIdx {
+		vals := make([]vipdVipCounters, ncpu)
+		must(t, r.objs.VipStats.Lookup(idx, &vals))
+		var sum [4]Counter
+		for _, v := range vals {
+			for i := range sum {
+				sum[i].Packets += v.C[i].Packets
+				sum[i].Bytes += v.C[i].Bytes
+			}
+		}
+		if sum != ([4]Counter{}) {
+			out[a] = sum
+		}
+	}
+	return out
+}
+
+// TestProgVIPCounters: every verdict that matters is counted for its VIP,
+// packets and the bytes of the VIP packet (no L2, no encapsulation):
+// encapsulated, delivered locally (local primary, decapsulated), second
+// chance (forward, local second chance), loop guard.
+func TestProgVIPCounters(t *testing.T) {
+	r := newRig(t)
+	syn4 := tcpFrame(t, 0, client4, 47000, vipTCP, 80, syn)
+	ack4 := tcpFrame(t, 0, client4, 47001, vipTCP, 80, ack)
+	local := tcpFrame(t, 0, client4, 47002, vipLocal, 80, syn)
+	localAck := tcpFrame(t, 0, client4, 47003, vipLocal, 80, ack)
+	nb := tcpFrame(t, 0, client4, 47004, vipNB, 80, ack)
+	ipLen := func(f []byte) uint64 { return uint64(len(f) - l2Len(f)) }
+	one := func(f []byte) Counter { return Counter{Packets: 1, Bytes: ipLen(f)} }
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want map[netip.Addr][4]Counter
+	}{
+		{"encapsulated", syn4, map[netip.Addr][4]Counter{vipTCP: {0: one(syn4)}}},
+		{"local primary", local, map[netip.Addr][4]Counter{vipLocal: {1: one(local)}}},
+		{"local second chance", localAck, map[netip.Addr][4]Counter{vipLocal: {0: one(localAck), 2: one(localAck)}}},
+		{"decapsulated", gueFrame(dir4, node4, 0, []netip.Addr{be4a}, syn4), map[netip.Addr][4]Counter{vipTCP: {1: one(syn4)}}},
+		{"second-chance forward", gueFrame(dir4, node4, 0, []netip.Addr{be4a}, ack4), map[netip.Addr][4]Counter{vipTCP: {2: one(ack4)}}},
+		{"loop guard", gueFrame(dir4, node4, 0, nil, nb), map[netip.Addr][4]Counter{vipNB: {3: one(nb)}}},
+		{"loop guard, vip unknown here", gueFrame(dir4, node4, 0, nil, tcpFrame(t, 0, client4, 47005, vipNone, 80, ack)), map[netip.Addr][4]Counter{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := r.vipCounters(t)
+			r.run(t, r.objs.VipdXdp, c.in)
+			got := map[netip.Addr][4]Counter{}
+			for a, after := range r.vipCounters(t) {
+				var d [4]Counter
+				for i := range d {
+					d[i] = Counter{after[i].Packets - before[a][i].Packets, after[i].Bytes - before[a][i].Bytes}
+				}
+				if d != ([4]Counter{}) {
+					got[a] = d
+				}
+			}
+			if diff := cmp.Diff(c.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("per-VIP counters (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// cutL4 cuts the IP packet of frame to its IP header (IPv4 without options
+// or IPv6 without extensions) and l4 bytes after it, fixing the IP length
+// (and IPv4 checksum), then pads the frame with zeros to pad bytes as
+// Ethernet does for short frames.
+func cutL4(frame []byte, l4, pad int) []byte {
+	l := l2Len(frame)
+	out := append([]byte(nil), frame...)
+	if out[l]>>4 == 4 {
+		out = out[:l+20+l4]
+		binary.BigEndian.PutUint16(out[l+2:], uint16(20+l4))
+		binary.BigEndian.PutUint16(out[l+10:], 0)
+		binary.BigEndian.PutUint16(out[l+10:], ipChecksum(out[l:l+20]))
+	} else {
+		out = out[:l+40+l4]
+		binary.BigEndian.PutUint16(out[l+4:], uint16(l4))
+	}
+	for len(out) < pad {
+		out = append(out, 0)
+	}
+	return out
+}
+
+// longIPLength makes frame's IPv4 length claim 10 bytes more than it has.
+func longIPLength(frame []byte) []byte {
+	out := append([]byte(nil), frame...)
+	l := l2Len(out)
+	binary.BigEndian.PutUint16(out[l+2:], binary.BigEndian.Uint16(out[l+2:])+10)
+	binary.BigEndian.PutUint16(out[l+10:], 0)
+	binary.BigEndian.PutUint16(out[l+10:], ipChecksum(out[l:l+20]))
+	return out
 }

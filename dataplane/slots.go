@@ -6,10 +6,10 @@ import (
 	"net/netip"
 )
 
-// addrFilterBit is the bit of addr in the vip_filter bitmap (bpf/vipd.h):
+// addrFilterSlot is the slot of addr in the vip_filter bitmap (bpf/vipd.h):
 // XOR of the address's four little-endian 32-bit words (IPv4: the first
 // word, the rest 0), folded to 16 bits.
-func addrFilterBit(addr netip.Addr) uint32 {
+func addrFilterSlot(addr netip.Addr) uint32 {
 	var b [16]byte
 	if addr.Is4() {
 		a4 := addr.As4()
@@ -87,3 +87,31 @@ func (s *backendSlots) release(slot uint32) (freed bool) {
 
 // inUse reports the number of referenced slots.
 func (s *backendSlots) inUse() int { return len(s.byKey) }
+
+// ids hands out the indexes of a fixed-size space (per-VIP counters, table
+// slots), lowest-first after the last one taken, so taking n of them costs
+// O(n) overall rather than O(n^2). Not safe for concurrent use.
+type ids struct {
+	used []bool
+	next int
+}
+
+func newIDs(n int) ids { return ids{used: make([]bool, n)} }
+
+// peek finds a free index without taking it.
+func (a *ids) peek() (int, bool) {
+	for i := range a.used {
+		j := (a.next + i) % len(a.used)
+		if !a.used[j] {
+			return j, true
+		}
+	}
+	return 0, false
+}
+
+func (a *ids) take(i int) {
+	a.used[i] = true
+	a.next = (i + 1) % len(a.used)
+}
+
+func (a *ids) free(i int) { a.used[i] = false }

@@ -55,6 +55,19 @@ func BuildTable(seed uint64, addr netip.Addr, backends []vip.Backend) ([]Row, er
 	return rows, nil
 }
 
+// sharedTableAddr stands for "every VIP" in the score of a shared table.
+var sharedTableAddr = netip.IPv6Unspecified()
+
+// BuildSharedTable is the table the dataplane stores for every VIP with
+// these backends and roles: BuildTable with the VIP left out of the score
+// (the unspecified address in its place). VIPs share it: the flow hash of
+// the XDP program includes the VIP address, so the flows of different VIPs
+// still spread over the rows independently. Every director with the same
+// view builds the same table.
+func BuildSharedTable(seed uint64, backends []vip.Backend) ([]Row, error) {
+	return BuildTable(seed, sharedTableAddr, backends)
+}
+
 func buildTableInto(rows []Row, seed uint64, addr netip.Addr, backends []vip.Backend) error {
 	n := len(backends)
 	if n == 0 {

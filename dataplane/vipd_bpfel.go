@@ -13,6 +13,18 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type vipdAddrFlags uint32
+
+const (
+	vipdAddrFlagsADDR_BOUND vipdAddrFlags = 1
+)
+
+type vipdAddrInfo struct {
+	_     structs.HostLayout
+	Vip   uint32
+	Flags uint32
+}
+
 type vipdAddrKey struct {
 	_      structs.HostLayout
 	Addr   [16]uint8
@@ -38,6 +50,8 @@ type vipdConfigFlags uint32
 
 const (
 	vipdConfigFlagsDP_F_VIP_FILTER vipdConfigFlags = 1
+	vipdConfigFlagsDP_F_GUE_TRUST  vipdConfigFlags = 2
+	vipdConfigFlagsDP_F_DIRECTORS  vipdConfigFlags = 4
 )
 
 type vipdDpConfig struct {
@@ -48,17 +62,42 @@ type vipdDpConfig struct {
 	Flags      uint16
 	HashSeed   uint32
 	FibIfindex uint32
+	IcmpRate   uint32
+	MaxHopsRx  uint8
+	Pad        [3]uint8
+}
+
+type vipdIcmpBucket struct {
+	_      structs.HostLayout
+	Last   uint64
+	Credit uint64
+}
+
+type vipdIn6Key struct {
+	_    structs.HostLayout
+	Addr [16]uint8
 }
 
 type vipdLimits uint32
 
 const (
-	vipdLimitsMAX_VIPS         vipdLimits = 1024
-	vipdLimitsMAX_BACKENDS     vipdLimits = 4096
-	vipdLimitsTABLE_ROWS       vipdLimits = 65536
-	vipdLimitsVIP_FILTER_WORDS vipdLimits = 1024
-	vipdLimitsGUE_PORT_DEFAULT vipdLimits = 19523
-	vipdLimitsMAX_HOPS         vipdLimits = 2
+	vipdLimitsMAX_VIPS              vipdLimits = 16384
+	vipdLimitsMAX_VIP_KEYS          vipdLimits = 131072
+	vipdLimitsMAX_TABLES            vipdLimits = 16384
+	vipdLimitsMAX_BACKENDS          vipdLimits = 16384
+	vipdLimitsMAX_MEMBERS           vipdLimits = 16384
+	vipdLimitsMAX_DIRECTOR_PREFIXES vipdLimits = 1024
+	vipdLimitsTABLE_ROWS            vipdLimits = 65536
+	vipdLimitsTABLE_PAIRS           vipdLimits = 32768
+	vipdLimitsVIP_FILTER_WORDS      vipdLimits = 2048
+	vipdLimitsGUE_PORT_DEFAULT      vipdLimits = 19523
+	vipdLimitsMAX_HOPS              vipdLimits = 1
+	vipdLimitsMAX_HOPS_RX           vipdLimits = 3
+	vipdLimitsICMP_RATE_DEFAULT     vipdLimits = 1000
+	vipdLimitsICMP_QUOTE_LEN        vipdLimits = 128
+	vipdLimitsGUE_CTYPE_PROBE       vipdLimits = 118
+	vipdLimitsPROBE_MAGIC           vipdLimits = 1986621540
+	vipdLimitsPROBE_LEN             vipdLimits = 24
 )
 
 type vipdNhEntry struct {
@@ -74,10 +113,38 @@ type vipdNhEntry struct {
 	Uses       uint8
 }
 
+type vipdPrefixKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
+}
+
+type vipdProbeBody struct {
+	_         structs.HostLayout
+	Magic     uint32
+	Kind      uint8
+	Reserved  uint8
+	ReplyPort uint16
+	Token     uint64
+	Sent      uint64
+}
+
+type vipdProbeKind uint32
+
+const (
+	vipdProbeKindPROBE_REQUEST vipdProbeKind = 1
+	vipdProbeKindPROBE_REPLY   vipdProbeKind = 2
+)
+
 type vipdRow struct {
 	_         structs.HostLayout
-	Primary   uint32
-	Secondary uint32
+	Primary   uint16
+	Secondary uint16
+}
+
+type vipdRowPair struct {
+	_ structs.HostLayout
+	R [2]vipdRow
 }
 
 type vipdStat uint32
@@ -104,43 +171,110 @@ const (
 	vipdStatSTAT_DIRECTOR_ICMP                vipdStat = 18
 	vipdStatSTAT_DROP_TOO_BIG                 vipdStat = 19
 	vipdStatSTAT_DIRECTOR_LOCAL_SECOND_CHANCE vipdStat = 20
-	vipdStatSTAT_MAX                          vipdStat = 21
+	vipdStatSTAT_DIRECTOR_ICMP_TOO_BIG        vipdStat = 21
+	vipdStatSTAT_DROP_TOO_BIG_RATELIMITED     vipdStat = 22
+	vipdStatSTAT_PASS_SHORT_L4                vipdStat = 23
+	vipdStatSTAT_PASS_ICMP_SHORT_QUOTE        vipdStat = 24
+	vipdStatSTAT_DROP_GUE_UNTRUSTED_SOURCE    vipdStat = 25
+	vipdStatSTAT_DROP_GUE_TOO_MANY_HOPS       vipdStat = 26
+	vipdStatSTAT_DROP_GUE_BAD_NEXT_HOP        vipdStat = 27
+	vipdStatSTAT_DROP_GUE_HOP_NOT_MEMBER      vipdStat = 28
+	vipdStatSTAT_PROBE_REPLY                  vipdStat = 29
+	vipdStatSTAT_PROBE_PASS                   vipdStat = 30
+	vipdStatSTAT_MAX                          vipdStat = 31
+)
+
+type vipdVip4Key struct {
+	_     structs.HostLayout
+	Addr  [4]uint8
+	Port  uint16
+	Proto uint8
+	Flags uint8
+}
+
+type vipdVip6Key struct {
+	_     structs.HostLayout
+	Addr  [16]uint8
+	Port  uint16
+	Proto uint8
+	Flags uint8
+}
+
+type vipdVipCounters struct {
+	_ structs.HostLayout
+	C [4]struct {
+		_       structs.HostLayout
+		Packets uint64
+		Bytes   uint64
+	}
+}
+
+type vipdVipFilterBits uint32
+
+const (
+	vipdVipFilterBitsVF_PORTS    vipdVipFilterBits = 1
+	vipdVipFilterBitsVF_ANY_PORT vipdVipFilterBits = 2
 )
 
 type vipdVipInfo struct {
 	_     structs.HostLayout
-	Id    uint32
-	Flags uint32
+	Table uint32
+	Vip   uint32
 }
 
-type vipdVipKey struct {
-	_      structs.HostLayout
-	Addr   [16]uint8
-	Port   uint16
-	Proto  uint8
-	Family uint8
-}
+type vipdVipKeyFlags uint32
+
+const (
+	vipdVipKeyFlagsVIP_KEY_FRAGMENTS vipdVipKeyFlags = 1
+)
+
+type vipdVipStat uint32
+
+const (
+	vipdVipStatVIP_STAT_ENCAP         vipdVipStat = 0
+	vipdVipStatVIP_STAT_LOCAL         vipdVipStat = 1
+	vipdVipStatVIP_STAT_SECOND_CHANCE vipdVipStat = 2
+	vipdVipStatVIP_STAT_LOOP_GUARD    vipdVipStat = 3
+	vipdVipStatVIP_STAT_MAX           vipdVipStat = 4
+)
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	vipdMapBackends           = "backends"
-	vipdMapBound              = "bound"
-	vipdMapConfig             = "config"
-	vipdMapNhCache            = "nh_cache"
-	vipdMapStats              = "stats"
-	vipdMapTables             = "tables"
-	vipdMapVipFilter          = "vip_filter"
-	vipdMapVips               = "vips"
-	vipdProgVipdXdp           = "vipd_xdp"
-	vipdVarUnusedAddrKey      = "unused_addr_key"
-	vipdVarUnusedBackendFlags = "unused_backend_flags"
-	vipdVarUnusedConfigFlags  = "unused_config_flags"
-	vipdVarUnusedLimits       = "unused_limits"
-	vipdVarUnusedRow          = "unused_row"
-	vipdVarUnusedStat         = "unused_stat"
-	vipdVarUnusedVipKey       = "unused_vip_key"
+	vipdMapBackends            = "backends"
+	vipdMapConfig              = "config"
+	vipdMapDirectors           = "directors"
+	vipdMapIcmpLimit           = "icmp_limit"
+	vipdMapMembers4            = "members4"
+	vipdMapMembers6            = "members6"
+	vipdMapNhCache             = "nh_cache"
+	vipdMapStats               = "stats"
+	vipdMapTables              = "tables"
+	vipdMapVipAddrs            = "vip_addrs"
+	vipdMapVipFilter           = "vip_filter"
+	vipdMapVipStats            = "vip_stats"
+	vipdMapVips4               = "vips4"
+	vipdMapVips6               = "vips6"
+	vipdProgVipdXdp            = "vipd_xdp"
+	vipdVarUnusedAddrFlags     = "unused_addr_flags"
+	vipdVarUnusedAddrInfo      = "unused_addr_info"
+	vipdVarUnusedAddrKey       = "unused_addr_key"
+	vipdVarUnusedBackendFlags  = "unused_backend_flags"
+	vipdVarUnusedConfigFlags   = "unused_config_flags"
+	vipdVarUnusedLimits        = "unused_limits"
+	vipdVarUnusedPrefixKey     = "unused_prefix_key"
+	vipdVarUnusedProbeBody     = "unused_probe_body"
+	vipdVarUnusedProbeKind     = "unused_probe_kind"
+	vipdVarUnusedRow           = "unused_row"
+	vipdVarUnusedRowPair       = "unused_row_pair"
+	vipdVarUnusedStat          = "unused_stat"
+	vipdVarUnusedVip4Key       = "unused_vip4_key"
+	vipdVarUnusedVip6Key       = "unused_vip6_key"
+	vipdVarUnusedVipCounters   = "unused_vip_counters"
+	vipdVarUnusedVipFilterBits = "unused_vip_filter_bits"
+	vipdVarUnusedVipKeyFlags   = "unused_vip_key_flags"
+	vipdVarUnusedVipStat       = "unused_vip_stat"
 )
 
 // loadVipd returns the embedded CollectionSpec for vipd.
@@ -193,26 +327,43 @@ type vipdProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdMapSpecs struct {
 	Backends  *ebpf.MapSpec `ebpf:"backends"`
-	Bound     *ebpf.MapSpec `ebpf:"bound"`
 	Config    *ebpf.MapSpec `ebpf:"config"`
+	Directors *ebpf.MapSpec `ebpf:"directors"`
+	IcmpLimit *ebpf.MapSpec `ebpf:"icmp_limit"`
+	Members4  *ebpf.MapSpec `ebpf:"members4"`
+	Members6  *ebpf.MapSpec `ebpf:"members6"`
 	NhCache   *ebpf.MapSpec `ebpf:"nh_cache"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Tables    *ebpf.MapSpec `ebpf:"tables"`
+	VipAddrs  *ebpf.MapSpec `ebpf:"vip_addrs"`
 	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
-	Vips      *ebpf.MapSpec `ebpf:"vips"`
+	VipStats  *ebpf.MapSpec `ebpf:"vip_stats"`
+	Vips4     *ebpf.MapSpec `ebpf:"vips4"`
+	Vips6     *ebpf.MapSpec `ebpf:"vips6"`
 }
 
 // vipdVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdVariableSpecs struct {
-	UnusedAddrKey      *ebpf.VariableSpec `ebpf:"unused_addr_key"`
-	UnusedBackendFlags *ebpf.VariableSpec `ebpf:"unused_backend_flags"`
-	UnusedConfigFlags  *ebpf.VariableSpec `ebpf:"unused_config_flags"`
-	UnusedLimits       *ebpf.VariableSpec `ebpf:"unused_limits"`
-	UnusedRow          *ebpf.VariableSpec `ebpf:"unused_row"`
-	UnusedStat         *ebpf.VariableSpec `ebpf:"unused_stat"`
-	UnusedVipKey       *ebpf.VariableSpec `ebpf:"unused_vip_key"`
+	UnusedAddrFlags     *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
+	UnusedAddrInfo      *ebpf.VariableSpec `ebpf:"unused_addr_info"`
+	UnusedAddrKey       *ebpf.VariableSpec `ebpf:"unused_addr_key"`
+	UnusedBackendFlags  *ebpf.VariableSpec `ebpf:"unused_backend_flags"`
+	UnusedConfigFlags   *ebpf.VariableSpec `ebpf:"unused_config_flags"`
+	UnusedLimits        *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedPrefixKey     *ebpf.VariableSpec `ebpf:"unused_prefix_key"`
+	UnusedProbeBody     *ebpf.VariableSpec `ebpf:"unused_probe_body"`
+	UnusedProbeKind     *ebpf.VariableSpec `ebpf:"unused_probe_kind"`
+	UnusedRow           *ebpf.VariableSpec `ebpf:"unused_row"`
+	UnusedRowPair       *ebpf.VariableSpec `ebpf:"unused_row_pair"`
+	UnusedStat          *ebpf.VariableSpec `ebpf:"unused_stat"`
+	UnusedVip4Key       *ebpf.VariableSpec `ebpf:"unused_vip4_key"`
+	UnusedVip6Key       *ebpf.VariableSpec `ebpf:"unused_vip6_key"`
+	UnusedVipCounters   *ebpf.VariableSpec `ebpf:"unused_vip_counters"`
+	UnusedVipFilterBits *ebpf.VariableSpec `ebpf:"unused_vip_filter_bits"`
+	UnusedVipKeyFlags   *ebpf.VariableSpec `ebpf:"unused_vip_key_flags"`
+	UnusedVipStat       *ebpf.VariableSpec `ebpf:"unused_vip_stat"`
 }
 
 // vipdObjects contains all objects after they have been loaded into the kernel.
@@ -236,25 +387,37 @@ func (o *vipdObjects) Close() error {
 // It can be passed to loadVipdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdMaps struct {
 	Backends  *ebpf.Map `ebpf:"backends"`
-	Bound     *ebpf.Map `ebpf:"bound"`
 	Config    *ebpf.Map `ebpf:"config"`
+	Directors *ebpf.Map `ebpf:"directors"`
+	IcmpLimit *ebpf.Map `ebpf:"icmp_limit"`
+	Members4  *ebpf.Map `ebpf:"members4"`
+	Members6  *ebpf.Map `ebpf:"members6"`
 	NhCache   *ebpf.Map `ebpf:"nh_cache"`
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Tables    *ebpf.Map `ebpf:"tables"`
+	VipAddrs  *ebpf.Map `ebpf:"vip_addrs"`
 	VipFilter *ebpf.Map `ebpf:"vip_filter"`
-	Vips      *ebpf.Map `ebpf:"vips"`
+	VipStats  *ebpf.Map `ebpf:"vip_stats"`
+	Vips4     *ebpf.Map `ebpf:"vips4"`
+	Vips6     *ebpf.Map `ebpf:"vips6"`
 }
 
 func (m *vipdMaps) Close() error {
 	return _VipdClose(
 		m.Backends,
-		m.Bound,
 		m.Config,
+		m.Directors,
+		m.IcmpLimit,
+		m.Members4,
+		m.Members6,
 		m.NhCache,
 		m.Stats,
 		m.Tables,
+		m.VipAddrs,
 		m.VipFilter,
-		m.Vips,
+		m.VipStats,
+		m.Vips4,
+		m.Vips6,
 	)
 }
 
@@ -262,13 +425,24 @@ func (m *vipdMaps) Close() error {
 //
 // It can be passed to loadVipdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdVariables struct {
-	UnusedAddrKey      *ebpf.Variable `ebpf:"unused_addr_key"`
-	UnusedBackendFlags *ebpf.Variable `ebpf:"unused_backend_flags"`
-	UnusedConfigFlags  *ebpf.Variable `ebpf:"unused_config_flags"`
-	UnusedLimits       *ebpf.Variable `ebpf:"unused_limits"`
-	UnusedRow          *ebpf.Variable `ebpf:"unused_row"`
-	UnusedStat         *ebpf.Variable `ebpf:"unused_stat"`
-	UnusedVipKey       *ebpf.Variable `ebpf:"unused_vip_key"`
+	UnusedAddrFlags     *ebpf.Variable `ebpf:"unused_addr_flags"`
+	UnusedAddrInfo      *ebpf.Variable `ebpf:"unused_addr_info"`
+	UnusedAddrKey       *ebpf.Variable `ebpf:"unused_addr_key"`
+	UnusedBackendFlags  *ebpf.Variable `ebpf:"unused_backend_flags"`
+	UnusedConfigFlags   *ebpf.Variable `ebpf:"unused_config_flags"`
+	UnusedLimits        *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedPrefixKey     *ebpf.Variable `ebpf:"unused_prefix_key"`
+	UnusedProbeBody     *ebpf.Variable `ebpf:"unused_probe_body"`
+	UnusedProbeKind     *ebpf.Variable `ebpf:"unused_probe_kind"`
+	UnusedRow           *ebpf.Variable `ebpf:"unused_row"`
+	UnusedRowPair       *ebpf.Variable `ebpf:"unused_row_pair"`
+	UnusedStat          *ebpf.Variable `ebpf:"unused_stat"`
+	UnusedVip4Key       *ebpf.Variable `ebpf:"unused_vip4_key"`
+	UnusedVip6Key       *ebpf.Variable `ebpf:"unused_vip6_key"`
+	UnusedVipCounters   *ebpf.Variable `ebpf:"unused_vip_counters"`
+	UnusedVipFilterBits *ebpf.Variable `ebpf:"unused_vip_filter_bits"`
+	UnusedVipKeyFlags   *ebpf.Variable `ebpf:"unused_vip_key_flags"`
+	UnusedVipStat       *ebpf.Variable `ebpf:"unused_vip_stat"`
 }
 
 // vipdPrograms contains all programs after they have been loaded into the kernel.

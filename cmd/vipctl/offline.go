@@ -100,8 +100,10 @@ func doctorCmd() *cobra.Command {
 		Long: `doctor runs the host checks vipd runs at start: ip_forward on a backend,
 accept_local and rp_filter, rx-vlan-offload, MTU against the switch and the
 native-XDP limit, IPv6 route back to clients, the ixgbe Tx hang and i40e X722
-crash conditions, bpffs/BTF/memlock/BPF helpers, and the routing daemon and
-peers. Each check prints what it saw and the exact fix.
+crash conditions, bpffs/BTF/memlock/BPF helpers, the routing daemon and
+peers, and the GUE trust boundary with what the network must still filter
+(UDP to the GUE port from outside the cluster; spoofed member underlay
+addresses). Each check prints what it saw and the exact fix.
 
 Without a config file (the default one missing) the checks that need one are
 skipped. Exit code: 0 all pass, 1 any WARN, 2 any FAIL.`,

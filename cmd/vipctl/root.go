@@ -212,6 +212,7 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time, wide bool) {
 		}
 		w.Flush()
 	}
+	printTraffic(out, st.VIPs)
 	if len(st.Peers) > 0 {
 		fmt.Fprintln(out)
 		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -235,6 +236,9 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time, wide bool) {
 			fmt.Fprintf(out, " error: %s", d.Error)
 		}
 		fmt.Fprintln(out)
+		if d.Memory != nil {
+			fmt.Fprintf(out, "  %s\n", memoryLine(d.Memory))
+		}
 		var names []string
 		for k, n := range d.Counters {
 			if n > 0 || wide {

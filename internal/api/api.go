@@ -322,6 +322,28 @@ type Dataplane struct {
 	// (which the program's route lookups need) turned off and turned it
 	// on again since it started.
 	LoForwardingRestored uint64 `json:"lo_forwarding_restored"`
+	// Memory is what the dataplane's maps take in the kernel; absent when
+	// the dataplane does not say.
+	Memory *DataplaneMemory `json:"memory,omitempty"`
+}
+
+// DataplaneMemory is the dataplane's kernel memory and its use of each
+// limit (the sizes of the XDP program's maps).
+type DataplaneMemory struct {
+	// TotalBytes is the maps' and the forwarding tables' memory together;
+	// TableBytes the tables' alone.
+	TotalBytes uint64 `json:"total_bytes"`
+	TableBytes uint64 `json:"table_bytes"`
+	// Tables, VIPs, VIPKeys and Backends are in use, of MaxTables,
+	// MaxVIPs, MaxVIPKeys and MaxBackends.
+	Tables      int `json:"tables"`
+	MaxTables   int `json:"max_tables"`
+	VIPs        int `json:"vips"`
+	MaxVIPs     int `json:"max_vips"`
+	VIPKeys     int `json:"vip_keys"`
+	MaxVIPKeys  int `json:"max_vip_keys"`
+	Backends    int `json:"backends"`
+	MaxBackends int `json:"max_backends"`
 }
 
 // DrainRequest is the body of POST /v1/drain and /v1/undrain. It names

@@ -206,6 +206,14 @@ type Dataplane struct {
 	// SwitchMTU, if set, is the switch port's MTU, compared with the
 	// interface MTU by the host check (docs/field-notes.md, note 5).
 	SwitchMTU int
+	// AllowedSources are prefixes GUE is accepted from besides the
+	// members' underlay addresses: directors that are not members (a
+	// separate GLB director tier). They are never forwarded to.
+	AllowedSources []netip.Prefix
+	// MaxHops is the most alternates a received GUE header may list
+	// (1-dataplane.MaxHopsAccepted; default 1, what vipd's directors
+	// write; 3 accepts GLB's director hashing twice).
+	MaxHops int
 }
 
 // Timers are the grace periods of the state machine ([timers]).

@@ -152,7 +152,7 @@ func TestParseBase(t *testing.T) {
 				},
 			},
 		},
-		Dataplane: Dataplane{Interface: "eth0", Attach: dataplane.AttachAuto, GUEPort: 19523, PinPath: "/sys/fs/bpf/vipd"},
+		Dataplane: Dataplane{Interface: "eth0", Attach: dataplane.AttachAuto, GUEPort: 19523, PinPath: "/sys/fs/bpf/vipd", MaxHops: 1},
 		Timers: Timers{WithdrawGrace: 3 * time.Second, TableGrace: 10 * time.Second, DrainTimeout: time.Minute, RemoveTimeout: time.Minute,
 			VerifyInterval: 2 * time.Second, VerifySettle: 3 * time.Second},
 		API: API{

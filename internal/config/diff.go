@@ -98,6 +98,10 @@ func (c *Config) Diff(old *Config) *Changes {
 		{"dataplane.gue_port", old.Dataplane.GUEPort, c.Dataplane.GUEPort, true},
 		{"dataplane.pin_path", old.Dataplane.PinPath, c.Dataplane.PinPath, true},
 		{"dataplane.switch_mtu", old.Dataplane.SwitchMTU, c.Dataplane.SwitchMTU, false},
+		// The trust boundary changes in place (Dataplane.SetTrust); the
+		// hop limit is set when the program is loaded.
+		{"dataplane.allowed_sources", old.Dataplane.AllowedSources, c.Dataplane.AllowedSources, false},
+		{"dataplane.max_hops", old.Dataplane.MaxHops, c.Dataplane.MaxHops, true},
 		{"timers", old.Timers, c.Timers, false},
 		{"api.socket", old.API.Socket, c.API.Socket, true},
 		{"api.state_listen", old.API.StateListen, c.API.StateListen, true},

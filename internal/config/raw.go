@@ -101,6 +101,9 @@ type rawDataplane struct {
 	GUEPort   *int64 `toml:"gue_port"`
 	PinPath   string `toml:"pin_path"`
 	SwitchMTU int64  `toml:"switch_mtu"`
+	// The trust boundary's keys (limits.go).
+	AllowedSources []string `toml:"allowed_sources"`
+	MaxHops        *int64   `toml:"max_hops"`
 }
 
 type rawTimers struct {

@@ -38,6 +38,7 @@ func (p *parser) build(raw *rawFile) *Config {
 	p.timers(raw.Timers, cfg)
 	p.api(raw.API, cfg)
 	p.routing(raw.Routing, cfg)
+	p.limits(cfg)
 	return cfg
 }
 
@@ -420,6 +421,7 @@ func (p *parser) dataplane(prim *tomlPrim, d *Dataplane) {
 	} else {
 		d.SwitchMTU = int(r.SwitchMTU)
 	}
+	p.dataplaneTrust(&r, d)
 }
 
 func (p *parser) timers(prim *tomlPrim, cfg *Config) {

@@ -68,6 +68,11 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 	} else {
 		dp.Counters = c
 	}
+	if m, err := d.memoryStatus(); err != nil {
+		dp.Error = strings.TrimPrefix(dp.Error+"; ", "; ") + "memory: " + err.Error()
+	} else {
+		dp.Memory = m
+	}
 	st.Dataplane = dp
 	if d.traffic != nil {
 		if err := d.trafficStatus(ctx, &st); err != nil {
@@ -212,10 +217,16 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
 	defer cancel()
+	// The trust boundary first: a new member's GUE is accepted before
+	// any table names it (SetTrust adds before it removes).
+	if err := d.setTrust(ctx, cfg); err != nil {
+		return fmt.Errorf("%s: %w; config not reloaded", d.path, err)
+	}
 	prevLeaving := d.leaving
 	d.leaving = d.nowLeaving(cfg, old)
 	if err := d.adv.SetVIPs(ctx, d.announceable(cfg)); err != nil {
 		d.leaving = prevLeaving
+		d.restoreTrust(ctx, old)
 		return fmt.Errorf("setting the advertiser's VIPs: %w", err)
 	}
 	d.drainMu.Lock() // a drain request sees the old config or the new one, with its drains
@@ -232,6 +243,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		d.mu.Lock()
 		d.cfg = old
 		d.mu.Unlock()
+		d.restoreTrust(ctx, old)
 		return err
 	}
 	// A drain kept for a VIP that left the config holds again (the

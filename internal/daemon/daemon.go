@@ -96,8 +96,8 @@ type Parts struct {
 	Dataplane     Dataplane
 	// Traffic reads the dataplane's per-VIP counters for status and
 	// metrics (vipd_vip_packets_total, vipd_vip_bytes_total); nil while
-	// the dataplane keeps none. (Issue 11's per-VIP counters plug in
-	// here: Start adapts dataplane.VIPStats to it.)
+	// the dataplane keeps none. Start adapts dataplane.VIPStats to it
+	// (trafficOf).
 	Traffic func(ctx context.Context) (map[netip.Addr][]api.Traffic, error)
 }
 
@@ -241,6 +241,8 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		Local4:      cfg.Node.UnderlayV4,
 		Local6:      cfg.Node.UnderlayV6,
 		Seed:        cfg.Cluster.Seed,
+		Trust:       trustOf(cfg),
+		MaxHops:     cfg.Dataplane.MaxHops,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the dataplane: %w", err)
@@ -253,7 +255,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	closers = append(closers, func() { binder.Close() })
 
-	parts := Parts{Binder: binder, Dataplane: dp, NewAdvertiser: func(ctx context.Context, st AdvertiserStart) (routing.Advertiser, error) {
+	parts := Parts{Binder: binder, Dataplane: dp, Traffic: trafficOf(dp), NewAdvertiser: func(ctx context.Context, st AdvertiserStart) (routing.Advertiser, error) {
 		return openAdvertiser(ctx, cfg, st.Routes, d.log)
 	}}
 	if err := d.run(ctx, parts, routes); err != nil {
@@ -329,6 +331,9 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 		}
 	}
 	d.cluster.setKeys(cfg, keys)
+	if err := d.setTrust(ctx, cfg); err != nil {
+		return err
+	}
 	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
 		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
 		TableDigest: tableDigest, Publish: d.publish,

@@ -94,9 +94,10 @@ func (d *Daemon) vipStatus(a netip.Addr) (vip.VIPStatus, bool) {
 }
 
 // Table implements api.Daemon: the programmed table's rows per member.
-// The rows are those dataplane.BuildTable gives for the programmed
+// The rows are those dataplane.BuildSharedTable gives for the programmed
 // backends and the cluster seed, the function the dataplane programs the
-// table with: same inputs, same table, on every director.
+// table with (one table per backend set, shared by its VIPs): same
+// inputs, same table, on every director.
 func (d *Daemon) Table(_ context.Context, a netip.Addr) (api.Table, error) {
 	v, ok := d.vipStatus(a)
 	if !ok {
@@ -106,7 +107,7 @@ func (d *Daemon) Table(_ context.Context, a netip.Addr) (api.Table, error) {
 	if !v.Programmed || len(v.Backends) == 0 {
 		return t, nil // no table on this node
 	}
-	rows, err := dataplane.BuildTable(d.config().Cluster.Seed, a, v.Backends)
+	rows, err := dataplane.BuildSharedTable(d.config().Cluster.Seed, v.Backends)
 	if err != nil {
 		return t, fmt.Errorf("building the table of %s: %w", a, err)
 	}

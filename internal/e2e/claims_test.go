@@ -99,7 +99,7 @@ func claimsAt(snap *snapshot, m modelState, digests *digestCache) []mismatch {
 					bad(k+"programmed", "%s claims %s programmed=%v; pinned vips/tables: %v", n, a, vs.Programmed, prog)
 				}
 				if vs.Programmed && prog {
-					want, err := digests.digest(a, vs.Backends)
+					want, err := digests.digest(vs.Backends)
 					switch {
 					case err != nil:
 						bad(k+"table", "%s %s: claimed backends %s: %v", n, a, fmtBackends(vs.Backends), err)
@@ -308,14 +308,15 @@ func fmtBackends(bs []api.Backend) string {
 }
 
 // digestCache computes the digest of the table a set of claimed backends
-// builds (dataplane.BuildTable, the lab's seed), once per distinct set.
+// builds (dataplane.BuildSharedTable, the lab's seed: the dataplane stores
+// one table per backend set, shared by its VIPs), once per distinct set.
 type digestCache struct {
 	mu sync.Mutex
 	m  map[string]string
 }
 
-func (c *digestCache) digest(a netip.Addr, bs []api.Backend) (string, error) {
-	key := a.String() + fmtBackends(bs)
+func (c *digestCache) digest(bs []api.Backend) (string, error) {
+	key := fmtBackends(bs)
 	for _, b := range bs {
 		key += b.Address.String()
 	}
@@ -333,7 +334,7 @@ func (c *digestCache) digest(a netip.Addr, bs []api.Backend) (string, error) {
 		}
 		in = append(in, vip.Backend{Name: b.Name, Addr: b.Address, Role: role, Local: b.Local})
 	}
-	rows, err := dataplane.BuildTable(labconf.Seed, a, in)
+	rows, err := dataplane.BuildSharedTable(labconf.Seed, in)
 	if err != nil {
 		return "", err
 	}

@@ -101,6 +101,12 @@ type Spec struct {
 	// DiagnoseOSPF finds OSPF adjacencies stuck in ExStart; nil uses
 	// routing/bird's Diagnose on Bird (tests swap it).
 	DiagnoseOSPF func(ctx context.Context) ([]bird.Problem, error)
+	// GUEPort is the GUE port (0 without a config); Members the number of
+	// member underlay addresses and AllowedSources [dataplane]
+	// allowed_sources: the trust boundary (checkGUETrust).
+	GUEPort        uint16
+	Members        int
+	AllowedSources []netip.Prefix
 	// ProbeIgnoreMTU reports whether birdBinary accepts the OSPF option
 	// `ignoremtu`; nil uses routing/bird's ProbeIgnoreMTU (tests swap it).
 	ProbeIgnoreMTU func(ctx context.Context, birdBinary string) (bool, error)
@@ -239,6 +245,7 @@ var checks = []struct {
 	{IDOSPF, checkOSPFAdjacency},
 	{"bgp-listen", checkBGPListen},
 	{"peers", checkPeers},
+	{IDGUETrust, checkGUETrust},
 }
 
 // Run runs every check against host for spec, in a fixed order. It never

@@ -2,6 +2,7 @@ package hostcheck
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/vipd/vipd/internal/config"
@@ -18,11 +19,18 @@ func SpecFor(c *config.Config) Spec {
 		AttachMode:     c.Dataplane.Attach,
 		ClientPrefixes: c.Node.ClientPrefixes,
 		RoutingMode:    c.Routing.Mode,
+		GUEPort:        c.Dataplane.GUEPort,
+		AllowedSources: c.Dataplane.AllowedSources,
 	}
 	for _, v := range c.VIPs {
 		s.VIPs = append(s.VIPs, v.Addr)
 	}
 	for _, m := range c.Cluster.Members {
+		for _, a := range []netip.Addr{m.UnderlayV4, m.UnderlayV6} {
+			if a.IsValid() {
+				s.Members++
+			}
+		}
 		if m.Name != c.Node.Name {
 			s.PeerStateURLs = append(s.PeerStateURLs, m.StateURL.String())
 		}
