@@ -47,7 +47,7 @@ running vipd.`,
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long to wait for vipd")
 	root.AddCommand(
 		statusCmd(g), drainCmd(g, true), drainCmd(g, false), vipsCmd(g), restartCmd(g),
-		configCmd(), birdConfigCmd(), doctorCmd(), genDocsCmd(root),
+		configCmd(), birdConfigCmd(), birdGuardCmd(), doctorCmd(), genDocsCmd(root),
 	)
 	return root
 }
