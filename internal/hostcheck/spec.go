@@ -18,6 +18,7 @@ func SpecFor(c *config.Config) Spec {
 		AttachMode:     c.Dataplane.Attach,
 		ClientPrefixes: c.Node.ClientPrefixes,
 		RoutingMode:    c.Routing.Mode,
+		StateDir:       c.Node.StateDir,
 	}
 	for _, v := range c.VIPs {
 		s.VIPs = append(s.VIPs, v.Addr)
