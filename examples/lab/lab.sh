@@ -175,7 +175,8 @@ router_sysctls() {
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
 		net.ipv4.conf.all.arp_ignore=1 \
 		net.ipv4.conf.all.ignore_routes_with_linkdown=1 net.ipv4.conf.default.ignore_routes_with_linkdown=1 \
-		net.ipv6.conf.all.ignore_routes_with_linkdown=1 net.ipv6.conf.default.ignore_routes_with_linkdown=1
+		net.ipv6.conf.all.ignore_routes_with_linkdown=1 net.ipv6.conf.default.ignore_routes_with_linkdown=1 \
+		net.ipv6.conf.all.keep_addr_on_down=1
 }
 
 up() {
@@ -213,8 +214,7 @@ up() {
 		nsx edge ip addr add "$(edge_ip6 "$r")/64" dev "e-$r" nodad
 		nsx "$r" ip addr add "$(edge_peer "$r")/30" dev r-edge
 		nsx "$r" ip addr add "$(edge_peer6 "$r")/64" dev r-edge nodad
-		nsx "$r" ip route add 203.0.113.0/24 via "$(edge_ip "$r")"
-		nsx "$r" ip -6 route add 2001:db8:c::/64 via "$(edge_ip6 "$r")"
+		client_routes "$r"
 		hops4+=(nexthop via "$(edge_peer "$r")" dev "e-$r")
 		hops6+=(nexthop via "$(edge_peer6 "$r")" dev "e-$r")
 	done
@@ -236,7 +236,9 @@ up() {
 		nsx "$n" ip addr add "$(node_ip6 "$n")/64" dev up0 nodad
 		nsx "$n" ip route add default via "$(gw_ip "$n")"
 		nsx "$n" ip -6 route add default via "$(gw_ip6 "$n")"
-		nsx "$n" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+		# A link taken down and up (a test's failure) keeps its IPv6
+		# addresses, as it keeps its IPv4 ones.
+		nsx "$n" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0 net.ipv6.conf.all.keep_addr_on_down=1
 		for r in "${ROUTERS[@]}"; do
 			veth "s$i-$r" sw "r-$n" "$r"
 			nsx sw ip link set "s$i-$r" master "$br"
@@ -310,12 +312,27 @@ start_vipd() {
 }
 
 # router_links R up|down: every link of router R (its segment ports, its
-# edge link): the router fails, or comes back.
+# edge link): the router fails, or comes back with its routes back to the
+# client (the kernel removed them with the link; the IPv6 one is accepted
+# once the link's prefix route is back).
 router_links() {
 	local r=$1 state=$2
 	for l in r-edge r-n1 r-n2 r-n3; do
 		nsx "$r" ip link set "$l" "$state"
 	done
+	[ "$state" = up ] || return 0
+	client_routes "$r"
+}
+
+client_routes() {
+	local r=$1 i
+	nsx "$r" ip route replace 203.0.113.0/24 via "$(edge_ip "$r")"
+	for i in $(seq 1 100); do
+		nsx "$r" ip -6 route replace 2001:db8:c::/64 via "$(edge_ip6 "$r")" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "lab: $r: no IPv6 route back to the client" >&2
+	return 1
 }
 
 down() {

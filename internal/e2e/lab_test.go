@@ -57,6 +57,12 @@ func newLab(t *testing.T) *lab {
 		l.birds[r.Name] = &birdCLI{path: filepath.Join(l.run, r.Name+"-bird.ctl")}
 	}
 	l.bird = l.birds[routerName]
+	// In OSPF mode the nodes' BIRD runs as user bird: it must get through
+	// the test's temporary directory (0700) to its files in the run
+	// directory.
+	if err := os.Chmod(filepath.Dir(l.run), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range nodeNames {

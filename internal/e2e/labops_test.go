@@ -200,8 +200,17 @@ func (l *lab) linkUp(node string) {
 		{"ip", "route", "replace", "default", "via", n.Gateway.String()},
 		{"ip", "-6", "route", "replace", "default", "via", n.Gateway6.String()},
 	} {
-		if out, err := l.exec(node, argv...).CombinedOutput(); err != nil {
-			l.t.Fatalf("link up on %s: %s: %v: %s", node, strings.Join(argv, " "), err, out)
+		// The IPv6 prefix route comes back a moment after the link:
+		// until then the gateway is unreachable.
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			out, err := l.exec(node, argv...).CombinedOutput()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				l.t.Fatalf("link up on %s: %s: %v: %s", node, strings.Join(argv, " "), err, out)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
