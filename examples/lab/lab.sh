@@ -206,7 +206,6 @@ up() {
 	nsx edge ip addr add 2001:db8:c::1/64 dev e-c nodad
 	router_sysctls edge
 	# edge <-> r1, r2; the edge's ECMP over both routers for the VIPs.
-	local hops4=() hops6=()
 	for r in "${ROUTERS[@]}"; do
 		veth "e-$r" edge r-edge "$r"
 		router_sysctls "$r"
@@ -215,11 +214,8 @@ up() {
 		nsx "$r" ip addr add "$(edge_peer "$r")/30" dev r-edge
 		nsx "$r" ip addr add "$(edge_peer6 "$r")/64" dev r-edge nodad
 		client_routes "$r"
-		hops4+=(nexthop via "$(edge_peer "$r")" dev "e-$r")
-		hops6+=(nexthop via "$(edge_peer6 "$r")" dev "e-$r")
 	done
-	nsx edge ip route add 198.51.100.0/24 "${hops4[@]}"
-	nsx edge ip -6 route add 2001:db8:100::/64 "${hops6[@]}"
+	edge_routes "${ROUTERS[@]}"
 	# A segment per node: a bridge in sw with the node and both routers.
 	for n in "${NODES[@]}"; do
 		local i br
@@ -311,17 +307,47 @@ start_vipd() {
 	echo $! >"$RUN/$n-vipd.pid"
 }
 
-# router_links R up|down: every link of router R (its segment ports, its
-# edge link): the router fails, or comes back with its routes back to the
-# client (the kernel removed them with the link; the IPv6 one is accepted
-# once the link's prefix route is back).
-router_links() {
-	local r=$1 state=$2
-	for l in r-edge r-n1 r-n2 r-n3; do
-		nsx "$r" ip link set "$l" "$state"
+# edge_routes R...: the edge's ECMP for the VIPs over routers R.
+edge_routes() {
+	local r hops4=() hops6=()
+	for r in "$@"; do
+		hops4+=(nexthop via "$(edge_peer "$r")" dev "e-$r")
+		hops6+=(nexthop via "$(edge_peer6 "$r")" dev "e-$r")
 	done
-	[ "$state" = up ] || return 0
+	nsx edge ip route replace 198.51.100.0/24 "${hops4[@]}"
+	nsx edge ip -6 route replace 2001:db8:100::/64 "${hops6[@]}"
+}
+
+# router_links R up|down: every link of router R (its segment ports, its
+# edge link): the router fails, or comes back. The edge notices a failure
+# at once (link down). Coming back, the router gets its links and its
+# routes back to the client (the kernel removed them with the links), and
+# the edge sends it VIP traffic only once it has routes for the VIPs, as a
+# router announces upstream only what it reaches (the edge's ECMP is
+# static: it would send flows to a router without routes).
+router_links() {
+	local r=$1 state=$2 l i v ok others=()
+	if [ "$state" = down ]; then
+		for l in r-edge r-n1 r-n2 r-n3; do nsx "$r" ip link set "$l" down; done
+		return 0
+	fi
+	for l in "${ROUTERS[@]}"; do [ "$l" = "$r" ] || others+=("$l"); done
+	edge_routes "${others[@]}"
+	for l in r-edge r-n1 r-n2 r-n3; do nsx "$r" ip link set "$l" up; done
 	client_routes "$r"
+	for i in $(seq 1 300); do
+		ok=1
+		for v in ${VIPS//,/ }; do
+			if [ "${v#*:}" != "$v" ]; then
+				nsx "$r" ip -6 route show "$v" | grep -q . || ok=0
+			else
+				nsx "$r" ip route show "$v" | grep -q . || ok=0
+			fi
+		done
+		[ $ok = 1 ] && break
+		sleep 0.1
+	done
+	edge_routes "${ROUTERS[@]}"
 }
 
 client_routes() {

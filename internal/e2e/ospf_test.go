@@ -410,10 +410,10 @@ func routerFails(t *testing.T, l *lab) {
 	}
 	down := time.Now()
 	time.Sleep(8 * time.Second)
+	up := time.Now()
 	if out, err := l.script("router-up", "r1"); err != nil {
 		t.Fatalf("r1 up: %v: %s", err, out)
 	}
-	up := time.Now()
 	l.waitFor("r1's routes back", 60*time.Second, func() bool { return l.allVia(nodeNames...) })
 	back := time.Since(up)
 	time.Sleep(4 * time.Second) // flows back on r1
