@@ -62,6 +62,8 @@ ROUTERS=(r1 r2)
 
 ns() { echo "$LAB-$1"; }
 nsx() { local n; n=$(ns "$1"); shift; ip netns exec "$n" "$@"; }
+# nsip NS ARGS: ip ARGS in namespace NS (ip -n: no second process).
+nsip() { local n; n=$(ns "$1"); shift; ip -n "$n" "$@"; }
 log() { printf '\033[1m[lab]\033[0m %s\n' "$*"; }
 
 # The address plan, as examples/lab/labconf has it.
@@ -165,8 +167,8 @@ stop_serve() {
 # veth A NS_A B NS_B: a veth pair, both ends up.
 veth() {
 	ip link add "$1" netns "$(ns "$2")" type veth peer name "$3" netns "$(ns "$4")"
-	nsx "$2" ip link set "$1" up
-	nsx "$4" ip link set "$3" up
+	nsip "$2" link set "$1" up
+	nsip "$4" link set "$3" up
 }
 
 router_sysctls() {
@@ -191,28 +193,28 @@ up() {
 	log "namespaces $LAB-{client,edge,r1,r2,sw,n1,n2,n3}, mode $MODE"
 	for x in client edge "${ROUTERS[@]}" sw "${NODES[@]}"; do
 		ip netns add "$(ns "$x")"
-		nsx "$x" ip link set lo up
+		nsip "$x" link set lo up
 	done
 	# client <-> edge
 	veth c0 client e-c edge
-	nsx client ip addr add 203.0.113.2/24 dev c0
-	nsx client ip addr add 2001:db8:c::2/64 dev c0 nodad
+	nsip client addr add 203.0.113.2/24 dev c0
+	nsip client addr add 2001:db8:c::2/64 dev c0 nodad
 	# veth hands XDP partial checksums when tx offload is on; a real NIC
 	# does not (the director would encapsulate an unfinished checksum).
 	nsx client ethtool -K c0 tx off >/dev/null
-	nsx client ip route add default via 203.0.113.1
-	nsx client ip -6 route add default via 2001:db8:c::1
-	nsx edge ip addr add 203.0.113.1/24 dev e-c
-	nsx edge ip addr add 2001:db8:c::1/64 dev e-c nodad
+	nsip client route add default via 203.0.113.1
+	nsip client -6 route add default via 2001:db8:c::1
+	nsip edge addr add 203.0.113.1/24 dev e-c
+	nsip edge addr add 2001:db8:c::1/64 dev e-c nodad
 	router_sysctls edge
 	# edge <-> r1, r2; the edge's ECMP over both routers for the VIPs.
 	for r in "${ROUTERS[@]}"; do
 		veth "e-$r" edge r-edge "$r"
 		router_sysctls "$r"
-		nsx edge ip addr add "$(edge_ip "$r")/30" dev "e-$r"
-		nsx edge ip addr add "$(edge_ip6 "$r")/64" dev "e-$r" nodad
-		nsx "$r" ip addr add "$(edge_peer "$r")/30" dev r-edge
-		nsx "$r" ip addr add "$(edge_peer6 "$r")/64" dev r-edge nodad
+		nsip edge addr add "$(edge_ip "$r")/30" dev "e-$r"
+		nsip edge addr add "$(edge_ip6 "$r")/64" dev "e-$r" nodad
+		nsip "$r" addr add "$(edge_peer "$r")/30" dev r-edge
+		nsip "$r" addr add "$(edge_peer6 "$r")/64" dev r-edge nodad
 		client_routes "$r"
 	done
 	edge_routes "${ROUTERS[@]}"
@@ -221,38 +223,38 @@ up() {
 		local i br
 		i=$(idx "$n")
 		br="br-$n"
-		nsx sw ip link add "$br" type bridge
-		nsx sw ip link set "$br" up
+		nsip sw link add "$br" type bridge
+		nsip sw link set "$br" up
 		veth up0 "$n" "s$i-n" sw
-		nsx sw ip link set "s$i-n" master "$br"
+		nsip sw link set "s$i-n" master "$br"
 		# XDP_TX out of the node's veth reaches the bridge only if the
 		# switch's end runs a native XDP program: a pass-through one.
 		nsx sw "$BIN/labtool" xdp-pass -iface "s$i-n" -pin "$RUN/bpffs/pass-$n"
-		nsx "$n" ip addr add "$(node_ip "$n")/28" dev up0
-		nsx "$n" ip addr add "$(node_ip6 "$n")/64" dev up0 nodad
-		nsx "$n" ip route add default via "$(gw_ip "$n")"
-		nsx "$n" ip -6 route add default via "$(gw_ip6 "$n")"
+		nsip "$n" addr add "$(node_ip "$n")/28" dev up0
+		nsip "$n" addr add "$(node_ip6 "$n")/64" dev up0 nodad
+		nsip "$n" route add default via "$(gw_ip "$n")"
+		nsip "$n" -6 route add default via "$(gw_ip6 "$n")"
 		# A link taken down and up (a test's failure) keeps its IPv6
 		# addresses, as it keeps its IPv4 ones.
 		nsx "$n" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0 net.ipv6.conf.all.keep_addr_on_down=1
 		for r in "${ROUTERS[@]}"; do
 			veth "s$i-$r" sw "r-$n" "$r"
-			nsx sw ip link set "s$i-$r" master "$br"
+			nsip sw link set "s$i-$r" master "$br"
 			if [ "$ROUTER_MTU" != 1500 ]; then
-				nsx sw ip link set "s$i-$r" mtu "$ROUTER_MTU"
-				nsx "$r" ip link set "r-$n" mtu "$ROUTER_MTU"
+				nsip sw link set "s$i-$r" mtu "$ROUTER_MTU"
+				nsip "$r" link set "r-$n" mtu "$ROUTER_MTU"
 			fi
-			nsx "$r" ip addr add "$(router_ip "$r" "$n")/28" dev "r-$n"
-			nsx "$r" ip addr add "$(router_ip6 "$r" "$n")/64" dev "r-$n" nodad
+			nsip "$r" addr add "$(router_ip "$r" "$n")/28" dev "r-$n"
+			nsip "$r" addr add "$(router_ip6 "$r" "$n")/64" dev "r-$n" nodad
 			# The anycast gateway: the same address and virtual MAC on
 			# both routers (a macvlan on the segment port), so a node
 			# keeps its gateway whichever router fails.
-			nsx "$r" ip link add "g-$n" link "r-$n" address "00:00:5e:00:01:0$i" type macvlan mode bridge
-			nsx "$r" ip link set "g-$n" addrgenmode none
+			nsip "$r" link add "g-$n" link "r-$n" address "00:00:5e:00:01:0$i" type macvlan mode bridge
+			nsip "$r" link set "g-$n" addrgenmode none
 			nsx "$r" sysctl -qw "net.ipv4.conf.g-$n.rp_filter=0"
-			nsx "$r" ip link set "g-$n" up
-			nsx "$r" ip addr add "$(gw_ip "$n")/32" dev "g-$n"
-			nsx "$r" ip addr add "$(gw_ip6 "$n")/128" dev "g-$n" nodad
+			nsip "$r" link set "g-$n" up
+			nsip "$r" addr add "$(gw_ip "$n")/32" dev "g-$n"
+			nsip "$r" addr add "$(gw_ip6 "$n")/128" dev "g-$n" nodad
 		done
 	done
 	if [ "$MODE" = ospf ]; then
@@ -314,8 +316,8 @@ edge_routes() {
 		hops4+=(nexthop via "$(edge_peer "$r")" dev "e-$r")
 		hops6+=(nexthop via "$(edge_peer6 "$r")" dev "e-$r")
 	done
-	nsx edge ip route replace 198.51.100.0/24 "${hops4[@]}"
-	nsx edge ip -6 route replace 2001:db8:100::/64 "${hops6[@]}"
+	nsip edge route replace 198.51.100.0/24 "${hops4[@]}"
+	nsip edge -6 route replace 2001:db8:100::/64 "${hops6[@]}"
 }
 
 # router_links R up|down: every link of router R (its segment ports, its
@@ -328,20 +330,20 @@ edge_routes() {
 router_links() {
 	local r=$1 state=$2 l i v ok others=()
 	if [ "$state" = down ]; then
-		for l in r-edge r-n1 r-n2 r-n3; do nsx "$r" ip link set "$l" down; done
+		for l in r-edge r-n1 r-n2 r-n3; do nsip "$r" link set "$l" down; done
 		return 0
 	fi
 	for l in "${ROUTERS[@]}"; do [ "$l" = "$r" ] || others+=("$l"); done
 	edge_routes "${others[@]}"
-	for l in r-edge r-n1 r-n2 r-n3; do nsx "$r" ip link set "$l" up; done
+	for l in r-edge r-n1 r-n2 r-n3; do nsip "$r" link set "$l" up; done
 	client_routes "$r"
 	for i in $(seq 1 300); do
 		ok=1
 		for v in ${VIPS//,/ }; do
 			if [ "${v#*:}" != "$v" ]; then
-				nsx "$r" ip -6 route show "$v" | grep -q . || ok=0
+				nsip "$r" -6 route show "$v" | grep -q . || ok=0
 			else
-				nsx "$r" ip route show "$v" | grep -q . || ok=0
+				nsip "$r" route show "$v" | grep -q . || ok=0
 			fi
 		done
 		[ $ok = 1 ] && break
@@ -352,9 +354,9 @@ router_links() {
 
 client_routes() {
 	local r=$1 i
-	nsx "$r" ip route replace 203.0.113.0/24 via "$(edge_ip "$r")"
+	nsip "$r" route replace 203.0.113.0/24 via "$(edge_ip "$r")"
 	for i in $(seq 1 100); do
-		nsx "$r" ip -6 route replace 2001:db8:c::/64 via "$(edge_ip6 "$r")" 2>/dev/null && return 0
+		nsip "$r" -6 route replace 2001:db8:c::/64 via "$(edge_ip6 "$r")" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	echo "lab: $r: no IPv6 route back to the client" >&2

@@ -28,6 +28,8 @@ import (
 //     vipd's back is measured and logged (a known defect: vipd does not
 //     watch lo).
 //
+// It also runs routerFails in BGP mode (a lab start saved).
+//
 // Note 5 (BIRD refusing an MTU mismatch) is TestOSPFMTUMismatch. Note 6
 // (VLAN tags stripped by the NIC) stays a prog.Run test in dataplane: this
 // kernel has no 802.1Q module, so no VLAN interface can carry it here.
@@ -114,6 +116,15 @@ func TestLabFieldNotes(t *testing.T) {
 		if res.Broken != 0 {
 			t.Errorf("%d broken connections with accept_local=0, want 0: %v", res.Broken, causes(bs))
 		}
+	})
+	l.t = t
+	// Not a field note, but this lab is the BGP lab: r1's links go down
+	// under IPv4 and IPv6 load, its sessions with the nodes end, the edge
+	// moves every flow to r2 (routerFails; TestOSPF runs it in OSPF mode).
+	t.Run("RouterFailsBGP", func(t *testing.T) {
+		l.t = t
+		defer func() { l.t = t }()
+		routerFails(t, l)
 	})
 	l.t = t
 	t.Run("Note3SecondHopUnbound", func(t *testing.T) {
@@ -213,7 +224,20 @@ func TestOSPFMTUMismatch(t *testing.T) {
 	for _, n := range nodeNames {
 		l.startVipd(n)
 	}
-	time.Sleep(8 * time.Second) // hellos, then the DBD exchange that fails
+	l.waitFor("n1's adjacencies in ExStart", 30*time.Second, func() bool {
+		st, err := l.apiStatus("n1")
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, p := range st.Peers {
+			if strings.HasPrefix(strings.ToLower(p.State), "exstart") {
+				n++
+			}
+		}
+		return n == 4 // OSPFv2 and OSPFv3 with r1 and r2
+	})
+	time.Sleep(2 * time.Second) // and they stay there
 	for _, r := range labconf.Routers {
 		if got := l.via(r.Name, labVIP4); len(got) != 0 {
 			t.Errorf("%s routes %s to %v with the MTUs mismatched and no ignoremtu", r.Name, labVIP4, got)
