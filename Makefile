@@ -46,7 +46,7 @@ bench: deps ## Run the benchmarks and print their figures
 	@bash scripts/bench.sh
 
 .PHONY: demo
-demo: deps build ## Start the namespace lab and show VIPs announced, traffic balanced, a live drain
+demo: deps build ## Start the namespace lab (MODE=bgp or ospf): VIPs announced at two routers, traffic balanced, a live drain, a summary
 	@bash examples/lab/demo.sh
 
 .PHONY: package

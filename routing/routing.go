@@ -43,8 +43,13 @@ type VIP struct {
 }
 
 // Peer is one routing session as status and metrics show it: a BGP
-// neighbor, or an OSPF neighbor of BIRD.
+// neighbor, or an OSPF neighbor of BIRD. An advertiser that drives a daemon
+// of its own (BIRD) also lists the daemon and its protocol instances, so
+// that status says why no session is up (Kind).
 type Peer struct {
+	// Kind is PeerSession (the zero value) for a session routes flow over,
+	// PeerDaemon or PeerInstance for the parts that carry them.
+	Kind PeerKind
 	// Name identifies the session for people and metric labels
 	// ("192.0.2.1 AS65000", "ospf_v2 192.0.2.254").
 	Name    string
@@ -63,6 +68,21 @@ type Peer struct {
 	LastError string
 }
 
+// PeerKind says what a Peer is.
+type PeerKind string
+
+// Peer kinds.
+const (
+	// PeerSession is a session routes flow over (a BGP neighbor, an OSPF
+	// adjacency); Exported.SessionsUp counts those that are up.
+	PeerSession PeerKind = ""
+	// PeerDaemon is the routing daemon itself (BIRD): up while it runs.
+	PeerDaemon PeerKind = "daemon"
+	// PeerInstance is one protocol instance of the daemon (an OSPF
+	// protocol of BIRD): up while it runs with at least one session up.
+	PeerInstance PeerKind = "instance"
+)
+
 // Exported is what the routing daemon really exports to its peers, read
 // back from the daemon itself (BGP: each established neighbor's
 // adj-RIB-out after export policy; BIRD: the routes `show route export`
@@ -80,6 +100,11 @@ type Exported struct {
 	// session of its family. Both 0 (not filled in): every up session
 	// carries both families.
 	SessionsUp4, SessionsUp6 int
+	// NoSession4 and NoSession6 say, in the daemon's words, why no session
+	// of that family is up ("ospf_v2: neighbour 192.0.2.1 on eth0 in
+	// ExStart/DR", "ospf_v3 is disabled in bird"); empty when one is, or
+	// when the advertiser cannot tell.
+	NoSession4, NoSession6 string
 	// Routes holds every VIP prefix exported to at least one up session.
 	Routes map[netip.Prefix]ExportedRoute
 }
@@ -197,6 +222,14 @@ func (m *Mode) UnmarshalText(b []byte) error {
 // HostPrefix returns addr as a host route (/32 or /128).
 func HostPrefix(addr netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(addr, addr.BitLen())
+}
+
+// NoSessionFor says why no session of p's family is up ("" if unknown).
+func (e Exported) NoSessionFor(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return e.NoSession4
+	}
+	return e.NoSession6
 }
 
 // SessionsFor is the number of up sessions that should carry p.

@@ -9,7 +9,7 @@ echo "test: go test -race ./... (full log in $log)"
 go test -race -count=1 -timeout 20m -v ./... >"$log" 2>&1
 rc=$?
 # Package results and failures, not the whole verbose log.
-grep -E '^(ok|FAIL|\?|panic:|--- FAIL|--- SKIP)|^\s+--- (FAIL|SKIP)|^vip property test:|^lab property test:' "$log" || true
+grep -E '^(ok|FAIL|\?|panic:|--- FAIL|--- SKIP)|^\s+--- (FAIL|SKIP)|^vip property test:|^lab property test:|^e2e package:' "$log" || true
 if [ $rc -ne 0 ]; then
 	# A failing test's messages come before its "--- FAIL" line (go test -v
 	# streams them), so show its own message lines first, then the context.

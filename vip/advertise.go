@@ -104,6 +104,8 @@ func (m *machine) recordRoutes(got []routing.Route, err error, want map[netip.Ad
 		s := reported[v.addr]
 		if err != nil && s != want[v.addr] {
 			m.fail(v, "setting routes", err)
+		} else if s == want[v.addr] {
+			m.succeeded(v, "setting routes")
 		}
 		if wasUnknown {
 			// The claim is known from now on: a read of the world from

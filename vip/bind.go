@@ -21,6 +21,7 @@ func (m *machine) bindLo(ctx context.Context) int {
 			failed++
 			continue
 		}
+		m.succeeded(v, "binding")
 		v.live.onLo = true
 		m.transition(v, "lo", false, true, why)
 	}
@@ -64,6 +65,7 @@ func (m *machine) syncBoundSet(ctx context.Context) int {
 			}
 		} else {
 			v.live.inDP, v.live.maybeDP = in, in
+			m.succeeded(v, "setting bound set")
 		}
 		if v.live.inDP != was {
 			_, why := m.wantBound(v)
@@ -96,6 +98,7 @@ func (m *machine) unbindLo(ctx context.Context) int {
 			failed++
 			continue
 		}
+		m.succeeded(v, "unbinding")
 		v.live.onLo = false
 		m.transition(v, "lo", true, false, why)
 	}

@@ -112,6 +112,8 @@ type world struct {
 	ghostSeen  map[netip.Addr]bool
 	ghostDrain map[netip.Addr]bool // a ghost's drain attributes
 	sessionsUp int
+	// noSession is why no session is up, as an advertiser says it.
+	noSession string
 
 	calls      []string
 	noRecord   bool // the property test keeps no call log
@@ -254,6 +256,9 @@ func (w *world) Exported(context.Context) (routing.Exported, error) {
 		return routing.Exported{}, fmt.Errorf("reading the daemon: %w", errInjected)
 	}
 	ex := routing.Exported{At: w.clock.Now(), SessionsUp: w.sessionsUp, Routes: map[netip.Prefix]routing.ExportedRoute{}}
+	if w.sessionsUp == 0 {
+		ex.NoSession4, ex.NoSession6 = w.noSession, w.noSession
+	}
 	reported := w.ghostSeen
 	w.ghostSeen = map[netip.Addr]bool{}
 	defer func() {

@@ -71,12 +71,15 @@ type inputs struct {
 
 // explanations say why each facet is what it is, for Status (invariant 5).
 type explanations struct {
-	reasons  FacetReasons
-	reason   string // of the last change or refusal
-	since    time.Time
-	lastErr  string
-	transits uint64 // facet changes
-	errs     uint64 // failed calls
+	reasons FacetReasons
+	reason  string // of the last change or refusal
+	since   time.Time
+	lastErr string
+	// lastErrOp is the call lastErr is about: a later success of the
+	// same call clears it, so Status never shows a failure that is over.
+	lastErrOp string
+	transits  uint64 // facet changes
+	errs      uint64 // failed calls
 }
 
 // FacetReasons explains each facet's current value, or why it does not
@@ -276,9 +279,17 @@ func (m *machine) transition(v *vipState, facet string, from, to any, reason str
 }
 
 func (m *machine) fail(v *vipState, what string, err error) {
-	v.why.lastErr = what + ": " + err.Error()
+	v.why.lastErr, v.why.lastErrOp = what+": "+err.Error(), what
 	v.why.errs++
 	m.log.Warn("side effect failed", "vip", v.addr, "op", what, "error", err)
+}
+
+// succeeded clears v's last error when it was about the call what, which
+// has now succeeded (the error count stays).
+func (m *machine) succeeded(v *vipState, what string) {
+	if v.why.lastErrOp == what {
+		v.why.lastErr, v.why.lastErrOp = "", ""
+	}
 }
 
 // sorted returns the VIP states in address order, so passes are

@@ -70,6 +70,7 @@ func (m *machine) syncTables(ctx context.Context) int {
 			failed++
 			continue
 		}
+		m.succeeded(v, "programming")
 		if !v.live.programmed {
 			m.transition(v, "programmed", false, true, why)
 		} else {
@@ -98,6 +99,7 @@ func (m *machine) unprogram(ctx context.Context, v *vipState, why string) bool {
 		m.fail(v, "unprogramming", err)
 		return false
 	}
+	m.succeeded(v, "unprogramming")
 	v.live.programmed, v.live.table, v.live.services, v.live.tableUnknown = false, nil, nil, false
 	v.live.tableDigest = cluster.Digest{}
 	m.transition(v, "programmed", true, false, why)

@@ -259,7 +259,11 @@ func (m *machine) routeView(v *vipState) (RouteCheck, string, checkKind) {
 	case v.check.want != claim:
 		return RouteDiverged, fmt.Sprintf("wanted %s, but the advertiser reports %s", v.check.want, claim), kindClaim
 	case claim != advNone && !w.exported && w.sessions == 0:
-		return RouteNoSession, "no session up for its address family", kindAgree
+		why := "no session up for its address family"
+		if r := m.world.read.NoSessionFor(routing.HostPrefix(v.addr)); r != "" {
+			why += ": " + r
+		}
+		return RouteNoSession, why, kindAgree
 	case claim != advNone && !w.exported:
 		return RouteDiverged, "announced, but no up session exports it", kindWorld
 	case claim == advNone && w.exported:

@@ -67,7 +67,12 @@ func TestRouteConfirmedByTheWorld(t *testing.T) {
 	r.w.sessionsUp = 0
 	r.run(2 * time.Second)
 	r.routeCheck(t, RouteNoSession, "no session up")
-	r.w.sessionsUp = 1
+	// The advertiser says why (issue 14: an adjacency stuck in ExStart, a
+	// protocol disabled): the reason carries it.
+	r.w.noSession = "ospf_v2: neighbour 192.0.2.1 on up0 in ExStart/DR"
+	r.run(2 * time.Second)
+	r.routeCheck(t, RouteNoSession, "no session up for its address family: ospf_v2: neighbour 192.0.2.1 on up0 in ExStart/DR")
+	r.w.sessionsUp, r.w.noSession = 1, ""
 
 	r.w.failNext["Exported"] = 1
 	r.run(2 * time.Second)

@@ -12,6 +12,7 @@ import (
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/fielderr"
 	"github.com/vipd/vipd/internal/hostcheck"
+	"github.com/vipd/vipd/internal/statedir"
 	"github.com/vipd/vipd/routing/bird"
 )
 
@@ -46,13 +47,24 @@ func configCmd(g *globals) *cobra.Command {
 
 func birdConfigCmd() *cobra.Command {
 	var cfgPath, out string
-	var check bool
+	var check, all, unlessRunning bool
 	c := &cobra.Command{
 		Use:   "bird-config",
-		Short: "Generate the BIRD config for a bird-ospf node, offline (announcing every configured VIP)",
-		Long: `bird-config renders the BIRD 2 configuration vipd would write for the node
-(full config or include file, as [routing.bird] mode says), announcing every
-configured VIP. With --check it is validated by the installed 'bird -p'.`,
+		Short: "Generate the first BIRD config for a bird-ospf node, offline (announcing no VIP until vipd runs)",
+		Long: `bird-config renders the BIRD 2 configuration vipd writes for the node (full
+config or include file, as [routing.bird] mode says) with no VIP route in
+it: the file to start BIRD on before vipd runs. BIRD brings up its OSPF
+adjacencies and announces nothing; vipd announces each VIP once it has
+programmed and bound it, by rewriting the file and reconfiguring BIRD.
+--announce-all renders every configured VIP announced instead (to read, not
+to start BIRD on: that draws traffic to a node that cannot serve it yet).
+
+-o writes the file atomically with the owner and group of its directory,
+mode 0640, as vipd does, so BIRD running as its own user can read it.
+--unless-running leaves the file alone while a vipd holds the node's state
+directory: BIRD restarting under a running vipd keeps what vipd announced,
+BIRD starting at boot gets a file that announces nothing. With --check the
+result is validated by the installed 'bird -p'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cfgPath)
@@ -62,7 +74,25 @@ configured VIP. With --check it is validated by the installed 'bird -p'.`,
 			if cfg.Routing.Bird == nil {
 				return fmt.Errorf("%s: routing.mode is %q, not bird-ospf: there is no BIRD config to generate", cfgPath, cfg.Routing.Mode)
 			}
-			data, err := bird.RenderAll(*cfg.Routing.Bird)
+			if unlessRunning {
+				if out == "" {
+					return errors.New("--unless-running needs -o FILE")
+				}
+				held, err := statedir.Held(cfg.Node.StateDir)
+				if err != nil {
+					return err
+				}
+				if held {
+					fmt.Fprintf(cmd.ErrOrStderr(), "bird-config: a vipd holds %s: %s stays as it wrote it\n", cfg.Node.StateDir, out)
+					return nil
+				}
+			}
+			var data []byte
+			if all {
+				data, err = bird.RenderAll(*cfg.Routing.Bird)
+			} else {
+				data, err = bird.Render(*cfg.Routing.Bird, nil)
+			}
 			if err != nil {
 				return fmt.Errorf("rendering BIRD config: %w", err)
 			}
@@ -86,8 +116,10 @@ configured VIP. With --check it is validated by the installed 'bird -p'.`,
 		},
 	}
 	c.Flags().StringVarP(&cfgPath, "config", "c", config.DefaultPath, "vipd config file")
-	c.Flags().StringVarP(&out, "output", "o", "", "write to FILE (atomically) instead of stdout")
+	c.Flags().StringVarP(&out, "output", "o", "", "write to FILE (atomically, owner and group of its directory, mode 0640) instead of stdout")
 	c.Flags().BoolVar(&check, "check", false, "validate the result with the installed bird -p")
+	c.Flags().BoolVar(&all, "announce-all", false, "announce every configured VIP (never start BIRD on this)")
+	c.Flags().BoolVar(&unlessRunning, "unless-running", false, "with -o: leave FILE alone while a vipd holds the node's state directory")
 	return c
 }
 

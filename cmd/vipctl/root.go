@@ -46,7 +46,7 @@ running vipd.`,
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long to wait for vipd")
 	root.AddCommand(
 		statusCmd(g), drainCmd(g, true), drainCmd(g, false), vipsCmd(g), routesCmd(g), tableCmd(g), lookupCmd(g),
-		eventsCmd(g), restartCmd(g), clusterCmd(g), configCmd(g), birdConfigCmd(), doctorCmd(), genDocsCmd(root),
+		eventsCmd(g), restartCmd(g), clusterCmd(g), configCmd(g), birdConfigCmd(), birdGuardCmd(), doctorCmd(), genDocsCmd(root),
 	)
 	return root
 }

@@ -242,10 +242,20 @@ func claimsAt(snap *snapshot, m modelState, digests *digestCache) []mismatch {
 				}
 			}
 			for _, p := range st.Peers {
-				if p.Up != sessionUp {
-					bad(n+" peer "+p.Name, "%s claims its peer %s up=%v (%s); the router's session: %s %s", n, p.Name, p.Up, p.State, proto.State, proto.Info)
-				} else if p.Up && p.RoutesAdvertised != routes {
-					bad(n+" peer "+p.Name+" routes", "%s claims %d routes advertised to %s; the router has %d from it", n, p.RoutesAdvertised, p.Name, routes)
+				// Each peer against the router it is (r1 or r2).
+				up, pr, rs := sessionUp, proto, routes
+				if r, ok := labconf.NodeByAddr(p.Address); ok && r != routerName {
+					v, vok := snap.routers[r]
+					if !vok {
+						continue
+					}
+					pr, ok = v.protos[n]
+					up, rs = ok && pr.established(), v.routes[n]
+				}
+				if p.Up != up {
+					bad(n+" peer "+p.Name, "%s claims its peer %s up=%v (%s); the router's session: %s %s", n, p.Name, p.Up, p.State, pr.State, pr.Info)
+				} else if p.Up && p.RoutesAdvertised != rs {
+					bad(n+" peer "+p.Name+" routes", "%s claims %d routes advertised to %s; the router has %d from it", n, p.RoutesAdvertised, p.Name, rs)
 				}
 			}
 		}

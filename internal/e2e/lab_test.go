@@ -27,7 +27,16 @@ type lab struct {
 	t        *testing.T
 	name     string
 	run, bin string
-	bird     *birdCLI // the router's BIRD
+	// mode is the lab's routing mode (labconf.ModeBGP or ModeOSPF), passed
+	// to lab.sh as MODE.
+	mode string
+	// env is more of lab.sh's environment (ROUTER_MTU=3000, BIRD=...).
+	env []string
+	// bird is r1's BIRD ("the router" of the checks that read one router's
+	// table and sessions: both routers learn the same routes); birds has
+	// r1's and r2's.
+	bird  *birdCLI
+	birds map[string]*birdCLI
 
 	mu      sync.Mutex // guards the fields below
 	spec    labconf.Spec
@@ -43,8 +52,18 @@ func newLab(t *testing.T) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{t: t, name: netnstest.UniqueName("lb"), run: t.TempDir(), bin: bin}
-	l.bird = &birdCLI{path: filepath.Join(l.run, "router-bird.ctl")}
+	l := &lab{t: t, name: netnstest.UniqueName("lb"), run: t.TempDir(), bin: bin, mode: labconf.ModeBGP}
+	l.birds = map[string]*birdCLI{}
+	for _, r := range labconf.Routers {
+		l.birds[r.Name] = &birdCLI{path: filepath.Join(l.run, r.Name+"-bird.ctl")}
+	}
+	l.bird = l.birds[routerName]
+	// In OSPF mode the nodes' BIRD runs as user bird: it must get through
+	// the test's temporary directory (0700) to its files in the run
+	// directory.
+	if err := os.Chmod(filepath.Dir(l.run), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range nodeNames {
@@ -53,13 +72,15 @@ func newLab(t *testing.T) *lab {
 				keepLog(t, n+"-vipd.log", data)
 			}
 			if *keepDir != "" {
-				// The router's capture, for a look at the packets.
-				if data, err := os.ReadFile(filepath.Join(l.run, "router.pcap")); err == nil {
-					keepLog(t, "router.pcap", data)
+				// The switch capture, for a look at the packets.
+				if data, err := os.ReadFile(filepath.Join(l.run, "switch.pcap")); err == nil {
+					keepLog(t, "switch.pcap", data)
 				}
 			}
 		}
-		l.bird.close()
+		for _, b := range l.birds {
+			b.close()
+		}
 		l.closeHandles()
 		if out, err := l.script("down"); err != nil {
 			t.Logf("lab down: %v: %s", err, out)
@@ -87,10 +108,15 @@ func startLab(t *testing.T, before ...func(*lab)) *lab {
 
 func (l *lab) script(args ...string) (string, error) {
 	cmd := exec.Command("bash", append([]string{filepath.Join(repoRoot(), "examples/lab/lab.sh")}, args...)...)
-	cmd.Env = append(os.Environ(), "LAB="+l.name, "RUN="+l.run, "BIN="+l.bin)
+	cmd.Env = append(os.Environ(), "LAB="+l.name, "RUN="+l.run, "BIN="+l.bin, "MODE="+l.mode)
+	cmd.Env = append(cmd.Env, l.env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// switchPort is node's port in the switch namespace (sw): what the node
+// sends to the routers comes in there.
+func switchPort(node string) string { return "s" + strings.TrimPrefix(node, "n") + "-n" }
 
 func (l *lab) ns(x string) string { return l.name + "-" + x }
 
@@ -98,9 +124,33 @@ func (l *lab) exec(x string, argv ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", l.ns(x)}, argv...)...)
 }
 
-func (l *lab) nextHops() int {
-	out, _ := l.exec("router", "ip", "route", "show", vipAddr).CombinedOutput()
+// routerName is the router whose BIRD and kernel the checks of one
+// router read (r2 learns the same routes).
+const routerName = "r1"
+
+// routerHops counts the next hops router r's kernel has for vip.
+func (l *lab) routerHops(r, vip string) int {
+	out, _ := l.exec(r, "ip", "route", "show", vip).CombinedOutput()
 	return strings.Count(string(out), "nexthop")
+}
+
+// nextHops is the number of next hops both routers have for the VIP, or
+// -1 while they differ.
+func (l *lab) nextHops() int {
+	return l.nextHopsOf(vipAddr)
+}
+
+func (l *lab) nextHopsOf(vip string) int {
+	h := l.routerHops("r1", vip)
+	if l.routerHops("r2", vip) != h {
+		return -1
+	}
+	return h
+}
+
+// fewestHops is the fewest next hops either router has for vip.
+func (l *lab) fewestHops(vip string) int {
+	return min(l.routerHops("r1", vip), l.routerHops("r2", vip))
 }
 
 func (l *lab) vipctl(node string, args ...string) (string, error) {
@@ -154,16 +204,16 @@ func TestLabDrainUndrain(t *testing.T) {
 	var p *prometheus
 	// Prometheus boots while the nodes do.
 	l := startLab(t, withMetrics, func(l *lab) { p = startPrometheus(t, l) })
-	l.waitFor("the VIP from all three nodes at the router (ECMP)", 60*time.Second, func() bool { return l.nextHops() == 3 })
+	l.waitFor("the VIP from all three nodes at both routers (ECMP)", 60*time.Second, func() bool { return l.nextHops() == 3 })
 	if p != nil {
 		p.checkScraped(t)
 	}
 
 	// Looped packets: anything addressed to the VIP that a node sends back
-	// to the router.
+	// to the routers (its switch port's ingress).
 	var caps []*exec.Cmd
 	for _, n := range []string{"n1", "n2", "n3"} {
-		c := l.exec("router", "tcpdump", "-n", "-i", "r-"+n, "-Q", "in", "-w", filepath.Join(l.run, n+".pcap"), "dst", "host", vipAddr)
+		c := l.exec("sw", "tcpdump", "-n", "-i", switchPort(n), "-Q", "in", "-w", filepath.Join(l.run, n+".pcap"), "dst", "host", vipAddr)
 		stderr, _ := os.Create(filepath.Join(l.run, n+"-tcpdump.txt"))
 		c.Stderr = stderr
 		if err := c.Start(); err != nil {
@@ -185,7 +235,7 @@ func TestLabDrainUndrain(t *testing.T) {
 	if out, err := l.vipctl("n2", "drain"); err != nil {
 		t.Fatalf("drain: %v: %s", err, out)
 	}
-	l.waitFor("n2's route withdrawn", 10*time.Second, func() bool { return l.nextHops() == 2 })
+	l.waitFor("n2's route withdrawn at both routers", 10*time.Second, func() bool { return l.nextHops() == 2 })
 	l.waitFor("n2 drained (unbound)", 20*time.Second, func() bool { return l.status("n2").Phase == "drained" })
 	if p != nil {
 		p.checkDrainedReadBack(t, "n2")
@@ -193,7 +243,7 @@ func TestLabDrainUndrain(t *testing.T) {
 	if out, err := l.vipctl("n2", "undrain"); err != nil {
 		t.Fatalf("undrain: %v: %s", err, out)
 	}
-	l.waitFor("n2's route back", 30*time.Second, func() bool { return l.nextHops() == 3 })
+	l.waitFor("n2's route back at both routers", 30*time.Second, func() bool { return l.nextHops() == 3 })
 	if err := load.Wait(); err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -222,7 +272,7 @@ func TestLabDrainUndrain(t *testing.T) {
 		t.Errorf("%d broken and %d switched connections through drain and undrain, want 0: %v", res.Broken, res.Switched, res.Errors)
 	}
 	if looped != 0 {
-		t.Errorf("%d VIP packets came back from the nodes to the router (looped), want 0", looped)
+		t.Errorf("%d VIP packets came back from the nodes to the routers (looped), want 0", looped)
 	}
 	if counters["drop_loop_guard"] != 0 {
 		t.Errorf("loop guard dropped %d packets, want 0", counters["drop_loop_guard"])
@@ -263,7 +313,7 @@ func captured(t *testing.T, file string) int {
 // must never leave the router.
 func TestLabUpgradeRestart(t *testing.T) {
 	l := startLab(t)
-	l.waitFor("the VIP from all three nodes at the router (ECMP)", 60*time.Second, func() bool { return l.nextHops() == 3 })
+	l.waitFor("the VIP from all three nodes at both routers (ECMP)", 60*time.Second, func() bool { return l.nextHops() == 3 })
 	before := l.status("n2")
 
 	load := l.exec("client", filepath.Join(l.bin, "labtool"), "load", "-target", vipAddr+":80",
@@ -285,7 +335,7 @@ func TestLabUpgradeRestart(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			if n := l.nextHops(); n < minHops {
+			if n := l.fewestHops(vipAddr); n < minHops {
 				minHops = n
 			}
 		}
@@ -312,7 +362,15 @@ func TestLabUpgradeRestart(t *testing.T) {
 			return false
 		}
 		var st api.Status
-		return json.Unmarshal([]byte(out), &st) == nil && len(st.VIPs) == 1 && st.VIPs[0].Advertised && st.VIPs[0].Bound
+		if json.Unmarshal([]byte(out), &st) != nil || len(st.VIPs) != len(labconf.Default("").VIPs) {
+			return false
+		}
+		for _, v := range st.VIPs {
+			if !v.Advertised || !v.Bound {
+				return false
+			}
+		}
+		return true
 	})
 	if err := load.Wait(); err != nil {
 		t.Fatalf("load: %v", err)
@@ -325,13 +383,13 @@ func TestLabUpgradeRestart(t *testing.T) {
 		t.Fatalf("decoding load result %q: %v", loadOut.String(), err)
 	}
 	after := l.status("n2")
-	t.Logf("load: %d connections, %d broken; by backend %v; fewest next hops at the router: %d; n2 generation %d -> %d",
+	t.Logf("load: %d connections, %d broken; by backend %v; fewest next hops at a router: %d; n2 generation %d -> %d",
 		res.Connections, res.Broken, res.ByBackend, minHops, before.Generation, after.Generation)
 	if res.Broken != 0 || res.Switched != 0 {
 		t.Errorf("%d broken and %d switched connections across the upgrade restart, want 0: %v", res.Broken, res.Switched, res.Errors)
 	}
 	if minHops < 3 {
-		t.Errorf("the router lost n2's route during the upgrade restart (fewest next hops %d)", minHops)
+		t.Errorf("a router lost n2's route during the upgrade restart (fewest next hops %d)", minHops)
 	}
 	if after.Generation <= before.Generation {
 		t.Errorf("node state generation went from %d to %d: peers could take the new state for an old one", before.Generation, after.Generation)

@@ -184,7 +184,7 @@ func (l *lab) upgrade(node string) {
 }
 
 // linkDown takes node's uplink down; linkUp brings it back with its
-// default route (the kernel removed it with the link).
+// default routes (the kernel removed them with the link).
 func (l *lab) linkDown(node string) {
 	l.t.Helper()
 	if out, err := l.exec(node, "ip", "link", "set", "up0", "down").CombinedOutput(); err != nil {
@@ -197,10 +197,20 @@ func (l *lab) linkUp(node string) {
 	n, _ := labconf.NodeNamed(node)
 	for _, argv := range [][]string{
 		{"ip", "link", "set", "up0", "up"},
-		{"ip", "route", "replace", "default", "via", n.RouterAddr.String()},
+		{"ip", "route", "replace", "default", "via", n.Gateway.String()},
+		{"ip", "-6", "route", "replace", "default", "via", n.Gateway6.String()},
 	} {
-		if out, err := l.exec(node, argv...).CombinedOutput(); err != nil {
-			l.t.Fatalf("link up on %s: %s: %v: %s", node, strings.Join(argv, " "), err, out)
+		// The IPv6 prefix route comes back a moment after the link:
+		// until then the gateway is unreachable.
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			out, err := l.exec(node, argv...).CombinedOutput()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				l.t.Fatalf("link up on %s: %s: %v: %s", node, strings.Join(argv, " "), err, out)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }

@@ -74,7 +74,7 @@ scrape_configs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := l.exec("router", bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+	cmd := l.exec("r1", bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+p.addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -96,7 +96,7 @@ scrape_configs:
 // router namespace (where Prometheus listens and the nodes' listeners are
 // routed): no process per request.
 func (l *lab) routerHTTP() *http.Client {
-	name := l.ns("router")
+	name := l.ns("r1")
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return dialIn(ctx, name, network, addr)

@@ -153,9 +153,10 @@ func (l *lab) readBroken() ([]broken, error) {
 	return out, nil
 }
 
-// capture is tcpdump on every router interface: what the router sends to
-// each node for a VIP (the node is then that flow's director), the GUE it
-// routes between nodes (the hop is a backend), the answers it receives from
+// capture is tcpdump on every node's switch port (the sw namespace, where
+// each node's segment meets both routers): what the routers send to each
+// node for a VIP (the node is then that flow's director), the GUE they
+// route between nodes (the hop is a backend), the answers they receive from
 // each node for a VIP (the node is the backend), and VIP packets coming back
 // from a node (looped).
 type capture struct {
@@ -169,8 +170,8 @@ var vipNet = netip.MustParsePrefix("198.51.100.0/24")
 
 func (l *lab) startCapture() *capture {
 	l.t.Helper()
-	c := &capture{file: filepath.Join(l.run, "router.pcap"), stderr: filepath.Join(l.run, "router-tcpdump.txt")}
-	c.cmd = l.exec("router", "tcpdump", "-i", "any", "-y", "LINUX_SLL2", "-s", "128", "-U", "-w", c.file,
+	c := &capture{file: filepath.Join(l.run, "switch.pcap"), stderr: filepath.Join(l.run, "switch-tcpdump.txt")}
+	c.cmd = l.exec("sw", "tcpdump", "-i", "any", "-y", "LINUX_SLL2", "-s", "128", "-U", "-w", c.file,
 		fmt.Sprintf("net %s or udp dst port %d", vipNet, labconf.GUEPort))
 	errf, err := os.Create(c.stderr)
 	if err != nil {
@@ -189,7 +190,7 @@ func (l *lab) startCapture() *capture {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	l.t.Fatalf("tcpdump on the router did not start")
+	l.t.Fatalf("tcpdump on the switch did not start")
 	return c
 }
 
@@ -197,29 +198,30 @@ func (l *lab) startCapture() *capture {
 func (l *lab) stopCapture(c *capture) (*flows, error) {
 	c.cmd.Process.Signal(syscall.SIGINT)
 	c.cmd.Wait()
-	ifaces, err := l.routerIfaces()
+	ifaces, err := l.switchPorts()
 	if err != nil {
 		return nil, err
 	}
 	return readCapture(c.file, ifaces)
 }
 
-// routerIfaces maps the router's interface indexes to the node behind
-// each ("" for the client's).
-func (l *lab) routerIfaces() (map[int]string, error) {
-	h, err := l.handle("router")
+// switchPorts maps the interface indexes of the nodes' switch ports to
+// the node behind each (the routers' ports and the bridges are left out).
+func (l *lab) switchPorts() (map[int]string, error) {
+	h, err := l.handle("sw")
 	if err != nil {
 		return nil, err
 	}
 	links, err := h.LinkList()
 	if err != nil {
-		return nil, fmt.Errorf("listing the router's links: %w", err)
+		return nil, fmt.Errorf("listing the switch's links: %w", err)
 	}
 	out := map[int]string{}
 	for _, lk := range links {
-		name := lk.Attrs().Name
-		if n, ok := strings.CutPrefix(name, "r-"); ok {
-			out[lk.Attrs().Index] = n
+		for _, n := range nodeNames {
+			if lk.Attrs().Name == switchPort(n) {
+				out[lk.Attrs().Index] = n
+			}
 		}
 	}
 	return out, nil
@@ -342,7 +344,7 @@ func readCapture(file string, ifaces map[int]string) (*flows, error) {
 		}
 		node, ok := ifaces[int(binary.BigEndian.Uint32(pkt[4:8]))]
 		if !ok {
-			continue // the client's side
+			continue // a router's port or a bridge
 		}
 		out := pkt[10] == pktOutgoing
 		ip := pkt[sll2Len:]

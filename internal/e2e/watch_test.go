@@ -55,7 +55,7 @@ func (e routeEvent) String() string {
 func (l *lab) watchRoutes() *routeWatch {
 	l.t.Helper()
 	w := &routeWatch{l: l, stop: make(chan struct{}), state: map[string]map[routeKey]bool{}}
-	ns, err := netns.GetFromName(l.ns("router"))
+	ns, err := netns.GetFromName(l.ns(routerName))
 	if err != nil {
 		l.t.Fatal(err)
 	}

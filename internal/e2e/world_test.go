@@ -34,6 +34,10 @@ type snapshot struct {
 	// rib is the router's BIRD table: VIP -> session (node) -> route.
 	rib    map[netip.Addr]map[string]birdRoute
 	protos map[string]birdProto
+	// routers is every router's sessions (router -> node -> protocol) and the
+	// number of VIP routes it has from each node: a node's peers are
+	// checked against the router each one is.
+	routers map[string]routerView
 	// kernel is the router's kernel table: VIP -> next-hop nodes (live).
 	kernel    map[netip.Addr][]string
 	routerErr error
@@ -85,7 +89,7 @@ func (l *lab) look() *snapshot {
 		})
 	}
 	wg.Go(func() {
-		if err := l.readRouter(s); err != nil {
+		if err := l.readRouters(s); err != nil {
 			s.routerErr = err
 		}
 	})
@@ -126,17 +130,69 @@ func (l *lab) readNode(node, pin string) (world.Node, error) {
 	return w, nil
 }
 
-// nodeByAddr names the lab node at a link address (either end).
+// nodeByAddr names the lab node (or router) at an address.
 func nodeByAddr(a netip.Addr) string {
-	for _, n := range labconf.Nodes {
-		if n.Addr == a || n.RouterAddr == a {
-			return n.Name
-		}
+	if n, ok := labconf.NodeByAddr(a); ok {
+		return n
 	}
 	return a.String()
 }
 
-// readRouter fills the router's part of s.
+// routerView is one router's sessions and route counts per node.
+type routerView struct {
+	protos map[string]birdProto
+	routes map[string]int
+}
+
+// readRouters reads what every router has: the sessions and route counts
+// (routerView), plus r1's table and kernel (readRouter).
+func (l *lab) readRouters(s *snapshot) error {
+	s.routers = map[string]routerView{}
+	for _, r := range labconf.Routers {
+		if r.Name == routerName {
+			continue
+		}
+		v, err := l.readRouterView(l.birds[r.Name])
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.Name, err)
+		}
+		s.routers[r.Name] = v
+	}
+	if err := l.readRouter(s); err != nil {
+		return err
+	}
+	v := routerView{protos: s.protos, routes: map[string]int{}}
+	for _, byNode := range s.rib {
+		for n := range byNode {
+			v.routes[n]++
+		}
+	}
+	s.routers[routerName] = v
+	return nil
+}
+
+func (l *lab) readRouterView(b *birdCLI) (routerView, error) {
+	text, err := b.cmd("show route all")
+	if err != nil {
+		return routerView{}, err
+	}
+	routes, err := parseRoutes(text)
+	if err != nil {
+		return routerView{}, err
+	}
+	v := routerView{routes: map[string]int{}}
+	for _, r := range routes {
+		v.routes[r.Proto]++
+	}
+	text, err = b.cmd("show protocols")
+	if err != nil {
+		return routerView{}, err
+	}
+	v.protos = parseProtocols(text)
+	return v, nil
+}
+
+// readRouter fills r1's part of s: its table, sessions and kernel.
 func (l *lab) readRouter(s *snapshot) error {
 	text, err := l.bird.cmd("show route all")
 	if err != nil {
@@ -167,7 +223,7 @@ func (l *lab) readRouter(s *snapshot) error {
 // hops (a next hop on a link that is down is not used: the lab sets
 // ignore_routes_with_linkdown).
 func (l *lab) kernelRoutes() (map[netip.Addr][]string, error) {
-	h, err := l.handle("router")
+	h, err := l.handle(routerName)
 	if err != nil {
 		return nil, err
 	}

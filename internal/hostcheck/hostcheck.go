@@ -108,8 +108,16 @@ type Spec struct {
 	Members        int
 	AllowedSources []netip.Prefix
 	// ProbeIgnoreMTU reports whether birdBinary accepts the OSPF option
-	// `ignoremtu`; nil uses routing/bird's ProbeIgnoreMTU (tests swap it).
+	// `ignoremtu`; nil asks the running BIRD of Bird, or else the binary
+	// (routing/bird's ProbeIgnoreMTUFor; tests swap it).
 	ProbeIgnoreMTU func(ctx context.Context, birdBinary string) (bool, error)
+	// AskBird asks the running BIRD whether it supports ignoremtu and
+	// reads vipd's file; nil uses routing/bird's AskRunning on Bird
+	// (tests swap it).
+	AskBird func(ctx context.Context) (bird.Facts, error)
+	// StateDir is vipd's state directory ([node] state_dir), where a BIRD
+	// guard holds its lock.
+	StateDir string
 }
 
 // Result is the outcome of one check.
@@ -243,6 +251,7 @@ var checks = []struct {
 	{"bpf-features", checkBPFFeatures},
 	{"bird", checkBird},
 	{IDOSPF, checkOSPFAdjacency},
+	{"bird-guard", checkBirdGuard},
 	{"bgp-listen", checkBGPListen},
 	{"peers", checkPeers},
 	{IDGUETrust, checkGUETrust},

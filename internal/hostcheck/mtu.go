@@ -109,13 +109,13 @@ func checkMTU(ctx context.Context, h Host, s Spec) Result {
 		canRaise := !native || limit == 0 || s.SwitchMTU <= limit
 		raise := fmt.Sprintf("ip link set %s mtu %d", s.Interface, s.SwitchMTU)
 		if s.RoutingMode == routing.ModeBirdOSPF {
-			supported, perr := probeIgnoreMTU(ctx, s)
-			birdSays := "installed BIRD supports ignoremtu"
+			supported, asked, perr := probeIgnoreMTU(ctx, s)
+			birdSays := asked + " supports ignoremtu"
 			switch {
 			case perr != nil:
 				birdSays = fmt.Sprintf("cannot tell whether BIRD supports ignoremtu: %v", perr)
 			case !supported:
-				birdSays = "installed BIRD does not support ignoremtu (stock BIRD; a patched one is required)"
+				birdSays = asked + " does not support ignoremtu (stock BIRD; a patched one is required)"
 			}
 			old := ""
 			if !s.IgnoreMTU {
@@ -167,15 +167,31 @@ func checkMTU(ctx context.Context, h Host, s Spec) Result {
 	return r
 }
 
-func probeIgnoreMTU(ctx context.Context, s Spec) (bool, error) {
+// probeIgnoreMTU asks whether the BIRD this node runs supports ignoremtu:
+// the running daemon when one answers (a stock BIRD still running after the
+// patched one was installed says no), else the installed binary. asked
+// names what answered.
+func probeIgnoreMTU(ctx context.Context, s Spec) (supported bool, asked string, err error) {
 	bin := s.BirdBinary
 	if bin == "" {
 		bin = "bird"
 	}
 	if s.ProbeIgnoreMTU != nil {
-		return s.ProbeIgnoreMTU(ctx, bin)
+		ok, err := s.ProbeIgnoreMTU(ctx, bin)
+		return ok, "installed BIRD", err
 	}
-	return bird.ProbeIgnoreMTU(ctx, bin)
+	if s.Bird != nil {
+		r, err := bird.ProbeIgnoreMTUFor(ctx, *s.Bird)
+		if err != nil {
+			return false, "", err
+		}
+		if r.Running {
+			return r.Supported, "running BIRD", nil
+		}
+		return r.Supported, "installed BIRD (none runs)", nil
+	}
+	ok, err := bird.ProbeIgnoreMTU(ctx, bin)
+	return ok, "installed BIRD", err
 }
 
 // oldBird returns the version of the running BIRD (from its control socket)

@@ -2,6 +2,7 @@ package hostcheck
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,12 +57,12 @@ func TestBird(t *testing.T) {
 		name: "not running", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: gone},
 		want: Result{ID: "bird", Name: name, Status: Fail,
 			Finding: gone + ": dial unix " + gone + ": connect: no such file or directory",
-			Fix:     "bird -c /etc/bird/bird.conf -s " + gone},
+			Fix:     "systemctl start bird, or: bird -u bird -g bird -c YOUR_BIRD_CONF -s " + gone},
 	}, {
 		name: "not BIRD", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: odd},
 		want: Result{ID: "bird", Name: name, Status: Fail,
 			Finding: odd + `: unexpected greeting "HTTP/1.0 400 Bad Request"`,
-			Fix:     "bird -c /etc/bird/bird.conf -s " + odd},
+			Fix:     "systemctl start bird, or: bird -u bird -g bird -c YOUR_BIRD_CONF -s " + odd},
 	}, {
 		name: "bgp mode", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBGP},
 		want: Result{ID: "bird", Name: name, Status: Skip, Finding: `routing mode "bgp", not bird-ospf`},
@@ -178,5 +180,70 @@ func TestPeers(t *testing.T) {
 	got = checkPeers(context.Background(), f, Spec{})
 	if got.Status != Skip {
 		t.Errorf("no peers: %+v, want SKIP", got)
+	}
+}
+
+// TestBirdFacts: with the routing.bird section the doctor says whether the
+// running BIRD (not the binary on disk) has the ignoremtu patch and whether
+// it can read vipd's file, and the fix for a dead BIRD names the file this
+// node uses.
+func TestBirdFacts(t *testing.T) {
+	name := "BIRD control socket"
+	good := fakeBird(t, "0001 BIRD 2.0.12 ready.\n")
+	gone := filepath.Join(t.TempDir(), "nobird.ctl")
+	full := &bird.Config{Mode: bird.ModeFull, ConfigFile: "/etc/bird/vipd-bird.conf"}
+	include := &bird.Config{Mode: bird.ModeInclude, ConfigFile: "/etc/bird/vipd.conf"}
+	facts := func(f bird.Facts, err error) func(context.Context) (bird.Facts, error) {
+		return func(context.Context) (bird.Facts, error) { return f, err }
+	}
+	cannot := fmt.Errorf("bird: %s: Permission denied: %w", full.ConfigFile, bird.ErrBirdCannotRead)
+	runCases(t, checkBird, []checkCase{{
+		name: "patched and reading", fixture: "veth",
+		spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: good, Bird: full,
+			AskBird: facts(bird.Facts{IgnoreMTU: true, File: full.ConfigFile}, nil)},
+		want: Result{ID: "bird", Name: name, Status: Pass,
+			Finding: good + ": BIRD 2.0.12 (with the ignoremtu patch); it reads " + full.ConfigFile},
+	}, {
+		name: "stock, cannot read", fixture: "veth",
+		spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: good, Bird: full,
+			AskBird: facts(bird.Facts{File: full.ConfigFile, Reads: cannot}, nil)},
+		want: Result{ID: "bird", Name: name, Status: Fail,
+			Finding: good + ": BIRD 2.0.12 (stock: no ignoremtu); it cannot read " + full.ConfigFile + ": " + cannot.Error(),
+			Fix:     "chgrp BIRD_GROUP /etc/bird && chmod g+rx /etc/bird (the group bird runs as: ls -l " + good + "), then vipd rewrites the file with that group"},
+	}, {
+		name: "dead, full mode", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: gone, Bird: full},
+		want: Result{ID: "bird", Name: name, Status: Fail,
+			Finding: gone + ": dial unix " + gone + ": connect: no such file or directory",
+			Fix:     "systemctl start bird, or: bird -u bird -g bird -c " + full.ConfigFile + " -s " + gone},
+	}, {
+		name: "dead, include mode", fixture: "veth", spec: Spec{RoutingMode: routing.ModeBirdOSPF, BirdSocket: gone, Bird: include},
+		want: Result{ID: "bird", Name: name, Status: Fail,
+			Finding: gone + ": dial unix " + gone + ": connect: no such file or directory",
+			Fix:     "systemctl start bird, or: bird -u bird -g bird -c YOUR_BIRD_CONF (it includes " + include.ConfigFile + ") -s " + gone},
+	}})
+}
+
+// TestBirdGuardCheck: the doctor warns while no guard holds its lock in
+// the state directory, and passes once one does.
+func TestBirdGuardCheck(t *testing.T) {
+	dir := t.TempDir()
+	s := Spec{RoutingMode: routing.ModeBirdOSPF, StateDir: dir, Bird: &bird.Config{GuardTimeout: 30 * time.Second}}
+	if got := checkBirdGuard(context.Background(), nil, s); got.Status != Warn || got.Fix == "" {
+		t.Errorf("no guard: %+v, want WARN with a fix", got)
+	}
+	f, err := os.Create(filepath.Join(dir, bird.GuardLockFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	got := checkBirdGuard(context.Background(), nil, s)
+	if got.Status != Pass || !strings.Contains(got.Finding, "after 30s") {
+		t.Errorf("a guard runs: %+v, want PASS naming the 30s bound", got)
+	}
+	if got := checkBirdGuard(context.Background(), nil, Spec{RoutingMode: routing.ModeBGP}); got.Status != Skip {
+		t.Errorf("bgp mode: %+v, want SKIP", got)
 	}
 }

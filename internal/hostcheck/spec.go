@@ -21,6 +21,7 @@ func SpecFor(c *config.Config) Spec {
 		RoutingMode:    c.Routing.Mode,
 		GUEPort:        c.Dataplane.GUEPort,
 		AllowedSources: c.Dataplane.AllowedSources,
+		StateDir:       c.Node.StateDir,
 	}
 	for _, v := range c.VIPs {
 		s.VIPs = append(s.VIPs, v.Addr)

@@ -172,3 +172,30 @@ func TestWriteFailure(t *testing.T) {
 		t.Errorf("drains.json after SaveDrains: %s, %v", data, err)
 	}
 }
+
+// TestHeld: Held sees the lock of an open Dir, without taking it, and no
+// lock once the Dir is closed or when there is no directory at all.
+func TestHeld(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if held, err := Held(dir); err != nil || held {
+		t.Fatalf("Held on a missing directory = %v, %v; want false, nil", held, err)
+	}
+	d, err := Open(dir, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, err := Held(dir); err != nil || !held {
+		t.Fatalf("Held while open = %v, %v; want true, nil", held, err)
+	}
+	// Asking did not take the lock: a second Open still finds it held by
+	// the first, and nothing else.
+	if _, err := Open(dir, "n1"); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Open = %v, want ErrInUse", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := Held(dir); err != nil || held {
+		t.Fatalf("Held after Close = %v, %v; want false, nil", held, err)
+	}
+}

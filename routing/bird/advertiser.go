@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -69,8 +68,9 @@ type result struct {
 
 var _ routing.Advertiser = (*Advertiser)(nil)
 
-// New validates cfg, checks that the installed BIRD supports every option
-// used (ignore_mtu needs a patched BIRD: ErrIgnoreMTUUnsupported), adopts
+// New validates cfg, checks that the BIRD it drives supports every option
+// used (ignore_mtu needs a patched BIRD: ErrIgnoreMTUUnsupported; the
+// running daemon is asked, or the binary when none runs yet), adopts
 // the routes of an existing generated file, and starts the apply loop. It
 // does not touch BIRD until the first SetRoutes. Call Close to stop.
 func New(ctx context.Context, cfg Config, log hclog.Logger) (*Advertiser, error) {
@@ -81,18 +81,8 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Advertiser, error)
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	for _, o := range cfg.OSPF {
-		if !o.IgnoreMTU {
-			continue
-		}
-		ok, err := ProbeIgnoreMTU(ctx, cfg.Bird)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("checking %s for ospf %s: %w", cfg.Bird, o.Name, ErrIgnoreMTUUnsupported)
-		}
-		break
+	if err := checkIgnoreMTU(ctx, cfg); err != nil {
+		return nil, err
 	}
 	a := &Advertiser{
 		cfg:  cfg,
@@ -311,8 +301,7 @@ func (a *Advertiser) apply(routes []routing.Route, coalesced int, force bool) re
 	a.lastApply.Render = time.Since(start)
 	res, err := a.install(ctx, data)
 	if err != nil {
-		a.log.Error("bird rejected the generated config, keeping the running one",
-			"reason", err.Error(), "file", a.cfg.ConfigFile)
+		a.log.Error(applyFailure(err), "reason", err.Error(), "file", a.cfg.ConfigFile, "socket", a.cfg.Socket)
 		return result{routes: a.uncertain(want, err), err: err}
 	}
 	a.setLive(want, true)
@@ -354,20 +343,63 @@ func (a *Advertiser) install(ctx context.Context, data []byte) (ConfigureResult,
 		return "", err
 	}
 	t0 = time.Now()
-	res, cerr := Configure(ctx, a.cfg.Birdc, a.cfg.Socket, a.fileArg)
+	res, cerr := configureSocket(ctx, a.cfg.Socket, a.fileArg, false)
 	a.lastApply.Configure = time.Since(t0)
 	if cerr == nil {
 		return res, nil
 	}
+	if unreachable(cerr) {
+		// BIRD did not refuse the file: it is not there to read it. The
+		// new file stays, so a BIRD that starts now announces what vipd
+		// wants now, not what it wanted before.
+		return "", fmt.Errorf("reconfiguring bird: %w (the new file is in place for bird's next start)", cerr)
+	}
 	var ce *ConfigError
-	if errors.As(cerr, &ce) {
+	switch {
+	case errors.As(cerr, &ce) && lineHas(data, ce.Line, "ignoremtu"):
+		cerr = fmt.Errorf("reconfiguring bird: the bird running on %s refuses ignoremtu: %w: %w",
+			a.cfg.Socket, ce, ErrIgnoreMTUUnsupported)
+	case errors.As(cerr, &ce):
 		cerr = fmt.Errorf("reconfiguring bird: %w", &ConfigError{File: ce.File, Line: ce.Line, Col: ce.Col,
 			Msg: ce.Msg + " (in the new version; the last good file is restored)"})
+	default:
+		cerr = fmt.Errorf("reconfiguring bird: %w", cerr)
 	}
 	if rerr := a.restore(); rerr != nil {
 		return "", errors.Join(cerr, rerr)
 	}
 	return "", cerr
+}
+
+// unreachable reports whether err says BIRD could not be asked at all.
+func unreachable(err error) bool {
+	return errors.Is(err, ErrSocketMissing) || errors.Is(err, ErrBirdDown) || errors.Is(err, ErrSocketPermission)
+}
+
+// applyFailure is the log message of a failed apply: what failed, so that a
+// BIRD that is down or cannot read the file is not taken for one that
+// rejected it.
+func applyFailure(err error) string {
+	var ce *ConfigError
+	switch {
+	case errors.Is(err, ErrIgnoreMTUUnsupported):
+		return "bird does not support ignore_mtu, keeping the running config"
+	case errors.As(err, &ce):
+		return "bird rejected the generated config, keeping the running one"
+	case unreachable(err):
+		return "bird cannot be reached: the generated config waits for it"
+	case errors.Is(err, ErrBirdCannotRead), errors.Is(err, ErrBirdNoFile):
+		return "bird cannot read the generated config"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "bird did not answer in time: the generated config may or may not be running"
+	}
+	return "applying the generated config failed"
+}
+
+// lineHas reports whether line n (from 1) of data contains word.
+func lineHas(data []byte, n int, word string) bool {
+	lines := bytes.Split(data, []byte("\n"))
+	return n >= 1 && n <= len(lines) && bytes.Contains(lines[n-1], []byte(word))
 }
 
 func (a *Advertiser) restore() error {
@@ -401,7 +433,7 @@ func writeTemp(file string, data []byte) (string, error) {
 	}
 	_, werr := f.Write(data)
 	if werr == nil {
-		werr = f.Chmod(0o640)
+		werr = own(f, filepath.Dir(file))
 	}
 	if werr == nil {
 		werr = f.Sync()
@@ -566,33 +598,28 @@ func vipRoute(v routing.VIP) (VIPRoute, error) {
 	return VIPRoute{}, fmt.Errorf("VIP %s: %T: %w", v.Prefix, v.Attrs, routing.ErrAttrs)
 }
 
-// Peers lists BIRD's OSPF neighbours (`birdc show ospf neighbors`), sorted
-// as BIRD prints them: an adjacency in state Full is up and carries every
-// announced route.
+// Peers implements routing.Advertiser with the state of the BIRD vipd
+// drives (ReadState): BIRD itself ("bird": up with its version, or why it
+// cannot be reached), each of vipd's OSPF protocols ("ospf_v2": up with a
+// Full adjacency, disabled, down, or missing from BIRD's config) and each
+// neighbour ("ospf_v2 192.0.2.1": full, or the state it is stuck in and
+// why, with the MTU mismatch from routing.bird.log_file when BIRD logged
+// one). A protocol or neighbour that is up counts the routes BIRD exports
+// to it. Only a closed advertiser is an error: a BIRD that cannot be
+// reached is the "bird" entry, down, saying why.
 func (a *Advertiser) Peers(ctx context.Context) ([]routing.Peer, error) {
 	select {
 	case <-a.stop:
 		return nil, routing.ErrClosed
 	default:
 	}
-	ns, err := Neighbors(ctx, a.cfg.Birdc, a.cfg.Socket)
+	st, err := ReadState(ctx, a.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("listing ospf neighbors: %w", err)
+		return []routing.Peer{{Kind: routing.PeerDaemon, Name: "bird", State: "down", LastError: err.Error()}}, nil
 	}
-	n := len(a.Routes())
-	out := make([]routing.Peer, 0, len(ns))
-	for _, nb := range ns {
-		addr, _ := netip.ParseAddr(nb.Address)
-		p := routing.Peer{
-			Name:    nb.Protocol + " " + nb.RouterID,
-			Address: addr,
-			State:   strings.ToLower(nb.State),
-			Up:      strings.HasPrefix(nb.State, "Full"),
-		}
-		if p.Up {
-			p.Advertised = n
-		}
-		out = append(out, p)
+	var mm []MTUMismatch
+	if a.cfg.LogFile != "" && st.stuck() {
+		mm, _ = scanLogFile(a.cfg.LogFile)
 	}
-	return out, nil
+	return st.peers(mm), nil
 }

@@ -3,7 +3,6 @@ package bird
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,39 +18,14 @@ import (
 	"github.com/vipd/vipd/routing/routingtest"
 )
 
-// fakeBirdc writes a birdc stand-in that records each call in a file and
-// answers reply.
-func fakeBirdc(t *testing.T, reply string) (birdc, calls string) {
-	t.Helper()
-	dir := t.TempDir()
-	birdc, calls = filepath.Join(dir, "birdc"), filepath.Join(dir, "calls")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nprintf 'BIRD 2.0.12 ready.\\n%s\\n'\n", calls, reply)
-	if err := os.WriteFile(birdc, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return birdc, calls
-}
-
-func countLines(t *testing.T, file string) int {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Count(string(b), "\n")
-}
-
 // TestSetRoutesCoalesces: a burst of SetRoutes calls within the debounce
 // window becomes one reconfigure, and every caller gets its result.
 func TestSetRoutesCoalesces(t *testing.T) {
 	requireBird(t)
-	birdc, calls := fakeBirdc(t, "Reconfigured")
+	fc := newFakeControl(t, configureOK)
 	cfg := v4Config()
 	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
-	cfg.Birdc = birdc
+	cfg.Socket = fc.path
 	cfg.Debounce = 150 * time.Millisecond
 	for i := 0; i < 20; i++ {
 		cfg.VIPs = append(cfg.VIPs, VIPRoute{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 32)})
@@ -86,8 +60,8 @@ func TestSetRoutesCoalesces(t *testing.T) {
 	}
 	// Coalesced: far fewer applies than callers (goroutine start-up may
 	// split the burst once).
-	if n := countLines(t, calls); n < 1 || n > 2 {
-		t.Errorf("birdc configure ran %d times for %d calls within the debounce window, want 1 or 2", n, callers)
+	if n := fc.count("configure"); n < 1 || n > 2 {
+		t.Errorf("bird was reconfigured %d times for %d calls within the debounce window, want 1 or 2", n, callers)
 	}
 	// The file announces exactly what the last apply returned.
 	data, err := os.ReadFile(cfg.ConfigFile)
@@ -110,8 +84,8 @@ func TestSetRoutesCoalesces(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Fatalf("SetRoutes(nil) = %v, %v", got, err)
 	}
-	if n := countLines(t, calls); n > 3 {
-		t.Errorf("birdc configure ran %d times, want at most 3", n)
+	if n := fc.count("configure"); n > 3 {
+		t.Errorf("bird was reconfigured %d times, want at most 3", n)
 	}
 }
 
@@ -119,11 +93,11 @@ func TestSetRoutesCoalesces(t *testing.T) {
 // restored and SetRoutes returns the routes still in effect.
 func TestSetRoutesFailedConfigure(t *testing.T) {
 	requireBird(t)
-	okc, _ := fakeBirdc(t, "Reconfigured")
-	badc, _ := fakeBirdc(t, "/x/bird.conf:3:1 syntax error, unexpected END")
+	okc := newFakeControl(t, configureOK)
+	badc := newFakeControl(t, configureRefused("/x/bird.conf:3:1 syntax error, unexpected END"))
 	cfg := v4Config()
 	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
-	cfg.Birdc = okc
+	cfg.Socket = okc.path
 	cfg.Debounce = time.Millisecond
 	a, err := New(context.Background(), cfg, nil)
 	if err != nil {
@@ -136,7 +110,7 @@ func TestSetRoutesFailedConfigure(t *testing.T) {
 	a.Abandon()
 	good, _ := os.ReadFile(cfg.ConfigFile)
 
-	cfg.Birdc = badc
+	cfg.Socket = badc.path
 	b, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -172,15 +146,12 @@ func TestSetRoutesFailedConfigure(t *testing.T) {
 // outcome is unknown, so both the old and the new routes are reported.
 func TestSetRoutesConfigureTimeout(t *testing.T) {
 	requireBird(t)
-	okc, _ := fakeBirdc(t, "Reconfigured")
+	okc := newFakeControl(t, configureOK)
+	slow := newFakeControl(t, func(string) string { time.Sleep(5 * time.Second); return "0003 Reconfigured\n" })
 	dir := t.TempDir()
-	slow := filepath.Join(dir, "birdc")
-	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 5\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	cfg := v4Config()
 	cfg.ConfigFile = filepath.Join(dir, "bird.conf")
-	cfg.Birdc = okc
+	cfg.Socket = okc.path
 	cfg.Debounce = time.Millisecond
 	a, err := New(context.Background(), cfg, nil)
 	if err != nil {
@@ -191,7 +162,7 @@ func TestSetRoutesConfigureTimeout(t *testing.T) {
 	}
 	a.Abandon()
 
-	cfg.Birdc, cfg.Timeout = slow, 300*time.Millisecond
+	cfg.Socket, cfg.Timeout = slow.path, 300*time.Millisecond
 	b, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +170,7 @@ func TestSetRoutesConfigureTimeout(t *testing.T) {
 	defer b.Abandon()
 	got, err := b.SetRoutes(context.Background(), []routing.Route{{Prefix: vipB}})
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("SetRoutes with a stuck birdc: err = %v, want a deadline error", err)
+		t.Fatalf("SetRoutes with a stuck bird: err = %v, want a deadline error", err)
 	}
 	want := []routing.Route{{Prefix: vipA}, {Prefix: vipB}}
 	if diff := cmp.Diff(want, got, routeOpts); diff != "" {
@@ -211,10 +182,10 @@ func TestSetRoutesConfigureTimeout(t *testing.T) {
 // prefix that is not a configured VIP.
 func TestSetRoutesUnknownPrefix(t *testing.T) {
 	requireBird(t)
-	okc, _ := fakeBirdc(t, "Reconfigured")
+	okc := newFakeControl(t, configureOK)
 	cfg := v4Config()
 	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
-	cfg.Birdc = okc
+	cfg.Socket = okc.path
 	cfg.Debounce = time.Millisecond
 	a, err := New(context.Background(), cfg, nil)
 	if err != nil {
@@ -238,11 +209,11 @@ func TestSetRoutesUnknownPrefix(t *testing.T) {
 // leaves BIRD announcing them; both stop the advertiser.
 func TestCloseAbandon(t *testing.T) {
 	requireBird(t)
-	okc, calls := fakeBirdc(t, "Reconfigured")
+	okc := newFakeControl(t, configureOK)
 	for _, close := range []bool{true, false} {
 		cfg := v4Config()
 		cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
-		cfg.Birdc = okc
+		cfg.Socket = okc.path
 		cfg.Debounce = time.Millisecond
 		a, err := New(context.Background(), cfg, nil)
 		if err != nil {
@@ -251,21 +222,21 @@ func TestCloseAbandon(t *testing.T) {
 		if _, err := a.SetRoutes(context.Background(), []routing.Route{{Prefix: vipA}, {Prefix: vipB}}); err != nil {
 			t.Fatal(err)
 		}
-		before := countLines(t, calls)
+		before := okc.count("configure")
 		want := []routing.Route{{Prefix: vipA}, {Prefix: vipB}}
 		if close {
 			if err := a.Close(context.Background()); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
 			want = nil
-			if countLines(t, calls) != before+1 {
+			if okc.count("configure") != before+1 {
 				t.Errorf("Close did not reconfigure BIRD")
 			}
 		} else {
 			if err := a.Abandon(); err != nil {
 				t.Fatalf("Abandon: %v", err)
 			}
-			if countLines(t, calls) != before {
+			if okc.count("configure") != before {
 				t.Errorf("Abandon reconfigured BIRD")
 			}
 		}
@@ -291,10 +262,10 @@ func TestCloseAbandon(t *testing.T) {
 // TestSetVIPsAttrs: attributes must be the OSPF ones (or none).
 func TestSetVIPsAttrs(t *testing.T) {
 	requireBird(t)
-	okc, _ := fakeBirdc(t, "Reconfigured")
+	okc := newFakeControl(t, configureOK)
 	cfg := v4Config()
 	cfg.ConfigFile = filepath.Join(t.TempDir(), "bird.conf")
-	cfg.Birdc = okc
+	cfg.Socket = okc.path
 	cfg.Debounce = time.Millisecond
 	a, err := New(context.Background(), cfg, nil)
 	if err != nil {

@@ -134,6 +134,80 @@ func ProbeIgnoreMTU(ctx context.Context, birdBinary string) (bool, error) {
 	}
 }
 
+// ProbeRunningIgnoreMTU asks the BIRD running on socket, not a binary on
+// disk, whether it accepts the `ignoremtu` option: the running daemon
+// parses a tiny config using it (`configure check`, which applies nothing).
+// The file is written into dir, which must be a directory BIRD can read
+// (that of routing.bird.config_file), with the ownership rule of every file
+// vipd writes for BIRD. A stock BIRD still running after the patched one
+// was installed answers false. When BIRD cannot be reached the error wraps
+// ErrSocketMissing, ErrBirdDown or ErrSocketPermission.
+func ProbeRunningIgnoreMTU(ctx context.Context, socket, dir string) (bool, error) {
+	tmp, err := writeTemp(filepath.Join(dir, "vipd-probe.conf"), []byte(probeIgnoreMTUConf))
+	if err != nil {
+		return false, fmt.Errorf("probing the running bird for ignoremtu: %w", err)
+	}
+	defer os.Remove(tmp)
+	_, err = configureSocket(ctx, socket, tmp, true)
+	var ce *ConfigError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ce) && ce.Line == 6:
+		return false, nil
+	}
+	return false, fmt.Errorf("probing the bird running on %s for ignoremtu: %w", socket, err)
+}
+
+// IgnoreMTUSupport says whether the BIRD vipd drives accepts `ignoremtu`:
+// the running daemon when it answers on cfg.Socket (Asked names it),
+// otherwise the binary cfg.Bird that will run next.
+type IgnoreMTUSupport struct {
+	Supported bool
+	// Asked is what answered: "the bird running on SOCKET" or "BINARY".
+	Asked string
+	// Running is true when the running daemon answered.
+	Running bool
+}
+
+// ProbeIgnoreMTUFor asks the running BIRD of cfg (see
+// ProbeRunningIgnoreMTU), or, when none answers, the binary cfg.Bird.
+func ProbeIgnoreMTUFor(ctx context.Context, cfg Config) (IgnoreMTUSupport, error) {
+	cfg = cfg.WithDefaults()
+	ok, err := ProbeRunningIgnoreMTU(ctx, cfg.Socket, filepath.Dir(cfg.ConfigFile))
+	if err == nil {
+		return IgnoreMTUSupport{Supported: ok, Asked: "the bird running on " + cfg.Socket, Running: true}, nil
+	}
+	if !unreachable(err) {
+		return IgnoreMTUSupport{}, err
+	}
+	ok, err = ProbeIgnoreMTU(ctx, cfg.Bird)
+	if err != nil {
+		return IgnoreMTUSupport{}, err
+	}
+	return IgnoreMTUSupport{Supported: ok, Asked: cfg.Bird + " (no bird answers on " + cfg.Socket + ")"}, nil
+}
+
+// checkIgnoreMTU returns ErrIgnoreMTUUnsupported, naming what was asked,
+// when an OSPF instance of cfg sets ignore_mtu and the BIRD vipd drives
+// does not support it.
+func checkIgnoreMTU(ctx context.Context, cfg Config) error {
+	for _, o := range cfg.OSPF {
+		if !o.IgnoreMTU {
+			continue
+		}
+		s, err := ProbeIgnoreMTUFor(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if !s.Supported {
+			return fmt.Errorf("checking %s for ospf %s: %w", s.Asked, o.Name, ErrIgnoreMTUUnsupported)
+		}
+		return nil
+	}
+	return nil
+}
+
 // ConfigureResult is how BIRD answered `birdc configure`.
 type ConfigureResult string
 
@@ -142,6 +216,9 @@ const (
 	Reconfigured       ConfigureResult = "Reconfigured"
 	ReconfigInProgress ConfigureResult = "Reconfiguration in progress"
 	ReconfigQueued     ConfigureResult = "Reconfiguration already in progress, queueing"
+	// ConfigOK answers `configure check`: the running BIRD parsed the file
+	// and applied nothing.
+	ConfigOK ConfigureResult = "Configuration OK"
 )
 
 // parseConfigureReply reads birdc's answer to `configure`. It returns the
@@ -210,18 +287,20 @@ func (n Neighbor) Stuck() bool {
 	return strings.HasPrefix(n.State, "ExStart")
 }
 
-// Neighbors lists the OSPF neighbours of the BIRD on socket
-// (`birdc -s SOCKET show ospf neighbors`). A neighbour whose Stuck is true
+// Neighbors lists the OSPF neighbours of the BIRD on socket (`show ospf
+// neighbors`, over the control socket). A neighbour whose Stuck is true
 // points at an MTU mismatch (see ScanMTUMismatches).
-func Neighbors(ctx context.Context, birdc, socket string) ([]Neighbor, error) {
-	if birdc == "" {
-		birdc = "birdc"
-	}
-	out, err := exec.CommandContext(ctx, birdc, "-s", socket, "show", "ospf", "neighbors").CombinedOutput()
+func Neighbors(ctx context.Context, socket string) ([]Neighbor, error) {
+	cc, err := dialControl(ctx, socket)
 	if err != nil {
-		return nil, fmt.Errorf("running birdc show ospf neighbors: %w: %s", err, strings.TrimSpace(string(out)))
+		return nil, err
 	}
-	return parseNeighbors(string(out)), nil
+	defer cc.Close()
+	lines, err := cc.cmd(ctx, "show ospf neighbors")
+	if err != nil {
+		return nil, fmt.Errorf("listing ospf neighbors: %w", err)
+	}
+	return parseNeighbors(texts(lines)), nil
 }
 
 func parseNeighbors(out string) []Neighbor {
@@ -282,22 +361,13 @@ func ScanMTUMismatches(r io.Reader) ([]MTUMismatch, error) {
 
 // CheckGenerated validates a configuration rendered from cfg (as `vipctl
 // bird-config --check` does) with cfg.Bird: when an OSPF instance sets
-// ignore_mtu and that BIRD lacks the patch, the error is
-// ErrIgnoreMTUUnsupported rather than BIRD's syntax error.
+// ignore_mtu and the BIRD vipd drives (the running one, or else cfg.Bird)
+// lacks the patch, the error is ErrIgnoreMTUUnsupported rather than BIRD's
+// syntax error.
 func CheckGenerated(ctx context.Context, cfg Config, name string, data []byte) error {
 	cfg = cfg.WithDefaults()
-	for _, o := range cfg.OSPF {
-		if !o.IgnoreMTU {
-			continue
-		}
-		ok, err := ProbeIgnoreMTU(ctx, cfg.Bird)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("checking %s for ospf %s: %w", cfg.Bird, o.Name, ErrIgnoreMTUUnsupported)
-		}
-		break
+	if err := checkIgnoreMTU(ctx, cfg); err != nil {
+		return err
 	}
 	return CheckData(ctx, cfg.Bird, name, data)
 }

@@ -1,6 +1,6 @@
 // Package bird implements routing.Advertiser by generating a BIRD 2 OSPF
-// configuration that lists the announced VIP routes explicitly and reloading
-// BIRD through birdc.
+// configuration that lists the announced VIP routes explicitly and having
+// BIRD read it over its control socket.
 //
 // VIP routes are a generated `protocol static` list (vipd_vip4, vipd_vip6)
 // exported into OSPF (v2 for IPv4, v3 for IPv6); they never come from
@@ -10,26 +10,35 @@
 // bird.conf, whose OSPF export filters select them by protocol name.
 //
 // An apply renders the file, has `bird -p` check it, writes it atomically
-// (temp file, fsync, rename), runs `birdc configure` with a timeout and, if
-// BIRD refuses, puts the last good file back: a rejected config never
-// replaces the running one. SetRoutes calls coalesce within a bounded
-// debounce window (<= 200 ms).
+// (temp file, fsync, rename) with the owner and group of its directory,
+// mode 0640 (BIRD runs as a user of its own and must read it), and sends
+// `configure` on BIRD's control socket with a timeout. If BIRD refuses the
+// file, the last good one is put back: a rejected config never replaces the
+// running one. Every failure names its cause: BIRD not reachable
+// (ErrSocketMissing, ErrBirdDown, ErrSocketPermission: the new file then
+// stays for BIRD's next start), BIRD unable to read the file
+// (ErrBirdCannotRead), an option the running BIRD lacks
+// (ErrIgnoreMTUUnsupported), or the line it refuses (*ConfigError).
+// SetRoutes calls coalesce within a bounded debounce window (<= 200 ms).
 //
 // The OSPF option ignore_mtu emits `ignoremtu yes;`, which only a BIRD built
 // with patch/bird-2.0-ignoremtu.patch accepts (scripts/bird-ignoremtu.sh
-// builds one); New probes the installed BIRD and refuses with
-// ErrIgnoreMTUUnsupported otherwise. Diagnose finds adjacencies stuck in
-// ExStart and the MTU mismatches behind them, for the doctor.
+// builds one); New asks the running daemon (or, when none runs, the binary)
+// and refuses with ErrIgnoreMTUUnsupported otherwise.
 //
 // Exported reads back, over BIRD's control socket, the VIP routes BIRD
-// exports to each OSPF protocol with a Full adjacency; Resync renders,
-// writes and reconfigures again when they disagree with what was asked.
+// exports to each OSPF protocol with a Full adjacency, and says why a family
+// has none; Peers shows BIRD itself, each protocol and each neighbour with
+// its state (ReadState); Diagnose explains, for the doctor, every protocol
+// or neighbour that carries no route. Resync renders, writes and
+// reconfigures again when the routes disagree with what was asked.
 //
 // BIRD is a daemon of its own: when vipd crashes, exits for an upgrade or
 // restarts, BIRD keeps running the last file vipd wrote and keeps
 // announcing its routes, so OSPF mode needs no graceful restart. The next
 // vipd reads that file back (New) and knows what BIRD announces before its
-// first apply.
+// first apply. The Guard bounds how long that lasts when no vipd comes
+// back (routing.bird.guard_timeout).
 package bird
 
 import (
@@ -71,7 +80,11 @@ type Config struct {
 	// LogFile, in full mode, makes BIRD log everything there, so that the
 	// doctor can find "MTU mismatch" lines (ScanMTUMismatches).
 	LogFile string `toml:"log_file"`
-	OSPF    []OSPF `toml:"ospf"`
+	// GuardTimeout is how long BIRD may announce this node's VIPs
+	// without a vipd before the guard (`vipctl bird-guard`) withdraws
+	// them (default DefaultGuardTimeout). vipd itself does not use it.
+	GuardTimeout time.Duration `toml:"guard_timeout"`
+	OSPF         []OSPF        `toml:"ospf"`
 
 	VIPs []VIPRoute `toml:"-"`
 }
@@ -104,6 +117,10 @@ type Interface struct {
 	Password   string `toml:"password"`
 	BFD        bool   `toml:"bfd"`
 	Stub       bool   `toml:"stub"`
+	// Priority is the router priority on a broadcast link (0-255; BIRD's
+	// default 1 when unset). 0 keeps a node from ever becoming the
+	// designated router of the switches' segment.
+	Priority *int `toml:"priority"`
 }
 
 // RouteAttrs are per-VIP OSPF attributes ([vip.ospf]).
@@ -223,6 +240,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		add("timeout", "must not be negative")
+	}
+	if c.GuardTimeout < 0 {
+		add("guard_timeout", "must not be negative")
 	}
 	if full && len(c.OSPF) == 0 {
 		add("ospf", "at least one OSPF instance is required in mode %q", ModeFull)
@@ -344,6 +364,9 @@ func (ifc Interface) validate(path string, version int) []error {
 	}
 	if ifc.Dead != 0 && ifc.Hello != 0 && ifc.Dead <= ifc.Hello {
 		add(".dead", "must be greater than hello (%d)", ifc.Hello)
+	}
+	if ifc.Priority != nil && (*ifc.Priority < 0 || *ifc.Priority > 255) {
+		add(".priority", "must be between 0 and 255, not %d", *ifc.Priority)
 	}
 	if ifc.Retransmit == 1 {
 		add(".retransmit", "must be greater than one second")

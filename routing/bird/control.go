@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -131,4 +132,135 @@ func texts(lines []replyLine) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// Reply codes of `configure` (BIRD's doc/reply_codes).
+const (
+	codeReconfigured   = 3  // Reconfigured
+	codeReconfigQueued = 4  // Reconfiguration in progress
+	codeReconfigBusy   = 5  // Reconfiguration already in progress, queueing new config
+	codeShuttingDown   = 6  // Reconfiguration ignored, shutting down
+	codeNothingToDo    = 19 // Nothing to do
+	codeConfigOK       = 20 // Configuration OK (configure check)
+)
+
+// configureSocket asks the BIRD on socket to read file: `configure "file"`
+// or, with check, `configure check "file"` (parse it with the running
+// daemon's own parser and user, apply nothing). It talks to the control
+// socket itself, so every failure says what failed: the socket
+// (ErrSocketMissing, ErrBirdDown, ErrSocketPermission), BIRD unable to read
+// the file as the user it runs as (ErrBirdCannotRead), or a line BIRD
+// refuses (a *ConfigError, which errorAt turns into ErrIgnoreMTUUnsupported
+// when the line is `ignoremtu`).
+func configureSocket(ctx context.Context, socket, file string, check bool) (ConfigureResult, error) {
+	cc, err := dialControl(ctx, socket)
+	if err != nil {
+		return "", err
+	}
+	defer cc.Close()
+	cmd := "configure"
+	if check {
+		cmd += " check"
+	}
+	if file != "" {
+		cmd += " " + strconv.Quote(file)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = cc.c.SetDeadline(dl)
+	}
+	if _, err := cc.c.Write([]byte(cmd + "\n")); err != nil {
+		return "", fmt.Errorf("sending %q to bird on %s: %w", cmd, socket, err)
+	}
+	lines, err := cc.readAll(ctx)
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			// The socket's deadline is ctx's: BIRD may still take the
+			// file, so the outcome is unknown.
+			return "", fmt.Errorf("waiting for bird on %s to answer %q: %w", socket, cmd, context.DeadlineExceeded)
+		}
+		return "", fmt.Errorf("reading bird's answer to %q on %s: %w", cmd, socket, err)
+	}
+	return configureResult(file, lines)
+}
+
+// configureResult reads the reply to `configure [check] "file"`.
+func configureResult(file string, lines []replyLine) (ConfigureResult, error) {
+	var other []string
+	for _, l := range lines {
+		switch {
+		case l.code == 2: // Reading configuration from FILE
+			continue
+		case l.code == codeReconfigured, l.code == codeNothingToDo:
+			return Reconfigured, nil
+		case l.code == codeReconfigQueued:
+			return ReconfigInProgress, nil
+		case l.code == codeReconfigBusy:
+			return ReconfigQueued, nil
+		case l.code == codeConfigOK:
+			return ConfigOK, nil
+		case l.code == codeShuttingDown:
+			return "", fmt.Errorf("bird did not read %s: %w", file, ErrBirdShuttingDown)
+		case l.code >= 8000:
+			return "", configureError(file, l.text)
+		}
+		other = append(other, l.text)
+	}
+	if len(other) == 0 {
+		return "", errors.New("empty reply from bird to configure")
+	}
+	return "", fmt.Errorf("unexpected reply from bird to configure: %s", strings.Join(other, "; "))
+}
+
+// configureError names the cause of BIRD's refusal to take file: a line of
+// it (*ConfigError), or a file it cannot open ("FILE: Permission denied",
+// "FILE: No such file or directory").
+func configureError(file, text string) error {
+	ce, isLine := parseConfigError(text)
+	switch {
+	case strings.HasSuffix(text, "Permission denied"):
+		// "FILE: Permission denied", or an include it cannot open:
+		// "MAIN:3:1 Unable to open included file FILE: Permission denied".
+		return fmt.Errorf("bird: %s: %w", text, ErrBirdCannotRead)
+	case strings.HasSuffix(text, "No such file or directory"):
+		return fmt.Errorf("bird: %s: %w", text, ErrBirdNoFile)
+	case isLine:
+		return ce
+	}
+	if file == "" {
+		return fmt.Errorf("bird refused its configuration: %s", text)
+	}
+	return fmt.Errorf("bird refused %s: %s", file, text)
+}
+
+// readAll reads one reply like read, but keeps the final line whatever
+// its code, errors included (configure answers with an 8002 line).
+func (cc *controlConn) readAll(ctx context.Context) ([]replyLine, error) {
+	var out []replyLine
+	code := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		raw, err := cc.rd.ReadString('\n')
+		if err != nil {
+			return out, err
+		}
+		l := strings.TrimRight(raw, "\n")
+		if strings.HasPrefix(l, " ") {
+			out = append(out, replyLine{code, l[1:]})
+			continue
+		}
+		if len(l) < 5 || (l[4] != '-' && l[4] != ' ') {
+			return out, fmt.Errorf("unexpected line %q", l)
+		}
+		c, err := strconv.Atoi(l[:4])
+		if err != nil {
+			return out, fmt.Errorf("unexpected line %q", l)
+		}
+		code = c
+		out = append(out, replyLine{code, l[5:]})
+		if l[4] == ' ' {
+			return out, nil
+		}
+	}
 }

@@ -21,4 +21,19 @@ var (
 	ErrBirdDown = errors.New("bird is not running: its control socket refuses connections")
 	// ErrSocketPermission: vipd may not connect to BIRD's control socket.
 	ErrSocketPermission = errors.New("permission denied on the bird control socket: run vipd as root or as a member of the socket's group")
+	// ErrBirdCannotRead: BIRD, running as its own user, may not read the
+	// file vipd wrote. vipd gives the files it writes the owner and group
+	// of their directory, mode 0640: the directory must belong to BIRD's
+	// user or group (Debian: /etc/bird is bird:bird).
+	ErrBirdCannotRead = errors.New("permission denied: bird cannot read the file vipd wrote; vipd gives it the owner and group " +
+		"of its directory (mode 0640), so that directory must belong to the user or group bird runs as " +
+		"(chgrp bird DIR, or put routing.bird.config_file under /etc/bird)")
+	// ErrBirdNoFile: BIRD does not find the file vipd wrote (BIRD sees
+	// another filesystem, a private /tmp for instance).
+	ErrBirdNoFile = errors.New("bird does not find the file vipd wrote (does bird see the same filesystem, no private /tmp?)")
+	// ErrBirdShuttingDown: BIRD ignored a configure because it is stopping.
+	ErrBirdShuttingDown = errors.New("bird is shutting down")
+	// ErrGuardTimeout: the guard found no vipd for longer than
+	// guard_timeout and withdrew the node's VIP routes.
+	ErrGuardTimeout = errors.New("no vipd for longer than the guard timeout")
 )

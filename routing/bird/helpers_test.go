@@ -1,8 +1,10 @@
 package bird
 
 import (
+	"bufio"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,4 +79,80 @@ func asConfigError(err error, target **ConfigError) bool {
 
 func osexec(argv ...string) ([]byte, error) {
 	return exec.Command(argv[0], argv[1:]...).CombinedOutput()
+}
+
+// fakeControl stands in for BIRD's control socket: it greets like BIRD,
+// records every command and answers each with reply(command), a reply in
+// the socket's own format ("0002-Reading ...\n0003 Reconfigured\n").
+type fakeControl struct {
+	path  string
+	reply func(cmd string) string
+
+	mu    sync.Mutex
+	calls []string
+}
+
+// configureOK answers every configure with Reconfigured.
+func configureOK(cmd string) string {
+	return "0002-Reading configuration\n0003 Reconfigured\n"
+}
+
+// configureRefused answers every configure with a syntax error at line.
+func configureRefused(line string) func(string) string {
+	return func(string) string { return "0002-Reading configuration\n8002 " + line + "\n" }
+}
+
+func newFakeControl(t testing.TB, reply func(cmd string) string) *fakeControl {
+	t.Helper()
+	f := &fakeControl{path: filepath.Join(t.TempDir(), "bird.ctl"), reply: reply}
+	ln, err := net.Listen("unix", f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+	return f
+}
+
+func (f *fakeControl) serve(c net.Conn) {
+	defer c.Close()
+	if _, err := io.WriteString(c, "0001 BIRD 2.0.12 ready.\n"); err != nil {
+		return
+	}
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.TrimSpace(line)
+		f.mu.Lock()
+		f.calls = append(f.calls, cmd)
+		reply := f.reply
+		f.mu.Unlock()
+		if _, err := io.WriteString(c, reply(cmd)); err != nil {
+			return
+		}
+	}
+}
+
+// count returns how many commands started with prefix.
+func (f *fakeControl) count(prefix string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, prefix) {
+			n++
+		}
+	}
+	return n
 }

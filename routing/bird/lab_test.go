@@ -29,18 +29,25 @@ type birdDaemon struct {
 
 // startBird runs `bird -f` with conf inside ns and waits until its control
 // socket answers.
-func startBird(t testing.TB, ns *netnstest.NS, bird, conf string) *birdDaemon {
+func startBird(t testing.TB, ns *netnstest.NS, bird, conf string, args ...string) *birdDaemon {
 	t.Helper()
-	dir := filepath.Dir(conf)
+	return startBirdIn(t, ns, bird, conf, filepath.Dir(conf), args...)
+}
+
+// startBirdIn is startBird with the control socket and pid file in runDir
+// and extra arguments (`-u bird -g bird`).
+func startBirdIn(t testing.TB, ns *netnstest.NS, bird, conf, runDir string, args ...string) *birdDaemon {
+	t.Helper()
 	name := strings.TrimSuffix(filepath.Base(conf), filepath.Ext(conf))
-	cmd := ns.Cmd(lookPath(t, bird), "-f", "-c", conf, "-s", filepath.Join(dir, name+".ctl"), "-P", filepath.Join(dir, name+".pid"))
+	argv := append([]string{lookPath(t, bird), "-f", "-c", conf, "-s", filepath.Join(runDir, name+".ctl"), "-P", filepath.Join(runDir, name+".pid")}, args...)
+	cmd := ns.Cmd(argv...)
 	d := &birdDaemon{
 		cmd:   cmd,
 		ns:    ns,
 		birdc: filepath.Join(filepath.Dir(lookPath(t, bird)), "birdc"),
-		sock:  filepath.Join(dir, name+".ctl"),
+		sock:  filepath.Join(runDir, name+".ctl"),
 		conf:  conf,
-		log:   filepath.Join(dir, name+".log"),
+		log:   filepath.Join(runDir, name+".log"),
 	}
 	logf, err := os.Create(d.log + ".stderr")
 	if err != nil {
@@ -251,7 +258,7 @@ func (l *ospfLab) routerHas(t testing.TB, p netip.Prefix) bool {
 // neighbors is the director's view of its OSPF neighbours.
 func (l *ospfLab) neighbors(t testing.TB) []Neighbor {
 	t.Helper()
-	ns, err := Neighbors(context.Background(), l.cfg.Birdc, l.cfg.Socket)
+	ns, err := Neighbors(context.Background(), l.cfg.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}

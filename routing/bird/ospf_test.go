@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,15 +97,35 @@ func TestOSPFDrainUndrain(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Error("SetRoutes with the same routes rewrote the file")
 	}
-	// The OSPF neighbour is the peer status shows, carrying every route.
+	// Status shows BIRD up, each OSPF instance up, and the router's
+	// adjacency of each, the instance and its neighbour counting the
+	// routes of their family.
 	peers, err := l.adv.Peers(ctx)
-	if err != nil || len(peers) != l.instances {
-		t.Fatalf("Peers() = %+v, %v; want the router's adjacency of each of %d OSPF instances", peers, err, l.instances)
+	if err != nil {
+		t.Fatalf("Peers: %v", err)
 	}
+	perFamily := map[string]int{"ospf_v2": 2, "ospf_v3": 1}
+	var kinds []string
 	for _, p := range peers {
-		if !p.Up || !strings.HasPrefix(p.State, "full") || p.Advertised != len(steps[2].routes) || !p.Address.IsValid() {
-			t.Errorf("peer %+v: want up, full, %d routes advertised", p, len(steps[2].routes))
+		kinds = append(kinds, string(p.Kind)+":"+strings.Fields(p.Name)[0])
+		switch p.Kind {
+		case routing.PeerDaemon:
+			if !p.Up || !strings.HasPrefix(p.State, "up 2.") || p.LastError != "" {
+				t.Errorf("bird %+v: want up with its version", p)
+			}
+		case routing.PeerInstance:
+			if !p.Up || p.State != "up running" || p.Advertised != perFamily[p.Name] || p.LastError != "" {
+				t.Errorf("instance %+v: want up running, %d routes", p, perFamily[p.Name])
+			}
+		case routing.PeerSession:
+			proto := strings.Fields(p.Name)[0]
+			if !p.Up || !strings.HasPrefix(p.State, "full") || p.Advertised != perFamily[proto] || !p.Address.IsValid() {
+				t.Errorf("neighbour %+v: want up, full, %d routes advertised", p, perFamily[proto])
+			}
 		}
+	}
+	if want := []string{"daemon:bird", "instance:ospf_v2", ":ospf_v2", "instance:ospf_v3", ":ospf_v3"}; !slices.Equal(kinds, want) {
+		t.Errorf("Peers lists %v, want %v", kinds, want)
 	}
 	routingtest.CheckUnknownPrefix(t, l.adv, steps[2].routes, netip.MustParsePrefix("198.51.100.1/32"))
 
@@ -170,30 +192,52 @@ func TestRejectedConfigKeepsRunning(t *testing.T) {
 		t.Fatalf("director does not run the initial routes: %s", wantRunning)
 	}
 
+	// With the patched binary installed but the stock BIRD still running,
+	// New asks the running daemon, not the binary, and refuses at once.
+	ignoring := l.cfg
+	ignoring.OSPF = append([]OSPF(nil), ignoring.OSPF...)
+	ignoring.Bird, ignoring.OSPF[0].IgnoreMTU = patched, true
+	if _, err := New(ctx, ignoring, nil); !errors.Is(err, ErrIgnoreMTUUnsupported) || !strings.Contains(err.Error(), "the bird running on "+l.cfg.Socket) {
+		t.Errorf("New with ignore_mtu and a stock BIRD running = %v, want ErrIgnoreMTUUnsupported naming the running bird", err)
+	}
+
 	tests := []struct {
 		name   string
 		modify func(*Config)
+		// probeAway: New probes while the socket is elsewhere (a BIRD
+		// that was not running yet), so it asks the binary.
+		probeAway bool
+		want      error
 	}{
 		// "ospf" is a keyword: bird -p rejects the file.
 		{name: "bird -p rejects", modify: func(c *Config) { c.OSPF[0].Name = "ospf" }},
-		// bird -p of the patched BIRD accepts ignoremtu, the running
-		// stock BIRD does not: configure fails after the rename.
-		{name: "configure rejects", modify: func(c *Config) { c.Bird = patched; c.OSPF[0].IgnoreMTU = true }},
+		// bird -p of the patched BIRD accepts ignoremtu, the stock BIRD
+		// that started meanwhile does not: configure fails after the
+		// rename, and the error says the running BIRD lacks the option.
+		{name: "configure rejects", modify: func(c *Config) { c.Bird = patched; c.OSPF[0].IgnoreMTU = true },
+			probeAway: true, want: ErrIgnoreMTUUnsupported},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := l.cfg
 			cfg.OSPF = append([]OSPF(nil), cfg.OSPF...)
 			tc.modify(&cfg)
+			if tc.probeAway {
+				cfg.Socket = filepath.Join(t.TempDir(), "not-yet.ctl")
+			}
 			adv, err := New(ctx, cfg, nil)
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
 			defer adv.Abandon()
+			adv.cfg.Socket = l.cfg.Socket
 			got, err := adv.SetRoutes(ctx, []routing.Route{{Prefix: vipA}, {Prefix: vipB}})
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("SetRoutes: got %v, want a *ConfigError (file:line:col)", err)
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("SetRoutes: got %v, want %v", err, tc.want)
 			}
 			t.Logf("rejected as wanted: %v", err)
 			if diff := cmp.Diff([]routing.Route{{Prefix: vipA}}, got, routeOpts); diff != "" {

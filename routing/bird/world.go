@@ -106,36 +106,14 @@ func parseExport(lines []replyLine) []exportedRoute {
 	return out
 }
 
-// ospfProtocols lists vipd's OSPF protocols: those it configures in mode
-// full, every OSPF protocol BIRD runs in mode include (the operator's
-// own, which export vipd's static protocols).
-func (a *Advertiser) ospfProtocols(ctx context.Context, cc *controlConn) ([]string, error) {
-	if a.cfg.Mode != ModeInclude {
-		names := make([]string, 0, len(a.cfg.OSPF))
-		for _, o := range a.cfg.OSPF {
-			names = append(names, o.Name)
-		}
-		return names, nil
-	}
-	lines, err := cc.cmd(ctx, "show protocols")
-	if err != nil {
-		return nil, fmt.Errorf("listing bird protocols: %w", err)
-	}
-	var names []string
-	for _, l := range lines {
-		if f := strings.Fields(l.text); len(f) >= 2 && f[1] == "OSPF" {
-			names = append(names, f[0])
-		}
-	}
-	return names, nil
-}
-
 // Exported implements routing.Advertiser: for each of vipd's OSPF
-// protocols with at least one Full adjacency (`show ospf neighbors`), the
-// VIP routes BIRD exports to it (`show route export PROTO all`, routes of
-// vipd's static protocols only), attributed to that protocol's Full
-// neighbors; SessionsUp counts the Full adjacencies. Draining is true when
-// a route carries the drain metric, and Mismatch says when its type,
+// protocols (mode full: those it configures; include: every OSPF protocol
+// BIRD runs) that is up with at least one Full adjacency (`show ospf
+// neighbors`), the VIP routes BIRD exports to it (`show route export PROTO
+// all`, routes of vipd's static protocols only), attributed to that
+// protocol's Full neighbours; SessionsUp counts the Full adjacencies, per
+// family too, and NoSession4/6 say why a family has none. Draining is true
+// when a route carries the drain metric, and Mismatch says when its type,
 // metric or tag are neither the VIP's normal nor its drain ones. It talks
 // to BIRD's control socket directly; when BIRD cannot be reached the error
 // wraps ErrSocketMissing, ErrBirdDown or ErrSocketPermission.
@@ -150,42 +128,32 @@ func (a *Advertiser) Exported(ctx context.Context) (routing.Exported, error) {
 		return routing.Exported{}, fmt.Errorf("reading back the exported routes: %w", err)
 	}
 	defer cc.Close()
-	lines, err := cc.cmd(ctx, "show ospf neighbors")
+	st, err := readState(ctx, cc, a.cfg)
 	if err != nil {
-		return routing.Exported{}, fmt.Errorf("listing ospf neighbors: %w", err)
-	}
-	full := map[string][]string{} // protocol -> Full neighbors' session names
-	v6 := map[string]bool{}       // OSPFv3 protocols: their neighbors have IPv6 addresses
-	for _, nb := range parseNeighbors(texts(lines)) {
-		if strings.HasPrefix(nb.State, "Full") {
-			full[nb.Protocol] = append(full[nb.Protocol], nb.Protocol+" "+nb.RouterID)
-			if a, err := netip.ParseAddr(nb.Address); err == nil && a.Is6() {
-				v6[nb.Protocol] = true
-			}
-		}
-	}
-	protos, err := a.ospfProtocols(ctx, cc)
-	if err != nil {
-		return routing.Exported{}, err
+		return routing.Exported{}, fmt.Errorf("reading back the exported routes: %w", err)
 	}
 	a.vipMu.RLock()
 	r := a.r
 	a.vipMu.RUnlock()
 	ex := routing.Exported{At: time.Now(), Routes: map[netip.Prefix]routing.ExportedRoute{}}
-	for _, proto := range protos {
-		names := full[proto]
-		if len(names) == 0 {
+	for _, p := range st.Protocols {
+		full := p.Full()
+		if !p.Up() || len(full) == 0 {
 			continue
 		}
+		names := make([]string, 0, len(full))
+		for _, n := range full {
+			names = append(names, p.Name+" "+n.RouterID)
+		}
 		ex.SessionsUp += len(names)
-		if v6[proto] {
+		if p.family() == 6 {
 			ex.SessionsUp6 += len(names)
 		} else {
 			ex.SessionsUp4 += len(names)
 		}
-		lines, err := cc.cmd(ctx, "show route export "+proto+" all")
+		lines, err := cc.cmd(ctx, "show route export "+p.Name+" all")
 		if err != nil {
-			return routing.Exported{}, fmt.Errorf("listing the routes bird exports to %s: %w", proto, err)
+			return routing.Exported{}, fmt.Errorf("listing the routes bird exports to %s: %w", p.Name, err)
 		}
 		for _, er := range parseExport(lines) {
 			if er.proto != StaticV4 && er.proto != StaticV6 {
@@ -196,7 +164,7 @@ func (a *Advertiser) Exported(ctx context.Context) (routing.Exported, error) {
 			if !seen {
 				rt.Draining, rt.Mismatch = draining, mismatch
 			} else if rt.Mismatch == "" && mismatch != "" {
-				rt.Mismatch = proto + ": " + mismatch
+				rt.Mismatch = p.Name + ": " + mismatch
 			}
 			rt.Peers = append(rt.Peers, names...)
 			ex.Routes[er.prefix] = rt
@@ -205,6 +173,12 @@ func (a *Advertiser) Exported(ctx context.Context) (routing.Exported, error) {
 	for p, rt := range ex.Routes {
 		slices.Sort(rt.Peers)
 		ex.Routes[p] = rt
+	}
+	why := st.noSession()
+	ex.NoSession4, ex.NoSession6 = why[4], why[6]
+	if len(st.Protocols) == 0 {
+		ex.NoSession4 = "bird runs no OSPF protocol"
+		ex.NoSession6 = ex.NoSession4
 	}
 	return ex, nil
 }

@@ -377,7 +377,7 @@ func CheckExported(tb testing.TB, a routing.Advertiser, routes []routing.Route, 
 	}
 	up := 0
 	for _, p := range peers {
-		if p.Up {
+		if p.Up && p.Kind == routing.PeerSession {
 			up++
 		}
 	}

@@ -174,14 +174,15 @@ func load(args []string) error {
 		}
 		return nil, 0, errors.New("no free client port in -ports")
 	}
-	oneConn := func() {
+	// oneConn runs one connection; false if it could not connect.
+	oneConn := func() bool {
 		start := time.Now()
 		c, port, err := dial()
 		if err != nil {
 			if ctx.Err() == nil {
 				report(Broken{Target: *target, Port: port, Start: start, LastOK: start, At: time.Now(), Op: "dial", Error: err.Error()})
 			}
-			return
+			return false
 		}
 		defer c.Close()
 		r := bufio.NewReader(c)
@@ -199,7 +200,7 @@ func load(args []string) error {
 			}
 			if err != nil {
 				report(Broken{Target: *target, Port: port, Backend: first, Start: start, LastOK: lastOK, At: time.Now(), Op: op, Error: err.Error()})
-				return
+				return true
 			}
 			lastOK = time.Now()
 			name := strings.TrimSpace(line)
@@ -220,6 +221,7 @@ func load(args []string) error {
 			case <-time.After(*every):
 			}
 		}
+		return true
 	}
 	for i := 0; i < *conns; i++ {
 		wg.Add(1)
@@ -234,7 +236,15 @@ func load(args []string) error {
 			case <-time.After(time.Duration(i) * *life / time.Duration(*conns)):
 			}
 			for !finishing() {
-				oneConn()
+				if !oneConn() {
+					// No route or refused at once: not a tight loop of
+					// dials while the VIP is unreachable (a cold start).
+					select {
+					case <-ctx.Done():
+					case <-finish:
+					case <-time.After(*every):
+					}
+				}
 			}
 		}(i)
 	}
