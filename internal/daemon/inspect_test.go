@@ -61,7 +61,13 @@ func TestEventsStream(t *testing.T) {
 	log := &eventLog{}
 	done := make(chan error, 1)
 	go func() { done <- r.client().Events(ctx, 0, log.add) }()
-	time.Sleep(100 * time.Millisecond) // subscribed
+	// The drain's events go only to readers already subscribed: wait for
+	// the daemon's side, not a fixed time (a loaded machine takes longer).
+	waitFor(t, "the reader subscribed", func() bool {
+		r.d.watch.mu.Lock()
+		defer r.d.watch.mu.Unlock()
+		return len(r.d.watch.subs) == 1
+	})
 
 	a := vipA.Addr()
 	if err := r.client().Drain(ctx, api.DrainRequest{VIP: &a}); err != nil {
