@@ -180,4 +180,35 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	if err != nil || len(out) > 0 {
 		t.Errorf("systemd-analyze verify with the bird-ospf drop-in: %v\n%s", err, out)
 	}
+
+	// bird-ospf mode's other two units: the guard, and the drop-in that
+	// gives Debian's bird.service (a stand-in here) its ExecStartPre.
+	guard, err := os.ReadFile("vipd-bird-guard.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guardPath := filepath.Join(dir, "vipd-bird-guard.service")
+	os.WriteFile(guardPath, []byte(strings.ReplaceAll(string(guard), "/usr/bin/vipctl", stub)), 0o644)
+	os.WriteFile(filepath.Join(dir, "bird.service"), []byte("[Service]\nExecStart="+stub+"\n"), 0o644)
+	birdDropin := filepath.Join(dir, "bird.service.d")
+	os.MkdirAll(birdDropin, 0o755)
+	pre, err := os.ReadFile("bird-vipd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(birdDropin, "vipd.conf"), []byte(strings.ReplaceAll(string(pre), "/usr/bin/vipctl", stub)), 0o644)
+	for _, u := range []string{guardPath, filepath.Join(dir, "bird.service")} {
+		cmd := exec.Command(sa, "verify", "--man=no", u)
+		cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":")
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", filepath.Base(u), err, out)
+		}
+	}
+	g := readUnit(t, "vipd-bird-guard.service")
+	if got := g["Service"]["ExecStart"]; len(got) != 1 || !strings.Contains(got[0], "vipctl bird-guard") {
+		t.Errorf("the guard runs %q, want vipctl bird-guard", got)
+	}
+	if got := readUnit(t, "bird-vipd.conf")["Service"]["ExecStartPre"]; len(got) != 1 || !strings.Contains(got[0], "--unless-running") || strings.HasPrefix(got[0], "-") {
+		t.Errorf("bird.service's ExecStartPre is %q: want bird-config --unless-running, failing BIRD's start if it fails", got)
+	}
 }

@@ -44,11 +44,11 @@ has() { # MODE PATH
 	grep -qE "^$1 root/root +[0-9]+ [0-9-]+ [0-9:]+ \./${2#/}$" <<<"$listing" || { echo "    want $1 root/root $2"; return 1; }
 }
 check "vipd in /usr/sbin, vipctl in /usr/bin, 0755" eval 'has -rwxr-xr-x /usr/sbin/vipd && has -rwxr-xr-x /usr/bin/vipctl'
-check "systemd unit" has -rw-r--r-- /lib/systemd/system/vipd.service
+check "systemd units: vipd, the bird-ospf guard" eval 'has -rw-r--r-- /lib/systemd/system/vipd.service && has -rw-r--r-- /lib/systemd/system/vipd-bird-guard.service'
 check "default config 0640 (may hold BGP passwords)" has -rw-r----- /etc/vipd/vipd.toml
 check "state directory /var/lib/vipd 0700" has drwx------ /var/lib/vipd/
 check "completions: bash, zsh, fish" eval 'has -rw-r--r-- /usr/share/bash-completion/completions/vipctl && has -rw-r--r-- /usr/share/zsh/vendor-completions/_vipctl && has -rw-r--r-- /usr/share/fish/vendor_completions.d/vipctl.fish'
-check "docs: copyright, changelog, README, bird-ospf drop-in" eval 'has -rw-r--r-- /usr/share/doc/vipd/copyright && has -rw-r--r-- /usr/share/doc/vipd/changelog.Debian.gz && has -rw-r--r-- /usr/share/doc/vipd/README.md.gz && has -rw-r--r-- /usr/share/doc/vipd/examples/bird-ospf.conf'
+check "docs: copyright, changelog, README, bird-ospf drop-ins" eval 'has -rw-r--r-- /usr/share/doc/vipd/copyright && has -rw-r--r-- /usr/share/doc/vipd/changelog.Debian.gz && has -rw-r--r-- /usr/share/doc/vipd/README.md.gz && has -rw-r--r-- /usr/share/doc/vipd/examples/bird-ospf.conf && has -rw-r--r-- /usr/share/doc/vipd/examples/bird-vipd.conf'
 check "monitoring: alert rules and dashboard" eval 'has -rw-r--r-- /usr/share/vipd/monitoring/vipd-alerts.yml && has -rw-r--r-- /usr/share/vipd/monitoring/vipd-dashboard.json'
 check "nothing outside the expected trees" eval '! grep -vE " \./(etc/vipd/|lib/systemd/system/|usr/(s?bin|share/(man|doc/vipd|bash-completion|zsh|fish|lintian|vipd))/|usr/share/doc/$|var/lib/vipd/|usr/$|usr/share/$|lib/$|lib/systemd/$|etc/$|var/$|var/lib/$)" <<<"$listing"'
 
@@ -85,6 +85,9 @@ check "bash completion parses" bash -n "$r/usr/share/bash-completion/completions
 # one; man: links are checked above).
 mkdir -p "$x/unit"
 sed "s|/usr/sbin/vipd|$r/usr/sbin/vipd|g" "$r/lib/systemd/system/vipd.service" >"$x/unit/vipd.service"
+sed "s|/usr/bin/vipctl|$r/usr/bin/vipctl|g" "$r/lib/systemd/system/vipd-bird-guard.service" >"$x/unit/vipd-bird-guard.service"
+printf '[Service]\nExecStart=/bin/true\n' >"$x/unit/bird.service"
+check "systemd-analyze verify vipd-bird-guard.service" eval 'out=$(SYSTEMD_UNIT_PATH="$x/unit:" systemd-analyze verify --man=no "$x/unit/vipd-bird-guard.service" 2>&1); [ -z "$out" ] || { echo "$out" | sed "s/^/    /"; false; }'
 check "systemd-analyze verify vipd.service" eval 'out=$(systemd-analyze verify --man=no "$x/unit/vipd.service" 2>&1); [ -z "$out" ] || { echo "$out" | sed "s/^/    /"; false; }'
 exposure=$(systemd-analyze security --offline=true "$x/unit/vipd.service" 2>/dev/null | sed -n 's/.*Overall exposure level for vipd.service: \([0-9.]*\).*/\1/p')
 check "systemd-analyze security: exposure ${exposure:-?} <= 6.0" eval 'awk -v e="${exposure:-99}" "BEGIN{exit !(e <= 6.0)}"'
