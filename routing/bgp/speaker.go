@@ -168,7 +168,88 @@ func (s *Speaker) Start(ctx context.Context, opts StartOptions) error {
 		}
 	}
 	s.log.Info("bgp speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "neighbors", len(s.cfg.Neighbors), "routes", len(s.announced))
+	if opts.Restarting && s.cfg.GracefulRestart.Enabled && len(s.cfg.Neighbors) > 1 {
+		go s.keepRestarting(s.restartTime())
+	}
 	return nil
+}
+
+// restartTime is the graceful-restart time announced to the neighbors.
+func (s *Speaker) restartTime() time.Duration {
+	if rt := s.cfg.GracefulRestart.RestartTime; rt != 0 {
+		return rt
+	}
+	return defaultRestartTime
+}
+
+// lateRestarterPoll is how often keepRestarting looks at the neighbors.
+const lateRestarterPoll = 50 * time.Millisecond
+
+// keepRestarting keeps a restart graceful for the neighbors whose session
+// comes up late. GoBGP ends its restart (LocalRestarting false on every
+// neighbor) as soon as every neighbor *established* so far has sent its
+// End-of-RIB: a neighbor still connecting then gets an OPEN without the
+// Restart State and Forwarding State bits, and a helper such as BIRD
+// flushes our stale routes at once and relearns them from the UPDATE that
+// follows, a flap at that router (seen with two routers: the second
+// session came up 0.45 s after the first). So, until every neighbor is
+// established or the restart time has passed, a neighbor that is not
+// established once GoBGP has ended its restart is configured again as
+// restarting. It has no session to tear down; a connection caught in
+// OpenSent gets a Cease, which does not end a helper's restart.
+func (s *Speaker) keepRestarting(within time.Duration) {
+	deadline := time.Now().Add(within)
+	byAddr := make(map[string]Neighbor, len(s.cfg.Neighbors))
+	for _, n := range s.cfg.Neighbors {
+		byAddr[n.Address.String()] = n
+	}
+	for time.Now().Before(deadline) {
+		time.Sleep(lateRestarterPoll)
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		restarting, late := false, []string{}
+		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.Conf == nil {
+				return
+			}
+			if p.GracefulRestart != nil && p.GracefulRestart.LocalRestarting {
+				restarting = true
+			}
+			if p.State == nil || p.State.SessionState != api.PeerState_ESTABLISHED {
+				late = append(late, p.Conf.NeighborAddress)
+			}
+		})
+		switch {
+		case err != nil:
+			s.log.Warn("reading neighbors during a graceful restart", "reason", err)
+		case len(late) == 0:
+			cancel()
+			s.mu.Unlock()
+			return // every neighbor had a restarting OPEN
+		case !restarting:
+			for _, a := range late {
+				n, ok := byAddr[a]
+				if !ok {
+					continue
+				}
+				if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: a}); err != nil {
+					s.log.Warn("reconfiguring a late neighbor as restarting", "neighbor", a, "reason", err)
+					continue
+				}
+				if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConf(n, true)}); err != nil {
+					s.log.Warn("reconfiguring a late neighbor as restarting", "neighbor", a, "reason", err)
+					continue
+				}
+				s.log.Info("neighbor not up when the restart ended: configured as restarting again, so it keeps our routes", "neighbor", a)
+			}
+		}
+		cancel()
+		s.mu.Unlock()
+	}
 }
 
 // Policy and defined-set names installed by setPolicies.
