@@ -157,8 +157,11 @@ func tableCmd(g *globals) *cobra.Command {
 		Short: "Show how a VIP's forwarding table divides its 65536 rows between the cluster members",
 		Long: `table lists the members in the VIP's programmed forwarding table with the rows
 each one takes new flows for (primary) and the rows it is the second hop of
-(second chance), as shares of the table. Every director with the same view of
-the cluster has the same table.`,
+(second chance), as shares of the table, and each member's weight with its
+share of the primaries' weights: the primaries' shares of the rows follow it
+(within a point). A member that slow start is ramping up shows its weight now
+and its configured weight ("25/100 (slow start)"). Every director with the
+same view of the cluster has the same table.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeVIPs(g, 0),
 	}
