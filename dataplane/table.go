@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -166,12 +167,27 @@ func scoreRows(rows []Row, lo, hi int, rowSeed uint64, keys []uint64, primary []
 // -ln(u)/w (u from its hash), and the lowest cost is the best, which is the
 // highest w / -ln(u). Strict < keeps the lower name on a tie.
 func scoreRowsWeighted(rows []Row, lo, hi int, rowSeed uint64, keys []uint64, weights []float64, primary []bool, order []int) {
+	lowerW := make([]float64, len(weights))
+	for i, w := range weights {
+		lowerW[i] = (1 - 0x1p-40) / w
+	}
 	for r := lo; r < hi; r++ {
 		rh := mix64(rowSeed + uint64(r)*0x9e3779b97f4a7c15)
 		best1, best2, bestP := -1, -1, -1
 		var c1, c2, cP float64
 		for i, k := range keys {
-			c := negLogUnit(mix64(k^rh)) / weights[i]
+			h := mix64(k ^ rh)
+			// Skip the logarithm of a backend that cannot place: 1-u <=
+			// -ln(u), so (1-u)/w, shrunk by far more than the rounding
+			// of either side, is below its cost. Most backends of a
+			// large table stop here; the result is the same as without.
+			if best2 >= 0 && (!primary[i] || bestP >= 0) {
+				lb := float64(1<<53-(2*(h>>12)+1)) * 0x1p-53 * lowerW[i]
+				if lb >= c2 && (!primary[i] || lb >= cP) {
+					continue
+				}
+			}
+			c := negLogUnit(h) / weights[i]
 			if primary[i] && (bestP < 0 || c < cP) {
 				bestP, cP = i, c
 			}
@@ -202,8 +218,12 @@ func scoreRowsWeighted(rows []Row, lo, hi int, rowSeed uint64, keys []uint64, we
 // math.Log (assembly on some) does not promise. Accuracy is a few ulps,
 // far more than the table needs; determinism is what matters.
 func negLogUnit(h uint64) float64 {
-	u := float64(2*(h>>12)+1) * 0x1p-53
-	m, e := math.Frexp(u) // u = m * 2^e, m in [0.5, 1): exact
+	// u = x / 2^53 = m * 2^e with m in [0.5, 1), taken apart exactly
+	// with bit operations (math.Frexp does the same, slower).
+	x := 2*(h>>12) + 1
+	n := bits.Len64(x) // x in [2^(n-1), 2^n)
+	m := math.Float64frombits(0x3fe0000000000000 | (x<<(53-n))&(1<<52-1))
+	e := n - 53
 	if m < math.Sqrt2/2 {
 		m, e = m*2, e-1 // m in [0.707, 1.414): exact
 	}

@@ -187,3 +187,41 @@ var pinnedNegLog = map[uint64]uint64{
 	0x9e3779b97f4a7c15: 0x3fdecc2caec5160b,
 	^uint64(0):         0x3ca0000000000000,
 }
+
+// TestTableWeightedPruning: skipping the logarithm of backends that cannot
+// place changes nothing: the build equals a plain weighted rendezvous
+// written from its definition, with draining backends in the mix.
+func TestTableWeightedPruning(t *testing.T) {
+	for _, n := range []int{2, 5, 33} {
+		bs := weightedBackends(n, uint64(100+n))
+		for i := range bs {
+			if i%3 == 1 {
+				bs[i].Role = vip.RoleSecondary
+			}
+		}
+		got := mustBuild(t, 9, testVIP, bs)
+		rowSeed := mix64(9 ^ 0x5851f42d4c957f2d)
+		for r := range TableRows {
+			rh := mix64(rowSeed + uint64(r)*0x9e3779b97f4a7c15)
+			cost := make([]float64, n)
+			for i, b := range bs { // in name order already
+				cost[i] = negLogUnit(mix64(backendKey(9, testVIP.As16(), b.Name)^rh)) / float64(b.Weight)
+			}
+			p := -1
+			for i, b := range bs {
+				if b.Role == vip.RolePrimary && (p < 0 || cost[i] < cost[p]) {
+					p = i
+				}
+			}
+			s := -1
+			for i := range bs {
+				if i != p && (s < 0 || cost[i] < cost[s]) {
+					s = i
+				}
+			}
+			if want := (Row{Primary: uint32(p), Secondary: uint32(s)}); got[r] != want {
+				t.Fatalf("N=%d row %d: %+v, by definition %+v", n, r, got[r], want)
+			}
+		}
+	}
+}
