@@ -106,7 +106,7 @@ func (d *Daemon) Table(_ context.Context, a netip.Addr) (api.Table, error) {
 	if !v.Programmed || len(v.Backends) == 0 {
 		return t, nil // no table on this node
 	}
-	rows, err := dataplane.BuildTable(d.config().Cluster.Seed, a, v.Backends) // weights included
+	rows, err := dataplane.BuildTable(d.config().Cluster.Seed, a, v.Backends)
 	if err != nil {
 		return t, fmt.Errorf("building the table of %s: %w", a, err)
 	}
