@@ -230,9 +230,14 @@ func TestTableOnlyLeaverRowsMove(t *testing.T) {
 func BenchmarkBuildTable(b *testing.B) {
 	rows := make([]Row, TableRows)
 	var base float64
-	for _, n := range []int{1, 2, 16, 64} {
-		bs := testBackends(n)
-		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+	for _, n := range []int{1, 2, 16, 64, -2, -16, -64} {
+		// Negative: the same N with random weights (the weighted build).
+		name, bs := fmt.Sprintf("N=%d", n), testBackends(max(n, 1))
+		if n < 0 {
+			n = -n
+			name, bs = fmt.Sprintf("N=%d/weighted", n), weightedBackends(n, 1)
+		}
+		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				if err := buildTableInto(rows, 1, testVIP, bs); err != nil {
 					b.Fatal(err)

@@ -79,6 +79,9 @@ type Member struct {
 	// destinations) for IPv4 and IPv6 VIPs; either may be invalid (absent),
 	// and the member then serves no VIP of that family.
 	Addr4, Addr6 netip.Addr
+	// Weight is the member's configured weight (Backend.Weight; zero:
+	// DefaultWeight).
+	Weight uint32
 }
 
 // Config is what the controller is told to do. It is immutable once given to
@@ -111,6 +114,11 @@ type Config struct {
 	// every member (state, or failed after fall misses) within about
 	// poll_interval * max(rise, fall) + poll_timeout.
 	PeerWait time.Duration
+	// SlowStart ramps the weight of a member that becomes primary for a
+	// VIP (it joins, returns, undrains or recovers) up to its configured
+	// weight over this long, in SlowStartSteps table rebuilds, from the
+	// time the member publishes (cluster.VIPState.RampFrom). Zero: off.
+	SlowStart time.Duration
 	// Digests are this node's cluster-configuration digests
 	// (cluster.ComputeDigests), published in the node-state document with
 	// the digest of each VIP's table filled in; nil publishes none.

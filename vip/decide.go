@@ -28,7 +28,7 @@ func (m *machine) desiredTable(v *vipState) []Backend {
 	if t, ok := m.tables[v.addr]; ok {
 		return t
 	}
-	t := tableFor(v.addr, m.cfg.Node, m.members, m.docEntry(v), m.peers, v.in.inTable)
+	t := tableFor(v.addr, m.cfg.Node, m.members, m.docEntry(v), m.peers, v.in.inTable, m.cfg.SlowStart, m.now())
 	if m.tables != nil {
 		m.tables[v.addr] = t
 	}
@@ -39,6 +39,9 @@ func (m *machine) desiredTable(v *vipState) []Backend {
 // publishes: its serve state, health and why.
 func (m *machine) docEntry(v *vipState) cluster.VIPState {
 	s := cluster.VIPState{State: v.live.serve, Healthy: v.in.healthy}
+	if m.cfg.SlowStart > 0 {
+		s.RampFrom = v.live.rampFrom
+	}
 	switch {
 	case v.live.serve != cluster.StateActive:
 		s.Reason = v.why.reasons.Serve

@@ -58,6 +58,9 @@ type liveFacets struct {
 	normalOff    time.Time          // when the route last stopped being announced normally (claim or world)
 	serve        cluster.ServeState // the serve state this node publishes
 	servedAt     time.Time          // when serve last changed
+	// rampFrom is when this node last became a primary for the VIP
+	// (active and healthy), published for slow start; zero while not.
+	rampFrom time.Time
 }
 
 // inputs are what the decisions read besides the live facets: reports from

@@ -113,6 +113,13 @@ func newProp(t *testing.T, seed uint64) *prop {
 	if rng.IntN(3) == 0 {
 		cfg.DrainPolicy = DrainDeprefer
 	}
+	// Weights and slow start: the tables ramp members up in steps.
+	if rng.IntN(2) == 0 {
+		for i := range cfg.Members {
+			cfg.Members[i].Weight = uint32(1 + rng.IntN(400))
+		}
+	}
+	cfg.SlowStart = []time.Duration{0, 0, 8 * time.Second, 40 * time.Second}[rng.IntN(4)]
 	cfg.VIPs = randomVIPs(rng)
 	p := &prop{t: t, rng: rng, cfg: cfg}
 	clock := newFakeClock()
@@ -196,6 +203,13 @@ func (p *prop) randomPeer(name string) *cluster.NodeState {
 		if rng.IntN(4) > 0 {
 			s := []cluster.ServeState{cluster.StateActive, cluster.StateActive, cluster.StateDraining, cluster.StateInactive}[rng.IntN(4)]
 			st.VIPs[a] = cluster.VIPState{State: s, Healthy: rng.IntN(4) > 0}
+			if p.cfg.SlowStart > 0 && rng.IntN(2) == 0 {
+				// A ramp that started up to two slow starts ago, or
+				// slightly in this node's future (clock skew).
+				vs := st.VIPs[a]
+				vs.RampFrom = p.r.clock.Now().Add(time.Duration(rng.Int64N(int64(2*p.cfg.SlowStart))) - p.cfg.SlowStart*3/2).Round(0)
+				st.VIPs[a] = vs
+			}
 		}
 	}
 	return st
@@ -355,7 +369,10 @@ func (p *prop) checkConverged() {
 		if r.w.lo[a] != serving || r.w.dp[a] != serving {
 			p.Fatalf("converged: %s lo=%v bound set=%v, want %v", a, r.w.lo[a], r.w.dp[a], serving)
 		}
-		want := expectedTable(a, m.cfg, wantState, v.in.healthy, m.peers, v.in.inTable)
+		if m.cfg.SlowStart > 0 && wantState == cluster.StateActive && v.in.healthy && doc[a].RampFrom.IsZero() {
+			p.Fatalf("converged: %s primary with slow start but published no ramp_from", a)
+		}
+		want := expectedTable(a, m.cfg, wantState, v.in.healthy, doc[a].RampFrom, m.now(), m.peers, v.in.inTable)
 		prog, ok := r.w.programs[a]
 		if len(want) == 0 {
 			// Nobody serves it: nothing to program, nothing to announce.
@@ -422,9 +439,18 @@ func (p *prop) checkClaims() {
 // expectedTable is the table a VIP should have, written from the rules in
 // the brief rather than from tableFor: local by published state and health,
 // peers by their document, failed peers secondary if they were there.
-func expectedTable(a netip.Addr, cfg Config, self cluster.ServeState, healthy bool, peers map[string]*cluster.NodeState, was map[string]bool) []Backend {
+//
+// Weights: the configured ones; a primary with slow start on whose
+// ramp_from is less than the slow start ago has the step's share of it:
+// (2k+1)/16 in step k of 8, at least 1.
+func expectedTable(a netip.Addr, cfg Config, self cluster.ServeState, healthy bool, selfFrom, now time.Time, peers map[string]*cluster.NodeState, was map[string]bool) []Backend {
 	var out []Backend
-	for _, mem := range propMembers() { // already in name order
+	for _, mem := range cfg.Members { // propMembers, in name order
+		w := mem.Weight
+		if w == 0 {
+			w = DefaultWeight
+		}
+		from := selfFrom
 		under := mem.Addr4
 		if a.Is6() {
 			under = mem.Addr6
@@ -432,7 +458,7 @@ func expectedTable(a netip.Addr, cfg Config, self cluster.ServeState, healthy bo
 		if !under.IsValid() {
 			continue
 		}
-		b := Backend{Name: mem.Name, Addr: under, Local: mem.Name == cfg.Node}
+		b := Backend{Name: mem.Name, Addr: under, Local: mem.Name == cfg.Node, Weight: w}
 		state, h := self, healthy
 		if !b.Local {
 			st, heard := peers[mem.Name]
@@ -450,11 +476,15 @@ func expectedTable(a netip.Addr, cfg Config, self cluster.ServeState, healthy bo
 			if !ok {
 				continue
 			}
-			state, h = s.State, s.Healthy
+			state, h, from = s.State, s.Healthy, s.RampFrom
 		}
 		switch {
 		case state == cluster.StateActive && h:
 			b.Role = RolePrimary
+			if el := now.Sub(from); cfg.SlowStart > 0 && !from.IsZero() && el < cfg.SlowStart {
+				step := max(el, 0) * 8 / cfg.SlowStart
+				b.Weight = max(1, uint32(uint64(w)*uint64(2*step+1)/16))
+			}
 		case state == cluster.StateActive || state == cluster.StateDraining:
 			b.Role = RoleSecondary
 		default:

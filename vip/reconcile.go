@@ -24,6 +24,7 @@ func (m *machine) reconcile(ctx context.Context) {
 	failed += m.bindLo(ctx)
 	failed += m.syncBoundSet(ctx)
 	m.stepServe()
+	m.stepRamp()
 	m.tables = map[netip.Addr][]Backend{}
 	failed += m.advertise(ctx, true) // withdraw before tables lose primaries
 	failed += m.syncTables(ctx)
@@ -67,6 +68,9 @@ func (m *machine) nextWake() time.Time {
 			consider(t)
 		}
 	}
+	for _, t := range m.rampWake(now) {
+		consider(t)
+	}
 	return next
 }
 
@@ -102,6 +106,42 @@ func (m *machine) stepServe() {
 		m.transition(v, "serve", v.live.serve, next, why)
 		v.live.serve, v.live.servedAt = next, now
 	}
+}
+
+// stepRamp starts the slow start of each VIP this node became a primary
+// for, and ends it for those it no longer is.
+func (m *machine) stepRamp() {
+	now := m.now().Round(0) // wall clock only: it is published
+	for _, v := range m.sorted() {
+		primary := v.live.serve == cluster.StateActive && v.in.healthy
+		switch {
+		case primary && v.live.rampFrom.IsZero():
+			v.live.rampFrom = now
+		case !primary:
+			v.live.rampFrom = time.Time{}
+		}
+	}
+}
+
+// rampWake is the next slow-start step of any member in any table: the
+// tables change then.
+func (m *machine) rampWake(now time.Time) []time.Time {
+	if m.cfg.SlowStart <= 0 {
+		return nil
+	}
+	var out []time.Time
+	for _, v := range m.vips {
+		out = append(out, rampNext(v.live.rampFrom, now, m.cfg.SlowStart))
+	}
+	for _, st := range m.peers {
+		if st == nil {
+			continue
+		}
+		for _, s := range st.VIPs {
+			out = append(out, rampNext(s.RampFrom, now, m.cfg.SlowStart))
+		}
+	}
+	return out
 }
 
 // forget drops a removed VIP once nothing of it is left.

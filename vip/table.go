@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vipd/vipd/internal/cluster"
 )
@@ -13,7 +14,10 @@ import (
 // must be in name order: sortedMembers). self is the state this node publishes for the VIP;
 // inTable holds the members of the VIP's previous table, so that a failed peer
 // is kept as secondary while it was there.
-func tableFor(addr netip.Addr, node string, members []Member, self cluster.VIPState, peers map[string]*cluster.NodeState, inTable map[string]bool) []Backend {
+//
+// Weights are the members' configured ones, ramped by slow start for a
+// primary whose published RampFrom is less than slowStart before now.
+func tableFor(addr netip.Addr, node string, members []Member, self cluster.VIPState, peers map[string]*cluster.NodeState, inTable map[string]bool, slowStart time.Duration, now time.Time) []Backend {
 	var out []Backend
 	for _, m := range members {
 		under := m.Addr4
@@ -25,16 +29,76 @@ func tableFor(addr netip.Addr, node string, members []Member, self cluster.VIPSt
 		}
 		var role BackendRole
 		var ok bool
+		var from time.Time
 		if m.Name == node {
 			role, ok = roleOf(self)
+			from = self.RampFrom
 		} else {
 			role, ok = peerRole(addr, peers, m.Name, inTable[m.Name])
+			if st := peers[m.Name]; st != nil {
+				from = st.VIPs[addr].RampFrom
+			}
 		}
-		if ok {
-			out = append(out, Backend{Name: m.Name, Addr: under, Role: role, Local: m.Name == node})
+		if !ok {
+			continue
 		}
+		w := m.weight()
+		if role == RolePrimary {
+			w = rampWeight(w, from, now, slowStart)
+		}
+		out = append(out, Backend{Name: m.Name, Addr: under, Role: role, Local: m.Name == node, Weight: w})
 	}
 	return out
+}
+
+// weight is the member's configured weight, DefaultWeight for zero.
+func (m Member) weight() uint32 {
+	if m.Weight == 0 {
+		return DefaultWeight
+	}
+	return m.Weight
+}
+
+// SlowStartSteps is how many table rebuilds a slow start takes: the
+// weight goes up in equal steps, from 1/16 of the configured weight to
+// 15/16, then to all of it after the whole slow start.
+const SlowStartSteps = 8
+
+// rampWeight is the weight of a member of configured weight w whose ramp
+// started at from: the step of now - from (of slowStart/SlowStartSteps
+// each) picks it, so every director that reads the same from builds the
+// same weight at the same time. A ramp that starts in this director's
+// future (clock skew) is at its first step. Never 0: a starting member
+// takes some rows at once.
+func rampWeight(w uint32, from, now time.Time, slowStart time.Duration) uint32 {
+	if slowStart <= 0 || from.IsZero() {
+		return w
+	}
+	el := now.Sub(from)
+	if el >= slowStart {
+		return w
+	}
+	k := int64(0)
+	if el > 0 {
+		k = int64(el) * SlowStartSteps / int64(slowStart)
+	}
+	return max(1, uint32(uint64(w)*uint64(2*k+1)/(2*SlowStartSteps)))
+}
+
+// rampNext is the next step of a ramp started at from, after now; zero
+// when the ramp is over (or off). Step k starts at from + ceil(k *
+// slowStart / SlowStartSteps), where rampWeight's integer step turns.
+func rampNext(from, now time.Time, slowStart time.Duration) time.Time {
+	if slowStart <= 0 || from.IsZero() || now.Sub(from) >= slowStart {
+		return time.Time{}
+	}
+	for k := int64(1); k <= SlowStartSteps; k++ {
+		at := from.Add(time.Duration((k*int64(slowStart) + SlowStartSteps - 1) / SlowStartSteps))
+		if at.After(now) {
+			return at
+		}
+	}
+	return time.Time{}
 }
 
 // roleOf maps a published VIP state to a table role: active and healthy is

@@ -226,6 +226,24 @@ type Backend struct {
 	Role BackendRole
 	// Local is true for this node itself (deliver without encapsulation).
 	Local bool
+	// Weight is the backend's weight in the table build now: its configured
+	// weight, or less while slow start ramps it up. A backend takes a share
+	// of the rows it is primary-eligible for in proportion to its weight
+	// among the primary-role backends. Zero means DefaultWeight, so
+	// backends built without weights are equal.
+	Weight uint32
+}
+
+// DefaultWeight is a member's weight when the config gives none: equal
+// weights build the unweighted rendezvous table.
+const DefaultWeight = 100
+
+// EffectiveWeight is b.Weight, DefaultWeight for zero.
+func (b Backend) EffectiveWeight() uint32 {
+	if b.Weight == 0 {
+		return DefaultWeight
+	}
+	return b.Weight
 }
 
 // ProgramSpec is what Dataplane.Program installs for one VIP on a

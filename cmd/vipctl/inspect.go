@@ -157,8 +157,11 @@ func tableCmd(g *globals) *cobra.Command {
 		Short: "Show how a VIP's forwarding table divides its 65536 rows between the cluster members",
 		Long: `table lists the members in the VIP's programmed forwarding table with the rows
 each one takes new flows for (primary) and the rows it is the second hop of
-(second chance), as shares of the table. Every director with the same view of
-the cluster has the same table.`,
+(second chance), as shares of the table, and each member's weight with its
+share of the primaries' weights: the primaries' shares of the rows follow it
+(within a point). A member that slow start is ramping up shows its weight now
+and its configured weight ("25/100 (slow start)"). Every director with the
+same view of the cluster has the same table.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeVIPs(g, 0),
 	}
@@ -198,20 +201,56 @@ func printTable(out io.Writer, tb api.Table, wide bool) {
 	fmt.Fprintf(out, "%s: %d rows\n", tb.VIP, tb.Rows)
 	w := table(out)
 	if wide {
-		fmt.Fprintln(w, "MEMBER\tADDRESS\tROLE\tLOCAL\tPRIMARY ROWS\tSHARE\tSECONDARY ROWS\tSHARE")
+		fmt.Fprintln(w, "MEMBER\tADDRESS\tROLE\tLOCAL\tPRIMARY ROWS\tSHARE\tSECONDARY ROWS\tSHARE\tWEIGHT\tWEIGHT SHARE")
 	} else {
-		fmt.Fprintln(w, "MEMBER\tROLE\tPRIMARY ROWS\tSHARE\tSECONDARY ROWS\tSHARE")
+		fmt.Fprintln(w, "MEMBER\tROLE\tPRIMARY ROWS\tSHARE\tSECONDARY ROWS\tSHARE\tWEIGHT\tWEIGHT SHARE")
 	}
-	for _, m := range tb.Members {
+	ws := weightShares(tb)
+	for i, m := range tb.Members {
 		if wide {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", m.Name, m.Address, m.Role, yn(m.Local),
-				m.PrimaryRows, share(m.PrimaryRows, tb.Rows), m.SecondaryRows, share(m.SecondaryRows, tb.Rows))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", m.Name, m.Address, m.Role, yn(m.Local),
+				m.PrimaryRows, share(m.PrimaryRows, tb.Rows), m.SecondaryRows, share(m.SecondaryRows, tb.Rows), weightCell(m), ws[i])
 			continue
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%s\n", m.Name, m.Role, m.PrimaryRows, share(m.PrimaryRows, tb.Rows),
-			m.SecondaryRows, share(m.SecondaryRows, tb.Rows))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", m.Name, m.Role, m.PrimaryRows, share(m.PrimaryRows, tb.Rows),
+			m.SecondaryRows, share(m.SecondaryRows, tb.Rows), weightCell(m), ws[i])
 	}
 	w.Flush()
+}
+
+// weightCell is a member's weight: "100", or "25/100 (slow start)" while
+// slow start builds with less than the configured weight; "-" from a vipd
+// that does not report weights.
+func weightCell(m api.TableShare) string {
+	switch {
+	case m.EffectiveWeight == 0:
+		return "-"
+	case m.EffectiveWeight != m.Weight && m.Weight != 0:
+		return fmt.Sprintf("%d/%d (slow start)", m.EffectiveWeight, m.Weight)
+	}
+	return fmt.Sprint(m.EffectiveWeight)
+}
+
+// weightShares are the members' shares of the effective weight among the
+// primaries (the rows' share should be within a point of it); "-" for a
+// second hop only, or without weights. With no primary at all the build
+// treats every member as one, and so do the shares.
+func weightShares(tb api.Table) []string {
+	anyPrimary := slices.ContainsFunc(tb.Members, func(m api.TableShare) bool { return m.Role == "primary" })
+	total := 0
+	for _, m := range tb.Members {
+		if !anyPrimary || m.Role == "primary" {
+			total += m.EffectiveWeight
+		}
+	}
+	out := make([]string, len(tb.Members))
+	for i, m := range tb.Members {
+		out[i] = "-"
+		if total > 0 && (!anyPrimary || m.Role == "primary") {
+			out[i] = share(m.EffectiveWeight, total)
+		}
+	}
+	return out
 }
 
 func lookupCmd(g *globals) *cobra.Command {

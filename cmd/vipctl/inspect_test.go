@@ -42,9 +42,9 @@ func (views) Table(_ context.Context, a netip.Addr) (api.Table, error) {
 		return api.Table{}, fmt.Errorf("%s: %w", a, api.ErrUnknownVIP)
 	}
 	return api.Table{VIP: a, Rows: 65536, Members: []api.TableShare{
-		{Backend: backend("n1", "192.0.2.11", "primary", true), PrimaryRows: 21845, SecondaryRows: 21846},
-		{Backend: backend("n2", "192.0.2.12", "primary", false), PrimaryRows: 43691, SecondaryRows: 21845},
-		{Backend: backend("n3", "192.0.2.13", "secondary", false), PrimaryRows: 0, SecondaryRows: 21845},
+		{Backend: backend("n1", "192.0.2.11", "primary", true), PrimaryRows: 21845, SecondaryRows: 21846, Weight: 200, EffectiveWeight: 100},
+		{Backend: backend("n2", "192.0.2.12", "primary", false), PrimaryRows: 43691, SecondaryRows: 21845, Weight: 200, EffectiveWeight: 200},
+		{Backend: backend("n3", "192.0.2.13", "secondary", false), PrimaryRows: 0, SecondaryRows: 21845, Weight: 100, EffectiveWeight: 100},
 	}}, nil
 }
 
@@ -107,6 +107,13 @@ func TestTable(t *testing.T) {
 	}
 	for _, want := range []string{"198.51.100.10: 65536 rows", "n1      primary    21845         33.3%  21846           33.3%",
 		"n2      primary    43691         66.7%", "n3      secondary  0             0.0%"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// Weights: each member's next to its share of the primaries' weight;
+	// n1 is ramping up (slow start), n3 is a second hop only.
+	for _, want := range []string{"SHARE  WEIGHT", "100/200 (slow start)  33.3%", "200                   66.7%", "100                   -"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

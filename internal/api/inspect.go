@@ -62,6 +62,12 @@ type TableShare struct {
 	// SecondaryRows those where it is the second hop (second chance).
 	PrimaryRows   int `json:"primary_rows"`
 	SecondaryRows int `json:"secondary_rows"`
+	// Weight is the member's configured weight; EffectiveWeight the one
+	// the table was built with, less than Weight while slow start ramps
+	// the member up. Rows go to the primaries in proportion to their
+	// effective weights. Zero: not reported (an older vipd).
+	Weight          int `json:"weight,omitempty"`
+	EffectiveWeight int `json:"effective_weight,omitempty"`
 }
 
 // Lookup is the answer to GET /v1/lookup: where the XDP program on this

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Digest is a 128-bit digest (SHA-256, truncated) of part of the cluster
@@ -70,6 +71,9 @@ type TableSpec struct {
 	// vipd builds tables differently from the same inputs are told apart
 	// (for example "rendezvous-v1", "weighted-rendezvous-v1").
 	Algorithm string
+	// SlowStart is the slow start ramp ([cluster] slow_start; zero: off):
+	// members that ramp differently build different tables during a ramp.
+	SlowStart time.Duration
 }
 
 // MemberSpec is one member as the table build sees it.
@@ -77,7 +81,8 @@ type MemberSpec struct {
 	Name       string
 	UnderlayV4 netip.Addr
 	UnderlayV6 netip.Addr
-	// Weight is the configured weight (0: not weighted).
+	// Weight is the configured weight; 0 is the default weight (so a
+	// cluster without weights keeps the digests it had before them).
 	Weight uint32
 }
 
@@ -231,6 +236,10 @@ func ComputeDigests(spec ClusterSpec) *Digests {
 	h = newSectionHash(SectionTable)
 	writeUint(h, uint64(spec.Table.Rows))
 	writeString(h, spec.Table.Algorithm)
+	if spec.Table.SlowStart != 0 {
+		// Only when set: a cluster without slow start keeps its digest.
+		writeUint(h, uint64(spec.Table.SlowStart))
+	}
 	d.Sections[SectionTable] = sum(h)
 
 	vips := slices.Clone(spec.VIPs)
@@ -322,6 +331,10 @@ type TableBackend struct {
 	Name string
 	// Primary: new flows may go to it; false: second hop only (draining).
 	Primary bool
+	// Weight is its weight in the build (vip.Backend.Weight) when the
+	// weights differ; 0 for every backend when they are equal, which
+	// builds the unweighted table whatever their value.
+	Weight uint32
 }
 
 // BuildDigest digests a forwarding table by what it is built from: the VIP
@@ -334,7 +347,13 @@ type TableBackend struct {
 func BuildDigest(addr netip.Addr, backends []TableBackend) Digest {
 	bs := slices.Clone(backends)
 	slices.SortFunc(bs, func(a, b TableBackend) int { return strings.Compare(a.Name, b.Name) })
+	// A weighted build is its own domain, so it never collides with an
+	// unweighted one and the unweighted encoding stays as it was.
+	weighted := slices.ContainsFunc(bs, func(b TableBackend) bool { return b.Weight != 0 })
 	h := newSectionHash("build")
+	if weighted {
+		h = newSectionHash("build-weighted")
+	}
 	writeAddr(h, addr)
 	writeUint(h, uint64(len(bs)))
 	for _, b := range bs {
@@ -344,6 +363,9 @@ func BuildDigest(addr netip.Addr, backends []TableBackend) Digest {
 			role = 1
 		}
 		writeUint(h, role)
+		if weighted {
+			writeUint(h, uint64(b.Weight))
+		}
 	}
 	return sum(h)
 }

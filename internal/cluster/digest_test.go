@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -252,17 +253,41 @@ func BenchmarkTableDigest(b *testing.B) {
 // and VIPs apart.
 func TestBuildDigest(t *testing.T) {
 	a := netip.MustParseAddr("198.51.100.10")
-	base := BuildDigest(a, []TableBackend{{"n1", true}, {"n2", true}, {"n3", false}})
-	if got := BuildDigest(a, []TableBackend{{"n3", false}, {"n1", true}, {"n2", true}}); got != base {
+	base := BuildDigest(a, []TableBackend{{"n1", true, 0}, {"n2", true, 0}, {"n3", false, 0}})
+	if got := BuildDigest(a, []TableBackend{{"n3", false, 0}, {"n1", true, 0}, {"n2", true, 0}}); got != base {
 		t.Error("the order of the backends changed the digest")
 	}
 	for name, other := range map[string]Digest{
-		"role":   BuildDigest(a, []TableBackend{{"n1", true}, {"n2", true}, {"n3", true}}),
-		"member": BuildDigest(a, []TableBackend{{"n1", true}, {"n2", true}}),
-		"vip":    BuildDigest(netip.MustParseAddr("198.51.100.11"), []TableBackend{{"n1", true}, {"n2", true}, {"n3", false}}),
+		"role":   BuildDigest(a, []TableBackend{{"n1", true, 0}, {"n2", true, 0}, {"n3", true, 0}}),
+		"member": BuildDigest(a, []TableBackend{{"n1", true, 0}, {"n2", true, 0}}),
+		"vip":    BuildDigest(netip.MustParseAddr("198.51.100.11"), []TableBackend{{"n1", true, 0}, {"n2", true, 0}, {"n3", false, 0}}),
+		"weight": BuildDigest(a, []TableBackend{{"n1", true, 100}, {"n2", true, 200}, {"n3", false, 100}}),
 	} {
 		if other == base || other.IsZero() {
 			t.Errorf("another %s, same digest", name)
 		}
+	}
+	// Weights: equal digests, equal tables. Another weight is another
+	// digest; so is another weighted member.
+	w := BuildDigest(a, []TableBackend{{"n1", true, 100}, {"n2", true, 200}, {"n3", false, 100}})
+	for name, other := range map[string]Digest{
+		"weight":   BuildDigest(a, []TableBackend{{"n1", true, 100}, {"n2", true, 201}, {"n3", false, 100}}),
+		"weighted": BuildDigest(a, []TableBackend{{"n1", true, 200}, {"n2", true, 100}, {"n3", false, 100}}),
+	} {
+		if other == w {
+			t.Errorf("another %s, same digest", name)
+		}
+	}
+}
+
+// TestDigestSlowStart: slow start is in the table section, and leaves the
+// digest of a cluster without it as it was.
+func TestDigestSlowStart(t *testing.T) {
+	spec := ClusterSpec{Seed: 1, Table: TableSpec{Rows: 65536, Algorithm: "rendezvous-v1"}}
+	off := ComputeDigests(spec)
+	spec.Table.SlowStart = time.Minute
+	on := ComputeDigests(spec)
+	if off.Sections[SectionTable] == on.Sections[SectionTable] || off.Config == on.Config {
+		t.Error("slow start does not change the table digest")
 	}
 }

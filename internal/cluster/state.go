@@ -16,6 +16,7 @@ package cluster
 import (
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // ServeState is what a node publishes to its peers about one VIP: whether
@@ -69,6 +70,13 @@ type VIPState struct {
 	State   ServeState `json:"state"`
 	Healthy bool       `json:"healthy"`
 	Reason  string     `json:"reason,omitempty"`
+	// RampFrom, published with slow start on, is when the node last
+	// became a primary for the VIP (active and healthy: a start, a return,
+	// an undrain, a recovery): every director ramps the node's weight from
+	// this time, by the node's own clock, so all step at the same moments
+	// whenever each heard of it. Zero (absent): not primary, or no slow
+	// start.
+	RampFrom time.Time `json:"ramp_from,omitzero"`
 }
 
 // NodeState is the document every vipd serves read-only over HTTP to its
@@ -78,10 +86,10 @@ type NodeState struct {
 	// Generation increases whenever anything in the document changes.
 	Generation uint64                  `json:"generation"`
 	VIPs       map[netip.Addr]VIPState `json:"vips"`
-	// Weight, when present, is the member's current weight in the table
-	// build, which slow start ramps up after a join or undrain; absent
-	// means the weight configured for the member. It is published by the
-	// member itself, so every director builds with the same value.
+	// Weight, when present, is the member's current weight as it sees it;
+	// vipd does not publish it. Directors build with the configured
+	// weight ramped from each VIP's RampFrom (slow start), which every
+	// director computes alike without waiting for a poll to land.
 	Weight *uint32 `json:"weight,omitempty"`
 	// Digests of the member's cluster configuration and of the tables it
 	// built, for the consistency check; absent from an older vipd.

@@ -89,6 +89,10 @@ type Cluster struct {
 	// MaxClockSkew is how far a member's signing clock may be from this
 	// node's (default cluster.DefaultMaxSkew).
 	MaxClockSkew time.Duration
+	// SlowStart is how long a member that joins or undrains takes to ramp
+	// its weight up to the configured one (vip.Config.SlowStart); zero:
+	// off.
+	SlowStart time.Duration
 	// Etcd configures backend etcd ([cluster.etcd]); nil when absent.
 	Etcd    *Etcd
 	Members []Member
@@ -133,6 +137,10 @@ type Member struct {
 	UnderlayV6 netip.Addr
 	// StateURL is where the member serves its node state (http or https).
 	StateURL url.URL
+	// Weight is the member's share of the table rows relative to the
+	// others' (MinWeight..MaxWeight, default DefaultWeight): a member with
+	// twice the weight gets twice the new flows.
+	Weight int
 }
 
 // Underlay returns the member's underlay address in the family of a (the
@@ -270,6 +278,11 @@ const (
 	DefaultEtcdLeaseTTL   = 5 * time.Second
 	DefaultEtcdDial       = 5 * time.Second
 	DefaultEtcdRequest    = 3 * time.Second
+	DefaultWeight         = 100 // vip.DefaultWeight
+	MinWeight             = 1   // 0 would be a drain, which has its own verb
+	MaxWeight             = 10000
+	MaxSlowStart          = time.Hour
+	MinSlowStart          = time.Second
 )
 
 // Member returns the member named name.

@@ -86,7 +86,11 @@ func (c *Config) Diff(old *Config) *Changes {
 		{"cluster.allow_unsigned", old.Cluster.AllowUnsigned, c.Cluster.AllowUnsigned, false},
 		{"cluster.max_clock_skew", old.Cluster.MaxClockSkew, c.Cluster.MaxClockSkew, false},
 		{"cluster.etcd", old.Cluster.Etcd, c.Cluster.Etcd, false},
-		{"cluster.member", old.Cluster.Members, c.Cluster.Members, false},
+		{"cluster.member", membersOf(old.Cluster), membersOf(c.Cluster), false},
+		// Weights and slow start change tables in place: no restart of
+		// the source of member states.
+		{"cluster.weight", weightsOf(old.Cluster), weightsOf(c.Cluster), false},
+		{"cluster.slow_start", old.Cluster.SlowStart, c.Cluster.SlowStart, false},
 		{"routing.mode", old.Routing.Mode, c.Routing.Mode, true},
 		{"routing.drain", old.Routing.Drain, c.Routing.Drain, true},
 		// The sessions (neighbors, OSPF instances, drain attributes) are
@@ -123,6 +127,24 @@ func (c *Config) Diff(old *Config) *Changes {
 // pollOf is the polling keys of [cluster].
 func pollOf(c Cluster) any {
 	return [4]any{c.PollInterval, c.PollTimeout, c.Rise, c.Fall}
+}
+
+// membersOf is the member list without the weights (cluster.weight).
+func membersOf(c Cluster) []Member {
+	ms := slices.Clone(c.Members)
+	for i := range ms {
+		ms[i].Weight = 0
+	}
+	return ms
+}
+
+// weightsOf maps member names to weights.
+func weightsOf(c Cluster) map[string]int {
+	w := make(map[string]int, len(c.Members))
+	for _, m := range c.Members {
+		w[m.Name] = m.Weight
+	}
+	return w
 }
 
 // SourceRestart reports whether ch needs the source of member states (the

@@ -44,6 +44,7 @@ type rawCluster struct {
 	KeyFile       string           `toml:"key_file"`
 	AllowUnsigned bool             `toml:"allow_unsigned"`
 	MaxClockSkew  string           `toml:"max_clock_skew"`
+	SlowStart     string           `toml:"slow_start"`
 	Etcd          *toml.Primitive  `toml:"etcd"`
 	Members       []toml.Primitive `toml:"member"`
 }
@@ -66,6 +67,7 @@ type rawMember struct {
 	UnderlayV4 string `toml:"underlay_v4"`
 	UnderlayV6 string `toml:"underlay_v6"`
 	StateURL   string `toml:"state_url"`
+	Weight     *int64 `toml:"weight"`
 }
 
 type rawVIP struct {

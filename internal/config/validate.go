@@ -113,6 +113,7 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 	}
 	c.Rise = p.count("cluster.rise", r.Rise, DefaultRise)
 	c.Fall = p.count("cluster.fall", r.Fall, DefaultFall)
+	c.SlowStart = p.slowStart(r.SlowStart)
 	p.clusterState(&r, c, len(r.Members))
 
 	if len(r.Members) == 0 {
@@ -163,8 +164,37 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 			urls[u.String()] = i
 			m.StateURL = *u
 		}
+		m.Weight = DefaultWeight
+		if rm.Weight != nil {
+			if w := *rm.Weight; w < MinWeight || w > MaxWeight {
+				p.errorf(path+".weight", "%d is out of range %d-%d (a node that should take no new flows is drained: vipctl drain)", w, MinWeight, MaxWeight)
+			} else {
+				m.Weight = int(w)
+			}
+		}
 		c.Members = append(c.Members, m)
 	}
+}
+
+// slowStart parses [cluster] slow_start: absent or "0s" is off, else
+// MinSlowStart..MaxSlowStart.
+func (p *parser) slowStart(s string) time.Duration {
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		p.errorf("cluster.slow_start", "%q is not a duration (like \"1m\" or \"30s\")", s)
+	case d == 0:
+	case d < MinSlowStart || d > MaxSlowStart:
+		p.errorf("cluster.slow_start", "%s is out of range %s-%s (or 0s: off)", d, MinSlowStart, MaxSlowStart)
+		d = 0
+	}
+	if err != nil {
+		return 0
+	}
+	return d
 }
 
 // count parses a rise/fall counter (1..1000), def when unset.

@@ -87,9 +87,15 @@ func (c *clusterState) setKeys(cfg *config.Config, keys [][]byte) {
 // clusterSpec is what the configuration digests cover.
 func clusterSpec(cfg *config.Config) cluster.ClusterSpec {
 	spec := cluster.ClusterSpec{Seed: cfg.Cluster.Seed,
-		Table: cluster.TableSpec{Rows: dataplane.TableRows, Algorithm: tableAlgorithm}}
+		Table: cluster.TableSpec{Rows: dataplane.TableRows, Algorithm: tableAlgorithm, SlowStart: cfg.Cluster.SlowStart}}
 	for _, m := range cfg.Cluster.Members {
-		spec.Members = append(spec.Members, cluster.MemberSpec{Name: m.Name, UnderlayV4: m.UnderlayV4, UnderlayV6: m.UnderlayV6})
+		ms := cluster.MemberSpec{Name: m.Name, UnderlayV4: m.UnderlayV4, UnderlayV6: m.UnderlayV6}
+		if m.Weight != config.DefaultWeight {
+			// The default is 0 in the digest: a cluster without weights
+			// keeps the digest it had before them.
+			ms.Weight = uint32(m.Weight)
+		}
+		spec.Members = append(spec.Members, ms)
 	}
 	for _, v := range cfg.VIPs {
 		vs := cluster.VIPSpec{Addr: v.Addr}
@@ -107,8 +113,16 @@ func clusterSpec(cfg *config.Config) cluster.ClusterSpec {
 // controller's loop.
 func tableDigest(addr netip.Addr, backends []vip.Backend) cluster.Digest {
 	bs := make([]cluster.TableBackend, len(backends))
+	// Equal weights build the unweighted table, whatever their value:
+	// digested without weights, as before weights existed.
+	weighted := slices.ContainsFunc(backends, func(b vip.Backend) bool {
+		return b.EffectiveWeight() != backends[0].EffectiveWeight()
+	})
 	for i, b := range backends {
 		bs[i] = cluster.TableBackend{Name: b.Name, Primary: b.Role == vip.RolePrimary}
+		if weighted {
+			bs[i].Weight = b.EffectiveWeight()
+		}
 	}
 	return cluster.BuildDigest(addr, bs)
 }

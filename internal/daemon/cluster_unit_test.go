@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vipd/vipd/internal/cluster"
+	"github.com/vipd/vipd/vip"
 )
 
 // Only a change of table digests (and the generation and TablesAt that go
@@ -38,5 +39,27 @@ func TestDigestsOnly(t *testing.T) {
 	}
 	if digestsOnly(&cluster.NodeState{Node: "n1", Generation: 1}, &cluster.NodeState{Node: "n1", Generation: 2, Weight: new(uint32)}) {
 		t.Error("a weight change counted as digests only")
+	}
+}
+
+// Equal weights build the unweighted table whatever their value, so they
+// digest as it does; unequal weights are in the digest (equal digests,
+// equal tables).
+func TestTableDigestWeights(t *testing.T) {
+	a := vipA.Addr()
+	bs := func(w ...uint32) []vip.Backend {
+		var out []vip.Backend
+		for i, x := range w {
+			out = append(out, vip.Backend{Name: string(rune('a' + i)), Role: vip.RolePrimary, Weight: x})
+		}
+		return out
+	}
+	plain := tableDigest(a, bs(0, 0, 0))
+	if tableDigest(a, bs(250, 250, 250)) != plain || tableDigest(a, bs(100, 0, 100)) != plain {
+		t.Error("equal weights digest differently from no weights")
+	}
+	w := tableDigest(a, bs(100, 200, 100))
+	if w == plain || tableDigest(a, bs(100, 201, 100)) == w || tableDigest(a, bs(200, 100, 100)) == w {
+		t.Error("a weighted table digests like another")
 	}
 }

@@ -475,8 +475,9 @@ func controllerConfig(c *config.Config) vip.Config {
 		DrainPolicy:    c.Routing.Drain,
 		// The poller decides every member within max(rise, fall) polls;
 		// one more interval of margin for jitter.
-		PeerWait: c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,
-		Digests:  cluster.ComputeDigests(clusterSpec(c)),
+		PeerWait:  c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,
+		Digests:   cluster.ComputeDigests(clusterSpec(c)),
+		SlowStart: c.Cluster.SlowStart,
 	}
 	if e := c.Cluster.Etcd; c.Cluster.Backend == config.BackendEtcd && e != nil {
 		// The first read of the prefix decides every member at once.
@@ -486,7 +487,7 @@ func controllerConfig(c *config.Config) vip.Config {
 		vc.VIPs = append(vc.VIPs, vip.VIPConfig{Addr: v.Addr, Services: v.Services})
 	}
 	for _, m := range c.Cluster.Members {
-		vc.Members = append(vc.Members, vip.Member{Name: m.Name, Addr4: m.UnderlayV4, Addr6: m.UnderlayV6})
+		vc.Members = append(vc.Members, vip.Member{Name: m.Name, Addr4: m.UnderlayV4, Addr6: m.UnderlayV6, Weight: uint32(m.Weight)})
 	}
 	return vc
 }

@@ -117,8 +117,14 @@ func (d *Daemon) Table(_ context.Context, a netip.Addr) (api.Table, error) {
 		primary[r.Primary]++
 		secondary[r.Secondary]++
 	}
+	cfg := d.config()
 	for i, b := range v.Backends {
-		t.Members = append(t.Members, api.TableShare{Backend: apiBackend(b), PrimaryRows: primary[i], SecondaryRows: secondary[i]})
+		ts := api.TableShare{Backend: apiBackend(b), PrimaryRows: primary[i], SecondaryRows: secondary[i],
+			EffectiveWeight: int(b.EffectiveWeight()), Weight: int(b.EffectiveWeight())}
+		if m, ok := cfg.Member(b.Name); ok {
+			ts.Weight = m.Weight
+		}
+		t.Members = append(t.Members, ts)
 	}
 	slices.SortFunc(t.Members, func(x, y api.TableShare) int { return strings.Compare(x.Name, y.Name) })
 	return t, nil
