@@ -224,8 +224,8 @@ func equalProgram(a, b *vip.ProgramSpec) bool {
 }
 
 // tableKey identifies a table by everything its content depends on: the
-// backends (normalized, so in name order) with their addresses, roles and
-// local flags.
+// backends (normalized, so in name order) with their addresses, roles,
+// weights (slow start ramps each VIP's on its own) and local flags.
 func tableKey(bs []vip.Backend) string {
 	var b strings.Builder
 	for _, be := range bs {
@@ -234,6 +234,8 @@ func tableKey(bs []vip.Backend) string {
 		b.WriteString(be.Addr.String())
 		b.WriteByte(0)
 		b.WriteString(strconv.Itoa(int(be.Role)))
+		b.WriteByte(0)
+		b.WriteString(strconv.Itoa(int(be.EffectiveWeight())))
 		if be.Local {
 			b.WriteString("L")
 		}
