@@ -90,6 +90,8 @@ write_router_conf() {
 	{
 		echo "router id $(router_id "$r");"
 		echo "log \"$RUN/$r-bird.log\" all;"
+		# What the router learned and when: a failed lab test keeps this log.
+		echo "debug protocols { states, routes, events };"
 		echo "protocol device { scan time 2; }"
 		echo "protocol kernel k4 { ipv4 { import none; export all; }; merge paths yes; }"
 		echo "protocol kernel k6 { ipv6 { import none; export all; }; merge paths yes; }"

@@ -76,6 +76,13 @@ func newLab(t *testing.T) *lab {
 				if data, err := os.ReadFile(filepath.Join(l.run, "switch.pcap")); err == nil {
 					keepLog(t, "switch.pcap", data)
 				}
+				// The routers' BIRD logs: what they learned and when.
+				logs, _ := filepath.Glob(filepath.Join(l.run, "*-bird.log"))
+				for _, f := range logs {
+					if data, err := os.ReadFile(f); err == nil {
+						keepLog(t, filepath.Base(f), data)
+					}
+				}
 			}
 		}
 		for _, b := range l.birds {
