@@ -198,33 +198,41 @@ func (l *lab) startCapture() *capture {
 func (l *lab) stopCapture(c *capture) (*flows, error) {
 	c.cmd.Process.Signal(syscall.SIGINT)
 	c.cmd.Wait()
-	ifaces, err := l.switchPorts()
+	ifaces, routed, err := l.switchPorts()
 	if err != nil {
 		return nil, err
 	}
-	return readCapture(c.file, ifaces)
+	return readCapture(c.file, ifaces, routed)
 }
 
 // switchPorts maps the interface indexes of the nodes' switch ports to
-// the node behind each (the routers' ports and the bridges are left out).
-func (l *lab) switchPorts() (map[int]string, error) {
+// the node behind each, and those of the routers' ports to the node whose
+// segment they are on (the bridges are left out). A packet a router sends
+// toward a node is seen on the router's port even when the node's own port
+// cannot take it (its link down).
+func (l *lab) switchPorts() (nodes, routed map[int]string, err error) {
 	h, err := l.handle("sw")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	links, err := h.LinkList()
 	if err != nil {
-		return nil, fmt.Errorf("listing the switch's links: %w", err)
+		return nil, nil, fmt.Errorf("listing the switch's links: %w", err)
 	}
-	out := map[int]string{}
+	nodes, routed = map[int]string{}, map[int]string{}
 	for _, lk := range links {
+		name := lk.Attrs().Name
 		for _, n := range nodeNames {
-			if lk.Attrs().Name == switchPort(n) {
-				out[lk.Attrs().Index] = n
+			seg := strings.TrimSuffix(switchPort(n), "n") // "s2-"
+			switch {
+			case name == switchPort(n):
+				nodes[lk.Attrs().Index] = n
+			case strings.HasPrefix(name, seg+"r"):
+				routed[lk.Attrs().Index] = n
 			}
 		}
 	}
-	return out, nil
+	return nodes, routed, nil
 }
 
 // flowKey names a client connection: the VIP and the client's port.
@@ -237,7 +245,8 @@ type flowKey struct {
 type hop struct {
 	at   time.Time
 	node string
-	// what: "director" (the router sent the client's packet to node),
+	// what: "routed" (a router sent the client's packet toward node's
+	// segment), "director" (node's port took the client's packet),
 	// "encap" (node sent GUE for the flow), "backend" (GUE for the flow
 	// was addressed to node), "answer" (node answered).
 	what string
@@ -283,7 +292,7 @@ const (
 // readCapture reads a pcap file of LINUX_SLL2 frames (tcpdump -i any -y
 // LINUX_SLL2): the interface index and direction of each packet are in its
 // link-layer header.
-func readCapture(file string, ifaces map[int]string) (*flows, error) {
+func readCapture(file string, ifaces, routed map[int]string) (*flows, error) {
 	fh, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -342,15 +351,27 @@ func readCapture(file string, ifaces map[int]string) (*flows, error) {
 		if len(pkt) < sll2Len+20 || binary.BigEndian.Uint16(pkt[0:2]) != 0x0800 {
 			continue
 		}
-		node, ok := ifaces[int(binary.BigEndian.Uint32(pkt[4:8]))]
-		if !ok {
-			continue // a router's port or a bridge
-		}
+		ifindex := int(binary.BigEndian.Uint32(pkt[4:8]))
 		out := pkt[10] == pktOutgoing
 		ip := pkt[sll2Len:]
 		src, dst, proto, l4, ok := ipv4(ip)
 		if !ok {
 			continue
+		}
+		if seg, ok := routed[ifindex]; ok {
+			// A router's port: what comes in from the router goes to
+			// the segment's node.
+			if !out && proto == 6 && vipNet.Contains(dst) && src == client {
+				if sport, _, ok := ports(l4); ok {
+					k := flowKey{vip: dst, port: sport}
+					f.byKey[k] = append(f.byKey[k], hop{at: at, node: seg, what: "routed"})
+				}
+			}
+			continue
+		}
+		node, ok := ifaces[ifindex]
+		if !ok {
+			continue // a bridge
 		}
 		switch {
 		case proto == 6 && vipNet.Contains(dst) && src == client:
@@ -509,7 +530,7 @@ func classify(bs []broken, f *flows, ds []*disruption) []classified {
 			if d.cause == causeService {
 				// A stopped service fails the node as a backend only:
 				// as a director it still forwards.
-				roles = slices.DeleteFunc(slices.Clone(roles), func(r string) bool { return r == "director" || r == "encap" })
+				roles = slices.DeleteFunc(slices.Clone(roles), func(r string) bool { return r == "routed" || r == "director" || r == "encap" })
 			}
 			if len(roles) > 0 && !d.from.After(b.At) && !b.LastOK.After(to) {
 				c.cause = d.cause
