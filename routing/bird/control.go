@@ -81,47 +81,21 @@ func (cc *controlConn) cmd(ctx context.Context, line string) ([]replyLine, error
 	return out, nil
 }
 
-// read reads one reply.
+// read reads one reply: a final error line (codes 8000 and up) is the
+// error, an empty final "0000" line is left out.
 func (cc *controlConn) read(ctx context.Context) ([]replyLine, error) {
-	var out []replyLine
-	code := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		raw, err := cc.rd.ReadString('\n')
-		if err != nil {
-			return out, err
-		}
-		l := strings.TrimRight(raw, "\n")
-		if strings.HasPrefix(l, " ") {
-			out = append(out, replyLine{code, l[1:]})
-			continue
-		}
-		if len(l) < 5 || (l[4] != '-' && l[4] != ' ') {
-			return out, fmt.Errorf("unexpected line %q", l)
-		}
-		c := 0
-		for _, ch := range l[:4] {
-			if ch < '0' || ch > '9' {
-				return out, fmt.Errorf("unexpected line %q", l)
-			}
-			c = c*10 + int(ch-'0')
-		}
-		code = c
-		text := l[5:]
-		if l[4] == '-' {
-			out = append(out, replyLine{code, text})
-			continue
-		}
-		if code >= 8000 {
-			return out, fmt.Errorf("%s", text)
-		}
-		if code != 0 || text != "" {
-			out = append(out, replyLine{code, text})
-		}
-		return out, nil
+	out, err := cc.readAll(ctx)
+	if err != nil || len(out) == 0 {
+		return out, err
 	}
+	last := out[len(out)-1]
+	switch {
+	case last.code >= 8000:
+		return out[:len(out)-1], fmt.Errorf("%s", last.text)
+	case last.code == 0 && last.text == "":
+		return out[:len(out)-1], nil
+	}
+	return out, nil
 }
 
 // texts joins the reply's texts as birdc would print them.
