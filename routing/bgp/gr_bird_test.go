@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,58 +61,6 @@ func (b *birdCtl) query(cmd string) (string, error) {
 		return "", err
 	}
 	return b.read()
-}
-
-// kernelDeletions follows ns's routing table with `ip monitor route` and
-// counts the deletions of each host route: a route that leaves the kernel
-// even for a microsecond is counted.
-type kernelDeletions struct {
-	mu sync.Mutex
-	n  map[netip.Prefix]int
-}
-
-func watchKernelRoutes(t *testing.T, ns *netnstest.NS) *kernelDeletions {
-	t.Helper()
-	k := &kernelDeletions{n: map[netip.Prefix]int{}}
-	cmd := ns.Cmd("ip", "monitor", "route")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) < 2 || f[0] != "Deleted" {
-				continue
-			}
-			p, err := netip.ParsePrefix(f[1])
-			if err != nil {
-				a, aerr := netip.ParseAddr(f[1])
-				if aerr != nil {
-					continue
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-			k.mu.Lock()
-			k.n[p]++
-			k.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); <-done })
-	time.Sleep(100 * time.Millisecond) // let ip monitor subscribe
-	return k
-}
-
-func (k *kernelDeletions) of(p netip.Prefix) int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.n[p]
 }
 
 // TestGracefulRestartBIRD is TestGracefulRestartFRR with BIRD 2 as the
@@ -173,7 +120,7 @@ protocol bgp vipd {
 	old := startHelperIn(t, spk, cfg, false, nil)
 	eventually(t, 30*time.Second, "both VIPs in the router's kernel", func() bool { return inKernel(vip4) && inKernel(vip4b) })
 
-	kw := watchKernelRoutes(t, rtr)
+	kw := rtr.WatchRouteDeletions(t)
 	ctl := dialBird(t, sock)
 	rs := sample(func() (bool, bool, error) {
 		out, err := ctl.query("show route for " + vip4.String())
@@ -205,10 +152,10 @@ protocol bgp vipd {
 	if rs.missing > 0 {
 		t.Errorf("BIRD lost %s in %d of %d samples across the crash and restart", vip4, rs.missing, rs.samples)
 	}
-	if n := kw.of(vip4); n != 0 {
+	if n := kw.Of(vip4); n != 0 {
 		t.Errorf("%s left the router's kernel %d times across the crash and restart, want never", vip4, n)
 	}
-	if n := kw.of(vip4b); n != 1 {
+	if n := kw.Of(vip4b); n != 1 {
 		t.Errorf("%s left the router's kernel %d times, want once (flushed at End-of-RIB)", vip4b, n)
 	}
 	if !inKernel(vip4) {
@@ -314,7 +261,7 @@ protocol bgp vipd {
 	}
 	old := startHelperIn(t, spk, cfg, false, nil)
 	eventually(t, 30*time.Second, "the VIP in both routers' kernels", func() bool { return inKernel(rs[0]) && inKernel(rs[1]) })
-	kws := [2]*kernelDeletions{watchKernelRoutes(t, rs[0].ns), watchKernelRoutes(t, rs[1].ns)}
+	kws := [2]*netnstest.RouteDeletions{rs[0].ns.WatchRouteDeletions(t), rs[1].ns.WatchRouteDeletions(t)}
 
 	if err := old.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -338,7 +285,7 @@ protocol bgp vipd {
 	})
 	time.Sleep(500 * time.Millisecond)
 	for i, r := range rs {
-		if n := kws[i].of(vip4); n != 0 {
+		if n := kws[i].Of(vip4); n != 0 {
 			t.Errorf("router %d: %s left the kernel %d times across the crash and the late restart, want never", i+1, vip4, n)
 		}
 		if !inKernel(r) {

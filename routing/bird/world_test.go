@@ -1,7 +1,6 @@
 package bird
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -153,58 +151,6 @@ func (l *ospfLab) exportedAgrees(t *testing.T, what string, vips []netip.Prefix,
 	return ex
 }
 
-// kernelWatch follows the router's kernel routing table with `ip monitor`
-// and counts each VIP's deletions: a flap shows up even if it lasted a
-// microsecond.
-type kernelWatch struct {
-	mu      sync.Mutex
-	deleted map[netip.Prefix]int
-}
-
-func watchKernel(t *testing.T, l *ospfLab) *kernelWatch {
-	t.Helper()
-	w := &kernelWatch{deleted: map[netip.Prefix]int{}}
-	cmd := l.router.Cmd("ip", "monitor", "route")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) < 2 || f[0] != "Deleted" {
-				continue
-			}
-			p, err := netip.ParsePrefix(f[1])
-			if err != nil {
-				a, aerr := netip.ParseAddr(f[1])
-				if aerr != nil {
-					continue
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-			w.mu.Lock()
-			w.deleted[p]++
-			w.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); <-done })
-	time.Sleep(100 * time.Millisecond) // let ip monitor subscribe
-	return w
-}
-
-func (w *kernelWatch) deletions(p netip.Prefix) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.deleted[p]
-}
-
 // TestOSPFExportedAndResync: Exported reports what the router BIRD really
 // learned, through announce, withdraw, drain, a file broken behind vipd's
 // back (the route missing until Resync rewrites it, the other routes never
@@ -237,7 +183,7 @@ func TestOSPFExportedAndResync(t *testing.T) {
 
 	// The file loses A behind vipd's back and BIRD is reconfigured: the
 	// advertiser still believes A is announced; Exported must not.
-	kw := watchKernel(t, l)
+	kw := l.router.WatchRouteDeletions(t)
 	broken, err := Render(l.cfg, []routing.Route{{Prefix: vipB}, {Prefix: vipA6}})
 	if err != nil {
 		t.Fatal(err)
@@ -264,11 +210,11 @@ func TestOSPFExportedAndResync(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // a withdraw reaches the router in ~1 s
 	for _, p := range []netip.Prefix{vipB, vipA6} {
-		if n := kw.deletions(p); n != 0 {
+		if n := kw.Of(p); n != 0 {
 			t.Errorf("%s left the router's kernel %d times during the break and the Resyncs, want never", p, n)
 		}
 	}
-	if n := kw.deletions(vipA); n != 1 {
+	if n := kw.Of(vipA); n != 1 {
 		t.Errorf("%s left the router's kernel %d times, want once (the break)", vipA, n)
 	}
 
@@ -352,7 +298,7 @@ func TestOSPFReloadEqualsFreshStart(t *testing.T) {
 	waitFor(t, 30*time.Second, "the live director's routes at its router", func() bool {
 		return len(live.routerView(t, all)) == len(steps[0].routes)
 	})
-	kw := watchKernel(t, live)
+	kw := live.router.WatchRouteDeletions(t)
 	ctx := context.Background()
 	for i, st := range steps[1:] {
 		i++
@@ -363,7 +309,7 @@ func TestOSPFReloadEqualsFreshStart(t *testing.T) {
 		})
 		before := map[netip.Prefix]int{}
 		for _, p := range all {
-			before[p] = kw.deletions(p)
+			before[p] = kw.Of(p)
 		}
 		if st.drain != steps[i-1].drain {
 			if err := live.adv.SetDrainMetric(ctx, st.drain); err != nil {
@@ -395,7 +341,7 @@ func TestOSPFReloadEqualsFreshStart(t *testing.T) {
 			if prev[r.Prefix] != fmt.Sprint(st.attrs[r.Prefix], r.Draining, false) {
 				continue
 			}
-			if n := kw.deletions(r.Prefix) - before[r.Prefix]; n != 0 {
+			if n := kw.Of(r.Prefix) - before[r.Prefix]; n != 0 {
 				t.Errorf("%s: unchanged %s left the router's kernel %d times", st.name, r.Prefix, n)
 			}
 		}
