@@ -182,9 +182,17 @@ func TestRoutesView(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitAnnounced(vipA)
-	rs, err := r.client().Routes(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	// The advertiser is told before the controller records what it
+	// claims: wait for the claim to follow.
+	var rs api.Routes
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if rs, err = r.client().Routes(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(rs.Claimed) == 1 || time.Now().After(deadline) {
+			break
+		}
 	}
 	want := api.Routes{
 		Routing: "bgp", Claimed: []api.Route{{Prefix: vipA}}, ClaimedKnown: true,
