@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/routing"
-	"github.com/vipd/vipd/routing/bgp"
-	"github.com/vipd/vipd/routing/bird"
 )
 
 // Effective renders the configuration as vipd.toml the way vipd runs it:
@@ -43,17 +41,6 @@ func (c *Config) Effective(redact bool) ([]byte, error) {
 	return []byte(e.b.String()), nil
 }
 
-// Defaults the routing packages apply where a field is zero, written out
-// here (they are theirs: routing/bgp's neighbor, timer and port defaults,
-// routing/bird's route attributes) so that the effective config shows
-// them.
-const (
-	bgpDefaultPort        = 179
-	bgpDefaultHoldTime    = 90 * time.Second
-	bgpDefaultRestartTime = 120 * time.Second
-	birdDefaultExtType    = 2
-)
-
 // withDefaults returns a copy of c with the defaults its sections apply
 // lazily filled in.
 func (c *Config) withDefaults() Config {
@@ -62,34 +49,10 @@ func (c *Config) withDefaults() Config {
 	for i := range cfg.VIPs {
 		v := &cfg.VIPs[i]
 		v.Check = v.Check.WithDefaults()
-		if v.OSPF.Metric == 0 {
-			v.OSPF.Metric = bird.DefaultMetric
-		}
-		if v.OSPF.Type == 0 {
-			v.OSPF.Type = birdDefaultExtType
-		}
+		v.OSPF = v.OSPF.WithDefaults()
 	}
 	if b := c.Routing.BGP; b != nil {
-		n := *b
-		n.Neighbors = append([]bgp.Neighbor(nil), b.Neighbors...)
-		if n.ListenPort == 0 {
-			n.ListenPort = bgpDefaultPort
-		}
-		if n.GracefulRestart.RestartTime == 0 {
-			n.GracefulRestart.RestartTime = bgpDefaultRestartTime
-		}
-		for i := range n.Neighbors {
-			nb := &n.Neighbors[i]
-			if nb.Port == 0 {
-				nb.Port = bgpDefaultPort
-			}
-			if nb.HoldTime == 0 {
-				nb.HoldTime = bgpDefaultHoldTime
-			}
-			if nb.Keepalive == 0 {
-				nb.Keepalive = nb.HoldTime / 3
-			}
-		}
+		n := b.WithDefaults()
 		cfg.Routing.BGP = &n
 	}
 	if b := c.Routing.Bird; b != nil {

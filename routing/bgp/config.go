@@ -111,6 +111,38 @@ const (
 	maxPrepend         = 16
 )
 
+// WithDefaults returns c with every default the speaker applies where a
+// field is zero written in (listen port, restart time, each neighbor's
+// port and timers): what `vipctl config show` prints. The neighbors are
+// copied, never shared with c.
+func (c Config) WithDefaults() Config {
+	if c.ListenPort == 0 {
+		c.ListenPort = defaultPort
+	}
+	if c.GracefulRestart.RestartTime == 0 {
+		c.GracefulRestart.RestartTime = defaultRestartTime
+	}
+	c.Neighbors = append([]Neighbor(nil), c.Neighbors...)
+	for i := range c.Neighbors {
+		c.Neighbors[i] = c.Neighbors[i].withDefaults()
+	}
+	return c
+}
+
+// withDefaults fills the neighbor's port, hold time and keepalive.
+func (n Neighbor) withDefaults() Neighbor {
+	if n.Port == 0 {
+		n.Port = defaultPort
+	}
+	if n.HoldTime == 0 {
+		n.HoldTime = defaultHoldTime
+	}
+	if n.Keepalive == 0 {
+		n.Keepalive = n.HoldTime / 3
+	}
+	return n
+}
+
 // Validate checks the section. Errors are fielderr errors with key paths
 // relative to the section ("neighbor[1].asn"), joined with errors.Join.
 // Defaults (router id, next hops) that the loader fills from the node

@@ -176,10 +176,7 @@ func (s *Speaker) Start(ctx context.Context, opts StartOptions) error {
 
 // restartTime is the graceful-restart time announced to the neighbors.
 func (s *Speaker) restartTime() time.Duration {
-	if rt := s.cfg.GracefulRestart.RestartTime; rt != 0 {
-		return rt
-	}
-	return defaultRestartTime
+	return s.cfg.WithDefaults().GracefulRestart.RestartTime
 }
 
 // lateRestarterPoll is how often keepRestarting looks at the neighbors.
@@ -284,18 +281,8 @@ func (s *Speaker) setPolicies(ctx context.Context) error {
 
 // peerConf translates a Neighbor into GoBGP's peer configuration.
 func (s *Speaker) peerConf(n Neighbor, restarting bool) *api.Peer {
-	port := uint32(n.Port)
-	if port == 0 {
-		port = defaultPort
-	}
-	hold := n.HoldTime
-	if hold == 0 {
-		hold = defaultHoldTime
-	}
-	ka := n.Keepalive
-	if ka == 0 {
-		ka = hold / 3
-	}
+	n = n.withDefaults()
+	port, hold, ka := uint32(n.Port), n.HoldTime, n.Keepalive
 	p := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: n.Address.String(),
@@ -317,10 +304,7 @@ func (s *Speaker) peerConf(n Neighbor, restarting bool) *api.Peer {
 	}
 	gr := s.cfg.GracefulRestart
 	if gr.Enabled {
-		rt := gr.RestartTime
-		if rt == 0 {
-			rt = defaultRestartTime
-		}
+		rt := s.restartTime()
 		p.GracefulRestart = &api.GracefulRestart{
 			Enabled:         true,
 			RestartTime:     uint32(rt / time.Second),

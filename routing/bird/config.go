@@ -196,7 +196,9 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-func (a RouteAttrs) withDefaults() RouteAttrs {
+// WithDefaults returns the attributes with the defaults the renderer
+// applies where a field is zero (metric DefaultMetric, external type 2).
+func (a RouteAttrs) WithDefaults() RouteAttrs {
 	if a.Metric == 0 {
 		a.Metric = DefaultMetric
 	}

@@ -128,7 +128,7 @@ func (r *renderer) render(ann []routing.Route) ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("rendering route %s: %w", rt.Prefix, routing.ErrUnknownPrefix)
 		}
-		a = a.withDefaults()
+		a = a.WithDefaults()
 		if !v6 && rt.Prefix.Addr().Is6() {
 			// announced sorts IPv4 before IPv6.
 			out = append(out, r.skel[1]...)

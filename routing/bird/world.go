@@ -191,7 +191,7 @@ func (r *renderer) classify(er exportedRoute) (draining bool, mismatch string) {
 	if !ok {
 		return false, "exported, but not a configured VIP"
 	}
-	a = a.withDefaults()
+	a = a.WithDefaults()
 	normal := exportedAttrs{typ: a.Type, metric: a.Metric, tag: a.Tag}
 	drain := normal
 	drain.metric = r.drainMetric()
