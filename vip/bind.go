@@ -13,6 +13,12 @@ func (m *machine) bindLo(ctx context.Context) int {
 	for _, v := range m.sorted() {
 		want, why := m.wantBound(v)
 		v.why.reasons.Bound = why
+		if want && v.live.lost {
+			v.why.reasons.Bound = loLostReason // until Bind succeeds
+		}
+		if !want && v.live.lost && !v.live.inDP && !v.live.maybeDP {
+			v.live.lost = false // it may leave: nothing to restore
+		}
 		if !want || v.live.onLo {
 			continue
 		}
@@ -22,7 +28,14 @@ func (m *machine) bindLo(ctx context.Context) int {
 			continue
 		}
 		m.succeeded(v, "binding")
-		v.live.onLo = true
+		v.live.onLo, v.live.foreign = true, false
+		v.live.loSeq = m.loOps.Add(1)
+		v.why.reasons.Bound = why
+		if v.live.lost {
+			v.live.lost = false
+			v.why.rebinds++
+			why = "bound again after someone else removed it"
+		}
 		m.transition(v, "lo", false, true, why)
 	}
 	return failed
@@ -100,6 +113,7 @@ func (m *machine) unbindLo(ctx context.Context) int {
 		}
 		m.succeeded(v, "unbinding")
 		v.live.onLo = false
+		v.live.loSeq = m.loOps.Add(1)
 		m.transition(v, "lo", true, false, why)
 	}
 	return failed

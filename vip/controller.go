@@ -31,6 +31,12 @@ type Deps struct {
 	// (the daemon digests the build's inputs, cluster.BuildDigest); it is
 	// published with Config.Digests.
 	TableDigest func(addr netip.Addr, backends []Backend) cluster.Digest
+	// LoChanges, if set, is signalled when the addresses on lo may have
+	// changed (vip/netlink's address subscription, which also signals
+	// when it lost events); each signal makes the controller read lo
+	// back with Binder.Bound, as it does every Config.LoCheckInterval.
+	// Closing it leaves the periodic reads.
+	LoChanges <-chan struct{}
 	// Publish, if set, is handed every new node-state document (a new
 	// generation) from the loop, after the pass that made it: the etcd
 	// backend writes it. It must not block.
@@ -124,6 +130,13 @@ func (c *Controller) Run(ctx context.Context) error {
 		go func() {
 			defer verifying.Done()
 			c.verifier(vctx, resync)
+		}()
+	}
+	if m.deps.LoChanges != nil || m.cfg.LoCheckInterval > 0 {
+		verifying.Add(1)
+		go func() {
+			defer verifying.Done()
+			c.loWatcher(vctx, m.deps.LoChanges)
 		}()
 	}
 	for {

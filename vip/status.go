@@ -70,7 +70,10 @@ type Status struct {
 	RoutesKnown bool
 	// World is the routing daemon as last read back.
 	World WorldStatus
-	VIPs  []VIPStatus
+	// LoError is why the last read of the addresses on lo failed (a VIP
+	// removed from lo behind vipd's back goes unnoticed meanwhile).
+	LoError string
+	VIPs    []VIPStatus
 }
 
 // WorldStatus is what the last read of the routing daemon said.
@@ -110,11 +113,16 @@ type VIPStatus struct {
 	// Depreferred: announced with drain attributes.
 	Depreferred bool
 	// Bound: on lo and in the dataplane's bound set.
-	Bound    bool
-	Healthy  bool
-	Draining bool // per-VIP drain or node drain
-	Held     string
-	Serve    cluster.ServeState // what this node publishes for it
+	Bound bool
+	// Rebinds counts the binds of the VIP again after someone else
+	// removed it from lo; ForeignOnLo: someone else put it on lo while
+	// vipd does not bind it (vipd leaves it alone).
+	Rebinds     uint64
+	ForeignOnLo bool
+	Healthy     bool
+	Draining    bool // per-VIP drain or node drain
+	Held        string
+	Serve       cluster.ServeState // what this node publishes for it
 	// Reason of the last change or refusal; Reasons explains each facet.
 	Reason    string
 	Reasons   FacetReasons
@@ -138,7 +146,7 @@ type VIPStatus struct {
 func (m *machine) status() Status {
 	s := Status{
 		Node: m.cfg.Node, Phase: m.phase(), Stopping: m.stopping, Generation: m.gen, Refusals: m.violations,
-		Routes: slices.Clone(m.announced), RoutesKnown: !m.advUnknown,
+		Routes: slices.Clone(m.announced), RoutesKnown: !m.advUnknown, LoError: m.loErr,
 		World: WorldStatus{
 			ReadAt: m.world.at, SessionsUp: m.world.sessionsUp, Error: m.world.err,
 			Resyncs: m.resync.count, ResyncError: m.resync.lastErr, Stray: m.strays(),
@@ -160,6 +168,8 @@ func (m *machine) status() Status {
 			Advertised:  v.live.adv != advNone,
 			Depreferred: v.live.adv == advDeprefer,
 			Bound:       v.live.onLo && v.live.inDP,
+			Rebinds:     v.why.rebinds,
+			ForeignOnLo: v.live.foreign,
 			Healthy:     v.in.healthy,
 			Draining:    m.nodeDrain || m.vipDrains[v.addr],
 			Held:        m.holds[v.addr],
