@@ -32,7 +32,7 @@ func (m *machine) bindLo(ctx context.Context) int {
 		v.live.loSeq = m.loOps.Add(1)
 		v.why.reasons.Bound = why
 		if v.live.lost {
-			v.live.lost = false
+			// lost stays until the VIP is back in the bound set.
 			v.why.rebinds++
 			why = "bound again after someone else removed it"
 		}
@@ -46,6 +46,9 @@ func (m *machine) bindLo(ctx context.Context) int {
 func (m *machine) syncBoundSet(ctx context.Context) int {
 	var target, cur []netip.Addr
 	for _, v := range m.sorted() {
+		if v.live.onLo && v.live.inDP {
+			v.live.lost = false // back on lo, and never left the bound set
+		}
 		if want, _ := m.wantBound(v); want && v.live.onLo {
 			target = append(target, v.addr)
 		}
@@ -79,6 +82,9 @@ func (m *machine) syncBoundSet(ctx context.Context) int {
 		} else {
 			v.live.inDP, v.live.maybeDP = in, in
 			m.succeeded(v, "setting bound set")
+		}
+		if v.live.inDP {
+			v.live.lost = false // back on lo and in the bound set
 		}
 		if v.live.inDP != was {
 			_, why := m.wantBound(v)

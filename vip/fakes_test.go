@@ -95,17 +95,18 @@ type world struct {
 	clock         *fakeClock
 	withdrawGrace time.Duration
 
-	lo          map[netip.Addr]bool
+	lo map[netip.Addr]bool
 	// behind: removed from lo by someone else (RemoveBehind) and not
-	// bound again since; the invariants on lo are the world's to break
-	// until the machine reads lo. foreign: put on lo by someone else
+	// back on lo and in the bound set since (or unbound by vipd): the
+	// world broke invariants 2 and 3, the machine repairs them once it
+	// reads lo. foreign: put on lo by someone else
 	// (AddBehind) and not unbound by vipd since.
 	behind, foreign map[netip.Addr]bool
-	dp          map[netip.Addr]bool
-	programs    map[netip.Addr]ProgramSpec
-	routes      map[netip.Addr]routing.Route
-	withdrawnAt map[netip.Addr]time.Time
-	flows       map[netip.Addr]int
+	dp              map[netip.Addr]bool
+	programs        map[netip.Addr]ProgramSpec
+	routes          map[netip.Addr]routing.Route
+	withdrawnAt     map[netip.Addr]time.Time
+	flows           map[netip.Addr]int
 	// lost: the simulated routing daemon disagrees with the advertiser
 	// about the route (an announced one is not exported, a withdrawn one
 	// still is: a ghost) until a Resync or a SetRoutes that changes it.
@@ -315,7 +316,6 @@ func (w *world) Bind(_ context.Context, a netip.Addr) error {
 		return errInjected
 	}
 	w.lo[a] = true
-	delete(w.behind, a)
 	w.check("Bind")
 	return nil
 }
@@ -329,6 +329,7 @@ func (w *world) Unbind(_ context.Context, a netip.Addr) error {
 	}
 	delete(w.lo, a)
 	delete(w.foreign, a)
+	delete(w.behind, a)
 	w.check("Unbind " + a.String())
 	return nil
 }
@@ -418,6 +419,9 @@ func (w *world) setBound(addrs []netip.Addr) {
 	w.dp = map[netip.Addr]bool{}
 	for _, a := range addrs {
 		w.dp[a] = true
+		if w.lo[a] {
+			delete(w.behind, a) // bound again
+		}
 	}
 	w.check("SetBound")
 }

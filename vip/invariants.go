@@ -27,10 +27,11 @@ func (m *machine) checkInvariants() []error {
 		inTables := v.live.serve == cluster.StateActive || v.live.serve == cluster.StateDraining
 		inGrace := !v.live.servedAt.IsZero() && now.Before(v.live.servedAt.Add(m.cfg.TableGrace))
 		// Someone else removed the address from lo and it is not back
-		// yet (a Bind failing): the world broke 2 and 3, not a step of
-		// the machine, which publishes itself unhealthy meanwhile and
-		// has the VIP leave the bound set as soon as it can.
-		lost := v.live.lost && !v.live.onLo
+		// on lo and in the bound set yet (a Bind or SetBound failing):
+		// the world broke 2 and 3, not a step of the machine, which
+		// publishes itself unhealthy meanwhile and has the VIP leave
+		// the bound set as soon as it can.
+		lost := v.live.lost
 		if !lost && (inTables && !(v.live.onLo && v.live.inDP) || inGrace && !(v.live.onLo && (v.live.inDP || v.live.maybeDP))) {
 			bad(v, 2, "published %s (since %s) but lo=%v bound set=%v", v.live.serve, v.live.servedAt.Format("15:04:05.000"), v.live.onLo, v.live.inDP)
 		}

@@ -78,8 +78,8 @@ func (m *machine) seeLo(seq uint64, addrs []netip.Addr, err error) {
 // or false while its address is off lo (removed by someone else), so no
 // director keeps this node a primary it cannot accept traffic for.
 func (v *vipState) healthy() (bool, string) {
-	if v.live.lost && !v.live.onLo {
-		return false, "not on lo: removed by someone else"
+	if v.live.lost {
+		return false, "not bound: removed from lo by someone else"
 	}
 	return v.in.healthy, v.in.healthReason
 }

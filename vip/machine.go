@@ -49,8 +49,8 @@ type liveFacets struct {
 	// started before says nothing about it (seeLo).
 	loSeq uint64
 	// lost: someone else removed the address from lo while vipd had it
-	// bound, and it is not back yet; foreign: someone else put it on lo
-	// while vipd does not bind it (left alone).
+	// bound, and it is not back on lo and in the bound set yet; foreign:
+	// someone else put it on lo while vipd does not bind it (left alone).
 	lost, foreign bool
 	inDP          bool               // certainly in the dataplane's bound set
 	maybeDP       bool               // possibly in it (after a failed SetBound); unbind waits
