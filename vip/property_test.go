@@ -44,7 +44,8 @@ func propMembers() []Member {
 // TestProperty drives the machine with random events (config reloads, node
 // and VIP drains, health flaps, peer changes, holds, failing calls, restarts
 // adopting the world, clock jumps, a routing daemon that loses routes or
-// keeps withdrawn ones, sessions down, reads of it that fail), checks every
+// keeps withdrawn ones, sessions down, reads of it that fail, VIPs and other
+// addresses removed from or put on lo behind its back), checks every
 // invariant after every step
 // from the machine's and the world's view (and that a VIP going down, drained
 // or removed by a reload, is published draining for its timeout before

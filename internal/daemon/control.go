@@ -35,7 +35,8 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 			ReadAt: cs.World.ReadAt, SessionsUp: cs.World.SessionsUp, Error: cs.World.Error,
 			Resyncs: cs.World.Resyncs, ResyncError: cs.World.ResyncError, Stray: slices.Clone(cs.World.Stray),
 		},
-		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members, Cluster: d.clusterStatus(cfg),
+		LoError: cs.LoError,
+		VIPs:    apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members, Cluster: d.clusterStatus(cfg),
 	}
 	if st.World.Stray == nil {
 		st.World.Stray = []netip.Addr{}
@@ -101,6 +102,7 @@ func apiVIPs(vs []vip.VIPStatus) []api.VIPStatus {
 		a := api.VIPStatus{
 			Address: v.Addr, Configured: v.Configured, Programmed: v.Programmed, Advertised: v.Advertised,
 			Depreferred: v.Depreferred, Bound: v.Bound, Healthy: v.Healthy, Draining: v.Draining, Held: v.Held,
+			Rebinds: v.Rebinds, ForeignOnLo: v.ForeignOnLo,
 			ServeState: v.Serve.String(), Reason: v.Reason,
 			Reasons: api.FacetReasons{
 				Programmed: v.Reasons.Programmed, Advertised: v.Reasons.Advertised,
