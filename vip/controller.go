@@ -212,6 +212,7 @@ func (c *Controller) drainQueue() {
 // snapshot stores what the loop reached for the readers (Status,
 // NodeState), and tells a Shutdown that its drain is done.
 func (c *Controller) snapshot() {
+	c.m.notePhase()
 	st, doc := c.m.status(), c.m.nodeState()
 	c.mu.Lock()
 	published := c.doc.Generation

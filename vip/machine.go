@@ -167,6 +167,10 @@ type machine struct {
 
 	// onTransition, if set, sees every transition (tests check reasons).
 	onTransition func(Transition)
+	// phaseWas is the node drain phase at the last snapshot, phaseAt
+	// since when it holds (notePhase).
+	phaseWas Phase
+	phaseAt  time.Time
 	// violations counts invariant violations found by checkInvariants in
 	// production passes (logged, never silently applied).
 	violations uint64

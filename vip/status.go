@@ -54,9 +54,13 @@ func (p *Phase) UnmarshalText(b []byte) error {
 
 // Status is a snapshot of the controller for vipctl status and metrics.
 type Status struct {
-	Node     string
-	Phase    Phase // node drain phase
-	Stopping bool  // a Shutdown is in progress
+	Node  string
+	Phase Phase // node drain phase
+	// PhaseSince is when Phase last changed, or the loop's first pass;
+	// zero before it. The loop stamps it with the pass that changed the
+	// phase, so it always goes with Phase.
+	PhaseSince time.Time
+	Stopping   bool // a Shutdown is in progress
 	// Generation of the published cluster.NodeState.
 	Generation uint64
 	// Refusals counts steps refused because they would break an invariant,
@@ -145,7 +149,7 @@ type VIPStatus struct {
 
 func (m *machine) status() Status {
 	s := Status{
-		Node: m.cfg.Node, Phase: m.phase(), Stopping: m.stopping, Generation: m.gen, Refusals: m.violations,
+		Node: m.cfg.Node, Phase: m.phase(), PhaseSince: m.phaseAt, Stopping: m.stopping, Generation: m.gen, Refusals: m.violations,
 		Routes: slices.Clone(m.announced), RoutesKnown: !m.advUnknown, LoError: m.loErr,
 		World: WorldStatus{
 			ReadAt: m.world.at, SessionsUp: m.world.sessionsUp, Error: m.world.err,
@@ -193,6 +197,14 @@ func (m *machine) status() Status {
 		})
 	}
 	return s
+}
+
+// notePhase stamps the phase with the time of the pass that changed it
+// (the snapshot calls it after each pass).
+func (m *machine) notePhase() {
+	if p := m.phase(); m.phaseAt.IsZero() || p != m.phaseWas {
+		m.phaseWas, m.phaseAt = p, m.now()
+	}
 }
 
 // phase summarises the node drain: the least advanced VIP decides.

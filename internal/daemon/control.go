@@ -48,9 +48,13 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 		st.LastReload = &rc
 	}
 	d.mu.Unlock()
-	if phase, since := d.watch.phase(); phase == cs.Phase && !since.IsZero() {
-		st.PhaseSince = since
-		st.PhaseEndsBy, st.DrainEndsBy = phaseEnds(phase, since, cfg.Timers.WithdrawGrace, cfg.Timers.DrainTimeout, cfg.Timers.TableGrace)
+	// The phase and its since come from one snapshot of the loop: the
+	// watcher follows the snapshots a little behind, and a status that
+	// took the phase from one and the since from the other showed a new
+	// phase without its times under load.
+	if !cs.PhaseSince.IsZero() {
+		st.PhaseSince = cs.PhaseSince
+		st.PhaseEndsBy, st.DrainEndsBy = phaseEnds(cs.Phase, cs.PhaseSince, cfg.Timers.WithdrawGrace, cfg.Timers.DrainTimeout, cfg.Timers.TableGrace)
 	}
 	d.stateStatus(&st)
 	if withPeers {
