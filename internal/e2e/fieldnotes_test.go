@@ -206,7 +206,7 @@ func TestLabFieldNotes(t *testing.T) {
 		loops = l.startLoopCapture("note3y")
 		time.Sleep(2 * time.Second)
 		after := loops.stop(t)
-		res, bs = endLoads(t, loads)
+		res, _ = endLoads(t, loads)
 		t.Logf("%s removed from n3's lo behind vipd's back with forwarding on: bound again within %s; %d looped packets until then, %d in the 2 s after; %d broken, %d switched connections",
 			labVIP4, noticed.Round(time.Millisecond), before, after, res.Broken, res.Switched)
 		if after != 0 {
