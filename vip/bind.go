@@ -13,6 +13,12 @@ func (m *machine) bindLo(ctx context.Context) int {
 	for _, v := range m.sorted() {
 		want, why := m.wantBound(v)
 		v.why.reasons.Bound = why
+		if want && v.live.lost {
+			v.why.reasons.Bound = loLostReason // until Bind succeeds
+		}
+		if !want && v.live.lost && !v.live.inDP && !v.live.maybeDP {
+			v.live.lost = false // it may leave: nothing to restore
+		}
 		if !want || v.live.onLo {
 			continue
 		}
@@ -22,7 +28,14 @@ func (m *machine) bindLo(ctx context.Context) int {
 			continue
 		}
 		m.succeeded(v, "binding")
-		v.live.onLo = true
+		v.live.onLo, v.live.foreign = true, false
+		v.live.loSeq = m.loOps.Add(1)
+		v.why.reasons.Bound = why
+		if v.live.lost {
+			// lost stays until the VIP is back in the bound set.
+			v.why.rebinds++
+			why = "bound again after someone else removed it"
+		}
 		m.transition(v, "lo", false, true, why)
 	}
 	return failed
@@ -33,6 +46,9 @@ func (m *machine) bindLo(ctx context.Context) int {
 func (m *machine) syncBoundSet(ctx context.Context) int {
 	var target, cur []netip.Addr
 	for _, v := range m.sorted() {
+		if v.live.onLo && v.live.inDP {
+			v.live.lost = false // back on lo, and never left the bound set
+		}
 		if want, _ := m.wantBound(v); want && v.live.onLo {
 			target = append(target, v.addr)
 		}
@@ -67,6 +83,9 @@ func (m *machine) syncBoundSet(ctx context.Context) int {
 			v.live.inDP, v.live.maybeDP = in, in
 			m.succeeded(v, "setting bound set")
 		}
+		if v.live.inDP {
+			v.live.lost = false // back on lo and in the bound set
+		}
 		if v.live.inDP != was {
 			_, why := m.wantBound(v)
 			m.transition(v, "bound", was, v.live.inDP, why)
@@ -100,6 +119,7 @@ func (m *machine) unbindLo(ctx context.Context) int {
 		}
 		m.succeeded(v, "unbinding")
 		v.live.onLo = false
+		v.live.loSeq = m.loOps.Add(1)
 		m.transition(v, "lo", true, false, why)
 	}
 	return failed

@@ -105,6 +105,10 @@ type Config struct {
 	// call that changed it.
 	VerifyInterval time.Duration
 	VerifySettle   time.Duration
+	// LoCheckInterval is how often the addresses on lo are read back
+	// when Deps.LoChanges did not signal (events lost to an overflow, or
+	// no subscription at all); zero: only when it signals.
+	LoCheckInterval time.Duration
 	// PeerWait is how long a starting controller waits for every other
 	// member's state before it changes a table or announces anything with
 	// what it has. A director that does not know its peers would build a
@@ -177,6 +181,7 @@ func (c Config) Validate() error {
 	for path, d := range map[string]time.Duration{
 		"withdraw_grace": c.WithdrawGrace, "table_grace": c.TableGrace, "drain_timeout": c.DrainTimeout,
 		"remove_timeout": c.RemoveTimeout, "verify_interval": c.VerifyInterval, "verify_settle": c.VerifySettle,
+		"lo_check_interval": c.LoCheckInterval,
 	} {
 		if d < 0 {
 			add(path, "must not be negative")

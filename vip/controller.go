@@ -31,6 +31,12 @@ type Deps struct {
 	// (the daemon digests the build's inputs, cluster.BuildDigest); it is
 	// published with Config.Digests.
 	TableDigest func(addr netip.Addr, backends []Backend) cluster.Digest
+	// LoChanges, if set, is signalled when the addresses on lo may have
+	// changed (vip/netlink's address subscription, which also signals
+	// when it lost events); each signal makes the controller read lo
+	// back with Binder.Bound, as it does every Config.LoCheckInterval.
+	// Closing it leaves the periodic reads.
+	LoChanges <-chan struct{}
 	// Publish, if set, is handed every new node-state document (a new
 	// generation) from the loop, after the pass that made it: the etcd
 	// backend writes it. It must not block.
@@ -126,6 +132,13 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.verifier(vctx, resync)
 		}()
 	}
+	if m.deps.LoChanges != nil || m.cfg.LoCheckInterval > 0 {
+		verifying.Add(1)
+		go func() {
+			defer verifying.Done()
+			c.loWatcher(vctx, m.deps.LoChanges)
+		}()
+	}
 	for {
 		c.drainQueue()
 		m.reconcile(ctx)
@@ -199,6 +212,7 @@ func (c *Controller) drainQueue() {
 // snapshot stores what the loop reached for the readers (Status,
 // NodeState), and tells a Shutdown that its drain is done.
 func (c *Controller) snapshot() {
+	c.m.notePhase()
 	st, doc := c.m.status(), c.m.nodeState()
 	c.mu.Lock()
 	published := c.doc.Generation

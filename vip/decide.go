@@ -38,15 +38,16 @@ func (m *machine) desiredTable(v *vipState) []Backend {
 // docEntry is this node's entry for the VIP in the node-state document it
 // publishes: its serve state, health and why.
 func (m *machine) docEntry(v *vipState) cluster.VIPState {
-	s := cluster.VIPState{State: v.live.serve, Healthy: v.in.healthy}
+	healthy, why := v.healthy()
+	s := cluster.VIPState{State: v.live.serve, Healthy: healthy}
 	if m.cfg.SlowStart > 0 {
 		s.RampFrom = v.live.rampFrom
 	}
 	switch {
 	case v.live.serve != cluster.StateActive:
 		s.Reason = v.why.reasons.Serve
-	case !v.in.healthy:
-		s.Reason = v.in.healthReason
+	case !healthy:
+		s.Reason = why
 	}
 	return s
 }

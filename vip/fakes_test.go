@@ -95,12 +95,18 @@ type world struct {
 	clock         *fakeClock
 	withdrawGrace time.Duration
 
-	lo          map[netip.Addr]bool
-	dp          map[netip.Addr]bool
-	programs    map[netip.Addr]ProgramSpec
-	routes      map[netip.Addr]routing.Route
-	withdrawnAt map[netip.Addr]time.Time
-	flows       map[netip.Addr]int
+	lo map[netip.Addr]bool
+	// behind: removed from lo by someone else (RemoveBehind) and not
+	// back on lo and in the bound set since (or unbound by vipd): the
+	// world broke invariants 2 and 3, the machine repairs them once it
+	// reads lo. foreign: put on lo by someone else
+	// (AddBehind) and not unbound by vipd since.
+	behind, foreign map[netip.Addr]bool
+	dp              map[netip.Addr]bool
+	programs        map[netip.Addr]ProgramSpec
+	routes          map[netip.Addr]routing.Route
+	withdrawnAt     map[netip.Addr]time.Time
+	flows           map[netip.Addr]int
 	// lost: the simulated routing daemon disagrees with the advertiser
 	// about the route (an announced one is not exported, a withdrawn one
 	// still is: a ghost) until a Resync or a SetRoutes that changes it.
@@ -128,6 +134,7 @@ func newWorld(clock *fakeClock, withdrawGrace time.Duration) *world {
 	return &world{
 		clock: clock, withdrawGrace: withdrawGrace,
 		lo: map[netip.Addr]bool{}, dp: map[netip.Addr]bool{},
+		behind: map[netip.Addr]bool{}, foreign: map[netip.Addr]bool{},
 		programs: map[netip.Addr]ProgramSpec{}, routes: map[netip.Addr]routing.Route{},
 		withdrawnAt: map[netip.Addr]time.Time{}, flows: map[netip.Addr]int{},
 		lost: map[netip.Addr]bool{}, ghostSeen: map[netip.Addr]bool{}, ghostDrain: map[netip.Addr]bool{},
@@ -165,12 +172,12 @@ func (w *world) check(after string) {
 		}
 	}
 	for a := range w.dp {
-		if !w.lo[a] {
+		if !w.lo[a] && !w.behind[a] {
 			bad("invariant 3: %s in the dataplane bound set but not on lo", a)
 		}
 	}
 	for a, p := range w.programs {
-		if hasLocal(p.Backends) && !(w.lo[a] && w.dp[a]) {
+		if hasLocal(p.Backends) && !(w.lo[a] && w.dp[a]) && !w.behind[a] {
 			bad("invariant 2: this node is in %s's table but lo=%v bound=%v", a, w.lo[a], w.dp[a])
 		}
 	}
@@ -321,6 +328,8 @@ func (w *world) Unbind(_ context.Context, a netip.Addr) error {
 		return errInjected
 	}
 	delete(w.lo, a)
+	delete(w.foreign, a)
+	delete(w.behind, a)
 	w.check("Unbind " + a.String())
 	return nil
 }
@@ -328,7 +337,32 @@ func (w *world) Unbind(_ context.Context, a netip.Addr) error {
 func (w *world) Bound(context.Context) ([]netip.Addr, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.failNext["Bound"] > 0 { // never by failRate: the rig's adopt must see lo
+		w.failNext["Bound"]--
+		return nil, errInjected
+	}
 	return sortedKeys(w.lo), nil
+}
+
+// RemoveBehind removes a from lo as an operator's `ip addr del` does,
+// behind the machine's back.
+func (w *world) RemoveBehind(a netip.Addr) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lo[a] {
+		delete(w.lo, a)
+		w.behind[a] = true
+	}
+}
+
+// AddBehind puts a on lo as an operator's `ip addr add` does.
+func (w *world) AddBehind(a netip.Addr) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.lo[a] {
+		w.lo[a] = true
+		w.foreign[a] = true
+	}
 }
 
 func (w *world) Program(_ context.Context, p ProgramSpec) error {
@@ -385,6 +419,9 @@ func (w *world) setBound(addrs []netip.Addr) {
 	w.dp = map[netip.Addr]bool{}
 	for _, a := range addrs {
 		w.dp[a] = true
+		if w.lo[a] {
+			delete(w.behind, a) // bound again
+		}
 	}
 	w.check("SetBound")
 }

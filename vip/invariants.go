@@ -26,13 +26,19 @@ func (m *machine) checkInvariants() []error {
 		// unknown but untouched (maybeDP) until it is set.
 		inTables := v.live.serve == cluster.StateActive || v.live.serve == cluster.StateDraining
 		inGrace := !v.live.servedAt.IsZero() && now.Before(v.live.servedAt.Add(m.cfg.TableGrace))
-		if inTables && !(v.live.onLo && v.live.inDP) || inGrace && !(v.live.onLo && (v.live.inDP || v.live.maybeDP)) {
+		// Someone else removed the address from lo and it is not back
+		// on lo and in the bound set yet (a Bind or SetBound failing):
+		// the world broke 2 and 3, not a step of the machine, which
+		// publishes itself unhealthy meanwhile and has the VIP leave
+		// the bound set as soon as it can.
+		lost := v.live.lost
+		if !lost && (inTables && !(v.live.onLo && v.live.inDP) || inGrace && !(v.live.onLo && (v.live.inDP || v.live.maybeDP))) {
 			bad(v, 2, "published %s (since %s) but lo=%v bound set=%v", v.live.serve, v.live.servedAt.Format("15:04:05.000"), v.live.onLo, v.live.inDP)
 		}
-		if v.live.programmed && hasLocal(v.live.table) && !(v.live.onLo && v.live.inDP) {
+		if !lost && v.live.programmed && hasLocal(v.live.table) && !(v.live.onLo && v.live.inDP) {
 			bad(v, 2, "this node is in its own table but lo=%v bound set=%v", v.live.onLo, v.live.inDP)
 		}
-		if (v.live.inDP || v.live.maybeDP) && !v.live.onLo {
+		if (v.live.inDP || v.live.maybeDP && !lost) && !v.live.onLo {
 			bad(v, 3, "in the bound set but not on lo")
 		}
 		r := v.why.reasons

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -43,21 +44,28 @@ type vipState struct {
 // liveFacets are what the side effects reported: what is on lo, in the
 // bound set, in the director maps, announced, and published to the peers.
 type liveFacets struct {
-	onLo         bool               // address on lo
-	inDP         bool               // certainly in the dataplane's bound set
-	maybeDP      bool               // possibly in it (after a failed SetBound); unbind waits
-	programmed   bool               // in the director maps
-	table        []Backend          // the programmed table
-	tableUnknown bool               // adopted: programmed by a previous vipd
-	services     []Service          // the programmed services
-	tableDigest  cluster.Digest     // of the programmed table (Deps.TableDigest); zero: none
-	adv          advState           // what the advertiser reported (the claim)
-	advAt        time.Time          // when adv last changed
-	prevAdv      advState           // adv before that change (the world until a read confirms it)
-	advOff       time.Time          // when the route last stopped being announced (claim or world)
-	normalOff    time.Time          // when the route last stopped being announced normally (claim or world)
-	serve        cluster.ServeState // the serve state this node publishes
-	servedAt     time.Time          // when serve last changed
+	onLo bool // address on lo
+	// loSeq is machine.loOps when onLo last changed: a read of lo that
+	// started before says nothing about it (seeLo).
+	loSeq uint64
+	// lost: someone else removed the address from lo while vipd had it
+	// bound, and it is not back on lo and in the bound set yet; foreign:
+	// someone else put it on lo while vipd does not bind it (left alone).
+	lost, foreign bool
+	inDP          bool               // certainly in the dataplane's bound set
+	maybeDP       bool               // possibly in it (after a failed SetBound); unbind waits
+	programmed    bool               // in the director maps
+	table         []Backend          // the programmed table
+	tableUnknown  bool               // adopted: programmed by a previous vipd
+	services      []Service          // the programmed services
+	tableDigest   cluster.Digest     // of the programmed table (Deps.TableDigest); zero: none
+	adv           advState           // what the advertiser reported (the claim)
+	advAt         time.Time          // when adv last changed
+	prevAdv       advState           // adv before that change (the world until a read confirms it)
+	advOff        time.Time          // when the route last stopped being announced (claim or world)
+	normalOff     time.Time          // when the route last stopped being announced normally (claim or world)
+	serve         cluster.ServeState // the serve state this node publishes
+	servedAt      time.Time          // when serve last changed
 	// rampFrom is when this node last became a primary for the VIP
 	// (active and healthy), published for slow start; zero while not.
 	rampFrom time.Time
@@ -83,6 +91,7 @@ type explanations struct {
 	lastErrOp string
 	transits  uint64 // facet changes
 	errs      uint64 // failed calls
+	rebinds   uint64 // binds again after someone else removed it from lo
 }
 
 // FacetReasons explains each facet's current value, or why it does not
@@ -120,6 +129,14 @@ type machine struct {
 	advRetry   bool            // the last SetRoutes failed: call again
 	dpUnknown  bool            // the dataplane's bound set is unknown: set it
 
+	// loOps counts the loop's completed Bind and Unbind calls that
+	// changed lo; the lo watcher reads it (the only field another
+	// goroutine touches) to date its reads. loErr is why the last read of
+	// lo failed; loReads counts the successful ones.
+	loOps   atomic.Uint64
+	loErr   string
+	loReads uint64
+
 	world  worldState // the routing daemon as last read back
 	resync resyncState
 	// offAt: when the routes of addresses with no state here (forgotten
@@ -150,6 +167,10 @@ type machine struct {
 
 	// onTransition, if set, sees every transition (tests check reasons).
 	onTransition func(Transition)
+	// phaseWas is the node drain phase at the last snapshot, phaseAt
+	// since when it holds (notePhase).
+	phaseWas Phase
+	phaseAt  time.Time
 	// violations counts invariant violations found by checkInvariants in
 	// production passes (logged, never silently applied).
 	violations uint64

@@ -29,6 +29,9 @@ var propPool = []netip.Addr{
 
 var propPeers = []string{"b", "c", "d"}
 
+// propStranger is an address on lo that is no VIP: never touched.
+var propStranger = netip.MustParseAddr("198.51.100.99")
+
 func propMembers() []Member {
 	return []Member{
 		{Name: "a", Addr4: netip.MustParseAddr("10.0.0.1"), Addr6: netip.MustParseAddr("fd00::1")},
@@ -41,7 +44,8 @@ func propMembers() []Member {
 // TestProperty drives the machine with random events (config reloads, node
 // and VIP drains, health flaps, peer changes, holds, failing calls, restarts
 // adopting the world, clock jumps, a routing daemon that loses routes or
-// keeps withdrawn ones, sessions down, reads of it that fail), checks every
+// keeps withdrawn ones, sessions down, reads of it that fail, VIPs and other
+// addresses removed from or put on lo behind its back), checks every
 // invariant after every step
 // from the machine's and the world's view (and that a VIP going down, drained
 // or removed by a reload, is published draining for its timeout before
@@ -316,10 +320,39 @@ func (p *prop) event() {
 	case k < 81:
 		p.note("read the world")
 		r.verify()
-	case k < 92:
+	case k < 89:
 		d := time.Duration(rng.IntN(int(40 * time.Second)))
 		p.note("run %s", d)
 		r.run(d)
+		return
+	case k < 91:
+		// Someone else changes lo behind vipd's back: an operator's
+		// `ip addr del` of a VIP, or `ip addr add` of one, or of an
+		// address that is no VIP at all.
+		a := p.pick()
+		switch rng.IntN(4) {
+		case 0, 1:
+			p.note("someone removes %s from lo", a)
+			r.w.RemoveBehind(a)
+		case 2:
+			p.note("someone adds %s to lo", a)
+			r.w.AddBehind(a)
+		default:
+			p.note("someone adds %s to lo", propStranger)
+			r.w.AddBehind(propStranger)
+		}
+	case k < 92:
+		r.w.mu.Lock()
+		quiet := r.w.failRate == 0 && len(r.w.failNext) == 0
+		if rng.IntN(4) == 0 {
+			r.w.failNext["Bound"]++
+			quiet = false
+		}
+		r.w.mu.Unlock()
+		p.note("read lo")
+		r.readLo()
+		r.step()
+		p.checkLoRead(quiet)
 		return
 	default:
 		// A jump over deadlines without stepping at each.
@@ -328,6 +361,23 @@ func (p *prop) event() {
 		r.clock.Advance(d)
 	}
 	r.step()
+}
+
+// checkLoRead: after a read of lo and the pass that follows it, with no
+// call failing, nothing is in the bound set without being on lo (no loop)
+// and an address that is no VIP is still there if someone put it there.
+func (p *prop) checkLoRead(quiet bool) {
+	r := p.r
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	for a := range r.w.dp {
+		if quiet && !r.w.lo[a] {
+			p.Fatalf("after a read of lo: %s in the bound set but not on lo", a)
+		}
+	}
+	if r.w.foreign[propStranger] && !r.w.lo[propStranger] {
+		p.Fatalf("after a read of lo: %s, no VIP, was removed from lo", propStranger)
+	}
 }
 
 // checkConverged: once events stop and the fakes heal, the world is the
@@ -342,8 +392,11 @@ func (p *prop) checkConverged() {
 	defer r.w.mu.Unlock()
 	for _, a := range propPool {
 		spec := m.cfg.vip(a)
+		// An address someone else put on lo is the operator's: vipd
+		// leaves it alone while it does not bind it.
+		foreign := r.w.foreign[a]
 		if spec == nil {
-			if r.w.lo[a] || r.w.dp[a] {
+			if r.w.lo[a] && !foreign || r.w.dp[a] {
 				p.Fatalf("converged: removed %s still bound (lo=%v bound set=%v); machine: %+v", a, r.w.lo[a], r.w.dp[a], m.vips[a])
 			}
 			if _, ok := r.w.programs[a]; ok {
@@ -366,7 +419,7 @@ func (p *prop) checkConverged() {
 		if got := doc[a]; got.State != wantState || got.Healthy != v.in.healthy {
 			p.Fatalf("converged: %s published %+v, want %s healthy=%v", a, got, wantState, v.in.healthy)
 		}
-		if r.w.lo[a] != serving || r.w.dp[a] != serving {
+		if r.w.lo[a] != serving && !(foreign && !serving) || r.w.dp[a] != serving {
 			p.Fatalf("converged: %s lo=%v bound set=%v, want %v", a, r.w.lo[a], r.w.dp[a], serving)
 		}
 		if m.cfg.SlowStart > 0 && wantState == cluster.StateActive && v.in.healthy && doc[a].RampFrom.IsZero() {
@@ -401,6 +454,9 @@ func (p *prop) checkConverged() {
 		if !slices.Contains(propPool, a) {
 			p.Fatalf("converged: unknown route %s", a)
 		}
+	}
+	if r.w.foreign[propStranger] && !r.w.lo[propStranger] {
+		p.Fatalf("converged: %s, no VIP, was removed from lo", propStranger)
 	}
 	p.checkClaims()
 }

@@ -100,8 +100,17 @@ func (m *machine) stepServe() {
 			continue
 		}
 		if next != cluster.StateInactive && !v.live.inDP {
-			m.refuse(v, "publishing "+string(next), "not bound")
-			continue
+			switch {
+			case !v.live.lost:
+				m.refuse(v, "publishing "+string(next), "not bound")
+				continue
+			case v.live.serve == cluster.StateInactive:
+				// Off lo behind vipd's back: back in the tables only
+				// once it is bound again.
+				v.why.reasons.Serve = "waiting for lo: " + loLostReason
+				continue
+			}
+			// From active to draining: a step out of the tables.
 		}
 		m.transition(v, "serve", v.live.serve, next, why)
 		v.live.serve, v.live.servedAt = next, now
@@ -113,7 +122,8 @@ func (m *machine) stepServe() {
 func (m *machine) stepRamp() {
 	now := m.now().Round(0) // wall clock only: it is published
 	for _, v := range m.sorted() {
-		primary := v.live.serve == cluster.StateActive && v.in.healthy
+		healthy, _ := v.healthy()
+		primary := v.live.serve == cluster.StateActive && healthy
 		switch {
 		case primary && v.live.rampFrom.IsZero():
 			v.live.rampFrom = now

@@ -54,9 +54,13 @@ func (p *Phase) UnmarshalText(b []byte) error {
 
 // Status is a snapshot of the controller for vipctl status and metrics.
 type Status struct {
-	Node     string
-	Phase    Phase // node drain phase
-	Stopping bool  // a Shutdown is in progress
+	Node  string
+	Phase Phase // node drain phase
+	// PhaseSince is when Phase last changed, or the loop's first pass;
+	// zero before it. The loop stamps it with the pass that changed the
+	// phase, so it always goes with Phase.
+	PhaseSince time.Time
+	Stopping   bool // a Shutdown is in progress
 	// Generation of the published cluster.NodeState.
 	Generation uint64
 	// Refusals counts steps refused because they would break an invariant,
@@ -70,7 +74,10 @@ type Status struct {
 	RoutesKnown bool
 	// World is the routing daemon as last read back.
 	World WorldStatus
-	VIPs  []VIPStatus
+	// LoError is why the last read of the addresses on lo failed (a VIP
+	// removed from lo behind vipd's back goes unnoticed meanwhile).
+	LoError string
+	VIPs    []VIPStatus
 }
 
 // WorldStatus is what the last read of the routing daemon said.
@@ -110,11 +117,16 @@ type VIPStatus struct {
 	// Depreferred: announced with drain attributes.
 	Depreferred bool
 	// Bound: on lo and in the dataplane's bound set.
-	Bound    bool
-	Healthy  bool
-	Draining bool // per-VIP drain or node drain
-	Held     string
-	Serve    cluster.ServeState // what this node publishes for it
+	Bound bool
+	// Rebinds counts the binds of the VIP again after someone else
+	// removed it from lo; ForeignOnLo: someone else put it on lo while
+	// vipd does not bind it (vipd leaves it alone).
+	Rebinds     uint64
+	ForeignOnLo bool
+	Healthy     bool
+	Draining    bool // per-VIP drain or node drain
+	Held        string
+	Serve       cluster.ServeState // what this node publishes for it
 	// Reason of the last change or refusal; Reasons explains each facet.
 	Reason    string
 	Reasons   FacetReasons
@@ -137,8 +149,8 @@ type VIPStatus struct {
 
 func (m *machine) status() Status {
 	s := Status{
-		Node: m.cfg.Node, Phase: m.phase(), Stopping: m.stopping, Generation: m.gen, Refusals: m.violations,
-		Routes: slices.Clone(m.announced), RoutesKnown: !m.advUnknown,
+		Node: m.cfg.Node, Phase: m.phase(), PhaseSince: m.phaseAt, Stopping: m.stopping, Generation: m.gen, Refusals: m.violations,
+		Routes: slices.Clone(m.announced), RoutesKnown: !m.advUnknown, LoError: m.loErr,
 		World: WorldStatus{
 			ReadAt: m.world.at, SessionsUp: m.world.sessionsUp, Error: m.world.err,
 			Resyncs: m.resync.count, ResyncError: m.resync.lastErr, Stray: m.strays(),
@@ -160,6 +172,8 @@ func (m *machine) status() Status {
 			Advertised:  v.live.adv != advNone,
 			Depreferred: v.live.adv == advDeprefer,
 			Bound:       v.live.onLo && v.live.inDP,
+			Rebinds:     v.why.rebinds,
+			ForeignOnLo: v.live.foreign,
 			Healthy:     v.in.healthy,
 			Draining:    m.nodeDrain || m.vipDrains[v.addr],
 			Held:        m.holds[v.addr],
@@ -183,6 +197,14 @@ func (m *machine) status() Status {
 		})
 	}
 	return s
+}
+
+// notePhase stamps the phase with the time of the pass that changed it
+// (the snapshot calls it after each pass).
+func (m *machine) notePhase() {
+	if p := m.phase(); m.phaseAt.IsZero() || p != m.phaseWas {
+		m.phaseWas, m.phaseAt = p, m.now()
+	}
 }
 
 // phase summarises the node drain: the least advanced VIP decides.

@@ -84,8 +84,10 @@ type Binder interface {
 	Bind(ctx context.Context, addr netip.Addr) error
 	// Unbind removes addr from lo. Not present is success.
 	Unbind(ctx context.Context, addr netip.Addr) error
-	// Bound lists the VIP addresses bound now (used to adopt state on
-	// restart).
+	// Bound lists the VIP addresses bound now: used to adopt state on
+	// restart, and to check lo against the bound facet (lo.go). It is
+	// called from a goroutine of the Controller as well as from its loop,
+	// so it must be safe for concurrent use with Bind and Unbind.
 	Bound(ctx context.Context) ([]netip.Addr, error)
 }
 

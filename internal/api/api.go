@@ -62,7 +62,10 @@ type Status struct {
 	ConfigLoaded time.Time `json:"config_loaded"`
 	LastReload   *Reload   `json:"last_reload,omitempty"`
 	// World is the routing daemon as vipd last read it back.
-	World     World       `json:"world"`
+	World World `json:"world"`
+	// LoError is why the last read of the addresses on lo failed (a VIP
+	// removed from lo behind vipd's back goes unnoticed meanwhile).
+	LoError   string      `json:"lo_error,omitempty"`
 	VIPs      []VIPStatus `json:"vips"`
 	Peers     []Peer      `json:"peers"`
 	Members   []Member    `json:"members"`
@@ -127,8 +130,14 @@ type VIPStatus struct {
 	// Depreferred: advertised with the drain attributes.
 	Depreferred bool `json:"depreferred"`
 	// Bound: on lo and in the dataplane's bound set.
-	Bound   bool `json:"bound"`
-	Healthy bool `json:"healthy"`
+	Bound bool `json:"bound"`
+	// Rebinds counts the binds of the VIP again after someone else
+	// removed it from lo, since vipd started.
+	Rebinds uint64 `json:"rebinds"`
+	// ForeignOnLo: someone else put the VIP on lo while vipd does not bind
+	// it; vipd leaves the address alone.
+	ForeignOnLo bool `json:"foreign_on_lo,omitempty"`
+	Healthy     bool `json:"healthy"`
 	// Draining: a drain of this VIP or of the node is in effect.
 	Draining bool `json:"draining"`
 	// Held is why announcing the VIP is vetoed (no IPv6 route back to the

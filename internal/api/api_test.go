@@ -226,7 +226,7 @@ func TestStatusJSON(t *testing.T) {
 		`"world":{"read_at":"2026-12-01T10:02:00Z","sessions_up":2,"resyncs":1,` +
 		`"resync_error":"resyncing: boom","stray":["198.51.100.77"]},` +
 		`"vips":[{"address":"198.51.100.10","configured":true,` +
-		`"programmed":true,"advertised":true,"depreferred":true,"bound":true,"healthy":true,"draining":true,` +
+		`"programmed":true,"advertised":true,"depreferred":true,"bound":true,"rebinds":0,"healthy":true,"draining":true,` +
 		`"held":"no route back","serve_state":"draining","reason":"serve: node draining","reasons":{"programmed":"configured",` +
 		`"advertised":"draining (deprefer)","bound":"serving","serve_state":"waiting for idle"},"since":"2026-12-01T10:01:00Z",` +
 		`"last_error":"setting routes: boom","backends":[{"name":"n1","address":"192.0.2.11","role":"secondary","local":true}],` +

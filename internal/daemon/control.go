@@ -35,7 +35,8 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 			ReadAt: cs.World.ReadAt, SessionsUp: cs.World.SessionsUp, Error: cs.World.Error,
 			Resyncs: cs.World.Resyncs, ResyncError: cs.World.ResyncError, Stray: slices.Clone(cs.World.Stray),
 		},
-		VIPs: apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members, Cluster: d.clusterStatus(cfg),
+		LoError: cs.LoError,
+		VIPs:    apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members, Cluster: d.clusterStatus(cfg),
 	}
 	if st.World.Stray == nil {
 		st.World.Stray = []netip.Addr{}
@@ -47,9 +48,13 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 		st.LastReload = &rc
 	}
 	d.mu.Unlock()
-	if phase, since := d.watch.phase(); phase == cs.Phase && !since.IsZero() {
-		st.PhaseSince = since
-		st.PhaseEndsBy, st.DrainEndsBy = phaseEnds(phase, since, cfg.Timers.WithdrawGrace, cfg.Timers.DrainTimeout, cfg.Timers.TableGrace)
+	// The phase and its since come from one snapshot of the loop: the
+	// watcher follows the snapshots a little behind, and a status that
+	// took the phase from one and the since from the other showed a new
+	// phase without its times under load.
+	if !cs.PhaseSince.IsZero() {
+		st.PhaseSince = cs.PhaseSince
+		st.PhaseEndsBy, st.DrainEndsBy = phaseEnds(cs.Phase, cs.PhaseSince, cfg.Timers.WithdrawGrace, cfg.Timers.DrainTimeout, cfg.Timers.TableGrace)
 	}
 	d.stateStatus(&st)
 	if withPeers {
@@ -101,6 +106,7 @@ func apiVIPs(vs []vip.VIPStatus) []api.VIPStatus {
 		a := api.VIPStatus{
 			Address: v.Addr, Configured: v.Configured, Programmed: v.Programmed, Advertised: v.Advertised,
 			Depreferred: v.Depreferred, Bound: v.Bound, Healthy: v.Healthy, Draining: v.Draining, Held: v.Held,
+			Rebinds: v.Rebinds, ForeignOnLo: v.ForeignOnLo,
 			ServeState: v.Serve.String(), Reason: v.Reason,
 			Reasons: api.FacetReasons{
 				Programmed: v.Reasons.Programmed, Advertised: v.Reasons.Advertised,

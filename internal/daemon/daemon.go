@@ -73,6 +73,14 @@ type Binder interface {
 	Close() error
 }
 
+// LoWatcher is optional on a Binder: Watch signals when the addresses on
+// lo may have changed (vip/netlink's address subscription), so a VIP
+// removed behind vipd's back is bound again at once rather than at the
+// next periodic read (vip.Config.LoCheckInterval).
+type LoWatcher interface {
+	Watch(ctx context.Context) (<-chan struct{}, error)
+}
+
 // FlowLooker is optional on a Dataplane: it answers vipctl lookup from the
 // programmed state itself. LookupFlow returns the row of vip's table that
 // the XDP program's flow hash picks for a flow from client to vip port
@@ -334,9 +342,17 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	if err := d.setTrust(ctx, cfg); err != nil {
 		return err
 	}
+	var loChanges <-chan struct{}
+	if w, ok := d.binder.(LoWatcher); ok {
+		// Ends with d.ctx, as the controller does.
+		if loChanges, err = w.Watch(d.ctx); err != nil {
+			d.log.Warn("watching the addresses on lo: a VIP removed from it is found by the periodic read only",
+				"error", err, "interval", vip.DefaultLoCheckInterval)
+		}
+	}
 	d.ctrl, err = vip.New(controllerConfig(cfg), vip.Deps{
 		Advertiser: d.adv, Binder: d.binder, Dataplane: d.dp, Logger: d.log.Named("vip"),
-		TableDigest: tableDigest, Publish: d.publish,
+		TableDigest: tableDigest, Publish: d.publish, LoChanges: loChanges,
 	})
 	if err != nil {
 		return err
@@ -472,7 +488,10 @@ func controllerConfig(c *config.Config) vip.Config {
 		RemoveTimeout:  c.Timers.RemoveTimeout,
 		VerifyInterval: c.Timers.VerifyInterval,
 		VerifySettle:   c.Timers.VerifySettle,
-		DrainPolicy:    c.Routing.Drain,
+		// No config key: the address events do the work, this read is
+		// the backstop for events an overflow lost.
+		LoCheckInterval: vip.DefaultLoCheckInterval,
+		DrainPolicy:     c.Routing.Drain,
 		// The poller decides every member within max(rise, fall) polls;
 		// one more interval of margin for jitter.
 		PeerWait:  c.Cluster.PollInterval*time.Duration(max(c.Cluster.Rise, c.Cluster.Fall)+1) + c.Cluster.PollTimeout,

@@ -72,14 +72,20 @@ func (w *watcher) pass(st vip.Status, members map[string]bool, now time.Time) {
 	w.passes++
 	close(w.passed)
 	w.passed = make(chan struct{})
+	// The loop stamps the phase's since itself (vip.Status.PhaseSince);
+	// now stands in for a snapshot without one.
+	since := st.PhaseSince
+	if since.IsZero() {
+		since = now
+	}
 	if !w.have {
-		w.have, w.prev, w.members, w.phaseSince = true, st, members, now
+		w.have, w.prev, w.members, w.phaseSince = true, st, members, since
 		return
 	}
 	evs := diffStatus(w.prev, st, now)
 	evs = append(evs, diffMembers(w.members, members, now)...)
-	if st.Phase != w.prev.Phase {
-		w.phaseSince = now
+	if st.Phase != w.prev.Phase || !st.PhaseSince.IsZero() {
+		w.phaseSince = since
 	}
 	w.prev, w.members = st, members
 	for _, e := range evs {

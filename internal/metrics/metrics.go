@@ -62,6 +62,7 @@ var (
 		"vip", "state")
 	vipDiverged    = desc("vipd_vip_diverged", "1 while the VIP's route diverges: what vipd wants, claims and the routing daemon exports disagree.", "vip")
 	vipDivergences = desc("vipd_vip_divergences_total", "Divergences of the VIP's route confirmed since vipd started.", "vip")
+	vipRebinds     = desc("vipd_vip_rebinds_total", "Binds of the VIP to lo again after someone else removed it, since vipd started.", "vip")
 	// The per-VIP traffic families (issue 11's dataplane counters); only
 	// exported when the dataplane keeps them (api.VIPStatus.Traffic).
 	vipPackets = desc("vipd_vip_packets_total", "Packets of the VIP by XDP verdict (encapsulated, local, second_chance, loop_guard), summed over CPUs.", "vip", "verdict")
@@ -143,7 +144,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		buildInfo, reloadOK, reloadTime, statusErr, drainPhase, stopping, stateUnsaved,
 		vipConfigured, vipProgrammed, vipAdvertised, vipBound, vipHealthy, vipDraining, vipHeld, vipServe, vipBackends,
-		vipTransitions, vipErrors, vipRoute, vipDiverged, vipDivergences, vipPackets, vipBytes,
+		vipTransitions, vipErrors, vipRoute, vipDiverged, vipDivergences, vipRebinds, vipPackets, vipBytes,
 		sessionUp, sessionUptime, sessionRoutes, sessionsErr, worldErr, resyncs, memberUp,
 		memberRejected, memberDigest, memberLag, backendFrozen,
 		dpPackets, dpDrops, dpICMP, dpLocalSecond, dpLoRestored, dpCountersErr,
@@ -218,6 +219,7 @@ func collectVIP(v api.VIPStatus, gauge func(*prometheus.Desc, float64, ...string
 	}
 	gauge(vipDiverged, b2f(v.Diverged), a)
 	counter(vipDivergences, v.Divergences, a)
+	counter(vipRebinds, v.Rebinds, a)
 	for _, t := range v.Traffic {
 		counter(vipPackets, t.Packets, a, t.Verdict)
 		counter(vipBytes, t.Bytes, a, t.Verdict)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	nl "github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/vipd/vipd/vip"
 )
@@ -33,6 +34,7 @@ type Binder struct {
 	mu     sync.Mutex // serialises requests on h
 	h      *nl.Handle
 	link   nl.Link
+	ns     netns.NsHandle // Options.NetNS: where Watch subscribes
 	closed bool
 }
 
@@ -63,7 +65,7 @@ func New(log hclog.Logger, opts Options) (*Binder, error) {
 		h.Close()
 		return nil, fmt.Errorf("looking up link %s: %w", name, err)
 	}
-	return &Binder{log: log.Named("binder"), h: h, link: link}, nil
+	return &Binder{log: log.Named("binder"), h: h, link: link, ns: opts.NetNS}, nil
 }
 
 // Close releases the netlink handle. Bound addresses stay: they must outlive

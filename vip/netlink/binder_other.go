@@ -31,3 +31,6 @@ func (b *Binder) Unbind(context.Context, netip.Addr) error { return errUnsupport
 
 // Bound returns errUnsupported.
 func (b *Binder) Bound(context.Context) ([]netip.Addr, error) { return nil, errUnsupported }
+
+// Watch returns errUnsupported.
+func (b *Binder) Watch(context.Context) (<-chan struct{}, error) { return nil, errUnsupported }
