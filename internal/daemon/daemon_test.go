@@ -413,14 +413,19 @@ func (r *rig) waitAnnounced(vips ...netip.Prefix) {
 		want = append(want, routing.Route{Prefix: v})
 	}
 	slices.SortFunc(want, func(a, b routing.Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	// The advertiser is told before the loop publishes its status: wait
+	// for the claim too, so a test's next status read is not the one from
+	// before the routes went out.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got := r.adv.Announced()
-		if slices.Equal(got, want) {
+		claimed := slices.Clone(r.d.ctrl.Status().Routes)
+		slices.SortFunc(claimed, func(a, b routing.Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+		if slices.Equal(got, want) && slices.Equal(claimed, want) {
 			return
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("announced %v, want %v; calls %q", got, want, r.adv.Ops())
+			r.t.Fatalf("announced %v, claimed %v, want %v; calls %q", got, claimed, want, r.adv.Ops())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -141,18 +140,15 @@ func Veth(t testing.TB, a, b *NS) (string, string) {
 	return an, bn
 }
 
-// BPFFS returns a directory on a bpffs of its own, for pinning: a unique
-// directory under /sys/fs/bpf when that is a bpffs, else a private bpffs
-// mounted on a temporary directory. Both are removed in cleanup.
+// BPFFS returns a directory on a private bpffs mounted on a temporary
+// directory, for pinning; it is unmounted in cleanup. Never a directory
+// under the host's /sys/fs/bpf, even when that is a bpffs (systemd mounts
+// one): a process started with `ip netns exec` gets a fresh /sys without
+// that mount and could not see its pins, and tests stay off the host's
+// pins.
 func BPFFS(t testing.TB) string {
 	t.Helper()
 	RequireRoot(t)
-	var fs unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
-		dir := filepath.Join("/sys/fs/bpf", UniqueName("vipdtest"))
-		t.Cleanup(func() { _ = os.RemoveAll(dir) })
-		return dir
-	}
 	dir := t.TempDir()
 	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
 		t.Fatalf("mounting a private bpffs: %v", err)
