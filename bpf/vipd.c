@@ -82,6 +82,10 @@
  * path MTU for a second; the clock is read on every 16th use, so an expired
  * entry serves at most 15 more packets per CPU before it is looked up again.
  *
+ * VIP lookups are cached per CPU (vip_cache), keyed by what they were
+ * looked up with; the loader bumps vip_gen after every change to
+ * vips4/vips6, which retires the whole cache at once.
+ *
  * Path MTU: a packet that would exceed the path MTU once encapsulated is
  * answered with ICMP "fragmentation needed" (IPv4 with DF) or ICMPv6
  * "packet too big" carrying the MTU less the encapsulation, from the VIP,
@@ -162,7 +166,11 @@ volatile const __u32 stop_stage = STAGE_NONE;
 			return XDP_PASS;         \
 	} while (0)
 const enum bench_stage *unused_bench_stage __attribute__((unused));
+/* A copy with bench_no_vip_cache set never hits the VIP cache: the
+ * benchmark's figure for a miss. */
+volatile const __u32 bench_no_vip_cache = 0;
 #else
+#define bench_no_vip_cache 0
 #define STAGE(n) \
 	do {     \
 	} while (0)
@@ -268,6 +276,38 @@ struct {
 	__type(value, struct nh_entry);
 } nh_cache SEC(".maps");
 
+/*
+ * The VIP cache: per CPU, direct-mapped, private to the program, never
+ * pinned. A VIP lookup in `vips4`/`vips6` (a kernel hash map) is the
+ * largest stage of the director path, twice for a port that falls back to
+ * the VIP's any-port service; an entry here answers it with one inlined
+ * array lookup and a few compares. An entry holds the vip_info the lookups
+ * found for (family, destination, protocol, port or later fragment) and
+ * the vip_gen it was filled under; the loader bumps vip_gen after every
+ * change to `vips4`/`vips6`, which retires every entry at once, so an entry
+ * never outlives a VIP change by more than the packets being processed at
+ * that moment. Misses (no VIP) are not cached.
+ */
+struct vip_cache_entry {
+	__u32 gen;     /* vip_gen when filled */
+	__u32 key;     /* vip_cache_key(): never 0, so a zeroed entry never matches */
+	__u32 addr[4]; /* the destination as loaded; IPv4 in addr[0], the rest 0 */
+	struct vip_info info;
+};
+
+#define VIP_CACHE_BITS 12
+#define VIP_CACHE_SLOTS (1 << VIP_CACHE_BITS) /* 128 KiB per CPU */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIP_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct vip_cache_entry);
+} vip_cache SEC(".maps");
+
+/* The VIP cache's generation (above), written by the loader through mmap. */
+volatile __u32 vip_gen;
+
 /* The "too big" answers' token bucket (icmp.h): private, never pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -332,6 +372,60 @@ static __always_inline struct vip_info *vip_lookup(const struct flow *f, __u16 p
 		copy16(k.addr, f->dst);
 		return bpf_map_lookup_elem(&vips6, &k);
 	}
+}
+
+/* vip_cache_key: the word of a VIP cache entry besides the address: the
+ * port the VIP is looked up with, the protocol, the family (never 0) and
+ * whether f is a later fragment (which matches the fragment entry). */
+static __always_inline __u32 vip_cache_key(const struct flow *f)
+{
+	return (__u32)f->vip_port | (__u32)f->proto << 16 | (__u32)f->family << 24 |
+	       (f->frag == FRAG_LATER ? 1U << 31 : 0);
+}
+
+/*
+ * vip_resolve: the vip_info of f's VIP (NULL if none), through the VIP
+ * cache: on a miss, looked up by port, then any port (bits: the VIP
+ * filter's, see vip_bits), or by the fragment entry for a later fragment,
+ * and the answer cached.
+ */
+static __always_inline struct vip_info *vip_resolve(const struct flow *f, __u32 bits)
+{
+	struct vip_cache_entry *ce;
+	struct vip_info *vi;
+	__u32 key = vip_cache_key(f), fold = f->dst[0], slot, gen;
+
+	if (f->family == 6)
+		fold ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
+	slot = ((fold ^ key) * 0x9E3779B1U) >> (32 - VIP_CACHE_BITS);
+	/* The generation before the lookups: an entry filled from a map
+	 * the loader changes meanwhile carries the old one. */
+	gen = vip_gen;
+	asm volatile("" ::: "memory");
+	ce = bpf_map_lookup_elem(&vip_cache, &slot);
+	if (ce && ce->gen == gen && ce->key == key && ce->addr[0] == f->dst[0] &&
+	    (f->family == 4 || (ce->addr[1] == f->dst[1] && ce->addr[2] == f->dst[2] && ce->addr[3] == f->dst[3])) &&
+	    !bench_no_vip_cache)
+		return &ce->info;
+
+	if (f->frag == FRAG_LATER) {
+		/* No ports: the VIP's entry for its later fragments. */
+		vi = vip_lookup(f, 0, VIP_KEY_FRAGMENTS);
+	} else if (!(bits & VF_PORTS) || !f->vip_port) {
+		/* No VIP here has a port-specific service: port 0 at once. */
+		vi = vip_lookup(f, 0, 0);
+	} else {
+		vi = vip_lookup(f, f->vip_port, 0);
+		if (!vi && (bits & VF_ANY_PORT))
+			vi = vip_lookup(f, 0, 0);
+	}
+	if (!vi || !ce)
+		return vi;
+	ce->gen = gen;
+	ce->key = key;
+	copy16(ce->addr, f->dst);
+	ce->info = *vi;
+	return &ce->info;
 }
 
 /*
@@ -606,17 +700,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	__u8 next = 0;
 	int second = 0;
 
-	if (f->frag == FRAG_LATER) {
-		/* No ports: the VIP's entry for its later fragments. */
-		vi = vip_lookup(f, 0, VIP_KEY_FRAGMENTS);
-	} else if (!(bits & VF_PORTS) || !f->vip_port) {
-		/* No VIP here has a port-specific service: port 0 at once. */
-		vi = vip_lookup(f, 0, 0);
-	} else {
-		vi = vip_lookup(f, f->vip_port, 0);
-		if (!vi && (bits & VF_ANY_PORT))
-			vi = vip_lookup(f, 0, 0);
-	}
+	vi = vip_resolve(f, bits);
 	if (!vi)
 		return count(f->frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
 	STAGE(STAGE_VIP);

@@ -110,7 +110,7 @@ func BenchmarkXDP(b *testing.B) {
 		for name, m := range map[string]*ebpf.Map{"vips4": r.objs.Vips4, "vips6": r.objs.Vips6, "tables": r.objs.Tables, "backends": r.objs.Backends,
 			"vip_addrs": r.objs.VipAddrs, "members4": r.objs.Members4, "members6": r.objs.Members6, "directors": r.objs.Directors, "config": r.objs.Config,
 			"vip_filter": r.objs.VipFilter, "stats": r.objs.Stats, "vip_stats": r.objs.VipStats, "nh_cache": r.objs.NhCache,
-			"icmp_limit": r.objs.IcmpLimit} {
+			"vip_cache": r.objs.VipCache, "icmp_limit": r.objs.IcmpLimit} {
 			repl[name] = m
 		}
 		items := []timed{}
@@ -122,15 +122,27 @@ func BenchmarkXDP(b *testing.B) {
 			b.Cleanup(coll.Close)
 			items = append(items, timed{r: r, prog: coll.Programs["vipd_xdp"], frame: ack4})
 		}
+		// The whole program with the VIP cache never hit: every packet
+		// pays the hash map lookups, as a packet of a VIP the cache
+		// does not hold (yet) does.
+		sp := spec.Copy()
+		must(b, sp.Variables["bench_no_vip_cache"].Set(uint32(1)))
+		coll, err := ebpf.NewCollectionWithOptions(sp, ebpf.CollectionOptions{MapReplacements: repl})
+		must(b, err)
+		b.Cleanup(coll.Close)
+		noCache := timed{r: r, prog: coll.Programs["vipd_xdp"], frame: ack4}
 		items = append(items, timed{r: r, prog: r.objs.VipdXdp, frame: ack4},
-			timed{r: r, prog: base.BaselineXdp, frame: baseFrame}, timed{r: r, prog: bo.BenchEmpty, frame: ack4})
+			timed{r: r, prog: base.BaselineXdp, frame: baseFrame}, timed{r: r, prog: bo.BenchEmpty, frame: ack4}, noCache)
 		for i, it := range items[:5] {
 			if err := it.check(&bo, xdpPass); err != nil {
 				b.Fatalf("stage %d: %v", i+1, err)
 			}
 		}
+		if err := noCache.check(&bo, xdpTX); err != nil {
+			b.Fatalf("without the VIP cache: %v", err)
+		}
 		net := measure(b, &bo, max(b.N, 15), items)
-		empty := net[len(net)-1]
+		empty := net[7]
 		names := []string{"parse", "vip-lookup", "table+backend", "next-hop", "adjust-head", "outer-headers"}
 		prev := empty
 		for i, n := range names {
@@ -141,6 +153,8 @@ func BenchmarkXDP(b *testing.B) {
 		b.ReportMetric(net[5], "ns/pkt")
 		b.ReportMetric(net[6], "baseline-ns/pkt")
 		b.ReportMetric(net[5]/net[6], "x-baseline")
+		b.ReportMetric(net[8], "vip-cache-miss-ns/pkt")
+		b.ReportMetric(net[8]/net[6], "vip-cache-miss-x-baseline")
 	})
 
 	b.Run("16384 VIPs", func(b *testing.B) {

@@ -200,6 +200,14 @@ type vipdVip6Key struct {
 	Flags uint8
 }
 
+type vipdVipCacheEntry struct {
+	_    structs.HostLayout
+	Gen  uint32
+	Key  uint32
+	Addr [4]uint32
+	Info vipdVipInfo
+}
+
 type vipdVipCounters struct {
 	_ structs.HostLayout
 	C [4]struct {
@@ -252,6 +260,7 @@ const (
 	vipdMapStats               = "stats"
 	vipdMapTables              = "tables"
 	vipdMapVipAddrs            = "vip_addrs"
+	vipdMapVipCache            = "vip_cache"
 	vipdMapVipFilter           = "vip_filter"
 	vipdMapVipStats            = "vip_stats"
 	vipdMapVips4               = "vips4"
@@ -275,6 +284,7 @@ const (
 	vipdVarUnusedVipFilterBits = "unused_vip_filter_bits"
 	vipdVarUnusedVipKeyFlags   = "unused_vip_key_flags"
 	vipdVarUnusedVipStat       = "unused_vip_stat"
+	vipdVarVipGen              = "vip_gen"
 )
 
 // loadVipd returns the embedded CollectionSpec for vipd.
@@ -336,6 +346,7 @@ type vipdMapSpecs struct {
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Tables    *ebpf.MapSpec `ebpf:"tables"`
 	VipAddrs  *ebpf.MapSpec `ebpf:"vip_addrs"`
+	VipCache  *ebpf.MapSpec `ebpf:"vip_cache"`
 	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats  *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips4     *ebpf.MapSpec `ebpf:"vips4"`
@@ -364,6 +375,7 @@ type vipdVariableSpecs struct {
 	UnusedVipFilterBits *ebpf.VariableSpec `ebpf:"unused_vip_filter_bits"`
 	UnusedVipKeyFlags   *ebpf.VariableSpec `ebpf:"unused_vip_key_flags"`
 	UnusedVipStat       *ebpf.VariableSpec `ebpf:"unused_vip_stat"`
+	VipGen              *ebpf.VariableSpec `ebpf:"vip_gen"`
 }
 
 // vipdObjects contains all objects after they have been loaded into the kernel.
@@ -396,6 +408,7 @@ type vipdMaps struct {
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Tables    *ebpf.Map `ebpf:"tables"`
 	VipAddrs  *ebpf.Map `ebpf:"vip_addrs"`
+	VipCache  *ebpf.Map `ebpf:"vip_cache"`
 	VipFilter *ebpf.Map `ebpf:"vip_filter"`
 	VipStats  *ebpf.Map `ebpf:"vip_stats"`
 	Vips4     *ebpf.Map `ebpf:"vips4"`
@@ -414,6 +427,7 @@ func (m *vipdMaps) Close() error {
 		m.Stats,
 		m.Tables,
 		m.VipAddrs,
+		m.VipCache,
 		m.VipFilter,
 		m.VipStats,
 		m.Vips4,
@@ -443,6 +457,7 @@ type vipdVariables struct {
 	UnusedVipFilterBits *ebpf.Variable `ebpf:"unused_vip_filter_bits"`
 	UnusedVipKeyFlags   *ebpf.Variable `ebpf:"unused_vip_key_flags"`
 	UnusedVipStat       *ebpf.Variable `ebpf:"unused_vip_stat"`
+	VipGen              *ebpf.Variable `ebpf:"vip_gen"`
 }
 
 // vipdPrograms contains all programs after they have been loaded into the kernel.
