@@ -81,4 +81,15 @@ static __always_inline __u16 ip4_csum(struct ip4_hdr *ip)
 	return csum_fold(sum);
 }
 
+/* ip4_sum: an outer IPv4 header's checksum over every field but the
+ * length, from src to dst, unfolded (16-bit words as loaded, RFC 1071):
+ * version, IHL and TOS; DF; TTL and protocol; the addresses. */
+static __always_inline __u32 ip4_sum(const __u8 *src, const __u8 *dst)
+{
+	__u32 s = *(const __u32 *)src, d = *(const __u32 *)dst;
+
+	return bpf_htons(0x4500) + bpf_htons(IP_DF) + bpf_htons((OUTER_TTL << 8) | IPPROTO_UDP) +
+	       (s & 0xffff) + (s >> 16) + (d & 0xffff) + (d >> 16);
+}
+
 #endif /* VIPD_HASH_H */

@@ -579,7 +579,7 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 	struct nh_entry *nh;
 	void *data, *data_end;
 	__u8 fam = dst->family;
-	__u32 nalt = alt ? 1 : 0, elen, inner_len, ip_len, mtu = 0, slot;
+	__u32 nalt = alt ? 1 : 0, elen, inner_len, ip_len, mtu = 0, slot, ingress;
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	int no_neigh = 0;
 	long rc;
@@ -593,7 +593,8 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 	nh = bpf_map_lookup_elem(&nh_cache, &slot);
 	if (!nh)
 		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
-	rc = next_hop(ctx, nh, fib_ifindex(ctx, cfg), dst, src, inner_len + elen, &mtu);
+	ingress = ctx->ingress_ifindex;
+	rc = next_hop(ctx, nh, ingress, cfg, dst, src, inner_len + elen, &mtu);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		no_neigh = 1;
 	else if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
@@ -612,12 +613,13 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (data + elen + L2_LEN_MAX > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
-	if (no_neigh) {
-		copy_l2(data, data + elen, l2_len);
-	} else {
+	if (no_neigh)
+		copy_macs(data, data + elen);
+	else
 		set_macs12(data, nh->dmac);
-		copy_l2_tail(data, data + elen, l2_len);
-	}
+	/* VLAN tags, then the outer ethertype (set_ethertype below). */
+	if (l2_len >= 18)
+		copy_l2_tags(data, data + elen, l2_len);
 
 	void *l3 = data + l2_len;
 	struct udp_hdr *udp;
@@ -627,7 +629,10 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (fam == 4) {
 		set_ethertype(data, l2_len, 4);
-		outer_ip4(l3, inner_len + elen, cfg->addr4, dst->addr);
+		/* No next hop cached for an unresolved neighbour: the sum
+		 * from scratch. */
+		outer_ip4(l3, inner_len + elen, cfg->addr4, dst->addr,
+			  no_neigh ? ip4_sum(cfg->addr4, dst->addr) : nh->ip4_sum);
 		ip_len = sizeof(struct ip4_hdr);
 	} else {
 		set_ethertype(data, l2_len, 6);
@@ -656,7 +661,10 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 		count_vip(vip, VIP_STAT_SECOND_CHANCE, inner_len);
 	if (no_neigh)
 		return count(STAT_DIRECTOR_NO_NEIGH, XDP_PASS);
-	return tx_verdict(ctx, nh->out_ifindex, STAT_DIRECTOR_TX, STAT_DIRECTOR_REDIRECT);
+	if (nh->out_ifindex == ingress)
+		return count(STAT_DIRECTOR_TX, XDP_TX);
+	count(STAT_DIRECTOR_REDIRECT, 0);
+	return bpf_redirect(nh->out_ifindex, 0);
 }
 
 /*

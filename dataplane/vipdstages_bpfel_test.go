@@ -71,15 +71,17 @@ type vipdstagesIn6Key struct {
 
 type vipdstagesNhEntry struct {
 	_          structs.HostLayout
-	Expires    uint64
-	Addr       [16]uint8
+	Addr       [2]uint64
 	InIfindex  uint32
-	OutIfindex uint32
+	Family     uint8
+	Uses       uint8
 	Mtu        uint16
 	Dmac       [6]uint8
 	Smac       [6]uint8
-	Family     uint8
-	Uses       uint8
+	OutIfindex uint32
+	Ip4Sum     uint32
+	_          [4]byte
+	Expires    uint64
 }
 
 type vipdstagesPrefixKey struct {
