@@ -4,8 +4,10 @@ package dataplane
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +24,11 @@ func TestProgVIPCache(t *testing.T) {
 	r.addVIPTable(t, 20, func(uint32) vipdRow { return vipdRow{Primary: 2, Secondary: 1} })
 
 	// The cache is per CPU: every packet on one CPU.
-	r.onOneCPU(t, func(run func() (uint32, netip.Addr)) {
+	r.onOneCPU(t, frame, func(runOut func() (uint32, []byte)) {
+		run := func() (uint32, netip.Addr) {
+			code, out := runOut()
+			return code, txDst(code, out)
+		}
 		if code, dst := run(); code != xdpTX || dst != be4a {
 			t.Fatalf("first packet: %s to %v, want TX to %v", verdictNames[code], dst, be4a)
 		}
@@ -37,7 +43,7 @@ func TestProgVIPCache(t *testing.T) {
 		if code, dst := run(); code != xdpTX || dst != be4b {
 			t.Fatalf("after the bump: %s to %v, want TX to %v", verdictNames[code], dst, be4b)
 		}
-	}, frame)
+	})
 
 	// Deleted: passed at once (the filter bit is still set; the lookups
 	// find nothing).
@@ -48,9 +54,9 @@ func TestProgVIPCache(t *testing.T) {
 }
 
 // onOneCPU calls fn with a function that runs the program on frame, every
-// run on the same CPU, and returns its verdict and the outer IPv4
-// destination (zero unless TX).
-func (r *rig) onOneCPU(t *testing.T, fn func(run func() (uint32, netip.Addr)), frame []byte) {
+// run on the same CPU (the caches are per CPU), and returns its verdict
+// and output frame.
+func (r *rig) onOneCPU(t *testing.T, frame []byte, fn func(run func() (uint32, []byte))) {
 	t.Helper()
 	err := r.ns.Do(func() error {
 		var old, one unix.CPUSet
@@ -62,17 +68,23 @@ func (r *rig) onOneCPU(t *testing.T, fn func(run func() (uint32, netip.Addr)), f
 			return err
 		}
 		defer func() { _ = unix.SchedSetaffinity(0, &old) }()
-		fn(func() (uint32, netip.Addr) {
+		fn(func() (uint32, []byte) {
 			code, out, err := r.runRaw(r.objs.VipdXdp, frame)
 			must(t, err)
-			if code != xdpTX || len(out) < 34 {
-				return code, netip.Addr{}
-			}
-			return code, netip.AddrFrom4([4]byte(out[30:34]))
+			return code, out
 		})
 		return nil
 	})
 	must(t, err)
+}
+
+// txDst is the outer IPv4 destination of an encapsulated untagged frame
+// (zero unless code is TX).
+func txDst(code uint32, out []byte) netip.Addr {
+	if code != xdpTX || len(out) < 34 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom4([4]byte(out[30:34]))
 }
 
 // addVIPTable installs table id with rows built by row.
@@ -112,4 +124,48 @@ func TestVIPCacheRetired(t *testing.T) {
 	if g2 := gen(); g2 == g1 {
 		t.Errorf("vip_gen %d unchanged by Unprogram", g2)
 	}
+}
+
+// TestProgNextHopCacheBound: the director's per-CPU next-hop cache serves
+// a backend's MACs for NH_CACHE_NS (1 s), and once that has passed, for at
+// most NH_CHECK_EVERY - 1 (15) more packets on a CPU: a neighbour that
+// changes its MAC is followed within that bound (docs/design.md, "Next
+// hops").
+func TestProgNextHopCacheBound(t *testing.T) {
+	r := newRig(t)
+	frame := tcpFrame(t, 0, client4, 41001, vipTCP, 80, ack)
+	macC := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0c}
+	dmac := func(code uint32, out []byte) net.HardwareAddr {
+		if code != xdpTX || len(out) < 6 {
+			t.Fatalf("verdict %s, want TX", verdictNames[code])
+		}
+		return net.HardwareAddr(out[:6])
+	}
+	r.onOneCPU(t, frame, func(run func() (uint32, []byte)) {
+		if got := dmac(run()); got.String() != macA.String() {
+			t.Fatalf("first packet to %v, want %v", got, macA)
+		}
+		r.ns.MustRun(t, "ip", "neigh", "replace", be4a.String(), "lladdr", macC.String(), "dev", r.dev, "nud", "permanent")
+		changed := time.Now()
+		// Within the second: the cached MAC (the cache is what is tested).
+		if got := dmac(run()); got.String() != macA.String() {
+			t.Fatalf("right after the change: to %v, want the cached %v", got, macA)
+		}
+		time.Sleep(time.Until(changed.Add(1100 * time.Millisecond)))
+		for i := 1; ; i++ {
+			got := dmac(run())
+			if got.String() == macC.String() {
+				t.Logf("new MAC after %v and %d packets", time.Since(changed).Round(time.Millisecond), i)
+				break
+			}
+			if got.String() != macA.String() {
+				t.Fatalf("packet %d to %v, want %v or %v", i, got, macA, macC)
+			}
+			// At most 15 stale packets once the second is over: the
+			// 16th reads the clock.
+			if i >= 16 {
+				t.Fatalf("still the old MAC %d packets after the cache's second", i)
+			}
+		}
+	})
 }
