@@ -10,7 +10,9 @@
 #include "packet.h"
 #include "vipd.h"
 
-#define OUTER_TTL 64
+/* outer_ip4 and outer_udp_gue build words in little-endian order. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "bpfel only");
+
 #define GUE_SPORT_BASE 0xC000 /* outer source ports 49152-65535, picked by the flow hash (ECMP) */
 #define GUE_SPORT_MASK 0x3FFF
 #define GUE_BASE_LEN 4      /* ver_c_hlen, proto, flags: hlen counts the words after them */
@@ -76,15 +78,21 @@ static __always_inline void copy_l2(void *dst, const void *src, __u32 l2_len)
 		copy4(dst + 18, src + 18);
 }
 
-/* Copies what follows the MACs in an L2 header of l2_len (14, 18 or 22)
- * bytes: VLAN tags and the ethertype. */
-static __always_inline void copy_l2_tail(void *dst, const void *src, __u32 l2_len)
+/* Copies the MACs of an L2 header from src to dst. */
+static __always_inline void copy_macs(void *dst, const void *src)
 {
-	*(__u16 *)(dst + 12) = *(const __u16 *)(src + 12);
-	if (l2_len >= 18)
-		copy4(dst + 14, src + 14);
+	*(__u64 *)dst = *(const __u64 *)src;
+	*(__u32 *)(dst + 8) = *(const __u32 *)(src + 8);
+}
+
+/* Copies the VLAN tags of an L2 header of l2_len (18 or 22) bytes: the
+ * TPID at 12 and what follows up to the last tag's TCI; the ethertype
+ * after them is the caller's. */
+static __always_inline void copy_l2_tags(void *dst, const void *src, __u32 l2_len)
+{
+	copy4(dst + 12, src + 12);
 	if (l2_len >= 22)
-		copy4(dst + 18, src + 18);
+		copy4(dst + 16, src + 16);
 }
 
 /* Sets the ethertype of an L2 header of l2_len bytes to IP of family. */
@@ -118,26 +126,21 @@ static __always_inline void set_macs12(void *data, const __u8 *macs)
 
 /*
  * outer_ip4 writes the outer IPv4 header of a GUE packet of tot_len bytes.
- * Its checksum is summed from the values written, not read back: every
- * field but the length and the addresses is a constant.
+ * Every field but the length is the next-hop cache entry's: sum is its
+ * checksum over them (nh_entry.ip4_sum), so a packet only adds its length.
  */
 static __always_inline void outer_ip4(struct ip4_hdr *ip, __u32 tot_len, const __u8 *src,
-				      const __u8 *dst)
+				      const __u8 *dst, __u32 sum)
 {
-	__u32 s = *(const __u32 *)src, d = *(const __u32 *)dst, w0, sum;
+	__u32 len = bpf_htons(tot_len);
 
 	/* Word stores: version 4, IHL 5, TOS 0, length; id 0, DF; TTL,
-	 * UDP; the addresses. */
-	w0 = bpf_htonl(0x45000000 | tot_len);
-	((__u32 *)ip)[0] = w0;
+	 * UDP, checksum; the addresses. */
+	((__u32 *)ip)[0] = bpf_htonl(0x45000000) | len << 16;
 	((__u32 *)ip)[1] = bpf_htonl(IP_DF);
-	((__u16 *)ip)[4] = bpf_htons((OUTER_TTL << 8) | IPPROTO_UDP);
-	*(__u32 *)ip->saddr = s;
-	*(__u32 *)ip->daddr = d;
-	/* 16-bit words as loaded, in any byte order (RFC 1071). */
-	sum = (w0 & 0xffff) + (w0 >> 16) + bpf_htons(IP_DF) + bpf_htons((OUTER_TTL << 8) | IPPROTO_UDP) +
-	      (s & 0xffff) + (s >> 16) + (d & 0xffff) + (d >> 16);
-	ip->check = csum_fold(sum);
+	((__u32 *)ip)[2] = bpf_htons((OUTER_TTL << 8) | IPPROTO_UDP) | (__u32)csum_fold(sum + len) << 16;
+	*(__u32 *)ip->saddr = *(const __u32 *)src;
+	*(__u32 *)ip->daddr = *(const __u32 *)dst;
 }
 
 /* outer_ip6 writes the outer IPv6 header; the flow label is the flow hash's. */

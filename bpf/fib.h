@@ -6,6 +6,7 @@
 #ifndef VIPD_FIB_H
 #define VIPD_FIB_H
 
+#include "hash.h"
 #include "packet.h"
 #include "vipd.h"
 
@@ -17,15 +18,19 @@
  * are cached: an unresolved neighbour is looked up again on the next packet.
  */
 struct nh_entry {
-	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
-	__u8 addr[16]; /* the backend address the entry is for */
+	__u64 addr[2]; /* the backend address the entry is for, compared as two words */
 	__u32 in_ifindex;
-	__u32 out_ifindex;
+	__u8 family;   /* 0: empty */
+	__u8 uses;     /* the clock is read every NH_CHECK_EVERY uses */
 	__u16 mtu;
 	__u8 dmac[ETH_ALEN]; /* dmac and smac side by side: set_macs12 */
 	__u8 smac[ETH_ALEN];
-	__u8 family;
-	__u8 uses; /* the clock is read every NH_CHECK_EVERY uses */
+	__u32 out_ifindex;
+	/* The outer IPv4 header's checksum, summed over everything but the
+	 * length (constants, this node's and the backend's address), unfolded:
+	 * a packet adds its length and folds (outer_ip4). */
+	__u32 ip4_sum;
+	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
 };
 
 #define NH_CACHE_NS 1000000000ULL
@@ -80,25 +85,29 @@ static __always_inline long fib_outer(struct xdp_md *ctx, struct bpf_fib_lookup 
 
 /*
  * next_hop makes c, the cache entry of backend b, usable for an outer packet
- * of tot_len bytes: refreshed from bpf_fib_lookup when it is older than
- * NH_CACHE_NS, or for another backend address or ingress. The clock is read
- * on every NH_CHECK_EVERY-th use only (a helper call per packet is
- * measurable here), so an expired entry serves at most NH_CHECK_EVERY - 1
- * more packets. Returns fib_outer's code: SUCCESS when c is usable,
- * NO_NEIGH (c is not), FRAG_NEEDED when tot_len exceeds the path MTU (then
- * in *mtu), or a failure. The route is looked up without a length, so a
- * packet too big for the path still finds its route and MTU: the director
- * answers it with the MTU instead of dropping it.
+ * of tot_len bytes arriving on ingress (ctx->ingress_ifindex, read once by
+ * the caller): refreshed from bpf_fib_lookup (from lookup_if, see
+ * fib_ifindex) when it is older than NH_CACHE_NS, or for another backend
+ * address or ingress. The clock is read on every NH_CHECK_EVERY-th use only
+ * (a helper call per packet is measurable here), so an expired entry
+ * serves at most NH_CHECK_EVERY - 1 more packets. Returns fib_outer's code:
+ * SUCCESS when c is usable, NO_NEIGH (c is not), FRAG_NEEDED when tot_len
+ * exceeds the path MTU (then in *mtu), or a failure. The route is looked up
+ * without a length, so a packet too big for the path still finds its route
+ * and MTU: the director answers it with the MTU instead of dropping it.
  */
-static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u32 lookup_if,
-				     const struct backend *b, const __u8 *src, __u32 tot_len, __u32 *mtu)
+static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u32 ingress,
+				     const struct dp_config *cfg, const struct backend *b,
+				     const __u8 *src, __u32 tot_len, __u32 *mtu)
 {
 	struct bpf_fib_lookup fib;
+	__u32 lookup_if;
 	__u64 now = 0;
 	long rc;
 
-	if (c->expires && c->in_ifindex == ctx->ingress_ifindex && c->family == b->family &&
-	    addr16_eq(c->addr, b->addr)) {
+	/* An empty entry has family 0, never a backend's. */
+	if (c->addr[0] == *(const __u64 *)b->addr && c->addr[1] == *(const __u64 *)(b->addr + 8) &&
+	    c->in_ifindex == ingress && c->family == b->family) {
 		if (++c->uses % NH_CHECK_EVERY)
 			goto hit;
 		now = bpf_ktime_get_coarse_ns();
@@ -107,17 +116,21 @@ static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u
 	}
 	if (!now)
 		now = bpf_ktime_get_coarse_ns();
+	lookup_if = cfg->fib_ifindex ? cfg->fib_ifindex : ingress;
 	rc = fib_outer(ctx, &fib, lookup_if, b->family, src, b->addr, 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return rc;
 	__builtin_memset(c, 0, sizeof(*c));
 	c->expires = now + NH_CACHE_NS;
-	copy16(c->addr, b->addr);
-	c->in_ifindex = ctx->ingress_ifindex;
+	c->addr[0] = *(const __u64 *)b->addr;
+	c->addr[1] = *(const __u64 *)(b->addr + 8);
+	c->in_ifindex = ingress;
 	c->out_ifindex = fib.ifindex;
 	c->family = b->family;
 	copy6(c->dmac, fib.dmac);
 	copy6(c->smac, fib.smac);
+	if (b->family == 4)
+		c->ip4_sum = ip4_sum(src, b->addr);
 	/* Learn the path MTU: an oversized probe reports it. */
 	c->mtu = 0xFFFF;
 	fib_params(&fib, lookup_if, b->family, src, b->addr, 0xFFFF);

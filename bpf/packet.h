@@ -42,6 +42,7 @@
 #define ICMP_QUOTE_L4_MIN 8 /* L4 bytes an ICMP error must quote to be steered */
 #define PORTS_LEN 4      /* source and destination port, TCP or UDP */
 #define MAX_VLAN_TAGS 2  /* VLAN tags parse_l2 skips (802.1Q, QinQ) */
+#define OUTER_TTL 64     /* TTL / hop limit of the headers vipd writes */
 
 /*
  * Verifier bounds. The verifier accepts a packet access at a computed offset

@@ -82,6 +82,10 @@
  * path MTU for a second; the clock is read on every 16th use, so an expired
  * entry serves at most 15 more packets per CPU before it is looked up again.
  *
+ * VIP lookups are cached per CPU (vip_cache), keyed by what they were
+ * looked up with; the loader bumps vip_gen after every change to
+ * vips4/vips6, which retires the whole cache at once.
+ *
  * Path MTU: a packet that would exceed the path MTU once encapsulated is
  * answered with ICMP "fragmentation needed" (IPv4 with DF) or ICMPv6
  * "packet too big" carrying the MTU less the encapsulation, from the VIP,
@@ -149,7 +153,7 @@
 enum bench_stage {
 	STAGE_NONE = 0,
 	STAGE_PARSE = 1,    /* L2, IP, L4 and the VIP filter */
-	STAGE_VIP = 2,      /* the VIP lookup */
+	STAGE_VIP = 2,      /* the flow hash and the VIP lookup (the cache) */
 	STAGE_TABLE = 3,    /* the table row and its backends */
 	STAGE_NEXT_HOP = 4, /* the next-hop cache */
 	STAGE_ADJUST = 5,   /* bpf_xdp_adjust_head */
@@ -162,7 +166,11 @@ volatile const __u32 stop_stage = STAGE_NONE;
 			return XDP_PASS;         \
 	} while (0)
 const enum bench_stage *unused_bench_stage __attribute__((unused));
+/* A copy with bench_no_vip_cache set never hits the VIP cache: the
+ * benchmark's figure for a miss. */
+volatile const __u32 bench_no_vip_cache = 0;
 #else
+#define bench_no_vip_cache 0
 #define STAGE(n) \
 	do {     \
 	} while (0)
@@ -268,6 +276,38 @@ struct {
 	__type(value, struct nh_entry);
 } nh_cache SEC(".maps");
 
+/*
+ * The VIP cache: per CPU, direct-mapped, private to the program, never
+ * pinned. A VIP lookup in `vips4`/`vips6` (a kernel hash map) is the
+ * largest stage of the director path, twice for a port that falls back to
+ * the VIP's any-port service; an entry here answers it with one inlined
+ * array lookup and a few compares. An entry holds the vip_info the lookups
+ * found for (family, destination, protocol, port or later fragment) and
+ * the vip_gen it was filled under; the loader bumps vip_gen after every
+ * change to `vips4`/`vips6`, which retires every entry at once, so an entry
+ * never outlives a VIP change by more than the packets being processed at
+ * that moment. Misses (no VIP) are not cached.
+ */
+struct vip_cache_entry {
+	__u32 gen;     /* vip_gen when filled */
+	__u32 key;     /* vip_cache_key(): never 0, so a zeroed entry never matches */
+	__u32 addr[4]; /* the destination as loaded; IPv4 in addr[0], the rest 0 */
+	struct vip_info info;
+};
+
+#define VIP_CACHE_BITS 12
+#define VIP_CACHE_SLOTS (1 << VIP_CACHE_BITS) /* 128 KiB per CPU */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIP_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct vip_cache_entry);
+} vip_cache SEC(".maps");
+
+/* The VIP cache's generation (above), written by the loader through mmap. */
+volatile __u32 vip_gen;
+
 /* The "too big" answers' token bucket (icmp.h): private, never pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -332,6 +372,60 @@ static __always_inline struct vip_info *vip_lookup(const struct flow *f, __u16 p
 		copy16(k.addr, f->dst);
 		return bpf_map_lookup_elem(&vips6, &k);
 	}
+}
+
+/* vip_cache_key: the word of a VIP cache entry besides the address: the
+ * port the VIP is looked up with, the protocol, the family (never 0) and
+ * whether f is a later fragment (which matches the fragment entry). */
+static __always_inline __u32 vip_cache_key(const struct flow *f)
+{
+	return (__u32)f->vip_port | (__u32)f->proto << 16 | (__u32)f->family << 24 |
+	       (f->frag == FRAG_LATER ? 1U << 31 : 0);
+}
+
+/*
+ * vip_resolve: the vip_info of f's VIP (NULL if none), through the VIP
+ * cache: on a miss, looked up by port, then any port (bits: the VIP
+ * filter's, see vip_bits), or by the fragment entry for a later fragment,
+ * and the answer cached.
+ */
+static __always_inline struct vip_info *vip_resolve(const struct flow *f, __u32 bits)
+{
+	struct vip_cache_entry *ce;
+	struct vip_info *vi;
+	__u32 key = vip_cache_key(f), fold = f->dst[0], slot, gen;
+
+	if (f->family == 6)
+		fold ^= f->dst[1] ^ f->dst[2] ^ f->dst[3];
+	slot = ((fold ^ key) * 0x9E3779B1U) >> (32 - VIP_CACHE_BITS);
+	/* The generation before the lookups: an entry filled from a map
+	 * the loader changes meanwhile carries the old one. */
+	gen = vip_gen;
+	asm volatile("" ::: "memory");
+	ce = bpf_map_lookup_elem(&vip_cache, &slot);
+	if (ce && ce->gen == gen && ce->key == key && ce->addr[0] == f->dst[0] &&
+	    (f->family == 4 || (ce->addr[1] == f->dst[1] && ce->addr[2] == f->dst[2] && ce->addr[3] == f->dst[3])) &&
+	    !bench_no_vip_cache)
+		return &ce->info;
+
+	if (f->frag == FRAG_LATER) {
+		/* No ports: the VIP's entry for its later fragments. */
+		vi = vip_lookup(f, 0, VIP_KEY_FRAGMENTS);
+	} else if (!(bits & VF_PORTS) || !f->vip_port) {
+		/* No VIP here has a port-specific service: port 0 at once. */
+		vi = vip_lookup(f, 0, 0);
+	} else {
+		vi = vip_lookup(f, f->vip_port, 0);
+		if (!vi && (bits & VF_ANY_PORT))
+			vi = vip_lookup(f, 0, 0);
+	}
+	if (!vi || !ce)
+		return vi;
+	ce->gen = gen;
+	ce->key = key;
+	copy16(ce->addr, f->dst);
+	ce->info = *vi;
+	return &ce->info;
 }
 
 /*
@@ -485,7 +579,7 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 	struct nh_entry *nh;
 	void *data, *data_end;
 	__u8 fam = dst->family;
-	__u32 nalt = alt ? 1 : 0, elen, inner_len, ip_len, mtu = 0, slot;
+	__u32 nalt = alt ? 1 : 0, elen, inner_len, ip_len, mtu = 0, slot, ingress;
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	int no_neigh = 0;
 	long rc;
@@ -499,7 +593,8 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 	nh = bpf_map_lookup_elem(&nh_cache, &slot);
 	if (!nh)
 		return count(STAT_DROP_NO_BACKEND, XDP_DROP);
-	rc = next_hop(ctx, nh, fib_ifindex(ctx, cfg), dst, src, inner_len + elen, &mtu);
+	ingress = ctx->ingress_ifindex;
+	rc = next_hop(ctx, nh, ingress, cfg, dst, src, inner_len + elen, &mtu);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		no_neigh = 1;
 	else if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
@@ -518,12 +613,13 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (data + elen + L2_LEN_MAX > data_end)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
-	if (no_neigh) {
-		copy_l2(data, data + elen, l2_len);
-	} else {
+	if (no_neigh)
+		copy_macs(data, data + elen);
+	else
 		set_macs12(data, nh->dmac);
-		copy_l2_tail(data, data + elen, l2_len);
-	}
+	/* VLAN tags, then the outer ethertype (set_ethertype below). */
+	if (l2_len >= 18)
+		copy_l2_tags(data, data + elen, l2_len);
 
 	void *l3 = data + l2_len;
 	struct udp_hdr *udp;
@@ -533,7 +629,10 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (fam == 4) {
 		set_ethertype(data, l2_len, 4);
-		outer_ip4(l3, inner_len + elen, cfg->addr4, dst->addr);
+		/* No next hop cached for an unresolved neighbour: the sum
+		 * from scratch. */
+		outer_ip4(l3, inner_len + elen, cfg->addr4, dst->addr,
+			  no_neigh ? ip4_sum(cfg->addr4, dst->addr) : nh->ip4_sum);
 		ip_len = sizeof(struct ip4_hdr);
 	} else {
 		set_ethertype(data, l2_len, 6);
@@ -562,7 +661,10 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 		count_vip(vip, VIP_STAT_SECOND_CHANCE, inner_len);
 	if (no_neigh)
 		return count(STAT_DIRECTOR_NO_NEIGH, XDP_PASS);
-	return tx_verdict(ctx, nh->out_ifindex, STAT_DIRECTOR_TX, STAT_DIRECTOR_REDIRECT);
+	if (nh->out_ifindex == ingress)
+		return count(STAT_DIRECTOR_TX, XDP_TX);
+	count(STAT_DIRECTOR_REDIRECT, 0);
+	return bpf_redirect(nh->out_ifindex, 0);
 }
 
 /*
@@ -606,17 +708,10 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	__u8 next = 0;
 	int second = 0;
 
-	if (f->frag == FRAG_LATER) {
-		/* No ports: the VIP's entry for its later fragments. */
-		vi = vip_lookup(f, 0, VIP_KEY_FRAGMENTS);
-	} else if (!(bits & VF_PORTS) || !f->vip_port) {
-		/* No VIP here has a port-specific service: port 0 at once. */
-		vi = vip_lookup(f, 0, 0);
-	} else {
-		vi = vip_lookup(f, f->vip_port, 0);
-		if (!vi && (bits & VF_ANY_PORT))
-			vi = vip_lookup(f, 0, 0);
-	}
+	/* The hash first: the row, the backends and the next hop wait on
+	 * its chain, which runs alongside the VIP lookup this way. */
+	hash = flow_hash(f, cfg->hash_seed);
+	vi = vip_resolve(f, bits);
 	if (!vi)
 		return count(f->frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
 	STAGE(STAGE_VIP);
@@ -625,7 +720,6 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	table = bpf_map_lookup_elem(&tables, &vi->table);
 	if (!table)
 		return count(STAT_DROP_NO_TABLE, XDP_DROP);
-	hash = flow_hash(f, cfg->hash_seed);
 	_Static_assert((TABLE_ROWS & (TABLE_ROWS - 1)) == 0, "a table is indexed by the hash's low bits");
 	_Static_assert(TABLE_PAIRS * 2 == TABLE_ROWS, "a table element holds two rows");
 	idx = (hash & (TABLE_ROWS - 1)) >> 1;

@@ -60,7 +60,8 @@ func (d *Dataplane) Memory() (Memory, error) {
 		{"vips4", d.objs.Vips4}, {"vips6", d.objs.Vips6}, {"tables", d.objs.Tables}, {"backends", d.objs.Backends},
 		{"vip_addrs", d.objs.VipAddrs}, {"members4", d.objs.Members4}, {"members6", d.objs.Members6}, {"directors", d.objs.Directors},
 		{"config", d.objs.Config}, {"vip_filter", d.objs.VipFilter}, {"stats", d.objs.Stats},
-		{"vip_stats", d.objs.VipStats}, {"nh_cache", d.objs.NhCache}, {"icmp_limit", d.objs.IcmpLimit},
+		{"vip_stats", d.objs.VipStats}, {"nh_cache", d.objs.NhCache}, {"vip_cache", d.objs.VipCache},
+		{"icmp_limit", d.objs.IcmpLimit},
 	} {
 		mm := MapMemory{Name: nm.name, MaxEntries: nm.m.MaxEntries(), Bytes: mapBytes(nm.m)}
 		m.Maps = append(m.Maps, mm)

@@ -116,15 +116,43 @@ func (d *Dataplane) entry(k vipKey) (*ebpf.Map, any) {
 	return d.objs.Vips6, &vipdVip6Key{Addr: k.addr.As16(), Port: k.port, Proto: k.proto, Flags: flags}
 }
 
+// putVIPKey writes a `vips4`/`vips6` entry and retires the program's VIP
+// cache, so no CPU answers k from what the entry held before.
 func (d *Dataplane) putVIPKey(k vipKey, info *vipdVipInfo) error {
 	m, key := d.entry(k)
-	return m.Put(key, info)
+	if err := m.Put(key, info); err != nil {
+		return err
+	}
+	return d.retireVIPCache()
 }
 
+// deleteVIPKey deletes a `vips4`/`vips6` entry (absent is fine) and
+// retires the program's VIP cache.
 func (d *Dataplane) deleteVIPKey(k vipKey) error {
 	m, key := d.entry(k)
 	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return err
+	}
+	return d.retireVIPCache()
+}
+
+// retireVIPCache bumps the program's vip_gen: every entry of its per-CPU
+// VIP cache was filled under an older generation and is looked up afresh
+// (bpf/vipd.c, "The VIP cache"). Called after each change to `vips4` or
+// `vips6`, so a cached entry never outlives the change by more than the
+// packets in flight. The variable is mmapped: a store, no syscall. A
+// Dataplane opened only to read pins (ReadPinned) has no program and
+// nothing to retire.
+func (d *Dataplane) retireVIPCache() error {
+	if d.objs.VipGen == nil {
+		return nil
+	}
+	var gen uint32
+	if err := d.objs.VipGen.Get(&gen); err != nil {
+		return fmt.Errorf("reading vip_gen: %w", err)
+	}
+	if err := d.objs.VipGen.Set(gen + 1); err != nil {
+		return fmt.Errorf("bumping vip_gen: %w", err)
 	}
 	return nil
 }

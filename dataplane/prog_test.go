@@ -257,6 +257,16 @@ func (r *rig) putVIPKey(t testing.TB, a netip.Addr, port uint16, proto, flags ui
 		return
 	}
 	must(t, m.Put(key, info))
+	r.retireVIPCache(t)
+}
+
+// retireVIPCache does what the loader does after changing `vips4`/`vips6`:
+// bumps vip_gen, so the program's VIP cache forgets what it held.
+func (r *rig) retireVIPCache(t testing.TB) {
+	t.Helper()
+	var gen uint32
+	must(t, r.objs.VipGen.Get(&gen))
+	must(t, r.objs.VipGen.Set(gen+1))
 }
 
 func must(t testing.TB, err error) {

@@ -102,15 +102,17 @@ const (
 
 type vipdNhEntry struct {
 	_          structs.HostLayout
-	Expires    uint64
-	Addr       [16]uint8
+	Addr       [2]uint64
 	InIfindex  uint32
-	OutIfindex uint32
+	Family     uint8
+	Uses       uint8
 	Mtu        uint16
 	Dmac       [6]uint8
 	Smac       [6]uint8
-	Family     uint8
-	Uses       uint8
+	OutIfindex uint32
+	Ip4Sum     uint32
+	_          [4]byte
+	Expires    uint64
 }
 
 type vipdPrefixKey struct {
@@ -200,6 +202,14 @@ type vipdVip6Key struct {
 	Flags uint8
 }
 
+type vipdVipCacheEntry struct {
+	_    structs.HostLayout
+	Gen  uint32
+	Key  uint32
+	Addr [4]uint32
+	Info vipdVipInfo
+}
+
 type vipdVipCounters struct {
 	_ structs.HostLayout
 	C [4]struct {
@@ -252,6 +262,7 @@ const (
 	vipdMapStats               = "stats"
 	vipdMapTables              = "tables"
 	vipdMapVipAddrs            = "vip_addrs"
+	vipdMapVipCache            = "vip_cache"
 	vipdMapVipFilter           = "vip_filter"
 	vipdMapVipStats            = "vip_stats"
 	vipdMapVips4               = "vips4"
@@ -275,6 +286,7 @@ const (
 	vipdVarUnusedVipFilterBits = "unused_vip_filter_bits"
 	vipdVarUnusedVipKeyFlags   = "unused_vip_key_flags"
 	vipdVarUnusedVipStat       = "unused_vip_stat"
+	vipdVarVipGen              = "vip_gen"
 )
 
 // loadVipd returns the embedded CollectionSpec for vipd.
@@ -336,6 +348,7 @@ type vipdMapSpecs struct {
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Tables    *ebpf.MapSpec `ebpf:"tables"`
 	VipAddrs  *ebpf.MapSpec `ebpf:"vip_addrs"`
+	VipCache  *ebpf.MapSpec `ebpf:"vip_cache"`
 	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats  *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips4     *ebpf.MapSpec `ebpf:"vips4"`
@@ -364,6 +377,7 @@ type vipdVariableSpecs struct {
 	UnusedVipFilterBits *ebpf.VariableSpec `ebpf:"unused_vip_filter_bits"`
 	UnusedVipKeyFlags   *ebpf.VariableSpec `ebpf:"unused_vip_key_flags"`
 	UnusedVipStat       *ebpf.VariableSpec `ebpf:"unused_vip_stat"`
+	VipGen              *ebpf.VariableSpec `ebpf:"vip_gen"`
 }
 
 // vipdObjects contains all objects after they have been loaded into the kernel.
@@ -396,6 +410,7 @@ type vipdMaps struct {
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Tables    *ebpf.Map `ebpf:"tables"`
 	VipAddrs  *ebpf.Map `ebpf:"vip_addrs"`
+	VipCache  *ebpf.Map `ebpf:"vip_cache"`
 	VipFilter *ebpf.Map `ebpf:"vip_filter"`
 	VipStats  *ebpf.Map `ebpf:"vip_stats"`
 	Vips4     *ebpf.Map `ebpf:"vips4"`
@@ -414,6 +429,7 @@ func (m *vipdMaps) Close() error {
 		m.Stats,
 		m.Tables,
 		m.VipAddrs,
+		m.VipCache,
 		m.VipFilter,
 		m.VipStats,
 		m.Vips4,
@@ -443,6 +459,7 @@ type vipdVariables struct {
 	UnusedVipFilterBits *ebpf.Variable `ebpf:"unused_vip_filter_bits"`
 	UnusedVipKeyFlags   *ebpf.Variable `ebpf:"unused_vip_key_flags"`
 	UnusedVipStat       *ebpf.Variable `ebpf:"unused_vip_stat"`
+	VipGen              *ebpf.Variable `ebpf:"vip_gen"`
 }
 
 // vipdPrograms contains all programs after they have been loaded into the kernel.

@@ -71,15 +71,17 @@ type vipdstagesIn6Key struct {
 
 type vipdstagesNhEntry struct {
 	_          structs.HostLayout
-	Expires    uint64
-	Addr       [16]uint8
+	Addr       [2]uint64
 	InIfindex  uint32
-	OutIfindex uint32
+	Family     uint8
+	Uses       uint8
 	Mtu        uint16
 	Dmac       [6]uint8
 	Smac       [6]uint8
-	Family     uint8
-	Uses       uint8
+	OutIfindex uint32
+	Ip4Sum     uint32
+	_          [4]byte
+	Expires    uint64
 }
 
 type vipdstagesPrefixKey struct {
@@ -102,6 +104,14 @@ type vipdstagesVip6Key struct {
 	Port  uint16
 	Proto uint8
 	Flags uint8
+}
+
+type vipdstagesVipCacheEntry struct {
+	_    structs.HostLayout
+	Gen  uint32
+	Key  uint32
+	Addr [4]uint32
+	Info vipdstagesVipInfo
 }
 
 type vipdstagesVipCounters struct {
@@ -133,11 +143,13 @@ const (
 	vipdstagesMapStats               = "stats"
 	vipdstagesMapTables              = "tables"
 	vipdstagesMapVipAddrs            = "vip_addrs"
+	vipdstagesMapVipCache            = "vip_cache"
 	vipdstagesMapVipFilter           = "vip_filter"
 	vipdstagesMapVipStats            = "vip_stats"
 	vipdstagesMapVips4               = "vips4"
 	vipdstagesMapVips6               = "vips6"
 	vipdstagesProgVipdXdp            = "vipd_xdp"
+	vipdstagesVarBenchNoVipCache     = "bench_no_vip_cache"
 	vipdstagesVarStopStage           = "stop_stage"
 	vipdstagesVarUnusedAddrFlags     = "unused_addr_flags"
 	vipdstagesVarUnusedAddrInfo      = "unused_addr_info"
@@ -158,6 +170,7 @@ const (
 	vipdstagesVarUnusedVipFilterBits = "unused_vip_filter_bits"
 	vipdstagesVarUnusedVipKeyFlags   = "unused_vip_key_flags"
 	vipdstagesVarUnusedVipStat       = "unused_vip_stat"
+	vipdstagesVarVipGen              = "vip_gen"
 )
 
 // loadVipdstages returns the embedded CollectionSpec for vipdstages.
@@ -219,6 +232,7 @@ type vipdstagesMapSpecs struct {
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Tables    *ebpf.MapSpec `ebpf:"tables"`
 	VipAddrs  *ebpf.MapSpec `ebpf:"vip_addrs"`
+	VipCache  *ebpf.MapSpec `ebpf:"vip_cache"`
 	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
 	VipStats  *ebpf.MapSpec `ebpf:"vip_stats"`
 	Vips4     *ebpf.MapSpec `ebpf:"vips4"`
@@ -229,6 +243,7 @@ type vipdstagesMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdstagesVariableSpecs struct {
+	BenchNoVipCache     *ebpf.VariableSpec `ebpf:"bench_no_vip_cache"`
 	StopStage           *ebpf.VariableSpec `ebpf:"stop_stage"`
 	UnusedAddrFlags     *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
 	UnusedAddrInfo      *ebpf.VariableSpec `ebpf:"unused_addr_info"`
@@ -249,6 +264,7 @@ type vipdstagesVariableSpecs struct {
 	UnusedVipFilterBits *ebpf.VariableSpec `ebpf:"unused_vip_filter_bits"`
 	UnusedVipKeyFlags   *ebpf.VariableSpec `ebpf:"unused_vip_key_flags"`
 	UnusedVipStat       *ebpf.VariableSpec `ebpf:"unused_vip_stat"`
+	VipGen              *ebpf.VariableSpec `ebpf:"vip_gen"`
 }
 
 // vipdstagesObjects contains all objects after they have been loaded into the kernel.
@@ -281,6 +297,7 @@ type vipdstagesMaps struct {
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Tables    *ebpf.Map `ebpf:"tables"`
 	VipAddrs  *ebpf.Map `ebpf:"vip_addrs"`
+	VipCache  *ebpf.Map `ebpf:"vip_cache"`
 	VipFilter *ebpf.Map `ebpf:"vip_filter"`
 	VipStats  *ebpf.Map `ebpf:"vip_stats"`
 	Vips4     *ebpf.Map `ebpf:"vips4"`
@@ -299,6 +316,7 @@ func (m *vipdstagesMaps) Close() error {
 		m.Stats,
 		m.Tables,
 		m.VipAddrs,
+		m.VipCache,
 		m.VipFilter,
 		m.VipStats,
 		m.Vips4,
@@ -310,6 +328,7 @@ func (m *vipdstagesMaps) Close() error {
 //
 // It can be passed to loadVipdstagesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdstagesVariables struct {
+	BenchNoVipCache     *ebpf.Variable `ebpf:"bench_no_vip_cache"`
 	StopStage           *ebpf.Variable `ebpf:"stop_stage"`
 	UnusedAddrFlags     *ebpf.Variable `ebpf:"unused_addr_flags"`
 	UnusedAddrInfo      *ebpf.Variable `ebpf:"unused_addr_info"`
@@ -330,6 +349,7 @@ type vipdstagesVariables struct {
 	UnusedVipFilterBits *ebpf.Variable `ebpf:"unused_vip_filter_bits"`
 	UnusedVipKeyFlags   *ebpf.Variable `ebpf:"unused_vip_key_flags"`
 	UnusedVipStat       *ebpf.Variable `ebpf:"unused_vip_stat"`
+	VipGen              *ebpf.Variable `ebpf:"vip_gen"`
 }
 
 // vipdstagesPrograms contains all programs after they have been loaded into the kernel.
