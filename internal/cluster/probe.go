@@ -111,8 +111,11 @@ type probeMember struct {
 // fresh; then this node alone is demoted, not the peers. Every probe to a
 // single up peer failing is not told apart from this node's own fault,
 // and a demotion of every member is never made: the policy then demotes
-// nothing and says ReasonProbeAll. It is not safe for concurrent use.
+// nothing and says ReasonProbeAll. It is safe for concurrent use; the
+// daemon keeps one for its life, so a reload that restarts the prober
+// keeps every run and demotion.
 type ProbePolicy struct {
+	mu                  sync.Mutex
 	self                string
 	failures, successes int
 	members             map[string]*probeMember
@@ -133,11 +136,47 @@ func NewProbePolicy(self string, failures, successes int) *ProbePolicy {
 		members: map[string]*probeMember{}, demoted: map[string]string{}}
 }
 
+// SetThresholds changes the hysteresis (a reload); members keep their
+// runs.
+func (p *ProbePolicy) SetThresholds(failures, successes int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if failures > 0 {
+		p.failures = failures
+	}
+	if successes > 0 {
+		p.successes = successes
+	}
+}
+
+// Reset forgets every run and demotion (probes turned off).
+func (p *ProbePolicy) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.members, p.demoted, p.note = map[string]*probeMember{}, map[string]string{}, ""
+}
+
+// Demoted returns the current demotions.
+func (p *ProbePolicy) Demoted() map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.demoted)
+}
+
+// Note returns ReasonProbeAll while the probes fail open, else "".
+func (p *ProbePolicy) Note() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.note
+}
+
 // Round takes one round of results at now (peer name -> outcome; this node
 // is not in it) and which members are up by their state, and returns the
 // members demoted (name -> reason) after it. The map is the policy's own
 // copy; changed says whether it differs from the previous round's.
 func (p *ProbePolicy) Round(now time.Time, results map[string]ProbeResult, up map[string]bool) (demoted map[string]string, changed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for name, r := range results {
 		pm := p.members[name]
 		if pm == nil {
@@ -213,6 +252,8 @@ func (p *ProbePolicy) Round(now time.Time, results map[string]ProbeResult, up ma
 // Status returns the views of every member probed and of this node.
 // probing is false when probes are off (every view then says so).
 func (p *ProbePolicy) Status(up map[string]bool, probing bool) ProbeStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	st := ProbeStatus{Note: p.note}
 	selfView := ProbeView{Name: p.self, Self: true, State: ProbeOK, Demoted: p.demoted[p.self]}
 	if selfView.Demoted != "" {
@@ -252,10 +293,8 @@ func (p *ProbePolicy) Status(up map[string]bool, probing bool) ProbeStatus {
 
 // ProberConfig configures a Prober.
 type ProberConfig struct {
-	Self string
 	// Interval between rounds; Timeout of each probe (below Interval).
-	Interval, Timeout   time.Duration
-	Failures, Successes int
+	Interval, Timeout time.Duration
 	// Targets returns the members to probe this round (this node left
 	// out) and which members are up by their state (Membership).
 	Targets func() ([]ProbeTarget, map[string]bool)
@@ -268,57 +307,42 @@ type ProberConfig struct {
 
 // Prober runs the probe rounds: every Interval it probes every target
 // concurrently, feeds the results to its ProbePolicy, logs a line when a
-// member is demoted or restored, and reports the demotions. Status is safe
-// for concurrent use with Run.
+// member is demoted or restored, and reports the demotions.
 type Prober struct {
-	log hclog.Logger
-	cfg ProberConfig
-
-	mu      sync.Mutex
-	policy  *ProbePolicy
-	up      map[string]bool
-	probing bool
+	log    hclog.Logger
+	cfg    ProberConfig
+	policy *ProbePolicy
 }
 
-// NewProber returns a Prober (Run starts it).
-func NewProber(log hclog.Logger, cfg ProberConfig) *Prober {
+// NewProber returns a Prober deciding with policy (Run starts it).
+func NewProber(log hclog.Logger, cfg ProberConfig, policy *ProbePolicy) *Prober {
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultProbeInterval
 	}
 	if cfg.Timeout <= 0 || cfg.Timeout >= cfg.Interval {
 		cfg.Timeout = cfg.Interval * 8 / 10
 	}
-	return &Prober{log: log.Named("probe"), cfg: cfg, policy: NewProbePolicy(cfg.Self, cfg.Failures, cfg.Successes)}
+	return &Prober{log: log.Named("probe"), cfg: cfg, policy: policy}
 }
 
-// Run probes until ctx ends. When it ends the demotions are lifted
-// (Demote with an empty set) if there were any: probes off demote nobody.
+// Run probes until ctx ends. It leaves the demotions as they are: the
+// policy outlives it (a restart keeps them); lifting them when probes are
+// turned off is the caller's (ProbePolicy.Reset, then Demote).
 func (p *Prober) Run(ctx context.Context) {
-	p.mu.Lock()
-	p.probing = true
-	p.mu.Unlock()
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
-	last := map[string]string{}
 	for {
-		last = p.round(ctx, last)
+		p.round(ctx)
 		select {
 		case <-ctx.Done():
-			p.mu.Lock()
-			p.probing = false
-			p.policy = NewProbePolicy(p.cfg.Self, p.cfg.Failures, p.cfg.Successes)
-			p.mu.Unlock()
-			if len(last) > 0 {
-				p.cfg.Demote(map[string]string{})
-			}
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// round runs one round and returns the demotions after it.
-func (p *Prober) round(ctx context.Context, last map[string]string) map[string]string {
+// round runs one round.
+func (p *Prober) round(ctx context.Context) {
 	targets, up := p.cfg.Targets()
 	results := make(map[string]ProbeResult, len(targets))
 	var mu sync.Mutex
@@ -335,17 +359,17 @@ func (p *Prober) round(ctx context.Context, last map[string]string) map[string]s
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return last
+		return
 	}
-	p.mu.Lock()
-	oldNote := p.policy.note
+	last, oldNote := p.policy.Demoted(), p.policy.Note()
 	demoted, changed := p.policy.Round(time.Now(), results, up)
-	note := p.policy.note
-	p.up = maps.Clone(up)
-	p.mu.Unlock()
 	for _, name := range slices.Sorted(maps.Keys(demoted)) {
 		if last[name] == "" {
-			p.log.Warn("member demoted", "peer", name, "reason", demoted[name], "error", results[name].Err)
+			args := []any{"peer", name, "reason", demoted[name]}
+			if err := results[name].Err; err != nil {
+				args = append(args, "error", err)
+			}
+			p.log.Warn("member demoted: not a primary in this node's tables", args...)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(last)) {
@@ -353,18 +377,10 @@ func (p *Prober) round(ctx context.Context, last map[string]string) map[string]s
 			p.log.Info("member restored: GUE path answers", "peer", name)
 		}
 	}
-	if note != oldNote && note != "" {
+	if note := p.policy.Note(); note != oldNote && note != "" {
 		p.log.Warn(note)
 	}
 	if changed {
 		p.cfg.Demote(demoted)
 	}
-	return demoted
-}
-
-// Status returns the probe views (every member Off when not running).
-func (p *Prober) Status() ProbeStatus {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.policy.Status(p.up, p.probing)
 }
