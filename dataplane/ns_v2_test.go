@@ -437,3 +437,33 @@ func (l *lab) rtLink(n *labNode) string {
 	l.t.Fatalf("no rt link to %s", n.name)
 	return ""
 }
+
+// TestNamespaceProbeConcurrent: probes to two members at once from the
+// GUE port (the prober's way: SO_REUSEPORT, connected sockets) each get
+// their own answer, with checksum offload left on (a veth's partial
+// checksums) since they are sent with UDP checksum 0, as GUE is.
+func TestNamespaceProbeConcurrent(t *testing.T) {
+	l := newLab(t, false, "be1", "be2")
+	a := l.dir
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for round := range 3 {
+		for i, b := range []*labNode{l.be["be1"], l.be["be2"]} {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				defer cancel()
+				errs[i] = a.ns.Do(func() error {
+					_, err := Probe(ctx, ProbeSpec{Source: a.addr, SourcePort: DefaultGUEPort, Target: netip.AddrPortFrom(b.addr, 0),
+						Size: 1500, ZeroChecksum: true})
+					return err
+				})
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round %d: probe to be%d: %v", round, i+1, err)
+			}
+		}
+	}
+}

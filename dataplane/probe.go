@@ -58,7 +58,9 @@ type ProbeSpec struct {
 	// comes back to it. Using the GUE port makes the answer enter this
 	// node the way GUE does (the program passes a probe reply on the GUE
 	// port to the stack): a node checks its own inbound GUE path through
-	// a peer.
+	// a peer. With a port set, the socket is bound with SO_REUSEPORT and
+	// connected to Target, so probes to several members from the same
+	// port run at once, each answer reaching its own socket.
 	SourcePort uint16
 	// Target is the member's underlay address and GUE port (port 0 =
 	// DefaultGUEPort).
@@ -67,6 +69,12 @@ type ProbeSpec struct {
 	// sent with DF (never fragmented), so a path that cannot carry GUE of
 	// that size fails the probe. 0 is the smallest probe.
 	Size int
+	// ZeroChecksum sends the probe with UDP checksum 0 and accepts an
+	// answer with one, as vipd's directors send GUE: the probe then does
+	// not depend on checksum offload, which GUE does not use either (a
+	// veth hands the program a partial checksum that its answer would
+	// carry on).
+	ZeroChecksum bool
 }
 
 // Probe sends one data-path probe to s.Target and waits until its answer
@@ -96,13 +104,25 @@ func Probe(ctx context.Context, s ProbeSpec) (time.Duration, error) {
 	if s.Source.IsValid() {
 		laddr.IP = s.Source.Unmap().AsSlice()
 	}
-	c, err := net.ListenUDP(network, laddr)
+	var c *net.UDPConn
+	var err error
+	connected := s.SourcePort != 0
+	if connected {
+		c, err = dialProbe(ctx, network, laddr, target)
+	} else {
+		c, err = net.ListenUDP(network, laddr)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("opening probe socket: %w", err)
 	}
 	defer c.Close()
 	if err := setProbeDF(c, target.Addr().Is6()); err != nil {
 		return 0, fmt.Errorf("setting DF on probe socket: %w", err)
+	}
+	if s.ZeroChecksum {
+		if err := setProbeNoChecksum(c, target.Addr().Is6()); err != nil {
+			return 0, fmt.Errorf("turning off the probe socket's UDP checksum: %w", err)
+		}
 	}
 
 	req := make([]byte, payload)
@@ -117,7 +137,12 @@ func Probe(ctx context.Context, s ProbeSpec) (time.Duration, error) {
 	copy(body[8:16], token[:])
 	start := time.Now()
 	binary.BigEndian.PutUint64(body[16:], uint64(start.UnixNano()))
-	if _, err := c.WriteToUDPAddrPort(req, target); err != nil {
+	if connected {
+		_, err = c.Write(req)
+	} else {
+		_, err = c.WriteToUDPAddrPort(req, target)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("sending probe to %s: %w", target, err)
 	}
 	deadline, ok := ctx.Deadline()
@@ -135,6 +160,11 @@ func Probe(ctx context.Context, s ProbeSpec) (time.Duration, error) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				return 0, fmt.Errorf("probing %s: %w within %v", target, ErrNoProbeAnswer, deadline.Sub(start).Round(time.Millisecond))
 			}
+			if connected {
+				// A connected socket reports the path's ICMP errors
+				// (port unreachable, too big): no answer either.
+				return 0, fmt.Errorf("probing %s: %w: %w", target, ErrNoProbeAnswer, err)
+			}
 			return 0, fmt.Errorf("reading probe answer from %s: %w", target, err)
 		}
 		if err := ctx.Err(); err != nil {
@@ -145,6 +175,18 @@ func Probe(ctx context.Context, s ProbeSpec) (time.Duration, error) {
 		}
 		return time.Since(start), nil
 	}
+}
+
+// dialProbe opens a UDP socket bound to laddr with SO_REUSEPORT and
+// connected to target: the kernel gives a connected socket the datagrams
+// of its own peer before any other socket on the port.
+func dialProbe(ctx context.Context, network string, laddr *net.UDPAddr, target netip.AddrPort) (*net.UDPConn, error) {
+	d := net.Dialer{LocalAddr: laddr, Control: reusePort}
+	c, err := d.DialContext(ctx, network, target.String())
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UDPConn), nil
 }
 
 // isProbeReply says whether b is the answer to the probe with token.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -308,9 +309,9 @@ func (c *Controller) SetPeer(node string, st *cluster.NodeState) {
 	c.send(func(m *machine) { m.setPeer(node, st) })
 }
 
-// SetPeers applies one cluster.Update, every member state in it, as one
-// event: the next pass builds the tables from all of them, so one update is
-// one table switch. A non-zero Revision is recorded as the view the tables
+// SetPeers applies one cluster.Update, every member state in it and the
+// probe demotions when it carries them, as one event: the next pass builds
+// the tables from all of them, so one update is one table switch. A non-zero Revision is recorded as the view the tables
 // are built from (published as the digests' TablesAt).
 func (c *Controller) SetPeers(u cluster.Update) {
 	states := make(map[string]*cluster.NodeState, len(u.States))
@@ -318,7 +319,16 @@ func (c *Controller) SetPeers(u cluster.Update) {
 		states[node] = st.Clone()
 	}
 	rev := u.Revision
-	c.send(func(m *machine) { m.setPeers(states, rev) })
+	var demoted map[string]string
+	if u.Demoted != nil {
+		demoted = maps.Clone(u.Demoted)
+	}
+	c.send(func(m *machine) {
+		m.setPeers(states, rev)
+		if demoted != nil {
+			m.demoted = demoted
+		}
+	})
 }
 
 // Hold vetoes announcing addr (for example: no IPv6 route back to clients)

@@ -28,7 +28,7 @@ func (m *machine) desiredTable(v *vipState) []Backend {
 	if t, ok := m.tables[v.addr]; ok {
 		return t
 	}
-	t := tableFor(v.addr, m.cfg.Node, m.members, m.docEntry(v), m.peers, v.in.inTable, m.cfg.SlowStart, m.now())
+	t := tableFor(v.addr, m.cfg.Node, m.members, m.docEntry(v), m.peers, v.in.inTable, m.demoted, m.cfg.SlowStart, m.now())
 	if m.tables != nil {
 		m.tables[v.addr] = t
 	}

@@ -114,8 +114,11 @@ type machine struct {
 	log    hclog.Logger
 	vips   map[netip.Addr]*vipState
 	peers  map[string]*cluster.NodeState // present: heard of; nil: failed
-	holds  map[netip.Addr]string
-	health map[netip.Addr]healthReport
+	// demoted: members this node's data-path probes demoted (a local
+	// observation, not in any document), name -> reason.
+	demoted map[string]string
+	holds   map[netip.Addr]string
+	health  map[netip.Addr]healthReport
 
 	// nodeDrain and vipDrains are the operator's drains; a VIP's drain is
 	// kept by address, so it holds again if the VIP leaves the config and

@@ -104,3 +104,76 @@ func TestSetPeersOneSwitchAndDigests(t *testing.T) {
 		}
 	}
 }
+
+// A probe demotion (Update.Demoted) makes the member a second hop in the
+// next table, in one switch; the configuration digest does not move; a
+// demotion that would leave no primary is not applied; an empty set
+// restores.
+func TestSetPeersDemoted(t *testing.T) {
+	clock := newFakeClock()
+	cfg := testConfig()
+	cfg.Digests = cluster.ComputeDigests(cluster.ClusterSpec{Seed: 1, Members: []cluster.MemberSpec{{Name: "a"}, {Name: "b"}, {Name: "c"}},
+		VIPs: []cluster.VIPSpec{{Addr: vip4}, {Addr: vip6}}})
+	w := newWorld(clock, cfg.WithdrawGrace)
+	var mu sync.Mutex
+	programs := map[netip.Addr][]string{}
+	deps := Deps{Advertiser: w, Binder: w, Dataplane: w, Clock: clock, Logger: hclog.NewNullLogger(),
+		TableDigest: func(addr netip.Addr, backends []Backend) cluster.Digest {
+			mu.Lock()
+			defer mu.Unlock()
+			programs[addr] = append(programs[addr], describe(backends))
+			return cluster.Digest{}
+		},
+	}
+	c, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := func(node string) *cluster.NodeState {
+		return &cluster.NodeState{Node: node, Generation: 1, VIPs: map[netip.Addr]cluster.VIPState{
+			vip4: {State: cluster.StateActive, Healthy: true}, vip6: {State: cluster.StateActive, Healthy: true}}}
+	}
+	c.SetPeers(cluster.Update{States: map[string]*cluster.NodeState{"b": active("b"), "c": active("c")}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	last := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		p := programs[vip4]
+		if len(p) == 0 {
+			return ""
+		}
+		return p[len(p)-1]
+	}
+	waitTable := func(want string) {
+		t.Helper()
+		eventually(t, clock, 0, "table "+want, func() bool { return last() == want })
+	}
+	waitTable("[a/p,b/p,c/p]")
+	digest := c.NodeState().Digests.Config
+
+	c.SetPeers(cluster.Update{Demoted: map[string]string{"b": cluster.ProbeReason("b")}})
+	waitTable("[a/p,b/s,c/p]")
+	// This node itself, with b: c is left.
+	c.SetPeers(cluster.Update{Demoted: map[string]string{"a": cluster.ProbeSelfReason, "b": cluster.ProbeReason("b")}})
+	waitTable("[a/s,b/s,c/p]")
+	// Every primary: not applied.
+	c.SetPeers(cluster.Update{Demoted: map[string]string{"a": "x", "b": "x", "c": "x"}})
+	waitTable("[a/p,b/p,c/p]")
+	c.SetPeers(cluster.Update{Demoted: map[string]string{"c": cluster.ProbeReason("c")}})
+	waitTable("[a/p,b/p,c/s]")
+	// A state update without Demoted keeps the demotions.
+	c.SetPeers(cluster.Update{States: map[string]*cluster.NodeState{"b": active("b")}})
+	c.SetHealth(vip6, true, "poke")
+	eventually(t, clock, 0, "a pass", func() bool { return vipStatus(c, vip6).Healthy })
+	if got := last(); got != "[a/p,b/p,c/s]" {
+		t.Errorf("after a state update: %s, want c still demoted", got)
+	}
+	c.SetPeers(cluster.Update{Demoted: map[string]string{}})
+	waitTable("[a/p,b/p,c/p]")
+	if got := c.NodeState().Digests.Config; got != digest {
+		t.Errorf("config digest %s after demotions, want %s", got, digest)
+	}
+}

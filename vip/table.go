@@ -17,7 +17,13 @@ import (
 //
 // Weights are the members' configured ones, ramped by slow start for a
 // primary whose published RampFrom is less than slowStart before now.
-func tableFor(addr netip.Addr, node string, members []Member, self cluster.VIPState, peers map[string]*cluster.NodeState, inTable map[string]bool, slowStart time.Duration, now time.Time) []Backend {
+//
+// demoted are the members this node's data-path probes demoted (this node
+// included): primaries by their state become second hops, so new flows go
+// elsewhere while the flows they hold still reach them if the path
+// recovers. A demotion that would leave the VIP without a primary is not
+// applied: never demote every member.
+func tableFor(addr netip.Addr, node string, members []Member, self cluster.VIPState, peers map[string]*cluster.NodeState, inTable map[string]bool, demoted map[string]string, slowStart time.Duration, now time.Time) []Backend {
 	var out []Backend
 	for _, m := range members {
 		under := m.Addr4
@@ -48,7 +54,24 @@ func tableFor(addr netip.Addr, node string, members []Member, self cluster.VIPSt
 		}
 		out = append(out, Backend{Name: m.Name, Addr: under, Role: role, Local: m.Name == node, Weight: w})
 	}
-	return out
+	return demote(out, demoted)
+}
+
+// demote makes the demoted primaries of t second hops, unless none would
+// be left.
+func demote(t []Backend, demoted map[string]string) []Backend {
+	if len(demoted) == 0 {
+		return t
+	}
+	if !slices.ContainsFunc(t, func(b Backend) bool { return b.Role == RolePrimary && demoted[b.Name] == "" }) {
+		return t
+	}
+	for i := range t {
+		if t[i].Role == RolePrimary && demoted[t[i].Name] != "" {
+			t[i].Role = RoleSecondary
+		}
+	}
+	return t
 }
 
 // weight is the member's configured weight, DefaultWeight for zero.

@@ -44,7 +44,8 @@ node's keys and digest.`,
 			return writeJSON(cmd.OutOrStdout(), struct {
 				Cluster *api.Cluster `json:"cluster"`
 				Members []api.Member `json:"members"`
-			}{st.Cluster, st.Members})
+				Probes  *api.Probes  `json:"probes,omitempty"`
+			}{st.Cluster, st.Members, st.Probes})
 		}
 		printCluster(cmd.OutOrStdout(), st, *out == outWide)
 		return nil
@@ -88,13 +89,23 @@ func printCluster(out io.Writer, st api.Status, wide bool) {
 			}
 			fmt.Fprintln(out)
 		}
+	}
+	if p := st.Probes; p != nil {
+		if self, ok := selfProbe(p); ok {
+			fmt.Fprintf(out, "probes: %s; this node %s\n", probesOn(p), probeWord(self))
+		}
+		if p.Note != "" {
+			fmt.Fprintf(out, "probes: %s\n", p.Note)
+		}
+	}
+	if st.Cluster != nil || st.Probes != nil {
 		fmt.Fprintln(out)
 	}
 	w := table(out)
 	if wide {
-		fmt.Fprintln(w, "MEMBER\tSTATE\tSIGNATURE\tKEY\tGENERATION\tLAG\tREVISION\tCONFIG\tTABLES\tREJECTED\tMISSES\tDIFFERS\tLAST ERROR")
+		fmt.Fprintln(w, "MEMBER\tSTATE\tSIGNATURE\tKEY\tGENERATION\tLAG\tREVISION\tCONFIG\tTABLES\tREJECTED\tMISSES\tDIFFERS\tPROBE\tLAST ERROR")
 	} else {
-		fmt.Fprintln(w, "MEMBER\tSTATE\tSIGNATURE\tGENERATION\tLAG\tCONFIG\tREJECTED\tDIFFERS")
+		fmt.Fprintln(w, "MEMBER\tSTATE\tSIGNATURE\tGENERATION\tLAG\tCONFIG\tREJECTED\tDIFFERS\tPROBE")
 	}
 	for _, m := range st.Members {
 		state := "down"
@@ -125,18 +136,73 @@ func printCluster(out io.Writer, st api.Status, wide bool) {
 			}
 		}
 		differs := orDash(strings.Join(m.Differs, ", "))
+		probe := "-"
+		if p, ok := memberProbe(st.Probes, m.Name); ok {
+			probe = probeWord(p)
+		}
 		if wide {
 			rev := "-"
 			if m.Revision != 0 {
 				rev = fmt.Sprint(m.Revision)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, state, sig, orDash(m.KeyID), gen, lag,
-				rev, cfg, tables, rejected(m.Rejected), m.Misses, differs, orDash(m.LastError))
+			lastErr := m.LastError
+			if p, ok := memberProbe(st.Probes, m.Name); ok && p.LastError != "" {
+				lastErr = strings.TrimPrefix(lastErr+"; ", "; ") + "probe: " + p.LastError
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.Name, state, sig, orDash(m.KeyID), gen, lag,
+				rev, cfg, tables, rejected(m.Rejected), m.Misses, differs, probe, orDash(lastErr))
 			continue
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, state, sig, gen, lag, cfg, rejected(m.Rejected), differs)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, state, sig, gen, lag, cfg, rejected(m.Rejected), differs, probe)
 	}
 	w.Flush()
+}
+
+// memberProbe is the probe view of member name.
+func memberProbe(p *api.Probes, name string) (api.MemberProbe, bool) {
+	if p == nil {
+		return api.MemberProbe{}, false
+	}
+	for _, m := range p.Members {
+		if m.Name == name && !m.Self {
+			return m, true
+		}
+	}
+	return api.MemberProbe{}, false
+}
+
+// selfProbe is this node's own probe view.
+func selfProbe(p *api.Probes) (api.MemberProbe, bool) {
+	for _, m := range p.Members {
+		if m.Self {
+			return m, true
+		}
+	}
+	return api.MemberProbe{}, false
+}
+
+// probesOn is "every 1s" or "off".
+func probesOn(p *api.Probes) string {
+	if !p.On {
+		return "off"
+	}
+	return "every " + (time.Duration(p.IntervalSeconds * float64(time.Second))).String()
+}
+
+// probeWord is a member's probe state: "ok 0.31ms", "failing since
+// 07:40:01", "off", "pending", and the demotion reason when demoted.
+func probeWord(p api.MemberProbe) string {
+	s := p.State
+	switch {
+	case p.State == "ok" && p.RTTSeconds > 0:
+		s += " " + (time.Duration(p.RTTSeconds * float64(time.Second))).Round(time.Microsecond).String()
+	case p.State == "failing" && !p.Since.IsZero():
+		s += " since " + p.Since.Local().Format(time.TimeOnly)
+	}
+	if p.Demoted != "" {
+		s += " (demoted: " + p.Demoted + ")"
+	}
+	return s
 }
 
 // memberWord is a member in vipctl status's members line: up or down, and

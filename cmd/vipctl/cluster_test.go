@@ -79,3 +79,38 @@ func TestPrintCluster(t *testing.T) {
 		t.Errorf("status member word %q", w)
 	}
 }
+
+// The probe column: RTT when answered, since when failing and the
+// demotion reason; the header line says this node's own state and the
+// fail-open note.
+func TestPrintClusterProbes(t *testing.T) {
+	since := time.Date(2026, 12, 2, 7, 40, 1, 0, time.Local)
+	st := api.Status{
+		Cluster: &api.Cluster{Backend: "poll", Connected: true},
+		Members: []api.Member{{Name: "n2", Up: true, Signature: "ok"}, {Name: "n3", Up: true, Signature: "ok"}},
+		Probes: &api.Probes{On: true, IntervalSeconds: 1, Members: []api.MemberProbe{
+			{Name: "n1", Self: true, State: "ok"},
+			{Name: "n2", State: "ok", RTTSeconds: 0.00031},
+			{Name: "n3", State: "failing", Since: since, Failures: 4, LastError: "no answer", Demoted: "GUE path to n3 failing"},
+		}},
+	}
+	var b bytes.Buffer
+	printCluster(&b, st, false)
+	out := b.String()
+	for _, want := range []string{"probes: every 1s; this node ok", "ok 310µs", "failing since 07:40:01 (demoted: GUE path to n3 failing)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	printCluster(&b, st, true)
+	if out := b.String(); !strings.Contains(out, "probe: no answer") {
+		t.Errorf("wide output lacks the probe's error:\n%s", out)
+	}
+	st.Probes.Note = cluster.ReasonProbeAll
+	b.Reset()
+	printCluster(&b, st, false)
+	if out := b.String(); !strings.Contains(out, "probes: probe failing to every member; not demoting") {
+		t.Errorf("output lacks the fail-open note:\n%s", out)
+	}
+}

@@ -226,9 +226,22 @@ func printStatus(cmd *cobra.Command, st api.Status, now time.Time, wide bool) {
 		fmt.Fprintln(out)
 		var m []string
 		for _, x := range st.Members {
-			m = append(m, memberWord(x))
+			w := memberWord(x)
+			if p, ok := memberProbe(st.Probes, x.Name); ok && p.State != "ok" && p.State != "off" {
+				w += "(probe " + probeWord(p) + ")"
+			}
+			m = append(m, w)
 		}
 		fmt.Fprintf(out, "members: %s\n", strings.Join(m, " "))
+	}
+	if p := st.Probes; p != nil {
+		if self, ok := selfProbe(p); ok {
+			line := "probes: " + probesOn(p) + "; this node " + probeWord(self)
+			if p.Note != "" {
+				line += "; " + p.Note
+			}
+			fmt.Fprintln(out, line)
+		}
 	}
 	if d := st.Dataplane; d != nil {
 		fmt.Fprintf(out, "\ndataplane: %s (%s)", d.Interface, d.Attach)

@@ -71,6 +71,43 @@ type Status struct {
 	Members   []Member    `json:"members"`
 	Cluster   *Cluster    `json:"cluster,omitempty"`
 	Dataplane *Dataplane  `json:"dataplane,omitempty"`
+	// Probes are the data-path probes (docs/cluster.md): absent from a
+	// node that does not probe (no data path, as in tests on fakes).
+	Probes *Probes `json:"probes,omitempty"`
+}
+
+// Probes are the data-path probes' view of every member, this node
+// included.
+type Probes struct {
+	// On: probes are sent ([cluster] probe_interval not 0).
+	On bool `json:"on"`
+	// IntervalSeconds between rounds while On.
+	IntervalSeconds float64 `json:"interval_seconds,omitempty"`
+	// Note is "probe failing to every member; not demoting" while the
+	// probes fail open.
+	Note    string        `json:"note,omitempty"`
+	Members []MemberProbe `json:"members"`
+}
+
+// MemberProbe is the GUE path to one member as the probes see it.
+type MemberProbe struct {
+	Name string `json:"name"`
+	// Self: this node (judged by its probes to the others).
+	Self bool `json:"self,omitempty"`
+	// State is "ok", "failing", "pending" (no verdict yet) or "off"
+	// (probes off, or the member down by its state: the state decides).
+	State string `json:"state"`
+	// Since is when the probes started failing (state failing).
+	Since time.Time `json:"since,omitzero"`
+	// RTTSeconds is the last answered probe's round trip.
+	RTTSeconds float64 `json:"rtt_seconds,omitempty"`
+	// Failures counts unanswered probes since vipd started; LastError is
+	// why the last one failed.
+	Failures  uint64 `json:"failures"`
+	LastError string `json:"last_error,omitempty"`
+	// Demoted is why the member is not a primary in this node's tables
+	// ("GUE path to n2 failing"), absent when it is not demoted.
+	Demoted string `json:"demoted,omitempty"`
 }
 
 // Reload is the outcome of a config reload (SIGHUP, systemctl reload).

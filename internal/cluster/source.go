@@ -17,6 +17,12 @@ type Update struct {
 	// consumer may keep it; the source never touches it again), or nil when
 	// the member failed or left.
 	States map[string]*NodeState
+	// Demoted, when not nil, replaces the set of members this node's
+	// data-path probes demoted (name -> reason; empty: none): they are not
+	// a primary in any row, only a second hop. It is this node's own
+	// observation, published nowhere (the prober sends it; sources leave it
+	// nil).
+	Demoted map[string]string
 }
 
 // Consumer takes the Updates of a Source. A source calls it from one

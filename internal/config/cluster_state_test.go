@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ import (
 func TestClusterStateDefaults(t *testing.T) {
 	if DefaultMaxClockSkew != cluster.DefaultMaxSkew || DefaultEtcdPrefix != etcd.DefaultPrefix ||
 		DefaultEtcdLeaseTTL != etcd.DefaultLeaseTTL || DefaultEtcdDial != etcd.DefaultDialTimeout ||
-		DefaultEtcdRequest != etcd.DefaultRequestTimeout {
+		DefaultEtcdRequest != etcd.DefaultRequestTimeout || DefaultProbeInterval != cluster.DefaultProbeInterval ||
+		DefaultProbeFailures != cluster.DefaultProbeFailures || DefaultProbeSuccesses != cluster.DefaultProbeSuccesses {
 		t.Error("config's cluster defaults drifted from package cluster's or cluster/etcd's")
 	}
 }
@@ -117,5 +119,43 @@ func TestDiffClusterState(t *testing.T) {
 		if d := cmp.Diff(tt.live, ch.Live); d != "" || len(ch.Restart) > 0 || ch.SourceRestart() != tt.restart {
 			t.Errorf("%q: live (-want +got):\n%s restart %v, source restart %v", tt.edits, d, ch.Restart, ch.SourceRestart())
 		}
+	}
+}
+
+// TestProbeKeys: the data-path probe keys, their defaults, "off" two ways,
+// errors with file and line, and a change applied live.
+func TestProbeKeys(t *testing.T) {
+	key := `key_file = "/etc/vipd/cluster.key"`
+	c, err := Parse("vipd.toml", []byte(edit(t, key, key+"\nprobe_interval = \"2s\"\nprobe_timeout = \"1s\"\nprobe_failures = 5\nprobe_successes = 1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.ProbeInterval != 2*time.Second || c.Cluster.ProbeTimeout != time.Second || c.Cluster.ProbeFailures != 5 || c.Cluster.ProbeSuccesses != 1 {
+		t.Errorf("probe keys %+v", c.Cluster)
+	}
+	for _, off := range []string{"probe = false", `probe_interval = "0s"`} {
+		c, err := Parse("vipd.toml", []byte(edit(t, key, key+"\n"+off)))
+		if err != nil || c.Cluster.ProbeInterval != 0 {
+			t.Errorf("%s: interval %v, %v; want 0 (off)", off, c.Cluster.ProbeInterval, err)
+		}
+	}
+	for _, tt := range []struct{ edit, want string }{
+		{`probe_interval = "10ms"`, `vipd.toml:7: cluster.probe_interval: 10ms is out of range 100ms-1m0s (or 0s: off)`},
+		{`probe_interval = "1s"` + "\n" + `probe_timeout = "1s"`, `vipd.toml:8: cluster.probe_timeout: 1s must be shorter than probe_interval 1s`},
+		{`probe_failures = 0`, `vipd.toml:7: cluster.probe_failures: 0 is out of range 1-1000`},
+		{`probe_interval = "soon"`, `vipd.toml:7: cluster.probe_interval: "soon" is not a duration (like "1s" or "500ms")`},
+	} {
+		_, err := Parse("vipd.toml", []byte(edit(t, key, key+"\n"+tt.edit)))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: %v, want %s", tt.edit, err, tt.want)
+		}
+	}
+	old, err := Parse("vipd.toml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := c.Diff(old)
+	if !slices.Contains(ch.Live, "cluster.probe") || len(ch.Restart) != 0 {
+		t.Errorf("diff %+v, want cluster.probe live", ch)
 	}
 }

@@ -93,6 +93,12 @@ type Cluster struct {
 	// its weight up to the configured one (vip.Config.SlowStart); zero:
 	// off.
 	SlowStart time.Duration
+	// ProbeInterval is the time between data-path probe rounds (0: probes
+	// off); ProbeTimeout bounds each probe (shorter than the interval);
+	// ProbeFailures unanswered probes in a row demote a member,
+	// ProbeSuccesses answered ones restore it (docs/cluster.md).
+	ProbeInterval, ProbeTimeout   time.Duration
+	ProbeFailures, ProbeSuccesses int
 	// Etcd configures backend etcd ([cluster.etcd]); nil when absent.
 	Etcd    *Etcd
 	Members []Member

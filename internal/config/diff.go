@@ -91,6 +91,9 @@ func (c *Config) Diff(old *Config) *Changes {
 		// the source of member states.
 		{"cluster.weight", weightsOf(old.Cluster), weightsOf(c.Cluster), false},
 		{"cluster.slow_start", old.Cluster.SlowStart, c.Cluster.SlowStart, false},
+		// The prober restarts with the new settings; members keep their
+		// states.
+		{"cluster.probe", probeOf(old.Cluster), probeOf(c.Cluster), false},
 		{"routing.mode", old.Routing.Mode, c.Routing.Mode, true},
 		{"routing.drain", old.Routing.Drain, c.Routing.Drain, true},
 		// The sessions (neighbors, OSPF instances, drain attributes) are

@@ -35,18 +35,23 @@ type rawNode struct {
 }
 
 type rawCluster struct {
-	Seed          *int64           `toml:"seed"`
-	PollInterval  string           `toml:"poll_interval"`
-	PollTimeout   string           `toml:"poll_timeout"`
-	Rise          *int64           `toml:"rise"`
-	Fall          *int64           `toml:"fall"`
-	Backend       string           `toml:"backend"`
-	KeyFile       string           `toml:"key_file"`
-	AllowUnsigned bool             `toml:"allow_unsigned"`
-	MaxClockSkew  string           `toml:"max_clock_skew"`
-	SlowStart     string           `toml:"slow_start"`
-	Etcd          *toml.Primitive  `toml:"etcd"`
-	Members       []toml.Primitive `toml:"member"`
+	Seed           *int64           `toml:"seed"`
+	PollInterval   string           `toml:"poll_interval"`
+	PollTimeout    string           `toml:"poll_timeout"`
+	Rise           *int64           `toml:"rise"`
+	Fall           *int64           `toml:"fall"`
+	Backend        string           `toml:"backend"`
+	KeyFile        string           `toml:"key_file"`
+	AllowUnsigned  bool             `toml:"allow_unsigned"`
+	MaxClockSkew   string           `toml:"max_clock_skew"`
+	SlowStart      string           `toml:"slow_start"`
+	Probe          *bool            `toml:"probe"`
+	ProbeInterval  string           `toml:"probe_interval"`
+	ProbeTimeout   string           `toml:"probe_timeout"`
+	ProbeFailures  *int64           `toml:"probe_failures"`
+	ProbeSuccesses *int64           `toml:"probe_successes"`
+	Etcd           *toml.Primitive  `toml:"etcd"`
+	Members        []toml.Primitive `toml:"member"`
 }
 
 type rawEtcd struct {

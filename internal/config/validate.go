@@ -91,6 +91,8 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 	c.PollInterval, c.PollTimeout = DefaultPollInterval, DefaultPollTimeout
 	c.Rise, c.Fall = DefaultRise, DefaultFall
 	c.Backend, c.MaxClockSkew = BackendPoll, DefaultMaxClockSkew
+	c.ProbeInterval, c.ProbeTimeout = DefaultProbeInterval, DefaultProbeTimeout
+	c.ProbeFailures, c.ProbeSuccesses = DefaultProbeFailures, DefaultProbeSuccesses
 	if prim == nil {
 		p.errorf("cluster", "missing section [cluster]")
 		return
@@ -114,6 +116,7 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 	c.Rise = p.count("cluster.rise", r.Rise, DefaultRise)
 	c.Fall = p.count("cluster.fall", r.Fall, DefaultFall)
 	c.SlowStart = p.slowStart(r.SlowStart)
+	p.probe(&r, c)
 	p.clusterState(&r, c, len(r.Members))
 
 	if len(r.Members) == 0 {

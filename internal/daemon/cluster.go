@@ -49,6 +49,9 @@ type clusterState struct {
 	pending *cluster.NodeState
 	lastAt  time.Time
 	timer   *time.Timer
+
+	// probes is the data-path prober (probe.go).
+	probes probeState
 }
 
 func newClusterState() *clusterState {

@@ -36,7 +36,7 @@ func (d *Daemon) status(ctx context.Context, withPeers bool) (api.Status, error)
 			Resyncs: cs.World.Resyncs, ResyncError: cs.World.ResyncError, Stray: slices.Clone(cs.World.Stray),
 		},
 		LoError: cs.LoError,
-		VIPs:    apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members, Cluster: d.clusterStatus(cfg),
+		VIPs:    apiVIPs(cs.VIPs), Peers: []api.Peer{}, Members: members, Cluster: d.clusterStatus(cfg), Probes: d.probeStatus(),
 	}
 	if st.World.Stray == nil {
 		st.World.Stray = []netip.Addr{}
@@ -268,6 +268,9 @@ func (d *Daemon) apply(cfg *config.Config) error {
 			// Checked above: this is a bug; the old source keeps running.
 			d.log.Error("restarting the source of member states", "error", err)
 		}
+	}
+	if slices.Contains(ch.Live, "cluster.probe") || slices.Contains(ch.Live, "cluster.member") {
+		d.startProber(cfg)
 	}
 	d.log.Info("config reloaded", "vips", len(cfg.VIPs))
 	return nil

@@ -107,6 +107,9 @@ type Parts struct {
 	// the dataplane keeps none. Start adapts dataplane.VIPStats to it
 	// (trafficOf).
 	Traffic func(ctx context.Context) (map[netip.Addr][]api.Traffic, error)
+	// Probe sends one data-path probe (dataplane.Probe, what Start
+	// wires); nil: this node sends none (status shows no probes).
+	Probe func(ctx context.Context, spec dataplane.ProbeSpec) (time.Duration, error)
 }
 
 // AdvertiserStart is what a new advertiser needs of the previous vipd.
@@ -263,7 +266,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	}
 	closers = append(closers, func() { binder.Close() })
 
-	parts := Parts{Binder: binder, Dataplane: dp, Traffic: trafficOf(dp), NewAdvertiser: func(ctx context.Context, st AdvertiserStart) (routing.Advertiser, error) {
+	parts := Parts{Binder: binder, Dataplane: dp, Traffic: trafficOf(dp), Probe: dataplane.Probe, NewAdvertiser: func(ctx context.Context, st AdvertiserStart) (routing.Advertiser, error) {
 		return openAdvertiser(ctx, cfg, st.Routes, d.log)
 	}}
 	if err := d.run(ctx, parts, routes); err != nil {
@@ -388,6 +391,8 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	if err := d.startSource(cfg); err != nil {
 		return err
 	}
+	d.cluster.probes.send = parts.Probe
+	d.startProber(cfg)
 	if !d.skipChecks {
 		// Hold the IPv6 VIPs while there is no route back to the
 		// clients, release them once one appears (docs/field-notes.md, note 4).

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/config"
@@ -310,6 +311,8 @@ type rig struct {
 	// it with more methods); traffic the Traffic part.
 	dpPart  Dataplane
 	traffic func(context.Context) (map[netip.Addr][]api.Traffic, error)
+	// probe, if set, is the Probe part: the node sends data-path probes.
+	probe func(context.Context, dataplane.ProbeSpec) (time.Duration, error)
 	// edit, if set, rewrites the config text write writes.
 	edit func(string) string
 }
@@ -367,7 +370,7 @@ func (r *rig) startNode(opts Options, vips ...netip.Prefix) {
 	if r.dpPart != nil {
 		dp = r.dpPart
 	}
-	d, err := New(cfg, opts, Parts{Binder: r.b, Dataplane: dp, Traffic: r.traffic,
+	d, err := New(cfg, opts, Parts{Binder: r.b, Dataplane: dp, Traffic: r.traffic, Probe: r.probe,
 		NewAdvertiser: func(_ context.Context, st AdvertiserStart) (routing.Advertiser, error) {
 			r.start = st
 			r.adv = routingtestNew(r.t, cfg)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/dataplane"
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/monitoring"
 	"github.com/vipd/vipd/routing"
@@ -38,6 +39,7 @@ func newMetricsRig(t *testing.T) (*rig, string) {
 	}()
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	r := newIdleRig(t)
+	r.probe = func(context.Context, dataplane.ProbeSpec) (time.Duration, error) { return time.Millisecond, nil }
 	r.edit = func(s string) string {
 		s = strings.ReplaceAll(s, `check = { type = "none" }`,
 			`check = { type = "tcp", target = "`+svc.Addr().String()+`", interval = "100ms", timeout = "50ms" }`)
@@ -114,6 +116,9 @@ func TestLiveMetricsContract(t *testing.T) {
 		`vipd_cluster_config_digest_mismatch{member="n2"} 0`,
 		`vipd_cluster_documents_rejected_total{member="n2",reason="forged"} 0`,
 		`vipd_cluster_backend_frozen 0`,
+		`vipd_cluster_probe_rtt_seconds{member="n2"} 0.001`,
+		`vipd_cluster_member_demoted{member="n1"} 0`,
+		`vipd_cluster_probe_fail_open 0`,
 		`vipd_vip_packets_total{verdict="encapsulated",vip="198.51.100.10"} 10`,
 		`vipd_routing_session_up{peer="r1",protocol="bgp"} 1`,
 		`vipd_health_checks_total{result="success",vip="198.51.100.10"}`,

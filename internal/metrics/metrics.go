@@ -84,6 +84,14 @@ var (
 		"1 if the member publishes another cluster configuration digest than this node (members, seed, table parameters, VIPs and services).", "member")
 	memberLag = desc("vipd_cluster_member_lag_seconds",
 		"Seconds since this node last accepted a document of the member (since vipd started if never).", "member")
+	// The data-path probes (docs/cluster.md, "Data-path probes").
+	probeRTT = desc("vipd_cluster_probe_rtt_seconds",
+		"Round trip of the last answered data-path probe (GUE, answered by the member's XDP program) to the member.", "member")
+	probeFailures = desc("vipd_cluster_probe_failures_total", "Data-path probes to the member that went unanswered.", "member")
+	memberDemoted = desc("vipd_cluster_member_demoted",
+		"1 while this node's data-path probes demote the member (this node included): not a primary in this node's tables, only a second hop.", "member")
+	probeFailOpen = desc("vipd_cluster_probe_fail_open",
+		"1 while the data-path probes fail to every member and so demote none (fail open).")
 	backendFrozen = desc("vipd_cluster_backend_frozen",
 		"1 while the etcd backend is frozen (quorum lost or unreachable): the member states are the last snapshot, kept.")
 
@@ -146,7 +154,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		vipConfigured, vipProgrammed, vipAdvertised, vipBound, vipHealthy, vipDraining, vipHeld, vipServe, vipBackends,
 		vipTransitions, vipErrors, vipRoute, vipDiverged, vipDivergences, vipRebinds, vipPackets, vipBytes,
 		sessionUp, sessionUptime, sessionRoutes, sessionsErr, worldErr, resyncs, memberUp,
-		memberRejected, memberDigest, memberLag, backendFrozen,
+		memberRejected, memberDigest, memberLag, backendFrozen, probeRTT, probeFailures, memberDemoted, probeFailOpen,
 		dpPackets, dpDrops, dpICMP, dpLocalSecond, dpLoRestored, dpCountersErr,
 	} {
 		ch <- d
@@ -290,5 +298,16 @@ func collectCluster(st api.Status, gauge func(*prometheus.Desc, float64, ...stri
 	}
 	if c := st.Cluster; c != nil {
 		gauge(backendFrozen, b2f(c.Frozen))
+	}
+	if p := st.Probes; p != nil {
+		for _, m := range p.Members {
+			gauge(memberDemoted, b2f(m.Demoted != ""), m.Name)
+			if m.Self {
+				continue // not probed itself: no round trip of its own
+			}
+			gauge(probeRTT, m.RTTSeconds, m.Name)
+			counter(probeFailures, m.Failures, m.Name)
+		}
+		gauge(probeFailOpen, b2f(p.Note != ""))
 	}
 }
