@@ -240,6 +240,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
+	d.owned.setConfig(cfg)
 	if !d.skipChecks {
 		// Hold a new IPv6 VIP before the controller could announce it.
 		d.checkIPv6Route()
@@ -249,6 +250,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		d.mu.Lock()
 		d.cfg = old
 		d.mu.Unlock()
+		d.owned.setConfig(old)
 		d.restoreTrust(ctx, old)
 		return err
 	}

@@ -159,6 +159,7 @@ type Daemon struct {
 	adv     routing.Advertiser
 	dp      Dataplane
 	binder  Binder
+	owned   *ownedBinder // binder, narrowed to vipd's addresses
 	traffic func(ctx context.Context) (map[netip.Addr][]api.Traffic, error)
 	apiSrv  *api.Server
 
@@ -330,8 +331,10 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 		}()
 		parts.Advertiser = adv
 	}
-	d.adv, d.binder, d.dp, d.traffic = parts.Advertiser, parts.Binder, parts.Dataplane, parts.Traffic
+	d.adv, d.dp, d.traffic = parts.Advertiser, parts.Dataplane, parts.Traffic
 	cfg := d.cfg
+	d.owned = newOwnedBinder(parts.Binder, d.state, cfg, d.log.Named("binder"))
+	d.binder = d.owned
 	keys, err := readKeys(cfg)
 	if err != nil {
 		return err
@@ -346,7 +349,7 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 		return err
 	}
 	var loChanges <-chan struct{}
-	if w, ok := d.binder.(LoWatcher); ok {
+	if w, ok := parts.Binder.(LoWatcher); ok {
 		// Ends with d.ctx, as the controller does.
 		if loChanges, err = w.Watch(d.ctx); err != nil {
 			d.log.Warn("watching the addresses on lo: a VIP removed from it is found by the periodic read only",

@@ -446,3 +446,60 @@ func TestWorldCheckWithRecorder(t *testing.T) {
 		t.Errorf("world %+v", st.World)
 	}
 }
+
+// boundOnDisk is the record of the addresses vipd put on lo.
+func (r *rig) boundOnDisk() []string {
+	data, err := os.ReadFile(filepath.Join(r.dir, "state", statedir.BoundFile))
+	if err != nil {
+		return nil
+	}
+	var f struct{ Addresses []string }
+	json.Unmarshal(data, &f)
+	return f.Addresses
+}
+
+func (r *rig) onLo(a netip.Addr) bool {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	return r.b.bound[a]
+}
+
+// A restart takes over only what is vipd's on lo: a configured VIP, or an
+// address it recorded putting there (a VIP removed from the config while
+// vipd was down goes down in order). An operator's own host address on lo
+// is never adopted, listed or removed, with or without the record.
+func TestRestartLeavesOperatorsAddresses(t *testing.T) {
+	r := newRig(t, vipA, vipB)
+	operators := netip.MustParseAddr("203.0.113.9") // a router id's loopback, say
+	r.b.Bind(context.Background(), operators)
+	waitFor(t, "both VIPs recorded", func() bool {
+		return slices.Equal(r.boundOnDisk(), []string{vipA.Addr().String(), vipB.Addr().String()})
+	})
+
+	r.kill(r.d)
+	r.startNode(Options{}, vipA) // vipB left the config while vipd was down
+	r.waitAnnounced(vipA)
+	waitFor(t, "the removed VIP unbound", func() bool { return !r.onLo(vipB.Addr()) })
+	waitFor(t, "the record without it", func() bool { return slices.Equal(r.boundOnDisk(), []string{vipA.Addr().String()}) })
+	if !r.onLo(operators) {
+		t.Fatal("the operator's address was removed from lo")
+	}
+	for _, v := range r.status().VIPs {
+		if v.Address == operators {
+			t.Errorf("status lists the operator's address: %+v", v)
+		}
+	}
+
+	// Without a record (a vipd from before it existed): only configured
+	// VIPs are taken over.
+	r.kill(r.d)
+	if err := os.Remove(filepath.Join(r.dir, "state", statedir.BoundFile)); err != nil {
+		t.Fatal(err)
+	}
+	r.startNode(Options{}, vipA)
+	r.waitAnnounced(vipA)
+	time.Sleep(500 * time.Millisecond) // past the rig's table grace (200ms)
+	if !r.onLo(operators) || !r.onLo(vipA.Addr()) {
+		t.Errorf("after a start without a record: operator's address on lo %v, vipA %v; want both", r.onLo(operators), r.onLo(vipA.Addr()))
+	}
+}

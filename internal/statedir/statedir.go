@@ -33,6 +33,7 @@ import (
 const (
 	DrainsFile = "drains.json"
 	RoutesFile = "routes.json"
+	BoundFile  = "bound.json"
 	lockFile   = "lock"
 )
 
@@ -101,6 +102,14 @@ type routesFile struct {
 	Routes  []routeJSON `json:"routes"`
 }
 
+// boundFile records the addresses vipd put on lo and has not removed.
+type boundFile struct {
+	Version   int          `json:"version"`
+	Node      string       `json:"node"`
+	Written   time.Time    `json:"written"`
+	Addresses []netip.Addr `json:"addresses"`
+}
+
 type routeJSON struct {
 	Prefix   netip.Prefix `json:"prefix"`
 	Draining bool         `json:"draining,omitempty"`
@@ -117,6 +126,10 @@ type Dir struct {
 	// write failed), or nil.
 	unsaved error
 	routes  []routing.Route // as read at Open
+	// bound is bound.json as read at Open; boundKnown is false when
+	// there was none (or it was unreadable).
+	bound      []netip.Addr
+	boundKnown bool
 	// Recovered is why drains.json could not be read at Open (it was
 	// moved aside and the node drained, ByRecovery), or "".
 	recovered string
@@ -169,6 +182,15 @@ func Open(path, node string) (*Dir, error) {
 		d.recovered = joinWhy(d.recovered, err.Error()+" (ignored: no graceful restart)")
 	}
 	d.routes = routes
+	bound, known, err := d.readBound()
+	if err != nil {
+		if errors.Is(err, ErrOtherNode) {
+			lock.Close()
+			return nil, err
+		}
+		d.recovered = joinWhy(d.recovered, err.Error()+" (ignored: only configured VIPs on lo are vipd's)")
+	}
+	d.bound, d.boundKnown = bound, known
 	return d, nil
 }
 
@@ -284,6 +306,53 @@ func (d *Dir) WriteRoutes(routes []routing.Route, at time.Time) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return writeAtomic(d.path, RoutesFile, data)
+}
+
+// Bound returns the addresses a previous vipd recorded as put on lo by it
+// and not removed (WriteBound), and whether there was a record at all.
+func (d *Dir) Bound() ([]netip.Addr, bool) {
+	return slices.Clone(d.bound), d.boundKnown
+}
+
+// WriteBound records, durably, the addresses vipd has put on lo and not
+// removed: what a restart may take over. An address not in it (and not a
+// configured VIP) is the operator's, never vipd's to remove.
+func (d *Dir) WriteBound(addrs []netip.Addr, at time.Time) error {
+	f := boundFile{Version: fileVersion, Node: d.node, Written: at.UTC(), Addresses: slices.Clone(addrs)}
+	if f.Addresses == nil {
+		f.Addresses = []netip.Addr{}
+	}
+	slices.SortFunc(f.Addresses, netip.Addr.Compare)
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding bound addresses: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return writeAtomic(d.path, BoundFile, data)
+}
+
+func (d *Dir) readBound() ([]netip.Addr, bool, error) {
+	data, err := os.ReadFile(filepath.Join(d.path, BoundFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s: %w", BoundFile, err)
+	}
+	var f boundFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, false, fmt.Errorf("decoding %s: %w", BoundFile, err)
+	}
+	if err := d.checkHeader(BoundFile, f.Version, f.Node); err != nil {
+		return nil, false, err
+	}
+	for _, a := range f.Addresses {
+		if !a.IsValid() {
+			return nil, false, fmt.Errorf("decoding %s: an invalid address", BoundFile)
+		}
+	}
+	return f.Addresses, true, nil
 }
 
 func (d *Dir) writeDrainsLocked(dr Drains) error {

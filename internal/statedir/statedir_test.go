@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,41 @@ func TestHeld(t *testing.T) {
 	}
 	if held, err := Held(dir); err != nil || held {
 		t.Fatalf("Held after Close = %v, %v; want false, nil", held, err)
+	}
+}
+
+// The record of what vipd put on lo: absent until written, read back by
+// the next Open, another node's refused, an unreadable one ignored (the
+// start then owns only configured VIPs).
+func TestBoundRecord(t *testing.T) {
+	path := t.TempDir()
+	d := open(t, path, "n1")
+	if got, known := d.Bound(); known || got != nil {
+		t.Fatalf("fresh dir: bound %v known %v, want no record", got, known)
+	}
+	if err := d.WriteBound([]netip.Addr{vipB, vipA}, at); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d = open(t, path, "n1")
+	if got, known := d.Bound(); !known || !slices.Equal(got, []netip.Addr{vipA, vipB}) {
+		t.Errorf("reopened: bound %v known %v, want [%s %s] (sorted)", got, known, vipA, vipB)
+	}
+	if err := d.WriteBound(nil, at); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d = open(t, path, "n1")
+	if got, known := d.Bound(); !known || len(got) != 0 {
+		t.Errorf("after an empty record: bound %v known %v, want an empty, known record", got, known)
+	}
+	d.Close()
+	if _, err := Open(path, "n2"); !errors.Is(err, ErrOtherNode) {
+		t.Errorf("Open by another node: %v, want ErrOtherNode", err)
+	}
+	os.WriteFile(filepath.Join(path, BoundFile), []byte(`{"version":1,"node":"n1","addresses":["x"]}`), 0o600)
+	d = open(t, path, "n1")
+	if got, known := d.Bound(); known || got != nil || !strings.Contains(d.Recovered(), BoundFile) {
+		t.Errorf("unreadable record: bound %v known %v, recovered %q", got, known, d.Recovered())
 	}
 }
