@@ -202,8 +202,10 @@ func TestCheckerCommand(t *testing.T) {
 			}
 			if tt.wantHealthy {
 				cfg.Rise = 2
-				cfg.Interval = 30 * time.Millisecond
-				cfg.Timeout = 25 * time.Millisecond
+				// Long enough for fork+exec of true on a starved CPU
+				// (25 ms timed out at load 18+), short enough for two.
+				cfg.Interval = 300 * time.Millisecond
+				cfg.Timeout = 250 * time.Millisecond
 			}
 			c, _ := startChecker(t, cfg)
 			waitStatus(t, c, fmt.Sprintf("healthy=%v with reason %q", tt.wantHealthy, tt.wantReason),

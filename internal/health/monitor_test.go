@@ -68,8 +68,10 @@ func TestMonitor(t *testing.T) {
 	}
 	defer ln.Close()
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
-	tcp := CheckConfig{Type: "tcp", Target: ln.Addr().String(), Interval: 20 * time.Millisecond, Timeout: 15 * time.Millisecond, Fall: 1000}
-	failing := CheckConfig{Type: "command", Command: []string{"false"}, Interval: 20 * time.Millisecond, Timeout: 15 * time.Millisecond}
+	// Timeouts a starved CPU still meets (15 ms made `false` time out at
+	// load 18+, a different reason than the one waited for).
+	tcp := CheckConfig{Type: "tcp", Target: ln.Addr().String(), Interval: 100 * time.Millisecond, Timeout: 90 * time.Millisecond, Fall: 1000}
+	failing := CheckConfig{Type: "command", Command: []string{"false"}, Interval: 300 * time.Millisecond, Timeout: 250 * time.Millisecond}
 
 	m, reports := startMonitor(t)
 	m.Set(map[netip.Addr]CheckConfig{a: tcp, b: failing})
