@@ -644,11 +644,11 @@ static __always_inline int too_big(struct xdp_md *ctx, const struct flow *f, __u
  */
 static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32 l2_len,
 				 __u32 dst_idx, const struct backend *dst, const struct backend *alt,
-				 __u8 next, const struct dp_config *cfg, __u32 hash, __u32 vip, int second)
+				 __u8 next, const struct dp_config *cfg, __u32 hash, __u32 vip, int second,
+				 const __u8 fam)
 {
 	struct nh_entry *nh;
 	void *data, *data_end;
-	__u8 fam = dst->family;
 	__u32 nalt = alt ? 1 : 0, elen, inner_len, ip_len, mtu = 0, slot, ingress;
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	int no_neigh = 0;
@@ -839,7 +839,11 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	STAGE(STAGE_TABLE);
 	if (f->icmp)
 		count(STAT_DIRECTOR_ICMP, 0);
-	return encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second);
+	/* The underlay family as a constant (dst->family, 4 or 6): one copy
+	 * of the encapsulation for each, as process does for the packet's. */
+	if (dst->family == 4)
+		return encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second, 4);
+	return encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second, 6);
 }
 
 /*
