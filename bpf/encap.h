@@ -135,12 +135,13 @@ static __always_inline void outer_ip4(struct ip4_hdr *ip, __u32 tot_len, const _
 	__u32 len = bpf_htons(tot_len);
 
 	/* Word stores: version 4, IHL 5, TOS 0, length; id 0, DF; TTL,
-	 * UDP, checksum; the addresses. */
+	 * UDP, checksum; the addresses (as words of ip: through ip->saddr,
+	 * struct ip4_hdr's alignment of 2 makes clang store halves). */
 	((__u32 *)ip)[0] = bpf_htonl(0x45000000) | len << 16;
 	((__u32 *)ip)[1] = bpf_htonl(IP_DF);
 	((__u32 *)ip)[2] = bpf_htons((OUTER_TTL << 8) | IPPROTO_UDP) | (__u32)csum_fold(sum + len) << 16;
-	*(__u32 *)ip->saddr = *(const __u32 *)src;
-	*(__u32 *)ip->daddr = *(const __u32 *)dst;
+	((__u32 *)ip)[3] = *(const __u32 *)src;
+	((__u32 *)ip)[4] = *(const __u32 *)dst;
 }
 
 /* outer_ip6 writes the outer IPv6 header; the flow label is the flow hash's. */

@@ -100,13 +100,16 @@ static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u
 				     const struct dp_config *cfg, const struct backend *b,
 				     const __u8 *src, __u32 tot_len, __u32 *mtu)
 {
+	/* A map value starts 8-byte aligned; struct backend's own alignment
+	 * (2) would have clang load the address 16 bits at a time. */
+	const __u64 *baddr = __builtin_assume_aligned(b->addr, 8);
 	struct bpf_fib_lookup fib;
 	__u32 lookup_if;
 	__u64 now = 0;
 	long rc;
 
 	/* An empty entry has family 0, never a backend's. */
-	if (c->addr[0] == *(const __u64 *)b->addr && c->addr[1] == *(const __u64 *)(b->addr + 8) &&
+	if (c->addr[0] == baddr[0] && c->addr[1] == baddr[1] &&
 	    c->in_ifindex == ingress && c->family == b->family) {
 		if (++c->uses % NH_CHECK_EVERY)
 			goto hit;
@@ -122,8 +125,8 @@ static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u
 		return rc;
 	__builtin_memset(c, 0, sizeof(*c));
 	c->expires = now + NH_CACHE_NS;
-	c->addr[0] = *(const __u64 *)b->addr;
-	c->addr[1] = *(const __u64 *)(b->addr + 8);
+	c->addr[0] = baddr[0];
+	c->addr[1] = baddr[1];
 	c->in_ifindex = ingress;
 	c->out_ifindex = fib.ifindex;
 	c->family = b->family;

@@ -86,6 +86,10 @@
  * looked up with; the loader bumps vip_gen after every change to
  * vips4/vips6, which retires the whole cache at once.
  *
+ * The trust boundary's answers for allowed GUE sources are cached per CPU
+ * the same way (trust_cache); the loader bumps trust_gen after every
+ * change to members4/members6/directors.
+ *
  * Path MTU: a packet that would exceed the path MTU once encapsulated is
  * answered with ICMP "fragmentation needed" (IPv4 with DF) or ICMPv6
  * "packet too big" carrying the MTU less the encapsulation, from the VIP,
@@ -308,6 +312,38 @@ struct {
 /* The VIP cache's generation (above), written by the loader through mmap. */
 volatile __u32 vip_gen;
 
+/*
+ * The trust cache: per CPU, direct-mapped, private to the program, never
+ * pinned. The trust boundary asks `members4`/`members6` (kernel hash maps,
+ * and the `directors` trie after a miss) about the outer source of every
+ * GUE packet, the largest cost of a decapsulation; an entry here answers
+ * it with an inlined array lookup and a few compares. An entry holds an
+ * allowed source and gue_source's answer for it (1 or 2) under the
+ * trust_gen it was filled with; the loader bumps trust_gen after every
+ * change to the members or the director prefixes, which retires every
+ * entry at once. Sources allowed by nobody are not cached.
+ */
+struct trust_cache_entry {
+	__u32 gen;     /* trust_gen when filled */
+	__u8 family;   /* 4 or 6; 0: empty, never a packet's */
+	__u8 from;     /* gue_source's answer: 1 a director prefix, 2 a member */
+	__u16 pad;
+	__u32 addr[4]; /* the source; IPv4 in addr[0], the rest 0 */
+};
+
+#define TRUST_CACHE_BITS 8
+#define TRUST_CACHE_SLOTS (1 << TRUST_CACHE_BITS) /* 6 KiB per CPU */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TRUST_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct trust_cache_entry);
+} trust_cache SEC(".maps");
+
+/* The trust cache's generation (above), written by the loader through mmap. */
+volatile __u32 trust_gen;
+
 /* The "too big" answers' token bucket (icmp.h): private, never pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -489,17 +525,11 @@ static __always_inline int is_member(const void *addr, __u8 family)
 	}
 }
 
-/*
- * gue_source: who sent a GUE packet, by its outer source: 2 a member, 1 a
- * director prefix, 0 nobody allowed. Without DP_F_GUE_TRUST (no members
- * known yet) everyone counts as a member.
- */
-static __always_inline int gue_source(const struct dp_config *cfg, const void *src, __u8 family)
+/* gue_source_lookup: gue_source's answer from the maps themselves. */
+static __always_inline int gue_source_lookup(const struct dp_config *cfg, const void *src, __u8 family)
 {
 	struct prefix_key k;
 
-	if (!(cfg->flags & DP_F_GUE_TRUST))
-		return 2;
 	if (is_member(src, family))
 		return 2;
 	if (!(cfg->flags & DP_F_DIRECTORS))
@@ -514,6 +544,46 @@ static __always_inline int gue_source(const struct dp_config *cfg, const void *s
 		copy16(k.addr, src);
 	}
 	return bpf_map_lookup_elem(&directors, &k) ? 1 : 0;
+}
+
+/*
+ * gue_source: who sent a GUE packet, by its outer source: 2 a member, 1 a
+ * director prefix, 0 nobody allowed. Without DP_F_GUE_TRUST (no members
+ * known yet) everyone counts as a member. Answered by the trust cache when
+ * it can.
+ */
+static __always_inline int gue_source(const struct dp_config *cfg, const void *src, __u8 family)
+{
+	struct trust_cache_entry *ce;
+	__u32 a[4], fold, slot, gen;
+	int from;
+
+	if (!(cfg->flags & DP_F_GUE_TRUST))
+		return 2;
+	if (family == 4) {
+		a[0] = *(const __u32 *)src;
+		a[1] = a[2] = a[3] = 0;
+	} else {
+		copy16(a, src);
+	}
+	fold = a[0] ^ a[1] ^ a[2] ^ a[3];
+	slot = (fold * 0x9E3779B1U) >> (32 - TRUST_CACHE_BITS);
+	/* The generation before the lookups: an entry filled from a map
+	 * the loader changes meanwhile carries the old one. */
+	gen = trust_gen;
+	asm volatile("" ::: "memory");
+	ce = bpf_map_lookup_elem(&trust_cache, &slot);
+	if (ce && ce->gen == gen && ce->family == family && ce->addr[0] == a[0] &&
+	    (family == 4 || (ce->addr[1] == a[1] && ce->addr[2] == a[2] && ce->addr[3] == a[3])))
+		return ce->from;
+	from = gue_source_lookup(cfg, src, family);
+	if (!from || !ce)
+		return from;
+	ce->gen = gen;
+	ce->family = family;
+	ce->from = from;
+	copy16(ce->addr, a);
+	return from;
 }
 
 /* fib_drop: the verdict for a failed route lookup (a BPF_FIB_LKUP_RET_*
@@ -574,11 +644,11 @@ static __always_inline int too_big(struct xdp_md *ctx, const struct flow *f, __u
  */
 static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32 l2_len,
 				 __u32 dst_idx, const struct backend *dst, const struct backend *alt,
-				 __u8 next, const struct dp_config *cfg, __u32 hash, __u32 vip, int second)
+				 __u8 next, const struct dp_config *cfg, __u32 hash, __u32 vip, int second,
+				 const __u8 fam)
 {
 	struct nh_entry *nh;
 	void *data, *data_end;
-	__u8 fam = dst->family;
 	__u32 nalt = alt ? 1 : 0, elen, inner_len, ip_len, mtu = 0, slot, ingress;
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	int no_neigh = 0;
@@ -769,7 +839,11 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	STAGE(STAGE_TABLE);
 	if (f->icmp)
 		count(STAT_DIRECTOR_ICMP, 0);
-	return encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second);
+	/* The underlay family as a constant (dst->family, 4 or 6): one copy
+	 * of the encapsulation for each, as process does for the packet's. */
+	if (dst->family == 4)
+		return encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second, 4);
+	return encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second, 6);
 }
 
 /*

@@ -113,7 +113,7 @@ func BenchmarkXDP(b *testing.B) {
 		for name, m := range map[string]*ebpf.Map{"vips4": r.objs.Vips4, "vips6": r.objs.Vips6, "tables": r.objs.Tables, "backends": r.objs.Backends,
 			"vip_addrs": r.objs.VipAddrs, "members4": r.objs.Members4, "members6": r.objs.Members6, "directors": r.objs.Directors, "config": r.objs.Config,
 			"vip_filter": r.objs.VipFilter, "stats": r.objs.Stats, "vip_stats": r.objs.VipStats, "nh_cache": r.objs.NhCache,
-			"vip_cache": r.objs.VipCache, "icmp_limit": r.objs.IcmpLimit} {
+			"vip_cache": r.objs.VipCache, "icmp_limit": r.objs.IcmpLimit, "trust_cache": r.objs.TrustCache} {
 			repl[name] = m
 		}
 		items := []timed{}

@@ -61,7 +61,7 @@ func (d *Dataplane) Memory() (Memory, error) {
 		{"vip_addrs", d.objs.VipAddrs}, {"members4", d.objs.Members4}, {"members6", d.objs.Members6}, {"directors", d.objs.Directors},
 		{"config", d.objs.Config}, {"vip_filter", d.objs.VipFilter}, {"stats", d.objs.Stats},
 		{"vip_stats", d.objs.VipStats}, {"nh_cache", d.objs.NhCache}, {"vip_cache", d.objs.VipCache},
-		{"icmp_limit", d.objs.IcmpLimit},
+		{"icmp_limit", d.objs.IcmpLimit}, {"trust_cache", d.objs.TrustCache},
 	} {
 		mm := MapMemory{Name: nm.name, MaxEntries: nm.m.MaxEntries(), Bytes: mapBytes(nm.m)}
 		m.Maps = append(m.Maps, mm)

@@ -144,17 +144,34 @@ func (d *Dataplane) deleteVIPKey(k vipKey) error {
 // Dataplane opened only to read pins (ReadPinned) has no program and
 // nothing to retire.
 func (d *Dataplane) retireVIPCache() error {
-	if d.objs.VipGen == nil {
-		return nil
-	}
-	var gen uint32
-	if err := d.objs.VipGen.Get(&gen); err != nil {
-		return fmt.Errorf("reading vip_gen: %w", err)
-	}
-	if err := d.objs.VipGen.Set(gen + 1); err != nil {
+	if err := bumpGen(d.objs.VipGen); err != nil {
 		return fmt.Errorf("bumping vip_gen: %w", err)
 	}
 	return nil
+}
+
+// retireTrustCache bumps the program's trust_gen, as retireVIPCache does
+// vip_gen: every entry of its per-CPU trust cache (bpf/vipd.c, "The trust
+// cache") is looked up afresh. Called after each change to `members4`,
+// `members6` or `directors`.
+func (d *Dataplane) retireTrustCache() error {
+	if err := bumpGen(d.objs.TrustGen); err != nil {
+		return fmt.Errorf("bumping trust_gen: %w", err)
+	}
+	return nil
+}
+
+// bumpGen adds one to a cache generation of the program (nil without a
+// program: nothing to do).
+func bumpGen(v *ebpf.Variable) error {
+	if v == nil {
+		return nil
+	}
+	var gen uint32
+	if err := v.Get(&gen); err != nil {
+		return fmt.Errorf("reading: %w", err)
+	}
+	return v.Set(gen + 1)
 }
 
 // vipKeys are the `vips4`/`vips6` entries of a VIP: one per service, then

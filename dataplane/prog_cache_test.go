@@ -4,6 +4,7 @@ package dataplane
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -123,6 +124,75 @@ func TestVIPCacheRetired(t *testing.T) {
 	}
 	if g2 := gen(); g2 == g1 {
 		t.Errorf("vip_gen %d unchanged by Unprogram", g2)
+	}
+}
+
+// TestProgTrustCache: the per-CPU trust cache answers for a GUE source it
+// has allowed without asking `members4`, and forgets everything once
+// trust_gen is bumped, as the loader does after every change to the
+// members or the director prefixes: a removed member is refused on the
+// next packet.
+func TestProgTrustCache(t *testing.T) {
+	r := newRig(t)
+	synIn := tcpFrame(t, 0, client4, 41002, vipTCP, 80, syn)
+	frame := gueFrame(be4a, node4, 0, nil, synIn)
+	key := binary.NativeEndian.Uint32(func() []byte { b := be4a.As4(); return b[:] }())
+	r.onOneCPU(t, frame, func(run func() (uint32, []byte)) {
+		if code, _ := run(); code != xdpPass {
+			t.Fatalf("from a member: %s, want PASS (decapsulated)", verdictNames[code])
+		}
+		// Removed behind the cache's back (no bump): the cached answer
+		// still holds...
+		must(t, r.objs.Members4.Delete(key))
+		if code, _ := run(); code != xdpPass {
+			t.Fatalf("removed without a bump: %s, want the cached answer (PASS)", verdictNames[code])
+		}
+		// ...until the generation moves.
+		r.retireTrustCache(t)
+		if code, _ := run(); code != xdpDrop {
+			t.Fatalf("after the bump: %s, want DROP (untrusted source)", verdictNames[code])
+		}
+		// A refused source is not cached: let back in, it is believed at once.
+		must(t, r.objs.Members4.Put(key, uint8(1)))
+		if code, _ := run(); code != xdpPass {
+			t.Fatalf("member again: %s, want PASS", verdictNames[code])
+		}
+	})
+}
+
+// retireTrustCache does what the loader does after changing the members
+// or the director prefixes: bumps trust_gen.
+func (r *rig) retireTrustCache(t testing.TB) {
+	t.Helper()
+	var gen uint32
+	must(t, r.objs.TrustGen.Get(&gen))
+	must(t, r.objs.TrustGen.Set(gen+1))
+}
+
+// TestTrustCacheRetired: SetTrust bumps trust_gen, so the program's trust
+// cache never answers from a trust set that has changed.
+func TestTrustCacheRetired(t *testing.T) {
+	ctx := context.Background()
+	r := newDPRig(t)
+	d := r.open(t, r.options())
+	gen := func() uint32 {
+		var g uint32
+		must(t, d.objs.TrustGen.Get(&g))
+		return g
+	}
+	g0 := gen()
+	if err := d.SetTrust(ctx, Trust{Members: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}}); err != nil {
+		t.Fatal(err)
+	}
+	g1 := gen()
+	if g1 == g0 {
+		t.Errorf("trust_gen %d unchanged by SetTrust adding members", g1)
+	}
+	if err := d.SetTrust(ctx, Trust{Members: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := gen(); g2 == g1 {
+		t.Errorf("trust_gen %d unchanged by SetTrust removing a member", g2)
 	}
 }
 

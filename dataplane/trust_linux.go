@@ -108,7 +108,13 @@ func (d *Dataplane) members() (map[netip.Addr]bool, error) {
 	return out, nil
 }
 
-func (d *Dataplane) setTrustLocked(t Trust) error {
+func (d *Dataplane) setTrustLocked(t Trust) (err error) {
+	// After every change, removals included, on every way out: the
+	// program's trust cache may hold a source that is no longer allowed,
+	// or allowed otherwise.
+	defer func() {
+		err = errors.Join(err, d.retireTrustCache())
+	}()
 	t = t.normalize()
 	wantM := map[netip.Addr]bool{}
 	for _, m := range t.Members {

@@ -186,6 +186,15 @@ const (
 	vipdStatSTAT_MAX                          vipdStat = 31
 )
 
+type vipdTrustCacheEntry struct {
+	_      structs.HostLayout
+	Gen    uint32
+	Family uint8
+	From   uint8
+	Pad    uint16
+	Addr   [4]uint32
+}
+
 type vipdVip4Key struct {
 	_     structs.HostLayout
 	Addr  [4]uint8
@@ -261,6 +270,7 @@ const (
 	vipdMapNhCache             = "nh_cache"
 	vipdMapStats               = "stats"
 	vipdMapTables              = "tables"
+	vipdMapTrustCache          = "trust_cache"
 	vipdMapVipAddrs            = "vip_addrs"
 	vipdMapVipCache            = "vip_cache"
 	vipdMapVipFilter           = "vip_filter"
@@ -268,6 +278,7 @@ const (
 	vipdMapVips4               = "vips4"
 	vipdMapVips6               = "vips6"
 	vipdProgVipdXdp            = "vipd_xdp"
+	vipdVarTrustGen            = "trust_gen"
 	vipdVarUnusedAddrFlags     = "unused_addr_flags"
 	vipdVarUnusedAddrInfo      = "unused_addr_info"
 	vipdVarUnusedAddrKey       = "unused_addr_key"
@@ -338,27 +349,29 @@ type vipdProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdMapSpecs struct {
-	Backends  *ebpf.MapSpec `ebpf:"backends"`
-	Config    *ebpf.MapSpec `ebpf:"config"`
-	Directors *ebpf.MapSpec `ebpf:"directors"`
-	IcmpLimit *ebpf.MapSpec `ebpf:"icmp_limit"`
-	Members4  *ebpf.MapSpec `ebpf:"members4"`
-	Members6  *ebpf.MapSpec `ebpf:"members6"`
-	NhCache   *ebpf.MapSpec `ebpf:"nh_cache"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
-	Tables    *ebpf.MapSpec `ebpf:"tables"`
-	VipAddrs  *ebpf.MapSpec `ebpf:"vip_addrs"`
-	VipCache  *ebpf.MapSpec `ebpf:"vip_cache"`
-	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
-	VipStats  *ebpf.MapSpec `ebpf:"vip_stats"`
-	Vips4     *ebpf.MapSpec `ebpf:"vips4"`
-	Vips6     *ebpf.MapSpec `ebpf:"vips6"`
+	Backends   *ebpf.MapSpec `ebpf:"backends"`
+	Config     *ebpf.MapSpec `ebpf:"config"`
+	Directors  *ebpf.MapSpec `ebpf:"directors"`
+	IcmpLimit  *ebpf.MapSpec `ebpf:"icmp_limit"`
+	Members4   *ebpf.MapSpec `ebpf:"members4"`
+	Members6   *ebpf.MapSpec `ebpf:"members6"`
+	NhCache    *ebpf.MapSpec `ebpf:"nh_cache"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Tables     *ebpf.MapSpec `ebpf:"tables"`
+	TrustCache *ebpf.MapSpec `ebpf:"trust_cache"`
+	VipAddrs   *ebpf.MapSpec `ebpf:"vip_addrs"`
+	VipCache   *ebpf.MapSpec `ebpf:"vip_cache"`
+	VipFilter  *ebpf.MapSpec `ebpf:"vip_filter"`
+	VipStats   *ebpf.MapSpec `ebpf:"vip_stats"`
+	Vips4      *ebpf.MapSpec `ebpf:"vips4"`
+	Vips6      *ebpf.MapSpec `ebpf:"vips6"`
 }
 
 // vipdVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdVariableSpecs struct {
+	TrustGen            *ebpf.VariableSpec `ebpf:"trust_gen"`
 	UnusedAddrFlags     *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
 	UnusedAddrInfo      *ebpf.VariableSpec `ebpf:"unused_addr_info"`
 	UnusedAddrKey       *ebpf.VariableSpec `ebpf:"unused_addr_key"`
@@ -400,21 +413,22 @@ func (o *vipdObjects) Close() error {
 //
 // It can be passed to loadVipdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdMaps struct {
-	Backends  *ebpf.Map `ebpf:"backends"`
-	Config    *ebpf.Map `ebpf:"config"`
-	Directors *ebpf.Map `ebpf:"directors"`
-	IcmpLimit *ebpf.Map `ebpf:"icmp_limit"`
-	Members4  *ebpf.Map `ebpf:"members4"`
-	Members6  *ebpf.Map `ebpf:"members6"`
-	NhCache   *ebpf.Map `ebpf:"nh_cache"`
-	Stats     *ebpf.Map `ebpf:"stats"`
-	Tables    *ebpf.Map `ebpf:"tables"`
-	VipAddrs  *ebpf.Map `ebpf:"vip_addrs"`
-	VipCache  *ebpf.Map `ebpf:"vip_cache"`
-	VipFilter *ebpf.Map `ebpf:"vip_filter"`
-	VipStats  *ebpf.Map `ebpf:"vip_stats"`
-	Vips4     *ebpf.Map `ebpf:"vips4"`
-	Vips6     *ebpf.Map `ebpf:"vips6"`
+	Backends   *ebpf.Map `ebpf:"backends"`
+	Config     *ebpf.Map `ebpf:"config"`
+	Directors  *ebpf.Map `ebpf:"directors"`
+	IcmpLimit  *ebpf.Map `ebpf:"icmp_limit"`
+	Members4   *ebpf.Map `ebpf:"members4"`
+	Members6   *ebpf.Map `ebpf:"members6"`
+	NhCache    *ebpf.Map `ebpf:"nh_cache"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	Tables     *ebpf.Map `ebpf:"tables"`
+	TrustCache *ebpf.Map `ebpf:"trust_cache"`
+	VipAddrs   *ebpf.Map `ebpf:"vip_addrs"`
+	VipCache   *ebpf.Map `ebpf:"vip_cache"`
+	VipFilter  *ebpf.Map `ebpf:"vip_filter"`
+	VipStats   *ebpf.Map `ebpf:"vip_stats"`
+	Vips4      *ebpf.Map `ebpf:"vips4"`
+	Vips6      *ebpf.Map `ebpf:"vips6"`
 }
 
 func (m *vipdMaps) Close() error {
@@ -428,6 +442,7 @@ func (m *vipdMaps) Close() error {
 		m.NhCache,
 		m.Stats,
 		m.Tables,
+		m.TrustCache,
 		m.VipAddrs,
 		m.VipCache,
 		m.VipFilter,
@@ -441,6 +456,7 @@ func (m *vipdMaps) Close() error {
 //
 // It can be passed to loadVipdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdVariables struct {
+	TrustGen            *ebpf.Variable `ebpf:"trust_gen"`
 	UnusedAddrFlags     *ebpf.Variable `ebpf:"unused_addr_flags"`
 	UnusedAddrInfo      *ebpf.Variable `ebpf:"unused_addr_info"`
 	UnusedAddrKey       *ebpf.Variable `ebpf:"unused_addr_key"`

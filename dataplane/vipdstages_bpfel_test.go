@@ -90,6 +90,15 @@ type vipdstagesPrefixKey struct {
 	Addr      [16]uint8
 }
 
+type vipdstagesTrustCacheEntry struct {
+	_      structs.HostLayout
+	Gen    uint32
+	Family uint8
+	From   uint8
+	Pad    uint16
+	Addr   [4]uint32
+}
+
 type vipdstagesVip4Key struct {
 	_     structs.HostLayout
 	Addr  [4]uint8
@@ -142,6 +151,7 @@ const (
 	vipdstagesMapNhCache             = "nh_cache"
 	vipdstagesMapStats               = "stats"
 	vipdstagesMapTables              = "tables"
+	vipdstagesMapTrustCache          = "trust_cache"
 	vipdstagesMapVipAddrs            = "vip_addrs"
 	vipdstagesMapVipCache            = "vip_cache"
 	vipdstagesMapVipFilter           = "vip_filter"
@@ -151,6 +161,7 @@ const (
 	vipdstagesProgVipdXdp            = "vipd_xdp"
 	vipdstagesVarBenchNoVipCache     = "bench_no_vip_cache"
 	vipdstagesVarStopStage           = "stop_stage"
+	vipdstagesVarTrustGen            = "trust_gen"
 	vipdstagesVarUnusedAddrFlags     = "unused_addr_flags"
 	vipdstagesVarUnusedAddrInfo      = "unused_addr_info"
 	vipdstagesVarUnusedAddrKey       = "unused_addr_key"
@@ -222,21 +233,22 @@ type vipdstagesProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdstagesMapSpecs struct {
-	Backends  *ebpf.MapSpec `ebpf:"backends"`
-	Config    *ebpf.MapSpec `ebpf:"config"`
-	Directors *ebpf.MapSpec `ebpf:"directors"`
-	IcmpLimit *ebpf.MapSpec `ebpf:"icmp_limit"`
-	Members4  *ebpf.MapSpec `ebpf:"members4"`
-	Members6  *ebpf.MapSpec `ebpf:"members6"`
-	NhCache   *ebpf.MapSpec `ebpf:"nh_cache"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
-	Tables    *ebpf.MapSpec `ebpf:"tables"`
-	VipAddrs  *ebpf.MapSpec `ebpf:"vip_addrs"`
-	VipCache  *ebpf.MapSpec `ebpf:"vip_cache"`
-	VipFilter *ebpf.MapSpec `ebpf:"vip_filter"`
-	VipStats  *ebpf.MapSpec `ebpf:"vip_stats"`
-	Vips4     *ebpf.MapSpec `ebpf:"vips4"`
-	Vips6     *ebpf.MapSpec `ebpf:"vips6"`
+	Backends   *ebpf.MapSpec `ebpf:"backends"`
+	Config     *ebpf.MapSpec `ebpf:"config"`
+	Directors  *ebpf.MapSpec `ebpf:"directors"`
+	IcmpLimit  *ebpf.MapSpec `ebpf:"icmp_limit"`
+	Members4   *ebpf.MapSpec `ebpf:"members4"`
+	Members6   *ebpf.MapSpec `ebpf:"members6"`
+	NhCache    *ebpf.MapSpec `ebpf:"nh_cache"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Tables     *ebpf.MapSpec `ebpf:"tables"`
+	TrustCache *ebpf.MapSpec `ebpf:"trust_cache"`
+	VipAddrs   *ebpf.MapSpec `ebpf:"vip_addrs"`
+	VipCache   *ebpf.MapSpec `ebpf:"vip_cache"`
+	VipFilter  *ebpf.MapSpec `ebpf:"vip_filter"`
+	VipStats   *ebpf.MapSpec `ebpf:"vip_stats"`
+	Vips4      *ebpf.MapSpec `ebpf:"vips4"`
+	Vips6      *ebpf.MapSpec `ebpf:"vips6"`
 }
 
 // vipdstagesVariableSpecs contains global variables before they are loaded into the kernel.
@@ -245,6 +257,7 @@ type vipdstagesMapSpecs struct {
 type vipdstagesVariableSpecs struct {
 	BenchNoVipCache     *ebpf.VariableSpec `ebpf:"bench_no_vip_cache"`
 	StopStage           *ebpf.VariableSpec `ebpf:"stop_stage"`
+	TrustGen            *ebpf.VariableSpec `ebpf:"trust_gen"`
 	UnusedAddrFlags     *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
 	UnusedAddrInfo      *ebpf.VariableSpec `ebpf:"unused_addr_info"`
 	UnusedAddrKey       *ebpf.VariableSpec `ebpf:"unused_addr_key"`
@@ -287,21 +300,22 @@ func (o *vipdstagesObjects) Close() error {
 //
 // It can be passed to loadVipdstagesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdstagesMaps struct {
-	Backends  *ebpf.Map `ebpf:"backends"`
-	Config    *ebpf.Map `ebpf:"config"`
-	Directors *ebpf.Map `ebpf:"directors"`
-	IcmpLimit *ebpf.Map `ebpf:"icmp_limit"`
-	Members4  *ebpf.Map `ebpf:"members4"`
-	Members6  *ebpf.Map `ebpf:"members6"`
-	NhCache   *ebpf.Map `ebpf:"nh_cache"`
-	Stats     *ebpf.Map `ebpf:"stats"`
-	Tables    *ebpf.Map `ebpf:"tables"`
-	VipAddrs  *ebpf.Map `ebpf:"vip_addrs"`
-	VipCache  *ebpf.Map `ebpf:"vip_cache"`
-	VipFilter *ebpf.Map `ebpf:"vip_filter"`
-	VipStats  *ebpf.Map `ebpf:"vip_stats"`
-	Vips4     *ebpf.Map `ebpf:"vips4"`
-	Vips6     *ebpf.Map `ebpf:"vips6"`
+	Backends   *ebpf.Map `ebpf:"backends"`
+	Config     *ebpf.Map `ebpf:"config"`
+	Directors  *ebpf.Map `ebpf:"directors"`
+	IcmpLimit  *ebpf.Map `ebpf:"icmp_limit"`
+	Members4   *ebpf.Map `ebpf:"members4"`
+	Members6   *ebpf.Map `ebpf:"members6"`
+	NhCache    *ebpf.Map `ebpf:"nh_cache"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	Tables     *ebpf.Map `ebpf:"tables"`
+	TrustCache *ebpf.Map `ebpf:"trust_cache"`
+	VipAddrs   *ebpf.Map `ebpf:"vip_addrs"`
+	VipCache   *ebpf.Map `ebpf:"vip_cache"`
+	VipFilter  *ebpf.Map `ebpf:"vip_filter"`
+	VipStats   *ebpf.Map `ebpf:"vip_stats"`
+	Vips4      *ebpf.Map `ebpf:"vips4"`
+	Vips6      *ebpf.Map `ebpf:"vips6"`
 }
 
 func (m *vipdstagesMaps) Close() error {
@@ -315,6 +329,7 @@ func (m *vipdstagesMaps) Close() error {
 		m.NhCache,
 		m.Stats,
 		m.Tables,
+		m.TrustCache,
 		m.VipAddrs,
 		m.VipCache,
 		m.VipFilter,
@@ -330,6 +345,7 @@ func (m *vipdstagesMaps) Close() error {
 type vipdstagesVariables struct {
 	BenchNoVipCache     *ebpf.Variable `ebpf:"bench_no_vip_cache"`
 	StopStage           *ebpf.Variable `ebpf:"stop_stage"`
+	TrustGen            *ebpf.Variable `ebpf:"trust_gen"`
 	UnusedAddrFlags     *ebpf.Variable `ebpf:"unused_addr_flags"`
 	UnusedAddrInfo      *ebpf.Variable `ebpf:"unused_addr_info"`
 	UnusedAddrKey       *ebpf.Variable `ebpf:"unused_addr_key"`
