@@ -160,6 +160,7 @@ const (
 	vipdstagesMapVips6               = "vips6"
 	vipdstagesProgVipdXdp            = "vipd_xdp"
 	vipdstagesVarBenchNoVipCache     = "bench_no_vip_cache"
+	vipdstagesVarNoFastParse         = "no_fast_parse"
 	vipdstagesVarStopStage           = "stop_stage"
 	vipdstagesVarTrustGen            = "trust_gen"
 	vipdstagesVarUnusedAddrFlags     = "unused_addr_flags"
@@ -256,6 +257,7 @@ type vipdstagesMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdstagesVariableSpecs struct {
 	BenchNoVipCache     *ebpf.VariableSpec `ebpf:"bench_no_vip_cache"`
+	NoFastParse         *ebpf.VariableSpec `ebpf:"no_fast_parse"`
 	StopStage           *ebpf.VariableSpec `ebpf:"stop_stage"`
 	TrustGen            *ebpf.VariableSpec `ebpf:"trust_gen"`
 	UnusedAddrFlags     *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
@@ -344,6 +346,7 @@ func (m *vipdstagesMaps) Close() error {
 // It can be passed to loadVipdstagesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdstagesVariables struct {
 	BenchNoVipCache     *ebpf.Variable `ebpf:"bench_no_vip_cache"`
+	NoFastParse         *ebpf.Variable `ebpf:"no_fast_parse"`
 	StopStage           *ebpf.Variable `ebpf:"stop_stage"`
 	TrustGen            *ebpf.Variable `ebpf:"trust_gen"`
 	UnusedAddrFlags     *ebpf.Variable `ebpf:"unused_addr_flags"`
