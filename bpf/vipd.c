@@ -83,8 +83,9 @@
  * entry serves at most 15 more packets per CPU before it is looked up again.
  *
  * VIP lookups are cached per CPU (vip_cache), keyed by what they were
- * looked up with; the loader bumps vip_gen after every change to
- * vips4/vips6, which retires the whole cache at once.
+ * looked up with, with whether the VIP is bound; the loader bumps vip_gen
+ * after every change to vips4/vips6 and to a bound flag in vip_addrs,
+ * which retires the whole cache at once.
  *
  * The trust boundary's answers for allowed GUE sources are cached per CPU
  * the same way (trust_cache); the loader bumps trust_gen after every
@@ -295,6 +296,13 @@ struct {
  * change to `vips4`/`vips6`, which retires every entry at once, so an entry
  * never outlives a VIP change by more than the packets being processed at
  * that moment. Misses (no VIP) are not cached.
+ *
+ * An entry also answers whether the VIP is bound (`vip_addrs`, another hash
+ * lookup, asked by a local primary, and by a local secondary as the
+ * alternate: 1 row in N of an N-node cluster): the fill asks `vip_addrs`
+ * and keeps the answer in the cached copy of vip_info.vip (VC_BOUND), so
+ * the director reads it with the VIP's index, and the loader bumps vip_gen
+ * after changing a bound flag too.
  */
 struct vip_cache_entry {
 	__u32 gen;     /* vip_gen when filled */
@@ -302,6 +310,12 @@ struct vip_cache_entry {
 	__u32 addr[4]; /* the destination as loaded; IPv4 in addr[0], the rest 0 */
 	struct vip_info info;
 };
+
+/* The cached vip_info.vip: the VIP's index, VC_BOUND_KNOWN, VC_BOUND. */
+#define VC_BOUND_KNOWN (1U << 31) /* VC_BOUND holds the answer (a cached copy) */
+#define VC_BOUND (1U << 30)       /* the VIP is bound (ADDR_BOUND in `vip_addrs`) */
+#define VC_VIP_MASK 0xFFFF
+_Static_assert(MAX_VIPS <= VC_VIP_MASK + 1, "a VIP index fits under the cache's flags");
 
 #define VIP_CACHE_BITS 12
 #define VIP_CACHE_SLOTS (1 << VIP_CACHE_BITS) /* 128 KiB per CPU */
@@ -313,7 +327,8 @@ struct {
 	__type(value, struct vip_cache_entry);
 } vip_cache SEC(".maps");
 
-/* The VIP cache's generation (above), written by the loader through mmap. */
+/* The VIP cache's generation (above), written by the loader through mmap
+ * after every change to `vips4`/`vips6` and to a bound flag in `vip_addrs`. */
 volatile __u32 vip_gen;
 
 /*
@@ -414,6 +429,44 @@ static __always_inline struct vip_info *vip_lookup(const struct flow *f, __u16 p
 	}
 }
 
+static __always_inline void addr_key_of(struct addr_key *k, const void *addr, __u8 family)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	if (family == 4)
+		copy4(k->addr, addr);
+	else
+		copy16(k->addr, addr);
+	k->family = family;
+}
+
+/* The `vip_addrs` entry of a VIP address, NULL if it has none. */
+static __always_inline struct addr_info *vip_addr(const void *addr, __u8 family)
+{
+	struct addr_key k;
+
+	addr_key_of(&k, addr, family);
+	return bpf_map_lookup_elem(&vip_addrs, &k);
+}
+
+static __always_inline int is_bound(const void *addr, __u8 family)
+{
+	struct addr_info *a = vip_addr(addr, family);
+
+	return a && (a->flags & ADDR_BOUND);
+}
+
+/*
+ * vip_bound: whether f's destination, the VIP whose vip_info.vip vip_resolve
+ * gave as vw, is bound: the VIP cache's answer when vw is its copy
+ * (VC_BOUND_KNOWN), else `vip_addrs`'.
+ */
+static __always_inline int vip_bound(__u32 vw, const struct flow *f)
+{
+	if (vw & VC_BOUND_KNOWN)
+		return (vw & VC_BOUND) != 0;
+	return is_bound(f->dst, f->family);
+}
+
 /* vip_cache_key: the word of a VIP cache entry besides the address: the
  * port the VIP is looked up with, the protocol, the family (never 0) and
  * whether f is a later fragment (which matches the fragment entry). */
@@ -465,6 +518,7 @@ static __always_inline struct vip_info *vip_resolve(const struct flow *f, __u32 
 	ce->key = key;
 	copy16(ce->addr, f->dst);
 	ce->info = *vi;
+	ce->info.vip |= VC_BOUND_KNOWN | (is_bound(f->dst, f->family) ? VC_BOUND : 0);
 	return &ce->info;
 }
 
@@ -486,32 +540,6 @@ static __always_inline __u32 vip_bits(const struct dp_config *cfg, const struct 
 	if (!w)
 		return VF_PORTS | VF_ANY_PORT;
 	return (*w >> ((slot & 31) * 2)) & (VF_PORTS | VF_ANY_PORT);
-}
-
-static __always_inline void addr_key_of(struct addr_key *k, const void *addr, __u8 family)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	if (family == 4)
-		copy4(k->addr, addr);
-	else
-		copy16(k->addr, addr);
-	k->family = family;
-}
-
-/* The `vip_addrs` entry of a VIP address, NULL if it has none. */
-static __always_inline struct addr_info *vip_addr(const void *addr, __u8 family)
-{
-	struct addr_key k;
-
-	addr_key_of(&k, addr, family);
-	return bpf_map_lookup_elem(&vip_addrs, &k);
-}
-
-static __always_inline int is_bound(const void *addr, __u8 family)
-{
-	struct addr_info *a = vip_addr(addr, family);
-
-	return a && (a->flags & ADDR_BOUND);
 }
 
 /* is_member: whether addr (family's) is a cluster member's underlay address. */
@@ -778,7 +806,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	struct row_pair *rp;
 	struct row *r;
 	void *table;
-	__u32 hash, idx, p_idx, s_idx, dst_idx, vip;
+	__u32 hash, idx, p_idx, s_idx, dst_idx, vip, vw;
 	__u8 next = 0;
 	int second = 0;
 
@@ -790,7 +818,8 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 		return count(f->frag == FRAG_LATER ? STAT_PASS_FRAGMENT : STAT_PASS_NON_VIP, XDP_PASS);
 	STAGE(STAGE_VIP);
 
-	vip = vi->vip;
+	vw = vi->vip;
+	vip = vw & VC_VIP_MASK;
 	table = bpf_map_lookup_elem(&tables, &vi->table);
 	if (!table)
 		return count(STAT_DROP_NO_TABLE, XDP_DROP);
@@ -814,7 +843,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	alt = b1;
 	dst_idx = p_idx;
 	if (b0->flags & BACKEND_LOCAL) {
-		if (is_bound(f->dst, f->family)) {
+		if (vip_bound(vw, f)) {
 			if (!local_second_chance(ctx, f, l2_len, l4, p_idx, s_idx, b0, b1)) {
 				count_vip(vip, VIP_STAT_LOCAL, f->len - l2_len);
 				return count(STAT_DIRECTOR_LOCAL_PASS, XDP_PASS);
@@ -835,7 +864,7 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 			dst_idx = s_idx;
 		}
 	} else if (b1 && (b1->family != b0->family ||
-			  ((b1->flags & BACKEND_LOCAL) && !is_bound(f->dst, f->family)))) {
+			  ((b1->flags & BACKEND_LOCAL) && !vip_bound(vw, f)))) {
 		/* An alternate must be reachable on the same underlay, and
 		 * accept what it gets (invariant 2). */
 		alt = NULL;
