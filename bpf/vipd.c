@@ -305,6 +305,7 @@ struct {
  * after changing a bound flag too.
  */
 struct vip_cache_entry {
+	/* gen and key are compared as one word (vip_resolve): keep them first. */
 	__u32 gen;     /* vip_gen when filled */
 	__u32 key;     /* vip_cache_key(): never 0, so a zeroed entry never matches */
 	__u32 addr[4]; /* the destination as loaded; IPv4 in addr[0], the rest 0 */
@@ -496,7 +497,8 @@ static __always_inline struct vip_info *vip_resolve(const struct flow *f, __u32 
 	gen = vip_gen;
 	asm volatile("" ::: "memory");
 	ce = bpf_map_lookup_elem(&vip_cache, &slot);
-	if (ce && ce->gen == gen && ce->key == key && ce->addr[0] == f->dst[0] &&
+	/* gen and key as one word: the entry starts with them, in that order. */
+	if (ce && *(__u64 *)ce == ((__u64)key << 32 | gen) && ce->addr[0] == f->dst[0] &&
 	    (f->family == 4 || (ce->addr[1] == f->dst[1] && ce->addr[2] == f->dst[2] && ce->addr[3] == f->dst[3])) &&
 	    !bench_no_vip_cache)
 		return &ce->info;
@@ -677,11 +679,11 @@ static __always_inline int too_big(struct xdp_md *ctx, const struct flow *f, __u
 static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32 l2_len,
 				 __u32 dst_idx, const struct backend *dst, const struct backend *alt,
 				 __u8 next, const struct dp_config *cfg, __u32 hash, __u32 vip, int second,
-				 const __u8 fam)
+				 const __u8 fam, const __u32 nalt)
 {
 	struct nh_entry *nh;
 	void *data, *data_end;
-	__u32 nalt = alt ? 1 : 0, elen, inner_len, ip_len, mtu = 0, slot, ingress;
+	__u32 elen, inner_len, ip_len, mtu = 0, slot, ingress;
 	const __u8 *src = fam == 4 ? cfg->addr4 : cfg->addr6;
 	int no_neigh = 0;
 	long rc;
@@ -710,7 +712,10 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 	STAGE(STAGE_ADJUST);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	/* l2_len and elen are bounded already: tell the verifier. */
+	/* l2_len and elen are bounded already: tell the verifier. One check
+	 * covers every write below, the hops included: they end at l3 + elen,
+	 * and l2_len <= L2_LEN_MAX. It never fails: an inner IP header (20
+	 * bytes at least) follows the outer ones. */
 	if (l2_len > L2_LEN_MAX || elen > ENCAP_LEN_MAX)
 		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (data + elen + L2_LEN_MAX > data_end)
@@ -727,8 +732,6 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 	struct udp_hdr *udp;
 	struct gue_hdr *gue;
 
-	if (l3 + elen > data_end)
-		return count(STAT_DROP_ENCAP, XDP_DROP);
 	if (fam == 4) {
 		set_ethertype(data, l2_len, 4);
 		/* No next hop cached for an unresolved neighbour: the sum
@@ -745,18 +748,13 @@ static __always_inline int encap(struct xdp_md *ctx, const struct flow *f, __u32
 	outer_udp_gue(udp, inner_len + elen - ip_len, gue_port(cfg), hash,
 		      (elen - ip_len - sizeof(*udp) - GUE_BASE_LEN) / 4, f->family, next, nalt);
 	gue = (void *)(udp + 1);
-	if (alt) {
+	if (nalt) {
 		__u8 *hops = (void *)(gue + 1);
 
-		if (fam == 4) {
-			if ((void *)(hops + 4 * MAX_HOPS) > data_end)
-				return count(STAT_DROP_ENCAP, XDP_DROP);
+		if (fam == 4)
 			copy4(hops, alt->addr);
-		} else {
-			if ((void *)(hops + 16 * MAX_HOPS) > data_end)
-				return count(STAT_DROP_ENCAP, XDP_DROP);
+		else
 			copy16(hops, alt->addr);
-		}
 	}
 	count_vip(vip, VIP_STAT_ENCAP, inner_len);
 	if (second)
@@ -875,8 +873,10 @@ static __always_inline int director(struct xdp_md *ctx, struct flow *f, __u32 l2
 	/* The underlay family as a constant (dst->family, 4 or 6): one copy
 	 * of the encapsulation for each, as process does for the packet's. */
 	if (dst->family == 4)
-		return encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second, 4);
-	return encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second, 6);
+		return alt ? encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second, 4, 1)
+			   : encap(ctx, f, l2_len, dst_idx, dst, NULL, next, cfg, hash, vip, second, 4, 0);
+	return alt ? encap(ctx, f, l2_len, dst_idx, dst, alt, next, cfg, hash, vip, second, 6, 1)
+		   : encap(ctx, f, l2_len, dst_idx, dst, NULL, next, cfg, hash, vip, second, 6, 0);
 }
 
 /*
