@@ -20,8 +20,8 @@ import (
 // Method: repeat > 1 makes the kernel run the program again on its own
 // output, so every program runs behind bpf/bench.c's wrapper, which restores
 // the original frame and tail-calls it. The wrapper's own cost (wrapper
-// tail-calling an empty program, minus that empty program run directly) is
-// subtracted. Programs, wrapper and baseline are timed in interleaved rounds
+// tail-calling an empty program, minus that empty program run directly,
+// pooled over the run for each frame length) is subtracted. Programs, wrapper and baseline are timed in interleaved rounds
 // (the VM changes speed by ~30% now and then; interleaving keeps program and
 // baseline in the same state). ns/pkt and x-baseline use the kernel's figure
 // (it leaves out time spent rescheduled, so other load on the machine barely
@@ -36,12 +36,13 @@ import (
 // each stage's cost as the difference between neighbours (the CPU runs
 // stages side by side, so a stage's figure is what stopping there saves,
 // not its own latency). It also times the whole program with the VIP cache
-// never hit (vip-cache-miss). "16384 VIPs" times
+// never hit (vip-cache-miss), and with the fast parse switched off
+// (general-parse: every packet parsed the general way, as before it). "16384 VIPs" times
 // the director encapsulation and the non-VIP pass on a second rig holding
 // 16,384 VIPs (sharing one table, as a symmetric cluster's do) against
 // the first rig's handful, as x-1vip.
 //
-//	make bench   # go test -run '^$' -bench BenchmarkXDP -benchtime 30x ./dataplane/
+//	make bench   # go test -run '^$' -bench BenchmarkXDP -benchtime 100x ./dataplane/
 //
 // b.N is the number of rounds (at least 15).
 func BenchmarkXDP(b *testing.B) {
