@@ -49,6 +49,12 @@
  * the same table. Non-first fragments of no VIP are passed untouched and
  * counted (STAT_PASS_FRAGMENT).
  *
+ * Fast parse (process): TCP or UDP in IPv4 without options or fragments,
+ * or in IPv6 without extension headers, whole headers, is parsed straight
+ * through and steered by its own copy of the director, where fragments and
+ * ICMP errors are compiled out; it decides exactly as the general parse
+ * (TestFastParseMatchesGeneral), which handles everything else.
+ *
  * Short headers: a TCP header under 20 bytes, a UDP header under 8, an IP
  * length beyond the frame (STAT_PASS_SHORT_L4), or an ICMP error quoting
  * under 8 bytes of L4 (STAT_PASS_ICMP_SHORT_QUOTE) is passed untouched,
