@@ -19,12 +19,12 @@
  */
 struct nh_entry {
 	__u64 addr[2]; /* the backend address the entry is for, compared as two words */
-	__u32 in_ifindex;
-	__u8 family;   /* 0: empty */
-	__u8 uses;     /* the clock is read every NH_CHECK_EVERY uses */
-	__u16 mtu;
+	__u64 key;     /* nh_key(): the ingress device and the family (0: empty) */
 	__u8 dmac[ETH_ALEN]; /* dmac and smac side by side: set_macs12 */
 	__u8 smac[ETH_ALEN];
+	__u16 mtu;
+	__u8 uses;     /* the clock is read every NH_CHECK_EVERY uses */
+	__u8 pad;
 	__u32 out_ifindex;
 	/* The outer IPv4 header's checksum, summed over everything but the
 	 * length (constants, this node's and the backend's address), unfolded:
@@ -38,6 +38,13 @@ struct nh_entry {
 /* Entries of the per-CPU cache, indexed by backend slot modulo this: a
  * collision only costs a lookup (an entry is checked against its address). */
 #define NH_CACHE_SLOTS 4096
+
+/* nh_key: the word an entry is checked against besides the address: the
+ * ingress device and the backend's family (never 0). */
+static __always_inline __u64 nh_key(__u32 ingress, __u8 family)
+{
+	return (__u64)family << 32 | ingress;
+}
 
 /* The device bpf_fib_lookup looks up from (see "Lookup device" in vipd.c). */
 static __always_inline __u32 fib_ifindex(const struct xdp_md *ctx, const struct dp_config *cfg)
@@ -108,9 +115,8 @@ static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u
 	__u64 now = 0;
 	long rc;
 
-	/* An empty entry has family 0, never a backend's. */
-	if (c->addr[0] == baddr[0] && c->addr[1] == baddr[1] &&
-	    c->in_ifindex == ingress && c->family == b->family) {
+	/* An empty entry has key 0, never nh_key()'s. */
+	if (c->addr[0] == baddr[0] && c->addr[1] == baddr[1] && c->key == nh_key(ingress, b->family)) {
 		if (++c->uses % NH_CHECK_EVERY)
 			goto hit;
 		now = bpf_ktime_get_coarse_ns();
@@ -127,9 +133,8 @@ static __always_inline long next_hop(struct xdp_md *ctx, struct nh_entry *c, __u
 	c->expires = now + NH_CACHE_NS;
 	c->addr[0] = baddr[0];
 	c->addr[1] = baddr[1];
-	c->in_ifindex = ingress;
+	c->key = nh_key(ingress, b->family);
 	c->out_ifindex = fib.ifindex;
-	c->family = b->family;
 	copy6(c->dmac, fib.dmac);
 	copy6(c->smac, fib.smac);
 	if (b->family == 4)

@@ -151,6 +151,17 @@ static __always_inline __u32 frame_len(void *data, void *data_end)
 	return len;
 }
 
+/*
+ * load32: the 32-bit word at p as one load. A field of a 2-aligned header
+ * (an IPv4 address in struct ip4_hdr) would otherwise be read 16 bits at a
+ * time; BPF loads from a packet need no alignment on the kernels vipd
+ * runs on (HAVE_EFFICIENT_UNALIGNED_ACCESS: x86-64, arm64).
+ */
+static __always_inline __u32 load32(const void *p)
+{
+	return *(const __u32 *)__builtin_assume_aligned(p, 4);
+}
+
 /* addr16_eq: memcmp is not available in BPF. */
 static __always_inline int addr16_eq(const void *a, const void *b)
 {

@@ -802,8 +802,9 @@ func (d *Dataplane) Programmed(ctx context.Context) ([]netip.Addr, error) {
 
 // SetBound makes the bound set (the loop guard: VIPs this node accepts
 // decapsulated traffic for, ADDR_BOUND in `vip_addrs`) exactly addrs: adds
-// first, then removals.
-func (d *Dataplane) SetBound(ctx context.Context, addrs []netip.Addr) error {
+// first, then removals. The program's VIP cache keeps bound flags too, so
+// it is retired after any change, failed or not.
+func (d *Dataplane) SetBound(ctx context.Context, addrs []netip.Addr) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -812,6 +813,15 @@ func (d *Dataplane) SetBound(ctx context.Context, addrs []netip.Addr) error {
 	if d.closed {
 		return ErrClosed
 	}
+	changed := false
+	defer func() {
+		if !changed {
+			return
+		}
+		if rerr := d.retireVIPCache(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
 	want := map[netip.Addr]bool{}
 	for _, a := range addrs {
 		if !a.IsValid() {
@@ -830,6 +840,7 @@ func (d *Dataplane) SetBound(ctx context.Context, addrs []netip.Addr) error {
 				return fmt.Errorf("binding %s: %w", addr, err)
 			}
 		}
+		changed = true
 		if err := d.objs.VipAddrs.Put(addrKey(addr), &vipdAddrInfo{Vip: a.idx, Flags: addrBound}); err != nil {
 			_ = d.dropAddrIfUnusedLocked(addr, a)
 			return fmt.Errorf("binding %s: %w", addr, err)
@@ -840,6 +851,7 @@ func (d *Dataplane) SetBound(ctx context.Context, addrs []netip.Addr) error {
 		if !a.bound || want[addr] {
 			continue
 		}
+		changed = true
 		if a.vip != nil {
 			if err := d.objs.VipAddrs.Put(addrKey(addr), &vipdAddrInfo{Vip: a.idx}); err != nil {
 				return fmt.Errorf("unbinding %s: %w", addr, err)

@@ -54,6 +54,51 @@ func TestProgVIPCache(t *testing.T) {
 		wantStats: map[vipdStat]uint64{vipdStatSTAT_PASS_NON_VIP: 1}})
 }
 
+// TestProgVIPCacheBound: the VIP cache also answers whether a VIP is bound,
+// once a packet has asked `vip_addrs` (a local primary does): a flag
+// changed behind the cache's back is not seen, and is seen on the next
+// packet once vip_gen is bumped, as SetBound does. Both ways: unbinding
+// the local primary sends its packets to the secondary; binding it again
+// passes them to the stack.
+func TestProgVIPCacheBound(t *testing.T) {
+	r := newRig(t)
+	frame := tcpFrame(t, 0, client4, 41001, vipLocal, 80, syn)
+	b, fam := addr16(vipLocal)
+	key := vipdAddrKey{Addr: b, Family: fam}
+	setFlag := func(bound bool) { // behind the cache's back: no bump
+		info := vipdAddrInfo{Vip: rigVIPIdx[vipLocal]}
+		if bound {
+			info.Flags = 1
+		}
+		must(t, r.objs.VipAddrs.Put(key, info))
+	}
+	r.onOneCPU(t, frame, func(runOut func() (uint32, []byte)) {
+		run := func() (uint32, netip.Addr) {
+			code, out := runOut()
+			return code, txDst(code, out)
+		}
+		if code, _ := run(); code != xdpPass {
+			t.Fatalf("bound local primary: %s, want PASS", verdictNames[code])
+		}
+		setFlag(false)
+		if code, _ := run(); code != xdpPass {
+			t.Fatalf("unbound without a bump: %s, want the cached answer (PASS)", verdictNames[code])
+		}
+		r.retireVIPCache(t)
+		if code, dst := run(); code != xdpTX || dst != be4a {
+			t.Fatalf("unbound after the bump: %s to %v, want TX to the secondary %v", verdictNames[code], dst, be4a)
+		}
+		setFlag(true)
+		if code, dst := run(); code != xdpTX || dst != be4a {
+			t.Fatalf("bound without a bump: %s to %v, want the cached answer (TX to %v)", verdictNames[code], dst, be4a)
+		}
+		r.retireVIPCache(t)
+		if code, _ := run(); code != xdpPass {
+			t.Fatalf("bound again after the bump: %s, want PASS", verdictNames[code])
+		}
+	})
+}
+
 // onOneCPU calls fn with a function that runs the program on frame, every
 // run on the same CPU (the caches are per CPU), and returns its verdict
 // and output frame.
@@ -122,8 +167,29 @@ func TestVIPCacheRetired(t *testing.T) {
 	if err := d.Unprogram(ctx, testVIP4); err != nil {
 		t.Fatal(err)
 	}
-	if g2 := gen(); g2 == g1 {
+	g2 := gen()
+	if g2 == g1 {
 		t.Errorf("vip_gen %d unchanged by Unprogram", g2)
+	}
+	// The cache keeps bound flags too (vip_bound).
+	if err := d.SetBound(ctx, []netip.Addr{testVIP4}); err != nil {
+		t.Fatal(err)
+	}
+	g3 := gen()
+	if g3 == g2 {
+		t.Errorf("vip_gen %d unchanged by SetBound binding", g3)
+	}
+	if err := d.SetBound(ctx, []netip.Addr{testVIP4}); err != nil {
+		t.Fatal(err)
+	}
+	if g := gen(); g != g3 {
+		t.Errorf("vip_gen moved from %d to %d by a SetBound that changed nothing", g3, g)
+	}
+	if err := d.SetBound(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if g := gen(); g == g3 {
+		t.Errorf("vip_gen %d unchanged by SetBound unbinding", g)
 	}
 }
 

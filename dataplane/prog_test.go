@@ -208,6 +208,8 @@ func (r *rig) setBound(t testing.TB, a netip.Addr, bound bool) {
 		info.Flags = 1
 	}
 	must(t, r.objs.VipAddrs.Put(vipdAddrKey{Addr: b, Family: fam}, info))
+	// As the loader does: the VIP cache keeps bound flags.
+	r.retireVIPCache(t)
 }
 
 // addVIP installs a VIP's service with a table built by row, sets its

@@ -103,15 +103,14 @@ const (
 type vipdNhEntry struct {
 	_          structs.HostLayout
 	Addr       [2]uint64
-	InIfindex  uint32
-	Family     uint8
-	Uses       uint8
-	Mtu        uint16
+	Key        uint64
 	Dmac       [6]uint8
 	Smac       [6]uint8
+	Mtu        uint16
+	Uses       uint8
+	Pad        uint8
 	OutIfindex uint32
 	Ip4Sum     uint32
-	_          [4]byte
 	Expires    uint64
 }
 

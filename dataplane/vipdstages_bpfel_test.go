@@ -72,15 +72,14 @@ type vipdstagesIn6Key struct {
 type vipdstagesNhEntry struct {
 	_          structs.HostLayout
 	Addr       [2]uint64
-	InIfindex  uint32
-	Family     uint8
-	Uses       uint8
-	Mtu        uint16
+	Key        uint64
 	Dmac       [6]uint8
 	Smac       [6]uint8
+	Mtu        uint16
+	Uses       uint8
+	Pad        uint8
 	OutIfindex uint32
 	Ip4Sum     uint32
-	_          [4]byte
 	Expires    uint64
 }
 
@@ -160,6 +159,7 @@ const (
 	vipdstagesMapVips6               = "vips6"
 	vipdstagesProgVipdXdp            = "vipd_xdp"
 	vipdstagesVarBenchNoVipCache     = "bench_no_vip_cache"
+	vipdstagesVarNoFastParse         = "no_fast_parse"
 	vipdstagesVarStopStage           = "stop_stage"
 	vipdstagesVarTrustGen            = "trust_gen"
 	vipdstagesVarUnusedAddrFlags     = "unused_addr_flags"
@@ -256,6 +256,7 @@ type vipdstagesMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type vipdstagesVariableSpecs struct {
 	BenchNoVipCache     *ebpf.VariableSpec `ebpf:"bench_no_vip_cache"`
+	NoFastParse         *ebpf.VariableSpec `ebpf:"no_fast_parse"`
 	StopStage           *ebpf.VariableSpec `ebpf:"stop_stage"`
 	TrustGen            *ebpf.VariableSpec `ebpf:"trust_gen"`
 	UnusedAddrFlags     *ebpf.VariableSpec `ebpf:"unused_addr_flags"`
@@ -344,6 +345,7 @@ func (m *vipdstagesMaps) Close() error {
 // It can be passed to loadVipdstagesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vipdstagesVariables struct {
 	BenchNoVipCache     *ebpf.Variable `ebpf:"bench_no_vip_cache"`
+	NoFastParse         *ebpf.Variable `ebpf:"no_fast_parse"`
 	StopStage           *ebpf.Variable `ebpf:"stop_stage"`
 	TrustGen            *ebpf.Variable `ebpf:"trust_gen"`
 	UnusedAddrFlags     *ebpf.Variable `ebpf:"unused_addr_flags"`
