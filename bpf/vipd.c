@@ -1286,10 +1286,12 @@ static __always_inline int process(struct xdp_md *ctx, void *data, void *data_en
 		f.dst[0] = load32(ip->daddr);
 		f.src[1] = f.src[2] = f.src[3] = 0;
 		f.dst[1] = f.dst[2] = f.dst[3] = 0;
+		/* The filter as early as it can be: its lookup's chain runs
+		 * alongside the rest of the parse. */
+		bits = vip_bits(cfg, &f);
 		if (f.proto == IPPROTO_UDP && f.dst[0] == load32(cfg->addr4) &&
 		    ((struct udp_hdr *)p)->dport == bpf_htons(gue_port(cfg)))
 			return backend(ctx, cfg, l2_len, 4, l2_len + sizeof(*ip));
-		bits = vip_bits(cfg, &f);
 		if (!bits)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		f.ports = load32(p);
@@ -1317,10 +1319,10 @@ static __always_inline int process(struct xdp_md *ctx, void *data, void *data_en
 		f.df = 0;
 		copy16(f.src, ip6->saddr);
 		copy16(f.dst, ip6->daddr);
+		bits = vip_bits(cfg, &f);
 		if (f.proto == IPPROTO_UDP && addr16_eq(f.dst, cfg->addr6) &&
 		    ((struct udp_hdr *)p)->dport == bpf_htons(gue_port(cfg)))
 			return backend(ctx, cfg, l2_len, 6, l2_len + sizeof(*ip6));
-		bits = vip_bits(cfg, &f);
 		if (!bits)
 			return count(STAT_PASS_NON_VIP, XDP_PASS);
 		f.ports = load32(p);
