@@ -93,10 +93,19 @@ func TestSetPeersOneSwitchAndDigests(t *testing.T) {
 	if got := c.NodeState().Digests.TablesAt; got != 41 {
 		t.Errorf("TablesAt %d after an update that changed no table, want 41", got)
 	}
+	// The loop stores a document for NodeState, then publishes it: wait
+	// for the publication of the latest one.
+	eventually(t, clock, 0, "the latest document published", func() bool {
+		want := c.NodeState().Generation
+		mu.Lock()
+		defer mu.Unlock()
+		return len(published) > 0 && published[len(published)-1].Generation == want
+	})
 	mu.Lock()
 	defer mu.Unlock()
-	if len(published) == 0 || published[len(published)-1].Generation != doc.Generation {
-		t.Fatalf("published %d documents, the last should be generation %d", len(published), doc.Generation)
+	if published[len(published)-1].Generation < doc.Generation {
+		t.Fatalf("published %d documents, the last of generation %d, before the digests' document (generation %d)",
+			len(published), published[len(published)-1].Generation, doc.Generation)
 	}
 	for i := 1; i < len(published); i++ {
 		if published[i].Generation <= published[i-1].Generation {
