@@ -112,6 +112,9 @@ func printCluster(out io.Writer, st api.Status, wide bool) {
 		if m.Up {
 			state = "up"
 		}
+		if m.Up && !m.RestartUntil.IsZero() {
+			state = "restarting"
+		}
 		sig := orDash(m.Signature)
 		gen := "-"
 		if m.Generation != 0 {
@@ -211,6 +214,9 @@ func memberWord(m api.Member) string {
 	s := "down"
 	if m.Up {
 		s = fmt.Sprintf("up(gen %d)", m.Generation)
+	}
+	if m.Up && !m.RestartUntil.IsZero() {
+		s = fmt.Sprintf("up(restarting until %s)", m.RestartUntil.Local().Format(time.TimeOnly))
 	}
 	if m.Signature != "" && m.Signature != "ok" {
 		s += "[" + m.Signature + "]"

@@ -294,6 +294,10 @@ type Member struct {
 	Up bool `json:"up"`
 	// Generation of its last document while up.
 	Generation uint64 `json:"generation,omitempty"`
+	// RestartUntil is set while its last document says its vipd is
+	// restarting for an upgrade: it is kept up, as that document has it,
+	// until then or until the next vipd answers.
+	RestartUntil time.Time `json:"restart_until,omitzero"`
 	// Signature is the signature status of its last document: "ok",
 	// "unsigned" (accepted without one: no key here, or allow_unsigned),
 	// or the reason the last one was refused ("forged", "wrong-key",

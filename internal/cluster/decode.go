@@ -89,7 +89,7 @@ func (st *NodeState) Equal(o *NodeState) bool {
 		return st == o
 	}
 	return st.Node == o.Node && st.Generation == o.Generation && maps.Equal(st.VIPs, o.VIPs) &&
-		equalWeight(st.Weight, o.Weight) && st.Digests.Equal(o.Digests)
+		equalWeight(st.Weight, o.Weight) && st.Digests.Equal(o.Digests) && st.RestartUntil.Equal(o.RestartUntil)
 }
 
 func equalWeight(a, b *uint32) bool {

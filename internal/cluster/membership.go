@@ -19,6 +19,10 @@ type MemberView struct {
 	Up bool
 	// Generation of the member's last document while Up.
 	Generation uint64
+	// RestartUntil is set while the member's last document says its vipd
+	// is restarting for an upgrade (NodeState.RestartUntil): it is kept Up,
+	// as that document has it, until then.
+	RestartUntil time.Time
 
 	// Signature is the signature status of the member's last document: "ok"
 	// (verified), "unsigned" (accepted without a signature: no cluster key
@@ -140,9 +144,9 @@ func (m *Membership) Record(node string, st *NodeState) {
 	defer m.mu.Unlock()
 	v := m.viewLocked(node)
 	v.Up = st != nil
-	v.Generation = 0
+	v.Generation, v.RestartUntil = 0, time.Time{}
 	if st != nil {
-		v.Generation = st.Generation
+		v.Generation, v.RestartUntil = st.Generation, st.RestartUntil
 	}
 }
 

@@ -125,6 +125,29 @@ type peerState struct {
 	h        health.Hysteresis
 	last     *NodeState // last document reported, nil if none
 	lastGood *NodeState // last valid document fetched
+	// holdUntil is when the hold of a restarting peer ends: its last
+	// reported document's RestartUntil, bounded by MaxRestartHold from when
+	// it was received (zero: no hold).
+	holdUntil time.Time
+	held      bool // a miss was held: log the end of the hold once
+}
+
+// holding reports whether a miss at now is held: the peer is up and its
+// last document said it is restarting until after now.
+func (ps *peerState) holding(now time.Time) bool {
+	return ps.last != nil && ps.h.Level == health.LevelUp && now.Before(ps.holdUntil)
+}
+
+// reported records rep, received at now, as the last document reported.
+func (ps *peerState) reported(rep *NodeState, now time.Time) {
+	ps.last = rep
+	ps.holdUntil = time.Time{}
+	if rep != nil && !rep.RestartUntil.IsZero() {
+		ps.holdUntil = rep.RestartUntil
+		if limit := now.Add(MaxRestartHold); limit.Before(ps.holdUntil) {
+			ps.holdUntil = limit
+		}
+	}
 }
 
 func (p *Poller) runPeer(ctx context.Context, m Member) {
@@ -142,18 +165,38 @@ func (p *Poller) runPeer(ctx context.Context, m Member) {
 		if ctx.Err() != nil {
 			return // cut short by shutdown: not a miss
 		}
+		now := time.Now()
 		if err != nil {
 			log.Debug("poll failed", "reason", err)
+			if ps.holding(now) {
+				// An upgrade restart: the peer's XDP program, routes and
+				// addresses stay as its last document says; failing it
+				// would move its rows away and back.
+				if !ps.held {
+					log.Info("peer restarting: kept as its last document says", "until", ps.holdUntil.Format(time.RFC3339), "reason", err)
+					ps.held = true
+				}
+				t.Reset(jitter(p.opts.Interval))
+				continue
+			}
 		} else {
 			ps.lastGood = st
+			if ps.held && st.RestartUntil.IsZero() {
+				log.Info("peer restarted", "generation", st.Generation)
+			}
+		}
+		if ps.held && (err == nil || !ps.holding(now)) {
+			ps.held = false
 		}
 		if rep, ok := ps.next(err == nil); ok {
 			if rep == nil {
 				log.Warn("peer failed", "state", "failed", "reason", err)
 			} else if ps.last == nil {
 				log.Info("peer up", "state", "up", "generation", rep.Generation)
+			} else if !rep.RestartUntil.IsZero() && ps.last.RestartUntil.IsZero() {
+				log.Info("peer is restarting for an upgrade", "until", rep.RestartUntil.Format(time.RFC3339))
 			}
-			ps.last = rep
+			ps.reported(rep, now)
 			p.emit(m.Name, rep)
 		}
 		t.Reset(jitter(p.opts.Interval))

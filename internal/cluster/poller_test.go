@@ -422,3 +422,70 @@ func FuzzDecodeNodeState(f *testing.F) {
 		}
 	})
 }
+
+// A peer whose document says it restarts for an upgrade (RestartUntil) is
+// kept, as that document has it, while it misses polls until then; the
+// next vipd's document ends the hold; misses after the time fail it.
+func TestPollerHoldsRestartingPeer(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	f, srv := newFakePeer(t, "n2")
+	reports := startPoller(t, []Member{{Name: "n2", URL: srv.URL + "/state"}}, fastPoll)
+	nextPeerReport(t, reports) // up
+
+	until := time.Now().Add(time.Second)
+	f.set("ok", func(st *NodeState) { st.Generation, st.RestartUntil = 2, until })
+	want := f.st.Clone()
+	if diff := cmp.Diff(peerReport{"n2", want}, nextPeerReport(t, reports)); diff != "" {
+		t.Fatalf("the restart document (-want +got):\n%s", diff)
+	}
+	// The old vipd is gone; the new one is not listening yet.
+	f.set("500", nil)
+	noPeerReport(t, reports, f, 5*fastPoll.Fall)
+
+	// The new vipd answers: its document is reported, the hold is over.
+	f.set("ok", func(st *NodeState) { st.Generation, st.RestartUntil = 3, time.Time{} })
+	want = f.st.Clone()
+	if diff := cmp.Diff(peerReport{"n2", want}, nextPeerReport(t, reports)); diff != "" {
+		t.Fatalf("the new vipd's document (-want +got):\n%s", diff)
+	}
+	// Without RestartUntil, misses fail the peer as ever.
+	f.set("500", nil)
+	if diff := cmp.Diff(peerReport{"n2", nil}, nextPeerReport(t, reports)); diff != "" {
+		t.Fatalf("after misses (-want +got):\n%s", diff)
+	}
+
+	// A restart that never comes back: held until RestartUntil, then
+	// failed after fall misses.
+	f.set("ok", func(st *NodeState) { st.Generation = 4 })
+	nextPeerReport(t, reports)
+	until = time.Now().Add(300 * time.Millisecond)
+	f.set("ok", func(st *NodeState) { st.Generation, st.RestartUntil = 5, until })
+	nextPeerReport(t, reports)
+	f.set("500", nil)
+	r := nextPeerReport(t, reports)
+	if r.St != nil {
+		t.Fatalf("report %+v, want failed", r.St)
+	}
+	if now := time.Now(); now.Before(until) {
+		t.Errorf("failed %v before the restart time ran out", until.Sub(now))
+	}
+}
+
+// A document whose RestartUntil is far ahead is held at most
+// MaxRestartHold from when it was received.
+func TestPeerStateHoldBounded(t *testing.T) {
+	now := time.Now()
+	ps := peerState{h: health.Hysteresis{Rise: 1, Fall: 1}}
+	ps.h.Observe(true)
+	ps.reported(&NodeState{Node: "n2", Generation: 1, RestartUntil: now.Add(24 * time.Hour)}, now)
+	if !ps.holding(now.Add(MaxRestartHold - time.Second)) {
+		t.Errorf("not holding within MaxRestartHold")
+	}
+	if ps.holding(now.Add(MaxRestartHold + time.Second)) {
+		t.Errorf("still holding after MaxRestartHold")
+	}
+	ps.reported(&NodeState{Node: "n2", Generation: 2}, now)
+	if ps.holding(now) {
+		t.Errorf("holding after a document without RestartUntil")
+	}
+}

@@ -44,7 +44,8 @@ func SignWith(keys *Keyring, now func() time.Time) HandlerOption {
 // NewHandler returns the read-only HTTP handler peers poll: GET (or
 // HEAD) /state answers the JSON document returned by get (signed, with
 // SignWith), /healthz answers 200 "ok"; any other method is 405 and any
-// other path 404. get is called once per request, from the server's
+// other path 404; a document of generation 0 (none decided yet) is 503.
+// get is called once per request, from the server's
 // goroutines, so it must be safe for concurrent use (typically it returns
 // a copy held by the controller).
 func NewHandler(get func() NodeState, opts ...HandlerOption) http.Handler {
@@ -68,7 +69,15 @@ func NewHandler(get func() NodeState, opts ...HandlerOption) http.Handler {
 		if !readOnly(w, r) {
 			return
 		}
-		body, err := encode(get())
+		st := get()
+		if st.Generation == 0 {
+			// Before the node's first decision (a start still adopting):
+			// an empty document would read as every VIP inactive. A miss
+			// is what it is; a restarting node is held by its peers.
+			http.Error(w, "no node state yet: vipd is starting", http.StatusServiceUnavailable)
+			return
+		}
+		body, err := encode(st)
 		if err != nil {
 			http.Error(w, "encoding node state: "+err.Error(), http.StatusInternalServerError)
 			return

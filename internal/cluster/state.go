@@ -94,4 +94,17 @@ type NodeState struct {
 	// Digests of the member's cluster configuration and of the tables it
 	// built, for the consistency check; absent from an older vipd.
 	Digests *Digests `json:"digests,omitempty"`
+	// RestartUntil, when set, says the node's vipd is exiting for an
+	// upgrade restart and everything this document says stays in force
+	// meanwhile (the XDP program, the routes and the addresses on lo are
+	// left in place): a poller keeps the member as this document has it,
+	// without failing it for missed polls, until this time by the node's
+	// clock (and at most MaxRestartHold after it received the document).
+	// The next vipd's first document ends the hold. Zero: not restarting.
+	RestartUntil time.Time `json:"restart_until,omitzero"`
 }
+
+// MaxRestartHold bounds how long a poller keeps a restarting member
+// (NodeState.RestartUntil) from the moment it received the document,
+// whatever the member's clock says.
+const MaxRestartHold = 10 * time.Minute

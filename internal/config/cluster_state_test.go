@@ -68,6 +68,8 @@ func TestClusterStateErrors(t *testing.T) {
 		{"relative key", []string{key, `key_file = "cluster.key"`}, []string{`vipd.toml:6: cluster.key_file: "cluster.key" is not an absolute path`}},
 		{"backend", []string{key, key + "\nbackend = \"zk\""}, []string{`vipd.toml:7: cluster.backend: "zk": want "poll" or "etcd"`}},
 		{"skew", []string{key, key + "\nmax_clock_skew = \"10m\""}, []string{`vipd.toml:7: cluster.max_clock_skew: 10m0s is out of range 1s-5m0s`}},
+		{"restart grace", []string{key, key + "\nrestart_grace = \"20m\""}, []string{`vipd.toml:7: cluster.restart_grace: 20m0s is out of range 1s-10m0s`}},
+		{"restart grace word", []string{key, key + "\nrestart_grace = \"soon\""}, []string{`vipd.toml:7: cluster.restart_grace: "soon" is not a duration (like "1s" or "500ms")`}},
 		{"etcd without section", []string{key, key + "\nbackend = \"etcd\""}, []string{`vipd.toml:7: cluster.backend: "etcd" needs a [cluster.etcd] section with its endpoints`}},
 		{"etcd unsigned", []string{key, "allow_unsigned = true\nbackend = \"etcd\"\n[cluster.etcd]\nendpoints = [\"http://192.0.2.21:2379\"]"},
 			[]string{`vipd.toml:4: cluster.key_file: required with backend "etcd" (documents in etcd are always signed)`}},
@@ -108,6 +110,7 @@ func TestDiffClusterState(t *testing.T) {
 	}{
 		{[]string{key, `key_file = "/etc/vipd/new.key"`}, []string{"cluster.key_file"}, false},
 		{[]string{key, key + "\nallow_unsigned = true\nmax_clock_skew = \"5s\""}, []string{"cluster.allow_unsigned", "cluster.max_clock_skew"}, false},
+		{[]string{key, key + "\nrestart_grace = \"30s\""}, []string{"cluster.restart_grace"}, false},
 		{[]string{key + "\n", etcdSection, "[timers]", "[timers]\ntable_grace = \"5s\""}, []string{"cluster.backend", "cluster.etcd", "timers"}, true},
 		{[]string{"seed = 7", "seed = 7\nfall = 5"}, []string{"cluster.polling"}, true},
 	} {

@@ -93,6 +93,11 @@ type Cluster struct {
 	// its weight up to the configured one (vip.Config.SlowStart); zero:
 	// off.
 	SlowStart time.Duration
+	// RestartGrace is how long the peers keep this node as it was while
+	// its vipd restarts for an upgrade (vipctl restart): they neither fail
+	// it for missed polls nor change its rows until the next vipd answers
+	// or the grace runs out (cluster.NodeState.RestartUntil).
+	RestartGrace time.Duration
 	// ProbeInterval is the time between data-path probe rounds (0: probes
 	// off); ProbeTimeout bounds each probe (shorter than the interval);
 	// ProbeFailures unanswered probes in a row demote a member,
@@ -288,6 +293,9 @@ const (
 	MinWeight             = 1   // 0 would be a drain, which has its own verb
 	MaxWeight             = 10000
 	MaxSlowStart          = time.Hour
+	DefaultRestartGrace   = time.Minute
+	MinRestartGrace       = time.Second
+	MaxRestartGrace       = 10 * time.Minute // cluster.MaxRestartHold
 	MinSlowStart          = time.Second
 )
 

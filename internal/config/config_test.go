@@ -131,7 +131,7 @@ func TestParseBase(t *testing.T) {
 		},
 		Cluster: Cluster{
 			Seed: 7, PollInterval: time.Second, PollTimeout: 500 * time.Millisecond, Rise: 2, Fall: 3,
-			Backend: BackendPoll, KeyFile: "/etc/vipd/cluster.key", MaxClockSkew: 10 * time.Second,
+			Backend: BackendPoll, KeyFile: "/etc/vipd/cluster.key", MaxClockSkew: 10 * time.Second, RestartGrace: DefaultRestartGrace,
 			ProbeInterval: time.Second, ProbeTimeout: 500 * time.Millisecond, ProbeFailures: 3, ProbeSuccesses: 2,
 			Members: []Member{
 				{Name: "n1", UnderlayV4: a("192.0.2.11"), UnderlayV6: a("2001:db8::11"), StateURL: u("http://192.0.2.11:9180/state"), Weight: DefaultWeight},

@@ -91,6 +91,8 @@ func (c *Config) Diff(old *Config) *Changes {
 		// the source of member states.
 		{"cluster.weight", weightsOf(old.Cluster), weightsOf(c.Cluster), false},
 		{"cluster.slow_start", old.Cluster.SlowStart, c.Cluster.SlowStart, false},
+		// Read when vipd exits for an upgrade.
+		{"cluster.restart_grace", old.Cluster.RestartGrace, c.Cluster.RestartGrace, false},
 		// The prober restarts with the new settings; members keep their
 		// states.
 		{"cluster.probe", probeOf(old.Cluster), probeOf(c.Cluster), false},

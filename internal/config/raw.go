@@ -45,6 +45,7 @@ type rawCluster struct {
 	AllowUnsigned  bool             `toml:"allow_unsigned"`
 	MaxClockSkew   string           `toml:"max_clock_skew"`
 	SlowStart      string           `toml:"slow_start"`
+	RestartGrace   string           `toml:"restart_grace"`
 	Probe          *bool            `toml:"probe"`
 	ProbeInterval  string           `toml:"probe_interval"`
 	ProbeTimeout   string           `toml:"probe_timeout"`

@@ -116,6 +116,11 @@ func (p *parser) cluster(prim *tomlPrim, c *Cluster) {
 	c.Rise = p.count("cluster.rise", r.Rise, DefaultRise)
 	c.Fall = p.count("cluster.fall", r.Fall, DefaultFall)
 	c.SlowStart = p.slowStart(r.SlowStart)
+	c.RestartGrace = p.duration("cluster.restart_grace", r.RestartGrace, DefaultRestartGrace)
+	if c.RestartGrace < MinRestartGrace || c.RestartGrace > MaxRestartGrace {
+		p.errorf("cluster.restart_grace", "%s is out of range %s-%s", c.RestartGrace, MinRestartGrace, MaxRestartGrace)
+		c.RestartGrace = DefaultRestartGrace
+	}
 	p.probe(&r, c)
 	p.clusterState(&r, c, len(r.Members))
 

@@ -52,6 +52,10 @@ type clusterState struct {
 
 	// probes is the data-path prober (probe.go).
 	probes probeState
+
+	// restarting is the RestartUntil of the documents served once an
+	// upgrade exit was announced (zero before).
+	restarting time.Time
 }
 
 func newClusterState() *clusterState {
@@ -326,4 +330,51 @@ func etcdConfig(cfg *config.Config) (etcd.Config, error) {
 		ec.TLS = t
 	}
 	return ec, nil
+}
+
+// servedState is the document the state server answers: the controller's,
+// marked restarting (and one generation on) once the node announced an
+// upgrade exit.
+func (d *Daemon) servedState() cluster.NodeState {
+	st := d.ctrl.NodeState()
+	if until := d.cluster.restartUntil(); !until.IsZero() && st.Generation != 0 {
+		st.Generation++
+		st.RestartUntil = until
+	}
+	return st
+}
+
+func (c *clusterState) restartUntil() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restarting
+}
+
+// announceRestart tells the peers, before an upgrade exit, to keep this node
+// as it is for [cluster] restart_grace: the XDP program, routes and
+// addresses stay, and a director that failed the node for the missed polls
+// of the restart would move its rows away and back, breaking the flows
+// that started in between. The state server answers the mark from now on;
+// announceRestart waits until every poller has had a poll to see it: the
+// longest jittered interval plus the timeout. The etcd backend needs no
+// mark: the node's key lives as long as its lease, which outlives the
+// restart.
+func (d *Daemon) announceRestart() {
+	cfg := d.config()
+	c := d.cluster
+	c.mu.Lock()
+	etcd := c.backend != nil
+	if !etcd {
+		c.restarting = time.Now().Add(cfg.Cluster.RestartGrace)
+	}
+	until := c.restarting
+	c.mu.Unlock()
+	if etcd || len(cfg.Cluster.Members) < 2 {
+		return
+	}
+	d.log.Info("asking the peers to keep this node while it restarts", "until", until.Format(time.RFC3339))
+	select {
+	case <-time.After(time.Duration(float64(cfg.Cluster.PollInterval)*1.1) + cfg.Cluster.PollTimeout):
+	case <-d.ctx.Done():
+	}
 }

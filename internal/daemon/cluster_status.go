@@ -15,7 +15,7 @@ func (d *Daemon) memberStatus() []api.Member {
 	out := []api.Member{}
 	for _, v := range d.members.Views() {
 		m := api.Member{
-			Name: v.Name, Up: v.Up, Generation: v.Generation, Signature: v.Signature, KeyID: v.KeyID,
+			Name: v.Name, Up: v.Up, Generation: v.Generation, RestartUntil: v.RestartUntil, Signature: v.Signature, KeyID: v.KeyID,
 			Misses: v.Misses, LastError: v.LastError, SignedAt: v.SignedAt, LastSeen: v.LastSeen,
 			LagSeconds: v.Lag.Seconds(), Revision: v.Revision, Digests: apiDigests(v.Digests),
 			Differs: v.Differs.Items(), ConfigDiffers: len(v.Differs.Config) > 0,

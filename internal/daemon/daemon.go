@@ -404,7 +404,7 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	d.every(10*time.Second, d.keepLookupForwarding)
 	d.goServe("state", func() error {
 		return cluster.ListenAndServe(d.ctx, cfg.API.StateListen.String(),
-			cluster.NewHandler(d.ctrl.NodeState, cluster.SignWith(d.cluster.keys, nil)))
+			cluster.NewHandler(d.servedState, cluster.SignWith(d.cluster.keys, nil)))
 	})
 	d.goServe("api", d.apiSrv.Serve)
 	if metricsLn != nil {
@@ -587,6 +587,7 @@ func (d *Daemon) Abandon() error {
 	// Not STOPPING=1: for systemd this is a restart, not a stop (the unit
 	// restarts the exit status at once).
 	d.notify.send(sdStatus("exiting for an upgrade (status %d): routes, bindings and the XDP program stay in place", UpgradeExitStatus))
+	d.announceRestart()
 	d.cancel()
 	d.stopSource()
 	err := d.apiSrv.Close(context.Background())
