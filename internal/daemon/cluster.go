@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/vipd/vipd/internal/statedir"
 	"net/netip"
 	"os"
 	"slices"
@@ -361,13 +362,15 @@ func (c *clusterState) restartUntil() time.Time {
 // restart.
 func (d *Daemon) announceRestart() {
 	cfg := d.config()
+	now := time.Now()
+	until := now.Add(cfg.Cluster.RestartGrace)
+	d.writeRestart(until, now)
 	c := d.cluster
 	c.mu.Lock()
 	etcd := c.backend != nil
 	if !etcd {
-		c.restarting = time.Now().Add(cfg.Cluster.RestartGrace)
+		c.restarting = until
 	}
-	until := c.restarting
 	c.mu.Unlock()
 	if etcd || len(cfg.Cluster.Members) < 2 {
 		return
@@ -377,4 +380,36 @@ func (d *Daemon) announceRestart() {
 	case <-time.After(time.Duration(float64(cfg.Cluster.PollInterval)*1.1) + cfg.Cluster.PollTimeout):
 	case <-d.ctx.Done():
 	}
+}
+
+// writeRestart records the service checks' verdicts for the next vipd
+// (statedir.RestartFile): it starts the checks of the VIPs healthy now
+// from healthy, so it does not publish them unhealthy, and have the
+// directors move its rows, while its checks rise again.
+func (d *Daemon) writeRestart(until, now time.Time) {
+	var healthy []netip.Addr
+	for a, v := range d.ctrl.NodeState().VIPs {
+		if v.Healthy {
+			healthy = append(healthy, a)
+		}
+	}
+	if err := d.state.WriteRestart(healthy, until, now); err != nil {
+		d.log.Warn("recording the service checks for the next vipd: its checks start over", "error", err)
+	}
+}
+
+// seedChecks starts the service checks of the VIPs an upgrade exit left
+// healthy (statedir.RestartFile) from healthy, when this start is that
+// restart's: the record is recent (its restart_until not passed) and the
+// previous vipd left routes announced.
+func (d *Daemon) seedChecks(r statedir.Restart, graceful bool, now time.Time) {
+	if !graceful || !now.Before(r.Until) || len(r.Healthy) == 0 {
+		return
+	}
+	seeds := make(map[netip.Addr]string, len(r.Healthy))
+	for _, a := range r.Healthy {
+		seeds[a] = "healthy before the upgrade restart; checking again"
+	}
+	d.checks.SeedHealthy(seeds)
+	d.log.Info("service checks start from the verdicts of the vipd before the upgrade restart", "healthy", len(seeds))
 }

@@ -148,6 +148,9 @@ type Daemon struct {
 	state        *statedir.Dir
 	drainMu      sync.Mutex
 	restoredNode bool
+	// restart is what the upgrade exit before this start left
+	// (statedir.RestartFile; zero if none).
+	restart statedir.Restart
 	restoredVIPs map[netip.Addr]bool
 	// members is the latest view of every member (signature status,
 	// rejections, digests), kept across reloads and source restarts;
@@ -389,6 +392,7 @@ func (d *Daemon) run(ctx context.Context, parts Parts, routes []routing.Route) (
 	}()
 	d.checks = health.NewMonitor(d.log.Named("health"), d.ctrl.SetHealth)
 	d.checks.SetObserver(d.checkMetrics.Observe)
+	d.seedChecks(d.restart, len(routes) > 0, time.Now())
 	d.goServe("health", func() error { return d.checks.Run(d.ctx) })
 	d.setChecks(cfg)
 	if err := d.startSource(cfg); err != nil {

@@ -593,6 +593,36 @@ func TestAbandonOrder(t *testing.T) {
 	}
 }
 
+// TestAbandonAsksPeersToWait: the upgrade exit serves its document with
+// restart_until (restart_grace from the exit) and records the healthy
+// VIPs for the next vipd, which takes the record (once).
+func TestAbandonAsksPeersToWait(t *testing.T) {
+	r := newRig(t, vipA)
+	if st := r.d.servedState(); !st.RestartUntil.IsZero() {
+		t.Fatalf("restart_until %v before the exit", st.RestartUntil)
+	}
+	t0 := time.Now()
+	if err := r.d.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	grace := r.d.config().Cluster.RestartGrace
+	st := r.d.servedState()
+	if st.RestartUntil.Before(t0.Add(grace)) || st.RestartUntil.After(time.Now().Add(grace)) {
+		t.Errorf("restart_until %v, want %v from the exit", st.RestartUntil, grace)
+	}
+	if st.Generation <= r.d.ctrl.NodeState().Generation {
+		t.Errorf("the restart document has generation %d, not above the controller's %d", st.Generation, r.d.ctrl.NodeState().Generation)
+	}
+	r.startNode(Options{}, vipA)
+	rs := r.d.restart
+	if !rs.Until.Equal(st.RestartUntil.UTC()) || !slices.Equal(rs.Healthy, []netip.Addr{vipA.Addr()}) {
+		t.Errorf("the next vipd took %+v, want healthy %v until %v", rs, vipA.Addr(), st.RestartUntil)
+	}
+	if _, err := os.Stat(filepath.Join(r.d.state.Path(), statedir.RestartFile)); !os.IsNotExist(err) {
+		t.Errorf("the restart record is still there after the start took it: %v", err)
+	}
+}
+
 // TestStatusPeers: status shows the advertiser's sessions, or why it could
 // not list them.
 func TestStatusPeers(t *testing.T) {

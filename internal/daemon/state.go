@@ -46,6 +46,11 @@ func (d *Daemon) openState(startDrained bool) ([]routing.Route, error) {
 		d.log.Error("the state directory was partly unreadable", "dir", st.Path(), "problem", why)
 	}
 	routes := st.StartRoutes()
+	if r, ok, err := st.TakeRestart(); err != nil {
+		d.log.Warn("the upgrade exit's record is unreadable: the service checks start over", "error", err)
+	} else if ok {
+		d.restart = r
+	}
 	if legacy := d.importLegacyRestart(); legacy != nil && len(routes) == 0 {
 		routes = legacy
 	}

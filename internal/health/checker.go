@@ -58,6 +58,15 @@ func NewChecker(log hclog.Logger, vip netip.Addr, cfg CheckConfig, report Report
 	return c
 }
 
+// startHealthy makes a Checker that has not run start healthy, for reason:
+// a verdict carried over (Monitor.SeedHealthy).
+func (c *Checker) startHealthy(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.h.Level, c.h.oks = LevelUp, c.h.Rise
+	c.everUp, c.reason = true, reason
+}
+
 // Status returns the current health and its reason, including progress
 // ("checking (1/2)") that is not reported as a change.
 func (c *Checker) Status() (healthy bool, reason string) {
@@ -91,8 +100,8 @@ func (c *Checker) Run(ctx context.Context) {
 		return
 	}
 
-	_, reason := c.Status()
-	c.report(c.vip, false, reason)
+	healthy, reason := c.Status()
+	c.report(c.vip, healthy, reason)
 
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()

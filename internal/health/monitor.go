@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -37,6 +38,20 @@ type Monitor struct {
 	queue  []queuedReport  // guarded by mu
 	wake   chan struct{}   // one pending wake-up for Run's delivery loop
 	wg     sync.WaitGroup  // running checker goroutines
+	// seeds are verdicts a check of the VIP starts from instead of
+	// "checking" (SeedHealthy), used by its first checker only.
+	seeds map[netip.Addr]string // guarded by mu
+}
+
+// SeedHealthy makes the first check started for each VIP in healthy start
+// healthy, with the given reason, instead of unhealthy until rise
+// successes: the verdict of the vipd before an upgrade restart, whose
+// service kept running. The check then goes on as ever (fall failures
+// make it unhealthy). Call it before Set.
+func (m *Monitor) SeedHealthy(healthy map[netip.Addr]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seeds = maps.Clone(healthy)
 }
 
 type monitored struct {
@@ -170,6 +185,10 @@ func (m *Monitor) applyLocked() {
 			m.enqueue(queuedReport{from: r, vip: v, healthy: healthy, reason: reason})
 		})
 		r.checker.observer = m.observe
+		if reason, ok := m.seeds[v]; ok && cfg.WithDefaults().Type != TypeNone {
+			r.checker.startHealthy(reason)
+			delete(m.seeds, v)
+		}
 		m.running[v] = r
 		m.wg.Add(1)
 		go func() {

@@ -186,3 +186,41 @@ func TestMonitorRunTwice(t *testing.T) {
 		t.Errorf("second Run = %v, want ErrRunning", err)
 	}
 }
+
+// A seeded check (an upgrade restart's carried-over verdict) starts
+// healthy, stays healthy while it passes, and goes unhealthy after fall
+// failures as ever; the seed serves one checker only.
+func TestMonitorSeedHealthy(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	tcp := CheckConfig{Type: "tcp", Target: ln.Addr().String(), Interval: 50 * time.Millisecond, Timeout: 45 * time.Millisecond, Rise: 2, Fall: 2}
+
+	m, reports := startMonitor(t)
+	m.SeedHealthy(map[netip.Addr]string{a: "healthy before the restart"})
+	m.Set(map[netip.Addr]CheckConfig{a: tcp})
+	if r := nextVIPReport(t, reports); r != (vipReport{a.String(), true, "healthy before the restart"}) {
+		t.Fatalf("first report %+v, want healthy as seeded", r)
+	}
+	time.Sleep(5 * tcp.Interval)
+	select {
+	case r := <-reports:
+		t.Fatalf("report %+v while the seeded check passes", r)
+	default:
+	}
+	ln.Close()
+	if r := nextVIPReport(t, reports); r.Healthy {
+		t.Fatalf("report %+v after the service stopped, want unhealthy", r)
+	}
+	// Not seeded: starts checking, as ever; a's seed is used up.
+	m.Set(map[netip.Addr]CheckConfig{b: tcp})
+	m.Set(map[netip.Addr]CheckConfig{a: tcp, b: tcp})
+	for range 2 {
+		if r := nextVIPReport(t, reports); r.Healthy {
+			t.Fatalf("report %+v of a check not seeded, want unhealthy", r)
+		}
+	}
+}
