@@ -110,7 +110,7 @@ func TestDiffClusterState(t *testing.T) {
 	}{
 		{[]string{key, `key_file = "/etc/vipd/new.key"`}, []string{"cluster.key_file"}, false},
 		{[]string{key, key + "\nallow_unsigned = true\nmax_clock_skew = \"5s\""}, []string{"cluster.allow_unsigned", "cluster.max_clock_skew"}, false},
-		{[]string{key, key + "\nrestart_grace = \"30s\""}, []string{"cluster.restart_grace"}, false},
+		{[]string{key, key + "\nrestart_grace = \"45s\""}, []string{"cluster.restart_grace"}, false},
 		{[]string{key + "\n", etcdSection, "[timers]", "[timers]\ntable_grace = \"5s\""}, []string{"cluster.backend", "cluster.etcd", "timers"}, true},
 		{[]string{"seed = 7", "seed = 7\nfall = 5"}, []string{"cluster.polling"}, true},
 	} {

@@ -293,7 +293,7 @@ const (
 	MinWeight             = 1   // 0 would be a drain, which has its own verb
 	MaxWeight             = 10000
 	MaxSlowStart          = time.Hour
-	DefaultRestartGrace   = time.Minute
+	DefaultRestartGrace   = 30 * time.Second
 	MinRestartGrace       = time.Second
 	MaxRestartGrace       = 10 * time.Minute // cluster.MaxRestartHold
 	MinSlowStart          = time.Second
