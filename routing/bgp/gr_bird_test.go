@@ -337,3 +337,83 @@ func TestGracefulRestartBIRDLateNeighbor(t *testing.T) {
 		}
 	}
 }
+
+// TestGracefulRestartBIRDLateNeighborOtherLost: as
+// TestGracefulRestartBIRDLateNeighbor, but the first router is lost (hold
+// timer: a link flap soon after an upgrade) before the late second one
+// comes back, and comes back after it. GoBGP made the second router's
+// session, configured as restarting again, wait for the lost router's
+// End-of-RIB: for the 30 s deferral time the second router kept our stale
+// routes and got none of our updates (the lab saw a drain not reach it).
+// A withdrawal made as the second router's session comes back must reach
+// it within seconds. Within the restart time, the second router must also
+// keep the route throughout and end its helper restart at our End-of-RIB;
+// after it, when the first router is lost after the restart time, the
+// second router's session is a plain one.
+func TestGracefulRestartBIRDLateNeighborOtherLost(t *testing.T) {
+	requireBinary(t, "bird")
+	for _, c := range []struct {
+		name    string
+		restart time.Duration // the restart time
+		after   bool          // the first router is lost after the restart time
+	}{
+		{"within the restart time", 60 * time.Second, false},
+		{"after the restart time", 4 * time.Second, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const hold = 3 * time.Second
+			spk := netnstest.New(t, "gs")
+			rs, neighbors, local := startBirdRouters(t, spk, 2, hold)
+			cfg := Config{
+				ASN: speakerASN, RouterID: netip.MustParseAddr("10.255.0.3"), ListenPort: -1,
+				NextHop4:        local,
+				Neighbors:       neighbors,
+				GracefulRestart: GracefulRestart{Enabled: true, RestartTime: c.restart},
+				VIPs:            []VIPRoute{{vip4, attrsFull}, {vip4b, RouteAttrs{}}},
+			}
+			both := []routing.Route{{Prefix: vip4}, {Prefix: vip4b}}
+			old := startHelperIn(t, spk, cfg, false, nil)
+			eventually(t, 30*time.Second, "the VIPs in both routers' kernels", func() bool {
+				return rs[0].inKernel(vip4) && rs[1].inKernel(vip4) && rs[0].inKernel(vip4b) && rs[1].inKernel(vip4b)
+			})
+			kw := rs[1].ns.WatchRouteDeletions(t)
+
+			if err := old.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 10*time.Second, "both sessions down (helper mode)", func() bool { return !rs[0].established() && !rs[1].established() })
+			rs[1].blackhole(t, spk, true)
+			h := startHelperIn(t, spk, cfg, true, both)
+			started := time.Now()
+			eventually(t, 30*time.Second, "the first router's restart done", func() bool { return len(rs[0].grTrace(t)) == 2 })
+			time.Sleep(time.Second) // the second router is configured as restarting again
+			if c.after {
+				time.Sleep(time.Until(started.Add(c.restart + time.Second)))
+			}
+			rs[0].blackhole(t, spk, true)
+			eventually(t, 3*hold, "the first router's session lost", func() bool { return !rs[0].established() })
+			time.Sleep(time.Second) // the speaker's hold timer too
+			rs[1].blackhole(t, spk, false)
+			eventually(t, 30*time.Second, "the second router's session up again", func() bool { return rs[1].established() })
+			back := time.Now()
+			rs[0].blackhole(t, spk, false)
+			h.setRoutes(t, []routing.Route{{Prefix: vip4}})
+			const within = 5 * time.Second // the deferral time is 30 s
+			eventually(t, within, "the withdrawal of "+vip4b.String()+" at the second router", func() bool { return !rs[1].inKernel(vip4b) })
+			t.Logf("the withdrawal reached the second router %v after its session came back", time.Since(back).Round(time.Millisecond))
+			eventually(t, within, "the second router with "+vip4.String(), func() bool { return rs[1].inKernel(vip4) })
+			eventually(t, 30*time.Second, "the first router back, without "+vip4b.String(), func() bool {
+				return rs[0].established() && rs[0].inKernel(vip4) && !rs[0].inKernel(vip4b)
+			})
+			if c.after {
+				return // the helpers dropped our routes at the restart time
+			}
+			if n := kw.Of(vip4); n != 0 {
+				t.Errorf("the second router: %s left the kernel %d times, want never", vip4, n)
+			}
+			if gr := rs[1].grTrace(t); !slices.Equal(gr, grDone) {
+				t.Errorf("the second router's graceful-restart trace = %q, want %q", gr, grDone)
+			}
+		})
+	}
+}
