@@ -40,7 +40,8 @@
 #   a native XDP peer takes is 3506); ROUTER_IGNOREMTU=1 sets ignoremtu on
 #   the routers (a patched BIRD); NODE_IGNOREMTU=1 on the nodes;
 #   GUARD_TIMEOUT the guard's bound (ospf mode, default 10s); NO_START=1
-#   builds the lab but starts no node BIRD (a test starts them itself).
+#   builds the lab but starts no node BIRD (a test starts them itself);
+#   VIPD_FLAGS more flags for every vipd (e.g. -log-level debug).
 # The nodes' vipd configs are written by `labtool conf` (examples/lab/labconf),
 # the same code the end-to-end tests use. Nothing here touches the host's own
 # interfaces, routes or sysctls.
@@ -307,7 +308,7 @@ start_guard() {
 
 start_vipd() {
 	local n=$1
-	ip netns exec "$(ns "$n")" "$BIN/vipd" -c "$RUN/$n.toml" >>"$RUN/$n-vipd.log" 2>&1 &
+	ip netns exec "$(ns "$n")" "$BIN/vipd" ${VIPD_FLAGS:-} -c "$RUN/$n.toml" >>"$RUN/$n-vipd.log" 2>&1 &
 	echo $! >"$RUN/$n-vipd.pid"
 }
 

@@ -55,6 +55,9 @@ func newLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	l := &lab{t: t, name: netnstest.UniqueName("lb"), run: t.TempDir(), bin: bin, mode: labconf.ModeBGP}
+	if *vipdFlags != "" {
+		l.env = append(l.env, "VIPD_FLAGS="+*vipdFlags)
+	}
 	l.birds = map[string]*birdCLI{}
 	for _, r := range labconf.Routers {
 		l.birds[r.Name] = &birdCLI{path: filepath.Join(l.run, r.Name+"-bird.ctl")}
@@ -440,6 +443,10 @@ func TestLabUpgradeRestart(t *testing.T) {
 		t.Errorf("n2 served no connection: %v", res.ByBackend)
 	}
 }
+
+// vipdFlags are more flags for every vipd of a lab test, e.g. "-log-level
+// debug" to see GoBGP's decisions in the logs -e2e.keep copies.
+var vipdFlags = flag.String("e2e.vipdflags", "", "more flags for every vipd a lab test starts (e.g. -log-level debug)")
 
 // keepDir is where a failed test's whole vipd logs are copied (-e2e.keep):
 // the failure message holds only their tails, and the lab's run directory

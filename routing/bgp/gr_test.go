@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -33,7 +34,8 @@ const (
 // upgrade (the kernel closes its sessions, no Cease is sent), or a fresh
 // speaker next to the one under test (TestReloadEqualsFreshStart). It
 // announces every VIP of its config (or the routes of envHelperRoutes),
-// prints READY and waits to be killed.
+// prints READY, then sets the routes each line of its stdin lists (JSON,
+// as envHelperRoutes), printing SET or ERR, and waits to be killed.
 func TestHelperSpeaker(t *testing.T) {
 	raw := os.Getenv(envHelperConfig)
 	if raw == "" {
@@ -64,26 +66,66 @@ func TestHelperSpeaker(t *testing.T) {
 		os.Exit(2)
 	}
 	fmt.Println("READY")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var rs []routing.Route
+		err := json.Unmarshal(in.Bytes(), &rs)
+		if err == nil {
+			_, err = s.SetRoutes(context.Background(), rs)
+		}
+		if err != nil {
+			fmt.Println("ERR", err)
+			continue
+		}
+		fmt.Println("SET")
+	}
 	select {}
+}
+
+// helperSpeaker is a TestHelperSpeaker child process.
+type helperSpeaker struct {
+	*exec.Cmd
+	in    io.WriteCloser
+	lines chan string // its stdout after READY
+}
+
+// setRoutes makes the child announce exactly routes and waits until it has.
+func (h *helperSpeaker) setRoutes(t *testing.T, routes []routing.Route) {
+	t.Helper()
+	raw, err := json.Marshal(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(h.in, "%s\n", raw); err != nil {
+		t.Fatalf("writing to the helper speaker: %v", err)
+	}
+	select {
+	case l, ok := <-h.lines:
+		if !ok || l != "SET" {
+			t.Fatalf("helper speaker setting %s: %q", raw, l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("helper speaker setting %s: no answer after 10s", raw)
+	}
 }
 
 // startHelper runs TestHelperSpeaker with cfg in a child process and
 // returns once it announced its routes. The child is killed at the end of
 // the test if it still runs.
-func startHelper(t *testing.T, cfg Config, restarting bool) *exec.Cmd {
+func startHelper(t *testing.T, cfg Config, restarting bool) *helperSpeaker {
 	t.Helper()
 	return startHelperRoutes(t, cfg, restarting, nil)
 }
 
 // startHelperRoutes is startHelper announcing routes (nil: every VIP).
-func startHelperRoutes(t *testing.T, cfg Config, restarting bool, routes []routing.Route) *exec.Cmd {
+func startHelperRoutes(t *testing.T, cfg Config, restarting bool, routes []routing.Route) *helperSpeaker {
 	t.Helper()
 	return startHelperIn(t, nil, cfg, restarting, routes)
 }
 
 // startHelperIn is startHelperRoutes in network namespace ns (nil: this
 // process' namespace).
-func startHelperIn(t *testing.T, ns *netnstest.NS, cfg Config, restarting bool, routes []routing.Route) *exec.Cmd {
+func startHelperIn(t *testing.T, ns *netnstest.NS, cfg Config, restarting bool, routes []routing.Route) *helperSpeaker {
 	t.Helper()
 	raw, err := json.Marshal(cfg)
 	if err != nil {
@@ -111,6 +153,10 @@ func startHelperIn(t *testing.T, ns *netnstest.NS, cfg Config, restarting bool, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting helper speaker: %v", err)
 	}
@@ -125,12 +171,17 @@ func startHelperIn(t *testing.T, ns *netnstest.NS, cfg Config, restarting bool, 
 	})
 	sc := bufio.NewScanner(out)
 	ready := make(chan bool, 1)
+	h := &helperSpeaker{Cmd: cmd, in: in, lines: make(chan string, 16)}
 	go func() {
+		defer close(h.lines)
 		for sc.Scan() {
 			if sc.Text() == "READY" {
 				ready <- true
-				return
+				break
 			}
+		}
+		for sc.Scan() {
+			h.lines <- sc.Text()
 		}
 		ready <- false
 	}()
@@ -142,7 +193,7 @@ func startHelperIn(t *testing.T, ns *netnstest.NS, cfg Config, restarting bool, 
 	case <-time.After(30 * time.Second):
 		t.Fatal("helper speaker not READY after 30s")
 	}
-	return cmd
+	return h
 }
 
 // ribSampler polls a peer's view of one prefix every ~10 ms until stopped

@@ -183,70 +183,102 @@ func (s *Speaker) restartTime() time.Duration {
 const lateRestarterPoll = 50 * time.Millisecond
 
 // keepRestarting keeps a restart graceful for the neighbors whose session
-// comes up late. GoBGP ends its restart (LocalRestarting false on every
-// neighbor) as soon as every neighbor *established* so far has sent its
-// End-of-RIB: a neighbor still connecting then gets an OPEN without the
-// Restart State and Forwarding State bits, and a helper such as BIRD
-// flushes our stale routes at once and relearns them from the UPDATE that
-// follows, a flap at that router (seen with two routers: the second
-// session came up 0.45 s after the first). So, until every neighbor is
-// established or the restart time has passed, a neighbor that is not
-// established once GoBGP has ended its restart is configured again as
-// restarting. It has no session to tear down; a connection caught in
-// OpenSent gets a Cease, which does not end a helper's restart.
+// comes up late, without letting one of them hold our routes back.
+//
+// GoBGP ends its restart (LocalRestarting false on every neighbor) as soon
+// as every neighbor *established* so far has sent its End-of-RIB: a
+// neighbor still connecting then gets an OPEN without the Restart State and
+// Forwarding State bits, and a helper such as BIRD flushes our stale routes
+// at once and relearns them from the UPDATE that follows, a flap at that
+// router (seen with two routers: the second session came up 0.45 s after
+// the first). So, until every neighbor is established and out of the
+// restart, or the restart time has passed, a neighbor that is not
+// established and not configured as restarting is configured again as
+// restarting. It has no session to tear
+// down; a connection caught in OpenSent gets a Cease, which does not end a
+// helper's restart.
+//
+// That covers a neighbor whose session went down after the restart ended,
+// too (a link flap soon after an upgrade), and it must: a restarting
+// neighbor sends nothing until every neighbor GoBGP knows has sent its
+// End-of-RIB, and GoBGP counts a neighbor that is down but had a graceful
+// restart session as one still to send it, and looks again only when a
+// restarting neighbor's End-of-RIB arrives. Left alone, the restarting
+// neighbor waits for the deferral time (30 s), its router holding our
+// stale routes and no withdrawal (a drain) reaching it. A neighbor
+// configured again starts with no session behind it, which GoBGP does not
+// wait for.
+//
+// When the restart time has passed, the helpers have dropped our routes:
+// a neighbor still configured as restarting is configured again as a
+// plain one, or it would wait, when it comes up, for neighbors that are no
+// longer kept as restarting here.
 func (s *Speaker) keepRestarting(within time.Duration) {
 	deadline := time.Now().Add(within)
-	byAddr := make(map[string]Neighbor, len(s.cfg.Neighbors))
-	for _, n := range s.cfg.Neighbors {
-		byAddr[n.Address.String()] = n
-	}
 	for time.Now().Before(deadline) {
 		time.Sleep(lateRestarterPoll)
-		s.mu.Lock()
-		if s.stopped {
-			s.mu.Unlock()
+		done, ok := s.reconfigureLate(true)
+		if !ok || done {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		restarting, late := false, []string{}
-		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-			if p.Conf == nil {
-				return
-			}
-			if p.GracefulRestart != nil && p.GracefulRestart.LocalRestarting {
-				restarting = true
-			}
-			if p.State == nil || p.State.SessionState != api.PeerState_ESTABLISHED {
-				late = append(late, p.Conf.NeighborAddress)
-			}
-		})
-		switch {
-		case err != nil:
-			s.log.Warn("reading neighbors during a graceful restart", "reason", err)
-		case len(late) == 0:
-			cancel()
-			s.mu.Unlock()
-			return // every neighbor had a restarting OPEN
-		case !restarting:
-			for _, a := range late {
-				n, ok := byAddr[a]
-				if !ok {
-					continue
-				}
-				if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: a}); err != nil {
-					s.log.Warn("reconfiguring a late neighbor as restarting", "neighbor", a, "reason", err)
-					continue
-				}
-				if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConf(n, true)}); err != nil {
-					s.log.Warn("reconfiguring a late neighbor as restarting", "neighbor", a, "reason", err)
-					continue
-				}
-				s.log.Info("neighbor not up when the restart ended: configured as restarting again, so it keeps our routes", "neighbor", a)
-			}
-		}
-		cancel()
-		s.mu.Unlock()
 	}
+	s.reconfigureLate(false)
+}
+
+// reconfigureLate configures every neighbor that is not established and
+// whose restarting flag is not restarting again with it. done: every
+// neighbor is established and out of the restart (one still in it waits
+// for the others' End-of-RIB: if one of them went down now, it would be
+// the case above); ok false: the speaker stopped.
+func (s *Speaker) reconfigureLate(restarting bool) (done, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var (
+		wrong   []string
+		pending int // not established, or still restarting
+	)
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.Conf == nil {
+			return
+		}
+		inRestart := p.GracefulRestart != nil && p.GracefulRestart.LocalRestarting
+		up := p.State != nil && p.State.SessionState == api.PeerState_ESTABLISHED
+		if !up || inRestart {
+			pending++
+		}
+		if !up && inRestart != restarting {
+			wrong = append(wrong, p.Conf.NeighborAddress)
+		}
+	})
+	if err != nil {
+		s.log.Warn("reading neighbors during a graceful restart", "reason", err)
+		return false, true
+	}
+	for _, a := range wrong {
+		i := slices.IndexFunc(s.cfg.Neighbors, func(n Neighbor) bool { return n.Address.String() == a })
+		if i < 0 {
+			continue
+		}
+		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: a}); err != nil {
+			s.log.Warn("reconfiguring a late neighbor", "neighbor", a, "restarting", restarting, "reason", err)
+			continue
+		}
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConf(s.cfg.Neighbors[i], restarting)}); err != nil {
+			s.log.Warn("reconfiguring a late neighbor", "neighbor", a, "restarting", restarting, "reason", err)
+			continue
+		}
+		if restarting {
+			s.log.Info("neighbor not up while the restart runs: configured as restarting again, so it keeps our routes", "neighbor", a)
+		} else {
+			s.log.Info("neighbor not up when the restart time passed: configured as not restarting", "neighbor", a)
+		}
+	}
+	return pending == 0, true
 }
 
 // Policy and defined-set names installed by setPolicies.
