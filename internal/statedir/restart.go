@@ -43,13 +43,7 @@ func (d *Dir) WriteRestart(healthy []netip.Addr, until, at time.Time) error {
 		f.Healthy = []netip.Addr{}
 	}
 	slices.SortFunc(f.Healthy, netip.Addr.Compare)
-	data, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding the restart record: %w", err)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return writeAtomic(d.path, RestartFile, data)
+	return d.writeJSON(RestartFile, "the restart record", f)
 }
 
 // TakeRestart returns the upgrade exit's record and removes it, so only

@@ -299,13 +299,19 @@ func (d *Dir) WriteRoutes(routes []routing.Route, at time.Time) error {
 	for _, r := range routes {
 		f.Routes = append(f.Routes, routeJSON{Prefix: r.Prefix, Draining: r.Draining})
 	}
-	data, err := json.MarshalIndent(f, "", "  ")
+	return d.writeJSON(RoutesFile, "routes", f)
+}
+
+// writeJSON writes v, indented, as the file name, atomically and durably;
+// what names v in the error.
+func (d *Dir) writeJSON(name, what string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encoding routes: %w", err)
+		return fmt.Errorf("encoding %s: %w", what, err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return writeAtomic(d.path, RoutesFile, data)
+	return writeAtomic(d.path, name, data)
 }
 
 // Bound returns the addresses a previous vipd recorded as put on lo by it
@@ -323,13 +329,7 @@ func (d *Dir) WriteBound(addrs []netip.Addr, at time.Time) error {
 		f.Addresses = []netip.Addr{}
 	}
 	slices.SortFunc(f.Addresses, netip.Addr.Compare)
-	data, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding bound addresses: %w", err)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return writeAtomic(d.path, BoundFile, data)
+	return d.writeJSON(BoundFile, "bound addresses", f)
 }
 
 func (d *Dir) readBound() ([]netip.Addr, bool, error) {
