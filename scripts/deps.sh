@@ -3,7 +3,7 @@
 # does nothing (not even apt-get update) when everything is already there.
 set -euo pipefail
 pkgs=(clang llvm libbpf-dev bpftool bird2 gobgpd frr iproute2 ethtool tcpdump
-      iputils-ping procps psmisc etcd-server etcd-client
+      iputils-ping procps psmisc etcd-server etcd-client nftables
       # building the ignoremtu-patched BIRD (make bird-ignoremtu)
       dpkg-dev flex bison autoconf libssh-gcrypt-dev libreadline-dev libncurses-dev
       # the .deb and its checks (make package, package-test; scripts/package-check.sh)

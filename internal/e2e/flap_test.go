@@ -39,32 +39,11 @@ func TestLabLinkFlapAfterRestart(t *testing.T) {
 		name string
 		do   func(l *lab) // ends with both sessions up
 	}{
-		{"flap", flap},
+		// Kept to two cases (CI's time): a flap, an upgrade and a flap as
+		// the first session returns, and two upgrades then a flap passed
+		// on the old code too (timing decides), and TestLabProperty draws
+		// upgrades and link flaps at random.
 		{"upgrade then flap", func(l *lab) {
-			l.upgrade(node)
-			l.waitSessions(node, 30*time.Second)
-			time.Sleep(2 * time.Second)
-			flap(l)
-		}},
-		{"upgrade and flap as the first session returns", func(l *lab) {
-			l.upgrade(node)
-			l.waitFor("a session of "+node+" up after the upgrade", 30*time.Second, func() bool {
-				st, err := l.apiStatus(node)
-				if err != nil {
-					return false
-				}
-				for _, p := range st.Peers {
-					if p.Up {
-						return true
-					}
-				}
-				return false
-			})
-			flap(l)
-		}},
-		{"two upgrades then flap", func(l *lab) {
-			l.upgrade(node)
-			l.waitSessions(node, 30*time.Second)
 			l.upgrade(node)
 			l.waitSessions(node, 30*time.Second)
 			time.Sleep(2 * time.Second)
