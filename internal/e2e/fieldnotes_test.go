@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -102,19 +103,38 @@ func TestLabFieldNotes(t *testing.T) {
 		// Warm the paths first (neighbours resolved after the idle
 		// subtest before): what is measured is local delivery.
 		endLoadsAfter(t, l, "warm", 0, 2*time.Second)
-		res, bs := endLoadsAfter(t, l, "local", 6, 5*time.Second)
+		// A node delivers locally only the flows the router sends it
+		// whose row it is the primary of: ~1 in 9 of ~40 connections a
+		// round, so one round misses a node ~1% of the time. Up to three
+		// rounds, until every node has; every round must break nothing.
+		served := map[string]int{}
+		for round := 1; round <= 3; round++ {
+			res, bs := endLoadsAfter(t, l, fmt.Sprintf("local%d", round), 6, 5*time.Second)
+			if res.Broken != 0 {
+				t.Errorf("round %d: %d broken connections with accept_local=0, want 0: %v", round, res.Broken, causes(bs))
+			}
+			for n, c := range res.ByBackend {
+				served[n] += c
+			}
+			missing := 0
+			for _, n := range nodeNames {
+				if l.status(n).Dataplane.Counters["director_local_pass"] == before[n] {
+					missing++
+				}
+			}
+			if missing == 0 {
+				break
+			}
+		}
 		for _, n := range nodeNames {
 			local := l.status(n).Dataplane.Counters["director_local_pass"] - before[n]
 			t.Logf("%s: %d packets delivered locally by its director (accept_local=0)", n, local)
 			if local == 0 {
-				t.Errorf("%s delivered no packet locally: the note's path was not exercised", n)
+				t.Errorf("%s delivered no packet locally in three rounds: the note's path was not exercised", n)
 			}
-			if res.ByBackend[n] == 0 {
-				t.Errorf("no connection served by %s: %v", n, res.ByBackend)
+			if served[n] == 0 {
+				t.Errorf("no connection served by %s: %v", n, served)
 			}
-		}
-		if res.Broken != 0 {
-			t.Errorf("%d broken connections with accept_local=0, want 0: %v", res.Broken, causes(bs))
 		}
 	})
 	l.t = t
