@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/vipd/vipd/internal/statedir"
 	"net/netip"
 	"os"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/cluster/etcd"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/statedir"
 	"github.com/vipd/vipd/vip"
 )
 

@@ -150,7 +150,7 @@ type Daemon struct {
 	restoredNode bool
 	// restart is what the upgrade exit before this start left
 	// (statedir.RestartFile; zero if none).
-	restart statedir.Restart
+	restart      statedir.Restart
 	restoredVIPs map[netip.Addr]bool
 	// members is the latest view of every member (signature status,
 	// rejections, digests), kept across reloads and source restarts;

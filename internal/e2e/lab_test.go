@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"flag"
-	"github.com/cilium/ebpf/rlimit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 
 	"github.com/vipd/vipd/examples/lab/labconf"
