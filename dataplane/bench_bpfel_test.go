@@ -16,17 +16,19 @@ import (
 type benchFrame struct {
 	_    structs.HostLayout
 	Len  uint32
-	Data [256]uint8
+	Pad  uint32
+	Data [32]uint64
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	benchMapBenchFrame  = "bench_frame"
-	benchMapBenchProgs  = "bench_progs"
-	benchProgBenchEmpty = "bench_empty"
-	benchProgBenchWrap  = "bench_wrap"
+	benchMapBenchFrame     = "bench_frame"
+	benchMapBenchProgs     = "bench_progs"
+	benchProgBenchEmpty    = "bench_empty"
+	benchProgBenchWrap     = "bench_wrap"
+	benchProgBenchWrapFull = "bench_wrap_full"
 )
 
 // loadBench returns the embedded CollectionSpec for bench.
@@ -71,8 +73,9 @@ type benchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type benchProgramSpecs struct {
-	BenchEmpty *ebpf.ProgramSpec `ebpf:"bench_empty"`
-	BenchWrap  *ebpf.ProgramSpec `ebpf:"bench_wrap"`
+	BenchEmpty    *ebpf.ProgramSpec `ebpf:"bench_empty"`
+	BenchWrap     *ebpf.ProgramSpec `ebpf:"bench_wrap"`
+	BenchWrapFull *ebpf.ProgramSpec `ebpf:"bench_wrap_full"`
 }
 
 // benchMapSpecs contains maps before they are loaded into the kernel.
@@ -130,14 +133,16 @@ type benchVariables struct {
 //
 // It can be passed to loadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type benchPrograms struct {
-	BenchEmpty *ebpf.Program `ebpf:"bench_empty"`
-	BenchWrap  *ebpf.Program `ebpf:"bench_wrap"`
+	BenchEmpty    *ebpf.Program `ebpf:"bench_empty"`
+	BenchWrap     *ebpf.Program `ebpf:"bench_wrap"`
+	BenchWrapFull *ebpf.Program `ebpf:"bench_wrap_full"`
 }
 
 func (p *benchPrograms) Close() error {
 	return _BenchClose(
 		p.BenchEmpty,
 		p.BenchWrap,
+		p.BenchWrapFull,
 	)
 }
 
