@@ -8,7 +8,7 @@ rc=0
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { echo "\$ $*"; "$@" || rc=1; }
 
-section "XDP program: ns/packet vs a parse-and-pass baseline (frame restored before every run)"
+section "XDP program: ns/packet vs a parse-and-pass baseline (frame restored before every run: the changed words; full-restore-x-baseline: the whole frame)"
 run go test -count=1 -run '^$' -bench 'BenchmarkXDP' -benchtime 100x ./dataplane/
 section "Forwarding tables: build time, balance and disruption vs ideal 1/N"
 run go test -count=1 -run 'TestTableReport' -v -bench 'BuildTable|TableUpdate' ./dataplane/
