@@ -55,13 +55,7 @@ import (
 //
 // b.N is the number of rounds (at least 15).
 func BenchmarkXDP(b *testing.B) {
-	r := newRig(b)
-	var bo benchObjects
-	must(b, loadBenchObjects(&bo, nil))
-	b.Cleanup(func() { bo.Close() })
-	var base baselineObjects
-	must(b, loadBaselineObjects(&base, nil))
-	b.Cleanup(func() { base.Close() })
+	r, bo, base := newBenchRig(b)
 
 	cases := benchCases(b, r)
 	ack4, baseFrame := cases[3].frame, cases[0].frame
@@ -76,7 +70,7 @@ func BenchmarkXDP(b *testing.B) {
 				prog = base.BaselineXdp
 			}
 			x := timed{r: r, prog: prog, frame: c.frame}
-			if err := x.check(&bo, c.wantCode); err != nil {
+			if err := x.check(bo, c.wantCode); err != nil {
 				b.Fatalf("%s: %v", c.name, err)
 			}
 			bl := timed{r: r, prog: base.BaselineXdp, frame: baseFrame, times: baselineTimes}
@@ -84,10 +78,10 @@ func BenchmarkXDP(b *testing.B) {
 			// back (bpf/bench.c), in the same rounds.
 			xFull, blFull := x, bl
 			xFull.full, blFull.full = true, true
-			if err := xFull.check(&bo, c.wantCode); err != nil {
+			if err := xFull.check(bo, c.wantCode); err != nil {
 				b.Fatalf("%s, full restore: %v", c.name, err)
 			}
-			net := measure(b, &bo, max(b.N, 15), []timed{x, bl, xFull, blFull})
+			net := measure(b, bo, max(b.N, 15), []timed{x, bl, xFull, blFull})
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(net[0], "ns/pkt")
 			b.ReportMetric(net[1], "baseline-ns/pkt")
@@ -116,17 +110,17 @@ func BenchmarkXDP(b *testing.B) {
 		items = append(items, timed{r: r, prog: r.objs.VipdXdp, frame: ack4},
 			timed{r: r, prog: base.BaselineXdp, frame: baseFrame, times: baselineTimes}, timed{r: r, prog: bo.BenchEmpty, frame: ack4}, general, noCache)
 		for i, it := range items[:5] {
-			if err := it.check(&bo, xdpPass); err != nil {
+			if err := it.check(bo, xdpPass); err != nil {
 				b.Fatalf("stage %d: %v", i+1, err)
 			}
 		}
-		if err := noCache.check(&bo, xdpTX); err != nil {
+		if err := noCache.check(bo, xdpTX); err != nil {
 			b.Fatalf("without the VIP cache: %v", err)
 		}
-		if err := general.check(&bo, xdpTX); err != nil {
+		if err := general.check(bo, xdpTX); err != nil {
 			b.Fatalf("without the fast parse: %v", err)
 		}
-		net := measure(b, &bo, max(b.N, 15), items)
+		net := measure(b, bo, max(b.N, 15), items)
 		empty := net[7]
 		names := []string{"parse", "hash+vip-lookup", "table+backend", "next-hop", "adjust-head", "outer-headers"}
 		prev := empty
@@ -177,11 +171,11 @@ func BenchmarkXDP(b *testing.B) {
 			if i%(2*rigs) < rigs && i < 4*rigs {
 				want = xdpTX
 			}
-			if err := it.check(&bo, want); err != nil {
+			if err := it.check(bo, want); err != nil {
 				b.Fatalf("item %d: %v", i, err)
 			}
 		}
-		net := measure(b, &bo, max(b.N, 15), items)
+		net := measure(b, bo, max(b.N, 15), items)
 		mean := func(xs []float64) float64 {
 			var sum float64
 			for _, x := range xs {
@@ -201,6 +195,18 @@ func BenchmarkXDP(b *testing.B) {
 		b.ReportMetric(encap16/net[len(net)-1], "encap-16k-x-baseline")
 		b.ReportMetric(slices.Max(net[0:rigs])/slices.Min(net[0:rigs]), "rig-spread")
 	})
+}
+
+// newBenchRig is a rig with the bench's wrappers and the baseline loaded.
+func newBenchRig(t testing.TB) (*rig, *benchObjects, *baselineObjects) {
+	r := newRig(t)
+	var bo benchObjects
+	must(t, loadBenchObjects(&bo, nil))
+	t.Cleanup(func() { bo.Close() })
+	var base baselineObjects
+	must(t, loadBaselineObjects(&base, nil))
+	t.Cleanup(func() { base.Close() })
+	return r, &bo, &base
 }
 
 // benchCase is one path BenchmarkXDP times.
@@ -245,13 +251,7 @@ func benchCases(t testing.TB, r *rig) []benchCase {
 // BenchmarkXDP prints rests on it, and the bench itself does not run in
 // CI.
 func TestBenchWrappers(t *testing.T) {
-	r := newRig(t)
-	var bo benchObjects
-	must(t, loadBenchObjects(&bo, nil))
-	t.Cleanup(func() { bo.Close() })
-	var base baselineObjects
-	must(t, loadBaselineObjects(&base, nil))
-	t.Cleanup(func() { base.Close() })
+	r, bo, base := newBenchRig(t)
 	for _, c := range benchCases(t, r) {
 		for _, full := range []bool{false, true} {
 			prog := r.objs.VipdXdp
@@ -262,7 +262,7 @@ func TestBenchWrappers(t *testing.T) {
 				setFilterFlag(t, r, false)
 			}
 			x := timed{r: r, prog: prog, frame: c.frame, full: full}
-			if err := x.check(&bo, c.wantCode); err != nil {
+			if err := x.check(bo, c.wantCode); err != nil {
 				t.Errorf("%s (full restore %v): %v", c.name, full, err)
 			}
 			if c.noFilter {
