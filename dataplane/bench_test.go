@@ -58,7 +58,7 @@ func BenchmarkXDP(b *testing.B) {
 	r, bo, base := newBenchRig(b)
 
 	cases := benchCases(b, r)
-	ack4, baseFrame := cases[3].frame, cases[0].frame
+	ack4, baseFrame := caseFrame(b, cases, "director encap TCP ACK"), caseFrame(b, cases, "baseline")
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			if c.noFilter {
@@ -218,8 +218,7 @@ type benchCase struct {
 	noFilter bool
 }
 
-// benchCases are BenchmarkXDP's paths; the first is the non-VIP pass (its
-// frame is the baseline's), the fourth the IPv4 TCP ACK encapsulation.
+// benchCases are BenchmarkXDP's paths.
 func benchCases(t testing.TB, r *rig) []benchCase {
 	hops := []netip.Addr{be4a}
 	ack4 := tcpFrame(t, 0, client4, 40001, vipTCP, 80, ack)
@@ -245,6 +244,18 @@ func benchCases(t testing.TB, r *rig) []benchCase {
 		{"probe answer", probeFrame(dir4, node4, 40008, testGUEPort, 1, 0, 0), xdpTX, false},
 		{"baseline", baseFrame, xdpPass, false},
 	}
+}
+
+// caseFrame is the frame of the case named name.
+func caseFrame(t testing.TB, cases []benchCase, name string) []byte {
+	t.Helper()
+	for _, c := range cases {
+		if c.name == name {
+			return c.frame
+		}
+	}
+	t.Fatalf("no bench case %q", name)
+	return nil
 }
 
 // TestBenchWrappers holds both of the bench's wrappers (bpf/bench.c) to
